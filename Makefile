@@ -1,0 +1,102 @@
+# notifyd — build, test, run, install.
+#
+#   make             build bin/notifyd and bin/notifyctl
+#   make run         install missing dependencies, build, run notifyd in the foreground
+#   make test        install missing dependencies, build, run every test
+#   make SANITIZE=1  the same with ASan + UBSan, built in build/sanitize/
+#   make install     PREFIX=/usr/local DESTDIR=
+#   make bench       the benchmarks in bench/
+
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+SBINDIR   ?= $(PREFIX)/sbin
+MANDIR    ?= $(PREFIX)/share/man
+DESTDIR   ?=
+
+CC        ?= cc
+PKGS      := sqlite3 jansson inih
+CFLAGS    ?= -O2 -g
+WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARNINGS) $(CFLAGS) \
+             -Icore -I$(OUT)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+ifeq ($(SANITIZE),1)
+OUT       := build/sanitize
+BIN       := build/sanitize/bin
+CFLAGS    += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDFLAGS   += -fsanitize=address,undefined
+else
+OUT       := build/default
+BIN       := bin
+endif
+
+CORE_SRC  := $(sort $(wildcard core/*.c))
+CORE_OBJ  := $(CORE_SRC:%.c=$(OUT)/%.o) $(OUT)/gen/embedded_sql.o
+SQL       := $(sort $(wildcard sql/*.sql))
+MAN       := $(wildcard man/*.[1-8])
+UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
+
+.PHONY: all deps test-deps run test unit integration lint-man install clean bench
+
+all: deps $(BIN)/notifyd $(BIN)/notifyctl
+
+deps:
+	@sh tools/bootstrap.sh build
+
+test-deps:
+	@sh tools/bootstrap.sh test
+
+$(OUT)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(OUT)/gen/embedded_sql.c: $(SQL) tools/embed.sh
+	@mkdir -p $(@D)
+	sh tools/embed.sh embedded_sql $(SQL) > $@.tmp && mv $@.tmp $@
+
+$(OUT)/gen/%.o: $(OUT)/gen/%.c
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(OUT)/libnotifyd.a: $(CORE_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/notifyd: $(OUT)/cmd/notifyd/main.o $(OUT)/libnotifyd.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/notifyctl: $(OUT)/cmd/notifyctl/main.o $(OUT)/libnotifyd.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/tests/%: tests/unit/%.c $(OUT)/libnotifyd.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $^ \
+	    $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+run: deps $(BIN)/notifyd $(BIN)/notifyctl
+	@echo "notifyd: data in ./var; in another terminal try:"
+	@echo "  $(BIN)/notifyctl send --user alice --type message --title 'Hello' --body 'It works'"
+	@echo "  $(BIN)/notifyctl list --user alice"
+	exec $(BIN)/notifyd --data-dir ./var
+
+test: test-deps $(BIN)/notifyd $(BIN)/notifyctl $(UNIT_BIN)
+	@BIN=$(BIN) OUT=$(OUT) sh tests/run.sh
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(BIN)/notifyd $(DESTDIR)$(SBINDIR)/notifyd
+	install -m 755 $(BIN)/notifyctl $(DESTDIR)$(BINDIR)/notifyctl
+	for m in $(MAN); do \
+	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
+
+bench: all
+	@for b in bench/*.sh; do [ -e "$$b" ] && sh "$$b"; done; true
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

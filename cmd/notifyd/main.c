@@ -1,0 +1,265 @@
+/* notifyd — the notification server: flags, config, start and stop of the services. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "config.h"
+#include "control.h"
+#include "log.h"
+#include "proto.h"
+#include "store.h"
+
+#define EXIT_USAGE 2
+
+static void
+usage(FILE *f)
+{
+	char def[PATH_MAX], env[128];
+	fprintf(f, "usage: notifyd [--config FILE] [--data-dir DIR] [--http HOST:PORT]\n"
+	    "               [--smtp HOST:PORT] [--socket PATH] [-v] [--print-config]\n"
+	    "               [--version] [--help]\n\n"
+	    "options:\n"
+	    "  --config FILE     read settings from FILE (INI); also NOTIFYD_CONFIG\n");
+	for (const struct config_key *k = config_keys; k->name; k++)
+		if (k->flag != NULL) {
+			char left[64];
+			snprintf(left, sizeof left, "--%s %s", k->flag, k->metavar);
+			fprintf(f, "  %-17s %s ([%s] %s)\n", left, k->help, k->section, k->name);
+		}
+	fprintf(f, "  -v, --verbose     log at debug level\n"
+	    "  --print-config    print the settings in effect as a config file and exit\n"
+	    "  --version         print the version and exit\n"
+	    "  --help            print this help and exit\n\n"
+	    "settings (config file [section] key, environment variable, default):\n");
+	for (const struct config_key *k = config_keys; k->name; k++) {
+		config_default(k, def, sizeof def);
+		config_env_name(k, env, sizeof env);
+		fprintf(f, "  [%s] %s\n      %s (%s; default %s)\n", k->section, k->name,
+		    k->help, env, *def ? def : "unset");
+	}
+	fprintf(f, "\nprecedence: defaults < config file < environment < flags. "
+	    "See notifyd(8), notifyd.conf(5).\n");
+}
+
+/* Print the settings in effect, as a file notifyd would read. */
+static void
+print_config(const struct config *cfg)
+{
+	char v[PATH_MAX];
+	const char *section = "";
+	for (const struct config_key *k = config_keys; k->name; k++) {
+		if (strcmp(section, k->section) != 0) {
+			printf("%s[%s]\n", *section ? "\n" : "", k->section);
+			section = k->section;
+		}
+		config_format(cfg, k, v, sizeof v);
+		printf("; %s\n%s = %s\n", k->help, k->name, v);
+	}
+}
+
+/* mkdir -p with mode for the directories it creates. */
+static int
+mkdirs(const char *path, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(tmp, mode) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Take the data directory's lock, or say who holds it. */
+static int
+lock_data_dir(const char *dir)
+{
+	char path[PATH_MAX], pid[32] = "";
+	snprintf(path, sizeof path, "%s/notifyd.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "notifyd: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		ssize_t n = read(fd, pid, sizeof pid - 1);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		fprintf(stderr, "notifyd: data directory %s is in use by another notifyd%s%s%s\n",
+		    dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
+		close(fd);
+		return -1;
+	}
+	int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("cannot record pid in lock file", "path=%s", path);
+	return fd;	/* held until exit */
+}
+
+/* Parse the command line into cfg (after file and environment); exits on usage errors. */
+static void
+parse_args(int argc, char **argv, struct config *cfg, const char **config_path,
+    int *verbose, int *print)
+{
+	char err[1024];
+	int pass;
+	/* Pass 0 finds --config and the actions; pass 1 applies setting flags last. */
+	for (pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			if (*config_path != NULL &&
+			    config_load_file(cfg, *config_path, err, sizeof err) != 0) {
+				fprintf(stderr, "notifyd: %s\n", err);
+				exit(EXIT_USAGE);
+			}
+			if (config_load_env(cfg, err, sizeof err) != 0) {
+				fprintf(stderr, "notifyd: %s\n", err);
+				exit(EXIT_USAGE);
+			}
+		}
+		for (int i = 1; i < argc; i++) {
+			const char *a = argv[i], *val = NULL;
+			char name[64];
+			if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+				*verbose = 1;
+				continue;
+			}
+			if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+				usage(stdout);
+				exit(0);
+			}
+			if (strcmp(a, "--version") == 0) {
+				printf("notifyd %s (control protocol %d, schema %d)\n",
+				    NOTIFYD_VERSION, PROTO_VERSION, store_schema_version());
+				exit(0);
+			}
+			if (strcmp(a, "--print-config") == 0) {
+				*print = 1;
+				continue;
+			}
+			if (strncmp(a, "--", 2) != 0) {
+				fprintf(stderr, "notifyd: unexpected argument '%s'\n", a);
+				usage(stderr);
+				exit(EXIT_USAGE);
+			}
+			size_t nl = strcspn(a + 2, "=");
+			snprintf(name, sizeof name, "%.*s", (int)nl, a + 2);
+			const struct config_key *k = config_find_flag(name);
+			if (k == NULL && strcmp(name, "config") != 0) {
+				fprintf(stderr, "notifyd: unknown option --%s\n", name);
+				usage(stderr);
+				exit(EXIT_USAGE);
+			}
+			if (a[2 + nl] == '=')
+				val = a + 3 + nl;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			else {
+				fprintf(stderr, "notifyd: --%s needs a value\n", name);
+				exit(EXIT_USAGE);
+			}
+			if (k == NULL)
+				*config_path = val;
+			else if (pass == 1 && config_set(cfg, k, val, a, err, sizeof err) != 0) {
+				fprintf(stderr, "notifyd: %s\n", err);
+				exit(EXIT_USAGE);
+			}
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config cfg;
+	struct app app = {.cfg = &cfg, .version = NOTIFYD_VERSION};
+	struct control *ctl = NULL;
+	const char *config_path = getenv("NOTIFYD_CONFIG");
+	char err[1024], dbpath[PATH_MAX];
+	int verbose = 0, print = 0, rc = 1, sig;
+	sigset_t sigs;
+
+	if (config_init(&cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "notifyd: %s\n", err);
+		return 1;
+	}
+	if (config_path != NULL && *config_path == '\0')
+		config_path = NULL;
+	parse_args(argc, argv, &cfg, &config_path, &verbose, &print);
+	if (print) {
+		print_config(&cfg);
+		config_free(&cfg);
+		return 0;
+	}
+	static const char *levels[] = {"debug", "info", "warn", "error"};
+	for (int i = 0; i < 4; i++)
+		if (strcmp(cfg.log_level, levels[i]) == 0)
+			log_set_level((enum log_level)i);
+	if (verbose)
+		log_set_level(LOG_DEBUG);
+
+	/* Signals are taken by sigwait() below; every thread inherits the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (mkdirs(cfg.data_dir, 0700) != 0) {
+		fprintf(stderr, "notifyd: %s: %s\n", cfg.data_dir, strerror(errno));
+		goto out;
+	}
+	if (lock_data_dir(cfg.data_dir) < 0)
+		goto out;
+	snprintf(dbpath, sizeof dbpath, "%s/notifyd.db", cfg.data_dir);
+	struct store_options sopt = {
+		.sync_full = strcmp(cfg.store_sync, "full") == 0,
+		.busy_timeout = cfg.store_busy_timeout,
+	};
+	if (store_open(&app.store, dbpath, &sopt, err, sizeof err) < 0) {
+		fprintf(stderr, "notifyd: %s\n", err);
+		goto out;
+	}
+	if (control_start(&ctl, &app, cfg.control_socket, (int)cfg.control_max_clients,
+	    err, sizeof err) != 0) {
+		fprintf(stderr, "notifyd: %s\n", err);
+		goto out;
+	}
+	log_info("notifyd started", "version=%s pid=%ld data_dir=%s db=%s control=%s",
+	    NOTIFYD_VERSION, (long)getpid(), cfg.data_dir, dbpath, cfg.control_socket);
+
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: nothing to reload yet", "");
+			continue;
+		}
+		log_info("stopping", "signal=%s", sig == SIGINT ? "INT" : "TERM");
+		break;
+	}
+	rc = 0;
+out:
+	control_stop(ctl);
+	store_close(app.store);
+	if (rc == 0)
+		log_info("notifyd stopped", "");
+	config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,363 @@
+/* config — every setting of notifyd, declared once in config_keys[]. */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define OFF(f) offsetof(struct config, f)
+
+const struct config_key config_keys[] = {
+	{"server", "data_dir", CFG_PATH, NULL, "data-dir", "DIR", NULL, 0, 0,
+	    OFF(data_dir), "directory holding the database, lock and secrets"},
+	{"server", "log_level", CFG_ENUM, "info", NULL, NULL,
+	    "debug|info|warn|error", 0, 0, OFF(log_level),
+	    "lowest level of log line written to stderr (-v: debug)"},
+	{"http", "listen", CFG_LISTEN, "127.0.0.1:8025", "http", "HOST:PORT",
+	    NULL, 0, 0, OFF(http_listen), "REST and WebSocket listener, or off"},
+	{"smtp", "listen", CFG_LISTEN, "127.0.0.1:1025", "smtp", "HOST:PORT",
+	    NULL, 0, 0, OFF(smtp_listen), "SMTP sink listener, or off"},
+	{"control", "socket", CFG_PATH, NULL, "socket", "PATH", NULL, 0, 0,
+	    OFF(control_socket), "Unix socket notifyctl talks to"},
+	{"control", "max_clients", CFG_INT, "128", NULL, NULL, NULL, 1, 10000,
+	    OFF(control_max_clients), "control connections served at once"},
+	{"store", "sync", CFG_ENUM, "full", NULL, NULL, "full|normal", 0, 0,
+	    OFF(store_sync), "full: a commit survives power loss; normal: a crash of notifyd"},
+	{"store", "busy_timeout", CFG_DURATION, "5s", NULL, NULL, NULL, 0,
+	    3600000, OFF(store_busy_timeout), "how long to wait for a locked database"},
+	{NULL, NULL, 0, NULL, NULL, NULL, NULL, 0, 0, 0, NULL},
+};
+
+void
+config_default_socket(char *out, size_t n)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	if (xdg != NULL && *xdg == '/')
+		snprintf(out, n, "%s/notifyd.sock", xdg);
+	else
+		snprintf(out, n, "/tmp/notifyd-%u/notifyd.sock", (unsigned)getuid());
+}
+
+/* The data directory when none is configured. */
+static void
+default_data_dir(char *out, size_t n)
+{
+	const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	if (getuid() == 0)
+		snprintf(out, n, "/var/lib/notifyd");
+	else if (state != NULL && *state == '/')
+		snprintf(out, n, "%s/notifyd", state);
+	else if (home != NULL && *home == '/')
+		snprintf(out, n, "%s/.local/state/notifyd", home);
+	else
+		snprintf(out, n, "./var");
+}
+
+void
+config_default(const struct config_key *k, char *out, size_t n)
+{
+	if (k->def != NULL)
+		snprintf(out, n, "%s", k->def);
+	else if (k->offset == OFF(control_socket))
+		config_default_socket(out, n);
+	else if (k->offset == OFF(data_dir))
+		default_data_dir(out, n);
+	else
+		snprintf(out, n, "%s", "");
+}
+
+bool
+config_parse_listen(const char *s, char *host, size_t hostlen, int *port)
+{
+	if (strcmp(s, "off") == 0) {
+		if (hostlen > 0)
+			host[0] = '\0';
+		*port = -1;
+		return true;
+	}
+	const char *colon, *h = s;
+	size_t hl;
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close[1] != ':')
+			return false;
+		h = s + 1;
+		hl = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
+			return false;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return false;
+	for (size_t i = 0; i < hl; i++)
+		if (!isalnum((unsigned char)h[i]) && strchr(".-:_%", h[i]) == NULL)
+			return false;
+	int64_t p;
+	if (!parse_int64(colon + 1, 0, 65535, &p))
+		return false;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (int)p;
+	return true;
+}
+
+const struct config_key *
+config_find(const char *section, const char *name)
+{
+	for (const struct config_key *k = config_keys; k->name; k++)
+		if (strcmp(k->section, section) == 0 && strcmp(k->name, name) == 0)
+			return k;
+	return NULL;
+}
+
+const struct config_key *
+config_find_flag(const char *flag)
+{
+	for (const struct config_key *k = config_keys; k->name; k++)
+		if (k->flag != NULL && strcmp(k->flag, flag) == 0)
+			return k;
+	return NULL;
+}
+
+void
+config_env_name(const struct config_key *k, char *out, size_t n)
+{
+	snprintf(out, n, "NOTIFYD_%s_%s", k->section, k->name);
+	for (char *p = out; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+}
+
+int
+config_set(struct config *cfg, const struct config_key *k, const char *value,
+    const char *where, char *err, size_t errlen)
+{
+	void *field = (char *)cfg + k->offset;
+	int64_t v;
+	char host[256];
+	int port;
+
+	switch (k->type) {
+	case CFG_STRING:
+	case CFG_PATH:
+		if (!utf8_valid(value, strlen(value), false) ||
+		    (k->type == CFG_PATH && *value == '\0')) {
+			snprintf(err, errlen, "%s: %s.%s: not a valid %s", where,
+			    k->section, k->name, k->type == CFG_PATH ? "path" : "string");
+			return -1;
+		}
+		break;
+	case CFG_LISTEN:
+		if (!config_parse_listen(value, host, sizeof host, &port)) {
+			snprintf(err, errlen, "%s: %s.%s: '%s' is not HOST:PORT or off",
+			    where, k->section, k->name, value);
+			return -1;
+		}
+		break;
+	case CFG_INT:
+		if (!parse_int64(value, k->min, k->max, &v)) {
+			snprintf(err, errlen, "%s: %s.%s: '%s' is not an integer from %lld to %lld",
+			    where, k->section, k->name, value, (long long)k->min, (long long)k->max);
+			return -1;
+		}
+		*(int64_t *)field = v;
+		return 0;
+	case CFG_DURATION:
+		if (!duration_parse(value, &v) || v < k->min || v > k->max) {
+			snprintf(err, errlen, "%s: %s.%s: '%s' is not a duration such as 30s, 5m or 1h",
+			    where, k->section, k->name, value);
+			return -1;
+		}
+		*(int64_t *)field = v;
+		return 0;
+	case CFG_ENUM: {
+		size_t vl = strlen(value);
+		const char *c = k->choices;
+		bool ok = false;
+		while (c != NULL && *c) {
+			size_t cl = strcspn(c, "|");
+			if (cl == vl && strncmp(c, value, vl) == 0)
+				ok = true;
+			c += cl + (c[cl] == '|');
+		}
+		if (!ok) {
+			snprintf(err, errlen, "%s: %s.%s: '%s' is not one of %s",
+			    where, k->section, k->name, value, k->choices);
+			return -1;
+		}
+		break;
+	}
+	}
+	char *copy = strdup(value);
+	if (copy == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	free(*(char **)field);
+	*(char **)field = copy;
+	return 0;
+}
+
+int
+config_init(struct config *cfg, char *err, size_t errlen)
+{
+	char def[4096];
+	memset(cfg, 0, sizeof *cfg);
+	for (const struct config_key *k = config_keys; k->name; k++) {
+		config_default(k, def, sizeof def);
+		if (config_set(cfg, k, def, "default", err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+void
+config_free(struct config *cfg)
+{
+	for (const struct config_key *k = config_keys; k->name; k++)
+		if (k->type != CFG_INT && k->type != CFG_DURATION) {
+			char **f = (char **)((char *)cfg + k->offset);
+			free(*f);
+			*f = NULL;
+		}
+}
+
+void
+config_format(const struct config *cfg, const struct config_key *k, char *out, size_t n)
+{
+	const void *field = (const char *)cfg + k->offset;
+	if (k->type == CFG_INT) {
+		snprintf(out, n, "%lld", (long long)*(const int64_t *)field);
+	} else if (k->type == CFG_DURATION) {
+		int64_t ms = *(const int64_t *)field;
+		if (ms % 1000 != 0)
+			snprintf(out, n, "%lldms", (long long)ms);
+		else if (ms % 3600000 == 0 && ms > 0)
+			snprintf(out, n, "%lldh", (long long)(ms / 3600000));
+		else if (ms % 60000 == 0 && ms > 0)
+			snprintf(out, n, "%lldm", (long long)(ms / 60000));
+		else
+			snprintf(out, n, "%llds", (long long)(ms / 1000));
+	} else {
+		const char *s = *(char *const *)field;
+		snprintf(out, n, "%s", s ? s : "");
+	}
+}
+
+/* State of one file being parsed. */
+struct file_parse {
+	struct config	*cfg;
+	FILE		*fp;
+	const char	*path;
+	int		 line;
+	bool		 long_line;
+	char		*err;
+	size_t		 errlen;
+	int		 failed;
+};
+
+/* inih reader: one physical line per call, counting lines as it goes. */
+static char *
+file_reader(char *str, int num, void *stream)
+{
+	struct file_parse *fp = stream;
+	if (fgets(str, num, fp->fp) == NULL)
+		return NULL;
+	fp->line++;
+	size_t l = strlen(str);
+	if (l > 0 && str[l - 1] != '\n' && !feof(fp->fp) && !fp->failed) {
+		snprintf(fp->err, fp->errlen, "%s:%d: line too long (at most %d bytes)",
+		    fp->path, fp->line, num - 2);
+		fp->failed = 1;
+	}
+	/* inih never reports a section that holds no keys: check headers here. */
+	const char *h = str + strspn(str, " \t");
+	if (*h == '[' && !fp->failed) {
+		size_t nl = strcspn(h + 1, "]");
+		bool known = false;
+		for (const struct config_key *c = config_keys; c->name; c++)
+			if (strlen(c->section) == nl && strncmp(c->section, h + 1, nl) == 0)
+				known = true;
+		if (!known && h[1 + nl] == ']') {
+			snprintf(fp->err, fp->errlen, "%s:%d: unknown section [%.*s]",
+			    fp->path, fp->line, (int)(nl > 64 ? 64 : nl), h + 1);
+			fp->failed = 1;
+		}
+	}
+	return str;
+}
+
+/* inih handler: one key = value. */
+static int
+file_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct file_parse *fp = user;
+	char where[1100];
+	if (fp->failed)
+		return 1;
+	const struct config_key *k = config_find(section, name);
+	if (k == NULL) {
+		bool known = false;
+		for (const struct config_key *c = config_keys; c->name; c++)
+			if (strcmp(c->section, section) == 0)
+				known = true;
+		if (known)
+			snprintf(fp->err, fp->errlen, "%s:%d: unknown key '%s' in section [%s]",
+			    fp->path, fp->line, name, section);
+		else if (*section == '\0')
+			snprintf(fp->err, fp->errlen, "%s:%d: key '%s' outside any section",
+			    fp->path, fp->line, name);
+		else
+			snprintf(fp->err, fp->errlen, "%s:%d: unknown section [%s]",
+			    fp->path, fp->line, section);
+		fp->failed = 1;
+		return 1;
+	}
+	snprintf(where, sizeof where, "%s:%d", fp->path, fp->line);
+	if (config_set(fp->cfg, k, value, where, fp->err, fp->errlen) != 0)
+		fp->failed = 1;
+	return 1;
+}
+
+int
+config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct file_parse fp = {.cfg = cfg, .path = path, .err = err, .errlen = errlen};
+	fp.fp = fopen(path, "r");
+	if (fp.fp == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	int r = ini_parse_stream(file_reader, &fp, file_handler, &fp);
+	fclose(fp.fp);
+	if (fp.failed)
+		return -1;
+	if (r != 0) {
+		snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)",
+		    path, r > 0 ? r : fp.line);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_load_env(struct config *cfg, char *err, size_t errlen)
+{
+	char name[128];
+	for (const struct config_key *k = config_keys; k->name; k++) {
+		config_env_name(k, name, sizeof name);
+		const char *v = getenv(name);
+		if (v != NULL && config_set(cfg, k, v, name, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,72 @@
+/* config — every setting of notifyd, declared once in config_keys[]. */
+#ifndef NOTIFYD_CONFIG_H
+#define NOTIFYD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum config_type {
+	CFG_STRING,	/* free text */
+	CFG_PATH,	/* a file system path */
+	CFG_LISTEN,	/* HOST:PORT, [V6]:PORT, or "off" */
+	CFG_INT,	/* decimal integer within min..max */
+	CFG_DURATION,	/* 90s, 15m, 1h30m ... stored as milliseconds */
+	CFG_ENUM,	/* one of choices, "a|b|c" */
+};
+
+struct config {
+	char	*data_dir;
+	char	*log_level;
+	char	*http_listen;
+	char	*smtp_listen;
+	char	*control_socket;
+	int64_t	 control_max_clients;
+	char	*store_sync;
+	int64_t	 store_busy_timeout;	/* ms */
+};
+
+/*
+ * One setting. The parser, --help, --print-config and the notifyd.conf(5)
+ * check all read this table: adding a key is adding a row here.
+ */
+struct config_key {
+	const char	*section;	/* INI section */
+	const char	*name;		/* key within the section */
+	enum config_type type;
+	const char	*def;		/* default, as written in a file; NULL: computed */
+	const char	*flag;		/* long flag of notifyd, or NULL */
+	const char	*metavar;	/* what the flag takes, for --help */
+	const char	*choices;	/* CFG_ENUM: "a|b|c" */
+	int64_t		 min, max;	/* CFG_INT, CFG_DURATION bounds */
+	size_t		 offset;	/* into struct config */
+	const char	*help;		/* one line */
+};
+
+extern const struct config_key config_keys[];
+
+/* Fill cfg with the built-in defaults. */
+int	 config_init(struct config *cfg, char *err, size_t errlen);
+void	 config_free(struct config *cfg);
+/* Apply an INI file; an unknown section or key or a bad value fails, naming FILE:LINE. */
+int	 config_load_file(struct config *cfg, const char *path, char *err, size_t errlen);
+/* Apply every NOTIFYD_<SECTION>_<KEY> variable that is set. */
+int	 config_load_env(struct config *cfg, char *err, size_t errlen);
+/* Set one key from text; where names the source for the error message. */
+int	 config_set(struct config *cfg, const struct config_key *k, const char *value,
+	    const char *where, char *err, size_t errlen);
+const struct config_key *config_find(const char *section, const char *name);
+const struct config_key *config_find_flag(const char *flag);
+/* The environment variable of a key: NOTIFYD_<SECTION>_<KEY>, upper case. */
+void	 config_env_name(const struct config_key *k, char *out, size_t n);
+/* The value of a key as text, as a file would hold it. */
+void	 config_format(const struct config *cfg, const struct config_key *k, char *out, size_t n);
+/* The built-in default of a key as text. */
+void	 config_default(const struct config_key *k, char *out, size_t n);
+
+/* The control socket when none is configured: $XDG_RUNTIME_DIR/notifyd.sock or /tmp/notifyd-UID/notifyd.sock. */
+void	 config_default_socket(char *out, size_t n);
+/* Split HOST:PORT; false when malformed. "off" gives host "" port -1. */
+bool	 config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
+
+#endif

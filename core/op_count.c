@@ -1,0 +1,27 @@
+/* count — how many unread notifications a user has. */
+#include "app.h"
+#include "ops.h"
+#include "store.h"
+
+static const struct op_arg count_args[] = {
+	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose inbox"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* Answer {"unread_count":N}. */
+static json_t *
+count_run(struct op_ctx *ctx, json_t *a)
+{
+	int64_t n = 0;
+	const char *user = op_user_arg(ctx, a, true);
+	if (user == NULL)
+		return NULL;
+	int rc = store_unread_count(ctx->app->store, user, ctx->now, &n);
+	if (rc == 0)
+		return op_fail(ctx, 404, "user_not_found", "no user '%s'", user);
+	if (rc < 0)
+		return op_fail(ctx, 500, "internal", "the count could not be read");
+	return json_pack("{s:I}", "unread_count", (json_int_t)n);
+}
+
+const struct op op_count = {"count", "count a user's unread notifications", count_args, count_run, 0};

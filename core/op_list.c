@@ -1,0 +1,46 @@
+/* list — a page of a user's inbox, newest first. */
+#include "app.h"
+#include "ops.h"
+#include "store.h"
+
+static const struct op_arg list_args[] = {
+	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose inbox"},
+	{"limit", ARG_INT, 0, "N", "page size, 1 to 200 (default 50)"},
+	{"before", ARG_ID, 0, "ID", "only notifications older than this id (the next_before of the last page)"},
+	{"unread", ARG_BOOL, 0, NULL, "only unread ones"},
+	{"type", ARG_STRING, 0, "TYPE", "only this type"},
+	{"category", ARG_STRING, 0, "NAME", "only this category"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* Answer {"notifications":[...],"next_before":ID|null,"unread_count":N}. */
+static json_t *
+list_run(struct op_ctx *ctx, json_t *a)
+{
+	struct notification_query q = {.limit = 50};
+	json_t *v, *out = NULL;
+
+	if ((q.user = op_user_arg(ctx, a, true)) == NULL)
+		return NULL;
+	if ((v = json_object_get(a, "limit")) != NULL && !json_is_null(v)) {
+		if (json_integer_value(v) < 1 || json_integer_value(v) > 200)
+			return op_fail(ctx, 422, "invalid_field", "'limit' must be from 1 to 200");
+		q.limit = (int)json_integer_value(v);
+	}
+	q.before = json_integer_value(json_object_get(a, "before"));
+	q.unread_only = json_is_true(json_object_get(a, "unread"));
+	q.type = json_string_value(json_object_get(a, "type"));
+	q.category = json_string_value(json_object_get(a, "category"));
+	if (q.type != NULL && !op_check_name(ctx, "type", q.type))
+		return NULL;
+	if (q.category != NULL && !op_check_name(ctx, "category", q.category))
+		return NULL;
+	int rc = store_notification_list(ctx->app->store, &q, ctx->now, &out);
+	if (rc == 0)
+		return op_fail(ctx, 404, "user_not_found", "no user '%s'", q.user);
+	if (rc < 0)
+		return op_fail(ctx, 500, "internal", "the inbox could not be read");
+	return out;
+}
+
+const struct op op_list = {"list", "list a user's notifications, newest first", list_args, list_run, 0};

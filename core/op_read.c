@@ -1,0 +1,93 @@
+/* read, unread — change the read state of a user's notifications. */
+#include <stdlib.h>
+
+#include "app.h"
+#include "log.h"
+#include "ops.h"
+#include "store.h"
+
+static const struct op_arg read_args[] = {
+	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose notifications"},
+	{"ids", ARG_IDS, ARG_POSITIONAL, "ID", "the notifications to mark read"},
+	{"all", ARG_BOOL, 0, NULL, "mark every notification of the user read"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg unread_args[] = {
+	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose notifications"},
+	{"ids", ARG_IDS, ARG_REQUIRED | ARG_POSITIONAL, "ID", "the notifications to mark unread"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* Mark the ids of args read or unread; answers {"ids":[changed],"unread_count":N}. */
+static json_t *
+mark(struct op_ctx *ctx, json_t *a, const char *user, bool read)
+{
+	json_t *ids = json_object_get(a, "ids"), *changed = NULL, *v;
+	size_t n = json_array_size(ids), i;
+	int64_t missing = 0, count = 0;
+
+	if (n == 0)
+		return op_fail(ctx, 422, "invalid_field", "'ids' must name at least one notification");
+	int known = store_user_exists(ctx->app->store, user);
+	if (known == 0)
+		return op_fail(ctx, 404, "user_not_found", "no user '%s'", user);
+	if (known < 0)
+		return op_fail(ctx, 500, "internal", "the user could not be read");
+	int64_t *v_ids = calloc(n, sizeof *v_ids);
+	if (v_ids == NULL)
+		return op_fail(ctx, 500, "internal", "out of memory");
+	json_array_foreach(ids, i, v)
+		v_ids[i] = json_integer_value(v);
+	int rc = store_notifications_mark(ctx->app->store, user, v_ids, n, read,
+	    ctx->now, &changed, &missing);
+	free(v_ids);
+	if (rc == 0)
+		return op_fail(ctx, 404, "not_found", "no notification %lld for user %s",
+		    (long long)missing, user);
+	if (rc < 0 || store_unread_count(ctx->app->store, user, ctx->now, &count) < 0) {
+		json_decref(changed);
+		return op_fail(ctx, 500, "internal", "the read state could not be changed");
+	}
+	log_info(read ? "notifications read" : "notifications unread",
+	    "user=%s changed=%zu", user, json_array_size(changed));
+	return json_pack("{s:o, s:I}", "ids", changed, "unread_count", (json_int_t)count);
+}
+
+/* Mark ids, or everything, read. */
+static json_t *
+read_run(struct op_ctx *ctx, json_t *a)
+{
+	const char *user = op_user_arg(ctx, a, true);
+	bool all = json_is_true(json_object_get(a, "all"));
+	json_t *ids = json_object_get(a, "ids");
+	int64_t up_to = 0, marked = 0, count = 0;
+
+	if (user == NULL)
+		return NULL;
+	if (all == (ids != NULL && !json_is_null(ids)))
+		return op_fail(ctx, 422, "invalid_field", "give either 'ids' or 'all', not %s",
+		    all ? "both" : "neither");
+	if (!all)
+		return mark(ctx, a, user, true);
+	int rc = store_notifications_read_all(ctx->app->store, user, ctx->now, &up_to, &marked);
+	if (rc == 0)
+		return op_fail(ctx, 404, "user_not_found", "no user '%s'", user);
+	if (rc < 0 || store_unread_count(ctx->app->store, user, ctx->now, &count) < 0)
+		return op_fail(ctx, 500, "internal", "the read state could not be changed");
+	log_info("notifications read", "user=%s all=true up_to=%lld changed=%lld",
+	    user, (long long)up_to, (long long)marked);
+	return json_pack("{s:I, s:I, s:I}", "up_to", (json_int_t)up_to, "marked",
+	    (json_int_t)marked, "unread_count", (json_int_t)count);
+}
+
+/* Mark ids unread. */
+static json_t *
+unread_run(struct op_ctx *ctx, json_t *a)
+{
+	const char *user = op_user_arg(ctx, a, true);
+	return user == NULL ? NULL : mark(ctx, a, user, false);
+}
+
+const struct op op_read = {"read", "mark notifications read", read_args, read_run, 0};
+const struct op op_unread = {"unread", "mark notifications unread", unread_args, unread_run, 0};

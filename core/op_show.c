@@ -1,0 +1,41 @@
+/* show — one notification. */
+#include <string.h>
+
+#include "app.h"
+#include "ops.h"
+#include "store.h"
+
+static const struct op_arg show_args[] = {
+	{"id", ARG_ID, ARG_REQUIRED | ARG_POSITIONAL, "ID", "notification id"},
+	{"user", ARG_STRING, 0, "USER", "only if it belongs to this user"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* Answer with the notification; one of another user is as good as absent. */
+static json_t *
+show_run(struct op_ctx *ctx, json_t *a)
+{
+	json_int_t id = json_integer_value(json_object_get(a, "id"));
+	const char *user = op_user_arg(ctx, a, false);
+	json_t *n = NULL;
+
+	if (user == NULL && ctx->err.status != 0)
+		return NULL;
+	int rc = store_notification_get(ctx->app->store, id, &n);
+	if (rc < 0)
+		return op_fail(ctx, 500, "internal", "the notification could not be read");
+	if (rc > 0 && user != NULL) {
+		const char *owner = json_string_value(json_object_get(n, "user"));
+		/* A scheduled one is not there yet for its user. */
+		if (strcmp(owner, user) != 0 || json_object_get(n, "deliver_at") != NULL)
+			rc = 0;
+	}
+	if (rc == 0) {
+		json_decref(n);
+		return op_fail(ctx, 404, "not_found", "no notification %lld%s%s",
+		    (long long)id, user ? " for user " : "", user ? user : "");
+	}
+	return n;
+}
+
+const struct op op_show = {"show", "show one notification", show_args, show_run, 0};

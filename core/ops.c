@@ -1,0 +1,216 @@
+/* ops — the operations table, and the argument checks every call goes through. */
+#include "ops.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Every operation; a new one is an entry here and a file core/op_NAME.c. */
+const struct op *const op_table[] = {
+	&op_ping,
+	&op_send,
+	&op_list,
+	&op_show,
+	&op_read,
+	&op_unread,
+	&op_count,
+	NULL,
+};
+
+/* Most ids one call may name. */
+#define MAX_IDS 1000
+
+const struct op *
+op_find(const char *name)
+{
+	for (const struct op *const *o = op_table; *o; o++)
+		if (strcmp((*o)->name, name) == 0)
+			return *o;
+	return NULL;
+}
+
+const struct op_arg *
+op_arg_find(const struct op *op, const char *name)
+{
+	for (const struct op_arg *a = op->args; a->name; a++)
+		if (strcmp(a->name, name) == 0)
+			return a;
+	return NULL;
+}
+
+json_t *
+op_fail(struct op_ctx *ctx, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	ctx->err.status = status;
+	snprintf(ctx->err.code, sizeof ctx->err.code, "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(ctx->err.message, sizeof ctx->err.message, fmt, ap);
+	va_end(ap);
+	return NULL;
+}
+
+const char *
+op_arg_type_name(enum arg_type t)
+{
+	switch (t) {
+	case ARG_STRING:	return "a string";
+	case ARG_INT:		return "an integer";
+	case ARG_ID:		return "a positive integer id";
+	case ARG_BOOL:		return "true or false";
+	case ARG_OBJECT:	return "an object";
+	case ARG_IDS:		return "an array of positive integer ids";
+	case ARG_TIME:		return "an RFC 3339 time";
+	}
+	return "?";
+}
+
+/* Is v of the declared type? */
+static bool
+arg_type_ok(const struct op_arg *a, json_t *v)
+{
+	size_t i;
+	json_t *e;
+	int64_t ms;
+
+	switch (a->type) {
+	case ARG_STRING:
+		return json_is_string(v);
+	case ARG_INT:
+		return json_is_integer(v);
+	case ARG_ID:
+		return json_is_integer(v) && json_integer_value(v) > 0;
+	case ARG_BOOL:
+		return json_is_boolean(v);
+	case ARG_OBJECT:
+		return json_is_object(v);
+	case ARG_IDS:
+		if (!json_is_array(v))
+			return false;
+		json_array_foreach(v, i, e)
+			if (!json_is_integer(e) || json_integer_value(e) <= 0)
+				return false;
+		return true;
+	case ARG_TIME:
+		return json_is_string(v) && time_parse_rfc3339(json_string_value(v), &ms);
+	}
+	return false;
+}
+
+json_t *
+op_call(struct op_ctx *ctx, const struct op *op, json_t *args)
+{
+	const char *key;
+	json_t *v;
+
+	ctx->status = 200;
+	if (ctx->now == 0)
+		ctx->now = time_now_ms();
+	if ((op->flags & OP_ADMIN) && ctx->as_user != NULL)
+		return op_fail(ctx, 403, "forbidden",
+		    "%s needs an API key; a user token may not call it", op->name);
+	if (args != NULL && !json_is_object(args))
+		return op_fail(ctx, 422, "invalid_arguments",
+		    "%s: arguments must be a JSON object", op->name);
+	json_object_foreach(args, key, v) {
+		const struct op_arg *a = op_arg_find(op, key);
+		if (a == NULL)
+			return op_fail(ctx, 422, "unknown_field",
+			    "%s: unknown argument '%s'", op->name, key);
+		if (json_is_null(v) && !(a->flags & ARG_REQUIRED))
+			continue;
+		if (!arg_type_ok(a, v))
+			return op_fail(ctx, 422, "invalid_field",
+			    "%s: '%s' must be %s", op->name, key,
+			    op_arg_type_name(a->type));
+		if (a->type == ARG_IDS && json_array_size(v) > MAX_IDS)
+			return op_fail(ctx, 422, "invalid_field",
+			    "%s: '%s' may hold at most %d ids", op->name, key, MAX_IDS);
+	}
+	for (const struct op_arg *a = op->args; a->name; a++) {
+		v = args ? json_object_get(args, a->name) : NULL;
+		if ((a->flags & ARG_REQUIRED) && (v == NULL || json_is_null(v)) &&
+		    !(strcmp(a->name, "user") == 0 && ctx->as_user != NULL))
+			return op_fail(ctx, 422, "missing_field",
+			    "%s: '%s' is required", op->name, a->name);
+	}
+	json_t *empty = NULL;
+	if (args == NULL)
+		args = empty = json_object();
+	json_t *r = op->fn(ctx, args);
+	json_decref(empty);
+	if (r == NULL && ctx->err.status == 0)
+		op_fail(ctx, 500, "internal", "%s failed", op->name);
+	return r;
+}
+
+json_t *
+op_dispatch(struct op_ctx *ctx, const char *name, json_t *args)
+{
+	const struct op *op = op_find(name);
+	if (op == NULL)
+		return op_fail(ctx, 404, "unknown_command", "unknown command '%.64s'", name);
+	return op_call(ctx, op, args);
+}
+
+bool
+op_check_text(struct op_ctx *ctx, const char *field, const char *v, size_t max)
+{
+	size_t len = strlen(v);
+	if (len > max) {
+		op_fail(ctx, 422, "invalid_field", "'%s' is longer than %zu bytes", field, max);
+		return false;
+	}
+	if (!utf8_valid(v, len, true)) {
+		op_fail(ctx, 422, "invalid_field", "'%s' is not valid UTF-8 text", field);
+		return false;
+	}
+	return true;
+}
+
+bool
+op_check_user(struct op_ctx *ctx, const char *field, const char *user)
+{
+	size_t len = strlen(user);
+	if (len == 0 || len > 128 || !utf8_valid(user, len, false) ||
+	    strchr(user, '/') != NULL) {
+		op_fail(ctx, 422, "invalid_field", "'%s' must be 1 to 128 bytes of "
+		    "UTF-8 without control characters or '/'", field);
+		return false;
+	}
+	return true;
+}
+
+bool
+op_check_name(struct op_ctx *ctx, const char *field, const char *v)
+{
+	size_t len = strlen(v);
+	bool ok = len > 0 && len <= 64;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') ||
+		    v[i] == '_' || v[i] == '-' || v[i] == '.';
+	if (!ok)
+		op_fail(ctx, 422, "invalid_field", "'%s' must be 1 to 64 of a-z 0-9 _ - .", field);
+	return ok;
+}
+
+const char *
+op_user_arg(struct op_ctx *ctx, json_t *args, bool required)
+{
+	const char *user = json_string_value(json_object_get(args, "user"));
+	if (ctx->as_user != NULL) {
+		if (user != NULL && strcmp(user, ctx->as_user) != 0) {
+			op_fail(ctx, 403, "forbidden", "a user token may act only for its own user");
+			return NULL;
+		}
+		return ctx->as_user;
+	}
+	if (user == NULL) {
+		if (required)
+			op_fail(ctx, 422, "missing_field", "'user' is required");
+		return NULL;
+	}
+	return op_check_user(ctx, "user", user) ? user : NULL;
+}

@@ -1,0 +1,98 @@
+/*
+ * ops — every operation of notifyd, declared once.
+ *
+ * An operation is one `struct op` in op_table[]: its name, its arguments,
+ * its help and its handler. The control socket dispatches into it, REST
+ * routes dispatch into it, and notifyctl builds its command line, help and
+ * validation from it, so the three cannot drift apart.
+ */
+#ifndef NOTIFYD_OPS_H
+#define NOTIFYD_OPS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct app;
+
+enum arg_type {
+	ARG_STRING,	/* JSON string */
+	ARG_INT,	/* JSON integer */
+	ARG_ID,		/* JSON integer > 0 */
+	ARG_BOOL,	/* JSON true/false */
+	ARG_OBJECT,	/* JSON object; on the command line K=V or K:=JSON, repeatable */
+	ARG_IDS,	/* JSON array of integers > 0 */
+	ARG_TIME,	/* RFC 3339 string */
+};
+
+/* Argument flags. */
+#define ARG_REQUIRED	0x01	/* must be given */
+#define ARG_POSITIONAL	0x02	/* on the command line a bare word (ARG_IDS: all the rest) */
+
+/* One argument of an operation. */
+struct op_arg {
+	const char	*name;		/* key in "args" */
+	enum arg_type	 type;
+	int		 flags;		/* ARG_* */
+	const char	*metavar;	/* what the command line shows, e.g. USER */
+	const char	*help;		/* one line */
+};
+
+/* Why an operation failed: an HTTP-like status, a snake_case code, a sentence. */
+struct op_error {
+	int	 status;
+	char	 code[48];
+	char	 message[512];
+};
+
+/* One call of an operation. */
+struct op_ctx {
+	struct app	*app;
+	const char	*as_user;	/* caller acts for this user only; NULL: admin */
+	int		 status;	/* success status: 200, or 201 when something was created */
+	struct op_error	 err;
+	int64_t		 now;		/* ms, fixed for the call */
+};
+
+/* Handler: returns the result (new reference), or NULL with ctx->err set. */
+typedef json_t *(*op_fn)(struct op_ctx *ctx, json_t *args);
+
+/* Operation flags. */
+#define OP_ADMIN	0x01	/* only an admin (control socket, API key) may call it */
+
+struct op {
+	const char		*name;		/* e.g. "send"; notifyctl words joined by '.' */
+	const char		*summary;	/* one line for help */
+	const struct op_arg	*args;		/* ended by {NULL} */
+	op_fn			 fn;
+	int			 flags;		/* OP_* */
+};
+
+extern const struct op *const op_table[];
+
+/* The operation named name, or NULL. */
+const struct op	*op_find(const char *name);
+/* The argument of op named name, or NULL. */
+const struct op_arg *op_arg_find(const struct op *op, const char *name);
+/* Check args against the operation's declaration, then run it. */
+json_t		*op_call(struct op_ctx *ctx, const struct op *op, json_t *args);
+/* Look up an operation by name and op_call it; unknown names fail with 404. */
+json_t		*op_dispatch(struct op_ctx *ctx, const char *name, json_t *args);
+/* Fill ctx->err and return NULL, for `return op_fail(...)`. */
+json_t		*op_fail(struct op_ctx *ctx, int status, const char *code,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The JSON name of an argument type, for messages and help. */
+const char	*op_arg_type_name(enum arg_type t);
+
+/* Shared checks for handlers; each fails ctx with 422 naming the field. */
+bool		 op_check_user(struct op_ctx *ctx, const char *field, const char *user);
+bool		 op_check_name(struct op_ctx *ctx, const char *field, const char *v);
+bool		 op_check_text(struct op_ctx *ctx, const char *field, const char *v, size_t max);
+/* The user the call is about: args.user, checked, and the caller's own when a user token. */
+const char	*op_user_arg(struct op_ctx *ctx, json_t *args, bool required);
+
+/* The operations, one per file core/op_*.c. */
+extern const struct op op_ping, op_send, op_list, op_show, op_read, op_unread,
+    op_count;
+
+#endif

@@ -1,0 +1,335 @@
+/* util — growable buffers, time and small string helpers shared by all. */
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void
+buf_init(struct buf *b)
+{
+	memset(b, 0, sizeof *b);
+}
+
+void
+buf_init_stack(struct buf *b, char *mem, size_t cap)
+{
+	memset(b, 0, sizeof *b);
+	b->data = mem;
+	b->cap = cap;
+	b->on_stack = true;
+	mem[0] = '\0';
+}
+
+void
+buf_free(struct buf *b)
+{
+	if (!b->on_stack)
+		free(b->data);
+	memset(b, 0, sizeof *b);
+}
+
+void
+buf_reset(struct buf *b)
+{
+	b->len = 0;
+	b->oom = false;
+	if (b->data != NULL)
+		b->data[0] = '\0';
+}
+
+bool
+buf_reserve(struct buf *b, size_t extra)
+{
+	if (b->oom)
+		return false;
+	if (b->len + extra + 1 <= b->cap)
+		return true;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < b->len + extra + 1) {
+		if (cap > SIZE_MAX / 2) {
+			b->oom = true;
+			return false;
+		}
+		cap *= 2;
+	}
+	char *p;
+	if (b->on_stack) {
+		p = malloc(cap);
+		if (p != NULL && b->len > 0)
+			memcpy(p, b->data, b->len);
+	} else {
+		p = realloc(b->data, cap);
+	}
+	if (p == NULL) {
+		b->oom = true;
+		return false;
+	}
+	b->data = p;
+	b->cap = cap;
+	b->on_stack = false;
+	return true;
+}
+
+void
+buf_put(struct buf *b, const void *p, size_t n)
+{
+	if (!buf_reserve(b, n))
+		return;
+	if (n > 0)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void
+buf_puts(struct buf *b, const char *s)
+{
+	buf_put(b, s, strlen(s));
+}
+
+void
+buf_putc(struct buf *b, char c)
+{
+	buf_put(b, &c, 1);
+}
+
+void
+buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+	va_list cp;
+	va_copy(cp, ap);
+	int n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n < 0 || !buf_reserve(b, (size_t)n))
+		return;
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+}
+
+void
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(b, fmt, ap);
+	va_end(ap);
+}
+
+char *
+buf_take(struct buf *b)
+{
+	char *p;
+	if (b->oom) {
+		buf_free(b);
+		return NULL;
+	}
+	if (b->on_stack || b->data == NULL) {
+		p = strndup(b->data ? b->data : "", b->len);
+		buf_free(b);
+		return p;
+	}
+	p = b->data;
+	memset(b, 0, sizeof *b);
+	return p;
+}
+
+int64_t
+time_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+time_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+time_format_rfc3339(char *out, size_t n, int64_t ms)
+{
+	time_t secs = (time_t)(ms / 1000);
+	int frac = (int)(ms % 1000);
+	if (frac < 0) {
+		frac += 1000;
+		secs -= 1;
+	}
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+/* Read exactly n digits at *p into *v. */
+static bool
+digits(const char **p, int n, int *v)
+{
+	*v = 0;
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)**p))
+			return false;
+		*v = *v * 10 + (**p - '0');
+		(*p)++;
+	}
+	return true;
+}
+
+bool
+time_parse_rfc3339(const char *s, int64_t *ms)
+{
+	int Y, M, D, h, m, sec, frac = 0;
+	const char *p = s;
+	if (!digits(&p, 4, &Y) || *p++ != '-' || !digits(&p, 2, &M) ||
+	    *p++ != '-' || !digits(&p, 2, &D) ||
+	    (*p != 'T' && *p != 't' && *p != ' '))
+		return false;
+	p++;
+	if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &m) ||
+	    *p++ != ':' || !digits(&p, 2, &sec))
+		return false;
+	if (*p == '.') {
+		p++;
+		int nd = 0;
+		while (isdigit((unsigned char)*p)) {
+			if (nd < 3)
+				frac = frac * 10 + (*p - '0');
+			nd++;
+			p++;
+		}
+		if (nd == 0)
+			return false;
+		for (; nd < 3; nd++)
+			frac *= 10;
+	}
+	int off = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int sign = *p == '-' ? -1 : 1, oh, om;
+		p++;
+		if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) ||
+		    oh > 23 || om > 59)
+			return false;
+		off = sign * (oh * 60 + om);
+	} else {
+		return false;
+	}
+	if (*p != '\0' || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 ||
+	    m > 59 || sec > 60)
+		return false;
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+	if (D > mdays[M - 1] || (M == 2 && D == 29 && !leap))
+		return false;
+	struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
+	    .tm_hour = h, .tm_min = m, .tm_sec = sec > 59 ? 59 : sec};
+	time_t t = timegm(&tm);
+	*ms = ((int64_t)t - (int64_t)off * 60) * 1000 + frac;
+	return true;
+}
+
+bool
+duration_parse(const char *s, int64_t *ms)
+{
+	static const struct { const char *unit; int64_t ms; } units[] = {
+		{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
+		{"d", 86400000}, {"w", 7 * 86400000LL},
+	};
+	int64_t total = 0;
+	const char *p = s;
+	if (*p == '\0')
+		return false;
+	while (*p) {
+		if (!isdigit((unsigned char)*p))
+			return false;
+		int64_t n = 0;
+		while (isdigit((unsigned char)*p)) {
+			if (n > INT64_MAX / 10 - 10)
+				return false;
+			n = n * 10 + (*p++ - '0');
+		}
+		size_t i, best = sizeof units / sizeof units[0];
+		for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+			size_t l = strlen(units[i].unit);
+			if (strncmp(p, units[i].unit, l) == 0 &&
+			    (best == sizeof units / sizeof units[0] ||
+			     l > strlen(units[best].unit)))
+				best = i;
+		}
+		if (best == sizeof units / sizeof units[0])
+			return false;
+		if (n > INT64_MAX / units[best].ms ||
+		    total > INT64_MAX - n * units[best].ms)
+			return false;
+		total += n * units[best].ms;
+		p += strlen(units[best].unit);
+	}
+	*ms = total;
+	return true;
+}
+
+bool
+parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
+		return false;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool
+utf8_valid(const char *str, size_t len, bool allow_controls)
+{
+	const unsigned char *s = (const unsigned char *)str, *e = s + len;
+	while (s < e) {
+		unsigned c = *s;
+		if (c < 0x80) {
+			if (!allow_controls && (c < 0x20 || c == 0x7f))
+				return false;
+			if (c == 0)
+				return false;
+			s++;
+			continue;
+		}
+		int n;
+		unsigned cp;
+		if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
+		else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
+		else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
+		else return false;
+		if (e - s <= n)
+			return false;
+		for (int i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		s += n + 1;
+	}
+	return true;
+}
+
+char *
+xstrdup(const char *s)
+{
+	return s == NULL ? NULL : strdup(s);
+}

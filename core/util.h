@@ -1,0 +1,52 @@
+/* util — growable buffers, time and small string helpers shared by all. */
+#ifndef NOTIFYD_UTIL_H
+#define NOTIFYD_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A growable byte buffer; always NUL-terminated when data != NULL. */
+struct buf {
+	char	*data;
+	size_t	 len;
+	size_t	 cap;
+	bool	 on_stack;	/* data is caller storage, not malloc'd */
+	bool	 oom;		/* an append failed; contents are truncated */
+};
+
+void	 buf_init(struct buf *b);
+void	 buf_init_stack(struct buf *b, char *mem, size_t cap);
+void	 buf_free(struct buf *b);
+void	 buf_reset(struct buf *b);
+bool	 buf_reserve(struct buf *b, size_t extra);
+void	 buf_put(struct buf *b, const void *p, size_t n);
+void	 buf_puts(struct buf *b, const char *s);
+void	 buf_putc(struct buf *b, char c);
+void	 buf_printf(struct buf *b, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	 buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Hand the contents to the caller (malloc'd, NUL-terminated) and reset. */
+char	*buf_take(struct buf *b);
+
+/* Milliseconds since the Unix epoch, wall clock. */
+int64_t	 time_now_ms(void);
+/* Monotonic milliseconds, for timeouts. */
+int64_t	 time_mono_ms(void);
+/* "2026-11-23T10:11:12.345Z"; needs 25 bytes. */
+void	 time_format_rfc3339(char *out, size_t n, int64_t ms);
+/* Parse RFC 3339 (with offset or Z) into ms; false when malformed. */
+bool	 time_parse_rfc3339(const char *s, int64_t *ms);
+/* Parse a duration such as "90s", "15m", "1h30m", "7d", "500ms". */
+bool	 duration_parse(const char *s, int64_t *ms);
+
+/* Whole string is a decimal integer in [min, max]. */
+bool	 parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* s is valid UTF-8 with no control characters (tab allowed when tabs). */
+bool	 utf8_valid(const char *s, size_t len, bool allow_controls);
+
+/* strdup that returns NULL for NULL. */
+char	*xstrdup(const char *s);
+
+#endif
