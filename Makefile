@@ -38,7 +38,7 @@ MAN       := $(wildcard man/*.[1-8])
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps test-deps run test unit integration lint-man install clean bench
+.PHONY: all deps test-deps run test install clean bench
 
 all: deps $(BIN)/notifyd $(BIN)/notifyctl
 
@@ -67,7 +67,9 @@ $(BIN)/notifyd: $(OUT)/cmd/notifyd/main.o $(OUT)/libnotifyd.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/notifyctl: $(OUT)/cmd/notifyctl/main.o $(OUT)/libnotifyd.a
+CTL_OBJ   := $(patsubst %.c,$(OUT)/%.o,$(sort $(wildcard cmd/notifyctl/*.c)))
+
+$(BIN)/notifyctl: $(CTL_OBJ) $(OUT)/libnotifyd.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -100,3 +102,4 @@ clean:
 	rm -rf build bin
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+

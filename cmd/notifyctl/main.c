@@ -1,1 +1,415 @@
-int main(void){return 0;}
+/*
+ * notifyctl — control notifyd over its Unix socket.
+ * Commands, their flags, help and validation all come from op_table[].
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "ops.h"
+#include "print.h"
+#include "proto.h"
+#include "util.h"
+
+#define EXIT_FAILED	1
+#define EXIT_USAGE	2
+#define EXIT_UNREACHABLE 3
+
+static void __attribute__((noreturn, format(printf, 2, 3)))
+die(int status, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("notifyctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+/* The command-line spelling of an argument name: max_age -> max-age. */
+static void
+flag_name(const char *name, char *out, size_t n)
+{
+	snprintf(out, n, "%s", name);
+	for (char *p = out; *p; p++)
+		if (*p == '_')
+			*p = '-';
+}
+
+/* The words that invoke op: "user.show" -> "user show". */
+static void
+command_words(const struct op *op, char *out, size_t n)
+{
+	snprintf(out, n, "%s", op->name);
+	for (char *p = out; *p; p++)
+		if (*p == '.')
+			*p = ' ';
+}
+
+/* One line of synopsis for op. */
+static void
+synopsis(FILE *f, const struct op *op)
+{
+	char words[64], flag[64];
+	command_words(op, words, sizeof words);
+	fprintf(f, "notifyctl %s", words);
+	for (const struct op_arg *a = op->args; a->name; a++) {
+		bool req = a->flags & ARG_REQUIRED;
+		flag_name(a->name, flag, sizeof flag);
+		if (a->flags & ARG_POSITIONAL)
+			fprintf(f, " %s%s%s%s", req ? "" : "[", a->metavar,
+			    a->type == ARG_IDS ? "..." : "", req ? "" : "]");
+		else if (a->type == ARG_BOOL)
+			fprintf(f, " [--%s]", flag);
+		else
+			fprintf(f, " %s--%s %s%s%s", req ? "" : "[", flag, a->metavar,
+			    a->type == ARG_OBJECT ? "..." : "", req ? "" : "]");
+	}
+	fputc('\n', f);
+}
+
+static void
+usage(FILE *f)
+{
+	char words[64];
+	fprintf(f, "usage: notifyctl [-s SOCKET] [--json] COMMAND [ARGS]\n\ncommands:\n");
+	for (const struct op *const *o = op_table; *o; o++) {
+		command_words(*o, words, sizeof words);
+		fprintf(f, "  %-14s %s\n", words, (*o)->summary);
+	}
+	fprintf(f, "  %-14s %s\n", "help", "show help for a command");
+	fprintf(f, "\noptions:\n"
+	    "  -s, --socket PATH  notifyd's control socket (default: $NOTIFYD_CONTROL_SOCKET,\n"
+	    "                     $XDG_RUNTIME_DIR/notifyd.sock, /tmp/notifyd-UID/notifyd.sock)\n"
+	    "  --json             print the result as JSON\n"
+	    "\nexit status: 0 ok, 1 refused or failed, 2 usage, 3 notifyd unreachable.\n"
+	    "See notifyctl(1).\n");
+}
+
+/* Full help of one command. */
+static void
+command_help(FILE *f, const struct op *op)
+{
+	char flag[64], left[80];
+	fprintf(f, "usage: ");
+	synopsis(f, op);
+	fprintf(f, "\n%s\n\n", op->summary);
+	for (const struct op_arg *a = op->args; a->name; a++) {
+		flag_name(a->name, flag, sizeof flag);
+		if (a->flags & ARG_POSITIONAL)
+			snprintf(left, sizeof left, "%s%s", a->metavar, a->type == ARG_IDS ? "..." : "");
+		else if (a->type == ARG_BOOL)
+			snprintf(left, sizeof left, "--%s", flag);
+		else
+			snprintf(left, sizeof left, "--%s %s", flag, a->metavar);
+		fprintf(f, "  %-20s %s%s\n", left, a->help,
+		    a->flags & ARG_REQUIRED ? " (required)" : "");
+	}
+}
+
+/* The operation named by the words at argv[*i], advancing *i past them. */
+static const struct op *
+find_command(int argc, char **argv, int *i)
+{
+	char name[128];
+	const struct op *found = NULL;
+	/* Two words ("user show") before one, exact before a unique prefix. */
+	if (*i + 1 < argc) {
+		snprintf(name, sizeof name, "%s.%s", argv[*i], argv[*i + 1]);
+		if ((found = op_find(name)) != NULL) {
+			*i += 2;
+			return found;
+		}
+	}
+	if ((found = op_find(argv[*i])) != NULL) {
+		(*i)++;
+		return found;
+	}
+	size_t l = strlen(argv[*i]);
+	int matches = 0;
+	for (const struct op *const *o = op_table; *o; o++)
+		if (strncmp((*o)->name, argv[*i], l) == 0 && strchr((*o)->name + l, '.') == NULL) {
+			found = *o;
+			matches++;
+		}
+	if (matches == 1) {
+		(*i)++;
+		return found;
+	}
+	if (matches > 1)
+		die(EXIT_USAGE, "'%s' is ambiguous; see notifyctl help", argv[*i]);
+	die(EXIT_USAGE, "unknown command '%s'; see notifyctl help", argv[*i]);
+}
+
+/* Convert one word to the JSON an argument takes, or die with a usage error. */
+static json_t *
+arg_value(const struct op *op, const struct op_arg *a, const char *word)
+{
+	int64_t v;
+	int64_t ms;
+	switch (a->type) {
+	case ARG_INT:
+	case ARG_ID:
+		if (!parse_int64(word, a->type == ARG_ID ? 1 : INT64_MIN, INT64_MAX, &v))
+			die(EXIT_USAGE, "%s: %s must be %s, not '%s'", op->name, a->metavar,
+			    op_arg_type_name(a->type), word);
+		return json_integer(v);
+	case ARG_TIME:
+		if (!time_parse_rfc3339(word, &ms))
+			die(EXIT_USAGE, "%s: '%s' is not an RFC 3339 time such as "
+			    "2026-01-02T15:04:05Z", op->name, word);
+		return json_string(word);
+	default:
+		if (!utf8_valid(word, strlen(word), true))
+			die(EXIT_USAGE, "%s: '%s' is not valid UTF-8", op->name, a->name);
+		return json_string(word);
+	}
+}
+
+/* Add K=V (a string) or K:=JSON to the object of an ARG_OBJECT argument. */
+static void
+object_add(const struct op *op, json_t *obj, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	if (eq == NULL || eq == kv)
+		die(EXIT_USAGE, "%s: '%s' is not KEY=VALUE or KEY:=JSON", op->name, kv);
+	size_t kl = (size_t)(eq - kv);
+	json_t *v;
+	if (eq[-1] == ':') {
+		json_error_t jerr;
+		kl--;
+		v = json_loads(eq + 1, JSON_DECODE_ANY, &jerr);
+		if (v == NULL)
+			die(EXIT_USAGE, "%s: %.*s: bad JSON: %s", op->name, (int)kl, kv, jerr.text);
+	} else {
+		v = json_string(eq + 1);
+		if (v == NULL)
+			die(EXIT_USAGE, "%s: '%s' is not valid UTF-8", op->name, kv);
+	}
+	if (kl == 0)
+		die(EXIT_USAGE, "%s: '%s' has an empty key", op->name, kv);
+	char *key = strndup(kv, kl);
+	json_object_set_new(obj, key, v);
+	free(key);
+}
+
+/* Build the args object of op from the words after the command. */
+static json_t *
+parse_args(const struct op *op, int argc, char **argv, int i, bool *json_out)
+{
+	json_t *args = json_object();
+	const struct op_arg *pos = op->args;
+	char flag[64];
+
+	for (; i < argc; i++) {
+		const char *w = argv[i];
+		if (strcmp(w, "--json") == 0) {
+			*json_out = true;
+			continue;
+		}
+		if (strcmp(w, "-h") == 0 || strcmp(w, "--help") == 0) {
+			command_help(stdout, op);
+			exit(0);
+		}
+		if (strncmp(w, "--", 2) == 0 && w[2] != '\0') {
+			const char *val = NULL, *eq = strchr(w, '=');
+			snprintf(flag, sizeof flag, "%.*s",
+			    (int)(eq ? (size_t)(eq - w - 2) : strlen(w + 2)), w + 2);
+			const struct op_arg *a = NULL;
+			for (const struct op_arg *c = op->args; c->name; c++) {
+				char f[64];
+				flag_name(c->name, f, sizeof f);
+				if (!(c->flags & ARG_POSITIONAL) && strcmp(f, flag) == 0)
+					a = c;
+			}
+			if (a == NULL)
+				die(EXIT_USAGE, "%s: unknown option --%s; see notifyctl help %s",
+				    op->name, flag, op->name);
+			if (a->type == ARG_BOOL) {
+				if (eq != NULL)
+					die(EXIT_USAGE, "%s: --%s takes no value", op->name, flag);
+				json_object_set_new(args, a->name, json_true());
+				continue;
+			}
+			if (eq != NULL)
+				val = eq + 1;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			else
+				die(EXIT_USAGE, "%s: --%s needs %s", op->name, flag, a->metavar);
+			if (a->type == ARG_OBJECT) {
+				json_t *o = json_object_get(args, a->name);
+				if (o == NULL)
+					json_object_set_new(args, a->name, o = json_object());
+				object_add(op, o, val);
+			} else if (a->type == ARG_IDS) {
+				json_t *arr = json_object_get(args, a->name);
+				if (arr == NULL)
+					json_object_set_new(args, a->name, arr = json_array());
+				json_array_append_new(arr, arg_value(op, &(struct op_arg){
+				    a->name, ARG_ID, 0, a->metavar, NULL}, val));
+			} else {
+				if (json_object_get(args, a->name) != NULL)
+					die(EXIT_USAGE, "%s: --%s given twice", op->name, flag);
+				json_object_set_new(args, a->name, arg_value(op, a, val));
+			}
+			continue;
+		}
+		/* A bare word: the next positional argument. */
+		while (pos->name && !(pos->flags & ARG_POSITIONAL))
+			pos++;
+		if (pos->name == NULL)
+			die(EXIT_USAGE, "%s: unexpected argument '%s'", op->name, w);
+		if (pos->type == ARG_IDS) {
+			json_t *arr = json_object_get(args, pos->name);
+			if (arr == NULL)
+				json_object_set_new(args, pos->name, arr = json_array());
+			json_array_append_new(arr, arg_value(op, &(struct op_arg){
+			    pos->name, ARG_ID, 0, pos->metavar, NULL}, w));
+		} else {
+			json_object_set_new(args, pos->name, arg_value(op, pos, w));
+			pos++;
+		}
+	}
+	for (const struct op_arg *a = op->args; a->name; a++)
+		if ((a->flags & ARG_REQUIRED) && json_object_get(args, a->name) == NULL) {
+			flag_name(a->name, flag, sizeof flag);
+			if (a->flags & ARG_POSITIONAL)
+				die(EXIT_USAGE, "%s: %s is required; usage: see notifyctl help %s",
+				    op->name, a->metavar, op->name);
+			die(EXIT_USAGE, "%s: --%s is required; see notifyctl help %s",
+			    op->name, flag, op->name);
+		}
+	return args;
+}
+
+/* Connect to notifyd and check its greeting; dies with status 3 when it cannot. */
+static int
+connect_daemon(const char *path, struct line_reader *r)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof sun.sun_path)
+		die(EXIT_USAGE, "socket path too long: %s", path);
+	strcpy(sun.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0)
+		die(EXIT_UNREACHABLE, "cannot reach notifyd at %s: %s (is it running? "
+		    "see -s)", path, strerror(errno));
+	line_reader_init(r, fd, PROTO_MAX_LINE);
+	char *line;
+	size_t len;
+	if (line_read(r, &line, &len) != LINE_OK)
+		die(EXIT_UNREACHABLE, "notifyd at %s closed the connection", path);
+	json_t *g = json_loadb(line, len, 0, NULL);
+	json_t *err = json_object_get(g, "error");
+	if (err != NULL)
+		die(EXIT_UNREACHABLE, "notifyd refused the connection: %s",
+		    json_string_value(json_object_get(err, "message")));
+	if (json_integer_value(json_object_get(g, "protocol")) != PROTO_VERSION)
+		die(EXIT_UNREACHABLE, "notifyd at %s speaks control protocol %lld, "
+		    "this notifyctl speaks %d", path,
+		    (long long)json_integer_value(json_object_get(g, "protocol")), PROTO_VERSION);
+	json_decref(g);
+	return fd;
+}
+
+int
+main(int argc, char **argv)
+{
+	char sock[PATH_MAX];
+	bool json_out = false;
+	int i = 1;
+	const char *env = getenv("NOTIFYD_CONTROL_SOCKET");
+
+	if (env != NULL && *env != '\0')
+		snprintf(sock, sizeof sock, "%s", env);
+	else
+		config_default_socket(sock, sizeof sock);
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--json") == 0) {
+			json_out = true;
+		} else if (strcmp(a, "-s") == 0 || strcmp(a, "--socket") == 0) {
+			if (++i == argc)
+				die(EXIT_USAGE, "%s needs a path", a);
+			snprintf(sock, sizeof sock, "%s", argv[i]);
+		} else if (strncmp(a, "--socket=", 9) == 0) {
+			snprintf(sock, sizeof sock, "%s", a + 9);
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(a, "--version") == 0) {
+			printf("notifyctl %s (control protocol %d)\n", NOTIFYD_VERSION, PROTO_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "notifyctl: unknown option %s\n", a);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (i == argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		if (i + 1 == argc) {
+			usage(stdout);
+			return 0;
+		}
+		i++;
+		command_help(stdout, find_command(argc, argv, &i));
+		return 0;
+	}
+	const struct op *op = find_command(argc, argv, &i);
+	json_t *args = parse_args(op, argc, argv, i, &json_out);
+
+	struct line_reader r;
+	int fd = connect_daemon(sock, &r);
+	json_t *req = json_pack("{s:i, s:s, s:o}", "id", 1, "cmd", op->name, "args", args);
+	char *text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (text == NULL)
+		die(EXIT_FAILED, "out of memory");
+	size_t tl = strlen(text);
+	text[tl] = '\n';
+	if (write_all(fd, text, tl + 1) != 0)
+		die(EXIT_UNREACHABLE, "lost the connection to notifyd: %s", strerror(errno));
+	free(text);
+
+	char *line;
+	size_t len;
+	if (line_read(&r, &line, &len) != LINE_OK)
+		die(EXIT_UNREACHABLE, "notifyd closed the connection before answering");
+	json_error_t jerr;
+	json_t *reply = json_loadb(line, len, 0, &jerr);
+	if (reply == NULL)
+		die(EXIT_FAILED, "notifyd sent a malformed reply: %s", jerr.text);
+	int status = 0;
+	if (json_is_true(json_object_get(reply, "ok"))) {
+		json_t *result = json_object_get(reply, "result");
+		if (json_out)
+			print_json(stdout, result);
+		else
+			print_result(stdout, op->name, result);
+	} else {
+		json_t *e = json_object_get(reply, "error");
+		fprintf(stderr, "notifyctl: %s\n", json_string_value(json_object_get(e, "message")));
+		status = EXIT_FAILED;
+	}
+	json_decref(reply);
+	line_reader_free(&r);
+	close(fd);
+	if (fflush(stdout) != 0)
+		die(EXIT_FAILED, "writing output: %s", strerror(errno));
+	return status;
+}

@@ -1,0 +1,120 @@
+/* print — how notifyctl shows results to people (and as JSON to scripts). */
+#include "print.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+print_json(FILE *f, json_t *result)
+{
+	char *s = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+	fprintf(f, "%s\n", s ? s : "null");
+	free(s);
+}
+
+/* A string field, or fallback. */
+static const char *
+field(json_t *o, const char *name, const char *fallback)
+{
+	const char *s = json_string_value(json_object_get(o, name));
+	return s ? s : fallback;
+}
+
+/*
+ * Write s cut to at most max characters (UTF-8), control characters shown
+ * as '?', padded with spaces to width.
+ */
+static void
+put_cell(FILE *f, const char *s, int max, int width)
+{
+	int n = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		bool lead = (*p & 0xc0) != 0x80;
+		if (lead && n == max) {
+			fputs("…", f);
+			n++;
+			break;
+		}
+		if (lead)
+			n++;
+		fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
+	}
+	for (; n < width; n++)
+		fputc(' ', f);
+}
+
+static void
+print_notification(FILE *f, json_t *n)
+{
+	static const char *const keys[] = {"id", "user", "type", "category",
+	    "priority", "title", "body", "data", "url", "created_at", "read_at",
+	    "archived_at", "deliver_at", NULL};
+	for (int i = 0; keys[i]; i++) {
+		json_t *v = json_object_get(n, keys[i]);
+		if (v == NULL || json_is_null(v))
+			continue;
+		fprintf(f, "%-12s ", keys[i]);
+		if (json_is_string(v)) {
+			fputs(json_string_value(v), f);
+			fputc('\n', f);
+		} else {
+			print_json(f, v);
+		}
+	}
+}
+
+static void
+print_list(FILE *f, json_t *r)
+{
+	json_t *list = json_object_get(r, "notifications"), *n;
+	size_t i;
+	if (json_array_size(list) == 0) {
+		fprintf(f, "no notifications\n");
+	} else {
+		fprintf(f, "%-8s %-24s %-6s %-18s %s\n", "ID", "CREATED", "STATE", "TYPE", "TITLE");
+		json_array_foreach(list, i, n) {
+			fprintf(f, "%-8lld %-24s %-6s ",
+			    (long long)json_integer_value(json_object_get(n, "id")),
+			    field(n, "created_at", "-"),
+			    json_is_null(json_object_get(n, "read_at")) ? "unread" : "read");
+			put_cell(f, field(n, "type", "-"), 17, 19);
+			put_cell(f, field(n, "title", field(n, "body", "")), 60, 0);
+			fputc('\n', f);
+		}
+	}
+	fprintf(f, "%lld unread", (long long)json_integer_value(json_object_get(r, "unread_count")));
+	json_t *next = json_object_get(r, "next_before");
+	if (json_is_integer(next))
+		fprintf(f, "; more with --before %lld", (long long)json_integer_value(next));
+	fputc('\n', f);
+}
+
+void
+print_result(FILE *f, const char *name, json_t *r)
+{
+	if (strcmp(name, "ping") == 0) {
+		fprintf(f, "notifyd %s is running (control protocol %lld)\n",
+		    field(r, "version", "?"),
+		    (long long)json_integer_value(json_object_get(r, "protocol")));
+	} else if (strcmp(name, "send") == 0) {
+		fprintf(f, "notification %lld for %s\n",
+		    (long long)json_integer_value(json_object_get(r, "id")), field(r, "user", "?"));
+	} else if (strcmp(name, "list") == 0) {
+		print_list(f, r);
+	} else if (strcmp(name, "show") == 0) {
+		print_notification(f, r);
+	} else if (strcmp(name, "count") == 0) {
+		fprintf(f, "%lld\n", (long long)json_integer_value(json_object_get(r, "unread_count")));
+	} else if (strcmp(name, "read") == 0 || strcmp(name, "unread") == 0) {
+		json_t *ids = json_object_get(r, "ids");
+		long long changed = ids ? (long long)json_array_size(ids) :
+		    (long long)json_integer_value(json_object_get(r, "marked"));
+		fprintf(f, "marked %lld %s; %lld unread\n", changed, name,
+		    (long long)json_integer_value(json_object_get(r, "unread_count")));
+	} else {
+		char *s = json_dumps(r, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		fprintf(f, "%s\n", s ? s : "null");
+		free(s);
+	}
+}

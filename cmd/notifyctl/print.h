@@ -1,0 +1,13 @@
+/* print — how notifyctl shows results to people (and as JSON to scripts). */
+#ifndef NOTIFYCTL_PRINT_H
+#define NOTIFYCTL_PRINT_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+/* The result exactly as notifyd sent it, one line of JSON. */
+void	print_json(FILE *f, json_t *result);
+/* The result of operation name, for a person. */
+void	print_result(FILE *f, const char *name, json_t *result);
+
+#endif

@@ -1,0 +1,172 @@
+"""Fixtures: a private notifyd per test, on a temporary data dir and socket."""
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+NOTIFYD = os.path.abspath(os.environ.get("NOTIFYD_BIN", "bin/notifyd"))
+NOTIFYCTL = os.path.abspath(os.environ.get("NOTIFYCTL_BIN", "bin/notifyctl"))
+# Set NOTIFYD_WRAPPER="valgrind --leak-check=full --error-exitcode=99" to run
+# every daemon under a checker; its exit status is asserted at teardown.
+WRAPPER = os.environ.get("NOTIFYD_WRAPPER", "").split()
+START_TIMEOUT = 60 if WRAPPER else 10
+
+
+class Daemon:
+    """One notifyd process, its log, and clients for it."""
+
+    def __init__(self, tmp, args=(), env=None, data_dir=None, socket_path=None,
+                 pass_socket=True):
+        self.tmp = tmp
+        self.data_dir = data_dir or os.path.join(tmp, "data")
+        self.socket = socket_path or os.path.join(tmp, "ctl.sock")
+        self.args = list(args)
+        self.pass_socket = pass_socket
+        self.env = dict(os.environ, **(env or {}))
+        self.env.pop("NOTIFYD_CONTROL_SOCKET", None)
+        self.proc = None
+        self.lines = []
+        self.cond = threading.Condition()
+
+    def start(self, wait=True):
+        cmd = WRAPPER + [NOTIFYD, "--data-dir", self.data_dir, "--http", "off",
+                         "--smtp", "off"] + self.args
+        if self.pass_socket:
+            cmd += ["--socket", self.socket]
+        self.lines = []
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=self.env)
+        self.reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
+        self.reader.start()
+        if wait:
+            self.wait_log('msg="notifyd started"', START_TIMEOUT)
+        return self
+
+    def _read(self, proc):
+        for raw in proc.stdout:
+            with self.cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_log(self, needle, timeout=10):
+        """Wait until a log line contains needle; the event, not a sleep."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines:
+                    if needle in line:
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
+                    raise AssertionError(f"no log line with {needle!r}; log:\n" + self.log())
+                self.cond.wait(left)
+
+    def log(self):
+        with self.cond:
+            return "\n".join(self.lines)
+
+    def count_log(self, needle):
+        with self.cond:
+            return sum(needle in l for l in self.lines)
+
+    def stop(self, sig="TERM", timeout=None):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal({"TERM": 15, "INT": 2, "KILL": 9}[sig])
+        rc = self.proc.wait(timeout or (60 if WRAPPER else 10))
+        self.reader.join(5)
+        return rc
+
+    def ctl(self, *args, check=None, env=None):
+        """Run notifyctl --json; returns (exit status, parsed stdout or text, stderr)."""
+        e = dict(os.environ, **(env or {}))
+        e.pop("NOTIFYD_CONTROL_SOCKET", None)
+        p = subprocess.run([NOTIFYCTL, "-s", self.socket, "--json", *map(str, args)],
+                           capture_output=True, text=True, env=e, timeout=30)
+        out = p.stdout
+        try:
+            out = json.loads(p.stdout) if p.stdout.strip() else None
+        except ValueError:
+            pass
+        if check is not None:
+            assert p.returncode == check, (p.returncode, p.stdout, p.stderr)
+        return p.returncode, out, p.stderr
+
+    def ok(self, *args):
+        return self.ctl(*args, check=0)[1]
+
+    def connect(self):
+        return Client(self.socket)
+
+
+class Client:
+    """A raw control-protocol connection."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(path)
+        self.f = self.sock.makefile("rb")
+        self.greeting = self.read()
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send(self, cmd, args=None, id=1):
+        req = {"id": id, "cmd": cmd}
+        if args is not None:
+            req["args"] = args
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+
+    def read(self):
+        line = self.f.readline()
+        return json.loads(line) if line else None
+
+    def call(self, cmd, args=None, id=1):
+        self.send(cmd, args, id)
+        return self.read()
+
+    def close(self):
+        self.f.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def tmp(tmp_path):
+    # Unix socket paths are short; tmp_path can be long, so use /tmp.
+    import tempfile, shutil
+    d = tempfile.mkdtemp(prefix="nd-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def daemons(tmp):
+    started = []
+
+    def make(**kw):
+        d = Daemon(tmp, **kw)
+        started.append(d)
+        return d
+    yield make
+    # A daemon still running is stopped with SIGTERM and must exit 0: under
+    # ASan, LeakSanitizer or valgrind a leak or error changes the status.
+    bad = []
+    for d in started:
+        if d.proc is not None and d.proc.poll() is None:
+            rc = d.stop()
+            if rc != 0:
+                bad.append(f"notifyd exited {rc}:\n" + d.log())
+    if bad:
+        pytest.fail("\n".join(bad))
+
+
+@pytest.fixture
+def nd(daemons):
+    return daemons().start()

@@ -1,0 +1,160 @@
+"""notifyctl against a private notifyd: every command, shapes, exit statuses."""
+import os
+import subprocess
+
+from conftest import NOTIFYCTL
+
+NOTIFICATION_KEYS = {"id", "user", "type", "category", "priority", "title", "body",
+                     "data", "url", "created_at", "read_at", "archived_at"}
+
+
+def test_ping(nd):
+    r = nd.ok("ping")
+    assert r["pong"] is True and r["protocol"] == 1 and r["version"]
+
+
+def test_send_list_show_read_count(nd):
+    n = nd.ok("send", "--user", "alice", "--type", "order_shipped", "--title", "Shipped",
+              "--body", "Your order is on its way", "--data", "order=A-1",
+              "--data", "items:=3", "--priority", "high", "--category", "orders",
+              "--url", "https://shop.example/o/A-1")
+    assert set(n) == NOTIFICATION_KEYS
+    assert n["user"] == "alice" and n["type"] == "order_shipped"
+    assert n["data"] == {"order": "A-1", "items": 3}
+    assert n["priority"] == "high" and n["read_at"] is None
+    assert n["created_at"].endswith("Z") and "T" in n["created_at"]
+
+    m = nd.ok("send", "--user", "alice", "--type", "message", "--title", "Second")
+    assert m["id"] > n["id"]
+    assert m["priority"] == "normal" and m["data"] is None and m["category"] is None
+
+    page = nd.ok("list", "--user", "alice")
+    assert set(page) == {"notifications", "next_before", "unread_count"}
+    assert [x["id"] for x in page["notifications"]] == [m["id"], n["id"]]
+    assert page["unread_count"] == 2 and page["next_before"] is None
+    assert page["notifications"][1] == n
+
+    assert nd.ok("show", n["id"]) == n
+    assert nd.ok("count", "--user", "alice") == {"unread_count": 2}
+
+    r = nd.ok("read", "--user", "alice", n["id"])
+    assert r == {"ids": [n["id"]], "unread_count": 1}
+    assert nd.ok("show", n["id"])["read_at"] is not None
+    # Reading again changes nothing and says so.
+    assert nd.ok("read", "--user", "alice", n["id"]) == {"ids": [], "unread_count": 1}
+    assert [x["id"] for x in nd.ok("list", "--user", "alice", "--unread")["notifications"]] == [m["id"]]
+
+    r = nd.ok("unread", "--user", "alice", n["id"])
+    assert r == {"ids": [n["id"]], "unread_count": 2}
+
+    r = nd.ok("read", "--user", "alice", "--all")
+    assert r == {"up_to": m["id"], "marked": 2, "unread_count": 0}
+    assert nd.ok("count", "--user", "alice") == {"unread_count": 0}
+
+
+def test_idempotency_key(nd):
+    a = nd.ok("send", "--user", "alice", "--type", "message", "--title", "one", "--key", "evt-1")
+    b = nd.ok("send", "--user", "alice", "--type", "message", "--title", "two", "--key", "evt-1")
+    assert a == b and b["title"] == "one"
+    c = nd.ok("send", "--user", "bob", "--type", "message", "--key", "evt-1")
+    assert c["id"] != a["id"]
+    assert len(nd.ok("list", "--user", "alice")["notifications"]) == 1
+
+
+def test_pagination_and_filters(nd):
+    c = nd.connect()
+    for i in range(125):
+        c.send("send", {"user": "pat", "type": "even" if i % 2 == 0 else "odd",
+                        "category": "c%d" % (i % 3)}, id=i)
+    ids = [c.read()["result"]["id"] for _ in range(125)]
+    c.close()
+    seen, before = [], None
+    while True:
+        args = ["list", "--user", "pat"] + (["--before", before] if before else [])
+        page = nd.ok(*args)
+        seen += [x["id"] for x in page["notifications"]]
+        before = page["next_before"]
+        if before is None:
+            break
+        assert len(page["notifications"]) == 50
+    assert seen == sorted(ids, reverse=True)
+    page = nd.ok("list", "--user", "pat", "--limit", "200", "--type", "odd")
+    assert len(page["notifications"]) == 62 and all(x["type"] == "odd" for x in page["notifications"])
+    page = nd.ok("list", "--user", "pat", "--limit", "200", "--category", "c1")
+    assert len(page["notifications"]) == 42
+    assert nd.ok("list", "--user", "pat", "--limit", "1")["next_before"] == ids[-1]
+    rc, _, err = nd.ctl("list", "--user", "pat", "--limit", "201")
+    assert rc == 1 and "limit" in err
+
+
+def test_errors_and_exit_status(nd, tmp):
+    nd.ok("send", "--user", "alice", "--type", "message")
+    bob = nd.ok("send", "--user", "bob", "--type", "message")
+    # 1: refused by notifyd, with a one-line message.
+    for args, words in [
+        (["list", "--user", "ghost"], "no user 'ghost'"),
+        (["count", "--user", "ghost"], "no user 'ghost'"),
+        (["show", "9999"], "no notification 9999"),
+        (["read", "--user", "alice", bob["id"]], "no notification"),
+        (["send", "--user", "a", "--type", "message", "--priority", "max"], "priority"),
+        (["send", "--user", "a", "--type", "Not A Type"], "'type'"),
+        (["send", "--user", "a", "--type", "m", "--url", "javascript:alert(1)"], "'url'"),
+        (["read", "--user", "alice"], "either 'ids' or 'all'"),
+    ]:
+        rc, out, err = nd.ctl(*args)
+        assert rc == 1, args
+        assert err.startswith("notifyctl: ") and words in err and err.count("\n") == 1, err
+    # 2: usage, before any contact with notifyd.
+    for args in (["send", "--user", "a"], ["frobnicate"], ["list", "--user", "a", "--limit", "x"],
+                 ["show"], ["show", "0"], ["send", "--user", "a", "--type", "m", "--data", "novalue"],
+                 ["list", "--user", "a", "--bogus", "1"], ["read", "--user", "a", "x"]):
+        rc, _, err = nd.ctl(*args)
+        assert rc == 2, (args, err)
+        assert err.startswith("notifyctl: ")
+    # 3: unreachable.
+    p = subprocess.run([NOTIFYCTL, "-s", os.path.join(tmp, "none.sock"), "ping"],
+                       capture_output=True, text=True)
+    assert p.returncode == 3 and "cannot reach notifyd" in p.stderr
+
+
+def test_human_output(nd):
+    p = subprocess.run([NOTIFYCTL, "-s", nd.socket, "send", "--user", "al", "--type", "message",
+                        "--title", "Hello\nworld"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout == "notification 1 for al\n"
+    p = subprocess.run([NOTIFYCTL, "-s", nd.socket, "list", "--user", "al"],
+                       capture_output=True, text=True)
+    lines = p.stdout.splitlines()
+    assert lines[0].split() == ["ID", "CREATED", "STATE", "TYPE", "TITLE"]
+    assert lines[1].split()[0] == "1" and "unread" in lines[1] and "Hello?world" in lines[1]
+    assert lines[-1] == "1 unread"
+    p = subprocess.run([NOTIFYCTL, "-s", nd.socket, "count", "--user", "al"],
+                       capture_output=True, text=True)
+    assert p.stdout == "1\n"
+
+
+def test_help_comes_from_the_table(nd):
+    p = subprocess.run([NOTIFYCTL, "help"], capture_output=True, text=True)
+    assert p.returncode == 0
+    for cmd in ("ping", "send", "list", "show", "read", "unread", "count", "help"):
+        assert "\n  %s " % cmd in p.stdout
+    p = subprocess.run([NOTIFYCTL, "help", "send"], capture_output=True, text=True)
+    assert "--user USER" in p.stdout and "--key KEY" in p.stdout and "(required)" in p.stdout
+    p = subprocess.run([NOTIFYCTL, "read", "--help"], capture_output=True, text=True)
+    assert p.stdout.startswith("usage: notifyctl read --user USER [ID...] [--all]")
+
+
+def test_default_socket_from_xdg(daemons, tmp):
+    """notifyd and notifyctl agree on the socket without being told."""
+    run = os.path.join(tmp, "run")
+    os.mkdir(run, 0o700)
+    env = {"XDG_RUNTIME_DIR": run}
+    d = daemons(env=env, socket_path=os.path.join(run, "notifyd.sock"), pass_socket=False)
+    d.start()
+    assert os.path.exists(d.socket)
+    p = subprocess.run([NOTIFYCTL, "--json", "ping"], capture_output=True, text=True,
+                       env=dict(os.environ, XDG_RUNTIME_DIR=run), cwd="/")
+    assert p.returncode == 0, p.stderr
+    env_sock = dict(os.environ, NOTIFYD_CONTROL_SOCKET=os.path.join(run, "notifyd.sock"))
+    env_sock.pop("XDG_RUNTIME_DIR", None)
+    p = subprocess.run([NOTIFYCTL, "ping"], capture_output=True, text=True, env=env_sock)
+    assert p.returncode == 0, p.stderr

@@ -1,0 +1,201 @@
+/* Unit tests: the operations table and its argument checks, over a real store. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "app.h"
+#include "log.h"
+#include "ops.h"
+#include "store.h"
+
+struct fixture {
+	char		 dir[64];
+	struct app	 app;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	struct store_options o = {.busy_timeout = 1000};
+	char err[256], path[128];
+	snprintf(f->dir, sizeof f->dir, "/tmp/notifyd-ops-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(path, sizeof path, "%s/t.db", f->dir);
+	assert_int_equal(store_open(&f->app.store, path, &o, err, sizeof err), 1);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[200];
+	store_close(f->app.store);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Call op name with args given as JSON text; returns the result, err in *ctx. */
+static json_t *
+call(struct fixture *f, struct op_ctx *ctx, const char *as_user, const char *name,
+    const char *args)
+{
+	memset(ctx, 0, sizeof *ctx);
+	ctx->app = &f->app;
+	ctx->as_user = as_user;
+	json_t *a = args ? json_loads(args, 0, NULL) : NULL;
+	if (args != NULL)
+		assert_non_null(a);
+	json_t *r = op_dispatch(ctx, name, a);
+	json_decref(a);
+	return r;
+}
+
+/* Expect a failure with status and code. */
+static void
+fails(struct fixture *f, const char *as_user, const char *name, const char *args,
+    int status, const char *code)
+{
+	struct op_ctx ctx;
+	json_t *r = call(f, &ctx, as_user, name, args);
+	if (r != NULL || ctx.err.status != status || strcmp(ctx.err.code, code) != 0)
+		fail_msg("%s %s: want %d %s, got %d %s (%s)", name, args, status, code,
+		    ctx.err.status, ctx.err.code, ctx.err.message);
+	json_decref(r);
+}
+
+static void
+test_table_is_consistent(void **state)
+{
+	(void)state;
+	for (const struct op *const *o = op_table; *o; o++) {
+		assert_non_null((*o)->fn);
+		assert_true(strlen((*o)->summary) > 0);
+		assert_ptr_equal(op_find((*o)->name), *o);
+		int positional_lists = 0;
+		for (const struct op_arg *a = (*o)->args; a->name; a++) {
+			assert_non_null(a->help);
+			if (a->type != ARG_BOOL)
+				assert_non_null(a->metavar);
+			if ((a->flags & ARG_POSITIONAL) && a->type == ARG_IDS)
+				positional_lists++;
+		}
+		assert_true(positional_lists <= 1);
+	}
+}
+
+static void
+test_argument_checks(void **state)
+{
+	struct fixture *f = *state;
+	fails(f, NULL, "nope", "{}", 404, "unknown_command");
+	fails(f, NULL, "send", "{\"user\":\"a\"}", 422, "missing_field");
+	fails(f, NULL, "send", "{\"user\":\"a\",\"type\":\"m\",\"colour\":1}", 422, "unknown_field");
+	fails(f, NULL, "send", "{\"user\":5,\"type\":\"m\"}", 422, "invalid_field");
+	fails(f, NULL, "send", "{\"user\":\"a\",\"type\":\"m\",\"data\":[1]}", 422, "invalid_field");
+	fails(f, NULL, "send", "{\"user\":\"a\",\"type\":\"Bad Type\"}", 422, "invalid_field");
+	fails(f, NULL, "send", "{\"user\":\"a\",\"type\":\"m\",\"priority\":\"max\"}", 422,
+	    "invalid_field");
+	fails(f, NULL, "send", "{\"user\":\"a\",\"type\":\"m\",\"url\":\"javascript:x\"}", 422,
+	    "invalid_field");
+	fails(f, NULL, "send", "{\"user\":\"a\",\"type\":\"m\",\"key\":\"\"}", 422, "invalid_field");
+	fails(f, NULL, "send", "{\"user\":\"\",\"type\":\"m\"}", 422, "invalid_field");
+	fails(f, NULL, "send", "{\"user\":\"a/b\",\"type\":\"m\"}", 422, "invalid_field");
+	fails(f, NULL, "send", "{\"user\":\"a\\u0001\",\"type\":\"m\"}", 422, "invalid_field");
+	fails(f, NULL, "list", "{\"user\":\"a\",\"limit\":0}", 422, "invalid_field");
+	fails(f, NULL, "list", "{\"user\":\"a\",\"limit\":201}", 422, "invalid_field");
+	fails(f, NULL, "list", "{\"user\":\"a\",\"before\":0}", 422, "invalid_field");
+	fails(f, NULL, "list", "{\"user\":\"ghost\"}", 404, "user_not_found");
+	fails(f, NULL, "count", "{\"user\":\"ghost\"}", 404, "user_not_found");
+	fails(f, NULL, "read", "{\"user\":\"a\"}", 422, "invalid_field");
+	fails(f, NULL, "read", "{\"user\":\"a\",\"ids\":[1],\"all\":true}", 422, "invalid_field");
+	fails(f, NULL, "read", "{\"user\":\"a\",\"ids\":[1,-2]}", 422, "invalid_field");
+	fails(f, NULL, "read", "{\"user\":\"a\",\"ids\":[]}", 422, "invalid_field");
+	fails(f, NULL, "show", "{\"id\":\"7\"}", 422, "invalid_field");
+	fails(f, NULL, "show", "{\"id\":7}", 404, "not_found");
+	/* Over-long text is refused, not truncated. */
+	char big[1200 + 64];
+	memset(big, 0, sizeof big);
+	strcpy(big, "{\"user\":\"a\",\"type\":\"m\",\"title\":\"");
+	memset(big + strlen(big), 'x', 1100);
+	strcat(big, "\"}");
+	fails(f, NULL, "send", big, 422, "invalid_field");
+}
+
+static void
+test_send_read_flow(void **state)
+{
+	struct fixture *f = *state;
+	struct op_ctx ctx;
+	json_t *r = call(f, &ctx, NULL, "send",
+	    "{\"user\":\"alice\",\"type\":\"message\",\"title\":\"hi\",\"key\":\"k\"}");
+	assert_non_null(r);
+	assert_int_equal(ctx.status, 201);
+	json_int_t id = json_integer_value(json_object_get(r, "id"));
+	json_decref(r);
+	r = call(f, &ctx, NULL, "send", "{\"user\":\"alice\",\"type\":\"message\",\"key\":\"k\"}");
+	assert_int_equal(ctx.status, 200);
+	assert_int_equal(json_integer_value(json_object_get(r, "id")), id);
+	assert_string_equal(json_string_value(json_object_get(r, "title")), "hi");
+	json_decref(r);
+
+	r = call(f, &ctx, NULL, "count", "{\"user\":\"alice\"}");
+	assert_int_equal(json_integer_value(json_object_get(r, "unread_count")), 1);
+	json_decref(r);
+	char args[100];
+	snprintf(args, sizeof args, "{\"user\":\"alice\",\"ids\":[%lld]}", (long long)id);
+	r = call(f, &ctx, NULL, "read", args);
+	assert_int_equal(json_integer_value(json_object_get(r, "unread_count")), 0);
+	assert_int_equal(json_array_size(json_object_get(r, "ids")), 1);
+	json_decref(r);
+	fails(f, NULL, "read", "{\"user\":\"alice\",\"ids\":[999]}", 404, "not_found");
+	fails(f, NULL, "unread", "{\"user\":\"bob\",\"ids\":[1]}", 404, "user_not_found");
+}
+
+static void
+test_user_token_isolation(void **state)
+{
+	struct fixture *f = *state;
+	struct op_ctx ctx;
+	json_t *r = call(f, &ctx, NULL, "send", "{\"user\":\"bob\",\"type\":\"m\"}");
+	json_int_t bob_id = json_integer_value(json_object_get(r, "id"));
+	json_decref(r);
+	json_decref(call(f, &ctx, NULL, "send", "{\"user\":\"alice\",\"type\":\"m\"}"));
+
+	/* alice acting as herself: her inbox, never bob's. */
+	r = call(f, &ctx, "alice", "list", "{}");
+	assert_non_null(r);
+	assert_int_equal(json_array_size(json_object_get(r, "notifications")), 1);
+	json_decref(r);
+	fails(f, "alice", "list", "{\"user\":\"bob\"}", 403, "forbidden");
+	fails(f, "alice", "send", "{\"user\":\"alice\",\"type\":\"m\"}", 403, "forbidden");
+	char args[64];
+	snprintf(args, sizeof args, "{\"id\":%lld}", (long long)bob_id);
+	fails(f, "alice", "show", args, 404, "not_found");
+	snprintf(args, sizeof args, "{\"ids\":[%lld]}", (long long)bob_id);
+	fails(f, "alice", "read", args, 404, "not_found");
+}
+
+int
+main(void)
+{
+	log_set_level(LOG_ERROR + 1);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table_is_consistent),
+		cmocka_unit_test_setup_teardown(test_argument_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_send_read_flow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_token_isolation, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,276 @@
+/* Unit tests: the store, against a real SQLite file in a temporary directory. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+
+struct fixture {
+	char		 dir[64];
+	char		 path[128];
+	struct store	*st;
+};
+
+static const struct store_options opts = {.sync_full = false, .busy_timeout = 1000};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	char err[256];
+	snprintf(f->dir, sizeof f->dir, "/tmp/notifyd-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
+	assert_int_equal(store_open(&f->st, f->path, &opts, err, sizeof err), 1);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[200];
+	store_close(f->st);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Create one notification for user; returns its id. */
+static int64_t
+create(struct store *st, const char *user, const char *type, const char *key, bool *created)
+{
+	struct notification_new n = {.user = user, .type = type, .title = "t", .key = key};
+	json_t *out;
+	bool c;
+	assert_int_equal(store_notifications_create(st, &n, 1, 1000, &out, &c), 1);
+	if (created)
+		*created = c;
+	int64_t id = json_integer_value(json_object_get(out, "id"));
+	json_decref(out);
+	return id;
+}
+
+static void
+test_create_and_get(void **state)
+{
+	struct fixture *f = *state;
+	struct notification_new n = {.user = "alice", .type = "message", .title = "Hi",
+	    .body = "there", .data = "{\"k\":[1,2]}", .priority = "high",
+	    .category = "c", .url = "/x"};
+	json_t *out, *got;
+	bool created;
+	assert_int_equal(store_user_exists(f->st, "alice"), 0);
+	assert_int_equal(store_notifications_create(f->st, &n, 1, 1795428672345LL, &out,
+	    &created), 1);
+	assert_true(created);
+	assert_int_equal(store_user_exists(f->st, "alice"), 1);
+	int64_t id = json_integer_value(json_object_get(out, "id"));
+	assert_int_equal(store_notification_get(f->st, id, &got), 1);
+	assert_true(json_equal(out, got));
+	assert_string_equal(json_string_value(json_object_get(got, "created_at")),
+	    "2026-11-23T10:11:12.345Z");
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(
+	    json_object_get(got, "data"), "k"), 1)), 2);
+	assert_true(json_is_null(json_object_get(got, "read_at")));
+	json_decref(out);
+	json_decref(got);
+	assert_int_equal(store_notification_get(f->st, id + 1, &got), 0);
+}
+
+static void
+test_idempotent_key(void **state)
+{
+	struct fixture *f = *state;
+	bool c1, c2, c3;
+	int64_t a = create(f->st, "alice", "message", "k1", &c1);
+	int64_t b = create(f->st, "alice", "message", "k1", &c2);
+	int64_t c = create(f->st, "bob", "message", "k1", &c3);
+	assert_true(c1);
+	assert_false(c2);
+	assert_true(c3);
+	assert_int_equal(a, b);
+	assert_int_not_equal(a, c);
+	/* Without a key, every send is new. */
+	assert_int_not_equal(create(f->st, "alice", "m", NULL, NULL),
+	    create(f->st, "alice", "m", NULL, NULL));
+}
+
+static void
+test_batch_is_atomic(void **state)
+{
+	struct fixture *f = *state;
+	/* The second row breaks the priority CHECK: nothing of the batch may stay. */
+	struct notification_new n[2] = {
+		{.user = "carol", .type = "message"},
+		{.user = "carol", .type = "message", .priority = "bogus"},
+	};
+	json_t *out[2];
+	bool created[2];
+	assert_int_equal(store_notifications_create(f->st, n, 2, 1, out, created), -1);
+	assert_null(out[0]);
+	assert_int_equal(store_user_exists(f->st, "carol"), 0);
+}
+
+static void
+test_list_pages(void **state)
+{
+	struct fixture *f = *state;
+	struct notification_query q = {.user = "alice", .limit = 7};
+	int64_t ids[20], seen = 0, before = 0;
+	json_t *page;
+	for (int i = 0; i < 20; i++)
+		ids[i] = create(f->st, "alice", i % 2 ? "odd" : "even", NULL, NULL);
+	create(f->st, "bob", "even", NULL, NULL);
+	for (int p = 0; p < 3; p++) {
+		q.before = before;
+		assert_int_equal(store_notification_list(f->st, &q, 2000, &page), 1);
+		json_t *list = json_object_get(page, "notifications"), *n;
+		size_t i;
+		json_array_foreach(list, i, n) {
+			assert_int_equal(json_integer_value(json_object_get(n, "id")),
+			    ids[19 - seen]);
+			seen++;
+		}
+		assert_int_equal(json_integer_value(json_object_get(page, "unread_count")), 20);
+		json_t *next = json_object_get(page, "next_before");
+		if (p < 2)
+			before = json_integer_value(next);
+		else
+			assert_true(json_is_null(next));
+		json_decref(page);
+	}
+	assert_int_equal(seen, 20);
+	q.before = 0;
+	q.limit = 50;
+	q.type = "odd";
+	assert_int_equal(store_notification_list(f->st, &q, 2000, &page), 1);
+	assert_int_equal(json_array_size(json_object_get(page, "notifications")), 10);
+	json_decref(page);
+	q.user = "nobody";
+	assert_int_equal(store_notification_list(f->st, &q, 2000, &page), 0);
+}
+
+static void
+test_mark_and_count(void **state)
+{
+	struct fixture *f = *state;
+	int64_t a = create(f->st, "alice", "m", NULL, NULL);
+	int64_t b = create(f->st, "alice", "m", NULL, NULL);
+	int64_t c = create(f->st, "bob", "m", NULL, NULL);
+	int64_t count, missing = 0, up_to, marked, ids[2] = {a, c};
+	json_t *changed;
+
+	/* One id of another user: nothing changes. */
+	assert_int_equal(store_notifications_mark(f->st, "alice", ids, 2, true, 5,
+	    &changed, &missing), 0);
+	assert_int_equal(missing, c);
+	assert_int_equal(store_unread_count(f->st, "alice", 5, &count), 1);
+	assert_int_equal(count, 2);
+
+	assert_int_equal(store_notifications_mark(f->st, "alice", &a, 1, true, 5,
+	    &changed, &missing), 1);
+	assert_int_equal(json_array_size(changed), 1);
+	json_decref(changed);
+	/* Marking again changes nothing and says so. */
+	assert_int_equal(store_notifications_mark(f->st, "alice", &a, 1, true, 6,
+	    &changed, &missing), 1);
+	assert_int_equal(json_array_size(changed), 0);
+	json_decref(changed);
+	assert_int_equal(store_unread_count(f->st, "alice", 5, &count), 1);
+	assert_int_equal(count, 1);
+
+	assert_int_equal(store_notifications_read_all(f->st, "alice", 7, &up_to, &marked), 1);
+	assert_int_equal(up_to, b);
+	assert_int_equal(marked, 1);
+	assert_int_equal(store_unread_count(f->st, "alice", 7, &count), 1);
+	assert_int_equal(count, 0);
+	assert_int_equal(store_unread_count(f->st, "bob", 7, &count), 1);
+	assert_int_equal(count, 1);
+
+	assert_int_equal(store_notifications_mark(f->st, "alice", &b, 1, false, 8,
+	    &changed, &missing), 1);
+	json_decref(changed);
+	assert_int_equal(store_unread_count(f->st, "alice", 8, &count), 1);
+	assert_int_equal(count, 1);
+	assert_int_equal(store_notifications_read_all(f->st, "nobody", 7, &up_to, &marked), 0);
+}
+
+static void
+test_reopen_keeps_data(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	json_t *got;
+	int64_t id = create(f->st, "alice", "m", NULL, NULL);
+	store_close(f->st);
+	assert_int_equal(store_open(&f->st, f->path, &opts, err, sizeof err), 1);
+	assert_int_equal(store_notification_get(f->st, id, &got), 1);
+	json_decref(got);
+	/* Ids are never reused: a new one is larger. */
+	assert_true(create(f->st, "alice", "m", NULL, NULL) > id);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+	struct fixture *f = *state;
+	char err[512], cmd[600];
+	sqlite3 *db;
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=DELETE; PRAGMA user_version = 999",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	snprintf(cmd, sizeof cmd, "md5sum < '%s' > '%s/before'", f->path, f->dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(store_open(&f->st, f->path, &opts, err, sizeof err), -1);
+	assert_non_null(strstr(err, "schema version 999 is newer"));
+	snprintf(cmd, sizeof cmd, "md5sum < '%s' | cmp -s - '%s/before' && test ! -e '%s-wal'",
+	    f->path, f->dir, f->path);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void
+test_not_a_database(void **state)
+{
+	struct fixture *f = *state;
+	char err[512], path[200];
+	struct store *st;
+	snprintf(path, sizeof path, "%s/junk.db", f->dir);
+	FILE *fp = fopen(path, "w");
+	fputs("this is not sqlite, but it is long enough to look like a header......"
+	    "..............................................................", fp);
+	fclose(fp);
+	assert_int_equal(store_open(&st, path, &opts, err, sizeof err), -1);
+	assert_non_null(strstr(err, "not a notifyd database"));
+}
+
+int
+main(void)
+{
+	log_set_level(LOG_ERROR + 1);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_create_and_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotent_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_is_atomic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mark_and_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

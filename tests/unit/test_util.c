@@ -1,0 +1,207 @@
+/* Unit tests: time, durations, UTF-8, buffers and the config parser. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "util.h"
+
+static void
+test_rfc3339_roundtrip(void **state)
+{
+	(void)state;
+	char s[40];
+	int64_t ms;
+	time_format_rfc3339(s, sizeof s, 1795428672345LL);
+	assert_string_equal(s, "2026-11-23T10:11:12.345Z");
+	assert_true(time_parse_rfc3339(s, &ms));
+	assert_int_equal(ms, 1795428672345LL);
+	assert_true(time_parse_rfc3339("2026-11-23T11:11:12+01:00", &ms));
+	assert_int_equal(ms, 1795428672000LL);
+	assert_true(time_parse_rfc3339("1970-01-01T00:00:00Z", &ms));
+	assert_int_equal(ms, 0);
+	time_format_rfc3339(s, sizeof s, -1);
+	assert_string_equal(s, "1969-12-31T23:59:59.999Z");
+}
+
+static void
+test_rfc3339_rejects(void **state)
+{
+	(void)state;
+	int64_t ms;
+	const char *bad[] = {"", "2026-11-23", "2026-11-23T10:11:12", "2026-13-01T00:00:00Z",
+	    "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z", "2026-11-23T24:00:00Z",
+	    "2026-11-23T10:11:12.Z", "2026-11-23T10:11:12Zjunk", "2026-11-23T10:11:12+0100",
+	    NULL};
+	for (int i = 0; bad[i]; i++)
+		assert_false(time_parse_rfc3339(bad[i], &ms));
+	assert_true(time_parse_rfc3339("2024-02-29T00:00:00Z", &ms));
+}
+
+static void
+test_duration(void **state)
+{
+	(void)state;
+	int64_t ms;
+	assert_true(duration_parse("90s", &ms));
+	assert_int_equal(ms, 90000);
+	assert_true(duration_parse("1h30m", &ms));
+	assert_int_equal(ms, 5400000);
+	assert_true(duration_parse("500ms", &ms));
+	assert_int_equal(ms, 500);
+	assert_true(duration_parse("7d", &ms));
+	assert_int_equal(ms, 7 * 86400000LL);
+	assert_false(duration_parse("", &ms));
+	assert_false(duration_parse("10", &ms));
+	assert_false(duration_parse("5x", &ms));
+	assert_false(duration_parse("-5s", &ms));
+	assert_false(duration_parse("99999999999999999999s", &ms));
+}
+
+static void
+test_utf8(void **state)
+{
+	(void)state;
+	assert_true(utf8_valid("héllo ✓ 😀", strlen("héllo ✓ 😀"), false));
+	assert_false(utf8_valid("a\x01", 2, false));
+	assert_true(utf8_valid("a\tb\n", 4, true));
+	assert_false(utf8_valid("\xc3", 1, true));		/* truncated */
+	assert_false(utf8_valid("\xc0\xaf", 2, true));		/* overlong */
+	assert_false(utf8_valid("\xed\xa0\x80", 3, true));	/* surrogate */
+	assert_false(utf8_valid("\xf4\x90\x80\x80", 4, true));	/* > U+10FFFF */
+	assert_false(utf8_valid("a\0b", 3, true));
+}
+
+static void
+test_buf_grows(void **state)
+{
+	(void)state;
+	char small[4];
+	struct buf b;
+	buf_init_stack(&b, small, sizeof small);
+	for (int i = 0; i < 1000; i++)
+		buf_printf(&b, "%d,", i);
+	assert_false(b.oom);
+	assert_false(b.on_stack);
+	assert_int_equal(strncmp(b.data, "0,1,2,", 6), 0);
+	char *s = buf_take(&b);
+	assert_int_equal(strlen(s), 3890);
+	free(s);
+}
+
+/* Write text to a temporary config file and load it into cfg. */
+static int
+load(struct config *cfg, const char *text, char *err, size_t errlen)
+{
+	char path[] = "/tmp/notifyd-test-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	int rc = config_load_file(cfg, path, err, errlen);
+	unlink(path);
+	/* Show only the part after the path, which is random. */
+	char *colon = strchr(err, ':');
+	if (rc != 0 && colon != NULL)
+		memmove(err, colon + 1, strlen(colon));
+	return rc;
+}
+
+static void
+test_config_file(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[512] = "";
+	assert_int_equal(config_init(&cfg, err, sizeof err), 0);
+	assert_string_equal(cfg.http_listen, "127.0.0.1:8025");
+	assert_int_equal(cfg.store_busy_timeout, 5000);
+	assert_int_equal(load(&cfg, "; comment\n[http]\nlisten = 0.0.0.0:9000\n"
+	    "[store]\nbusy_timeout = 1m\nsync = normal\n", err, sizeof err), 0);
+	assert_string_equal(cfg.http_listen, "0.0.0.0:9000");
+	assert_int_equal(cfg.store_busy_timeout, 60000);
+	assert_string_equal(cfg.store_sync, "normal");
+
+	assert_int_equal(load(&cfg, "[http]\nlisten = 1.2.3.4:1\n\n[http]\nport = 3\n", err,
+	    sizeof err), -1);
+	assert_string_equal(err, "5: unknown key 'port' in section [http]");
+	assert_int_equal(load(&cfg, "[nope]\n", err, sizeof err), -1);
+	assert_string_equal(err, "1: unknown section [nope]");
+	assert_int_equal(load(&cfg, "[server]\n[bogus]\nx = 1\n", err, sizeof err), -1);
+	assert_string_equal(err, "2: unknown section [bogus]");
+	assert_int_equal(load(&cfg, "\n\n[store]\nsync = sometimes\n", err, sizeof err), -1);
+	assert_string_equal(err, "4: store.sync: 'sometimes' is not one of full|normal");
+	assert_int_equal(load(&cfg, "[smtp]\nlisten = localhost\n", err, sizeof err), -1);
+	assert_string_equal(err, "2: smtp.listen: 'localhost' is not HOST:PORT or off");
+	assert_int_equal(load(&cfg, "[control]\nmax_clients = 0\n", err, sizeof err), -1);
+	assert_string_equal(err, "2: control.max_clients: '0' is not an integer from 1 to 10000");
+	assert_int_equal(load(&cfg, "listen = x\n", err, sizeof err), -1);
+	assert_string_equal(err, "1: key 'listen' outside any section");
+	assert_int_equal(load(&cfg, "[http]\nthis line is not ini\n", err, sizeof err), -1);
+	assert_string_equal(err, "2: syntax error (expected [section] or key = value)");
+	/* Nothing that failed changed what was set before. */
+	assert_string_equal(cfg.store_sync, "normal");
+	config_free(&cfg);
+}
+
+static void
+test_config_env_and_listen(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[512], host[64];
+	int port;
+	assert_int_equal(config_init(&cfg, err, sizeof err), 0);
+	setenv("NOTIFYD_HTTP_LISTEN", "[::1]:8080", 1);
+	assert_int_equal(config_load_env(&cfg, err, sizeof err), 0);
+	assert_string_equal(cfg.http_listen, "[::1]:8080");
+	assert_true(config_parse_listen(cfg.http_listen, host, sizeof host, &port));
+	assert_string_equal(host, "::1");
+	assert_int_equal(port, 8080);
+	setenv("NOTIFYD_HTTP_LISTEN", "nonsense", 1);
+	assert_int_equal(config_load_env(&cfg, err, sizeof err), -1);
+	assert_non_null(strstr(err, "NOTIFYD_HTTP_LISTEN"));
+	unsetenv("NOTIFYD_HTTP_LISTEN");
+	assert_true(config_parse_listen("off", host, sizeof host, &port));
+	assert_int_equal(port, -1);
+	assert_false(config_parse_listen("1.2.3.4:70000", host, sizeof host, &port));
+	assert_false(config_parse_listen(":80", host, sizeof host, &port));
+	config_free(&cfg);
+}
+
+static void
+test_default_socket(void **state)
+{
+	(void)state;
+	char path[256], want[256];
+	setenv("XDG_RUNTIME_DIR", "/run/user/1234", 1);
+	config_default_socket(path, sizeof path);
+	assert_string_equal(path, "/run/user/1234/notifyd.sock");
+	unsetenv("XDG_RUNTIME_DIR");
+	config_default_socket(path, sizeof path);
+	snprintf(want, sizeof want, "/tmp/notifyd-%u/notifyd.sock", (unsigned)getuid());
+	assert_string_equal(path, want);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rfc3339_roundtrip),
+		cmocka_unit_test(test_rfc3339_rejects),
+		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_buf_grows),
+		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_config_env_and_listen),
+		cmocka_unit_test(test_default_socket),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
