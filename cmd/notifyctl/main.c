@@ -203,6 +203,17 @@ object_add(const struct op *op, json_t *obj, const char *kv)
 	free(key);
 }
 
+/* Append the id in word to the list argument a of args. */
+static void
+ids_append(const struct op *op, json_t *args, const struct op_arg *a, const char *word)
+{
+	json_t *arr = json_object_get(args, a->name);
+	if (arr == NULL)
+		json_object_set_new(args, a->name, arr = json_array());
+	json_array_append_new(arr, arg_value(op, &(struct op_arg){a->name, ARG_ID, 0,
+	    a->metavar, NULL}, word));
+}
+
 /* Build the args object of op from the words after the command. */
 static json_t *
 parse_args(const struct op *op, int argc, char **argv, int i, bool *json_out)
@@ -253,11 +264,7 @@ parse_args(const struct op *op, int argc, char **argv, int i, bool *json_out)
 					json_object_set_new(args, a->name, o = json_object());
 				object_add(op, o, val);
 			} else if (a->type == ARG_IDS) {
-				json_t *arr = json_object_get(args, a->name);
-				if (arr == NULL)
-					json_object_set_new(args, a->name, arr = json_array());
-				json_array_append_new(arr, arg_value(op, &(struct op_arg){
-				    a->name, ARG_ID, 0, a->metavar, NULL}, val));
+				ids_append(op, args, a, val);
 			} else {
 				if (json_object_get(args, a->name) != NULL)
 					die(EXIT_USAGE, "%s: --%s given twice", op->name, flag);
@@ -271,11 +278,7 @@ parse_args(const struct op *op, int argc, char **argv, int i, bool *json_out)
 		if (pos->name == NULL)
 			die(EXIT_USAGE, "%s: unexpected argument '%s'", op->name, w);
 		if (pos->type == ARG_IDS) {
-			json_t *arr = json_object_get(args, pos->name);
-			if (arr == NULL)
-				json_object_set_new(args, pos->name, arr = json_array());
-			json_array_append_new(arr, arg_value(op, &(struct op_arg){
-			    pos->name, ARG_ID, 0, pos->metavar, NULL}, w));
+			ids_append(op, args, pos, w);
 		} else {
 			json_object_set_new(args, pos->name, arg_value(op, pos, w));
 			pos++;
