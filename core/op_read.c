@@ -39,7 +39,8 @@ mark(struct op_ctx *ctx, json_t *a, const char *user, bool read)
 		return op_fail(ctx, 500, "internal", "out of memory");
 	json_array_foreach(ids, i, v)
 		v_ids[i] = json_integer_value(v);
-	int rc = store_notifications_mark(ctx->app->store, user, v_ids, n, read,
+	int rc = store_notifications_mark(ctx->app->store, user, v_ids, n,
+	    read ? MARK_READ : MARK_UNREAD,
 	    ctx->now, &changed, &missing);
 	free(v_ids);
 	if (rc == 0)

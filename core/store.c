@@ -1,4 +1,12 @@
-/* store — persistent state in SQLite; the only file that includes sqlite3.h. */
+/*
+ * store — persistent state in SQLite; the only file that includes sqlite3.h.
+ *
+ * One writer connection and a few reader connections on one WAL database.
+ * Writes are queued and run by whichever writer gets there first, each in
+ * its own SAVEPOINT inside one transaction with the writes queued behind
+ * it: concurrent writers share one commit (and one fsync), and every
+ * caller returns only after the commit that carried its write.
+ */
 #define _GNU_SOURCE
 #include "store.h"
 
@@ -15,15 +23,22 @@
 /* The columns a notification object is made of, in row_notification() order. */
 #define NCOLS "id, user_id, type, category, priority, title, body, data, " \
 	"action_url, created_at, read_at, archived_at, deliver_at"
+#define UCOLS "id, email, name, tz, locale, created_at"
+#define READERS 4
 
-/* Every statement, prepared once at open and reused. */
+/* Every statement, prepared once per connection at open and reused. */
 enum stmt_id {
 	S_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
 	S_PING,
 	S_USER_EXISTS,
 	S_USER_ENSURE,
+	S_USER_GET,
+	S_USER_UPDATE,
 	S_NOTIF_INSERT,
 	S_NOTIF_BY_KEY,
 	S_NOTIF_GET,
@@ -31,9 +46,20 @@ enum stmt_id {
 	S_NOTIF_OWNED,
 	S_NOTIF_SET_READ,
 	S_NOTIF_SET_UNREAD,
+	S_NOTIF_SET_ARCHIVED,
+	S_NOTIF_SET_UNARCHIVED,
 	S_NOTIF_MAX_VISIBLE,
 	S_NOTIF_READ_ALL,
+	S_NOTIF_DELETE,
 	S_UNREAD_COUNT,
+	S_TOPIC_ADD,
+	S_TOPIC_REMOVE,
+	S_TOPIC_MEMBERS,
+	S_KEY_INSERT,
+	S_KEY_LOOKUP,
+	S_KEY_TOUCH,
+	S_KEY_LIST,
+	S_KEY_REVOKE,
 	S__COUNT
 };
 
@@ -41,10 +67,20 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT w",
+	[S_RELEASE] = "RELEASE w",
+	[S_ROLLBACK_TO] = "ROLLBACK TO w",
 	[S_PING] = "SELECT count(*) FROM sqlite_schema",
 	[S_USER_EXISTS] = "SELECT 1 FROM users WHERE id = ?1",
 	[S_USER_ENSURE] = "INSERT INTO users (id, created_at) VALUES (?1, ?2) "
 	    "ON CONFLICT (id) DO NOTHING",
+	[S_USER_GET] = "SELECT " UCOLS " FROM users WHERE id = ?1",
+	[S_USER_UPDATE] = "UPDATE users SET "
+	    "email = CASE WHEN ?2 THEN ?3 ELSE email END, "
+	    "name = CASE WHEN ?4 THEN ?5 ELSE name END, "
+	    "tz = CASE WHEN ?6 THEN ?7 ELSE tz END, "
+	    "locale = CASE WHEN ?8 THEN ?9 ELSE locale END "
+	    "WHERE id = ?1 RETURNING " UCOLS,
 	[S_NOTIF_INSERT] = "INSERT INTO notifications (user_id, type, category, "
 	    "priority, title, body, data, action_url, dedupe_key, created_at, "
 	    "deliver_at) VALUES (?1, ?2, ?3, coalesce(?4, 'normal'), ?5, ?6, ?7, "
@@ -59,42 +95,83 @@ static const char *const stmt_sql[S__COUNT] = {
 	    "AND (archived_at IS NOT NULL) = (?6 != 0) "
 	    "AND (deliver_at IS NULL OR deliver_at <= ?7) "
 	    "ORDER BY id DESC LIMIT ?8",
-	[S_NOTIF_OWNED] = "SELECT read_at IS NOT NULL FROM notifications "
+	[S_NOTIF_OWNED] = "SELECT 1 FROM notifications "
 	    "WHERE id = ?1 AND user_id = ?2 AND (deliver_at IS NULL OR deliver_at <= ?3)",
 	[S_NOTIF_SET_READ] = "UPDATE notifications SET read_at = ?3 "
 	    "WHERE id = ?1 AND user_id = ?2 AND read_at IS NULL",
 	[S_NOTIF_SET_UNREAD] = "UPDATE notifications SET read_at = NULL "
 	    "WHERE id = ?1 AND user_id = ?2 AND read_at IS NOT NULL",
+	[S_NOTIF_SET_ARCHIVED] = "UPDATE notifications SET archived_at = ?3 "
+	    "WHERE id = ?1 AND user_id = ?2 AND archived_at IS NULL",
+	[S_NOTIF_SET_UNARCHIVED] = "UPDATE notifications SET archived_at = NULL "
+	    "WHERE id = ?1 AND user_id = ?2 AND archived_at IS NOT NULL",
 	[S_NOTIF_MAX_VISIBLE] = "SELECT coalesce(max(id), 0) FROM notifications "
 	    "WHERE user_id = ?1 AND (deliver_at IS NULL OR deliver_at <= ?2)",
 	[S_NOTIF_READ_ALL] = "UPDATE notifications SET read_at = ?2 "
 	    "WHERE user_id = ?1 AND id <= ?3 AND read_at IS NULL "
 	    "AND (deliver_at IS NULL OR deliver_at <= ?2)",
+	[S_NOTIF_DELETE] = "DELETE FROM notifications WHERE id = ?1 "
+	    "AND (?2 IS NULL OR user_id = ?2)",
 	[S_UNREAD_COUNT] = "SELECT count(*) FROM notifications "
 	    "WHERE user_id = ?1 AND read_at IS NULL AND archived_at IS NULL "
 	    "AND (deliver_at IS NULL OR deliver_at <= ?2)",
+	[S_TOPIC_ADD] = "INSERT INTO topic_members (topic, user_id, added_at) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+	[S_TOPIC_REMOVE] = "DELETE FROM topic_members WHERE topic = ?1 AND user_id = ?2",
+	[S_TOPIC_MEMBERS] = "SELECT user_id FROM topic_members WHERE topic = ?1 "
+	    "ORDER BY user_id",
+	[S_KEY_INSERT] = "INSERT INTO api_keys (name, hash, created_at) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING RETURNING id",
+	[S_KEY_LOOKUP] = "SELECT id, coalesce(last_used_at, 0) FROM api_keys "
+	    "WHERE hash = ?1 AND revoked_at IS NULL",
+	[S_KEY_TOUCH] = "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
+	[S_KEY_LIST] = "SELECT id, name, created_at, last_used_at, revoked_at "
+	    "FROM api_keys ORDER BY id",
+	[S_KEY_REVOKE] = "UPDATE api_keys SET revoked_at = ?3 WHERE revoked_at IS NULL "
+	    "AND CASE WHEN ?2 IS NULL THEN id = ?1 ELSE name = ?2 END",
 };
 
-struct store {
+/* One SQLite connection and its statements; used by one thread at a time. */
+struct conn {
 	sqlite3		*db;
 	pthread_mutex_t	 lock;
 	sqlite3_stmt	*stmt[S__COUNT];
+};
+
+/* A write waiting for (or done by) a batch. */
+struct wreq {
+	int		(*fn)(struct conn *c, void *arg);
+	void		*arg;
+	int		 rc;
+	bool		 done;
+	struct wreq	*next;
+};
+
+struct store {
+	struct conn	 w;			/* the writer */
+	struct conn	 r[READERS];		/* readers */
+	unsigned	 next_reader;
+	pthread_mutex_t	 qlock;			/* guards the queue below */
+	pthread_cond_t	 qdone;
+	struct wreq	*queue, **qtail;
+	bool		 writing;		/* a batch is running */
+	int64_t		 commits, writes;
 	char		*path;
 };
 
-/* Log the database's last error for what was being done. */
+/* Log the connection's last error for what was being done. */
 static int
-fail(struct store *st, const char *what)
+fail(struct conn *c, const char *what)
 {
-	log_error("database error", "op=%s error=%s", what, sqlite3_errmsg(st->db));
+	log_error("database error", "op=%s error=%s", what, sqlite3_errmsg(c->db));
 	return -1;
 }
 
 /* The statement id, reset and unbound, ready to bind. */
 static sqlite3_stmt *
-stmt(struct store *st, enum stmt_id id)
+stmt(struct conn *c, enum stmt_id id)
 {
-	sqlite3_stmt *s = st->stmt[id];
+	sqlite3_stmt *s = c->stmt[id];
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	return s;
@@ -109,36 +186,19 @@ bind_text(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
 }
 
-/* Run a statement that returns no rows. */
+/* Run a statement that returns no rows (after binding); <0 on error. */
 static int
-exec(struct store *st, enum stmt_id id)
+step_done(struct conn *c, sqlite3_stmt *s, const char *what)
 {
-	sqlite3_stmt *s = stmt(st, id);
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : fail(st, stmt_sql[id]);
+	return rc == SQLITE_DONE ? 0 : fail(c, what);
 }
 
 static int
-begin(struct store *st)
+exec(struct conn *c, enum stmt_id id)
 {
-	return exec(st, S_BEGIN);
-}
-
-static int
-commit(struct store *st)
-{
-	if (exec(st, S_COMMIT) == 0)
-		return 0;
-	exec(st, S_ROLLBACK);
-	return -1;
-}
-
-static void
-rollback(struct store *st)
-{
-	if (!sqlite3_get_autocommit(st->db))
-		exec(st, S_ROLLBACK);
+	return step_done(c, stmt(c, id), stmt_sql[id]);
 }
 
 /* A time column as RFC 3339 text, or JSON null. */
@@ -186,6 +246,106 @@ row_notification(sqlite3_stmt *s)
 	if (sqlite3_column_type(s, 12) != SQLITE_NULL)
 		json_object_set_new(o, "deliver_at", time_json(s, 12));
 	return o;
+}
+
+/* The user object of the current row of a statement selecting UCOLS. */
+static json_t *
+row_user(sqlite3_stmt *s)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "id", text_json(s, 0),
+	    "email", text_json(s, 1), "name", text_json(s, 2), "tz", text_json(s, 3),
+	    "locale", text_json(s, 4), "created_at", time_json(s, 5));
+}
+
+/* A reader connection, locked; give it back with reader_put(). */
+static struct conn *
+reader_get(struct store *st)
+{
+	unsigned start = __atomic_fetch_add(&st->next_reader, 1, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < READERS; i++) {
+		struct conn *c = &st->r[(start + i) % READERS];
+		if (pthread_mutex_trylock(&c->lock) == 0)
+			return c;
+	}
+	struct conn *c = &st->r[start % READERS];
+	pthread_mutex_lock(&c->lock);
+	return c;
+}
+
+static void
+reader_put(struct conn *c)
+{
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Run a batch of writes in one transaction, each in a savepoint. */
+static void
+run_batch(struct store *st, struct wreq *batch)
+{
+	struct conn *c = &st->w;
+	int n = 0;
+	pthread_mutex_lock(&c->lock);
+	if (exec(c, S_BEGIN) != 0) {
+		for (struct wreq *r = batch; r; r = r->next)
+			r->rc = -1;
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	for (struct wreq *r = batch; r; r = r->next, n++) {
+		if (exec(c, S_SAVEPOINT) != 0) {
+			r->rc = -1;
+			continue;
+		}
+		r->rc = r->fn(c, r->arg);
+		/* Not found or refused is all or nothing too. */
+		if (r->rc <= 0)
+			exec(c, S_ROLLBACK_TO);
+		exec(c, S_RELEASE);
+	}
+	if (exec(c, S_COMMIT) != 0) {
+		exec(c, S_ROLLBACK);
+		for (struct wreq *r = batch; r; r = r->next)
+			r->rc = -1;
+	} else {
+		st->commits++;
+		st->writes += n;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * Run fn(writer, arg) in a transaction and return its result once that
+ * transaction is committed (or failed: then <0, whatever fn returned).
+ */
+static int
+store_write(struct store *st, int (*fn)(struct conn *, void *), void *arg)
+{
+	struct wreq req = {.fn = fn, .arg = arg};
+	pthread_mutex_lock(&st->qlock);
+	*st->qtail = &req;
+	st->qtail = &req.next;
+	while (!req.done) {
+		if (st->writing) {
+			pthread_cond_wait(&st->qdone, &st->qlock);
+			continue;
+		}
+		/* Lead: take everything queued so far, ours included. */
+		struct wreq *batch = st->queue;
+		st->queue = NULL;
+		st->qtail = &st->queue;
+		st->writing = true;
+		pthread_mutex_unlock(&st->qlock);
+		run_batch(st, batch);
+		pthread_mutex_lock(&st->qlock);
+		for (struct wreq *r = batch, *next; r; r = next) {
+			next = r->next;
+			r->done = true;	/* r may be gone once qlock is released */
+		}
+		st->writing = false;
+		pthread_cond_broadcast(&st->qdone);
+	}
+	pthread_mutex_unlock(&st->qlock);
+	return req.rc;
 }
 
 int
@@ -238,59 +398,90 @@ migrate(sqlite3 *db, const char *path, int have, char *err, size_t errlen)
 	return 0;
 }
 
+/* Open one connection with its pragmas; the first one checks and migrates the schema. */
+static int
+conn_open(struct conn *c, const char *path, const struct store_options *opt,
+    bool first, char *err, size_t errlen)
+{
+	int have = 0, want = store_schema_version();
+	char pragmas[160];
+
+	pthread_mutex_init(&c->lock, NULL);
+	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE |
+	    (first ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+		    c->db ? sqlite3_errmsg(c->db) : "cannot open");
+		return -1;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, (int)opt->busy_timeout);
+	if (first) {
+		/* Look before touching: a newer schema must not be modified at all. */
+		if (user_version(c->db, &have) != 0) {
+			snprintf(err, errlen, "%s: not a notifyd database: %s", path,
+			    sqlite3_errmsg(c->db));
+			return -1;
+		}
+		if (have > want) {
+			snprintf(err, errlen, "%s: database schema version %d is newer than "
+			    "this notifyd understands (%d); run a newer notifyd or restore "
+			    "a backup", path, have, want);
+			return -1;
+		}
+	}
+	snprintf(pragmas, sizeof pragmas, "PRAGMA journal_mode = WAL; "
+	    "PRAGMA synchronous = %s; PRAGMA foreign_keys = ON;%s",
+	    opt->sync_full ? "FULL" : "NORMAL", first ? "" : " PRAGMA query_only = 1;");
+	char *msg = NULL;
+	if (sqlite3_exec(c->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(c->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	if (first && migrate(c->db, path, have, err, errlen) != 0)
+		return -1;
+	for (int i = 0; i < S__COUNT; i++) {
+		if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &c->stmt[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: preparing statement %d: %s", path,
+			    i, sqlite3_errmsg(c->db));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+conn_close(struct conn *c, bool optimize)
+{
+	for (int i = 0; i < S__COUNT; i++)
+		sqlite3_finalize(c->stmt[i]);
+	if (c->db != NULL) {
+		if (optimize)
+			sqlite3_exec(c->db, "PRAGMA optimize", NULL, NULL, NULL);
+		sqlite3_close(c->db);
+	}
+	pthread_mutex_destroy(&c->lock);
+}
+
 int
 store_open(struct store **out, const char *path, const struct store_options *opt,
     char *err, size_t errlen)
 {
 	struct store *st = calloc(1, sizeof *st);
-	int have = 0, want = store_schema_version();
-	char pragmas[128];
-
 	if (st == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	pthread_mutex_init(&st->lock, NULL);
 	st->path = strdup(path);
-	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path,
-		    st->db ? sqlite3_errmsg(st->db) : "cannot open");
+	st->qtail = &st->queue;
+	pthread_mutex_init(&st->qlock, NULL);
+	pthread_cond_init(&st->qdone, NULL);
+	if (conn_open(&st->w, path, opt, true, err, errlen) != 0)
 		goto bad;
-	}
-	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, (int)opt->busy_timeout);
-	/* Look before touching: a newer schema must not be modified at all. */
-	if (user_version(st->db, &have) != 0) {
-		snprintf(err, errlen, "%s: not a notifyd database: %s", path,
-		    sqlite3_errmsg(st->db));
-		goto bad;
-	}
-	if (have > want) {
-		snprintf(err, errlen, "%s: database schema version %d is newer than "
-		    "this notifyd understands (%d); run a newer notifyd or restore "
-		    "a backup", path, have, want);
-		goto bad;
-	}
-	snprintf(pragmas, sizeof pragmas, "PRAGMA journal_mode = WAL; "
-	    "PRAGMA synchronous = %s; PRAGMA foreign_keys = ON;",
-	    opt->sync_full ? "FULL" : "NORMAL");
-	char *msg = NULL;
-	if (sqlite3_exec(st->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(st->db));
-		sqlite3_free(msg);
-		goto bad;
-	}
-	if (migrate(st->db, path, have, err, errlen) != 0)
-		goto bad;
-	for (int i = 0; i < S__COUNT; i++) {
-		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1,
-		    SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK) {
-			snprintf(err, errlen, "%s: preparing statement %d: %s", path,
-			    i, sqlite3_errmsg(st->db));
+	for (int i = 0; i < READERS; i++)
+		if (conn_open(&st->r[i], path, opt, false, err, errlen) != 0)
 			goto bad;
-		}
-	}
 	*out = st;
 	return 1;
 bad:
@@ -303,64 +494,143 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
-	for (int i = 0; i < S__COUNT; i++)
-		sqlite3_finalize(st->stmt[i]);
-	if (st->db != NULL) {
-		sqlite3_exec(st->db, "PRAGMA optimize", NULL, NULL, NULL);
-		sqlite3_close(st->db);
-	}
-	pthread_mutex_destroy(&st->lock);
+	for (int i = 0; i < READERS; i++)
+		conn_close(&st->r[i], false);
+	conn_close(&st->w, true);
+	pthread_mutex_destroy(&st->qlock);
+	pthread_cond_destroy(&st->qdone);
 	free(st->path);
 	free(st);
+}
+
+void
+store_stats(struct store *st, int64_t *commits, int64_t *writes)
+{
+	pthread_mutex_lock(&st->w.lock);
+	*commits = st->commits;
+	*writes = st->writes;
+	pthread_mutex_unlock(&st->w.lock);
 }
 
 int
 store_ping(struct store *st)
 {
-	pthread_mutex_lock(&st->lock);
-	sqlite3_stmt *s = stmt(st, S_PING);
-	int rc = sqlite3_step(s) == SQLITE_ROW ? 1 : fail(st, "ping");
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_PING);
+	int rc = sqlite3_step(s) == SQLITE_ROW ? 1 : fail(c, "ping");
 	sqlite3_reset(s);
-	pthread_mutex_unlock(&st->lock);
+	reader_put(c);
 	return rc;
 }
 
-/* Does the user exist? Caller holds the lock. */
+/* Does the user exist? */
 static int
-user_exists(struct store *st, const char *user)
+user_exists(struct conn *c, const char *user)
 {
-	sqlite3_stmt *s = stmt(st, S_USER_EXISTS);
+	sqlite3_stmt *s = stmt(c, S_USER_EXISTS);
 	bind_text(s, 1, user);
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc == SQLITE_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : fail(st, "user_exists");
+	return rc == SQLITE_DONE ? 0 : fail(c, "user_exists");
+}
+
+/* Create the user if missing. */
+static int
+user_ensure(struct conn *c, const char *user, int64_t now)
+{
+	sqlite3_stmt *s = stmt(c, S_USER_ENSURE);
+	bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, now);
+	if (step_done(c, s, "user_ensure") != 0)
+		return -1;
+	return sqlite3_changes(c->db);
 }
 
 int
 store_user_exists(struct store *st, const char *user)
 {
-	pthread_mutex_lock(&st->lock);
-	int rc = user_exists(st, user);
-	pthread_mutex_unlock(&st->lock);
+	struct conn *c = reader_get(st);
+	int rc = user_exists(c, user);
+	reader_put(c);
 	return rc;
 }
 
-/* Insert one notification (and its user); caller holds the lock in a transaction. */
+int
+store_user_get(struct store *st, const char *user, json_t **out)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_USER_GET);
+	bind_text(s, 1, user);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = row_user(s);
+		rc = 1;
+	} else {
+		rc = rc == SQLITE_DONE ? 0 : fail(c, "user_get");
+	}
+	sqlite3_reset(s);
+	reader_put(c);
+	return rc;
+}
+
+struct user_put {
+	const struct user_update *u;
+	int64_t		 now;
+	json_t		*out;
+	bool		 created;
+};
+
 static int
-create_one(struct store *st, const struct notification_new *in, int64_t now,
+user_put_w(struct conn *c, void *arg)
+{
+	struct user_put *p = arg;
+	const struct user_update *u = p->u;
+	int made = user_ensure(c, u->id, p->now);
+	if (made < 0)
+		return -1;
+	p->created = made > 0;
+	sqlite3_stmt *s = stmt(c, S_USER_UPDATE);
+	bind_text(s, 1, u->id);
+	sqlite3_bind_int(s, 2, u->set_email);
+	bind_text(s, 3, u->email);
+	sqlite3_bind_int(s, 4, u->set_name);
+	bind_text(s, 5, u->name);
+	sqlite3_bind_int(s, 6, u->set_tz);
+	bind_text(s, 7, u->tz);
+	sqlite3_bind_int(s, 8, u->set_locale);
+	bind_text(s, 9, u->locale);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		p->out = row_user(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : fail(c, "user_update");
+}
+
+int
+store_user_put(struct store *st, const struct user_update *u, int64_t now,
     json_t **out, bool *created)
 {
-	sqlite3_stmt *s = stmt(st, S_USER_ENSURE);
-	bind_text(s, 1, in->user);
-	sqlite3_bind_int64(s, 2, now);
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return fail(st, "user_ensure");
+	struct user_put p = {.u = u, .now = now};
+	int rc = store_write(st, user_put_w, &p);
+	if (rc <= 0) {
+		json_decref(p.out);
+		return rc;
+	}
+	*out = p.out;
+	*created = p.created;
+	return rc;
+}
 
-	s = stmt(st, S_NOTIF_INSERT);
+/* Insert one notification (and its user). */
+static int
+create_one(struct conn *c, const struct notification_new *in, int64_t now,
+    json_t **out, bool *created)
+{
+	if (user_ensure(c, in->user, now) < 0)
+		return -1;
+	sqlite3_stmt *s = stmt(c, S_NOTIF_INSERT);
 	bind_text(s, 1, in->user);
 	bind_text(s, 2, in->type);
 	bind_text(s, 3, in->category);
@@ -373,7 +643,7 @@ create_one(struct store *st, const struct notification_new *in, int64_t now,
 	sqlite3_bind_int64(s, 10, now);
 	if (in->deliver_at > 0)
 		sqlite3_bind_int64(s, 11, in->deliver_at);
-	rc = sqlite3_step(s);
+	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		*out = row_notification(s);
 		*created = true;
@@ -381,93 +651,107 @@ create_one(struct store *st, const struct notification_new *in, int64_t now,
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
-		return fail(st, "notification_insert");
+		return fail(c, "notification_insert");
 	if (*created)
 		return 1;
 
 	/* The key was taken: hand back what it names. */
-	s = stmt(st, S_NOTIF_BY_KEY);
+	s = stmt(c, S_NOTIF_BY_KEY);
 	bind_text(s, 1, in->user);
 	bind_text(s, 2, in->key);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		*out = row_notification(s);
 	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 1 : fail(st, "notification_by_key");
+	return rc == SQLITE_ROW ? 1 : fail(c, "notification_by_key");
+}
+
+struct create {
+	const struct notification_new *in;
+	size_t		 n;
+	int64_t		 now;
+	json_t		**out;
+	bool		*created;
+};
+
+/* Forget what a failed create had built. */
+static void
+create_clear(struct create *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		json_decref(p->out[i]);
+		p->out[i] = NULL;
+		p->created[i] = false;
+	}
+}
+
+static int
+create_w(struct conn *c, void *arg)
+{
+	struct create *p = arg;
+	for (size_t i = 0; i < p->n; i++)
+		if (create_one(c, &p->in[i], p->now, &p->out[i], &p->created[i]) < 0) {
+			create_clear(p);
+			return -1;
+		}
+	return 1;
 }
 
 int
 store_notifications_create(struct store *st, const struct notification_new *in,
     size_t n, int64_t now, json_t **out, bool *created)
 {
-	size_t i;
-	int rc = -1;
-
-	for (i = 0; i < n; i++) {
+	struct create p = {in, n, now, out, created};
+	for (size_t i = 0; i < n; i++) {
 		out[i] = NULL;
 		created[i] = false;
 	}
-	pthread_mutex_lock(&st->lock);
-	if (begin(st) != 0)
-		goto done;
-	for (i = 0; i < n; i++)
-		if (create_one(st, &in[i], now, &out[i], &created[i]) < 0)
-			break;
-	if (i == n && commit(st) == 0)
-		rc = 1;
-done:
-	if (rc < 0) {
-		rollback(st);
-		for (i = 0; i < n; i++) {
-			json_decref(out[i]);
-			out[i] = NULL;
-			created[i] = false;
-		}
-	}
-	pthread_mutex_unlock(&st->lock);
+	int rc = store_write(st, create_w, &p);
+	if (rc < 0)
+		create_clear(&p);
 	return rc;
 }
 
 int
 store_notification_get(struct store *st, int64_t id, json_t **out)
 {
-	pthread_mutex_lock(&st->lock);
-	sqlite3_stmt *s = stmt(st, S_NOTIF_GET);
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_NOTIF_GET);
 	sqlite3_bind_int64(s, 1, id);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		*out = row_notification(s);
 		rc = 1;
 	} else {
-		rc = rc == SQLITE_DONE ? 0 : fail(st, "notification_get");
+		rc = rc == SQLITE_DONE ? 0 : fail(c, "notification_get");
 	}
 	sqlite3_reset(s);
-	pthread_mutex_unlock(&st->lock);
+	reader_put(c);
 	return rc;
 }
 
-/* Unread count of user; caller holds the lock. */
+/* Unread count of user. */
 static int
-unread_count(struct store *st, const char *user, int64_t now, int64_t *count)
+unread_count(struct conn *c, const char *user, int64_t now, int64_t *count)
 {
-	sqlite3_stmt *s = stmt(st, S_UNREAD_COUNT);
+	sqlite3_stmt *s = stmt(c, S_UNREAD_COUNT);
 	bind_text(s, 1, user);
 	sqlite3_bind_int64(s, 2, now);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		*count = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 1 : fail(st, "unread_count");
+	return rc == SQLITE_ROW ? 1 : fail(c, "unread_count");
 }
 
 int
 store_unread_count(struct store *st, const char *user, int64_t now, int64_t *count)
 {
-	pthread_mutex_lock(&st->lock);
-	int rc = user_exists(st, user);
+	struct conn *c = reader_get(st);
+	int rc = user_exists(c, user);
 	if (rc > 0)
-		rc = unread_count(st, user, now, count);
-	pthread_mutex_unlock(&st->lock);
+		rc = unread_count(c, user, now, count);
+	reader_put(c);
 	return rc;
 }
 
@@ -478,13 +762,17 @@ store_notification_list(struct store *st, const struct notification_query *q,
 	json_t *list = json_array();
 	int64_t count = 0, last = 0;
 	int n = 0, rc;
+	struct conn *c = reader_get(st);
 
-	pthread_mutex_lock(&st->lock);
-	/* Under the one lock, so the page and the count agree. */
-	rc = user_exists(st, q->user);
+	/* One read transaction, so the page and the count agree. */
+	if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = fail(c, "begin");
+		goto done;
+	}
+	rc = user_exists(c, q->user);
 	if (rc <= 0)
 		goto done;
-	sqlite3_stmt *s = stmt(st, S_NOTIF_LIST);
+	sqlite3_stmt *s = stmt(c, S_NOTIF_LIST);
 	bind_text(s, 1, q->user);
 	sqlite3_bind_int64(s, 2, q->before > 0 ? q->before : INT64_MAX);
 	sqlite3_bind_int(s, 3, q->unread_only);
@@ -501,12 +789,14 @@ store_notification_list(struct store *st, const struct notification_query *q,
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		rc = fail(st, "notification_list");
+		rc = fail(c, "notification_list");
 		goto done;
 	}
-	rc = unread_count(st, q->user, now, &count);
+	rc = unread_count(c, q->user, now, &count);
 done:
-	pthread_mutex_unlock(&st->lock);
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+	reader_put(c);
 	if (rc <= 0) {
 		json_decref(list);
 		return rc;
@@ -517,101 +807,319 @@ done:
 	return 1;
 }
 
-int
-store_notifications_mark(struct store *st, const char *user, const int64_t *ids,
-    size_t n, bool read, int64_t now, json_t **changed, int64_t *missing)
-{
-	json_t *done_ids = json_array();
-	int rc = -1;
-	size_t i;
+struct mark_args {
+	const char	*user;
+	const int64_t	*ids;
+	size_t		 n;
+	enum mark	 how;
+	int64_t		 now;
+	json_t		*changed;
+	int64_t		 missing;
+};
 
-	pthread_mutex_lock(&st->lock);
-	if (begin(st) != 0)
-		goto out;
-	for (i = 0; i < n; i++) {
-		sqlite3_stmt *s = stmt(st, S_NOTIF_OWNED);
-		sqlite3_bind_int64(s, 1, ids[i]);
-		bind_text(s, 2, user);
-		sqlite3_bind_int64(s, 3, now);
+static int
+mark_w(struct conn *c, void *arg)
+{
+	static const enum stmt_id set[] = {
+		[MARK_READ] = S_NOTIF_SET_READ,
+		[MARK_UNREAD] = S_NOTIF_SET_UNREAD,
+		[MARK_ARCHIVED] = S_NOTIF_SET_ARCHIVED,
+		[MARK_UNARCHIVED] = S_NOTIF_SET_UNARCHIVED,
+	};
+	struct mark_args *p = arg;
+	json_array_clear(p->changed);
+	for (size_t i = 0; i < p->n; i++) {
+		sqlite3_stmt *s = stmt(c, S_NOTIF_OWNED);
+		sqlite3_bind_int64(s, 1, p->ids[i]);
+		bind_text(s, 2, p->user);
+		sqlite3_bind_int64(s, 3, p->now);
 		int r = sqlite3_step(s);
 		sqlite3_reset(s);
 		if (r == SQLITE_DONE) {
-			*missing = ids[i];
-			rc = 0;
-			goto out;
+			p->missing = p->ids[i];
+			return 0;	/* run_batch() undoes the ids before it */
 		}
-		if (r != SQLITE_ROW) {
-			fail(st, "notification_owned");
-			goto out;
-		}
-		s = stmt(st, read ? S_NOTIF_SET_READ : S_NOTIF_SET_UNREAD);
-		sqlite3_bind_int64(s, 1, ids[i]);
-		bind_text(s, 2, user);
-		if (read)
-			sqlite3_bind_int64(s, 3, now);
-		r = sqlite3_step(s);
-		sqlite3_reset(s);
-		if (r != SQLITE_DONE) {
-			fail(st, "notification_mark");
-			goto out;
-		}
-		if (sqlite3_changes(st->db) > 0)
-			json_array_append_new(done_ids, json_integer(ids[i]));
+		if (r != SQLITE_ROW)
+			return fail(c, "notification_owned");
+		s = stmt(c, set[p->how]);
+		sqlite3_bind_int64(s, 1, p->ids[i]);
+		bind_text(s, 2, p->user);
+		if (p->how == MARK_READ || p->how == MARK_ARCHIVED)
+			sqlite3_bind_int64(s, 3, p->now);
+		if (step_done(c, s, "notification_mark") != 0)
+			return -1;
+		if (sqlite3_changes(c->db) > 0)
+			json_array_append_new(p->changed, json_integer(p->ids[i]));
 	}
-	if (commit(st) == 0)
-		rc = 1;
-out:
-	if (rc <= 0)
-		rollback(st);
-	pthread_mutex_unlock(&st->lock);
+	return 1;
+}
+
+int
+store_notifications_mark(struct store *st, const char *user, const int64_t *ids,
+    size_t n, enum mark how, int64_t now, json_t **changed, int64_t *missing)
+{
+	struct mark_args p = {user, ids, n, how, now, json_array(), 0};
+	int rc = store_write(st, mark_w, &p);
 	if (rc <= 0) {
-		json_decref(done_ids);
+		*missing = p.missing;
+		json_decref(p.changed);
 		return rc;
 	}
-	*changed = done_ids;
+	*changed = p.changed;
 	return rc;
+}
+
+struct read_all {
+	const char	*user;
+	int64_t		 now, up_to, marked;
+};
+
+static int
+read_all_w(struct conn *c, void *arg)
+{
+	struct read_all *p = arg;
+	int rc = user_exists(c, p->user);
+	if (rc <= 0)
+		return rc;
+	sqlite3_stmt *s = stmt(c, S_NOTIF_MAX_VISIBLE);
+	bind_text(s, 1, p->user);
+	sqlite3_bind_int64(s, 2, p->now);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		p->up_to = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return fail(c, "notification_max");
+	s = stmt(c, S_NOTIF_READ_ALL);
+	bind_text(s, 1, p->user);
+	sqlite3_bind_int64(s, 2, p->now);
+	sqlite3_bind_int64(s, 3, p->up_to);
+	if (step_done(c, s, "notification_read_all") != 0)
+		return -1;
+	p->marked = sqlite3_changes(c->db);
+	return 1;
 }
 
 int
 store_notifications_read_all(struct store *st, const char *user, int64_t now,
     int64_t *up_to, int64_t *marked)
 {
-	int rc = -1;
-
-	pthread_mutex_lock(&st->lock);
-	if (begin(st) != 0)
-		goto out;
-	rc = user_exists(st, user);
-	if (rc <= 0)
-		goto out;
-	rc = -1;
-	sqlite3_stmt *s = stmt(st, S_NOTIF_MAX_VISIBLE);
-	bind_text(s, 1, user);
-	sqlite3_bind_int64(s, 2, now);
-	int r = sqlite3_step(s);
-	if (r == SQLITE_ROW)
-		*up_to = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (r != SQLITE_ROW) {
-		fail(st, "notification_max");
-		goto out;
+	struct read_all p = {.user = user, .now = now};
+	int rc = store_write(st, read_all_w, &p);
+	if (rc > 0) {
+		*up_to = p.up_to;
+		*marked = p.marked;
 	}
-	s = stmt(st, S_NOTIF_READ_ALL);
-	bind_text(s, 1, user);
-	sqlite3_bind_int64(s, 2, now);
-	sqlite3_bind_int64(s, 3, *up_to);
-	r = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (r != SQLITE_DONE) {
-		fail(st, "notification_read_all");
-		goto out;
-	}
-	*marked = sqlite3_changes(st->db);
-	if (commit(st) == 0)
-		rc = 1;
-out:
-	if (rc <= 0)
-		rollback(st);
-	pthread_mutex_unlock(&st->lock);
 	return rc;
+}
+
+struct del {
+	const char	*user;
+	int64_t		 id;
+};
+
+static int
+delete_w(struct conn *c, void *arg)
+{
+	struct del *p = arg;
+	sqlite3_stmt *s = stmt(c, S_NOTIF_DELETE);
+	sqlite3_bind_int64(s, 1, p->id);
+	bind_text(s, 2, p->user);
+	if (step_done(c, s, "notification_delete") != 0)
+		return -1;
+	return sqlite3_changes(c->db) > 0;
+}
+
+int
+store_notification_delete(struct store *st, const char *user, int64_t id)
+{
+	struct del p = {user, id};
+	return store_write(st, delete_w, &p);
+}
+
+struct topic_change {
+	const char	*topic, *user;
+	int64_t		 now;
+	bool		 changed;
+};
+
+static int
+topic_add_w(struct conn *c, void *arg)
+{
+	struct topic_change *p = arg;
+	if (user_ensure(c, p->user, p->now) < 0)
+		return -1;
+	sqlite3_stmt *s = stmt(c, S_TOPIC_ADD);
+	bind_text(s, 1, p->topic);
+	bind_text(s, 2, p->user);
+	sqlite3_bind_int64(s, 3, p->now);
+	if (step_done(c, s, "topic_add") != 0)
+		return -1;
+	p->changed = sqlite3_changes(c->db) > 0;
+	return 1;
+}
+
+static int
+topic_remove_w(struct conn *c, void *arg)
+{
+	struct topic_change *p = arg;
+	sqlite3_stmt *s = stmt(c, S_TOPIC_REMOVE);
+	bind_text(s, 1, p->topic);
+	bind_text(s, 2, p->user);
+	if (step_done(c, s, "topic_remove") != 0)
+		return -1;
+	return sqlite3_changes(c->db) > 0;
+}
+
+int
+store_topic_add(struct store *st, const char *topic, const char *user, int64_t now,
+    bool *added)
+{
+	struct topic_change p = {topic, user, now, false};
+	int rc = store_write(st, topic_add_w, &p);
+	*added = p.changed;
+	return rc;
+}
+
+int
+store_topic_remove(struct store *st, const char *topic, const char *user)
+{
+	struct topic_change p = {topic, user, 0, false};
+	return store_write(st, topic_remove_w, &p);
+}
+
+int
+store_topic_members(struct store *st, const char *topic, json_t **members)
+{
+	json_t *list = json_array();
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_TOPIC_MEMBERS);
+	bind_text(s, 1, topic);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, text_json(s, 0));
+	sqlite3_reset(s);
+	rc = rc == SQLITE_DONE ? 1 : fail(c, "topic_members");
+	reader_put(c);
+	if (rc > 0 && json_array_size(list) == 0)
+		rc = 0;
+	if (rc <= 0) {
+		json_decref(list);
+		return rc;
+	}
+	*members = list;
+	return 1;
+}
+
+struct key_args {
+	const char		*name;
+	const unsigned char	*hash;
+	int64_t			 id, now;
+};
+
+static int
+key_create_w(struct conn *c, void *arg)
+{
+	struct key_args *p = arg;
+	sqlite3_stmt *s = stmt(c, S_KEY_INSERT);
+	bind_text(s, 1, p->name);
+	sqlite3_bind_blob(s, 2, p->hash, 32, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 3, p->now);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		p->id = sqlite3_column_int64(s, 0);
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? 1 : fail(c, "key_insert");
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : fail(c, "key_insert");
+}
+
+int
+store_key_create(struct store *st, const char *name, const unsigned char hash[32],
+    int64_t now, int64_t *id)
+{
+	struct key_args p = {name, hash, 0, now};
+	int rc = store_write(st, key_create_w, &p);
+	*id = p.id;
+	return rc;
+}
+
+static int
+key_touch_w(struct conn *c, void *arg)
+{
+	struct key_args *p = arg;
+	sqlite3_stmt *s = stmt(c, S_KEY_TOUCH);
+	sqlite3_bind_int64(s, 1, p->id);
+	sqlite3_bind_int64(s, 2, p->now);
+	return step_done(c, s, "key_touch") == 0 ? 1 : -1;
+}
+
+int
+store_key_lookup(struct store *st, const unsigned char hash[32], int64_t now, int64_t *id)
+{
+	int64_t last = 0;
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_KEY_LOOKUP);
+	sqlite3_bind_blob(s, 1, hash, 32, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(s, 0);
+		last = sqlite3_column_int64(s, 1);
+		rc = 1;
+	} else {
+		rc = rc == SQLITE_DONE ? 0 : fail(c, "key_lookup");
+	}
+	sqlite3_reset(s);
+	reader_put(c);
+	/* Note the use at most once a minute: a write per request would cost a commit. */
+	if (rc > 0 && now - last >= 60000) {
+		struct key_args p = {NULL, NULL, *id, now};
+		store_write(st, key_touch_w, &p);
+	}
+	return rc;
+}
+
+int
+store_key_list(struct store *st, json_t **out)
+{
+	json_t *keys = json_array();
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_KEY_LIST);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(keys, json_pack("{s:I, s:o, s:o, s:o, s:o}",
+		    "id", (json_int_t)sqlite3_column_int64(s, 0), "name", text_json(s, 1),
+		    "created_at", time_json(s, 2), "last_used_at", time_json(s, 3),
+		    "revoked_at", time_json(s, 4)));
+	sqlite3_reset(s);
+	rc = rc == SQLITE_DONE ? 1 : fail(c, "key_list");
+	reader_put(c);
+	if (rc <= 0) {
+		json_decref(keys);
+		return rc;
+	}
+	*out = json_pack("{s:o}", "keys", keys);
+	return 1;
+}
+
+static int
+key_revoke_w(struct conn *c, void *arg)
+{
+	struct key_args *p = arg;
+	sqlite3_stmt *s = stmt(c, S_KEY_REVOKE);
+	sqlite3_bind_int64(s, 1, p->id);
+	bind_text(s, 2, p->name);
+	sqlite3_bind_int64(s, 3, p->now);
+	if (step_done(c, s, "key_revoke") != 0)
+		return -1;
+	return sqlite3_changes(c->db) > 0;
+}
+
+int
+store_key_revoke(struct store *st, int64_t id, const char *name, int64_t now)
+{
+	struct key_args p = {name, NULL, id, now};
+	return store_write(st, key_revoke_w, &p);
 }

@@ -2,7 +2,8 @@
  * store — persistent state. The only module that knows SQL; another
  * backend would be another file behind this same header.
  * Functions return <0 on error (logged here), 0 when the thing is not
- * there, >0 on success.
+ * there (or, where said, not allowed), >0 on success. Every write is
+ * committed before it returns; concurrent writes share one commit.
  */
 #ifndef NOTIFYD_STORE_H
 #define NOTIFYD_STORE_H
@@ -44,18 +45,39 @@ struct notification_query {
 	const char	*category;
 };
 
+/* What a mark changes. */
+enum mark {
+	MARK_READ,
+	MARK_UNREAD,
+	MARK_ARCHIVED,
+	MARK_UNARCHIVED,
+};
+
+/* A change to a user's profile: a field is changed when its set_ flag is true (NULL clears). */
+struct user_update {
+	const char	*id;
+	const char	*email, *name, *tz, *locale;
+	bool		 set_email, set_name, set_tz, set_locale;
+};
+
 /* Open (creating and migrating) the database at path; err says why not. */
 int	 store_open(struct store **out, const char *path,
 	    const struct store_options *opt, char *err, size_t errlen);
 void	 store_close(struct store *st);
 /* The schema version this binary writes (the number of migrations). */
 int	 store_schema_version(void);
-
 /* Is the database answering? */
 int	 store_ping(struct store *st);
+/* How many commits and how many writes they carried, since open. */
+void	 store_stats(struct store *st, int64_t *commits, int64_t *writes);
 
-/* Does the user exist? */
+/* Users. */
 int	 store_user_exists(struct store *st, const char *user);
+/* {"id","email","name","tz","locale","created_at"}. */
+int	 store_user_get(struct store *st, const char *user, json_t **out);
+/* Create or change a user; *created tells which. */
+int	 store_user_put(struct store *st, const struct user_update *u, int64_t now,
+	    json_t **out, bool *created);
 
 /*
  * Create n notifications in one transaction, creating users as needed.
@@ -71,18 +93,39 @@ int	 store_notification_get(struct store *st, int64_t id, json_t **out);
 int	 store_notification_list(struct store *st,
 	    const struct notification_query *q, int64_t now, json_t **out);
 /*
- * Mark ids of user read (read=true) or unread, all or nothing: when one id
- * is not the user's, returns 0 with *missing set and changes nothing.
- * *changed gets the ids whose state changed (new reference).
+ * Mark ids of user, all or nothing: when one id is not the user's,
+ * returns 0 with *missing set and changes nothing. *changed gets the ids
+ * whose state changed (new reference).
  */
 int	 store_notifications_mark(struct store *st, const char *user,
-	    const int64_t *ids, size_t n, bool read, int64_t now,
+	    const int64_t *ids, size_t n, enum mark how, int64_t now,
 	    json_t **changed, int64_t *missing);
 /* Mark every visible notification of user read; *up_to is the newest id covered. */
 int	 store_notifications_read_all(struct store *st, const char *user,
 	    int64_t now, int64_t *up_to, int64_t *marked);
+/* Delete notification id (of user, when user is not NULL). */
+int	 store_notification_delete(struct store *st, const char *user, int64_t id);
 /* Unread, unarchived, visible notifications of user. */
 int	 store_unread_count(struct store *st, const char *user, int64_t now,
 	    int64_t *count);
+
+/* Topics: a topic exists while it has members. */
+int	 store_topic_add(struct store *st, const char *topic, const char *user,
+	    int64_t now, bool *added);
+int	 store_topic_remove(struct store *st, const char *topic, const char *user);
+/* The members' user ids (new reference); 0 when the topic has none. */
+int	 store_topic_members(struct store *st, const char *topic, json_t **members);
+
+/* API keys, by the SHA-256 of the key. */
+/* 0 when a live key already has that name. */
+int	 store_key_create(struct store *st, const char *name,
+	    const unsigned char hash[32], int64_t now, int64_t *id);
+/* The id of the live key with this hash; notes its use. */
+int	 store_key_lookup(struct store *st, const unsigned char hash[32],
+	    int64_t now, int64_t *id);
+/* {"keys":[{"id","name","created_at","last_used_at","revoked_at"}]}. */
+int	 store_key_list(struct store *st, json_t **out);
+/* Revoke the live key with this id (when name is NULL) or name. */
+int	 store_key_revoke(struct store *st, int64_t id, const char *name, int64_t now);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "log.h"
@@ -173,18 +174,18 @@ test_mark_and_count(void **state)
 	json_t *changed;
 
 	/* One id of another user: nothing changes. */
-	assert_int_equal(store_notifications_mark(f->st, "alice", ids, 2, true, 5,
+	assert_int_equal(store_notifications_mark(f->st, "alice", ids, 2, MARK_READ, 5,
 	    &changed, &missing), 0);
 	assert_int_equal(missing, c);
 	assert_int_equal(store_unread_count(f->st, "alice", 5, &count), 1);
 	assert_int_equal(count, 2);
 
-	assert_int_equal(store_notifications_mark(f->st, "alice", &a, 1, true, 5,
+	assert_int_equal(store_notifications_mark(f->st, "alice", &a, 1, MARK_READ, 5,
 	    &changed, &missing), 1);
 	assert_int_equal(json_array_size(changed), 1);
 	json_decref(changed);
 	/* Marking again changes nothing and says so. */
-	assert_int_equal(store_notifications_mark(f->st, "alice", &a, 1, true, 6,
+	assert_int_equal(store_notifications_mark(f->st, "alice", &a, 1, MARK_READ, 6,
 	    &changed, &missing), 1);
 	assert_int_equal(json_array_size(changed), 0);
 	json_decref(changed);
@@ -199,7 +200,7 @@ test_mark_and_count(void **state)
 	assert_int_equal(store_unread_count(f->st, "bob", 7, &count), 1);
 	assert_int_equal(count, 1);
 
-	assert_int_equal(store_notifications_mark(f->st, "alice", &b, 1, false, 8,
+	assert_int_equal(store_notifications_mark(f->st, "alice", &b, 1, MARK_UNREAD, 8,
 	    &changed, &missing), 1);
 	json_decref(changed);
 	assert_int_equal(store_unread_count(f->st, "alice", 8, &count), 1);
@@ -258,6 +259,132 @@ test_not_a_database(void **state)
 	assert_non_null(strstr(err, "not a notifyd database"));
 }
 
+struct writer {
+	struct store	*st;
+	int		 id;
+};
+
+static void *
+writer_main(void *arg)
+{
+	struct writer *w = arg;
+	char user[16];
+	snprintf(user, sizeof user, "w%d", w->id);
+	for (int i = 0; i < 50; i++) {
+		struct notification_new n = {.user = user, .type = "m"};
+		json_t *out;
+		bool c;
+		if (store_notifications_create(w->st, &n, 1, 1, &out, &c) != 1)
+			return (void *)1;
+		json_decref(out);
+	}
+	return NULL;
+}
+
+static void
+test_concurrent_writes_share_commits(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t t[16];
+	struct writer w[16];
+	int64_t commits, writes, count;
+	for (int i = 0; i < 16; i++) {
+		w[i] = (struct writer){f->st, i};
+		pthread_create(&t[i], NULL, writer_main, &w[i]);
+	}
+	for (int i = 0; i < 16; i++) {
+		void *rv;
+		pthread_join(t[i], &rv);
+		assert_null(rv);
+	}
+	store_stats(f->st, &commits, &writes);
+	assert_int_equal(writes, 16 * 50);
+	assert_true(commits <= writes);
+	for (int i = 0; i < 16; i++) {
+		char user[16];
+		snprintf(user, sizeof user, "w%d", i);
+		assert_int_equal(store_unread_count(f->st, user, 2, &count), 1);
+		assert_int_equal(count, 50);
+	}
+}
+
+static void
+test_users_topics_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct user_update u = {.id = "ann", .email = "ann@example.com", .set_email = true,
+	    .tz = "Europe/Berlin", .set_tz = true};
+	json_t *out, *members;
+	bool created, added;
+	assert_int_equal(store_user_put(f->st, &u, 5, &out, &created), 1);
+	assert_true(created);
+	assert_string_equal(json_string_value(json_object_get(out, "email")), "ann@example.com");
+	json_decref(out);
+	/* Only what is set changes; NULL clears. */
+	u = (struct user_update){.id = "ann", .name = "Ann", .set_name = true, .set_tz = true};
+	assert_int_equal(store_user_put(f->st, &u, 6, &out, &created), 1);
+	assert_false(created);
+	assert_string_equal(json_string_value(json_object_get(out, "email")), "ann@example.com");
+	assert_string_equal(json_string_value(json_object_get(out, "name")), "Ann");
+	assert_true(json_is_null(json_object_get(out, "tz")));
+	json_decref(out);
+
+	assert_int_equal(store_topic_members(f->st, "team", &members), 0);
+	assert_int_equal(store_topic_add(f->st, "team", "bo", 1, &added), 1);
+	assert_true(added);
+	assert_int_equal(store_topic_add(f->st, "team", "ann", 1, &added), 1);
+	assert_int_equal(store_topic_add(f->st, "team", "ann", 1, &added), 1);
+	assert_false(added);
+	assert_int_equal(store_user_exists(f->st, "bo"), 1);
+	assert_int_equal(store_topic_members(f->st, "team", &members), 1);
+	assert_int_equal(json_array_size(members), 2);
+	assert_string_equal(json_string_value(json_array_get(members, 0)), "ann");
+	json_decref(members);
+	assert_int_equal(store_topic_remove(f->st, "team", "ann"), 1);
+	assert_int_equal(store_topic_remove(f->st, "team", "ann"), 0);
+
+	unsigned char h1[32] = {1}, h2[32] = {2};
+	int64_t id1, id2, found;
+	assert_int_equal(store_key_create(f->st, "ci", h1, 1, &id1), 1);
+	assert_int_equal(store_key_create(f->st, "ci", h2, 1, &id2), 0);	/* name taken */
+	assert_int_equal(store_key_lookup(f->st, h1, 100000, &found), 1);
+	assert_int_equal(found, id1);
+	assert_int_equal(store_key_lookup(f->st, h2, 1, &found), 0);
+	assert_int_equal(store_key_revoke(f->st, 0, "ci", 2), 1);
+	assert_int_equal(store_key_lookup(f->st, h1, 3, &found), 0);
+	assert_int_equal(store_key_revoke(f->st, id1, NULL, 2), 0);
+	assert_int_equal(store_key_create(f->st, "ci", h2, 1, &id2), 1);	/* name free again */
+	assert_int_equal(store_key_list(f->st, &out), 1);
+	assert_int_equal(json_array_size(json_object_get(out, "keys")), 2);
+	assert_false(json_is_null(json_object_get(json_array_get(json_object_get(out, "keys"), 0),
+	    "last_used_at")));
+	json_decref(out);
+}
+
+static void
+test_archive_and_delete(void **state)
+{
+	struct fixture *f = *state;
+	int64_t a = create(f->st, "al", "m", NULL, NULL), count, missing;
+	json_t *changed, *page;
+	assert_int_equal(store_notifications_mark(f->st, "al", &a, 1, MARK_ARCHIVED, 5,
+	    &changed, &missing), 1);
+	json_decref(changed);
+	struct notification_query q = {.user = "al", .limit = 10};
+	assert_int_equal(store_notification_list(f->st, &q, 6, &page), 1);
+	assert_int_equal(json_array_size(json_object_get(page, "notifications")), 0);
+	json_decref(page);
+	q.archived = true;
+	assert_int_equal(store_notification_list(f->st, &q, 6, &page), 1);
+	assert_int_equal(json_array_size(json_object_get(page, "notifications")), 1);
+	json_decref(page);
+	assert_int_equal(store_unread_count(f->st, "al", 6, &count), 1);
+	assert_int_equal(count, 0);
+	assert_int_equal(store_notification_delete(f->st, "someone", a), 0);
+	assert_int_equal(store_notification_delete(f->st, "al", a), 1);
+	assert_int_equal(store_notification_delete(f->st, NULL, a), 0);
+}
+
 int
 main(void)
 {
@@ -271,6 +398,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_writes_share_commits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_users_topics_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive_and_delete, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
