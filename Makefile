@@ -14,12 +14,12 @@ MANDIR    ?= $(PREFIX)/share/man
 DESTDIR   ?=
 
 CC        ?= cc
-PKGS      := sqlite3 jansson inih
+PKGS      := sqlite3 jansson inih libjwt openssl
 CFLAGS    ?= -O2 -g
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARNINGS) $(CFLAGS) \
              -Icore -I$(OUT)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcivetweb -lpthread
 
 ifeq ($(SANITIZE),1)
 OUT       := build/sanitize

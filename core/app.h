@@ -2,12 +2,14 @@
 #ifndef NOTIFYD_APP_H
 #define NOTIFYD_APP_H
 
+struct auth;
 struct config;
 struct store;
 
 struct app {
 	const struct config	*cfg;
 	struct store		*store;
+	struct auth		*auth;
 	const char		*version;
 };
 

@@ -22,6 +22,16 @@ const struct config_key config_keys[] = {
 	    "lowest level of log line written to stderr (-v: debug)"},
 	{"http", "listen", CFG_LISTEN, "127.0.0.1:8025", "http", "HOST:PORT",
 	    NULL, 0, 0, OFF(http_listen), "REST and WebSocket listener, or off"},
+	{"http", "threads", CFG_INT, "64", NULL, NULL, NULL, 4, 20000,
+	    OFF(http_threads), "worker threads: HTTP connections served at once"},
+	{"http", "max_body", CFG_SIZE, "1M", NULL, NULL, NULL, 1024, 1LL << 30,
+	    OFF(http_max_body), "largest request body accepted (413 beyond)"},
+	{"http", "cors_origins", CFG_STRING, "", NULL, NULL, NULL, 0, 0,
+	    OFF(http_cors_origins), "origins allowed by CORS, comma-separated, or *"},
+	{"http", "rate_limit", CFG_INT, "0", NULL, NULL, NULL, 0, 1000000,
+	    OFF(http_rate_limit), "requests per second per client (key, token or address); 0: no limit"},
+	{"auth", "jwt_secret", CFG_STRING, "", NULL, NULL, NULL, 0, 0,
+	    OFF(auth_jwt_secret), "HS256 secret of user tokens; empty: DATA_DIR/jwt.secret"},
 	{"smtp", "listen", CFG_LISTEN, "127.0.0.1:1025", "smtp", "HOST:PORT",
 	    NULL, 0, 0, OFF(smtp_listen), "SMTP sink listener, or off"},
 	{"control", "socket", CFG_PATH, NULL, "socket", "PATH", NULL, 0, 0,
@@ -171,6 +181,23 @@ config_set(struct config *cfg, const struct config_key *k, const char *value,
 		}
 		*(int64_t *)field = v;
 		return 0;
+	case CFG_SIZE: {
+		char *end;
+		long long n = strtoll(value, &end, 10);
+		int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20 :
+		    *end == 'G' || *end == 'g' ? 30 : 0;
+		if (shift)
+			end++;
+		if (end == value || *end != '\0' || n < 0 || n > (INT64_MAX >> shift) ||
+		    (n << shift) < k->min || (n << shift) > k->max) {
+			snprintf(err, errlen, "%s: %s.%s: '%s' is not a size from %lld to %lld bytes "
+			    "(K, M, G allowed)", where, k->section, k->name, value,
+			    (long long)k->min, (long long)k->max);
+			return -1;
+		}
+		*(int64_t *)field = n << shift;
+		return 0;
+	}
 	case CFG_DURATION:
 		if (!duration_parse(value, &v) || v < k->min || v > k->max) {
 			snprintf(err, errlen, "%s: %s.%s: '%s' is not a duration such as 30s, 5m or 1h",
@@ -224,7 +251,7 @@ void
 config_free(struct config *cfg)
 {
 	for (const struct config_key *k = config_keys; k->name; k++)
-		if (k->type != CFG_INT && k->type != CFG_DURATION) {
+		if (k->type != CFG_INT && k->type != CFG_DURATION && k->type != CFG_SIZE) {
 			char **f = (char **)((char *)cfg + k->offset);
 			free(*f);
 			*f = NULL;
@@ -237,6 +264,16 @@ config_format(const struct config *cfg, const struct config_key *k, char *out, s
 	const void *field = (const char *)cfg + k->offset;
 	if (k->type == CFG_INT) {
 		snprintf(out, n, "%lld", (long long)*(const int64_t *)field);
+	} else if (k->type == CFG_SIZE) {
+		int64_t b = *(const int64_t *)field;
+		if (b > 0 && b % (1 << 30) == 0)
+			snprintf(out, n, "%lldG", (long long)(b >> 30));
+		else if (b > 0 && b % (1 << 20) == 0)
+			snprintf(out, n, "%lldM", (long long)(b >> 20));
+		else if (b > 0 && b % 1024 == 0)
+			snprintf(out, n, "%lldK", (long long)(b >> 10));
+		else
+			snprintf(out, n, "%lld", (long long)b);
 	} else if (k->type == CFG_DURATION) {
 		int64_t ms = *(const int64_t *)field;
 		if (ms % 1000 != 0)

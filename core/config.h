@@ -13,12 +13,18 @@ enum config_type {
 	CFG_INT,	/* decimal integer within min..max */
 	CFG_DURATION,	/* 90s, 15m, 1h30m ... stored as milliseconds */
 	CFG_ENUM,	/* one of choices, "a|b|c" */
+	CFG_SIZE,	/* bytes, with an optional K, M or G (1024-based) */
 };
 
 struct config {
 	char	*data_dir;
 	char	*log_level;
 	char	*http_listen;
+	int64_t	 http_threads;
+	int64_t	 http_max_body;		/* bytes */
+	char	*http_cors_origins;
+	int64_t	 http_rate_limit;	/* requests/s per client; 0: off */
+	char	*auth_jwt_secret;
 	char	*smtp_listen;
 	char	*control_socket;
 	int64_t	 control_max_clients;

@@ -10,6 +10,7 @@ static const struct op_arg list_args[] = {
 	{"unread", ARG_BOOL, 0, NULL, "only unread ones"},
 	{"type", ARG_STRING, 0, "TYPE", "only this type"},
 	{"category", ARG_STRING, 0, "NAME", "only this category"},
+	{"archived", ARG_BOOL, 0, NULL, "list archived notifications instead of the inbox"},
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -29,6 +30,7 @@ list_run(struct op_ctx *ctx, json_t *a)
 	}
 	q.before = json_integer_value(json_object_get(a, "before"));
 	q.unread_only = json_is_true(json_object_get(a, "unread"));
+	q.archived = json_is_true(json_object_get(a, "archived"));
 	q.type = json_string_value(json_object_get(a, "type"));
 	q.category = json_string_value(json_object_get(a, "category"));
 	if (q.type != NULL && !op_check_name(ctx, "type", q.type))

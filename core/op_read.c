@@ -1,7 +1,8 @@
-/* read, unread — change the read state of a user's notifications. */
+/* read, unread, archive, unarchive — change the state of a user's notifications. */
 #include <stdlib.h>
 
 #include "app.h"
+#include "events.h"
 #include "log.h"
 #include "ops.h"
 #include "store.h"
@@ -13,20 +14,36 @@ static const struct op_arg read_args[] = {
 	{NULL, 0, 0, NULL, NULL},
 };
 
-static const struct op_arg unread_args[] = {
-	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose notifications"},
-	{"ids", ARG_IDS, ARG_REQUIRED | ARG_POSITIONAL, "ID", "the notifications to mark unread"},
-	{NULL, 0, 0, NULL, NULL},
+#define IDS_ARGS(what) { \
+	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose notifications"}, \
+	{"ids", ARG_IDS, ARG_REQUIRED | ARG_POSITIONAL, "ID", "the notifications to " what}, \
+	{NULL, 0, 0, NULL, NULL}, \
+}
+static const struct op_arg unread_args[] = IDS_ARGS("mark unread");
+static const struct op_arg archive_args[] = IDS_ARGS("archive");
+static const struct op_arg unarchive_args[] = IDS_ARGS("bring back to the inbox");
+
+static const struct {
+	const char	*log;
+	enum event_type	 event;
+} marks[] = {
+	[MARK_READ] = {"notifications read", EVENT_READ},
+	[MARK_UNREAD] = {"notifications unread", EVENT_UNREAD},
+	[MARK_ARCHIVED] = {"notifications archived", EVENT_ARCHIVED},
+	[MARK_UNARCHIVED] = {"notifications unarchived", EVENT_UNARCHIVED},
 };
 
-/* Mark the ids of args read or unread; answers {"ids":[changed],"unread_count":N}. */
+/* Change the ids of args; answers {"ids":[changed],"unread_count":N}. */
 static json_t *
-mark(struct op_ctx *ctx, json_t *a, const char *user, bool read)
+mark(struct op_ctx *ctx, json_t *a, enum mark how)
 {
+	const char *user = op_user_arg(ctx, a, true);
 	json_t *ids = json_object_get(a, "ids"), *changed = NULL, *v;
 	size_t n = json_array_size(ids), i;
 	int64_t missing = 0, count = 0;
 
+	if (user == NULL)
+		return NULL;
 	if (n == 0)
 		return op_fail(ctx, 422, "invalid_field", "'ids' must name at least one notification");
 	int known = store_user_exists(ctx->app->store, user);
@@ -39,20 +56,21 @@ mark(struct op_ctx *ctx, json_t *a, const char *user, bool read)
 		return op_fail(ctx, 500, "internal", "out of memory");
 	json_array_foreach(ids, i, v)
 		v_ids[i] = json_integer_value(v);
-	int rc = store_notifications_mark(ctx->app->store, user, v_ids, n,
-	    read ? MARK_READ : MARK_UNREAD,
-	    ctx->now, &changed, &missing);
+	int rc = store_notifications_mark(ctx->app->store, user, v_ids, n, how, ctx->now,
+	    &changed, &missing);
 	free(v_ids);
 	if (rc == 0)
 		return op_fail(ctx, 404, "not_found", "no notification %lld for user %s",
 		    (long long)missing, user);
 	if (rc < 0 || store_unread_count(ctx->app->store, user, ctx->now, &count) < 0) {
 		json_decref(changed);
-		return op_fail(ctx, 500, "internal", "the read state could not be changed");
+		return op_fail(ctx, 500, "internal", "the notifications could not be changed");
 	}
-	log_info(read ? "notifications read" : "notifications unread",
-	    "user=%s changed=%zu", user, json_array_size(changed));
-	return json_pack("{s:o, s:I}", "ids", changed, "unread_count", (json_int_t)count);
+	json_t *r = json_pack("{s:o, s:I}", "ids", changed, "unread_count", (json_int_t)count);
+	log_info(marks[how].log, "user=%s changed=%zu", user, json_array_size(changed));
+	if (json_array_size(changed) > 0)
+		events_emit(marks[how].event, user, r);
+	return r;
 }
 
 /* Mark ids, or everything, read. */
@@ -70,7 +88,7 @@ read_run(struct op_ctx *ctx, json_t *a)
 		return op_fail(ctx, 422, "invalid_field", "give either 'ids' or 'all', not %s",
 		    all ? "both" : "neither");
 	if (!all)
-		return mark(ctx, a, user, true);
+		return mark(ctx, a, MARK_READ);
 	int rc = store_notifications_read_all(ctx->app->store, user, ctx->now, &up_to, &marked);
 	if (rc == 0)
 		return op_fail(ctx, 404, "user_not_found", "no user '%s'", user);
@@ -78,17 +96,34 @@ read_run(struct op_ctx *ctx, json_t *a)
 		return op_fail(ctx, 500, "internal", "the read state could not be changed");
 	log_info("notifications read", "user=%s all=true up_to=%lld changed=%lld",
 	    user, (long long)up_to, (long long)marked);
-	return json_pack("{s:I, s:I, s:I}", "up_to", (json_int_t)up_to, "marked",
+	json_t *r = json_pack("{s:I, s:I, s:I}", "up_to", (json_int_t)up_to, "marked",
 	    (json_int_t)marked, "unread_count", (json_int_t)count);
+	if (marked > 0)
+		events_emit(EVENT_READ_ALL, user, r);
+	return r;
 }
 
-/* Mark ids unread. */
 static json_t *
 unread_run(struct op_ctx *ctx, json_t *a)
 {
-	const char *user = op_user_arg(ctx, a, true);
-	return user == NULL ? NULL : mark(ctx, a, user, false);
+	return mark(ctx, a, MARK_UNREAD);
+}
+
+static json_t *
+archive_run(struct op_ctx *ctx, json_t *a)
+{
+	return mark(ctx, a, MARK_ARCHIVED);
+}
+
+static json_t *
+unarchive_run(struct op_ctx *ctx, json_t *a)
+{
+	return mark(ctx, a, MARK_UNARCHIVED);
 }
 
 const struct op op_read = {"read", "mark notifications read", read_args, read_run, 0};
 const struct op op_unread = {"unread", "mark notifications unread", unread_args, unread_run, 0};
+const struct op op_archive = {"archive", "archive notifications (they leave the inbox)",
+    archive_args, archive_run, 0};
+const struct op op_unarchive = {"unarchive", "bring archived notifications back to the inbox",
+    unarchive_args, unarchive_run, 0};

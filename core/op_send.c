@@ -3,13 +3,16 @@
 #include <string.h>
 
 #include "app.h"
+#include "events.h"
 #include "log.h"
 #include "ops.h"
 #include "store.h"
 #include "util.h"
 
 static const struct op_arg send_args[] = {
-	{"user", ARG_STRING, ARG_REQUIRED, "USER", "recipient's user id"},
+	{"user", ARG_STRING, 0, "USER", "recipient's user id"},
+	{"users", ARG_STRINGS, 0, "USER", "several recipients (up to 1000), instead of user"},
+	{"topic", ARG_STRING, 0, "TOPIC", "every member of this topic, instead of user"},
 	{"type", ARG_STRING, ARG_REQUIRED, "TYPE", "notification type, e.g. order_shipped"},
 	{"title", ARG_STRING, 0, "TEXT", "title"},
 	{"body", ARG_STRING, 0, "TEXT", "body text"},
@@ -77,44 +80,129 @@ check(struct op_ctx *ctx, json_t *args, struct notification_new *n)
 	return true;
 }
 
-/* Store the notification and answer with it (201), or the earlier one with the same key (200). */
+#define MAX_RECIPIENTS 1000
+
+/* The recipients of a send, as a new array of user ids, or NULL with ctx->err set. */
+static json_t *
+recipients(struct op_ctx *ctx, json_t *args)
+{
+	json_t *user = json_object_get(args, "user"), *users = json_object_get(args, "users");
+	const char *topic = json_string_value(json_object_get(args, "topic"));
+	int given = (user != NULL && !json_is_null(user)) +
+	    (users != NULL && !json_is_null(users)) + (topic != NULL);
+	json_t *list, *v;
+	size_t i;
+
+	if (ctx->as_user != NULL)
+		return op_fail(ctx, 403, "forbidden", "a user token may not send");
+	if (given != 1)
+		return op_fail(ctx, 422, given ? "invalid_field" : "missing_field",
+		    "give exactly one of 'user', 'users' or 'topic'");
+	if (topic != NULL) {
+		if (!op_check_name(ctx, "topic", topic))
+			return NULL;
+		int rc = store_topic_members(ctx->app->store, topic, &list);
+		if (rc == 0)
+			return op_fail(ctx, 404, "topic_not_found", "topic '%s' has no members", topic);
+		if (rc < 0)
+			return op_fail(ctx, 500, "internal", "the topic could not be read");
+		return list;
+	}
+	if (user != NULL && !json_is_null(user)) {
+		if (!op_check_user(ctx, "user", json_string_value(user)))
+			return NULL;
+		return json_pack("[O]", user);
+	}
+	if (json_array_size(users) == 0 || json_array_size(users) > MAX_RECIPIENTS)
+		return op_fail(ctx, 422, "invalid_field", "'users' must hold 1 to %d user ids",
+		    MAX_RECIPIENTS);
+	json_array_foreach(users, i, v) {
+		if (!op_check_user(ctx, "users", json_string_value(v)))
+			return NULL;
+		for (size_t j = 0; j < i; j++)
+			if (json_equal(v, json_array_get(users, j)))
+				return op_fail(ctx, 422, "invalid_field",
+				    "'users' names '%s' twice", json_string_value(v));
+	}
+	return json_incref(users);
+}
+
+/*
+ * Store the notification for each recipient and answer with it, or with
+ * {"count","notifications"} for users or a topic; 201 when any was
+ * created, 200 when every one already existed under its key.
+ */
 static json_t *
 send_run(struct op_ctx *ctx, json_t *args)
 {
-	struct notification_new n = {0};
-	json_t *out = NULL, *data = json_object_get(args, "data");
+	struct notification_new proto = {0}, *in = NULL;
+	json_t *data = json_object_get(args, "data"), *users, *result = NULL;
+	json_t **out = NULL;
 	char *data_text = NULL;
-	bool created;
+	bool *created = NULL, any = false;
+	size_t n, i;
 
-	n.user = op_user_arg(ctx, args, true);
-	if (n.user == NULL)
+	if ((users = recipients(ctx, args)) == NULL)
 		return NULL;
-	if (ctx->as_user != NULL)
-		return op_fail(ctx, 403, "forbidden", "a user token may not send");
-	if (!check(ctx, args, &n))
-		return NULL;
+	n = json_array_size(users);
+	if (!check(ctx, args, &proto))
+		goto done;
 	if (data != NULL && !json_is_null(data)) {
 		data_text = json_dumps(data, JSON_COMPACT);
 		if (data_text == NULL || strlen(data_text) > MAX_DATA) {
-			free(data_text);
-			return op_fail(ctx, 422, "invalid_field",
-			    "'data' is larger than %d bytes as JSON", MAX_DATA);
+			op_fail(ctx, 422, "invalid_field", "'data' is larger than %d bytes as JSON",
+			    MAX_DATA);
+			goto done;
 		}
-		n.data = data_text;
+		proto.data = data_text;
 	}
-	int rc = store_notifications_create(ctx->app->store, &n, 1, ctx->now, &out, &created);
-	free(data_text);
-	if (rc <= 0)
-		return op_fail(ctx, 500, "internal", "the notification could not be stored");
-	json_int_t id = json_integer_value(json_object_get(out, "id"));
-	if (created) {
-		ctx->status = 201;
-		log_info("notification created", "id=%lld user=%s type=%s",
-		    (long long)id, n.user, n.type);
+	in = calloc(n, sizeof *in);
+	out = calloc(n, sizeof *out);
+	created = calloc(n, sizeof *created);
+	if (in == NULL || out == NULL || created == NULL) {
+		op_fail(ctx, 500, "internal", "out of memory");
+		goto done;
+	}
+	for (i = 0; i < n; i++) {
+		in[i] = proto;
+		in[i].user = json_string_value(json_array_get(users, i));
+	}
+	if (store_notifications_create(ctx->app->store, in, n, ctx->now, out, created) <= 0) {
+		op_fail(ctx, 500, "internal", "the notification could not be stored");
+		goto done;
+	}
+	for (i = 0; i < n; i++) {
+		json_int_t id = json_integer_value(json_object_get(out[i], "id"));
+		if (created[i]) {
+			any = true;
+			log_info("notification created", "id=%lld user=%s type=%s",
+			    (long long)id, in[i].user, proto.type);
+			events_emit(EVENT_NOTIFICATION, in[i].user, out[i]);
+		} else {
+			log_info("notification exists", "id=%lld user=%s", (long long)id, in[i].user);
+		}
+	}
+	ctx->status = any ? 201 : 200;
+	if (json_is_string(json_object_get(args, "user"))) {
+		result = out[0];
+		out[0] = NULL;
 	} else {
-		log_info("notification exists", "id=%lld user=%s", (long long)id, n.user);
+		json_t *list = json_array();
+		for (i = 0; i < n; i++) {
+			json_array_append_new(list, out[i]);
+			out[i] = NULL;
+		}
+		result = json_pack("{s:I, s:o}", "count", (json_int_t)n, "notifications", list);
 	}
-	return out;
+done:
+	for (i = 0; out != NULL && i < n; i++)
+		json_decref(out[i]);
+	free(out);
+	free(created);
+	free(in);
+	free(data_text);
+	json_decref(users);
+	return result;
 }
 
-const struct op op_send = {"send", "send a notification to a user", send_args, send_run, 0};
+const struct op op_send = {"send", "send a notification to a user, users or a topic", send_args, send_run, 0};

@@ -16,6 +16,18 @@ const struct op *const op_table[] = {
 	&op_read,
 	&op_unread,
 	&op_count,
+	&op_archive,
+	&op_unarchive,
+	&op_delete,
+	&op_user_show,
+	&op_user_set,
+	&op_topic_add,
+	&op_topic_rm,
+	&op_topic_show,
+	&op_key_create,
+	&op_key_list,
+	&op_key_revoke,
+	&op_token,
 	NULL,
 };
 
@@ -38,6 +50,17 @@ op_arg_find(const struct op *op, const char *name)
 		if (strcmp(a->name, name) == 0)
 			return a;
 	return NULL;
+}
+
+void
+op_error_set(struct op_error *e, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	e->status = status;
+	snprintf(e->code, sizeof e->code, "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof e->message, fmt, ap);
+	va_end(ap);
 }
 
 json_t *
@@ -63,6 +86,8 @@ op_arg_type_name(enum arg_type t)
 	case ARG_OBJECT:	return "an object";
 	case ARG_IDS:		return "an array of positive integer ids";
 	case ARG_TIME:		return "an RFC 3339 time";
+	case ARG_STRINGS:	return "an array of strings";
+	case ARG_DURATION:	return "a duration such as 30s, 15m or 1h";
 	}
 	return "?";
 }
@@ -95,6 +120,15 @@ arg_type_ok(const struct op_arg *a, json_t *v)
 		return true;
 	case ARG_TIME:
 		return json_is_string(v) && time_parse_rfc3339(json_string_value(v), &ms);
+	case ARG_STRINGS:
+		if (!json_is_array(v))
+			return false;
+		json_array_foreach(v, i, e)
+			if (!json_is_string(e))
+				return false;
+		return true;
+	case ARG_DURATION:
+		return json_is_string(v) && duration_parse(json_string_value(v), &ms);
 	}
 	return false;
 }
@@ -125,9 +159,9 @@ op_call(struct op_ctx *ctx, const struct op *op, json_t *args)
 			return op_fail(ctx, 422, "invalid_field",
 			    "%s: '%s' must be %s", op->name, key,
 			    op_arg_type_name(a->type));
-		if (a->type == ARG_IDS && json_array_size(v) > MAX_IDS)
+		if ((a->type == ARG_IDS || a->type == ARG_STRINGS) && json_array_size(v) > MAX_IDS)
 			return op_fail(ctx, 422, "invalid_field",
-			    "%s: '%s' may hold at most %d ids", op->name, key, MAX_IDS);
+			    "%s: '%s' may hold at most %d entries", op->name, key, MAX_IDS);
 	}
 	for (const struct op_arg *a = op->args; a->name; a++) {
 		v = args ? json_object_get(args, a->name) : NULL;

@@ -23,6 +23,8 @@ enum arg_type {
 	ARG_OBJECT,	/* JSON object; on the command line K=V or K:=JSON, repeatable */
 	ARG_IDS,	/* JSON array of integers > 0 */
 	ARG_TIME,	/* RFC 3339 string */
+	ARG_STRINGS,	/* JSON array of strings; on the command line repeatable */
+	ARG_DURATION,	/* a duration string such as 90s, 15m, 1h30m */
 };
 
 /* Argument flags. */
@@ -78,6 +80,9 @@ const struct op_arg *op_arg_find(const struct op *op, const char *name);
 json_t		*op_call(struct op_ctx *ctx, const struct op *op, json_t *args);
 /* Look up an operation by name and op_call it; unknown names fail with 404. */
 json_t		*op_dispatch(struct op_ctx *ctx, const char *name, json_t *args);
+/* Fill an error. */
+void		 op_error_set(struct op_error *e, int status, const char *code,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Fill ctx->err and return NULL, for `return op_fail(...)`. */
 json_t		*op_fail(struct op_ctx *ctx, int status, const char *code,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -93,6 +98,8 @@ const char	*op_user_arg(struct op_ctx *ctx, json_t *args, bool required);
 
 /* The operations, one per file core/op_*.c. */
 extern const struct op op_ping, op_send, op_list, op_show, op_read, op_unread,
-    op_count;
+    op_count, op_archive, op_unarchive, op_delete, op_user_show, op_user_set,
+    op_topic_add, op_topic_rm, op_topic_show, op_key_create, op_key_list,
+    op_key_revoke, op_token;
 
 #endif

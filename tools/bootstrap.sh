@@ -13,6 +13,7 @@ have() {
 	pc:*)  pkg-config --exists "${1#pc:}" 2>/dev/null ;;
 	h:*)   printf '#include <%s>\n' "${1#h:}" | "$cc" -E -x c - >/dev/null 2>&1 ;;
 	cmd:*) command -v "${1#cmd:}" >/dev/null 2>&1 ;;
+	f:*)   [ -e "${1#f:}" ] ;;
 	py:*)  /usr/bin/python3 -c "import ${1#py:}" >/dev/null 2>&1 ;;
 	*)     echo "bootstrap: unknown check $1" >&2; return 1 ;;
 	esac

@@ -73,7 +73,8 @@ synopsis(FILE *f, const struct op *op)
 			fprintf(f, " [--%s]", flag);
 		else
 			fprintf(f, " %s--%s %s%s%s", req ? "" : "[", flag, a->metavar,
-			    a->type == ARG_OBJECT ? "..." : "", req ? "" : "]");
+			    a->type == ARG_OBJECT || a->type == ARG_STRINGS ? "..." : "",
+			    req ? "" : "]");
 	}
 	fputc('\n', f);
 }
@@ -164,6 +165,11 @@ arg_value(const struct op *op, const struct op_arg *a, const char *word)
 			die(EXIT_USAGE, "%s: %s must be %s, not '%s'", op->name, a->metavar,
 			    op_arg_type_name(a->type), word);
 		return json_integer(v);
+	case ARG_DURATION:
+		if (!duration_parse(word, &ms))
+			die(EXIT_USAGE, "%s: '%s' is not a duration such as 30s, 15m or 1h",
+			    op->name, word);
+		return json_string(word);
 	case ARG_TIME:
 		if (!time_parse_rfc3339(word, &ms))
 			die(EXIT_USAGE, "%s: '%s' is not an RFC 3339 time such as "
@@ -265,6 +271,11 @@ parse_args(const struct op *op, int argc, char **argv, int i, bool *json_out)
 				object_add(op, o, val);
 			} else if (a->type == ARG_IDS) {
 				ids_append(op, args, a, val);
+			} else if (a->type == ARG_STRINGS) {
+				json_t *arr = json_object_get(args, a->name);
+				if (arr == NULL)
+					json_object_set_new(args, a->name, arr = json_array());
+				json_array_append_new(arr, arg_value(op, a, val));
 			} else {
 				if (json_object_get(args, a->name) != NULL)
 					die(EXIT_USAGE, "%s: --%s given twice", op->name, flag);

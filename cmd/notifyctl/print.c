@@ -90,6 +90,36 @@ print_list(FILE *f, json_t *r)
 	fputc('\n', f);
 }
 
+/* Print each "key value" of an object, in its order, values as text or JSON. */
+static void
+print_fields(FILE *f, json_t *o)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v) {
+		if (json_is_null(v))
+			continue;
+		fprintf(f, "%-12s ", k);
+		if (json_is_string(v))
+			fprintf(f, "%s\n", json_string_value(v));
+		else
+			print_json(f, v);
+	}
+}
+
+static void
+print_keys(FILE *f, json_t *r)
+{
+	json_t *keys = json_object_get(r, "keys"), *k;
+	size_t i;
+	fprintf(f, "%-5s %-20s %-24s %-24s %s\n", "ID", "NAME", "CREATED", "LAST USED", "REVOKED");
+	json_array_foreach(keys, i, k)
+		fprintf(f, "%-5lld %-20s %-24s %-24s %s\n",
+		    (long long)json_integer_value(json_object_get(k, "id")),
+		    field(k, "name", "-"), field(k, "created_at", "-"),
+		    field(k, "last_used_at", "-"), field(k, "revoked_at", "-"));
+}
+
 void
 print_result(FILE *f, const char *name, json_t *r)
 {
@@ -97,6 +127,13 @@ print_result(FILE *f, const char *name, json_t *r)
 		fprintf(f, "notifyd %s is running (control protocol %lld)\n",
 		    field(r, "version", "?"),
 		    (long long)json_integer_value(json_object_get(r, "protocol")));
+	} else if (strcmp(name, "send") == 0 && json_object_get(r, "count") != NULL) {
+		json_t *n;
+		size_t i;
+		json_array_foreach(json_object_get(r, "notifications"), i, n)
+			fprintf(f, "notification %lld for %s\n",
+			    (long long)json_integer_value(json_object_get(n, "id")),
+			    field(n, "user", "?"));
 	} else if (strcmp(name, "send") == 0) {
 		fprintf(f, "notification %lld for %s\n",
 		    (long long)json_integer_value(json_object_get(r, "id")), field(r, "user", "?"));
@@ -106,12 +143,35 @@ print_result(FILE *f, const char *name, json_t *r)
 		print_notification(f, r);
 	} else if (strcmp(name, "count") == 0) {
 		fprintf(f, "%lld\n", (long long)json_integer_value(json_object_get(r, "unread_count")));
-	} else if (strcmp(name, "read") == 0 || strcmp(name, "unread") == 0) {
+	} else if (strcmp(name, "read") == 0 || strcmp(name, "unread") == 0 ||
+	    strcmp(name, "archive") == 0 || strcmp(name, "unarchive") == 0) {
 		json_t *ids = json_object_get(r, "ids");
 		long long changed = ids ? (long long)json_array_size(ids) :
 		    (long long)json_integer_value(json_object_get(r, "marked"));
-		fprintf(f, "marked %lld %s; %lld unread\n", changed, name,
+		fprintf(f, "%s: %lld changed; %lld unread\n", name, changed,
 		    (long long)json_integer_value(json_object_get(r, "unread_count")));
+	} else if (strcmp(name, "delete") == 0) {
+		fprintf(f, "notification %lld deleted\n",
+		    (long long)json_integer_value(json_object_get(r, "id")));
+	} else if (strncmp(name, "topic.", 6) == 0) {
+		json_t *m;
+		size_t i;
+		fprintf(f, "topic %s: %lld member(s)\n", field(r, "topic", "?"),
+		    (long long)json_integer_value(json_object_get(r, "count")));
+		json_array_foreach(json_object_get(r, "members"), i, m)
+			fprintf(f, "  %s\n", json_string_value(m));
+	} else if (strcmp(name, "key.create") == 0) {
+		fprintf(f, "%s\n", field(r, "key", ""));
+		fprintf(stderr, "notifyctl: key %lld '%s' created; it is shown only this once\n",
+		    (long long)json_integer_value(json_object_get(r, "id")), field(r, "name", ""));
+	} else if (strcmp(name, "key.list") == 0) {
+		print_keys(f, r);
+	} else if (strcmp(name, "key.revoke") == 0) {
+		fprintf(f, "key %s revoked\n", field(r, "key", "?"));
+	} else if (strcmp(name, "token") == 0) {
+		fprintf(f, "%s\n", field(r, "token", ""));
+	} else if (strncmp(name, "user.", 5) == 0) {
+		print_fields(f, r);
 	} else {
 		char *s = json_dumps(r, JSON_INDENT(2) | JSON_ENCODE_ANY);
 		fprintf(f, "%s\n", s ? s : "null");

@@ -13,9 +13,12 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "auth.h"
 #include "config.h"
 #include "control.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 #include "store.h"
 
@@ -189,6 +192,7 @@ main(int argc, char **argv)
 	struct config cfg;
 	struct app app = {.cfg = &cfg, .version = NOTIFYD_VERSION};
 	struct control *ctl = NULL;
+	struct http *http = NULL;
 	const char *config_path = getenv("NOTIFYD_CONFIG");
 	char err[1024], dbpath[PATH_MAX];
 	int verbose = 0, print = 0, rc = 1, sig;
@@ -236,6 +240,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "notifyd: %s\n", err);
 		goto out;
 	}
+	if (auth_open(&app.auth, cfg.data_dir, cfg.auth_jwt_secret, err, sizeof err) != 0) {
+		fprintf(stderr, "notifyd: %s\n", err);
+		goto out;
+	}
+	metrics_listen();
+	if (strcmp(cfg.http_listen, "off") != 0) {
+		if (http_start(&http, &app, err, sizeof err) != 0) {
+			fprintf(stderr, "notifyd: %s\n", err);
+			goto out;
+		}
+		log_info("http listening", "listen=%s port=%d", cfg.http_listen, http_port(http));
+	}
 	if (control_start(&ctl, &app, cfg.control_socket, (int)cfg.control_max_clients,
 	    err, sizeof err) != 0) {
 		fprintf(stderr, "notifyd: %s\n", err);
@@ -256,7 +272,9 @@ main(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	http_stop(http);
 	control_stop(ctl);
+	auth_close(app.auth);
 	store_close(app.store);
 	if (rc == 0)
 		log_info("notifyd stopped", "");

@@ -20,12 +20,14 @@ class Daemon:
     """One notifyd process, its log, and clients for it."""
 
     def __init__(self, tmp, args=(), env=None, data_dir=None, socket_path=None,
-                 pass_socket=True):
+                 pass_socket=True, http=False):
         self.tmp = tmp
         self.data_dir = data_dir or os.path.join(tmp, "data")
         self.socket = socket_path or os.path.join(tmp, "ctl.sock")
         self.args = list(args)
         self.pass_socket = pass_socket
+        self.http = http
+        self.port = None
         self.env = dict(os.environ, **(env or {}))
         self.env.pop("NOTIFYD_CONTROL_SOCKET", None)
         self.proc = None
@@ -33,7 +35,8 @@ class Daemon:
         self.cond = threading.Condition()
 
     def start(self, wait=True):
-        cmd = WRAPPER + [NOTIFYD, "--data-dir", self.data_dir, "--http", "off",
+        cmd = WRAPPER + [NOTIFYD, "--data-dir", self.data_dir,
+                         "--http", "127.0.0.1:%d" % (self.port or 0) if self.http else "off",
                          "--smtp", "off"] + self.args
         if self.pass_socket:
             cmd += ["--socket", self.socket]
@@ -44,7 +47,15 @@ class Daemon:
         self.reader.start()
         if wait:
             self.wait_log('msg="notifyd started"', START_TIMEOUT)
+            if self.http:
+                # The port the kernel gave, kept across restarts.
+                line = [l for l in self.lines if 'msg="http listening"' in l][-1]
+                self.port = int(line.rsplit("port=", 1)[1].split()[0])
         return self
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
 
     def _read(self, proc):
         for raw in proc.stdout:

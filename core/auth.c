@@ -1,0 +1,298 @@
+/* auth — API keys and user tokens; see auth.h. */
+#define _GNU_SOURCE
+#include "auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jwt.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "ops.h"
+#include "proto.h"
+#include "store.h"
+#include "util.h"
+
+#define SECRET_BYTES 32
+
+struct auth {
+	unsigned char	*secret;
+	size_t		 secret_len;
+};
+
+static const char b64url[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Base64url without padding of n bytes; out needs 4 * ceil(n / 3) + 1. */
+static void
+b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+	size_t i, o = 0;
+	for (i = 0; i + 2 < n; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+		out[o++] = b64url[v >> 18 & 63];
+		out[o++] = b64url[v >> 12 & 63];
+		out[o++] = b64url[v >> 6 & 63];
+		out[o++] = b64url[v & 63];
+	}
+	if (i < n) {
+		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0);
+		out[o++] = b64url[v >> 18 & 63];
+		out[o++] = b64url[v >> 12 & 63];
+		if (i + 1 < n)
+			out[o++] = b64url[v >> 6 & 63];
+	}
+	out[o] = '\0';
+}
+
+/* Decode base64url (no padding) of len chars; returns bytes or -1. out needs len. */
+static ssize_t
+b64url_decode(const char *in, size_t len, unsigned char *out)
+{
+	unsigned v = 0;
+	int bits = 0;
+	ssize_t o = 0;
+	if (len % 4 == 1)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		const char *p = memchr(b64url, in[i], 64);
+		if (p == NULL || in[i] == '\0')
+			return -1;
+		v = v << 6 | (unsigned)(p - b64url);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(v >> bits & 0xff);
+		}
+	}
+	return o;
+}
+
+/* Read the secret file, or create it with fresh random bytes. */
+static int
+load_secret(struct auth *a, const char *data_dir, char *err, size_t errlen)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/jwt.secret", data_dir);
+	unsigned char buf[256];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		unsigned char raw[SECRET_BYTES];
+		char text[64];
+		if (RAND_bytes(raw, sizeof raw) != 1) {
+			snprintf(err, errlen, "no random bytes for the token secret");
+			return -1;
+		}
+		b64url_encode(raw, sizeof raw, text);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 || write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+		log_info("created token secret", "path=%s", path);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct stat sb;
+	ssize_t n = read(fd, buf, sizeof buf);
+	if (fstat(fd, &sb) == 0 && (sb.st_mode & 077))
+		log_warn("token secret is readable by others", "path=%s", path);
+	close(fd);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n < 16) {
+		snprintf(err, errlen, "%s: a token secret needs at least 16 bytes", path);
+		return -1;
+	}
+	a->secret = malloc((size_t)n);
+	memcpy(a->secret, buf, (size_t)n);
+	a->secret_len = (size_t)n;
+	return 0;
+}
+
+int
+auth_open(struct auth **out, const char *data_dir, const char *secret,
+    char *err, size_t errlen)
+{
+	struct auth *a = calloc(1, sizeof *a);
+	if (a == NULL)
+		return -1;
+	if (secret != NULL && *secret != '\0') {
+		if (strlen(secret) < 16) {
+			snprintf(err, errlen, "auth.jwt_secret needs at least 16 bytes");
+			free(a);
+			return -1;
+		}
+		a->secret = (unsigned char *)strdup(secret);
+		a->secret_len = strlen(secret);
+	} else if (load_secret(a, data_dir, err, errlen) != 0) {
+		free(a);
+		return -1;
+	}
+	*out = a;
+	return 0;
+}
+
+void
+auth_close(struct auth *a)
+{
+	if (a == NULL)
+		return;
+	if (a->secret != NULL)
+		memset(a->secret, 0, a->secret_len);
+	free(a->secret);
+	free(a);
+}
+
+void
+auth_key_hash(const char *key, unsigned char hash[32])
+{
+	SHA256((const unsigned char *)key, strlen(key), hash);
+}
+
+int
+auth_key_new(char key[64], unsigned char hash[32])
+{
+	unsigned char raw[32];
+	if (RAND_bytes(raw, sizeof raw) != 1)
+		return -1;
+	memcpy(key, "nk_", 3);
+	b64url_encode(raw, sizeof raw, key + 3);
+	auth_key_hash(key, hash);
+	return 0;
+}
+
+int
+auth_token_mint(struct auth *a, const char *user, int64_t now, int64_t ttl,
+    char **token, int64_t *expires)
+{
+	jwt_t *jwt = NULL;
+	int64_t exp = (now + ttl) / 1000;
+	if (jwt_new(&jwt) != 0)
+		return -1;
+	int rc = jwt_add_grant(jwt, "sub", user) | jwt_add_grant_int(jwt, "iat", (long)(now / 1000)) |
+	    jwt_add_grant_int(jwt, "exp", (long)exp) |
+	    jwt_set_alg(jwt, JWT_ALG_HS256, a->secret, (int)a->secret_len);
+	*token = rc == 0 ? jwt_encode_str(jwt) : NULL;
+	jwt_free(jwt);
+	if (*token == NULL)
+		return -1;
+	*expires = exp * 1000;
+	return 0;
+}
+
+void
+principal_clear(struct principal *who)
+{
+	free(who->user);
+	memset(who, 0, sizeof *who);
+}
+
+/* Fill err with a 401 and return -1. */
+static int
+deny(struct op_error *err, const char *code, const char *message)
+{
+	err->status = 401;
+	snprintf(err->code, sizeof err->code, "%s", code);
+	snprintf(err->message, sizeof err->message, "%s", message);
+	return -1;
+}
+
+int
+auth_check_token(struct auth *a, const char *token, int64_t now,
+    struct principal *who, struct op_error *err)
+{
+	memset(who, 0, sizeof *who);
+	/* Three base64url parts; the header must name HS256 before we trust libjwt with it. */
+	const char *dot1 = strchr(token, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+	size_t hlen = dot1 ? (size_t)(dot1 - token) : 0;
+	if (dot2 == NULL || strchr(dot2 + 1, '.') != NULL || hlen == 0 || hlen > 1024 ||
+	    strlen(token) > 8192)
+		return deny(err, "malformed_credentials", "the token is not a JWT");
+	unsigned char header[1024];
+	ssize_t n = b64url_decode(token, hlen, header);
+	json_t *h = n > 0 ? json_loadb((const char *)header, (size_t)n, 0, NULL) : NULL;
+	const char *alg = json_string_value(json_object_get(h, "alg"));
+	if (alg == NULL) {
+		json_decref(h);
+		return deny(err, "malformed_credentials", "the token has no readable header");
+	}
+	if (strcmp(alg, "HS256") != 0) {
+		json_decref(h);
+		return deny(err, "unsupported_algorithm", "only HS256 tokens are accepted");
+	}
+	json_decref(h);
+	if (dot2[1] == '\0')
+		return deny(err, "invalid_signature", "the token is not signed");
+
+	jwt_t *jwt = NULL;
+	if (jwt_decode(&jwt, token, a->secret, (int)a->secret_len) != 0 ||
+	    jwt_get_alg(jwt) != JWT_ALG_HS256) {
+		jwt_free(jwt);
+		return deny(err, "invalid_signature", "the token's signature does not verify");
+	}
+	const char *sub = jwt_get_grant(jwt, "sub");
+	errno = 0;
+	long exp = jwt_get_grant_int(jwt, "exp");
+	int exp_missing = errno != 0;
+	if (sub == NULL || *sub == '\0' || strlen(sub) > 128 || exp_missing) {
+		jwt_free(jwt);
+		return deny(err, "invalid_claims", "the token needs a 'sub' string and an 'exp' time");
+	}
+	if ((int64_t)exp * 1000 <= now) {
+		jwt_free(jwt);
+		return deny(err, "token_expired", "the token has expired");
+	}
+	who->user = strdup(sub);
+	who->expires = (int64_t)exp * 1000;
+	jwt_free(jwt);
+	return 0;
+}
+
+int
+auth_check(struct auth *a, struct store *st, const char *header, int64_t now,
+    struct principal *who, struct op_error *err)
+{
+	memset(who, 0, sizeof *who);
+	if (header == NULL || *header == '\0')
+		return deny(err, "missing_credentials",
+		    "send an API key or a user token as Authorization: Bearer ...");
+	if (strncasecmp(header, "Bearer ", 7) != 0)
+		return deny(err, "malformed_credentials",
+		    "the Authorization header must be Bearer <key or token>");
+	const char *cred = header + 7;
+	while (*cred == ' ')
+		cred++;
+	if (strncmp(cred, "nk_", 3) == 0) {
+		unsigned char hash[32];
+		int64_t id;
+		auth_key_hash(cred, hash);
+		int rc = store_key_lookup(st, hash, now, &id);
+		if (rc < 0) {
+			err->status = 503;
+			snprintf(err->code, sizeof err->code, "unavailable");
+			snprintf(err->message, sizeof err->message, "the key could not be checked");
+			return -1;
+		}
+		if (rc == 0)
+			return deny(err, "invalid_key", "unknown or revoked API key");
+		who->key_id = id;
+		return 0;
+	}
+	return auth_check_token(a, cred, now, who, err);
+}

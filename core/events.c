@@ -1,0 +1,50 @@
+/* events — what core tells the rest; see events.h. */
+#include "events.h"
+
+#define MAX_SUBSCRIBERS 8
+
+static struct {
+	event_fn	 fn;
+	void		*arg;
+} subs[MAX_SUBSCRIBERS];
+static int nsubs;
+
+int
+events_subscribe(event_fn fn, void *arg)
+{
+	if (nsubs == MAX_SUBSCRIBERS)
+		return -1;
+	subs[nsubs].fn = fn;
+	subs[nsubs].arg = arg;
+	nsubs++;
+	return 0;
+}
+
+void
+events_emit(enum event_type type, const char *user, json_t *data)
+{
+	struct event ev = {type, user, data};
+	for (int i = 0; i < nsubs; i++)
+		subs[i].fn(&ev, subs[i].arg);
+}
+
+const char *
+events_name(enum event_type type)
+{
+	static const char *const names[EVENT__COUNT] = {
+		[EVENT_NOTIFICATION] = "notification",
+		[EVENT_READ] = "read",
+		[EVENT_UNREAD] = "unread",
+		[EVENT_READ_ALL] = "read_all",
+		[EVENT_ARCHIVED] = "archived",
+		[EVENT_UNARCHIVED] = "unarchived",
+		[EVENT_DELETED] = "deleted",
+	};
+	return type < EVENT__COUNT ? names[type] : "?";
+}
+
+void
+events_reset(void)
+{
+	nsubs = 0;
+}

@@ -1,0 +1,39 @@
+/*
+ * events — what core tells the rest: a notification was created, read,
+ * archived... Subscribers (metrics, later the WebSocket hub and watch)
+ * register before notifyd starts serving; core never knows who listens.
+ */
+#ifndef NOTIFYD_EVENTS_H
+#define NOTIFYD_EVENTS_H
+
+#include <jansson.h>
+
+enum event_type {
+	EVENT_NOTIFICATION,	/* data: the notification object */
+	EVENT_READ,		/* data: {"ids":[...],"unread_count":N} */
+	EVENT_UNREAD,		/* data: {"ids":[...],"unread_count":N} */
+	EVENT_READ_ALL,		/* data: {"up_to":ID,"unread_count":N} */
+	EVENT_ARCHIVED,		/* data: {"ids":[...],"unread_count":N} */
+	EVENT_UNARCHIVED,	/* data: {"ids":[...],"unread_count":N} */
+	EVENT_DELETED,		/* data: {"id":ID,"unread_count":N} */
+	EVENT__COUNT
+};
+
+struct event {
+	enum event_type	 type;
+	const char	*user;	/* whose inbox */
+	json_t		*data;	/* borrowed: take a reference to keep it */
+};
+
+typedef void (*event_fn)(const struct event *ev, void *arg);
+
+/* Call fn for every event from now on; only before serving starts. */
+int	 events_subscribe(event_fn fn, void *arg);
+/* Tell every subscriber, in this thread, after the change is committed. */
+void	 events_emit(enum event_type type, const char *user, json_t *data);
+/* The event's name as the wire formats spell it, e.g. "read_all". */
+const char *events_name(enum event_type type);
+/* Drop every subscriber (for tests and shutdown). */
+void	 events_reset(void);
+
+#endif

@@ -1,0 +1,741 @@
+/*
+ * http — the REST API on civetweb.
+ *
+ * routes[] maps METHOD + path pattern onto an operation of op_table: path
+ * parameters, query parameters and the JSON body become the operation's
+ * arguments, converted by the types the operation declares, and its
+ * result or error becomes the response. No operation logic lives here:
+ * only transport (auth, CORS, limits, encoding, metrics).
+ */
+#define _GNU_SOURCE
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <civetweb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "app.h"
+#include "auth.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "ops.h"
+#include "store.h"
+#include "util.h"
+
+/* Route flags. */
+#define R_BODY		0x01	/* a JSON object body is merged into the arguments */
+#define R_PUBLIC	0x02	/* no credentials needed */
+
+struct http;
+typedef void (*raw_fn)(struct http *h, struct mg_connection *c, const char *const *hdr,
+    int *status);
+
+struct route {
+	const char	*method;
+	const char	*path;		/* segments; {name} is the operation's argument name */
+	const char	*op;		/* operation, or NULL for a raw handler */
+	const char	*fixed;		/* JSON object of fixed arguments, or NULL */
+	int		 flags;
+	raw_fn		 raw;
+};
+
+static void healthz(struct http *, struct mg_connection *, const char *const *, int *);
+static void metrics_page(struct http *, struct mg_connection *, const char *const *, int *);
+
+#define N "/api/v1/users/{user}/notifications"
+static const struct route routes[] = {
+	{"POST", "/api/v1/notifications", "send", NULL, R_BODY, NULL},
+	{"GET", N, "list", NULL, 0, NULL},
+	{"POST", N "/read", "read", NULL, R_BODY, NULL},
+	{"POST", N "/read_all", "read", "{\"all\":true}", 0, NULL},
+	{"GET", N "/{id}", "show", NULL, 0, NULL},
+	{"DELETE", N "/{id}", "delete", NULL, 0, NULL},
+	{"POST", N "/{ids}/read", "read", NULL, 0, NULL},
+	{"POST", N "/{ids}/unread", "unread", NULL, 0, NULL},
+	{"POST", N "/{ids}/archive", "archive", NULL, 0, NULL},
+	{"POST", N "/{ids}/unarchive", "unarchive", NULL, 0, NULL},
+	{"GET", "/api/v1/users/{user}/unread_count", "count", NULL, 0, NULL},
+	{"GET", "/api/v1/users/{user}", "user.show", NULL, 0, NULL},
+	{"PUT", "/api/v1/users/{user}", "user.set", NULL, R_BODY, NULL},
+	{"GET", "/api/v1/topics/{topic}", "topic.show", NULL, 0, NULL},
+	{"PUT", "/api/v1/topics/{topic}/members/{user}", "topic.add", NULL, 0, NULL},
+	{"DELETE", "/api/v1/topics/{topic}/members/{user}", "topic.rm", NULL, 0, NULL},
+	{"GET", "/api/v1/keys", "key.list", NULL, 0, NULL},
+	{"POST", "/api/v1/keys", "key.create", NULL, R_BODY, NULL},
+	{"DELETE", "/api/v1/keys/{key}", "key.revoke", NULL, 0, NULL},
+	{"POST", "/api/v1/tokens", "token", NULL, R_BODY, NULL},
+	{"GET", "/healthz", NULL, NULL, R_PUBLIC, healthz},
+	{"GET", "/metrics", NULL, NULL, R_PUBLIC, metrics_page},
+};
+#undef N
+#define NROUTES ((int)(sizeof routes / sizeof routes[0]))
+#define MAX_SEGS 12
+
+/* A client's token bucket for rate limiting. */
+struct bucket {
+	uint64_t	 key;
+	double		 tokens;
+	int64_t		 last;		/* ms */
+};
+#define NBUCKETS 4096
+
+struct http {
+	struct app		*app;
+	struct mg_context	*ctx;
+	const struct op		*ops[NROUTES];
+	const char		*labels[NROUTES];
+	json_t			*fixed[NROUTES];
+	char			*label_mem;
+	int			 port;
+	char			 host[256];
+	volatile int		 stopped;
+	pthread_mutex_t		 rl_lock;
+	struct bucket		*buckets;
+};
+
+/* Send a complete response with a JSON (or other) body and the usual headers. */
+static void
+respond(struct mg_connection *c, int status, const char *type, const char *body,
+    size_t len, const char *const *headers)
+{
+	char clen[32];
+	snprintf(clen, sizeof clen, "%zu", len);
+	mg_response_header_start(c, status);
+	mg_response_header_add(c, "Content-Type", type, -1);
+	mg_response_header_add(c, "Content-Length", clen, -1);
+	mg_response_header_add(c, "Cache-Control", "no-store", -1);
+	mg_response_header_add(c, "X-Content-Type-Options", "nosniff", -1);
+	for (; headers != NULL && headers[0] != NULL; headers += 2)
+		mg_response_header_add(c, headers[0], headers[1], -1);
+	mg_response_header_send(c);
+	if (len > 0)
+		mg_write(c, body, len);
+}
+
+/* Send {"error":{"code","message"}}. */
+static void
+respond_error(struct mg_connection *c, const struct op_error *e, const char *const *headers)
+{
+	json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", e->code, "message",
+	    e->status >= 500 && e->status != 503 ? "internal error" : e->message);
+	char *s = json_dumps(j, JSON_COMPACT);
+	respond(c, e->status, "application/json", s ? s : "{}", s ? strlen(s) : 2, headers);
+	free(s);
+	json_decref(j);
+}
+
+static void
+respond_json(struct mg_connection *c, int status, json_t *body, const char *const *headers)
+{
+	char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (s == NULL) {
+		struct op_error e;
+		op_error_set(&e, 500, "internal", "the response could not be encoded");
+		respond_error(c, &e, headers);
+		return;
+	}
+	respond(c, status, "application/json", s, strlen(s), headers);
+	free(s);
+}
+
+static void
+healthz(struct http *h, struct mg_connection *c, const char *const *hdr, int *status)
+{
+	if (store_ping(h->app->store) > 0) {
+		*status = 200;
+		respond(c, 200, "application/json", "{\"status\":\"ok\"}", 15, hdr);
+	} else {
+		static const char down[] = "{\"status\":\"unavailable\",\"error\":{\"code\":"
+		    "\"unavailable\",\"message\":\"the database is not answering\"}}";
+		*status = 503;
+		respond(c, 503, "application/json", down, sizeof down - 1, hdr);
+	}
+}
+
+static void
+metrics_page(struct http *h, struct mg_connection *c, const char *const *hdr, int *status)
+{
+	struct buf b;
+	int64_t commits, writes;
+	buf_init(&b);
+	metrics_render(&b);
+	store_stats(h->app->store, &commits, &writes);
+	buf_printf(&b, "# HELP notifyd_store_commits_total Database commits.\n"
+	    "# TYPE notifyd_store_commits_total counter\nnotifyd_store_commits_total %lld\n"
+	    "# HELP notifyd_store_writes_total Writes carried by those commits.\n"
+	    "# TYPE notifyd_store_writes_total counter\nnotifyd_store_writes_total %lld\n",
+	    (long long)commits, (long long)writes);
+	*status = b.oom ? 500 : 200;
+	respond(c, *status, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
+	    b.len, hdr);
+	buf_free(&b);
+}
+
+/* Split path into at most MAX_SEGS decoded segments; -1 when it cannot be. */
+static int
+split_path(const char *path, char segs[MAX_SEGS][512])
+{
+	int n = 0;
+	if (*path != '/')
+		return -1;
+	while (*path == '/') {
+		const char *start = ++path;
+		path += strcspn(path, "/");
+		if (path == start && *path == '\0' && n > 0)
+			break;		/* one trailing slash is forgiven */
+		if (n == MAX_SEGS || path - start >= 512)
+			return -1;
+		if (mg_url_decode(start, (int)(path - start), segs[n], 512, 0) < 0)
+			return -1;
+		n++;
+	}
+	return n;
+}
+
+/* A word (from a path or a query) as the JSON an argument of type t takes; NULL if it cannot be. */
+static json_t *
+word_json(enum arg_type t, const char *w)
+{
+	int64_t v;
+	switch (t) {
+	case ARG_INT:
+		return parse_int64(w, INT64_MIN, INT64_MAX, &v) ? json_integer(v) : NULL;
+	case ARG_ID:
+		return parse_int64(w, 1, INT64_MAX, &v) ? json_integer(v) : NULL;
+	case ARG_BOOL:
+		if (strcmp(w, "true") == 0 || strcmp(w, "1") == 0 || *w == '\0')
+			return json_true();
+		if (strcmp(w, "false") == 0 || strcmp(w, "0") == 0)
+			return json_false();
+		return NULL;
+	case ARG_IDS:
+	case ARG_STRINGS: {
+		json_t *arr = json_array();
+		char *copy = strdup(w), *save = NULL;
+		for (char *p = strtok_r(copy, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+			json_t *e = t == ARG_IDS ? word_json(ARG_ID, p) : json_string(p);
+			if (e == NULL) {
+				json_decref(arr);
+				arr = NULL;
+				break;
+			}
+			json_array_append_new(arr, e);
+		}
+		free(copy);
+		return arr;
+	}
+	case ARG_OBJECT:
+		return NULL;
+	default:
+		return json_string(w);
+	}
+}
+
+/*
+ * Does route r match the segments? Fills args with its path parameters.
+ * A parameter that does not convert (an id that is not a number) is no match.
+ */
+static bool
+route_match(const struct http *h, int r, char segs[MAX_SEGS][512], int nsegs, json_t *args)
+{
+	const char *p = routes[r].path;
+	int i = 0;
+	json_object_clear(args);
+	while (*p == '/') {
+		const char *start = ++p;
+		p += strcspn(p, "/");
+		size_t len = (size_t)(p - start);
+		if (i == nsegs)
+			return false;
+		if (start[0] == '{') {
+			char name[64];
+			snprintf(name, sizeof name, "%.*s", (int)(len - 2), start + 1);
+			const struct op_arg *a = h->ops[r] ? op_arg_find(h->ops[r], name) : NULL;
+			json_t *v = word_json(a ? a->type : ARG_STRING, segs[i]);
+			if (v == NULL || segs[i][0] == '\0') {
+				json_decref(v);
+				return false;
+			}
+			json_object_set_new(args, name, v);
+		} else if (strlen(segs[i]) != len || strncmp(segs[i], start, len) != 0) {
+			return false;
+		}
+		i++;
+	}
+	return i == nsegs;
+}
+
+/* Add the query string's parameters to args, typed by op's declaration. */
+static bool
+add_query(const struct op *op, const char *qs, json_t *args, struct op_error *err)
+{
+	char *copy = strdup(qs ? qs : ""), *save = NULL;
+	bool ok = true;
+	for (char *kv = strtok_r(copy, "&", &save); kv && ok; kv = strtok_r(NULL, "&", &save)) {
+		char key[128], val[4096];
+		char *eq = strchr(kv, '=');
+		if (eq)
+			*eq = '\0';
+		if (mg_url_decode(kv, (int)strlen(kv), key, sizeof key, 1) < 0 ||
+		    mg_url_decode(eq ? eq + 1 : "", eq ? (int)strlen(eq + 1) : 0, val,
+		    sizeof val, 1) < 0) {
+			op_error_set(err, 400, "bad_request", "%s", "a query parameter is too long");
+			ok = false;
+			break;
+		}
+		const struct op_arg *a = op_arg_find(op, key);
+		if (a == NULL || json_object_get(args, key) != NULL) {
+			if (a != NULL)
+				op_error_set(err, 422, "invalid_field", "'%.100s' is given twice", key);
+			else
+				op_error_set(err, 422, "unknown_field",
+				    "unknown query parameter '%.100s'", key);
+			ok = false;
+			break;
+		}
+		json_t *v = word_json(a->type, val);
+		if (v == NULL) {
+			op_error_set(err, 422, "invalid_field", "%s", "");
+			snprintf(err->message, sizeof err->message, "'%s' must be %s", key,
+			    op_arg_type_name(a->type));
+			ok = false;
+			break;
+		}
+		json_object_set_new(args, key, v);
+	}
+	free(copy);
+	return ok;
+}
+
+/* Is origin one of the allowed CORS origins? */
+static bool
+origin_allowed(const struct http *h, const char *origin)
+{
+	const char *list = h->app->cfg->http_cors_origins;
+	size_t ol = origin ? strlen(origin) : 0;
+	if (origin == NULL || list == NULL)
+		return false;
+	for (const char *p = list; *p;) {
+		p += strspn(p, " ,");
+		size_t l = strcspn(p, " ,");
+		if ((l == 1 && *p == '*') || (l == ol && l > 0 && strncmp(p, origin, l) == 0))
+			return true;
+		p += l;
+	}
+	return false;
+}
+
+/* FNV-1a of a string, for the rate-limit table. */
+static uint64_t
+hash_str(const char *s)
+{
+	uint64_t hv = 1469598103934665603ULL;
+	for (; *s; s++)
+		hv = (hv ^ (unsigned char)*s) * 1099511628211ULL;
+	return hv | 1;
+}
+
+/* Take one request from client's bucket; false when it is empty. */
+static bool
+rate_ok(struct http *h, const char *client, int64_t now, int *retry_after)
+{
+	int64_t rate = h->app->cfg->http_rate_limit;
+	if (rate <= 0)
+		return true;
+	uint64_t key = hash_str(client);
+	pthread_mutex_lock(&h->rl_lock);
+	struct bucket *b = &h->buckets[key % NBUCKETS];
+	if (b->key != key) {
+		b->key = key;
+		b->tokens = (double)rate;
+		b->last = now;
+	}
+	b->tokens += (double)(now - b->last) * (double)rate / 1000.0;
+	if (b->tokens > (double)rate)
+		b->tokens = (double)rate;
+	b->last = now;
+	bool ok = b->tokens >= 1.0;
+	if (ok)
+		b->tokens -= 1.0;
+	else
+		*retry_after = (int)((1.0 - b->tokens) / (double)rate) + 1;
+	pthread_mutex_unlock(&h->rl_lock);
+	return ok;
+}
+
+/* Read the body, at most max bytes; 413/400 in err when it cannot be had. */
+static char *
+read_body(struct mg_connection *c, int64_t max, size_t *len, struct op_error *err)
+{
+	const struct mg_request_info *ri = mg_get_request_info(c);
+	if (ri->content_length > max) {
+		op_error_set(err, 413, "body_too_large", "%s", "");
+		snprintf(err->message, sizeof err->message, "the body is larger than %lld bytes",
+		    (long long)max);
+		return NULL;
+	}
+	struct buf b;
+	buf_init(&b);
+	char chunk[16384];
+	int n;
+	while ((n = mg_read(c, chunk, sizeof chunk)) > 0) {
+		if ((int64_t)(b.len + (size_t)n) > max) {
+			buf_free(&b);
+			op_error_set(err, 413, "body_too_large", "%s", "");
+			snprintf(err->message, sizeof err->message,
+			    "the body is larger than %lld bytes", (long long)max);
+			return NULL;
+		}
+		buf_put(&b, chunk, (size_t)n);
+	}
+	if (n < 0 || b.oom) {
+		buf_free(&b);
+		op_error_set(err, 400, "bad_request", "%s", "the body could not be read");
+		return NULL;
+	}
+	*len = b.len;
+	return buf_take(&b);
+}
+
+/* Parse a request body into an object; err says where it is malformed. */
+static json_t *
+parse_body(struct mg_connection *c, const char *body, size_t len, struct op_error *err)
+{
+	const char *type = mg_get_header(c, "Content-Type");
+	if (type == NULL || strncasecmp(type, "application/json", 16) != 0 ||
+	    (type[16] != '\0' && type[16] != ';' && type[16] != ' ')) {
+		op_error_set(err, 415, "unsupported_media_type", "%s", "send the body as Content-Type: application/json");
+		return NULL;
+	}
+	json_error_t jerr;
+	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL) {
+		op_error_set(err, 400, "malformed_json", "%s", "");
+		snprintf(err->message, sizeof err->message,
+		    "malformed JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		op_error_set(err, 400, "malformed_json", "%s", "the body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+/* CORS headers for an allowed origin, appended to hdr (name, value pairs). */
+static int
+cors_headers(const struct http *h, const char *origin, const char **hdr, int n)
+{
+	if (!origin_allowed(h, origin))
+		return n;
+	hdr[n++] = "Access-Control-Allow-Origin";
+	hdr[n++] = origin;
+	hdr[n++] = "Vary";
+	hdr[n++] = "Origin";
+	return n;
+}
+
+/* Handle one request from start to finish. */
+static int
+handle(struct mg_connection *c, void *cbdata)
+{
+	struct http *h = cbdata;
+	const struct mg_request_info *ri = mg_get_request_info(c);
+	int64_t t0 = time_mono_ms() * 1000, now = time_now_ms();
+	char segs[MAX_SEGS][512], allow[128] = "", retry[16];
+	const char *hdr[16] = {NULL};
+	const char *origin = mg_get_header(c, "Origin");
+	struct op_ctx ctx = {.app = h->app, .now = now};
+	struct principal who = {0};
+	json_t *args = json_object(), *result = NULL, *body = NULL;
+	int nsegs = split_path(ri->local_uri_raw ? ri->local_uri_raw : ri->local_uri, segs);
+	int route = -1, status = 0, nh = 0;
+	char *raw = NULL;
+
+	/* Which route; the methods of the path for 405 and preflights. */
+	for (int r = 0; nsegs >= 0 && r < NROUTES; r++) {
+		if (!route_match(h, r, segs, nsegs, args))
+			continue;
+		if (strstr(allow, routes[r].method) == NULL)
+			snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
+			    *allow ? ", " : "", routes[r].method);
+		if (route < 0 && strcmp(routes[r].method, ri->request_method) == 0)
+			route = r;
+	}
+	if (route >= 0)
+		route_match(h, route, segs, nsegs, args);
+	nh = cors_headers(h, origin, hdr, nh);
+
+	if (strcmp(ri->request_method, "OPTIONS") == 0 && *allow) {
+		if (origin != NULL && !origin_allowed(h, origin)) {
+			op_error_set(&ctx.err, 403, "origin_not_allowed", "%s", "this origin may not call the API");
+			goto fail;
+		}
+		hdr[nh++] = "Allow";
+		hdr[nh++] = allow;
+		hdr[nh++] = "Access-Control-Allow-Methods";
+		hdr[nh++] = allow;
+		hdr[nh++] = "Access-Control-Allow-Headers";
+		hdr[nh++] = "Authorization, Content-Type";
+		hdr[nh++] = "Access-Control-Max-Age";
+		hdr[nh++] = "600";
+		status = 204;
+		respond(c, 204, "text/plain", "", 0, hdr);
+		goto done;
+	}
+	if (route < 0 && *allow) {
+		hdr[nh++] = "Allow";
+		hdr[nh++] = allow;
+		op_error_set(&ctx.err, 405, "method_not_allowed", "%s", "");
+		snprintf(ctx.err.message, sizeof ctx.err.message, "%s is not allowed here; use %s",
+		    ri->request_method, allow);
+		goto fail;
+	}
+	if (route < 0) {
+		op_error_set(&ctx.err, 404, "not_found", "%s", "no such route");
+		goto fail;
+	}
+	if (routes[route].raw != NULL) {
+		routes[route].raw(h, c, hdr, &status);
+		goto done;
+	}
+
+	const char *authz = mg_get_header(c, "Authorization");
+	int retry_after = 1;
+	if (!rate_ok(h, authz ? authz : ri->remote_addr, now, &retry_after)) {
+		metrics_add(C_RATE_LIMITED, 1);
+		snprintf(retry, sizeof retry, "%d", retry_after);
+		hdr[nh++] = "Retry-After";
+		hdr[nh++] = retry;
+		op_error_set(&ctx.err, 429, "rate_limited", "%s", "too many requests; slow down");
+		goto fail;
+	}
+	if (!(routes[route].flags & R_PUBLIC) &&
+	    auth_check(h->app->auth, h->app->store, authz, now, &who, &ctx.err) != 0) {
+		metrics_add(C_AUTH_FAILURES, 1);
+		if (ctx.err.status == 401) {
+			hdr[nh++] = "WWW-Authenticate";
+			hdr[nh++] = "Bearer";
+		}
+		goto fail;
+	}
+	ctx.as_user = who.user;
+
+	size_t len = 0;
+	if ((raw = read_body(c, h->app->cfg->http_max_body, &len, &ctx.err)) == NULL)
+		goto fail;
+	if (len > 0 && !(routes[route].flags & R_BODY)) {
+		op_error_set(&ctx.err, 400, "unexpected_body", "%s", "this route takes no body");
+		goto fail;
+	}
+	if (len > 0 && (body = parse_body(c, raw, len, &ctx.err)) == NULL)
+		goto fail;
+	const struct op *op = h->ops[route];
+	if (!add_query(op, ri->query_string, args, &ctx.err))
+		goto fail;
+	const char *k;
+	json_t *v;
+	json_object_foreach(body, k, v) {
+		if (json_object_get(args, k) != NULL) {
+			op_error_set(&ctx.err, 422, "invalid_field", "%s", "");
+			snprintf(ctx.err.message, sizeof ctx.err.message,
+			    "'%.100s' is given by the path or query and may not be in the body", k);
+			goto fail;
+		}
+	}
+	json_object_update(args, body);
+	json_object_update(args, h->fixed[route]);
+	result = op_call(&ctx, op, args);
+	if (result == NULL)
+		goto fail;
+	status = ctx.status;
+	respond_json(c, status, result, hdr);
+	log_debug("http request", "method=%s route=%s status=%d", ri->request_method,
+	    routes[route].path, status);
+	goto done;
+fail:
+	status = ctx.err.status;
+	respond_error(c, &ctx.err, hdr);
+	if (status >= 500)
+		log_error("http request failed", "method=%s path=%s status=%d code=%s error=%s",
+		    ri->request_method, ri->local_uri, status, ctx.err.code, ctx.err.message);
+	else
+		log_info("http request refused", "method=%s path=%s status=%d code=%s error=%s",
+		    ri->request_method, ri->local_uri, status, ctx.err.code, ctx.err.message);
+done:
+	metrics_http(route, status, time_mono_ms() * 1000 - t0);
+	principal_clear(&who);
+	json_decref(args);
+	json_decref(body);
+	json_decref(result);
+	free(raw);
+	return status ? status : 500;
+}
+
+/* civetweb's own errors (a malformed request line, a header too large) as JSON. */
+static int
+on_http_error(struct mg_connection *c, int status, const char *msg)
+{
+	struct op_error e;
+	op_error_set(&e, status, status == 413 || status == 431 ? "too_large" :
+	    status >= 500 ? "internal" : "bad_request", "%s", msg ? msg : "bad request");
+	log_info("http request refused", "status=%d code=%s error=%s", status, e.code, e.message);
+	respond_error(c, &e, NULL);
+	return 0;
+}
+
+static int
+on_log(const struct mg_connection *c, const char *msg)
+{
+	(void)c;
+	log_warn("civetweb", "message=%s", msg);
+	return 1;
+}
+
+int
+http_start(struct http **out, struct app *app, char *err, size_t errlen)
+{
+	char host[256], listen[300], threads[32];
+	int port;
+	if (!config_parse_listen(app->cfg->http_listen, host, sizeof host, &port) || port < 0) {
+		snprintf(err, errlen, "http.listen: '%s' is not HOST:PORT", app->cfg->http_listen);
+		return -1;
+	}
+	struct http *h = calloc(1, sizeof *h);
+	if (h == NULL)
+		return -1;
+	h->app = app;
+	h->buckets = calloc(NBUCKETS, sizeof *h->buckets);
+	pthread_mutex_init(&h->rl_lock, NULL);
+	size_t lm = 0;
+	for (int r = 0; r < NROUTES; r++)
+		lm += strlen(routes[r].method) + strlen(routes[r].path) + 2;
+	h->label_mem = malloc(lm);
+	char *lp = h->label_mem;
+	for (int r = 0; r < NROUTES; r++) {
+		if (routes[r].op != NULL && (h->ops[r] = op_find(routes[r].op)) == NULL) {
+			snprintf(err, errlen, "route %s %s names unknown operation %s",
+			    routes[r].method, routes[r].path, routes[r].op);
+			http_stop(h);
+			return -1;
+		}
+		h->fixed[r] = routes[r].fixed ? json_loads(routes[r].fixed, 0, NULL) : NULL;
+		h->labels[r] = lp;
+		lp += sprintf(lp, "%s %s", routes[r].method, routes[r].path) + 1;
+	}
+	metrics_routes(h->labels, NROUTES);
+
+	if (strchr(host, ':') != NULL)
+		snprintf(listen, sizeof listen, "[%s]:%d", host, port);
+	else
+		snprintf(listen, sizeof listen, "%s:%d", host, port);
+	snprintf(threads, sizeof threads, "%lld", (long long)app->cfg->http_threads);
+	const char *options[] = {
+		"listening_ports", listen,
+		"num_threads", threads,
+		"enable_keep_alive", "yes",
+		"keep_alive_timeout_ms", "30000",
+		"request_timeout_ms", "30000",
+		"tcp_nodelay", "1",
+		"decode_url", "no",
+		"listen_backlog", "1024",
+		/* civetweb's own CORS default is "*" on every answer: ours decides. */
+		"access_control_allow_origin", "",
+		NULL,
+	};
+	struct mg_callbacks cb = {0};
+	cb.http_error = on_http_error;
+	cb.log_message = on_log;
+	mg_init_library(0);
+	h->ctx = mg_start(&cb, h, options);
+	if (h->ctx == NULL) {
+		mg_exit_library();
+		snprintf(err, errlen, "cannot listen for HTTP on %s (in use? see [http] listen)",
+		    listen);
+		http_stop(h);
+		return -1;
+	}
+	struct mg_server_port ports[4];
+	int np = mg_get_server_ports(h->ctx, 4, ports);
+	h->port = np > 0 ? ports[0].port : port;
+	snprintf(h->host, sizeof h->host, "%s", host);
+	mg_set_request_handler(h->ctx, "/", handle, h);
+	*out = h;
+	return 0;
+}
+
+int
+http_port(const struct http *h)
+{
+	return h->port;
+}
+
+/*
+ * civetweb's listener polls with a 2 s timeout and mg_stop() waits for it;
+ * connecting to our own port while stopping wakes it at once.
+ */
+static void *
+waker_main(void *arg)
+{
+	struct http *h = arg;
+	struct sockaddr_storage ss = {0};
+	socklen_t len;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	if (strchr(h->host, ':') != NULL) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)h->port);
+		if (inet_pton(AF_INET6, h->host, &sin6->sin6_addr) != 1 ||
+		    IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+			sin6->sin6_addr = in6addr_loopback;
+		len = sizeof *sin6;
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)h->port);
+		if (inet_pton(AF_INET, h->host, &sin->sin_addr) != 1 ||
+		    sin->sin_addr.s_addr == htonl(INADDR_ANY))
+			sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof *sin;
+	}
+	for (int i = 0; i < 150 && !__atomic_load_n(&h->stopped, __ATOMIC_ACQUIRE); i++) {
+		int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0) {
+			(void)connect(fd, (struct sockaddr *)&ss, len);
+			close(fd);
+		}
+		nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+	}
+	return NULL;
+}
+
+void
+http_stop(struct http *h)
+{
+	if (h == NULL)
+		return;
+	if (h->ctx != NULL) {
+		pthread_t waker;
+		int have_waker = pthread_create(&waker, NULL, waker_main, h) == 0;
+		mg_stop(h->ctx);
+		__atomic_store_n(&h->stopped, 1, __ATOMIC_RELEASE);
+		if (have_waker)
+			pthread_join(waker, NULL);
+		mg_exit_library();
+	}
+	for (int r = 0; r < NROUTES; r++)
+		json_decref(h->fixed[r]);
+	pthread_mutex_destroy(&h->rl_lock);
+	free(h->buckets);
+	free(h->label_mem);
+	free(h);
+}

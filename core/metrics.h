@@ -1,0 +1,31 @@
+/* metrics — counters and histograms, rendered in the Prometheus text format. */
+#ifndef NOTIFYD_METRICS_H
+#define NOTIFYD_METRICS_H
+
+#include <stdint.h>
+
+struct buf;
+
+/* Plain counters; each has a name and help in metrics.c. */
+enum counter {
+	C_NOTIFICATIONS_CREATED,
+	C_NOTIFICATIONS_READ,
+	C_AUTH_FAILURES,
+	C_RATE_LIMITED,
+	C__COUNT
+};
+
+/* Routes are numbered by the HTTP layer; this many at most, the last for unmatched. */
+#define METRICS_MAX_ROUTES 64
+
+/* Name the routes (labels "METHOD /pattern"); n <= METRICS_MAX_ROUTES - 1. */
+void	 metrics_routes(const char *const *labels, int n);
+void	 metrics_add(enum counter c, int64_t n);
+/* Count one HTTP request of route (-1: matched none) with its status and duration. */
+void	 metrics_http(int route, int status, int64_t micros);
+/* Subscribe the counters to core's events. */
+void	 metrics_listen(void);
+/* Append the exposition text. */
+void	 metrics_render(struct buf *out);
+
+#endif

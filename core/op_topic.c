@@ -1,0 +1,88 @@
+/* topic add, topic rm, topic show — named groups of users a send can reach. */
+#include "app.h"
+#include "log.h"
+#include "ops.h"
+#include "store.h"
+
+static const struct op_arg member_args[] = {
+	{"topic", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "TOPIC", "topic name"},
+	{"user", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "USER", "member"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg show_args[] = {
+	{"topic", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "TOPIC", "topic name"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* The topic argument, checked, or NULL with ctx->err set. */
+static const char *
+topic_arg(struct op_ctx *ctx, json_t *a)
+{
+	const char *t = json_string_value(json_object_get(a, "topic"));
+	return op_check_name(ctx, "topic", t) ? t : NULL;
+}
+
+/* The topic's members as {"topic","members","count"}, or NULL with ctx->err set. */
+static json_t *
+members(struct op_ctx *ctx, const char *topic, bool empty_ok)
+{
+	json_t *m = NULL;
+	int rc = store_topic_members(ctx->app->store, topic, &m);
+	if (rc < 0)
+		return op_fail(ctx, 500, "internal", "the topic could not be read");
+	if (rc == 0 && !empty_ok)
+		return op_fail(ctx, 404, "topic_not_found", "topic '%s' has no members", topic);
+	if (rc == 0)
+		m = json_array();
+	return json_pack("{s:s, s:I, s:o}", "topic", topic, "count",
+	    (json_int_t)json_array_size(m), "members", m);
+}
+
+/* Add the user (created if new) to the topic. */
+static json_t *
+add_run(struct op_ctx *ctx, json_t *a)
+{
+	const char *topic = topic_arg(ctx, a), *user;
+	bool added;
+	if (topic == NULL || (user = op_user_arg(ctx, a, true)) == NULL)
+		return NULL;
+	if (ctx->as_user != NULL)
+		return op_fail(ctx, 403, "forbidden", "a user token may not change topics");
+	if (store_topic_add(ctx->app->store, topic, user, ctx->now, &added) <= 0)
+		return op_fail(ctx, 500, "internal", "the topic could not be changed");
+	if (added)
+		log_info("topic member added", "topic=%s user=%s", topic, user);
+	ctx->status = added ? 201 : 200;
+	return members(ctx, topic, false);
+}
+
+/* Remove the user from the topic. */
+static json_t *
+rm_run(struct op_ctx *ctx, json_t *a)
+{
+	const char *topic = topic_arg(ctx, a), *user;
+	if (topic == NULL || (user = op_user_arg(ctx, a, true)) == NULL)
+		return NULL;
+	if (ctx->as_user != NULL)
+		return op_fail(ctx, 403, "forbidden", "a user token may not change topics");
+	int rc = store_topic_remove(ctx->app->store, topic, user);
+	if (rc == 0)
+		return op_fail(ctx, 404, "not_found", "'%s' is not a member of topic '%s'", user, topic);
+	if (rc < 0)
+		return op_fail(ctx, 500, "internal", "the topic could not be changed");
+	log_info("topic member removed", "topic=%s user=%s", topic, user);
+	return members(ctx, topic, true);
+}
+
+static json_t *
+show_run(struct op_ctx *ctx, json_t *a)
+{
+	const char *topic = topic_arg(ctx, a);
+	return topic == NULL ? NULL : members(ctx, topic, false);
+}
+
+const struct op op_topic_add = {"topic.add", "add a user to a topic", member_args, add_run, 0};
+const struct op op_topic_rm = {"topic.rm", "remove a user from a topic", member_args, rm_run, 0};
+const struct op op_topic_show = {"topic.show", "list a topic's members", show_args, show_run,
+    OP_ADMIN};

@@ -1,0 +1,130 @@
+/* user show, user set — a user's profile: email, name, time zone, locale. */
+#include <ctype.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "app.h"
+#include "log.h"
+#include "ops.h"
+#include "store.h"
+
+static const struct op_arg show_args[] = {
+	{"user", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "USER", "the user"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg set_args[] = {
+	{"user", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "USER", "the user (created if new)"},
+	{"email", ARG_STRING, 0, "ADDRESS", "email address (empty or null clears)"},
+	{"name", ARG_STRING, 0, "NAME", "display name"},
+	{"tz", ARG_STRING, 0, "ZONE", "IANA time zone, e.g. Europe/Berlin"},
+	{"locale", ARG_STRING, 0, "LOCALE", "language tag, e.g. en-GB"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* Answer the user's profile. */
+static json_t *
+show_run(struct op_ctx *ctx, json_t *a)
+{
+	const char *user = op_user_arg(ctx, a, true);
+	json_t *u = NULL;
+	if (user == NULL)
+		return NULL;
+	int rc = store_user_get(ctx->app->store, user, &u);
+	if (rc == 0)
+		return op_fail(ctx, 404, "user_not_found", "no user '%s'", user);
+	if (rc < 0)
+		return op_fail(ctx, 500, "internal", "the user could not be read");
+	return u;
+}
+
+/* Is name a time zone of the system's IANA database? */
+static bool
+tz_valid(const char *name)
+{
+	char path[300];
+	struct stat sb;
+	size_t len = strlen(name);
+	if (len == 0 || len > 64 || name[0] == '/' || strstr(name, "..") != NULL)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && strchr("/_+-", *p) == NULL)
+			return false;
+	snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", name);
+	return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* A BCP 47-like tag: 2-3 letters, then -subtags of 1-8 letters or digits. */
+static bool
+locale_valid(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
+	if (n < 2 || n > 3 || strlen(s) > 35)
+		return false;
+	for (s += n; *s; s += n) {
+		if (*s != '-' && *s != '_')
+			return false;
+		s++;
+		n = 0;
+		while (isalnum((unsigned char)s[n]))
+			n++;
+		if (n < 1 || n > 8)
+			return false;
+	}
+	return true;
+}
+
+static bool
+email_valid(const char *s)
+{
+	const char *at = strchr(s, '@');
+	return at != NULL && at != s && strchr(at + 1, '@') == NULL && strchr(at + 1, '.') &&
+	    at[1] != '.' && s[strlen(s) - 1] != '.' && strlen(s) <= 254 &&
+	    strpbrk(s, " \t\r\n<>,;\"") == NULL;
+}
+
+/* Take field from args into *v / *set; an empty string clears like null. */
+static void
+field(json_t *a, const char *name, const char **v, bool *set)
+{
+	json_t *j = json_object_get(a, name);
+	*set = j != NULL;
+	*v = json_string_value(j);
+	if (*v != NULL && **v == '\0')
+		*v = NULL;
+}
+
+/* Create or change the user; answers the profile. */
+static json_t *
+set_run(struct op_ctx *ctx, json_t *a)
+{
+	struct user_update u = {0};
+	json_t *out = NULL;
+	bool created;
+
+	if ((u.id = op_user_arg(ctx, a, true)) == NULL)
+		return NULL;
+	field(a, "email", &u.email, &u.set_email);
+	field(a, "name", &u.name, &u.set_name);
+	field(a, "tz", &u.tz, &u.set_tz);
+	field(a, "locale", &u.locale, &u.set_locale);
+	if (u.email != NULL && !email_valid(u.email))
+		return op_fail(ctx, 422, "invalid_field", "'email' is not an email address");
+	if (u.name != NULL && !op_check_text(ctx, "name", u.name, 256))
+		return NULL;
+	if (u.tz != NULL && !tz_valid(u.tz))
+		return op_fail(ctx, 422, "invalid_field",
+		    "'tz' must be an IANA time zone such as Europe/Berlin");
+	if (u.locale != NULL && !locale_valid(u.locale))
+		return op_fail(ctx, 422, "invalid_field", "'locale' must be a tag such as en or pt-BR");
+	int rc = store_user_put(ctx->app->store, &u, ctx->now, &out, &created);
+	if (rc <= 0)
+		return op_fail(ctx, 500, "internal", "the user could not be saved");
+	ctx->status = created ? 201 : 200;
+	log_info(created ? "user created" : "user changed", "user=%s", u.id);
+	return out;
+}
+
+const struct op op_user_show = {"user.show", "show a user's profile", show_args, show_run, 0};
+const struct op op_user_set = {"user.set", "create a user or change a profile", set_args,
+    set_run, 0};
