@@ -10,7 +10,9 @@
 #define _GNU_SOURCE
 #include "store.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,8 +86,7 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_NOTIF_INSERT] = "INSERT INTO notifications (user_id, type, category, "
 	    "priority, title, body, data, action_url, dedupe_key, created_at, "
 	    "deliver_at) VALUES (?1, ?2, ?3, coalesce(?4, 'normal'), ?5, ?6, ?7, "
-	    "?8, ?9, ?10, ?11) ON CONFLICT (user_id, dedupe_key) DO NOTHING "
-	    "RETURNING " NCOLS,
+	    "?8, ?9, ?10, ?11) ON CONFLICT (user_id, dedupe_key) DO NOTHING",
 	[S_NOTIF_BY_KEY] = "SELECT " NCOLS " FROM notifications "
 	    "WHERE user_id = ?1 AND dedupe_key = ?2",
 	[S_NOTIF_GET] = "SELECT " NCOLS " FROM notifications WHERE id = ?1",
@@ -143,21 +144,42 @@ struct wreq {
 	int		(*fn)(struct conn *c, void *arg);
 	void		*arg;
 	int		 rc;
-	bool		 done;
+	bool		 done;		/* its batch is committed (or failed) */
+	sem_t		 wake;		/* posted once: done, or lead the next batch */
 	struct wreq	*next;
 };
+
+/* A recently used API key, so a request needs no query to check it. */
+struct key_cache {
+	unsigned char	 hash[32];
+	int64_t		 id;
+	int64_t		 touched;	/* ms: last_used_at as stored */
+};
+#define KEY_CACHE 64
 
 struct store {
 	struct conn	 w;			/* the writer */
 	struct conn	 r[READERS];		/* readers */
 	unsigned	 next_reader;
 	pthread_mutex_t	 qlock;			/* guards the queue below */
-	pthread_cond_t	 qdone;
 	struct wreq	*queue, **qtail;
-	bool		 writing;		/* a batch is running */
+	bool		 writing;		/* a batch is running or handed on */
+	pthread_mutex_t	 klock;			/* guards keys and key_gen */
+	struct key_cache keys[KEY_CACHE];
+	uint64_t	 key_gen;		/* bumped by every revoke */
 	int64_t		 commits, writes;
 	char		*path;
+	/* Checkpoints run in their own thread, off the commit path. */
+	sqlite3		*ckpt_db;
+	pthread_t	 ckpt_thread;
+	bool		 ckpt_running, ckpt_stop;
+	int		 wal_pages;		/* in the WAL since the last checkpoint */
+	pthread_mutex_t	 ckpt_lock;
+	pthread_cond_t	 ckpt_cond;
 };
+
+/* Pages in the WAL that start a checkpoint (SQLite's own default is the same). */
+#define CHECKPOINT_PAGES 1000
 
 /* Log the connection's last error for what was being done. */
 static int
@@ -278,20 +300,37 @@ reader_put(struct conn *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Run a batch of writes in one transaction, each in a savepoint. */
+/*
+ * Run a batch of writes in one transaction. The common case runs them
+ * straight; when one fails or finds nothing (a write that must change
+ * nothing), the transaction is rolled back and the batch run again with
+ * each write in its own savepoint. Writes must be safe to run twice.
+ */
 static void
 run_batch(struct store *st, struct wreq *batch)
 {
 	struct conn *c = &st->w;
 	int n = 0;
+	bool isolate = false;
 	pthread_mutex_lock(&c->lock);
+again:
 	if (exec(c, S_BEGIN) != 0) {
 		for (struct wreq *r = batch; r; r = r->next)
 			r->rc = -1;
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
+	n = 0;
 	for (struct wreq *r = batch; r; r = r->next, n++) {
+		if (!isolate) {
+			r->rc = r->fn(c, r->arg);
+			if (r->rc <= 0 && (batch->next != NULL || r->rc < 0)) {
+				exec(c, S_ROLLBACK);
+				isolate = true;
+				goto again;
+			}
+			continue;
+		}
 		if (exec(c, S_SAVEPOINT) != 0) {
 			r->rc = -1;
 			continue;
@@ -301,6 +340,12 @@ run_batch(struct store *st, struct wreq *batch)
 		if (r->rc <= 0)
 			exec(c, S_ROLLBACK_TO);
 		exec(c, S_RELEASE);
+	}
+	/* A lone write that found nothing: nothing to keep. */
+	if (!isolate && batch->next == NULL && batch->rc == 0) {
+		exec(c, S_ROLLBACK);
+		pthread_mutex_unlock(&c->lock);
+		return;
 	}
 	if (exec(c, S_COMMIT) != 0) {
 		exec(c, S_ROLLBACK);
@@ -316,35 +361,53 @@ run_batch(struct store *st, struct wreq *batch)
 /*
  * Run fn(writer, arg) in a transaction and return its result once that
  * transaction is committed (or failed: then <0, whatever fn returned).
+ * The first writer leads a batch of everything queued; the others sleep
+ * until their batch is done, and the first of those queued meanwhile is
+ * woken to lead the next one. Each waiter is woken exactly once, after
+ * the queue's lock is released, so waking never holds anyone up.
  */
 static int
 store_write(struct store *st, int (*fn)(struct conn *, void *), void *arg)
 {
 	struct wreq req = {.fn = fn, .arg = arg};
+	struct wreq *batch, *next_leader;
+	bool lead;
+
+	sem_init(&req.wake, 0, 0);
 	pthread_mutex_lock(&st->qlock);
 	*st->qtail = &req;
 	st->qtail = &req.next;
-	while (!req.done) {
-		if (st->writing) {
-			pthread_cond_wait(&st->qdone, &st->qlock);
-			continue;
-		}
-		/* Lead: take everything queued so far, ours included. */
-		struct wreq *batch = st->queue;
-		st->queue = NULL;
-		st->qtail = &st->queue;
-		st->writing = true;
-		pthread_mutex_unlock(&st->qlock);
-		run_batch(st, batch);
-		pthread_mutex_lock(&st->qlock);
-		for (struct wreq *r = batch, *next; r; r = next) {
-			next = r->next;
-			r->done = true;	/* r may be gone once qlock is released */
-		}
-		st->writing = false;
-		pthread_cond_broadcast(&st->qdone);
-	}
+	lead = !st->writing;
+	st->writing = true;
 	pthread_mutex_unlock(&st->qlock);
+	if (!lead) {
+		while (sem_wait(&req.wake) != 0 && errno == EINTR)
+			;
+		if (req.done)
+			goto out;
+	}
+	/* Lead: take everything queued so far, ours included. */
+	pthread_mutex_lock(&st->qlock);
+	batch = st->queue;
+	st->queue = NULL;
+	st->qtail = &st->queue;
+	pthread_mutex_unlock(&st->qlock);
+	run_batch(st, batch);
+	pthread_mutex_lock(&st->qlock);
+	next_leader = st->queue;
+	if (next_leader == NULL)
+		st->writing = false;
+	pthread_mutex_unlock(&st->qlock);
+	for (struct wreq *r = batch, *next; r; r = next) {
+		next = r->next;		/* r is gone once posted */
+		r->done = true;
+		if (r != &req)
+			sem_post(&r->wake);
+	}
+	if (next_leader != NULL)
+		sem_post(&next_leader->wake);
+out:
+	sem_destroy(&req.wake);
 	return req.rc;
 }
 
@@ -464,6 +527,68 @@ conn_close(struct conn *c, bool optimize)
 	pthread_mutex_destroy(&c->lock);
 }
 
+/* After each commit: wake the checkpointer when the WAL has grown enough. */
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store *st = arg;
+	(void)db;
+	(void)name;
+	pthread_mutex_lock(&st->ckpt_lock);
+	st->wal_pages = pages;
+	if (pages >= CHECKPOINT_PAGES)
+		pthread_cond_signal(&st->ckpt_cond);
+	pthread_mutex_unlock(&st->ckpt_lock);
+	return SQLITE_OK;
+}
+
+/* Copy the WAL into the database whenever it has grown; never blocks writers. */
+static void *
+checkpointer_main(void *arg)
+{
+	struct store *st = arg;
+	pthread_mutex_lock(&st->ckpt_lock);
+	for (;;) {
+		while (!st->ckpt_stop && st->wal_pages < CHECKPOINT_PAGES)
+			pthread_cond_wait(&st->ckpt_cond, &st->ckpt_lock);
+		if (st->ckpt_stop)
+			break;
+		st->wal_pages = 0;
+		pthread_mutex_unlock(&st->ckpt_lock);
+		int logged = 0, done = 0;
+		int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+		    &logged, &done);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			log_warn("checkpoint failed", "error=%s", sqlite3_errmsg(st->ckpt_db));
+		pthread_mutex_lock(&st->ckpt_lock);
+	}
+	pthread_mutex_unlock(&st->ckpt_lock);
+	return NULL;
+}
+
+/* Open the checkpointer's connection and start it. */
+static int
+checkpointer_start(struct store *st, const struct store_options *opt, char *err, size_t errlen)
+{
+	if (sqlite3_open_v2(st->path, &st->ckpt_db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->ckpt_db));
+		return -1;
+	}
+	sqlite3_busy_timeout(st->ckpt_db, (int)opt->busy_timeout);
+	sqlite3_exec(st->ckpt_db, opt->sync_full ? "PRAGMA synchronous = FULL" :
+	    "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+	/* The writer no longer checkpoints inside its commits. */
+	sqlite3_exec(st->w.db, "PRAGMA wal_autocheckpoint = 0", NULL, NULL, NULL);
+	sqlite3_wal_hook(st->w.db, wal_hook, st);
+	if (pthread_create(&st->ckpt_thread, NULL, checkpointer_main, st) != 0) {
+		snprintf(err, errlen, "cannot start the checkpoint thread");
+		return -1;
+	}
+	st->ckpt_running = true;
+	return 0;
+}
+
 int
 store_open(struct store **out, const char *path, const struct store_options *opt,
     char *err, size_t errlen)
@@ -476,12 +601,16 @@ store_open(struct store **out, const char *path, const struct store_options *opt
 	st->path = strdup(path);
 	st->qtail = &st->queue;
 	pthread_mutex_init(&st->qlock, NULL);
-	pthread_cond_init(&st->qdone, NULL);
+	pthread_mutex_init(&st->klock, NULL);
+	pthread_mutex_init(&st->ckpt_lock, NULL);
+	pthread_cond_init(&st->ckpt_cond, NULL);
 	if (conn_open(&st->w, path, opt, true, err, errlen) != 0)
 		goto bad;
 	for (int i = 0; i < READERS; i++)
 		if (conn_open(&st->r[i], path, opt, false, err, errlen) != 0)
 			goto bad;
+	if (checkpointer_start(st, opt, err, errlen) != 0)
+		goto bad;
 	*out = st;
 	return 1;
 bad:
@@ -494,11 +623,21 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	if (st->ckpt_running) {
+		pthread_mutex_lock(&st->ckpt_lock);
+		st->ckpt_stop = true;
+		pthread_cond_signal(&st->ckpt_cond);
+		pthread_mutex_unlock(&st->ckpt_lock);
+		pthread_join(st->ckpt_thread, NULL);
+	}
+	sqlite3_close(st->ckpt_db);
 	for (int i = 0; i < READERS; i++)
 		conn_close(&st->r[i], false);
 	conn_close(&st->w, true);
 	pthread_mutex_destroy(&st->qlock);
-	pthread_cond_destroy(&st->qdone);
+	pthread_mutex_destroy(&st->klock);
+	pthread_mutex_destroy(&st->ckpt_lock);
+	pthread_cond_destroy(&st->ckpt_cond);
 	free(st->path);
 	free(st);
 }
@@ -586,6 +725,8 @@ static int
 user_put_w(struct conn *c, void *arg)
 {
 	struct user_put *p = arg;
+	json_decref(p->out);
+	p->out = NULL;
 	const struct user_update *u = p->u;
 	int made = user_ensure(c, u->id, p->now);
 	if (made < 0)
@@ -626,7 +767,7 @@ store_user_put(struct store *st, const struct user_update *u, int64_t now,
 /* Insert one notification (and its user). */
 static int
 create_one(struct conn *c, const struct notification_new *in, int64_t now,
-    json_t **out, bool *created)
+    json_t **out, int64_t *id, bool *created)
 {
 	if (user_ensure(c, in->user, now) < 0)
 		return -1;
@@ -643,27 +784,53 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 	sqlite3_bind_int64(s, 10, now);
 	if (in->deliver_at > 0)
 		sqlite3_bind_int64(s, 11, in->deliver_at);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*out = row_notification(s);
+	if (step_done(c, s, "notification_insert") != 0)
+		return -1;
+	if (sqlite3_changes(c->db) > 0) {
+		/* The object is built after the commit, outside the writer's lock. */
+		*id = sqlite3_last_insert_rowid(c->db);
 		*created = true;
-		rc = sqlite3_step(s);
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return fail(c, "notification_insert");
-	if (*created)
 		return 1;
+	}
 
 	/* The key was taken: hand back what it names. */
 	s = stmt(c, S_NOTIF_BY_KEY);
 	bind_text(s, 1, in->user);
 	bind_text(s, 2, in->key);
-	rc = sqlite3_step(s);
+	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		*out = row_notification(s);
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW ? 1 : fail(c, "notification_by_key");
+}
+
+/* The object of a notification just stored from in, as row_notification() would make it. */
+static json_t *
+new_notification(const struct notification_new *in, int64_t id, int64_t now)
+{
+	char ts[40];
+	json_t *data = in->data ? json_loads(in->data, JSON_DECODE_ANY, NULL) : NULL;
+	json_t *o = json_object();
+#define S(v) ((v) ? json_string(v) : json_null())
+	json_object_set_new(o, "id", json_integer(id));
+	json_object_set_new(o, "user", S(in->user));
+	json_object_set_new(o, "type", S(in->type));
+	json_object_set_new(o, "category", S(in->category));
+	json_object_set_new(o, "priority", json_string(in->priority ? in->priority : "normal"));
+	json_object_set_new(o, "title", S(in->title));
+	json_object_set_new(o, "body", S(in->body));
+	json_object_set_new(o, "data", data ? data : json_null());
+	json_object_set_new(o, "url", S(in->url));
+#undef S
+	time_format_rfc3339(ts, sizeof ts, now);
+	json_object_set_new(o, "created_at", json_string(ts));
+	json_object_set_new(o, "read_at", json_null());
+	json_object_set_new(o, "archived_at", json_null());
+	if (in->deliver_at > 0) {
+		time_format_rfc3339(ts, sizeof ts, in->deliver_at);
+		json_object_set_new(o, "deliver_at", json_string(ts));
+	}
+	return o;
 }
 
 struct create {
@@ -671,6 +838,7 @@ struct create {
 	size_t		 n;
 	int64_t		 now;
 	json_t		**out;
+	int64_t		*ids;
 	bool		*created;
 };
 
@@ -689,8 +857,9 @@ static int
 create_w(struct conn *c, void *arg)
 {
 	struct create *p = arg;
+	create_clear(p);
 	for (size_t i = 0; i < p->n; i++)
-		if (create_one(c, &p->in[i], p->now, &p->out[i], &p->created[i]) < 0) {
+		if (create_one(c, &p->in[i], p->now, &p->out[i], &p->ids[i], &p->created[i]) < 0) {
 			create_clear(p);
 			return -1;
 		}
@@ -701,7 +870,10 @@ int
 store_notifications_create(struct store *st, const struct notification_new *in,
     size_t n, int64_t now, json_t **out, bool *created)
 {
-	struct create p = {in, n, now, out, created};
+	int64_t one, *ids = n == 1 ? &one : calloc(n, sizeof *ids);
+	if (ids == NULL)
+		return -1;
+	struct create p = {in, n, now, out, ids, created};
 	for (size_t i = 0; i < n; i++) {
 		out[i] = NULL;
 		created[i] = false;
@@ -709,6 +881,11 @@ store_notifications_create(struct store *st, const struct notification_new *in,
 	int rc = store_write(st, create_w, &p);
 	if (rc < 0)
 		create_clear(&p);
+	for (size_t i = 0; rc > 0 && i < n; i++)
+		if (created[i])
+			out[i] = new_notification(&in[i], ids[i], now);
+	if (ids != &one)
+		free(ids);
 	return rc;
 }
 
@@ -1056,28 +1233,65 @@ key_touch_w(struct conn *c, void *arg)
 	return step_done(c, s, "key_touch") == 0 ? 1 : -1;
 }
 
+/* The cache slot of a key hash. */
+static struct key_cache *
+key_slot(struct store *st, const unsigned char hash[32])
+{
+	return &st->keys[(hash[0] | (unsigned)hash[1] << 8) % KEY_CACHE];
+}
+
 int
 store_key_lookup(struct store *st, const unsigned char hash[32], int64_t now, int64_t *id)
 {
 	int64_t last = 0;
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_KEY_LOOKUP);
-	sqlite3_bind_blob(s, 1, hash, 32, SQLITE_TRANSIENT);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*id = sqlite3_column_int64(s, 0);
-		last = sqlite3_column_int64(s, 1);
-		rc = 1;
-	} else {
-		rc = rc == SQLITE_DONE ? 0 : fail(c, "key_lookup");
+	int rc;
+	struct key_cache *slot = key_slot(st, hash);
+	uint64_t gen;
+
+	pthread_mutex_lock(&st->klock);
+	gen = st->key_gen;
+	bool hit = slot->id > 0 && memcmp(slot->hash, hash, 32) == 0;
+	if (hit) {
+		*id = slot->id;
+		last = slot->touched;
 	}
-	sqlite3_reset(s);
-	reader_put(c);
+	pthread_mutex_unlock(&st->klock);
+	rc = hit;
+	if (!rc) {
+		struct conn *c = reader_get(st);
+		sqlite3_stmt *s = stmt(c, S_KEY_LOOKUP);
+		sqlite3_bind_blob(s, 1, hash, 32, SQLITE_TRANSIENT);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			*id = sqlite3_column_int64(s, 0);
+			last = sqlite3_column_int64(s, 1);
+			rc = 1;
+		} else {
+			rc = rc == SQLITE_DONE ? 0 : fail(c, "key_lookup");
+		}
+		sqlite3_reset(s);
+		reader_put(c);
+	}
+	if (rc <= 0)
+		return rc;
+	bool cached = hit;
 	/* Note the use at most once a minute: a write per request would cost a commit. */
-	if (rc > 0 && now - last >= 60000) {
+	if (now - last >= 60000) {
 		struct key_args p = {NULL, NULL, *id, now};
-		store_write(st, key_touch_w, &p);
+		if (store_write(st, key_touch_w, &p) > 0)
+			last = now;
+		cached = false;
 	}
+	if (cached)
+		return rc;
+	/* Cache it unless a revoke ran meanwhile: what we read may be stale. */
+	pthread_mutex_lock(&st->klock);
+	if (st->key_gen == gen) {
+		memcpy(slot->hash, hash, 32);
+		slot->id = *id;
+		slot->touched = last;
+	}
+	pthread_mutex_unlock(&st->klock);
 	return rc;
 }
 
@@ -1121,5 +1335,11 @@ int
 store_key_revoke(struct store *st, int64_t id, const char *name, int64_t now)
 {
 	struct key_args p = {name, NULL, id, now};
-	return store_write(st, key_revoke_w, &p);
+	int rc = store_write(st, key_revoke_w, &p);
+	/* Forget every cached key: the next use of each is checked in the database. */
+	pthread_mutex_lock(&st->klock);
+	memset(st->keys, 0, sizeof st->keys);
+	st->key_gen++;
+	pthread_mutex_unlock(&st->klock);
+	return rc;
 }
