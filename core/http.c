@@ -102,23 +102,63 @@ struct http {
 	struct bucket		*buckets;
 };
 
-/* Send a complete response with a JSON (or other) body and the usual headers. */
+/* The reason phrase of a status. */
+static const char *
+reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Error";
+	}
+}
+
+/* Will civetweb keep this connection open after the response? */
+static bool
+keep_alive(struct mg_connection *c)
+{
+	const struct mg_request_info *ri = mg_get_request_info(c);
+	const char *conn = mg_get_header(c, "Connection");
+	if (conn != NULL)
+		return strcasecmp(conn, "keep-alive") == 0;
+	return ri->http_version != NULL && strcmp(ri->http_version, "1.1") == 0;
+}
+
+/*
+ * Send a complete response: status line, the usual headers, extra headers
+ * (name, value pairs ended by NULL) and the body, in one write.
+ */
 static void
 respond(struct mg_connection *c, int status, const char *type, const char *body,
     size_t len, const char *const *headers)
 {
-	char clen[32];
-	snprintf(clen, sizeof clen, "%zu", len);
-	mg_response_header_start(c, status);
-	mg_response_header_add(c, "Content-Type", type, -1);
-	mg_response_header_add(c, "Content-Length", clen, -1);
-	mg_response_header_add(c, "Cache-Control", "no-store", -1);
-	mg_response_header_add(c, "X-Content-Type-Options", "nosniff", -1);
+	char stack[4096];
+	struct buf b;
+	buf_init_stack(&b, stack, sizeof stack);
+	buf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+	    "Connection: %s\r\n", status, reason(status), type, len,
+	    keep_alive(c) ? "keep-alive" : "close");
 	for (; headers != NULL && headers[0] != NULL; headers += 2)
-		mg_response_header_add(c, headers[0], headers[1], -1);
-	mg_response_header_send(c);
-	if (len > 0)
-		mg_write(c, body, len);
+		buf_printf(&b, "%s: %s\r\n", headers[0], headers[1]);
+	buf_puts(&b, "\r\n");
+	buf_put(&b, body, len);
+	if (!b.oom)
+		mg_write(c, b.data, b.len);
+	buf_free(&b);
 }
 
 /* Send {"error":{"code","message"}}. */
