@@ -96,7 +96,8 @@ install: all
 	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 
 bench: all
-	@for b in bench/*.sh; do [ -e "$$b" ] && sh "$$b"; done; true
+	@sh tools/bootstrap.sh bench
+	@for b in bench/*.sh; do echo "== $$b"; sh "$$b" || exit 1; done
 
 clean:
 	rm -rf build bin

@@ -22,7 +22,7 @@ have() {
 missing=
 while read -r st check pkg; do
 	case $st in ''|'#'*) continue ;; esac
-	[ "$stage" = test ] || [ "$st" = build ] || continue
+	[ "$st" = build ] || [ "$st" = "$stage" ] || continue
 	have "$check" || case " $missing " in
 		*" $pkg "*) ;;
 		*) missing="$missing $pkg" ;;
