@@ -158,3 +158,42 @@ def test_default_socket_from_xdg(daemons, tmp):
     env_sock.pop("XDG_RUNTIME_DIR", None)
     p = subprocess.run([NOTIFYCTL, "ping"], capture_output=True, text=True, env=env_sock)
     assert p.returncode == 0, p.stderr
+
+
+def test_rest_era_commands(nd):
+    """The commands the REST issue added, through notifyctl's own parsing."""
+    r = nd.ok("send", "--users", "a", "--users", "b", "--type", "m", "--title", "hi")
+    assert r["count"] == 2 and [n["user"] for n in r["notifications"]] == ["a", "b"]
+    assert nd.ok("topic", "add", "team", "a")["members"] == ["a"]
+    assert nd.ok("topic", "add", "team", "c")["count"] == 2
+    assert nd.ok("topic", "show", "team") == {"topic": "team", "count": 2, "members": ["a", "c"]}
+    assert nd.ok("send", "--topic", "team", "--type", "m")["count"] == 2
+    assert nd.ok("topic", "rm", "team", "a")["members"] == ["c"]
+    rc, _, err = nd.ctl("topic", "rm", "team", "a")
+    assert rc == 1 and "not a member" in err
+
+    first = nd.ok("list", "--user", "a")["notifications"][0]["id"]
+    assert nd.ok("archive", "--user", "a", first) == {"ids": [first], "unread_count": 1}
+    assert [n["id"] for n in nd.ok("list", "--user", "a", "--archived")["notifications"]] == [first]
+    assert nd.ok("unarchive", "--user", "a", first)["unread_count"] == 2
+    assert nd.ok("delete", first) == {"id": first, "deleted": True}
+    assert nd.ctl("show", first)[0] == 1
+
+    u = nd.ok("user", "set", "a", "--email", "a@example.com", "--tz", "Europe/Berlin")
+    assert u["email"] == "a@example.com" and u["tz"] == "Europe/Berlin"
+    assert nd.ok("user", "show", "a")["tz"] == "Europe/Berlin"
+    assert nd.ok("user", "set", "a", "--email", "")["email"] is None
+    rc, _, err = nd.ctl("user", "set", "a", "--tz", "Nowhere/Else")
+    assert rc == 1 and "'tz'" in err
+
+    # key create prints the key alone on stdout (for $(...)), the notice on stderr.
+    p = subprocess.run([NOTIFYCTL, "-s", nd.socket, "key", "create", "ci"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.startswith("nk_") and p.stdout.count("\n") == 1
+    assert "shown only this once" in p.stderr
+    assert [k["name"] for k in nd.ok("key", "list")["keys"]] == ["ci"]
+    assert nd.ok("key", "revoke", "ci")["revoked"] is True
+    assert nd.ok("key", "list")["keys"][0]["revoked_at"] is not None
+    t = nd.ok("token", "a", "--ttl", "10m")
+    assert t["user"] == "a" and t["token"].count(".") == 2
+    assert nd.ctl("token", "a", "--ttl", "soon")[0] == 2
+    assert p.stdout.strip() not in nd.log() and t["token"] not in nd.log()
