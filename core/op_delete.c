@@ -1,6 +1,5 @@
 /* delete — remove a notification for good. */
 #include "app.h"
-#include "events.h"
 #include "log.h"
 #include "ops.h"
 #include "store.h"
@@ -18,15 +17,14 @@ delete_run(struct op_ctx *ctx, json_t *a)
 	json_int_t id = json_integer_value(json_object_get(a, "id"));
 	const char *user = op_user_arg(ctx, a, false);
 	json_t *n = NULL;
-	int64_t count = 0;
 
 	if (user == NULL && ctx->err.status != 0)
 		return NULL;
-	/* Who owned it, for the event; then delete only that owner's. */
+	/* Who owned it, for the log. */
 	int rc = store_notification_get(ctx->app->store, id, &n);
 	const char *owner = rc > 0 ? json_string_value(json_object_get(n, "user")) : NULL;
 	if (rc > 0)
-		rc = store_notification_delete(ctx->app->store, user ? user : owner, id);
+		rc = store_notification_delete(ctx->app->store, user ? user : owner, id, ctx->now);
 	if (rc == 0) {
 		json_decref(n);
 		return op_fail(ctx, 404, "not_found", "no notification %lld%s%s", (long long)id,
@@ -37,10 +35,6 @@ delete_run(struct op_ctx *ctx, json_t *a)
 		return op_fail(ctx, 500, "internal", "the notification could not be deleted");
 	}
 	log_info("notification deleted", "id=%lld user=%s", (long long)id, owner);
-	store_unread_count(ctx->app->store, owner, ctx->now, &count);
-	json_t *ev = json_pack("{s:I, s:I}", "id", id, "unread_count", (json_int_t)count);
-	events_emit(EVENT_DELETED, owner, ev);
-	json_decref(ev);
 	json_decref(n);
 	return json_pack("{s:I, s:b}", "id", id, "deleted", 1);
 }

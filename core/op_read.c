@@ -2,7 +2,6 @@
 #include <stdlib.h>
 
 #include "app.h"
-#include "events.h"
 #include "log.h"
 #include "ops.h"
 #include "store.h"
@@ -23,14 +22,11 @@ static const struct op_arg unread_args[] = IDS_ARGS("mark unread");
 static const struct op_arg archive_args[] = IDS_ARGS("archive");
 static const struct op_arg unarchive_args[] = IDS_ARGS("bring back to the inbox");
 
-static const struct {
-	const char	*log;
-	enum event_type	 event;
-} marks[] = {
-	[MARK_READ] = {"notifications read", EVENT_READ},
-	[MARK_UNREAD] = {"notifications unread", EVENT_UNREAD},
-	[MARK_ARCHIVED] = {"notifications archived", EVENT_ARCHIVED},
-	[MARK_UNARCHIVED] = {"notifications unarchived", EVENT_UNARCHIVED},
+static const char *const logs[] = {
+	[MARK_READ] = "notifications read",
+	[MARK_UNREAD] = "notifications unread",
+	[MARK_ARCHIVED] = "notifications archived",
+	[MARK_UNARCHIVED] = "notifications unarchived",
 };
 
 /* Change the ids of args; answers {"ids":[changed],"unread_count":N}. */
@@ -38,9 +34,9 @@ static json_t *
 mark(struct op_ctx *ctx, json_t *a, enum mark how)
 {
 	const char *user = op_user_arg(ctx, a, true);
-	json_t *ids = json_object_get(a, "ids"), *changed = NULL, *v;
+	json_t *ids = json_object_get(a, "ids"), *r = NULL, *v;
 	size_t n = json_array_size(ids), i;
-	int64_t missing = 0, count = 0;
+	int64_t missing = 0;
 
 	if (user == NULL)
 		return NULL;
@@ -57,19 +53,14 @@ mark(struct op_ctx *ctx, json_t *a, enum mark how)
 	json_array_foreach(ids, i, v)
 		v_ids[i] = json_integer_value(v);
 	int rc = store_notifications_mark(ctx->app->store, user, v_ids, n, how, ctx->now,
-	    &changed, &missing);
+	    &r, &missing);
 	free(v_ids);
 	if (rc == 0)
 		return op_fail(ctx, 404, "not_found", "no notification %lld for user %s",
 		    (long long)missing, user);
-	if (rc < 0 || store_unread_count(ctx->app->store, user, ctx->now, &count) < 0) {
-		json_decref(changed);
+	if (rc < 0)
 		return op_fail(ctx, 500, "internal", "the notifications could not be changed");
-	}
-	json_t *r = json_pack("{s:o, s:I}", "ids", changed, "unread_count", (json_int_t)count);
-	log_info(marks[how].log, "user=%s changed=%zu", user, json_array_size(changed));
-	if (json_array_size(changed) > 0)
-		events_emit(marks[how].event, user, r);
+	log_info(logs[how], "user=%s changed=%zu", user, json_array_size(json_object_get(r, "ids")));
 	return r;
 }
 
@@ -79,8 +70,7 @@ read_run(struct op_ctx *ctx, json_t *a)
 {
 	const char *user = op_user_arg(ctx, a, true);
 	bool all = json_is_true(json_object_get(a, "all"));
-	json_t *ids = json_object_get(a, "ids");
-	int64_t up_to = 0, marked = 0, count = 0;
+	json_t *ids = json_object_get(a, "ids"), *r = NULL;
 
 	if (user == NULL)
 		return NULL;
@@ -89,17 +79,14 @@ read_run(struct op_ctx *ctx, json_t *a)
 		    all ? "both" : "neither");
 	if (!all)
 		return mark(ctx, a, MARK_READ);
-	int rc = store_notifications_read_all(ctx->app->store, user, ctx->now, &up_to, &marked);
+	int rc = store_notifications_read_all(ctx->app->store, user, ctx->now, &r);
 	if (rc == 0)
 		return op_fail(ctx, 404, "user_not_found", "no user '%s'", user);
-	if (rc < 0 || store_unread_count(ctx->app->store, user, ctx->now, &count) < 0)
+	if (rc < 0)
 		return op_fail(ctx, 500, "internal", "the read state could not be changed");
-	log_info("notifications read", "user=%s all=true up_to=%lld changed=%lld",
-	    user, (long long)up_to, (long long)marked);
-	json_t *r = json_pack("{s:I, s:I, s:I}", "up_to", (json_int_t)up_to, "marked",
-	    (json_int_t)marked, "unread_count", (json_int_t)count);
-	if (marked > 0)
-		events_emit(EVENT_READ_ALL, user, r);
+	log_info("notifications read", "user=%s all=true up_to=%lld changed=%lld", user,
+	    (long long)json_integer_value(json_object_get(r, "up_to")),
+	    (long long)json_integer_value(json_object_get(r, "marked")));
 	return r;
 }
 

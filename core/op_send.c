@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "app.h"
-#include "events.h"
 #include "log.h"
 #include "ops.h"
 #include "store.h"
@@ -177,7 +176,6 @@ send_run(struct op_ctx *ctx, json_t *args)
 			any = true;
 			log_info("notification created", "id=%lld user=%s type=%s",
 			    (long long)id, in[i].user, proto.type);
-			events_emit(EVENT_NOTIFICATION, in[i].user, out[i]);
 		} else {
 			log_info("notification exists", "id=%lld user=%s", (long long)id, in[i].user);
 		}

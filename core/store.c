@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "embed.h"
+#include "events.h"
 #include "log.h"
 #include "util.h"
 
@@ -112,7 +113,7 @@ static const char *const stmt_sql[S__COUNT] = {
 	    "WHERE user_id = ?1 AND id <= ?3 AND read_at IS NULL "
 	    "AND (deliver_at IS NULL OR deliver_at <= ?2)",
 	[S_NOTIF_DELETE] = "DELETE FROM notifications WHERE id = ?1 "
-	    "AND (?2 IS NULL OR user_id = ?2)",
+	    "AND (?2 IS NULL OR user_id = ?2) RETURNING user_id",
 	[S_UNREAD_COUNT] = "SELECT count(*) FROM notifications "
 	    "WHERE user_id = ?1 AND read_at IS NULL AND archived_at IS NULL "
 	    "AND (deliver_at IS NULL OR deliver_at <= ?2)",
@@ -143,6 +144,8 @@ struct conn {
 struct wreq {
 	int		(*fn)(struct conn *c, void *arg);
 	void		*arg;
+	/* After the commit, in commit order, before anyone is woken: tell the world. */
+	void		(*publish)(void *arg);
 	int		 rc;
 	bool		 done;		/* its batch is committed (or failed) */
 	sem_t		 wake;		/* posted once: done, or lead the next batch */
@@ -367,9 +370,10 @@ again:
  * the queue's lock is released, so waking never holds anyone up.
  */
 static int
-store_write(struct store *st, int (*fn)(struct conn *, void *), void *arg)
+store_write_pub(struct store *st, int (*fn)(struct conn *, void *), void (*publish)(void *),
+    void *arg)
 {
-	struct wreq req = {.fn = fn, .arg = arg};
+	struct wreq req = {.fn = fn, .arg = arg, .publish = publish};
 	struct wreq *batch, *next_leader;
 	bool lead;
 
@@ -393,6 +397,10 @@ store_write(struct store *st, int (*fn)(struct conn *, void *), void *arg)
 	st->qtail = &st->queue;
 	pthread_mutex_unlock(&st->qlock);
 	run_batch(st, batch);
+	/* One leader at a time: events leave in the order their writes committed. */
+	for (struct wreq *r = batch; r; r = r->next)
+		if (r->rc > 0 && r->publish != NULL)
+			r->publish(r->arg);
 	pthread_mutex_lock(&st->qlock);
 	next_leader = st->queue;
 	if (next_leader == NULL)
@@ -409,6 +417,12 @@ store_write(struct store *st, int (*fn)(struct conn *, void *), void *arg)
 out:
 	sem_destroy(&req.wake);
 	return req.rc;
+}
+
+static int
+store_write(struct store *st, int (*fn)(struct conn *, void *), void *arg)
+{
+	return store_write_pub(st, fn, NULL, arg);
 }
 
 int
@@ -866,6 +880,20 @@ create_w(struct conn *c, void *arg)
 	return 1;
 }
 
+/* Build the new objects and announce the ones that are visible now. */
+static void
+create_publish(void *arg)
+{
+	struct create *p = arg;
+	for (size_t i = 0; i < p->n; i++) {
+		if (!p->created[i])
+			continue;
+		p->out[i] = new_notification(&p->in[i], p->ids[i], p->now);
+		if (p->in[i].deliver_at <= p->now)
+			events_emit(EVENT_NOTIFICATION, p->in[i].user, p->out[i]);
+	}
+}
+
 int
 store_notifications_create(struct store *st, const struct notification_new *in,
     size_t n, int64_t now, json_t **out, bool *created)
@@ -878,12 +906,9 @@ store_notifications_create(struct store *st, const struct notification_new *in,
 		out[i] = NULL;
 		created[i] = false;
 	}
-	int rc = store_write(st, create_w, &p);
+	int rc = store_write_pub(st, create_w, create_publish, &p);
 	if (rc < 0)
 		create_clear(&p);
-	for (size_t i = 0; rc > 0 && i < n; i++)
-		if (created[i])
-			out[i] = new_notification(&in[i], ids[i], now);
 	if (ids != &one)
 		free(ids);
 	return rc;
@@ -991,7 +1016,8 @@ struct mark_args {
 	enum mark	 how;
 	int64_t		 now;
 	json_t		*changed;
-	int64_t		 missing;
+	int64_t		 missing, count;
+	json_t		*result;
 };
 
 static int
@@ -1028,27 +1054,47 @@ mark_w(struct conn *c, void *arg)
 		if (sqlite3_changes(c->db) > 0)
 			json_array_append_new(p->changed, json_integer(p->ids[i]));
 	}
-	return 1;
+	/* The count as of this commit, so events never carry a stale one. */
+	return unread_count(c, p->user, p->now, &p->count);
+}
+
+static void
+mark_publish(void *arg)
+{
+	static const enum event_type ev[] = {
+		[MARK_READ] = EVENT_READ,
+		[MARK_UNREAD] = EVENT_UNREAD,
+		[MARK_ARCHIVED] = EVENT_ARCHIVED,
+		[MARK_UNARCHIVED] = EVENT_UNARCHIVED,
+	};
+	struct mark_args *p = arg;
+	p->result = json_pack("{s:O, s:I}", "ids", p->changed, "unread_count",
+	    (json_int_t)p->count);
+	if (json_array_size(p->changed) > 0)
+		events_emit(ev[p->how], p->user, p->result);
 }
 
 int
 store_notifications_mark(struct store *st, const char *user, const int64_t *ids,
-    size_t n, enum mark how, int64_t now, json_t **changed, int64_t *missing)
+    size_t n, enum mark how, int64_t now, json_t **result, int64_t *missing)
 {
-	struct mark_args p = {user, ids, n, how, now, json_array(), 0};
-	int rc = store_write(st, mark_w, &p);
+	struct mark_args p = {.user = user, .ids = ids, .n = n, .how = how, .now = now,
+	    .changed = json_array()};
+	int rc = store_write_pub(st, mark_w, mark_publish, &p);
+	json_decref(p.changed);
 	if (rc <= 0) {
 		*missing = p.missing;
-		json_decref(p.changed);
+		json_decref(p.result);
 		return rc;
 	}
-	*changed = p.changed;
+	*result = p.result;
 	return rc;
 }
 
 struct read_all {
 	const char	*user;
-	int64_t		 now, up_to, marked;
+	int64_t		 now, up_to, marked, count;
+	json_t		*result;
 };
 
 static int
@@ -1074,25 +1120,36 @@ read_all_w(struct conn *c, void *arg)
 	if (step_done(c, s, "notification_read_all") != 0)
 		return -1;
 	p->marked = sqlite3_changes(c->db);
-	return 1;
+	return unread_count(c, p->user, p->now, &p->count);
+}
+
+static void
+read_all_publish(void *arg)
+{
+	struct read_all *p = arg;
+	p->result = json_pack("{s:I, s:I, s:I}", "up_to", (json_int_t)p->up_to, "marked",
+	    (json_int_t)p->marked, "unread_count", (json_int_t)p->count);
+	if (p->marked > 0)
+		events_emit(EVENT_READ_ALL, p->user, p->result);
 }
 
 int
 store_notifications_read_all(struct store *st, const char *user, int64_t now,
-    int64_t *up_to, int64_t *marked)
+    json_t **result)
 {
 	struct read_all p = {.user = user, .now = now};
-	int rc = store_write(st, read_all_w, &p);
-	if (rc > 0) {
-		*up_to = p.up_to;
-		*marked = p.marked;
-	}
+	int rc = store_write_pub(st, read_all_w, read_all_publish, &p);
+	if (rc > 0)
+		*result = p.result;
+	else
+		json_decref(p.result);
 	return rc;
 }
 
 struct del {
 	const char	*user;
-	int64_t		 id;
+	int64_t		 id, now, count;
+	char		*owner;
 };
 
 static int
@@ -1102,16 +1159,34 @@ delete_w(struct conn *c, void *arg)
 	sqlite3_stmt *s = stmt(c, S_NOTIF_DELETE);
 	sqlite3_bind_int64(s, 1, p->id);
 	bind_text(s, 2, p->user);
-	if (step_done(c, s, "notification_delete") != 0)
-		return -1;
-	return sqlite3_changes(c->db) > 0;
+	int rc = sqlite3_step(s);
+	free(p->owner);
+	p->owner = NULL;
+	if (rc == SQLITE_ROW)
+		p->owner = strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : fail(c, "notification_delete");
+	return unread_count(c, p->owner, p->now, &p->count);
+}
+
+static void
+delete_publish(void *arg)
+{
+	struct del *p = arg;
+	json_t *ev = json_pack("{s:I, s:I}", "id", (json_int_t)p->id, "unread_count",
+	    (json_int_t)p->count);
+	events_emit(EVENT_DELETED, p->owner, ev);
+	json_decref(ev);
 }
 
 int
-store_notification_delete(struct store *st, const char *user, int64_t id)
+store_notification_delete(struct store *st, const char *user, int64_t id, int64_t now)
 {
-	struct del p = {user, id};
-	return store_write(st, delete_w, &p);
+	struct del p = {.user = user, .id = id, .now = now};
+	int rc = store_write_pub(st, delete_w, delete_publish, &p);
+	free(p.owner);
+	return rc;
 }
 
 struct topic_change {

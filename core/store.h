@@ -3,7 +3,8 @@
  * backend would be another file behind this same header.
  * Functions return <0 on error (logged here), 0 when the thing is not
  * there (or, where said, not allowed), >0 on success. Every write is
- * committed before it returns; concurrent writes share one commit.
+ * committed before it returns; concurrent writes share one commit. After
+ * each commit the store emits its events (events.h) in commit order.
  */
 #ifndef NOTIFYD_STORE_H
 #define NOTIFYD_STORE_H
@@ -94,17 +95,18 @@ int	 store_notification_list(struct store *st,
 	    const struct notification_query *q, int64_t now, json_t **out);
 /*
  * Mark ids of user, all or nothing: when one id is not the user's,
- * returns 0 with *missing set and changes nothing. *changed gets the ids
- * whose state changed (new reference).
+ * returns 0 with *missing set and changes nothing. *result (new
+ * reference) is {"ids":[ids whose state changed],"unread_count":N}.
  */
 int	 store_notifications_mark(struct store *st, const char *user,
 	    const int64_t *ids, size_t n, enum mark how, int64_t now,
-	    json_t **changed, int64_t *missing);
-/* Mark every visible notification of user read; *up_to is the newest id covered. */
+	    json_t **result, int64_t *missing);
+/* Mark every visible notification of user read: {"up_to":ID,"marked":N,"unread_count":N}. */
 int	 store_notifications_read_all(struct store *st, const char *user,
-	    int64_t now, int64_t *up_to, int64_t *marked);
+	    int64_t now, json_t **result);
 /* Delete notification id (of user, when user is not NULL). */
-int	 store_notification_delete(struct store *st, const char *user, int64_t id);
+int	 store_notification_delete(struct store *st, const char *user, int64_t id,
+	    int64_t now);
 /* Unread, unarchived, visible notifications of user. */
 int	 store_unread_count(struct store *st, const char *user, int64_t now,
 	    int64_t *count);

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "events.h"
 #include "log.h"
 #include "store.h"
 
@@ -170,7 +171,7 @@ test_mark_and_count(void **state)
 	int64_t a = create(f->st, "alice", "m", NULL, NULL);
 	int64_t b = create(f->st, "alice", "m", NULL, NULL);
 	int64_t c = create(f->st, "bob", "m", NULL, NULL);
-	int64_t count, missing = 0, up_to, marked, ids[2] = {a, c};
+	int64_t count, missing = 0, ids[2] = {a, c};
 	json_t *changed;
 
 	/* One id of another user: nothing changes. */
@@ -182,19 +183,23 @@ test_mark_and_count(void **state)
 
 	assert_int_equal(store_notifications_mark(f->st, "alice", &a, 1, MARK_READ, 5,
 	    &changed, &missing), 1);
-	assert_int_equal(json_array_size(changed), 1);
+	assert_int_equal(json_array_size(json_object_get(changed, "ids")), 1);
+	assert_int_equal(json_integer_value(json_object_get(changed, "unread_count")), 1);
 	json_decref(changed);
 	/* Marking again changes nothing and says so. */
 	assert_int_equal(store_notifications_mark(f->st, "alice", &a, 1, MARK_READ, 6,
 	    &changed, &missing), 1);
-	assert_int_equal(json_array_size(changed), 0);
+	assert_int_equal(json_array_size(json_object_get(changed, "ids")), 0);
 	json_decref(changed);
 	assert_int_equal(store_unread_count(f->st, "alice", 5, &count), 1);
 	assert_int_equal(count, 1);
 
-	assert_int_equal(store_notifications_read_all(f->st, "alice", 7, &up_to, &marked), 1);
-	assert_int_equal(up_to, b);
-	assert_int_equal(marked, 1);
+	json_t *all;
+	assert_int_equal(store_notifications_read_all(f->st, "alice", 7, &all), 1);
+	assert_int_equal(json_integer_value(json_object_get(all, "up_to")), b);
+	assert_int_equal(json_integer_value(json_object_get(all, "marked")), 1);
+	assert_int_equal(json_integer_value(json_object_get(all, "unread_count")), 0);
+	json_decref(all);
 	assert_int_equal(store_unread_count(f->st, "alice", 7, &count), 1);
 	assert_int_equal(count, 0);
 	assert_int_equal(store_unread_count(f->st, "bob", 7, &count), 1);
@@ -205,7 +210,7 @@ test_mark_and_count(void **state)
 	json_decref(changed);
 	assert_int_equal(store_unread_count(f->st, "alice", 8, &count), 1);
 	assert_int_equal(count, 1);
-	assert_int_equal(store_notifications_read_all(f->st, "nobody", 7, &up_to, &marked), 0);
+	assert_int_equal(store_notifications_read_all(f->st, "nobody", 7, &all), 0);
 }
 
 static void
@@ -380,9 +385,50 @@ test_archive_and_delete(void **state)
 	json_decref(page);
 	assert_int_equal(store_unread_count(f->st, "al", 6, &count), 1);
 	assert_int_equal(count, 0);
-	assert_int_equal(store_notification_delete(f->st, "someone", a), 0);
-	assert_int_equal(store_notification_delete(f->st, "al", a), 1);
-	assert_int_equal(store_notification_delete(f->st, NULL, a), 0);
+	assert_int_equal(store_notification_delete(f->st, "someone", a, 7), 0);
+	assert_int_equal(store_notification_delete(f->st, "al", a, 7), 1);
+	assert_int_equal(store_notification_delete(f->st, NULL, a, 7), 0);
+}
+
+static json_t *seen_events;
+
+static void
+record_event(const struct event *ev, void *arg)
+{
+	(void)arg;
+	json_array_append_new(seen_events, json_pack("{s:s, s:s, s:O}", "type",
+	    events_name(ev->type), "user", ev->user, "data", ev->data));
+}
+
+static void
+test_events_in_commit_order(void **state)
+{
+	struct fixture *f = *state;
+	json_t *r;
+	int64_t missing;
+	seen_events = json_array();
+	events_subscribe(record_event, NULL);
+	int64_t a = create(f->st, "ev", "m", NULL, NULL);
+	int64_t b = create(f->st, "ev", "m", NULL, NULL);
+	create(f->st, "ev", "m", "k", NULL);
+	create(f->st, "ev", "m", "k", NULL);	/* exists: no event */
+	assert_int_equal(store_notifications_mark(f->st, "ev", &a, 1, MARK_READ, 2, &r, &missing), 1);
+	json_decref(r);
+	assert_int_equal(store_notifications_mark(f->st, "ev", &a, 1, MARK_READ, 2, &r, &missing), 1);
+	json_decref(r);	/* nothing changed: no event */
+	assert_int_equal(store_notification_delete(f->st, NULL, b, 3), 1);
+	events_reset();
+	assert_int_equal(json_array_size(seen_events), 5);
+	const char *types[] = {"notification", "notification", "notification", "read", "deleted"};
+	for (int i = 0; i < 5; i++)
+		assert_string_equal(json_string_value(json_object_get(json_array_get(seen_events, i),
+		    "type")), types[i]);
+	json_t *read = json_object_get(json_array_get(seen_events, 3), "data");
+	assert_int_equal(json_integer_value(json_object_get(read, "unread_count")), 2);
+	json_t *del = json_object_get(json_array_get(seen_events, 4), "data");
+	assert_int_equal(json_integer_value(json_object_get(del, "id")), b);
+	assert_int_equal(json_integer_value(json_object_get(del, "unread_count")), 1);
+	json_decref(seen_events);
 }
 
 int
@@ -401,6 +447,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_writes_share_commits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_users_topics_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive_and_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_events_in_commit_order, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
