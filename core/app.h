@@ -4,12 +4,14 @@
 
 struct auth;
 struct config;
+struct hub;
 struct store;
 
 struct app {
 	const struct config	*cfg;
 	struct store		*store;
 	struct auth		*auth;
+	struct hub		*hub;
 	const char		*version;
 };
 

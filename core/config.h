@@ -20,7 +20,12 @@ struct config {
 	char	*data_dir;
 	char	*log_level;
 	char	*http_listen;
-	int64_t	 http_threads;
+	int64_t	 http_request_timeout;	/* ms */
+	int64_t	 ws_max_connections;
+	int64_t	 ws_reserve;
+	int64_t	 ws_per_user;
+	int64_t	 ws_queue;
+	int64_t	 ws_ping;		/* ms */
 	int64_t	 http_max_body;		/* bytes */
 	char	*http_cors_origins;
 	int64_t	 http_rate_limit;	/* requests/s per client; 0: off */

@@ -25,6 +25,7 @@
 #include "app.h"
 #include "auth.h"
 #include "config.h"
+#include "hub.h"
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
@@ -49,6 +50,7 @@ struct route {
 };
 
 static void healthz(struct http *, struct mg_connection *, const char *const *, int *);
+static void ws_plain(struct http *, struct mg_connection *, const char *const *, int *);
 static void metrics_page(struct http *, struct mg_connection *, const char *const *, int *);
 
 #define N "/api/v1/users/{user}/notifications"
@@ -74,6 +76,7 @@ static const struct route routes[] = {
 	{"DELETE", "/api/v1/keys/{key}", "key.revoke", NULL, 0, NULL},
 	{"POST", "/api/v1/tokens", "token", NULL, R_BODY, NULL},
 	{"GET", "/healthz", NULL, NULL, R_PUBLIC, healthz},
+	{"GET", "/ws", NULL, NULL, R_PUBLIC, ws_plain},
 	{"GET", "/metrics", NULL, NULL, R_PUBLIC, metrics_page},
 };
 #undef N
@@ -119,6 +122,7 @@ reason(int status)
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
 	case 422: return "Unprocessable Entity";
+	case 426: return "Upgrade Required";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -209,6 +213,9 @@ metrics_page(struct http *h, struct mg_connection *c, const char *const *hdr, in
 	buf_init(&b);
 	metrics_render(&b);
 	store_stats(h->app->store, &commits, &writes);
+	buf_printf(&b, "# HELP notifyd_ws_connections Open WebSocket connections.\n"
+	    "# TYPE notifyd_ws_connections gauge\nnotifyd_ws_connections %d\n",
+	    h->app->hub ? hub_open(h->app->hub) : 0);
 	buf_printf(&b, "# HELP notifyd_store_commits_total Database commits.\n"
 	    "# TYPE notifyd_store_commits_total counter\nnotifyd_store_commits_total %lld\n"
 	    "# HELP notifyd_store_writes_total Writes carried by those commits.\n"
@@ -622,6 +629,205 @@ done:
 	return status ? status : 500;
 }
 
+/* GET /ws without an upgrade. */
+static void
+ws_plain(struct http *h, struct mg_connection *c, const char *const *hdr, int *status)
+{
+	struct op_error e;
+	(void)h;
+	op_error_set(&e, 426, "upgrade_required", "/ws is a WebSocket: send Upgrade: websocket");
+	*status = 426;
+	respond_error(c, &e, hdr);
+}
+
+/* What a WebSocket connection carries from its upgrade to its close. */
+struct ws_state {
+	struct http	*h;
+	char		*user;
+	int64_t		 expires, since;
+	struct hub_conn	*hc;
+};
+
+/* The value of query parameter name, decoded into out; false when absent. */
+static bool
+query_param(const char *qs, const char *name, char *out, size_t n)
+{
+	size_t nl = strlen(name);
+	for (const char *p = qs; p != NULL && *p; p += strcspn(p, "&"), p += *p == '&') {
+		if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
+			const char *v = p + nl + 1;
+			return mg_url_decode(v, (int)strcspn(v, "&"), out, (int)n, 1) >= 0;
+		}
+	}
+	return false;
+}
+
+/* Is origin this server itself (a page notifyd serves)? */
+static bool
+same_origin(struct mg_connection *c, const char *origin)
+{
+	const char *host = mg_get_header(c, "Host");
+	const char *o = strstr(origin, "://");
+	return host != NULL && o != NULL && strcmp(o + 3, host) == 0;
+}
+
+/* Before the upgrade: the Origin, the user's token, the limits. Non-zero refuses. */
+static int
+ws_connect(const struct mg_connection *cc, void *cbdata)
+{
+	struct http *h = cbdata;
+	struct mg_connection *c = (struct mg_connection *)cc;
+	const struct mg_request_info *ri = mg_get_request_info(c);
+	const char *origin = mg_get_header(c, "Origin"), *authz = mg_get_header(c, "Authorization");
+	const char *hdr[6] = {NULL};
+	char token[8192], since_s[32];
+	struct principal who = {0};
+	struct op_error e = {0};
+	int64_t since = -1;
+
+	if (origin != NULL && !origin_allowed(h, origin) && !same_origin(c, origin)) {
+		op_error_set(&e, 403, "origin_not_allowed", "this origin may not open a WebSocket");
+		metrics_add(C_WS_REFUSED_ORIGIN, 1);
+		goto refuse;
+	}
+	if (query_param(ri->query_string, "token", token, sizeof token)) {
+		if (auth_check_token(h->app->auth, token, time_now_ms(), &who, &e) != 0)
+			goto unauthorized;
+	} else if (authz != NULL && strncasecmp(authz, "Bearer ", 7) == 0 &&
+	    strncmp(authz + 7, "nk_", 3) != 0) {
+		if (auth_check_token(h->app->auth, authz + 7, time_now_ms(), &who, &e) != 0)
+			goto unauthorized;
+	} else {
+		op_error_set(&e, 401, authz ? "malformed_credentials" : "missing_credentials",
+		    "a WebSocket needs a user token: ?token= or Authorization: Bearer");
+		goto unauthorized;
+	}
+	if (query_param(ri->query_string, "since", since_s, sizeof since_s) &&
+	    !parse_int64(since_s, 0, INT64_MAX, &since)) {
+		op_error_set(&e, 422, "invalid_field", "'since' must be a notification id");
+		goto refuse;
+	}
+	switch (hub_reserve(h->app->hub, who.user)) {
+	case HUB_USER_LIMIT:
+		op_error_set(&e, 429, "too_many_connections", "this user has %lld connections open",
+		    (long long)h->app->cfg->ws_per_user);
+		metrics_add(C_WS_REFUSED_USER_LIMIT, 1);
+		hdr[0] = "Retry-After";
+		hdr[1] = "5";
+		goto refuse;
+	case HUB_FULL:
+		op_error_set(&e, 503, "server_full", "no room for another WebSocket; try later");
+		metrics_add(C_WS_REFUSED_FULL, 1);
+		hdr[0] = "Retry-After";
+		hdr[1] = "5";
+		goto refuse;
+	case HUB_OK:
+		break;
+	}
+	struct ws_state *st = calloc(1, sizeof *st);
+	if (st == NULL) {
+		hub_unreserve(h->app->hub, who.user);
+		op_error_set(&e, 503, "unavailable", "out of memory");
+		goto refuse;
+	}
+	st->h = h;
+	st->user = who.user;
+	st->expires = who.expires;
+	st->since = since;
+	mg_set_user_connection_data(cc, st);
+	return 0;
+unauthorized:
+	metrics_add(C_WS_REFUSED_AUTH, 1);
+	hdr[0] = "WWW-Authenticate";
+	hdr[1] = "Bearer";
+refuse:
+	log_info("websocket refused", "status=%d code=%s error=%s", e.status, e.code, e.message);
+	respond_error(c, &e, hdr);
+	principal_clear(&who);
+	return 1;
+}
+
+static int
+ws_send(void *ctx, const char *data, size_t len)
+{
+	return mg_websocket_write(ctx, MG_WEBSOCKET_OPCODE_TEXT, data, len) > 0 ? 0 : -1;
+}
+
+static void
+ws_close_frame(void *ctx, int code, const char *reason)
+{
+	char payload[128];
+	size_t rl = strlen(reason);
+	if (rl > sizeof payload - 2)
+		rl = sizeof payload - 2;
+	payload[0] = (char)(code >> 8);
+	payload[1] = (char)(code & 0xff);
+	memcpy(payload + 2, reason, rl);
+	mg_websocket_write(ctx, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, payload, rl + 2);
+}
+
+static const struct hub_transport ws_transport = {ws_send, ws_close_frame};
+
+/* After the handshake: join the hub, which sends connected and the replay. */
+static void
+ws_ready(struct mg_connection *c, void *cbdata)
+{
+	struct ws_state *st = mg_get_user_connection_data(c);
+	(void)cbdata;
+	if (st != NULL)
+		st->hc = hub_attach(st->h->app->hub, st->user, st->expires, st->since,
+		    &ws_transport, c);
+}
+
+/* A frame from the client. */
+static int
+ws_data(struct mg_connection *c, int bits, char *data, size_t len, void *cbdata)
+{
+	struct ws_state *st = mg_get_user_connection_data(c);
+	int opcode = bits & 0x0f;
+	(void)cbdata;
+	if (st == NULL || st->hc == NULL)
+		return 0;
+	switch (opcode) {
+	case MG_WEBSOCKET_OPCODE_TEXT:
+		if (!(bits & 0x80))
+			hub_reject(st->hc, "fragmented_frame", "send each message in one frame");
+		else
+			hub_receive(st->hc, data, len);
+		return 1;
+	case MG_WEBSOCKET_OPCODE_CONTINUATION:
+		hub_reject(st->hc, "fragmented_frame", "send each message in one frame");
+		return 1;
+	case MG_WEBSOCKET_OPCODE_BINARY:
+		hub_reject(st->hc, "binary_frame", "frames are JSON text");
+		return 1;
+	case MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE:
+		return 0;
+	case MG_WEBSOCKET_OPCODE_PING:
+		mg_websocket_write(c, MG_WEBSOCKET_OPCODE_PONG, data, len);
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+/* The connection is gone: leave the hub before civetweb reuses it. */
+static void
+ws_close(const struct mg_connection *c, void *cbdata)
+{
+	struct ws_state *st = mg_get_user_connection_data(c);
+	(void)cbdata;
+	if (st == NULL)
+		return;
+	if (st->hc != NULL)
+		hub_detach(st->hc);
+	else
+		hub_unreserve(st->h->app->hub, st->user);
+	mg_set_user_connection_data(c, NULL);
+	free(st->user);
+	free(st);
+}
+
 /* civetweb's own errors (a malformed request line, a header too large) as JSON. */
 static int
 on_http_error(struct mg_connection *c, int status, const char *msg)
@@ -679,13 +885,23 @@ http_start(struct http **out, struct app *app, char *err, size_t errlen)
 		snprintf(listen, sizeof listen, "[%s]:%d", host, port);
 	else
 		snprintf(listen, sizeof listen, "%s:%d", host, port);
-	snprintf(threads, sizeof threads, "%lld", (long long)app->cfg->http_threads);
+	/*
+	 * Every open WebSocket holds a civetweb worker for its life: size the
+	 * pool for ws_max_connections and keep ws_reserve workers for REST.
+	 */
+	char timeout[32], ping[32];
+	snprintf(threads, sizeof threads, "%lld",
+	    (long long)(app->cfg->ws_max_connections + app->cfg->ws_reserve));
+	snprintf(timeout, sizeof timeout, "%lld", (long long)app->cfg->http_request_timeout);
+	snprintf(ping, sizeof ping, "%lld", (long long)app->cfg->ws_ping);
 	const char *options[] = {
 		"listening_ports", listen,
 		"num_threads", threads,
 		"enable_keep_alive", "yes",
-		"keep_alive_timeout_ms", "30000",
-		"request_timeout_ms", "30000",
+		"keep_alive_timeout_ms", timeout,
+		"request_timeout_ms", timeout,
+		"enable_websocket_ping_pong", "yes",
+		"websocket_timeout_ms", ping,
 		"tcp_nodelay", "1",
 		"decode_url", "no",
 		"listen_backlog", "1024",
@@ -710,6 +926,7 @@ http_start(struct http **out, struct app *app, char *err, size_t errlen)
 	h->port = np > 0 ? ports[0].port : port;
 	snprintf(h->host, sizeof h->host, "%s", host);
 	mg_set_request_handler(h->ctx, "/", handle, h);
+	mg_set_websocket_handler(h->ctx, "/ws", ws_connect, ws_ready, ws_data, ws_close, h);
 	*out = h;
 	return 0;
 }

@@ -18,6 +18,19 @@ static const struct {
 	    "HTTP requests refused for missing or bad credentials."},
 	[C_RATE_LIMITED] = {"notifyd_http_rate_limited_total",
 	    "HTTP requests refused with 429."},
+	[C_WS_FRAMES_SENT] = {"notifyd_ws_frames_sent_total", "Frames sent to live clients."},
+	[C_WS_FRAMES_RECEIVED] = {"notifyd_ws_frames_received_total",
+	    "Frames received from WebSocket clients."},
+	[C_WS_REFUSED_AUTH] = {"notifyd_ws_refused_unauthorized_total",
+	    "WebSocket upgrades refused for credentials (401)."},
+	[C_WS_REFUSED_ORIGIN] = {"notifyd_ws_refused_origin_total",
+	    "WebSocket upgrades refused for their Origin (403)."},
+	[C_WS_REFUSED_USER_LIMIT] = {"notifyd_ws_refused_user_limit_total",
+	    "WebSocket upgrades refused: the user has ws_per_user connections (429)."},
+	[C_WS_REFUSED_FULL] = {"notifyd_ws_refused_full_total",
+	    "WebSocket upgrades refused: ws_max_connections are open (503)."},
+	[C_WS_DROPPED_SLOW] = {"notifyd_ws_dropped_slow_total",
+	    "Clients dropped because their outgoing queue overflowed."},
 };
 
 static int64_t counters[C__COUNT];

@@ -55,6 +55,7 @@ enum stmt_id {
 	S_NOTIF_READ_ALL,
 	S_NOTIF_DELETE,
 	S_UNREAD_COUNT,
+	S_NOTIF_AFTER,
 	S_TOPIC_ADD,
 	S_TOPIC_REMOVE,
 	S_TOPIC_MEMBERS,
@@ -117,6 +118,9 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_UNREAD_COUNT] = "SELECT count(*) FROM notifications "
 	    "WHERE user_id = ?1 AND read_at IS NULL AND archived_at IS NULL "
 	    "AND (deliver_at IS NULL OR deliver_at <= ?2)",
+	[S_NOTIF_AFTER] = "SELECT " NCOLS " FROM notifications "
+	    "WHERE user_id = ?1 AND id > ?2 AND (deliver_at IS NULL OR deliver_at <= ?3) "
+	    "ORDER BY id LIMIT ?4",
 	[S_TOPIC_ADD] = "INSERT INTO topic_members (topic, user_id, added_at) "
 	    "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
 	[S_TOPIC_REMOVE] = "DELETE FROM topic_members WHERE topic = ?1 AND user_id = ?2",
@@ -953,6 +957,47 @@ store_unread_count(struct store *st, const char *user, int64_t now, int64_t *cou
 	int rc = user_exists(c, user);
 	if (rc > 0)
 		rc = unread_count(c, user, now, count);
+	reader_put(c);
+	return rc;
+}
+
+int
+store_notifications_after(struct store *st, const char *user, int64_t after, int limit,
+    int64_t now, json_t **out)
+{
+	json_t *list = json_array();
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_NOTIF_AFTER);
+	bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, after);
+	sqlite3_bind_int64(s, 3, now);
+	sqlite3_bind_int(s, 4, limit);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, row_notification(s));
+	sqlite3_reset(s);
+	rc = rc == SQLITE_DONE ? 1 : fail(c, "notifications_after");
+	reader_put(c);
+	if (rc < 0) {
+		json_decref(list);
+		return rc;
+	}
+	*out = list;
+	return 1;
+}
+
+int
+store_last_id(struct store *st, const char *user, int64_t now, int64_t *id)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_NOTIF_MAX_VISIBLE);
+	bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, now);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	rc = rc == SQLITE_ROW ? 1 : fail(c, "last_id");
 	reader_put(c);
 	return rc;
 }

@@ -107,6 +107,11 @@ int	 store_notifications_read_all(struct store *st, const char *user,
 /* Delete notification id (of user, when user is not NULL). */
 int	 store_notification_delete(struct store *st, const char *user, int64_t id,
 	    int64_t now);
+/* Up to limit visible notifications of user with ids above after, oldest first. */
+int	 store_notifications_after(struct store *st, const char *user, int64_t after,
+	    int limit, int64_t now, json_t **out);
+/* The newest visible notification id of user (0: none). */
+int	 store_last_id(struct store *st, const char *user, int64_t now, int64_t *id);
 /* Unread, unarchived, visible notifications of user. */
 int	 store_unread_count(struct store *st, const char *user, int64_t now,
 	    int64_t *count);

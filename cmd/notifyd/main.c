@@ -17,6 +17,7 @@
 #include "config.h"
 #include "control.h"
 #include "http.h"
+#include "hub.h"
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
@@ -245,6 +246,16 @@ main(int argc, char **argv)
 		goto out;
 	}
 	metrics_listen();
+	struct hub_options hopt = {
+		.max_conns = (int)cfg.ws_max_connections,
+		.per_user = (int)cfg.ws_per_user,
+		.queue = (int)cfg.ws_queue,
+		.senders = 4,
+	};
+	if (hub_start(&app.hub, &app, &hopt) != 0) {
+		fprintf(stderr, "notifyd: cannot start the hub\n");
+		goto out;
+	}
 	if (strcmp(cfg.http_listen, "off") != 0) {
 		if (http_start(&http, &app, err, sizeof err) != 0) {
 			fprintf(stderr, "notifyd: %s\n", err);
@@ -274,6 +285,7 @@ main(int argc, char **argv)
 out:
 	http_stop(http);
 	control_stop(ctl);
+	hub_stop(app.hub);
 	auth_close(app.auth);
 	store_close(app.store);
 	if (rc == 0)

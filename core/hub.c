@@ -1,0 +1,765 @@
+/* hub — live clients and what they are sent; see hub.h. */
+#define _GNU_SOURCE
+#include "hub.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "events.h"
+#include "log.h"
+#include "metrics.h"
+#include "ops.h"
+#include "store.h"
+#include "util.h"
+
+#define NBUCKET 4096
+#define REPLAY_PAGE 200
+#define MAX_CLIENT_FRAME (64 * 1024)
+
+/* One encoded frame, shared by every queue it is in. */
+struct frame {
+	int	 refs;		/* under hub lock */
+	size_t	 len;
+	char	 data[];
+};
+
+struct qnode {
+	struct frame	*f;
+	int64_t		 nid;		/* a notification's id, to skip what a replay sent */
+	struct qnode	*next;
+};
+
+enum cstate { C_IDLE, C_QUEUED, C_SENDING, C_PAUSED };
+
+struct user_ent {
+	char		*user;
+	int		 conns, reserved;
+	struct hub_conn	*list;
+	struct user_ent	*next;
+};
+
+struct hub_conn {
+	struct hub		*h;
+	char			*user;		/* NULL: a watcher of everyone */
+	bool			 watcher;
+	struct hub_transport	 t;
+	void			*ctx;
+	int64_t			 expires;	/* ms; 0: never */
+	bool			 expired;
+	struct qnode		*qhead, **qtail;
+	int			 qlen;
+	enum cstate		 state;
+	int64_t			 replay_max;	/* notifications up to here were sent or known */
+	bool			 count_dirty;	/* send a fresh unread count */
+	bool			 dead;		/* send nothing more */
+	int			 close_code;	/* > 0: close with it, once */
+	const char		*close_reason;
+	pthread_cond_t		 idle;		/* signalled when a sender lets go */
+	struct hub_conn		*unext;		/* in the user's (or watchers') list */
+	struct hub_conn		*rnext;		/* in the run queue */
+};
+
+struct hub {
+	struct app		*app;
+	struct hub_options	 o;
+	pthread_mutex_t		 lock;
+	pthread_cond_t		 work;		/* the run queue has work */
+	pthread_cond_t		 tick;		/* wakes the timer early (stop) */
+	struct user_ent		*users[NBUCKET];
+	struct hub_conn		*watchers;
+	struct hub_conn		*run_head, **run_tail;
+	int			 open, reserved;
+	bool			 stop;
+	pthread_t		*senders;
+	int			 nsenders;
+	pthread_t		 timer;
+	bool			 timer_running;
+};
+
+static unsigned
+hash_user(const char *s)
+{
+	unsigned hv = 2166136261u;
+	for (; *s; s++)
+		hv = (hv ^ (unsigned char)*s) * 16777619u;
+	return hv % NBUCKET;
+}
+
+/* The entry of user; made when create is true. Under lock. */
+static struct user_ent *
+user_get(struct hub *h, const char *user, bool create)
+{
+	struct user_ent **b = &h->users[hash_user(user)], *e;
+	for (e = *b; e; e = e->next)
+		if (strcmp(e->user, user) == 0)
+			return e;
+	if (!create || (e = calloc(1, sizeof *e)) == NULL)
+		return NULL;
+	e->user = strdup(user);
+	e->next = *b;
+	*b = e;
+	return e;
+}
+
+/* Forget an entry with nothing left in it. Under lock. */
+static void
+user_gc(struct hub *h, struct user_ent *e)
+{
+	if (e->conns > 0 || e->reserved > 0)
+		return;
+	for (struct user_ent **p = &h->users[hash_user(e->user)]; *p; p = &(*p)->next)
+		if (*p == e) {
+			*p = e->next;
+			break;
+		}
+	free(e->user);
+	free(e);
+}
+
+/* A frame {"type":type,["user":user,]"data":data}, with one reference. */
+static struct frame *
+frame_new(const char *type, const char *user, json_t *data)
+{
+	json_t *o = json_pack("{s:s}", "type", type);
+	if (user != NULL)
+		json_object_set_new(o, "user", json_string(user));
+	json_object_set(o, "data", data ? data : json_null());
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (s == NULL)
+		return NULL;
+	size_t len = strlen(s);
+	struct frame *f = malloc(sizeof *f + len + 1);
+	if (f != NULL) {
+		f->refs = 1;
+		f->len = len;
+		memcpy(f->data, s, len + 1);
+	}
+	free(s);
+	return f;
+}
+
+/* Drop a reference. Under lock. */
+static void
+frame_unref(struct frame *f)
+{
+	if (f != NULL && --f->refs == 0)
+		free(f);
+}
+
+/* Put c in the run queue unless it is there, being sent, or paused. Under lock. */
+static void
+schedule(struct hub *h, struct hub_conn *c)
+{
+	if (c->state != C_IDLE)
+		return;
+	c->state = C_QUEUED;
+	c->rnext = NULL;
+	*h->run_tail = c;
+	h->run_tail = &c->rnext;
+	pthread_cond_signal(&h->work);
+}
+
+static void
+queue_clear(struct hub_conn *c)
+{
+	for (struct qnode *n = c->qhead, *next; n; n = next) {
+		next = n->next;
+		frame_unref(n->f);
+		free(n);
+	}
+	c->qhead = NULL;
+	c->qtail = &c->qhead;
+	c->qlen = 0;
+}
+
+/* Close c with code once its queue is out. Under lock. */
+static void
+close_later(struct hub *h, struct hub_conn *c, int code, const char *reason)
+{
+	if (c->close_code == 0) {
+		c->close_code = code;
+		c->close_reason = reason;
+	}
+	schedule(h, c);
+}
+
+/* Queue f for c, dropping c when its queue is full. Under lock. */
+static void
+enqueue(struct hub *h, struct hub_conn *c, struct frame *f, int64_t nid)
+{
+	if (c->dead || f == NULL)
+		return;
+	if (c->qlen >= h->o.queue) {
+		c->dead = true;
+		queue_clear(c);
+		metrics_add(C_WS_DROPPED_SLOW, 1);
+		log_warn("client dropped", "user=%s reason=queue_full queue=%d",
+		    c->user, h->o.queue);
+		close_later(h, c, 1008, "too slow: outgoing queue full");
+		return;
+	}
+	struct qnode *n = malloc(sizeof *n);
+	if (n == NULL)
+		return;
+	f->refs++;
+	n->f = f;
+	n->nid = nid;
+	n->next = NULL;
+	*c->qtail = n;
+	c->qtail = &n->next;
+	c->qlen++;
+	schedule(h, c);
+}
+
+/* Send one frame of c now (caller's thread). */
+static int
+send_now(struct hub_conn *c, const char *type, json_t *data)
+{
+	json_t *o = json_pack("{s:s, s:O}", "type", type, "data", data);
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	int rc = s ? c->t.send(c->ctx, s, strlen(s)) : -1;
+	free(s);
+	if (rc >= 0)
+		metrics_add(C_WS_FRAMES_SENT, 1);
+	return rc;
+}
+
+/* Turn one of core's events into frames for the user's clients and the watchers. */
+static void
+on_event(const struct event *ev, void *arg)
+{
+	struct hub *h = arg;
+	const char *type = events_name(ev->type);
+	struct frame *f = NULL, *count = NULL, *wf = NULL;
+	json_t *data = ev->data, *count_data = NULL;
+	int64_t nid = 0;
+
+	pthread_mutex_lock(&h->lock);
+	struct user_ent *e = user_get(h, ev->user, false);
+	bool to_user = e != NULL && e->list != NULL, to_watchers = h->watchers != NULL;
+	pthread_mutex_unlock(&h->lock);
+	if (!to_user && !to_watchers)
+		return;
+
+	/* Build outside the lock; each frame once, however many clients get it. */
+	json_t *own = NULL;
+	if (ev->type == EVENT_NOTIFICATION) {
+		nid = json_integer_value(json_object_get(data, "id"));
+	} else if (ev->type == EVENT_READ_ALL) {
+		own = json_pack("{s:O}", "up_to", json_object_get(data, "up_to"));
+	} else if (ev->type == EVENT_DELETED) {
+		own = json_pack("{s:O}", "id", json_object_get(data, "id"));
+	} else {
+		own = json_pack("{s:O}", "ids", json_object_get(data, "ids"));
+	}
+	if (json_object_get(data, "unread_count") != NULL)
+		count_data = json_pack("{s:O}", "count", json_object_get(data, "unread_count"));
+	if (to_user) {
+		f = frame_new(type, NULL, own ? own : data);
+		if (count_data != NULL)
+			count = frame_new("unread_count", NULL, count_data);
+	}
+	if (to_watchers)
+		wf = frame_new(type, ev->user, own ? own : data);
+	json_decref(own);
+	json_decref(count_data);
+
+	pthread_mutex_lock(&h->lock);
+	e = to_user ? user_get(h, ev->user, false) : NULL;
+	for (struct hub_conn *c = e ? e->list : NULL; c; c = c->unext) {
+		enqueue(h, c, f, nid);
+		if (count != NULL)
+			enqueue(h, c, count, 0);
+		else if (ev->type == EVENT_NOTIFICATION)
+			c->count_dirty = true;
+	}
+	for (struct hub_conn *c = h->watchers; c; c = c->unext)
+		if (c->user == NULL || strcmp(c->user, ev->user) == 0)
+			enqueue(h, c, wf, 0);
+	frame_unref(f);
+	frame_unref(count);
+	frame_unref(wf);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Drain the run queue: each client's frames in order, one client per sender at a time. */
+static void *
+sender_main(void *arg)
+{
+	struct hub *h = arg;
+	pthread_mutex_lock(&h->lock);
+	while (!h->stop) {
+		struct hub_conn *c = h->run_head;
+		if (c == NULL) {
+			pthread_cond_wait(&h->work, &h->lock);
+			continue;
+		}
+		h->run_head = c->rnext;
+		if (h->run_head == NULL)
+			h->run_tail = &h->run_head;
+		c->state = C_SENDING;
+		struct qnode *nodes = c->qhead;
+		c->qhead = NULL;
+		c->qtail = &c->qhead;
+		c->qlen = 0;
+		int close_code = c->close_code;
+		const char *reason = c->close_reason;
+		c->close_code = -1 * (close_code != 0);	/* a close is sent once */
+		bool dirty = c->count_dirty, dead = c->dead, failed = false;
+		c->count_dirty = false;
+		pthread_mutex_unlock(&h->lock);
+
+		int sent = 0;
+		for (struct qnode *n = nodes; n; n = n->next) {
+			if (failed || dead || (n->nid > 0 && n->nid <= c->replay_max))
+				continue;
+			if (c->t.send(c->ctx, n->f->data, n->f->len) < 0)
+				failed = true;
+			else
+				sent++;
+		}
+		if (!failed && !dead && dirty && c->user != NULL) {
+			int64_t count = 0;
+			if (store_unread_count(h->app->store, c->user, time_now_ms(), &count) > 0) {
+				json_t *d = json_pack("{s:I}", "count", (json_int_t)count);
+				if (send_now(c, "unread_count", d) < 0)
+					failed = true;
+				json_decref(d);
+			}
+		}
+		if (close_code > 0)
+			c->t.close(c->ctx, close_code, reason);
+		metrics_add(C_WS_FRAMES_SENT, sent);
+
+		pthread_mutex_lock(&h->lock);
+		for (struct qnode *n = nodes, *next; n; n = next) {
+			next = n->next;
+			frame_unref(n->f);
+			free(n);
+		}
+		if (failed)
+			c->dead = true;
+		c->state = C_IDLE;
+		if ((c->qhead != NULL && !c->dead) || c->close_code > 0)
+			schedule(h, c);
+		pthread_cond_broadcast(&c->idle);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+/* Once a second: close connections whose token has expired. */
+static void *
+timer_main(void *arg)
+{
+	struct hub *h = arg;
+	pthread_mutex_lock(&h->lock);
+	while (!h->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&h->tick, &h->lock, &ts);
+		int64_t now = time_now_ms();
+		json_t *err = NULL;
+		struct frame *f = NULL;
+		for (int b = 0; b < NBUCKET && !h->stop; b++)
+			for (struct user_ent *e = h->users[b]; e; e = e->next)
+				for (struct hub_conn *c = e->list; c; c = c->unext) {
+					if (c->expired || c->expires == 0 || c->expires > now)
+						continue;
+					if (f == NULL) {
+						err = json_pack("{s:s, s:s}", "code", "token_expired",
+						    "message", "the token has expired; reconnect with a new one");
+						f = frame_new("error", NULL, err);
+					}
+					c->expired = true;
+					enqueue(h, c, f, 0);
+					close_later(h, c, 4001, "token expired");
+					log_info("client closed", "user=%s reason=token_expired", c->user);
+				}
+		frame_unref(f);
+		json_decref(err);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+int
+hub_start(struct hub **out, struct app *app, const struct hub_options *o)
+{
+	struct hub *h = calloc(1, sizeof *h);
+	if (h == NULL)
+		return -1;
+	h->app = app;
+	h->o = *o;
+	h->run_tail = &h->run_head;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->work, NULL);
+	pthread_cond_init(&h->tick, NULL);
+	h->senders = calloc((size_t)o->senders, sizeof *h->senders);
+	for (int i = 0; i < o->senders; i++)
+		if (pthread_create(&h->senders[i], NULL, sender_main, h) == 0)
+			h->nsenders++;
+	h->timer_running = pthread_create(&h->timer, NULL, timer_main, h) == 0;
+	if (h->nsenders == 0 || !h->timer_running) {
+		hub_stop(h);
+		return -1;
+	}
+	events_subscribe(on_event, h);
+	*out = h;
+	return 0;
+}
+
+void
+hub_stop(struct hub *h)
+{
+	if (h == NULL)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->stop = true;
+	pthread_cond_broadcast(&h->work);
+	pthread_cond_broadcast(&h->tick);
+	pthread_mutex_unlock(&h->lock);
+	for (int i = 0; i < h->nsenders; i++)
+		pthread_join(h->senders[i], NULL);
+	if (h->timer_running)
+		pthread_join(h->timer, NULL);
+	for (int b = 0; b < NBUCKET; b++)
+		while (h->users[b] != NULL) {
+			struct user_ent *e = h->users[b];
+			h->users[b] = e->next;
+			free(e->user);
+			free(e);
+		}
+	free(h->senders);
+	pthread_mutex_destroy(&h->lock);
+	pthread_cond_destroy(&h->work);
+	pthread_cond_destroy(&h->tick);
+	free(h);
+}
+
+enum hub_refusal
+hub_reserve(struct hub *h, const char *user)
+{
+	enum hub_refusal r = HUB_OK;
+	pthread_mutex_lock(&h->lock);
+	struct user_ent *e = user_get(h, user, true);
+	if (h->open + h->reserved >= h->o.max_conns)
+		r = HUB_FULL;
+	else if (e == NULL || e->conns + e->reserved >= h->o.per_user)
+		r = HUB_USER_LIMIT;
+	if (r == HUB_OK) {
+		e->reserved++;
+		h->reserved++;
+	} else if (e != NULL) {
+		user_gc(h, e);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+void
+hub_unreserve(struct hub *h, const char *user)
+{
+	pthread_mutex_lock(&h->lock);
+	struct user_ent *e = user_get(h, user, false);
+	if (e != NULL && e->reserved > 0) {
+		e->reserved--;
+		h->reserved--;
+		user_gc(h, e);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* A new client record. */
+static struct hub_conn *
+conn_new(struct hub *h, const char *user, const struct hub_transport *t, void *ctx)
+{
+	struct hub_conn *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return NULL;
+	c->h = h;
+	c->user = user ? strdup(user) : NULL;
+	c->t = *t;
+	c->ctx = ctx;
+	c->qtail = &c->qhead;
+	pthread_cond_init(&c->idle, NULL);
+	return c;
+}
+
+struct hub_conn *
+hub_attach(struct hub *h, const char *user, int64_t expires, int64_t since,
+    const struct hub_transport *t, void *ctx)
+{
+	struct hub_conn *c = conn_new(h, user, t, ctx);
+	int64_t now = time_now_ms(), count = 0, last = 0;
+	char ts[40];
+	if (c == NULL) {
+		hub_unreserve(h, user);
+		return NULL;
+	}
+	c->expires = expires;
+	c->state = C_PAUSED;	/* live frames wait until the replay is out */
+
+	pthread_mutex_lock(&h->lock);
+	struct user_ent *e = user_get(h, user, true);
+	e->reserved--;
+	h->reserved--;
+	e->conns++;
+	h->open++;
+	c->unext = e->list;
+	e->list = c;
+	pthread_mutex_unlock(&h->lock);
+
+	/* Registered first, then read: whatever commits from now on is queued. */
+	store_unread_count(h->app->store, user, now, &count);
+	store_last_id(h->app->store, user, now, &last);
+	time_format_rfc3339(ts, sizeof ts, now);
+	json_t *hello = json_pack("{s:s, s:I, s:I, s:s}", "user", user, "unread_count",
+	    (json_int_t)count, "last_id", (json_int_t)last, "server_time", ts);
+	bool ok = send_now(c, "connected", hello) >= 0;
+	json_decref(hello);
+
+	int64_t max = since > last ? since : last;
+	for (int64_t after = since; ok && since >= 0;) {
+		json_t *page = NULL, *n;
+		size_t i;
+		if (store_notifications_after(h->app->store, user, after, REPLAY_PAGE,
+		    time_now_ms(), &page) < 0)
+			break;
+		json_array_foreach(page, i, n) {
+			after = json_integer_value(json_object_get(n, "id"));
+			if (send_now(c, "notification", n) < 0) {
+				ok = false;
+				break;
+			}
+		}
+		size_t got = json_array_size(page);
+		json_decref(page);
+		if (after > max)
+			max = after;
+		if (got < REPLAY_PAGE)
+			break;
+	}
+
+	pthread_mutex_lock(&h->lock);
+	/* Live notifications up to max were in the replay (or before since). */
+	c->replay_max = max;
+	c->state = C_IDLE;
+	if (!ok)
+		c->dead = true;
+	else if (c->qhead != NULL || c->close_code > 0)
+		schedule(h, c);
+	pthread_mutex_unlock(&h->lock);
+	log_debug("client connected", "user=%s since=%lld replayed_to=%lld", user,
+	    (long long)since, (long long)max);
+	return c;
+}
+
+struct hub_conn *
+hub_watch(struct hub *h, const char *user, const struct hub_transport *t, void *ctx)
+{
+	struct hub_conn *c = conn_new(h, user, t, ctx);
+	if (c == NULL)
+		return NULL;
+	c->watcher = true;
+	pthread_mutex_lock(&h->lock);
+	c->unext = h->watchers;
+	h->watchers = c;
+	pthread_mutex_unlock(&h->lock);
+	return c;
+}
+
+/* Queue an error frame for c. */
+static void
+send_error(struct hub_conn *c, const char *code, const char *message)
+{
+	struct hub *h = c->h;
+	json_t *d = json_pack("{s:s, s:s}", "code", code, "message", message);
+	struct frame *f = frame_new("error", NULL, d);
+	json_decref(d);
+	pthread_mutex_lock(&h->lock);
+	enqueue(h, c, f, 0);
+	frame_unref(f);
+	pthread_mutex_unlock(&h->lock);
+}
+
+void
+hub_reject(struct hub_conn *c, const char *code, const char *message)
+{
+	metrics_add(C_WS_FRAMES_RECEIVED, 1);
+	log_info("client frame refused", "user=%s code=%s", c->user, code);
+	send_error(c, code, message);
+}
+
+void
+hub_receive(struct hub_conn *c, const char *data, size_t len)
+{
+	json_error_t jerr;
+	json_t *msg = NULL, *args = NULL;
+	const char *type;
+	char why[256];
+
+	metrics_add(C_WS_FRAMES_RECEIVED, 1);
+	if (len > MAX_CLIENT_FRAME) {
+		send_error(c, "frame_too_large", "a client frame may hold at most 64 KiB");
+		goto log;
+	}
+	msg = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	type = json_string_value(json_object_get(msg, "type"));
+	if (msg == NULL) {
+		snprintf(why, sizeof why, "malformed JSON at column %d: %s", jerr.column, jerr.text);
+		send_error(c, "malformed_frame", why);
+		goto log;
+	}
+	if (!json_is_object(msg)) {
+		send_error(c, "malformed_frame", "a frame must be a JSON object");
+		goto log;
+	}
+	if (type == NULL) {
+		send_error(c, "malformed_frame", "a frame needs a \"type\" string");
+		goto log;
+	}
+	if (strcmp(type, "ping") == 0) {
+		char ts[40];
+		time_format_rfc3339(ts, sizeof ts, time_now_ms());
+		json_t *d = json_pack("{s:s}", "server_time", ts);
+		struct frame *f = frame_new("pong", NULL, d);
+		json_decref(d);
+		pthread_mutex_lock(&c->h->lock);
+		enqueue(c->h, c, f, 0);
+		frame_unref(f);
+		pthread_mutex_unlock(&c->h->lock);
+		json_decref(msg);
+		return;
+	}
+	if (strcmp(type, "mark_read") == 0) {
+		json_t *ids = json_object_get(msg, "ids");
+		if (!json_is_array(ids) || json_array_size(ids) == 0) {
+			send_error(c, "invalid_field", "mark_read needs \"ids\": a non-empty array");
+			goto log;
+		}
+		args = json_pack("{s:O}", "ids", ids);
+	} else if (strcmp(type, "mark_all_read") == 0) {
+		args = json_pack("{s:b}", "all", 1);
+	} else {
+		snprintf(why, sizeof why, "unknown frame type '%.64s'", type);
+		send_error(c, "unknown_type", why);
+		goto log;
+	}
+	/* The same operation REST and notifyctl run, as this user. */
+	struct op_ctx ctx = {.app = c->h->app, .as_user = c->user};
+	json_t *r = op_dispatch(&ctx, "read", args);
+	json_decref(args);
+	json_decref(msg);
+	if (r == NULL) {
+		send_error(c, ctx.err.code, ctx.err.message);
+		log_info("client frame refused", "user=%s code=%s", c->user, ctx.err.code);
+	}
+	json_decref(r);
+	return;
+log:
+	log_info("client frame refused", "user=%s", c->user);
+	json_decref(msg);
+}
+
+void
+hub_detach(struct hub_conn *c)
+{
+	struct hub *h = c->h;
+	pthread_mutex_lock(&h->lock);
+	c->dead = true;
+	struct hub_conn **list = &h->watchers;
+	struct user_ent *e = NULL;
+	if (!c->watcher) {
+		e = user_get(h, c->user, false);
+		list = e ? &e->list : NULL;
+	}
+	for (; list && *list; list = &(*list)->unext)
+		if (*list == c) {
+			*list = c->unext;
+			break;
+		}
+	if (e != NULL) {
+		e->conns--;
+		h->open--;
+		user_gc(h, e);
+	}
+	while (c->state == C_SENDING)
+		pthread_cond_wait(&c->idle, &h->lock);
+	if (c->state == C_QUEUED) {
+		struct hub_conn **p = &h->run_head;
+		while (*p && *p != c)
+			p = &(*p)->rnext;
+		if (*p == c) {
+			*p = c->rnext;
+			if (*p == NULL)
+				h->run_tail = p;
+		}
+	}
+	queue_clear(c);
+	pthread_mutex_unlock(&h->lock);
+	log_debug("client gone", "user=%s", c->user);
+	pthread_cond_destroy(&c->idle);
+	free(c->user);
+	free(c);
+}
+
+int
+hub_presence(struct hub *h, const char *user)
+{
+	pthread_mutex_lock(&h->lock);
+	struct user_ent *e = user_get(h, user, false);
+	int n = e ? e->conns : 0;
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+int
+hub_open(struct hub *h)
+{
+	pthread_mutex_lock(&h->lock);
+	int n = h->open;
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+json_t *
+hub_connections(struct hub *h)
+{
+	json_t *users = json_object();
+	pthread_mutex_lock(&h->lock);
+	for (int b = 0; b < NBUCKET; b++)
+		for (struct user_ent *e = h->users[b]; e; e = e->next)
+			if (e->conns > 0)
+				json_object_set_new(users, e->user, json_integer(e->conns));
+	int total = h->open;
+	pthread_mutex_unlock(&h->lock);
+	return json_pack("{s:i, s:o}", "total", total, "users", users);
+}
+
+int
+hub_disconnect(struct hub *h, const char *user, const char *reason)
+{
+	int n = 0;
+	json_t *d = json_pack("{s:s, s:s}", "code", "disconnected", "message",
+	    reason ? reason : "disconnected by the administrator");
+	struct frame *f = frame_new("error", NULL, d);
+	json_decref(d);
+	pthread_mutex_lock(&h->lock);
+	struct user_ent *e = user_get(h, user, false);
+	for (struct hub_conn *c = e ? e->list : NULL; c; c = c->unext) {
+		enqueue(h, c, f, 0);
+		close_later(h, c, 4002, "disconnected");
+		n++;
+	}
+	frame_unref(f);
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
