@@ -6,10 +6,13 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <poll.h>
+#include <stdint.h>
+#include <sys/uio.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,10 +22,14 @@
 #include <jansson.h>
 
 #include "app.h"
+#include "hub.h"
 #include "log.h"
 #include "ops.h"
 #include "proto.h"
 #include "util.h"
+
+/* Seconds a stopping notifyd waits for clients to take their replies. */
+#define STOP_GRACE 5
 
 struct client {
 	struct control	*ctl;
@@ -70,9 +77,68 @@ reply_json(struct buf *b, json_t *id, json_t *result, const struct op_error *err
 	json_decref(r);
 }
 
-/* Answer one request line into b. */
+/* A watcher's line: written at once or not at all, so a stuck watcher holds up no sender. */
+static int
+watch_send(void *ctx, const char *data, size_t len)
+{
+	int fd = (int)(intptr_t)ctx;
+	struct iovec iov[2] = {{(void *)data, len}, {"\n", 1}};
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+	size_t want = len + 1, done = 0;
+	while (done < want) {
+		ssize_t n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd p = {fd, POLLOUT, 0};
+			if (poll(&p, 1, 1000) <= 0)
+				return -1;	/* not reading for a second: drop it */
+			continue;
+		}
+		if (n <= 0)
+			return -1;
+		done += (size_t)n;
+		while (n > 0 && msg.msg_iovlen > 0) {
+			size_t take = (size_t)n < msg.msg_iov[0].iov_len ? (size_t)n : msg.msg_iov[0].iov_len;
+			msg.msg_iov[0].iov_base = (char *)msg.msg_iov[0].iov_base + take;
+			msg.msg_iov[0].iov_len -= take;
+			n -= (ssize_t)take;
+			if (msg.msg_iov[0].iov_len == 0) {
+				msg.msg_iov++;
+				msg.msg_iovlen--;
+			}
+		}
+	}
+	return 0;
+}
+
 static void
-handle_line(struct client *cl, const char *line, size_t len, struct buf *b)
+watch_close(void *ctx, int code, const char *reason)
+{
+	(void)code;
+	(void)reason;
+	shutdown((int)(intptr_t)ctx, SHUT_RDWR);
+}
+
+static const struct hub_transport watch_transport = {watch_send, watch_close};
+
+/* After a watch's answer: stream events to the client until it hangs up. */
+static void
+stream_events(struct client *cl, struct line_reader *r, const char *user)
+{
+	struct hub_conn *w = hub_watch(cl->ctl->app->hub, user, &watch_transport,
+	    (void *)(intptr_t)cl->fd);
+	char *line;
+	size_t len;
+	log_info("watch started", "client=%u user=%s", cl->id, user);
+	/* Anything the client sends now is ignored; its end is the end of the watch. */
+	while (line_read(r, &line, &len) == LINE_OK)
+		;
+	hub_detach(w);
+	log_info("watch ended", "client=%u", cl->id);
+}
+
+/* Answer one request line into b; *stream is set for a watch to stream after it. */
+static void
+handle_line(struct client *cl, const char *line, size_t len, struct buf *b, json_t **stream)
 {
 	struct op_ctx ctx = {.app = cl->ctl->app};
 	json_error_t jerr;
@@ -100,6 +166,9 @@ handle_line(struct client *cl, const char *line, size_t len, struct buf *b)
 			op_fail(&ctx, 400, "invalid_request", "'cmd' must be a string");
 		else
 			result = op_dispatch(&ctx, cmd, json_is_null(args) ? NULL : args);
+		const struct op *op = cmd ? op_find(cmd) : NULL;
+		if (result != NULL && op != NULL && (op->flags & OP_STREAM))
+			*stream = json_incref(result);
 	}
 	reply_json(b, id, result, &ctx.err);
 	if (result == NULL)
@@ -143,9 +212,17 @@ client_main(void *arg)
 		}
 		if (len == 0)
 			continue;
-		handle_line(cl, line, len, &out);
-		if (out.oom || write_all(cl->fd, out.data, out.len) != 0)
+		json_t *stream = NULL;
+		handle_line(cl, line, len, &out, &stream);
+		if (out.oom || write_all(cl->fd, out.data, out.len) != 0) {
+			json_decref(stream);
 			break;
+		}
+		if (stream != NULL) {
+			stream_events(cl, &r, json_string_value(json_object_get(stream, "user")));
+			json_decref(stream);
+			break;
+		}
 	}
 done:
 	line_reader_free(&r);
@@ -377,12 +454,24 @@ control_stop(struct control *ctl)
 		close(ctl->fd);
 	if (ctl->bound)
 		unlink(ctl->path);
-	/* Clients finish what they have read, then see end of file. */
+	/*
+	 * Clients finish what they have read, then see end of file. One that
+	 * does not take its replies gets STOP_GRACE, then its socket is cut.
+	 */
 	pthread_mutex_lock(&ctl->lock);
 	for (struct client *cl = ctl->clients; cl; cl = cl->next)
 		shutdown(cl->fd, SHUT_RD);
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += STOP_GRACE;
 	while (ctl->nclients > 0)
-		pthread_cond_wait(&ctl->idle, &ctl->lock);
+		if (pthread_cond_timedwait(&ctl->idle, &ctl->lock, &deadline) == ETIMEDOUT) {
+			for (struct client *cl = ctl->clients; cl; cl = cl->next)
+				shutdown(cl->fd, SHUT_RDWR);
+			log_warn("control clients cut off", "clients=%d", ctl->nclients);
+			while (ctl->nclients > 0)
+				pthread_cond_wait(&ctl->idle, &ctl->lock);
+		}
 	pthread_mutex_unlock(&ctl->lock);
 	if (ctl->wake[0] >= 0) {
 		close(ctl->wake[0]);

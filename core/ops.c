@@ -28,6 +28,10 @@ const struct op *const op_table[] = {
 	&op_key_list,
 	&op_key_revoke,
 	&op_token,
+	&op_presence,
+	&op_connections,
+	&op_disconnect,
+	&op_watch,
 	NULL,
 };
 

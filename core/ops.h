@@ -61,6 +61,7 @@ typedef json_t *(*op_fn)(struct op_ctx *ctx, json_t *args);
 
 /* Operation flags. */
 #define OP_ADMIN	0x01	/* only an admin (control socket, API key) may call it */
+#define OP_STREAM	0x02	/* after its answer, the control socket streams events */
 
 struct op {
 	const char		*name;		/* e.g. "send"; notifyctl words joined by '.' */
@@ -100,6 +101,6 @@ const char	*op_user_arg(struct op_ctx *ctx, json_t *args, bool required);
 extern const struct op op_ping, op_send, op_list, op_show, op_read, op_unread,
     op_count, op_archive, op_unarchive, op_delete, op_user_show, op_user_set,
     op_topic_add, op_topic_rm, op_topic_show, op_key_create, op_key_list,
-    op_key_revoke, op_token;
+    op_key_revoke, op_token, op_presence, op_connections, op_disconnect, op_watch;
 
 #endif

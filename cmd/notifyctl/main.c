@@ -409,7 +409,18 @@ main(int argc, char **argv)
 	if (reply == NULL)
 		die(EXIT_FAILED, "notifyd sent a malformed reply: %s", jerr.text);
 	int status = 0;
-	if (json_is_true(json_object_get(reply, "ok"))) {
+	if (json_is_true(json_object_get(reply, "ok")) && (op->flags & OP_STREAM)) {
+		/* Events, one per line, until notifyd hangs up or we are interrupted. */
+		setvbuf(stdout, NULL, _IOLBF, 0);
+		while (line_read(&r, &line, &len) == LINE_OK) {
+			json_t *ev = json_loadb(line, len, 0, NULL);
+			if (json_out || ev == NULL)
+				printf("%.*s\n", (int)len, line);
+			else
+				print_event(stdout, ev);
+			json_decref(ev);
+		}
+	} else if (json_is_true(json_object_get(reply, "ok"))) {
 		json_t *result = json_object_get(reply, "result");
 		if (json_out)
 			print_json(stdout, result);

@@ -121,6 +121,22 @@ print_keys(FILE *f, json_t *r)
 }
 
 void
+print_event(FILE *f, json_t *ev)
+{
+	json_t *d = json_object_get(ev, "data");
+	const char *type = field(ev, "type", "?");
+	fprintf(f, "%-13s %-16s ", type, field(ev, "user", "-"));
+	if (strcmp(type, "notification") == 0) {
+		fprintf(f, "#%lld %s ", (long long)json_integer_value(json_object_get(d, "id")),
+		    field(d, "type", "-"));
+		put_cell(f, field(d, "title", field(d, "body", "")), 60, 0);
+		fputc('\n', f);
+	} else {
+		print_json(f, d);
+	}
+}
+
+void
 print_result(FILE *f, const char *name, json_t *r)
 {
 	if (strcmp(name, "ping") == 0) {
@@ -172,6 +188,21 @@ print_result(FILE *f, const char *name, json_t *r)
 		fprintf(f, "%s\n", field(r, "token", ""));
 	} else if (strncmp(name, "user.", 5) == 0) {
 		print_fields(f, r);
+	} else if (strcmp(name, "presence") == 0) {
+		fprintf(f, "%s: %s (%lld connection%s)\n", field(r, "user", "?"),
+		    json_is_true(json_object_get(r, "connected")) ? "connected" : "not connected",
+		    (long long)json_integer_value(json_object_get(r, "connections")),
+		    json_integer_value(json_object_get(r, "connections")) == 1 ? "" : "s");
+	} else if (strcmp(name, "connections") == 0) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(json_object_get(r, "users"), k, v)
+			fprintf(f, "%-24s %lld\n", k, (long long)json_integer_value(v));
+		fprintf(f, "%lld connection(s) in all\n",
+		    (long long)json_integer_value(json_object_get(r, "total")));
+	} else if (strcmp(name, "disconnect") == 0) {
+		fprintf(f, "closed %lld connection(s) of %s\n",
+		    (long long)json_integer_value(json_object_get(r, "closed")), field(r, "user", "?"));
 	} else {
 		char *s = json_dumps(r, JSON_INDENT(2) | JSON_ENCODE_ANY);
 		fprintf(f, "%s\n", s ? s : "null");

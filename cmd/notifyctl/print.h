@@ -7,6 +7,8 @@
 
 /* The result exactly as notifyd sent it, one line of JSON. */
 void	print_json(FILE *f, json_t *result);
+/* One streamed event {"type","user","data"}, for a person. */
+void	print_event(FILE *f, json_t *ev);
 /* The result of operation name, for a person. */
 void	print_result(FILE *f, const char *name, json_t *result);
 

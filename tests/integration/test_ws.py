@@ -1,0 +1,353 @@
+"""The WebSocket stream with a real client library against a private notifyd."""
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+import websockets
+
+from conftest import NOTIFYCTL, WRAPPER, Client
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(secret, claims):
+    signing = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps(claims).encode())
+    return signing + "." + b64(hmac.new(secret, signing.encode(), hashlib.sha256).digest())
+
+
+def config(tmp, text):
+    path = os.path.join(tmp, "ws.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    return ["--config", path]
+
+
+@pytest.fixture
+def wsd(daemons, tmp):
+    return daemons(http=True).start()
+
+
+def url(d, token, **q):
+    q["token"] = token
+    return "ws://127.0.0.1:%d/ws?" % d.port + "&".join("%s=%s" % kv for kv in q.items())
+
+
+async def recv(ws, timeout=10):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def recv_until(ws, pred, timeout=10):
+    """Frames until one satisfies pred; returns all of them."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while True:
+        f = await recv(ws, max(0.1, deadline - time.monotonic()))
+        got.append(f)
+        if pred(f):
+            return got
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def status_of(d, uri, **kw):
+    async def go():
+        try:
+            async with websockets.connect(uri, **kw):
+                return 101
+        except websockets.exceptions.InvalidStatusCode as e:
+            return e.status_code
+    return run(go())
+
+
+def test_refused_before_upgrade(daemons, tmp):
+    d = daemons(http=True, args=config(tmp, "[http]\ncors_origins = https://app.example\n")).start()
+    secret = open(os.path.join(d.data_dir, "jwt.secret"), "rb").read().strip()
+    good = d.ok("token", "alice")["token"]
+    base = "ws://127.0.0.1:%d/ws" % d.port
+    assert status_of(d, base) == 401
+    assert status_of(d, base + "?token=garbage") == 401
+    assert status_of(d, base + "?token=" + jwt(secret, {"sub": "alice", "exp": int(time.time()) - 5})) == 401
+    assert status_of(d, base + "?token=" + jwt(b"another-secret-123456", {"sub": "alice", "exp": 2**31})) == 401
+    key = d.ok("key", "create", "k")["key"]
+    assert status_of(d, base, extra_headers={"Authorization": "Bearer " + key}) == 401
+    assert status_of(d, base, extra_headers={"Authorization": "Bearer " + good}) == 101
+    assert status_of(d, base + "?token=" + good, origin="https://evil.example") == 403
+    assert status_of(d, base + "?token=" + good, origin="https://app.example") == 101
+    assert status_of(d, base + "?token=" + good + "&since=abc") == 422
+    r = requests.get(d.url + "/ws")
+    assert r.status_code == 426 and r.json()["error"]["code"] == "upgrade_required"
+    m = requests.get(d.url + "/metrics").text
+    assert "notifyd_ws_refused_unauthorized_total 5" in m and "notifyd_ws_refused_origin_total 1" in m
+    assert good not in d.log()
+
+
+def test_two_devices_receive_and_sync_reads(wsd):
+    d = wsd
+    tok = d.ok("token", "alice")["token"]
+    d.ok("send", "--user", "alice", "--type", "m", "--title", "before")
+
+    async def go():
+        async with websockets.connect(url(d, tok)) as phone, websockets.connect(url(d, tok)) as laptop:
+            for ws in (phone, laptop):
+                hello = await recv(ws)
+                assert hello["type"] == "connected"
+                assert hello["data"]["user"] == "alice" and hello["data"]["unread_count"] == 1
+                assert hello["data"]["last_id"] == 1 and hello["data"]["server_time"].endswith("Z")
+            n = d.ok("send", "--user", "alice", "--type", "m", "--title", "live")
+            for ws in (phone, laptop):
+                f = await recv(ws)
+                assert f == {"type": "notification", "data": n}
+                assert await recv(ws) == {"type": "unread_count", "data": {"count": 2}}
+            await phone.send(json.dumps({"type": "mark_read", "ids": [n["id"]]}))
+            for ws in (phone, laptop):
+                assert await recv(ws) == {"type": "read", "data": {"ids": [n["id"]]}}
+                assert await recv(ws) == {"type": "unread_count", "data": {"count": 1}}
+            d.ok("read", "--user", "alice", "--all")  # from another channel entirely
+            for ws in (phone, laptop):
+                assert await recv(ws) == {"type": "read_all", "data": {"up_to": n["id"]}}
+                assert await recv(ws) == {"type": "unread_count", "data": {"count": 0}}
+            d.ok("archive", "--user", "alice", "1")
+            assert (await recv(laptop))["type"] == "archived"
+            # Other users' notifications never arrive.
+            d.ok("send", "--user", "bob", "--type", "m")
+            await laptop.send(json.dumps({"type": "ping"}))
+            f = await recv(laptop)
+            if f["type"] == "unread_count":
+                f = await recv(laptop)
+            assert f["type"] == "pong"
+    run(go())
+
+
+def test_replay_since_has_no_gap_and_no_duplicate(wsd):
+    d = wsd
+    tok = d.ok("token", "ray")["token"]
+    first = [d.ok("send", "--user", "ray", "--type", "m")["id"] for _ in range(5)]
+    stop = threading.Event()
+    sent = []
+
+    def hammer():
+        c = Client(d.socket)
+        i = 0
+        while not stop.is_set():
+            c.send_raw(b"".join(b'{"id":%d,"cmd":"send","args":{"user":"ray","type":"m"}}\n' % j
+                                for j in range(i, i + 10)))
+            for _ in range(10):
+                sent.append(c.read()["result"]["id"])
+            c.send_raw(b'{"id":0,"cmd":"send","args":{"user":"other","type":"m"}}\n')
+            c.read()
+            i += 10
+        c.close()
+    t = threading.Thread(target=hammer)
+    t.start()
+
+    async def client(since):
+        async with websockets.connect(url(d, tok, since=since), max_size=None) as ws:
+            hello = await recv(ws)
+            assert hello["type"] == "connected"
+            ids = []
+            # Read for a while as sends keep racing in.
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                try:
+                    f = await recv(ws, 0.5)
+                except asyncio.TimeoutError:
+                    break
+                if f["type"] == "notification":
+                    ids.append(f["data"]["id"])
+            return ids
+
+    async def many():
+        results = []
+        for k in range(8):
+            since = first[k % len(first)]
+            results.append((since, await client(since)))
+        return results
+    try:
+        results = run(many())
+    finally:
+        stop.set()
+        t.join()
+    stored, before = [], None
+    while True:
+        page = d.ok(*(["list", "--user", "ray", "--limit", "200"] + (["--before", before] if before else [])))
+        stored += [x["id"] for x in page["notifications"]]
+        before = page["next_before"]
+        if before is None:
+            break
+    stored.sort()
+    assert len(sent) > 50
+    for since, ids in results:
+        assert ids == sorted(set(ids)), "out of order or duplicated"
+        assert ids, "nothing replayed after %d" % since
+        expected = [i for i in stored if since < i <= ids[-1]]
+        assert ids == expected, "gap: missing %r" % sorted(set(expected) - set(ids))[:5]
+
+
+def test_token_expiry_closes_with_4001(wsd):
+    d = wsd
+    tok = d.ok("token", "tia", "--ttl", "2s")["token"]
+
+    async def go():
+        async with websockets.connect(url(d, tok)) as ws:
+            assert (await recv(ws))["type"] == "connected"
+            f = await recv(ws, 10)
+            assert f == {"type": "error", "data": {"code": "token_expired",
+                                                   "message": f["data"]["message"]}}
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as e:
+                await recv(ws, 10)
+            assert e.value.code == 4001
+    run(go())
+
+
+def test_limits_per_user_and_in_all(daemons, tmp):
+    d = daemons(http=True, args=config(tmp, "[http]\nws_per_user = 2\nws_max_connections = 3\n")).start()
+    a, b, c = (d.ok("token", u)["token"] for u in ("a", "b", "c"))
+
+    async def go():
+        async with websockets.connect(url(d, a)), websockets.connect(url(d, a)):
+            with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+                async with websockets.connect(url(d, a)):
+                    pass
+            assert e.value.status_code == 429
+            async with websockets.connect(url(d, b)):
+                with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+                    async with websockets.connect(url(d, c)):
+                        pass
+                assert e.value.status_code == 503
+                assert d.ok("presence", "a") == {"user": "a", "connected": True, "connections": 2}
+                assert d.ok("connections") == {"total": 3, "users": {"a": 2, "b": 1}}
+                # REST still has workers whatever WebSockets hold.
+                assert requests.get(d.url + "/healthz", timeout=5).status_code == 200
+        # Places are given back when connections close.
+        async with websockets.connect(url(d, c)):
+            pass
+    run(go())
+    assert d.ok("presence", "a")["connected"] is False
+
+
+def raw_ws_client(port, token, rcvbuf=4096):
+    """A WebSocket client that completes the handshake and then never reads."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET /ws?token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (token, key)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101")
+    return s
+
+
+def test_slow_client_is_dropped_and_delays_no_one(daemons, tmp):
+    d = daemons(http=True, args=config(tmp, "[http]\nws_queue = 64\nrequest_timeout = 2s\n"
+                                            "ws_ping = 2s\n")).start()
+    slow = raw_ws_client(d.port, d.ok("token", "sam")["token"])
+    tok = d.ok("token", "sam")["token"]
+    body = "x" * 60000
+    n = 300
+
+    def sender():
+        c = Client(d.socket)
+        for i in range(n):
+            c.call("send", {"user": "sam", "type": "m", "body": body}, id=i)
+        c.close()
+
+    async def go():
+        async with websockets.connect(url(d, tok), max_size=None) as fast:
+            assert (await recv(fast))["type"] == "connected"
+            t = threading.Thread(target=sender)
+            t0 = time.monotonic()
+            t.start()
+            got = 0
+            try:
+                while got < n:
+                    f = await recv(fast, 20)
+                    if f["type"] == "notification":
+                        got += 1
+            finally:
+                t.join()
+            return time.monotonic() - t0
+    elapsed = run(go())
+    # The fast device got everything without waiting out the slow one's write
+    # timeout (2 s); under valgrind everything is slower, so only the drop counts.
+    assert WRAPPER or elapsed < 2, elapsed
+    d.wait_log("reason=queue_full", 10)
+    assert "notifyd_ws_dropped_slow_total 1" in requests.get(d.url + "/metrics").text
+    # The slow one is closed: at the latest when its next ping cannot be written
+    # (ws_ping + request_timeout). Reading now drains what it had, then the end.
+    slow.settimeout(20)
+    closed = False
+    try:
+        while slow.recv(65536):
+            pass
+        closed = True
+    except ConnectionResetError:
+        closed = True
+    except socket.timeout:
+        pass
+    slow.close()
+    assert closed, "the dropped client was never closed"
+
+
+def test_bad_client_frames_get_errors(wsd):
+    d = wsd
+    tok = d.ok("token", "fay")["token"]
+    d.ok("send", "--user", "fay", "--type", "m")
+
+    async def go():
+        async with websockets.connect(url(d, tok)) as ws:
+            assert (await recv(ws))["type"] == "connected"
+            for frame, code in (("not json", "malformed_frame"), ("[1]", "malformed_frame"),
+                                ('{"x":1}', "malformed_frame"), ('{"type":"launch"}', "unknown_type"),
+                                ('{"type":"mark_read"}', "invalid_field"),
+                                ('{"type":"mark_read","ids":[99999]}', "not_found"),
+                                (b"\x00\x01binary", "binary_frame")):
+                await ws.send(frame)
+                f = await recv(ws)
+                assert f["type"] == "error" and f["data"]["code"] == code, (frame, f)
+            await ws.send('{"type":"ping"}')
+            assert (await recv(ws))["type"] == "pong"
+    run(go())
+    assert d.count_log("client frame refused") == 7
+
+
+def test_disconnect_and_watch(wsd):
+    d = wsd
+    tok = d.ok("token", "dan")["token"]
+    watch = subprocess.Popen([NOTIFYCTL, "-s", d.socket, "--json", "watch", "--user", "dan"],
+                             stdout=subprocess.PIPE, text=True)
+    d.wait_log("watch started")
+    try:
+        async def go():
+            async with websockets.connect(url(d, tok)) as ws:
+                await recv(ws)
+                d.ok("send", "--user", "dan", "--type", "m", "--title", "w")
+                assert (await recv(ws))["type"] == "notification"
+                assert d.ok("disconnect", "dan", "--reason", "maintenance") == {"user": "dan", "closed": 1}
+                frames = await recv_until(ws, lambda f: f["type"] == "error")
+                assert frames[-1]["data"] == {"code": "disconnected", "message": "maintenance"}
+                with pytest.raises(websockets.exceptions.ConnectionClosed) as e:
+                    await recv(ws)
+                assert e.value.code == 4002
+        run(go())
+    finally:
+        watch.terminate()
+        out = watch.communicate(timeout=10)[0]
+    lines = [json.loads(l) for l in out.splitlines() if l.strip()]
+    assert lines[0]["type"] == "notification" and lines[0]["user"] == "dan"
+    assert lines[0]["data"]["title"] == "w"
