@@ -1,0 +1,239 @@
+"""WebSocket benchmark of notifyd: connections held, memory per connection,
+send-to-receive latency of topic sends and of single-user sends.
+
+    /usr/bin/python3 bench/ws.py [--conns 19000] [--topic 10000] [--rate 1000] [--secs 10]
+
+Starts a private notifyd (ws_max_connections raised for the run), holds
+--conns connections (some users with two devices) from several client
+processes, then: sends to a topic whose members hold --topic connections
+(5 times) and measures when each connection receives it; sends single-user
+notifications at --rate per second for --secs seconds and measures each.
+Prints a markdown report for bench/RESULTS.md.
+"""
+import argparse
+import http.client
+import json
+import os
+import random
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+NOTIFYD = os.path.join(ROOT, "bin", "notifyd")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Ctl:
+    """Pipelined control-protocol client."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.connect(path)
+        self.f = self.s.makefile("rb")
+        self.f.readline()
+
+    def many(self, reqs):
+        out = []
+        for i in range(0, len(reqs), 500):
+            chunk = reqs[i:i + 500]
+            self.s.sendall(b"".join(json.dumps({"id": j, "cmd": c, "args": a}).encode() + b"\n"
+                                    for j, (c, a) in enumerate(chunk)))
+            for _ in chunk:
+                r = json.loads(self.f.readline())
+                if not r["ok"]:
+                    raise RuntimeError(r)
+                out.append(r["result"])
+        return out
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p / 100))] if xs else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--conns", type=int, default=19000)
+    ap.add_argument("--topic", type=int, default=10000)
+    ap.add_argument("--rate", type=int, default=1000)
+    ap.add_argument("--secs", type=int, default=10)
+    ap.add_argument("--procs", type=int, default=4)
+    args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if args.conns + 200 > hard:
+        sys.exit("the open-file limit (%d) is below --conns + 200" % hard)
+
+    tmp = tempfile.mkdtemp(prefix="notifyd-wsbench.")
+    port = free_port()
+    sock = os.path.join(tmp, "ctl.sock")
+    with open(os.path.join(tmp, "n.conf"), "w") as f:
+        f.write("[server]\nlog_level = warn\n[store]\nsync = normal\n"
+                "[http]\nws_max_connections = %d\nws_per_user = 4\n" % (args.conns + 100))
+    t0 = time.monotonic()
+    d = subprocess.Popen([NOTIFYD, "--config", os.path.join(tmp, "n.conf"), "--data-dir",
+                          os.path.join(tmp, "data"), "--socket", sock, "--http",
+                          "127.0.0.1:%d" % port, "--smtp", "off"], stderr=subprocess.PIPE, text=True)
+    while True:
+        try:
+            ctl = Ctl(sock)
+            break
+        except OSError:
+            if d.poll() is not None:
+                sys.exit(d.stderr.read())
+            time.sleep(0.01)
+    start_s = time.monotonic() - t0
+    rss_idle = rss_kib(d.pid)
+    procs = []
+    try:
+        # Users: the first `twice` have two devices; everyone else one.
+        twice = min(2000, args.conns // 10)
+        nusers = args.conns - twice
+        users = ["u%d" % i for i in range(nusers)]
+        tokens = [r["token"] for r in ctl.many([("token", {"user": u, "ttl": "2h"}) for u in users])]
+        conns = [(users[i], tokens[i]) for i in range(nusers)] + \
+                [(users[i], tokens[i]) for i in range(twice)]
+        topic_users = users[twice:twice + args.topic]  # one connection each
+        ctl.many([("topic.add", {"topic": "everyone", "user": u}) for u in topic_users])
+        key = ctl.many([("key.create", {"name": "bench"})])[0]["key"]
+
+        random.shuffle(conns)
+        t1 = time.monotonic()
+        outputs = []
+        for i in range(args.procs):
+            p = subprocess.Popen([sys.executable, os.path.join(HERE, "ws_client.py")],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            p.stdin.write(json.dumps({"url": "ws://127.0.0.1:%d/ws" % port,
+                                      "conns": conns[i::args.procs]}) + "\n")
+            p.stdin.flush()
+            procs.append(p)
+            lines = []
+            outputs.append(lines)
+        for p in procs:
+            line = p.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError("client: %s" % line)
+        connect_s = time.monotonic() - t1
+        for p, lines in zip(procs, outputs):
+            threading.Thread(target=lambda p=p, l=lines: l.extend(p.stdout), daemon=True).start()
+        held = ctl.many([("connections", {})])[0]["total"]
+        rss_full = rss_kib(d.pid)
+
+        def post(c, body):
+            c.request("POST", "/api/v1/notifications", json.dumps(body),
+                      {"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+            r = c.getresponse()
+            data = r.read()
+            if r.status != 201:
+                raise RuntimeError(data)
+            return json.loads(data)
+
+        # Topic sends: 5, a second apart.
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        topic_ids = set()
+        for _ in range(5):
+            r = post(c, {"topic": "everyone", "type": "m", "title": "all",
+                         "data": {"sent_at": "%.6f" % time.time()}})
+            topic_ids |= {n["id"] for n in r["notifications"]}
+            time.sleep(1)
+
+        # Single-user sends at --rate per second from 4 threads.
+        single_ids = set()
+        lock = threading.Lock()
+        per = args.rate // 4
+
+        def sender(k):
+            cc = http.client.HTTPConnection("127.0.0.1", port)
+            rnd = random.Random(k)
+            t_start = time.monotonic()
+            for i in range(per * args.secs):
+                due = t_start + i / per
+                now = time.monotonic()
+                if due > now:
+                    time.sleep(due - now)
+                n = post(cc, {"user": rnd.choice(users), "type": "m",
+                              "data": {"sent_at": "%.6f" % time.time()}})
+                with lock:
+                    single_ids.add(n["id"])
+        ts = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+        t2 = time.monotonic()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        rate_s = time.monotonic() - t2
+        time.sleep(1)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+        d.terminate()
+        d.wait(60)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    topic_lat, single_lat = [], []
+    for lines in outputs:
+        for line in lines:
+            parts = line.split()
+            if len(parts) != 3:
+                continue
+            nid, ms = int(parts[1]), float(parts[2])
+            if nid in topic_ids:
+                topic_lat.append(ms)
+            elif nid in single_ids:
+                single_lat.append(ms)
+    twice_users = set(users[:twice])
+    single_expected = len(single_ids)  # at least one receipt each
+    print("Machine: %d cores, %s, Linux %s; open-file limit %d." % (
+        os.cpu_count(), open("/proc/cpuinfo").read().split("model name")[1].split(":")[1]
+        .split("\n")[0].strip(), os.uname().release, hard))
+    print("Command: `/usr/bin/python3 bench/ws.py --conns %d --topic %d --rate %d --secs %d "
+          "--procs %d` (store.sync=normal, log_level=warn; clients are %d Python processes "
+          "on the same 2 cores)." % (args.conns, args.topic, args.rate, args.secs, args.procs,
+                                     args.procs))
+    print()
+    print("| measure | value |")
+    print("|---|---|")
+    print("| notifyd start (ws_max_connections=%d, %d workers) | %.2f s |" % (
+        args.conns + 100, args.conns + 164, start_s))
+    print("| RSS idle after start | %.1f MiB |" % (rss_idle / 1024))
+    print("| connections held | %d (of %d; %d users, %d with two) |" % (held, args.conns, nusers, twice))
+    print("| time to open them | %.1f s |" % connect_s)
+    print("| RSS with them open | %.1f MiB |" % (rss_full / 1024))
+    print("| RSS per connection | %.1f KiB |" % ((rss_full - rss_idle) / max(held, 1)))
+    print("| topic send to %d connections: receipts | %d of %d |" % (args.topic, len(topic_lat), 5 * args.topic))
+    print("| topic send: latency min / p50 / p99 / max | %.1f / %.1f / %.1f / %.1f ms |" % (
+        min(topic_lat or [float("nan")]), pct(topic_lat, 50), pct(topic_lat, 99),
+        max(topic_lat or [float("nan")])))
+    print("| single-user sends: rate achieved | %.0f/s for %d s |" % (len(single_ids) / rate_s, args.secs))
+    print("| single-user sends: receipts | %d (for %d sends) |" % (len(single_lat), single_expected))
+    print("| single-user send to receive p50 / p99 | %.2f / %.2f ms |" % (
+        pct(single_lat, 50), pct(single_lat, 99)))
+    del twice_users
+
+
+if __name__ == "__main__":
+    main()
