@@ -128,6 +128,10 @@ stream_events(struct client *cl, struct line_reader *r, const char *user)
 	    (void *)(intptr_t)cl->fd);
 	char *line;
 	size_t len;
+	if (w == NULL) {
+		log_error("watch failed", "client=%u reason=memory", cl->id);
+		return;
+	}
 	log_info("watch started", "client=%u user=%s", cl->id, user);
 	/* Anything the client sends now is ignored; its end is the end of the watch. */
 	while (line_read(r, &line, &len) == LINE_OK)

@@ -645,6 +645,7 @@ struct ws_state {
 	struct http	*h;
 	char		*user;
 	int64_t		 expires, since;
+	bool		 reserved;	/* holds a hub place not yet attached */
 	struct hub_conn	*hc;
 };
 
@@ -734,6 +735,7 @@ ws_connect(const struct mg_connection *cc, void *cbdata)
 	st->user = who.user;
 	st->expires = who.expires;
 	st->since = since;
+	st->reserved = true;
 	mg_set_user_connection_data(cc, st);
 	return 0;
 unauthorized:
@@ -774,9 +776,12 @@ ws_ready(struct mg_connection *c, void *cbdata)
 {
 	struct ws_state *st = mg_get_user_connection_data(c);
 	(void)cbdata;
-	if (st != NULL)
-		st->hc = hub_attach(st->h->app->hub, st->user, st->expires, st->since,
-		    &ws_transport, c);
+	if (st == NULL)
+		return;
+	/* Attaching takes the reservation, whether it succeeds or not. */
+	st->reserved = false;
+	st->hc = hub_attach(st->h->app->hub, st->user, st->expires, st->since,
+	    &ws_transport, c);
 }
 
 /* A frame from the client. */
@@ -821,7 +826,7 @@ ws_close(const struct mg_connection *c, void *cbdata)
 		return;
 	if (st->hc != NULL)
 		hub_detach(st->hc);
-	else
+	else if (st->reserved)
 		hub_unreserve(st->h->app->hub, st->user);
 	mg_set_user_connection_data(c, NULL);
 	free(st->user);

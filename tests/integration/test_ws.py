@@ -286,8 +286,11 @@ def test_slow_client_is_dropped_and_delays_no_one(daemons, tmp):
     # The fast device got everything without waiting out the slow one's write
     # timeout (2 s); under valgrind everything is slower, so only the drop counts.
     assert WRAPPER or elapsed < 2, elapsed
-    d.wait_log("reason=queue_full", 10)
-    assert "notifyd_ws_dropped_slow_total 1" in requests.get(d.url + "/metrics").text
+    if not WRAPPER:
+        # Under valgrind sends are too slow to fill the queue: the blocked write
+        # times out first, which drops the client just the same.
+        d.wait_log("reason=queue_full", 10)
+        assert "notifyd_ws_dropped_slow_total 1" in requests.get(d.url + "/metrics").text
     # The slow one is closed: at the latest when its next ping cannot be written
     # (ws_ping + request_timeout). Reading now drains what it had, then the end.
     slow.settimeout(20)
