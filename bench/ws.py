@@ -115,7 +115,14 @@ def main():
         tokens = [r["token"] for r in ctl.many([("token", {"user": u, "ttl": "2h"}) for u in users])]
         conns = [(users[i], tokens[i]) for i in range(nusers)] + \
                 [(users[i], tokens[i]) for i in range(twice)]
-        topic_users = users[twice:twice + args.topic]  # one connection each
+        # Topic members holding exactly --topic connections: one-device users
+        # first, then two-device ones.
+        topic_users, held_by = [], 0
+        for i in list(range(twice, nusers)) + list(range(twice)):
+            if held_by >= args.topic:
+                break
+            topic_users.append(users[i])
+            held_by += 2 if i < twice else 1
         ctl.many([("topic.add", {"topic": "everyone", "user": u}) for u in topic_users])
         key = ctl.many([("key.create", {"name": "bench"})])[0]["key"]
 
@@ -194,17 +201,18 @@ def main():
         d.wait(60)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    topic_lat, single_lat = [], []
+    topic_lat, single_lat, single_srv = [], [], []
     for lines in outputs:
         for line in lines:
             parts = line.split()
-            if len(parts) != 3:
+            if len(parts) != 4:
                 continue
-            nid, ms = int(parts[1]), float(parts[2])
+            nid, ms, srv = int(parts[1]), float(parts[2]), float(parts[3])
             if nid in topic_ids:
                 topic_lat.append(ms)
             elif nid in single_ids:
                 single_lat.append(ms)
+                single_srv.append(srv)
     twice_users = set(users[:twice])
     single_expected = len(single_ids)  # at least one receipt each
     print("Machine: %d cores, %s, Linux %s; open-file limit %d." % (
@@ -224,14 +232,16 @@ def main():
     print("| time to open them | %.1f s |" % connect_s)
     print("| RSS with them open | %.1f MiB |" % (rss_full / 1024))
     print("| RSS per connection | %.1f KiB |" % ((rss_full - rss_idle) / max(held, 1)))
-    print("| topic send to %d connections: receipts | %d of %d |" % (args.topic, len(topic_lat), 5 * args.topic))
-    print("| topic send: latency min / p50 / p99 / max | %.1f / %.1f / %.1f / %.1f ms |" % (
+    print("| topic send to %d connections: receipts | %d of %d |" % (held_by, len(topic_lat), 5 * held_by))
+    print("| topic send: send to receive, min / p50 / p99 / max | %.1f / %.1f / %.1f / %.1f ms |" % (
         min(topic_lat or [float("nan")]), pct(topic_lat, 50), pct(topic_lat, 99),
         max(topic_lat or [float("nan")])))
     print("| single-user sends: rate achieved | %.0f/s for %d s |" % (len(single_ids) / rate_s, args.secs))
     print("| single-user sends: receipts | %d (for %d sends) |" % (len(single_lat), single_expected))
     print("| single-user send to receive p50 / p99 | %.2f / %.2f ms |" % (
         pct(single_lat, 50), pct(single_lat, 99)))
+    print("| single-user stored (created_at, ms clock) to receive p50 / p99 | %.2f / %.2f ms |" % (
+        pct(single_srv, 50), pct(single_srv, 99)))
     del twice_users
 
 

@@ -254,7 +254,7 @@ def raw_ws_client(port, token, rcvbuf=4096):
 
 
 def test_slow_client_is_dropped_and_delays_no_one(daemons, tmp):
-    d = daemons(http=True, args=config(tmp, "[http]\nws_queue = 64\nrequest_timeout = 2s\n"
+    d = daemons(http=True, args=config(tmp, "[http]\nws_queue = 64\nrequest_timeout = 8s\n"
                                             "ws_ping = 2s\n")).start()
     slow = raw_ws_client(d.port, d.ok("token", "sam")["token"])
     tok = d.ok("token", "sam")["token"]
@@ -284,8 +284,8 @@ def test_slow_client_is_dropped_and_delays_no_one(daemons, tmp):
             return time.monotonic() - t0
     elapsed = run(go())
     # The fast device got everything without waiting out the slow one's write
-    # timeout (2 s); under valgrind everything is slower, so only the drop counts.
-    assert WRAPPER or elapsed < 2, elapsed
+    # timeout (8 s); under valgrind everything is slower, so only the drop counts.
+    assert WRAPPER or elapsed < 6, elapsed
     if not WRAPPER:
         # Under valgrind sends are too slow to fill the queue: the blocked write
         # times out first, which drops the client just the same.
@@ -293,7 +293,7 @@ def test_slow_client_is_dropped_and_delays_no_one(daemons, tmp):
         assert "notifyd_ws_dropped_slow_total 1" in requests.get(d.url + "/metrics").text
     # The slow one is closed: at the latest when its next ping cannot be written
     # (ws_ping + request_timeout). Reading now drains what it had, then the end.
-    slow.settimeout(20)
+    slow.settimeout(30)
     closed = False
     try:
         while slow.recv(65536):
