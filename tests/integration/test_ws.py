@@ -354,3 +354,19 @@ def test_disconnect_and_watch(wsd):
     lines = [json.loads(l) for l in out.splitlines() if l.strip()]
     assert lines[0]["type"] == "notification" and lines[0]["user"] == "dan"
     assert lines[0]["data"]["title"] == "w"
+
+
+def test_client_that_stops_answering_pings_is_dropped(daemons, tmp):
+    d = daemons(http=True, args=config(tmp, "[http]\nws_ping = 1s\n")).start()
+    s = raw_ws_client(d.port, d.ok("token", "quiet")["token"], rcvbuf=65536)
+    s.settimeout(20)
+    t0, pings, data = time.monotonic(), 0, b""
+    while True:  # read everything, answer nothing
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        pings += chunk.count(b"\x89\x00")
+    s.close()
+    assert pings >= 1, "no protocol pings were sent"
+    assert time.monotonic() - t0 < 15
+    assert d.ok("presence", "quiet")["connections"] == 0
