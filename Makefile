@@ -14,7 +14,7 @@ MANDIR    ?= $(PREFIX)/share/man
 DESTDIR   ?=
 
 CC        ?= cc
-PKGS      := sqlite3 jansson inih libjwt openssl
+PKGS      := sqlite3 jansson inih libjwt openssl gmime-3.0
 CFLAGS    ?= -O2 -g
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARNINGS) $(CFLAGS) \

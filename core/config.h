@@ -31,6 +31,14 @@ struct config {
 	int64_t	 http_rate_limit;	/* requests/s per client; 0: off */
 	char	*auth_jwt_secret;
 	char	*smtp_listen;
+	int64_t	 smtp_max_size;		/* bytes */
+	int64_t	 smtp_max_recipients;
+	int64_t	 smtp_max_sessions;
+	int64_t	 smtp_idle_timeout;	/* ms */
+	char	*smtp_auth;
+	char	*smtp_hostname;
+	int64_t	 mail_max;
+	int64_t	 mail_max_age;		/* ms; 0: no limit */
 	char	*control_socket;
 	int64_t	 control_max_clients;
 	char	*store_sync;

@@ -39,6 +39,9 @@ events_name(enum event_type type)
 		[EVENT_ARCHIVED] = "archived",
 		[EVENT_UNARCHIVED] = "unarchived",
 		[EVENT_DELETED] = "deleted",
+		[EVENT_MAIL] = "mail",
+		[EVENT_MAIL_DELETED] = "mail_deleted",
+		[EVENT_MAIL_TRUNCATED] = "mail_truncated",
 	};
 	return type < EVENT__COUNT ? names[type] : "?";
 }

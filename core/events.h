@@ -16,6 +16,9 @@ enum event_type {
 	EVENT_ARCHIVED,		/* data: {"ids":[...],"unread_count":N} */
 	EVENT_UNARCHIVED,	/* data: {"ids":[...],"unread_count":N} */
 	EVENT_DELETED,		/* data: {"id":ID,"unread_count":N} */
+	EVENT_MAIL,		/* user "": data: the mail summary */
+	EVENT_MAIL_DELETED,	/* user "": data: {"IDs":[...]} */
+	EVENT_MAIL_TRUNCATED,	/* user "": data: {} (every message deleted) */
 	EVENT__COUNT
 };
 

@@ -27,6 +27,7 @@
 #include "config.h"
 #include "hub.h"
 #include "log.h"
+#include "mime.h"
 #include "metrics.h"
 #include "ops.h"
 #include "store.h"
@@ -35,10 +36,11 @@
 /* Route flags. */
 #define R_BODY		0x01	/* a JSON object body is merged into the arguments */
 #define R_PUBLIC	0x02	/* no credentials needed */
+#define R_LOOPBACK	0x04	/* no credentials needed from loopback, as Mailpit */
 
 struct http;
-typedef void (*raw_fn)(struct http *h, struct mg_connection *c, const char *const *hdr,
-    int *status);
+typedef void (*raw_fn)(struct http *h, struct mg_connection *c, json_t *args,
+    const char *const *hdr, int *status);
 
 struct route {
 	const char	*method;
@@ -47,37 +49,55 @@ struct route {
 	const char	*fixed;		/* JSON object of fixed arguments, or NULL */
 	int		 flags;
 	raw_fn		 raw;
+	const char	*rename;	/* body keys to argument names: "IDs=ids,Read=read" */
 };
 
-static void healthz(struct http *, struct mg_connection *, const char *const *, int *);
-static void ws_plain(struct http *, struct mg_connection *, const char *const *, int *);
-static void metrics_page(struct http *, struct mg_connection *, const char *const *, int *);
+#define RAW(f) static void f(struct http *, struct mg_connection *, json_t *, \
+	const char *const *, int *)
+RAW(healthz);
+RAW(ws_plain);
+RAW(metrics_page);
+RAW(mail_raw);
+RAW(mail_part);
+RAW(mail_view);
+#undef RAW
 
 #define N "/api/v1/users/{user}/notifications"
 static const struct route routes[] = {
-	{"POST", "/api/v1/notifications", "send", NULL, R_BODY, NULL},
-	{"GET", N, "list", NULL, 0, NULL},
-	{"POST", N "/read", "read", NULL, R_BODY, NULL},
-	{"POST", N "/read_all", "read", "{\"all\":true}", 0, NULL},
-	{"GET", N "/{id}", "show", NULL, 0, NULL},
-	{"DELETE", N "/{id}", "delete", NULL, 0, NULL},
-	{"POST", N "/{ids}/read", "read", NULL, 0, NULL},
-	{"POST", N "/{ids}/unread", "unread", NULL, 0, NULL},
-	{"POST", N "/{ids}/archive", "archive", NULL, 0, NULL},
-	{"POST", N "/{ids}/unarchive", "unarchive", NULL, 0, NULL},
-	{"GET", "/api/v1/users/{user}/unread_count", "count", NULL, 0, NULL},
-	{"GET", "/api/v1/users/{user}", "user.show", NULL, 0, NULL},
-	{"PUT", "/api/v1/users/{user}", "user.set", NULL, R_BODY, NULL},
-	{"GET", "/api/v1/topics/{topic}", "topic.show", NULL, 0, NULL},
-	{"PUT", "/api/v1/topics/{topic}/members/{user}", "topic.add", NULL, 0, NULL},
-	{"DELETE", "/api/v1/topics/{topic}/members/{user}", "topic.rm", NULL, 0, NULL},
-	{"GET", "/api/v1/keys", "key.list", NULL, 0, NULL},
-	{"POST", "/api/v1/keys", "key.create", NULL, R_BODY, NULL},
-	{"DELETE", "/api/v1/keys/{key}", "key.revoke", NULL, 0, NULL},
-	{"POST", "/api/v1/tokens", "token", NULL, R_BODY, NULL},
-	{"GET", "/healthz", NULL, NULL, R_PUBLIC, healthz},
-	{"GET", "/ws", NULL, NULL, R_PUBLIC, ws_plain},
-	{"GET", "/metrics", NULL, NULL, R_PUBLIC, metrics_page},
+	{"POST", "/api/v1/notifications", "send", NULL, R_BODY, NULL, NULL},
+	{"GET", N, "list", NULL, 0, NULL, NULL},
+	{"POST", N "/read", "read", NULL, R_BODY, NULL, NULL},
+	{"POST", N "/read_all", "read", "{\"all\":true}", 0, NULL, NULL},
+	{"GET", N "/{id}", "show", NULL, 0, NULL, NULL},
+	{"DELETE", N "/{id}", "delete", NULL, 0, NULL, NULL},
+	{"POST", N "/{ids}/read", "read", NULL, 0, NULL, NULL},
+	{"POST", N "/{ids}/unread", "unread", NULL, 0, NULL, NULL},
+	{"POST", N "/{ids}/archive", "archive", NULL, 0, NULL, NULL},
+	{"POST", N "/{ids}/unarchive", "unarchive", NULL, 0, NULL, NULL},
+	{"GET", "/api/v1/users/{user}/unread_count", "count", NULL, 0, NULL, NULL},
+	{"GET", "/api/v1/users/{user}", "user.show", NULL, 0, NULL, NULL},
+	{"PUT", "/api/v1/users/{user}", "user.set", NULL, R_BODY, NULL, NULL},
+	{"GET", "/api/v1/topics/{topic}", "topic.show", NULL, 0, NULL, NULL},
+	{"PUT", "/api/v1/topics/{topic}/members/{user}", "topic.add", NULL, 0, NULL, NULL},
+	{"DELETE", "/api/v1/topics/{topic}/members/{user}", "topic.rm", NULL, 0, NULL, NULL},
+	{"GET", "/api/v1/keys", "key.list", NULL, 0, NULL, NULL},
+	{"POST", "/api/v1/keys", "key.create", NULL, R_BODY, NULL, NULL},
+	{"DELETE", "/api/v1/keys/{key}", "key.revoke", NULL, 0, NULL, NULL},
+	{"POST", "/api/v1/tokens", "token", NULL, R_BODY, NULL, NULL},
+	{"GET", "/healthz", NULL, NULL, R_PUBLIC, healthz, NULL},
+	{"GET", "/ws", NULL, NULL, R_PUBLIC, ws_plain, NULL},
+	{"GET", "/metrics", NULL, NULL, R_PUBLIC, metrics_page, NULL},
+	/* The mailbox, on Mailpit's paths. */
+	{"GET", "/api/v1/messages", "mail.list", NULL, R_LOOPBACK, NULL, NULL},
+	{"PUT", "/api/v1/messages", "mail.read", NULL, R_LOOPBACK | R_BODY, NULL, "IDs=ids,Read=read"},
+	{"DELETE", "/api/v1/messages", "mail.clear", NULL, R_LOOPBACK | R_BODY, NULL, "IDs=ids"},
+	{"GET", "/api/v1/search", "mail.list", NULL, R_LOOPBACK, NULL, NULL},
+	{"DELETE", "/api/v1/search", "mail.clear", NULL, R_LOOPBACK, NULL, NULL},
+	{"GET", "/api/v1/message/{id}", "mail.show", NULL, R_LOOPBACK, NULL, NULL},
+	{"GET", "/api/v1/message/{id}/headers", "mail.show", "{\"headers\":true}", R_LOOPBACK, NULL, NULL},
+	{"GET", "/api/v1/message/{id}/raw", NULL, NULL, R_LOOPBACK, mail_raw, NULL},
+	{"GET", "/api/v1/message/{id}/part/{part}", NULL, NULL, R_LOOPBACK, mail_part, NULL},
+	{"GET", "/view/{file}", NULL, NULL, R_LOOPBACK, mail_view, NULL},
 };
 #undef N
 #define NROUTES ((int)(sizeof routes / sizeof routes[0]))
@@ -192,8 +212,10 @@ respond_json(struct mg_connection *c, int status, json_t *body, const char *cons
 }
 
 static void
-healthz(struct http *h, struct mg_connection *c, const char *const *hdr, int *status)
+healthz(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
+    int *status)
 {
+	(void)args;
 	if (store_ping(h->app->store) > 0) {
 		*status = 200;
 		respond(c, 200, "application/json", "{\"status\":\"ok\"}", 15, hdr);
@@ -206,8 +228,10 @@ healthz(struct http *h, struct mg_connection *c, const char *const *hdr, int *st
 }
 
 static void
-metrics_page(struct http *h, struct mg_connection *c, const char *const *hdr, int *status)
+metrics_page(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
+    int *status)
 {
+	(void)args;
 	struct buf b;
 	int64_t commits, writes;
 	buf_init(&b);
@@ -479,6 +503,127 @@ parse_body(struct mg_connection *c, const char *body, size_t len, struct op_erro
 	return j;
 }
 
+/* Rename body keys by "From=to,From2=to2" (Mailpit's IDs, Read onto ids, read). */
+static void
+rename_keys(json_t *body, const char *map)
+{
+	char from[32], to[32];
+	for (const char *p = map; *p;) {
+		size_t eq = strcspn(p, "="), end = strcspn(p, ",");
+		snprintf(from, sizeof from, "%.*s", (int)eq, p);
+		snprintf(to, sizeof to, "%.*s", (int)(end - eq - 1), p + eq + 1);
+		json_t *v = json_object_get(body, from);
+		if (v != NULL) {
+			json_object_set(body, to, v);
+			json_object_del(body, from);
+		}
+		p += end + (p[end] == ',');
+	}
+}
+
+/* The stored message args.id names, or a 404 sent; NULL then. */
+static bool
+mail_of(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
+    int *status, struct mail_got *m)
+{
+	struct op_error e;
+	int rc = store_mail_get(h->app->store, json_string_value(json_object_get(args, "id")), m);
+	if (rc > 0)
+		return true;
+	if (rc == 0)
+		op_error_set(&e, 404, "not_found", "no such message");
+	else
+		op_error_set(&e, 500, "internal", "the message could not be read");
+	*status = e.status;
+	respond_error(c, &e, hdr);
+	return false;
+}
+
+/* GET /api/v1/message/{id}/raw: the message exactly as received. */
+static void
+mail_raw(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
+    int *status)
+{
+	struct mail_got m = {0};
+	if (!mail_of(h, c, args, hdr, status, &m))
+		return;
+	*status = 200;
+	respond(c, 200, "text/plain; charset=utf-8", m.raw, m.len, hdr);
+	json_decref(m.summary);
+	free(m.raw);
+}
+
+/* GET /api/v1/message/{id}/part/{part}: one part, decoded. */
+static void
+mail_part(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
+    int *status)
+{
+	struct mail_got m = {0};
+	char *type = NULL, *name = NULL, disp[300];
+	size_t len = 0;
+	if (!mail_of(h, c, args, hdr, status, &m))
+		return;
+	char *data = mime_part(m.raw, m.len, json_string_value(json_object_get(args, "part")),
+	    &len, &type, &name);
+	if (data == NULL) {
+		struct op_error e;
+		op_error_set(&e, 404, "not_found", "no such part");
+		*status = 404;
+		respond_error(c, &e, hdr);
+	} else {
+		const char *extra[12];
+		int n = 0;
+		for (; hdr != NULL && hdr[n] != NULL && n < 8; n++)
+			extra[n] = hdr[n];
+		snprintf(disp, sizeof disp, "inline; filename=\"%s\"", name ? name : "part");
+		for (char *p = disp + 17; *p; p++)
+			if (*p == '"' || *p < ' ')
+				*p = '_';
+		disp[strlen(disp) - 1] = '"';
+		extra[n++] = "Content-Disposition";
+		extra[n++] = disp;
+		extra[n] = NULL;
+		*status = 200;
+		respond(c, 200, type, data, len, extra);
+	}
+	free(data);
+	free(type);
+	free(name);
+	json_decref(m.summary);
+	free(m.raw);
+}
+
+/* GET /view/{id}.html or .txt: the body alone, for a browser. */
+static void
+mail_view(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
+    int *status)
+{
+	const char *file = json_string_value(json_object_get(args, "file"));
+	size_t fl = strlen(file);
+	bool html = fl > 5 && strcmp(file + fl - 5, ".html") == 0;
+	bool text = fl > 4 && strcmp(file + fl - 4, ".txt") == 0;
+	struct mail_got m = {0};
+	if (!html && !text) {
+		struct op_error e;
+		op_error_set(&e, 404, "not_found", "ask for /view/ID.html or /view/ID.txt");
+		*status = 404;
+		respond_error(c, &e, hdr);
+		return;
+	}
+	json_t *a = json_pack("{s:s%}", "id", file, fl - (html ? 5 : 4));
+	if (mail_of(h, c, a, hdr, status, &m)) {
+		json_t *full = mime_message(m.raw, m.len, m.summary);
+		const char *body = json_string_value(json_object_get(full, html ? "HTML" : "Text"));
+		*status = 200;
+		respond(c, 200, html ? "text/html; charset=utf-8" : "text/plain; charset=utf-8",
+		    body ? body : "", body ? strlen(body) : 0, hdr);
+		json_decref(full);
+		json_decref(m.summary);
+		free(m.raw);
+	}
+	json_decref(a);
+}
+
 /* CORS headers for an allowed origin, appended to hdr (name, value pairs). */
 static int
 cors_headers(const struct http *h, const char *origin, const char **hdr, int n)
@@ -552,8 +697,8 @@ handle(struct mg_connection *c, void *cbdata)
 		op_error_set(&ctx.err, 404, "not_found", "%s", "no such route");
 		goto fail;
 	}
-	if (routes[route].raw != NULL) {
-		routes[route].raw(h, c, hdr, &status);
+	if (routes[route].raw != NULL && (routes[route].flags & R_PUBLIC)) {
+		routes[route].raw(h, c, args, hdr, &status);
 		goto done;
 	}
 
@@ -567,7 +712,10 @@ handle(struct mg_connection *c, void *cbdata)
 		op_error_set(&ctx.err, 429, "rate_limited", "%s", "too many requests; slow down");
 		goto fail;
 	}
+	bool loopback = strncmp(ri->remote_addr, "127.", 4) == 0 ||
+	    strcmp(ri->remote_addr, "::1") == 0;
 	if (!(routes[route].flags & R_PUBLIC) &&
+	    !((routes[route].flags & R_LOOPBACK) && loopback && authz == NULL) &&
 	    auth_check(h->app->auth, h->app->store, authz, now, &who, &ctx.err) != 0) {
 		metrics_add(C_AUTH_FAILURES, 1);
 		if (ctx.err.status == 401) {
@@ -577,6 +725,14 @@ handle(struct mg_connection *c, void *cbdata)
 		goto fail;
 	}
 	ctx.as_user = who.user;
+	if (routes[route].raw != NULL) {
+		if (who.user != NULL) {
+			op_error_set(&ctx.err, 403, "forbidden", "the mailbox needs an API key");
+			goto fail;
+		}
+		routes[route].raw(h, c, args, hdr, &status);
+		goto done;
+	}
 
 	size_t len = 0;
 	if ((raw = read_body(c, h->app->cfg->http_max_body, &len, &ctx.err)) == NULL)
@@ -600,6 +756,8 @@ handle(struct mg_connection *c, void *cbdata)
 			goto fail;
 		}
 	}
+	if (routes[route].rename != NULL && body != NULL)
+		rename_keys(body, routes[route].rename);
 	json_object_update(args, body);
 	json_object_update(args, h->fixed[route]);
 	result = op_call(&ctx, op, args);
@@ -631,10 +789,12 @@ done:
 
 /* GET /ws without an upgrade. */
 static void
-ws_plain(struct http *h, struct mg_connection *c, const char *const *hdr, int *status)
+ws_plain(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
+    int *status)
 {
 	struct op_error e;
 	(void)h;
+	(void)args;
 	op_error_set(&e, 426, "upgrade_required", "/ws is a WebSocket: send Upgrade: websocket");
 	*status = 426;
 	respond_error(c, &e, hdr);

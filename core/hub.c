@@ -249,7 +249,9 @@ on_event(const struct event *ev, void *arg)
 
 	/* Build outside the lock; each frame once, however many clients get it. */
 	json_t *own = NULL;
-	if (ev->type == EVENT_NOTIFICATION) {
+	if (ev->type >= EVENT_MAIL) {
+		/* Mailbox events have no user: watchers get them as they are. */
+	} else if (ev->type == EVENT_NOTIFICATION) {
 		nid = json_integer_value(json_object_get(data, "id"));
 	} else if (ev->type == EVENT_READ_ALL) {
 		own = json_pack("{s:O}", "up_to", json_object_get(data, "up_to"));

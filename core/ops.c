@@ -32,6 +32,11 @@ const struct op *const op_table[] = {
 	&op_connections,
 	&op_disconnect,
 	&op_watch,
+	&op_mail_list,
+	&op_mail_show,
+	&op_mail_read,
+	&op_mail_clear,
+	&op_mail_wait,
 	NULL,
 };
 

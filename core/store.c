@@ -64,6 +64,18 @@ enum stmt_id {
 	S_KEY_TOUCH,
 	S_KEY_LIST,
 	S_KEY_REVOKE,
+	S_MAIL_INSERT,
+	S_MAIL_COUNTS,
+	S_MAIL_PAGE,
+	S_MAIL_GET,
+	S_MAIL_LATEST,
+	S_MAIL_SET_READ,
+	S_MAIL_SET_READ_ALL,
+	S_MAIL_DELETE,
+	S_MAIL_DELETE_ALL,
+	S_MAIL_PRUNE,
+	S_MAIL_AFTER,
+	S_MAIL_SCAN,
 	S__COUNT
 };
 
@@ -135,6 +147,26 @@ static const char *const stmt_sql[S__COUNT] = {
 	    "FROM api_keys ORDER BY id",
 	[S_KEY_REVOKE] = "UPDATE api_keys SET revoked_at = ?3 WHERE revoked_at IS NULL "
 	    "AND CASE WHEN ?2 IS NULL THEN id = ?1 ELSE name = ?2 END",
+	[S_MAIL_INSERT] = "INSERT INTO mail (uid, received_at, mail_from, rcpt_to, size, "
+	    "summary, search, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[S_MAIL_COUNTS] = "SELECT count(*), count(*) FILTER (WHERE read = 0) FROM mail",
+	[S_MAIL_PAGE] = "SELECT uid, received_at, size, read, summary FROM mail "
+	    "WHERE (?3 IS NULL OR search LIKE ?3 ESCAPE '\\') "
+	    "ORDER BY id DESC LIMIT ?2 OFFSET ?1",
+	[S_MAIL_GET] = "SELECT uid, received_at, size, read, summary, raw, mail_from, rcpt_to, id "
+	    "FROM mail WHERE uid = ?1",
+	[S_MAIL_LATEST] = "SELECT uid, received_at, size, read, summary, raw, mail_from, rcpt_to, id "
+	    "FROM mail ORDER BY id DESC LIMIT 1",
+	[S_MAIL_SET_READ] = "UPDATE mail SET read = ?2 WHERE uid = ?1",
+	[S_MAIL_SET_READ_ALL] = "UPDATE mail SET read = ?1",
+	[S_MAIL_DELETE] = "DELETE FROM mail WHERE uid = ?1",
+	[S_MAIL_DELETE_ALL] = "DELETE FROM mail",
+	[S_MAIL_PRUNE] = "DELETE FROM mail WHERE id <= (SELECT id FROM mail ORDER BY id DESC "
+	    "LIMIT 1 OFFSET ?1) OR received_at < ?2",
+	[S_MAIL_SCAN] = "SELECT uid, received_at, size, read, summary, search, id FROM mail "
+	    "WHERE id > ?1 ORDER BY id DESC",
+	[S_MAIL_AFTER] = "SELECT uid, received_at, size, read, summary, id FROM mail WHERE id > ?1 "
+	    "AND (?2 IS NULL OR search LIKE ?2 ESCAPE '\\') ORDER BY id LIMIT 1",
 };
 
 /* One SQLite connection and its statements; used by one thread at a time. */
@@ -1461,5 +1493,238 @@ store_key_revoke(struct store *st, int64_t id, const char *name, int64_t now)
 	memset(st->keys, 0, sizeof st->keys);
 	st->key_gen++;
 	pthread_mutex_unlock(&st->klock);
+	return rc;
+}
+
+/* A mail summary object: the parsed summary plus ID, Read, Created, Size. */
+static json_t *
+row_mail_summary(sqlite3_stmt *s)
+{
+	const unsigned char *sum = sqlite3_column_text(s, 4);
+	json_t *o = sum ? json_loads((const char *)sum, 0, NULL) : NULL;
+	char ts[40];
+	if (o == NULL)
+		o = json_object();
+	time_format_rfc3339(ts, sizeof ts, sqlite3_column_int64(s, 1));
+	json_object_set_new(o, "ID", text_json(s, 0));
+	json_object_set_new(o, "Read", json_boolean(sqlite3_column_int(s, 3)));
+	json_object_set_new(o, "Created", json_string(ts));
+	json_object_set_new(o, "Size", json_integer(sqlite3_column_int64(s, 2)));
+	return o;
+}
+
+struct mail_put {
+	const struct mail_new	*m;
+	json_t			*summary;	/* out: the stored summary object */
+};
+
+static int
+mail_insert_w(struct conn *c, void *arg)
+{
+	struct mail_put *p = arg;
+	const struct mail_new *m = p->m;
+	sqlite3_stmt *s = stmt(c, S_MAIL_INSERT);
+	bind_text(s, 1, m->uid);
+	sqlite3_bind_int64(s, 2, m->received_at);
+	bind_text(s, 3, m->from);
+	bind_text(s, 4, m->rcpt_json);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)m->len);
+	bind_text(s, 6, m->summary_json);
+	bind_text(s, 7, m->search);
+	sqlite3_bind_blob64(s, 8, m->raw, m->len, SQLITE_STATIC);
+	if (step_done(c, s, "mail_insert") != 0)
+		return -1;
+	/* Retention: keep the newest max, none older than max_age. */
+	if (m->keep > 0 || m->older_than > 0) {
+		s = stmt(c, S_MAIL_PRUNE);
+		sqlite3_bind_int64(s, 1, m->keep > 0 ? m->keep : INT64_MAX);
+		sqlite3_bind_int64(s, 2, m->older_than);
+		if (step_done(c, s, "mail_prune") != 0)
+			return -1;
+	}
+	return 1;
+}
+
+static void
+mail_insert_publish(void *arg)
+{
+	struct mail_put *p = arg;
+	char ts[40];
+	json_t *o = json_loads(p->m->summary_json, 0, NULL);
+	if (o == NULL)
+		o = json_object();
+	time_format_rfc3339(ts, sizeof ts, p->m->received_at);
+	json_object_set_new(o, "ID", json_string(p->m->uid));
+	json_object_set_new(o, "Read", json_false());
+	json_object_set_new(o, "Created", json_string(ts));
+	json_object_set_new(o, "Size", json_integer((json_int_t)p->m->len));
+	p->summary = o;
+	events_emit(EVENT_MAIL, "", o);
+}
+
+int
+store_mail_insert(struct store *st, const struct mail_new *m, json_t **summary)
+{
+	struct mail_put p = {m, NULL};
+	int rc = store_write_pub(st, mail_insert_w, mail_insert_publish, &p);
+	if (rc > 0 && summary != NULL)
+		*summary = p.summary;
+	else
+		json_decref(p.summary);
+	return rc;
+}
+
+int
+store_mail_list(struct store *st, int64_t start, int64_t limit, const char *like, json_t **out)
+{
+	json_t *list = json_array();
+	int64_t total = 0, unread = 0;
+	struct conn *c = reader_get(st);
+	int rc = sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 1 : fail(c, "begin");
+	sqlite3_stmt *s = stmt(c, S_MAIL_COUNTS);
+	if (rc > 0 && sqlite3_step(s) == SQLITE_ROW) {
+		total = sqlite3_column_int64(s, 0);
+		unread = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	s = stmt(c, S_MAIL_PAGE);
+	sqlite3_bind_int64(s, 1, start);
+	sqlite3_bind_int64(s, 2, limit);
+	bind_text(s, 3, like);
+	int r;
+	while (rc > 0 && (r = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, row_mail_summary(s));
+	sqlite3_reset(s);
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+	reader_put(c);
+	if (rc <= 0) {
+		json_decref(list);
+		return rc;
+	}
+	*out = json_pack("{s:I, s:I, s:I, s:o}", "total", (json_int_t)total, "unread",
+	    (json_int_t)unread, "start", (json_int_t)start, "messages", list);
+	return 1;
+}
+
+int
+store_mail_get(struct store *st, const char *uid, struct mail_got *m)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = strcmp(uid, "latest") == 0 ? stmt(c, S_MAIL_LATEST) : stmt(c, S_MAIL_GET);
+	if (strcmp(uid, "latest") != 0)
+		bind_text(s, 1, uid);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		size_t len = (size_t)sqlite3_column_bytes(s, 5);
+		m->summary = row_mail_summary(s);
+		m->raw = malloc(len + 1);
+		if (m->raw != NULL) {
+			memcpy(m->raw, sqlite3_column_blob(s, 5), len);
+			m->raw[len] = '\0';
+		}
+		m->len = len;
+		m->seq = sqlite3_column_int64(s, 8);
+		rc = m->raw ? 1 : -1;
+	} else {
+		rc = rc == SQLITE_DONE ? 0 : fail(c, "mail_get");
+	}
+	sqlite3_reset(s);
+	reader_put(c);
+	return rc;
+}
+
+int
+store_mail_next(struct store *st, int64_t after_seq, const char *like, json_t **summary,
+    int64_t *seq)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_MAIL_AFTER);
+	sqlite3_bind_int64(s, 1, after_seq);
+	bind_text(s, 2, like);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*summary = row_mail_summary(s);
+		*seq = sqlite3_column_int64(s, 5);
+		rc = 1;
+	} else {
+		rc = rc == SQLITE_DONE ? 0 : fail(c, "mail_next");
+	}
+	sqlite3_reset(s);
+	reader_put(c);
+	return rc;
+}
+
+struct mail_change {
+	json_t		*uids;		/* NULL: all */
+	int		 read;		/* -1: delete */
+	int64_t		 changed;
+};
+
+static int
+mail_change_w(struct conn *c, void *arg)
+{
+	struct mail_change *p = arg;
+	size_t i;
+	json_t *v;
+	p->changed = 0;
+	if (p->uids == NULL) {
+		sqlite3_stmt *s = stmt(c, p->read < 0 ? S_MAIL_DELETE_ALL : S_MAIL_SET_READ_ALL);
+		if (p->read >= 0)
+			sqlite3_bind_int(s, 1, p->read);
+		if (step_done(c, s, "mail_change_all") != 0)
+			return -1;
+		p->changed = sqlite3_changes(c->db);
+		return 1;
+	}
+	json_array_foreach(p->uids, i, v) {
+		sqlite3_stmt *s = stmt(c, p->read < 0 ? S_MAIL_DELETE : S_MAIL_SET_READ);
+		bind_text(s, 1, json_string_value(v));
+		if (p->read >= 0)
+			sqlite3_bind_int(s, 2, p->read);
+		if (step_done(c, s, "mail_change") != 0)
+			return -1;
+		p->changed += sqlite3_changes(c->db);
+	}
+	return 1;
+}
+
+static void
+mail_change_publish(void *arg)
+{
+	struct mail_change *p = arg;
+	if (p->read < 0 && p->changed > 0) {
+		json_t *d = json_pack("{s:O?, s:I}", "IDs", p->uids, "count", (json_int_t)p->changed);
+		events_emit(p->uids ? EVENT_MAIL_DELETED : EVENT_MAIL_TRUNCATED, "", d);
+		json_decref(d);
+	}
+}
+
+int
+store_mail_change(struct store *st, json_t *uids, int read, int64_t *changed)
+{
+	struct mail_change p = {uids, read, 0};
+	int rc = store_write_pub(st, mail_change_w, mail_change_publish, &p);
+	*changed = p.changed;
+	return rc;
+}
+
+int
+store_mail_scan(struct store *st, int64_t after_seq, int (*fn)(void *arg, json_t *summary,
+    const char *search, int64_t seq), void *arg)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_MAIL_SCAN);
+	sqlite3_bind_int64(s, 1, after_seq);
+	int rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		json_t *sum = row_mail_summary(s);
+		const unsigned char *search = sqlite3_column_text(s, 5);
+		stop = fn(arg, sum, search ? (const char *)search : "", sqlite3_column_int64(s, 6));
+		json_decref(sum);
+	}
+	sqlite3_reset(s);
+	rc = stop || rc == SQLITE_DONE ? 1 : fail(c, "mail_scan");
+	reader_put(c);
 	return rc;
 }

@@ -135,4 +135,45 @@ int	 store_key_list(struct store *st, json_t **out);
 /* Revoke the live key with this id (when name is NULL) or name. */
 int	 store_key_revoke(struct store *st, int64_t id, const char *name, int64_t now);
 
+/* A message the SMTP sink received. */
+struct mail_new {
+	const char	*uid;		/* the ID clients see */
+	int64_t		 received_at;	/* ms */
+	const char	*from;		/* envelope sender; "" for <> */
+	const char	*rcpt_json;	/* envelope recipients, a JSON array */
+	const char	*raw;		/* the message as received */
+	size_t		 len;
+	const char	*summary_json;	/* parsed summary (Mailpit's MessageSummary fields) */
+	const char	*search;	/* lower-cased text searched by queries */
+	int64_t		 keep;		/* retention: keep the newest this many (0: all) */
+	int64_t		 older_than;	/* retention: drop those received before (ms; 0: none) */
+};
+
+/* One stored message. */
+struct mail_got {
+	json_t		*summary;	/* with ID, Read, Created, Size */
+	char		*raw;		/* malloc'd, NUL-terminated (may hold NULs) */
+	size_t		 len;
+	int64_t		 seq;		/* arrival order */
+};
+
+/* Store a message (and prune by retention); *summary (may be NULL) gets its summary. */
+int	 store_mail_insert(struct store *st, const struct mail_new *m, json_t **summary);
+/* {"total","unread","start","messages":[summary...]} newest first; like: a LIKE pattern on search. */
+int	 store_mail_list(struct store *st, int64_t start, int64_t limit, const char *like,
+	    json_t **out);
+/* A message by its ID, or "latest". */
+int	 store_mail_get(struct store *st, const char *uid, struct mail_got *m);
+/* The first message after seq in arrival order matching like (NULL: any). */
+int	 store_mail_next(struct store *st, int64_t after_seq, const char *like,
+	    json_t **summary, int64_t *seq);
+/*
+ * Call fn for each message newer than after_seq, newest first, with its
+ * summary (borrowed), search text and sequence; fn returns non-zero to stop.
+ */
+int	 store_mail_scan(struct store *st, int64_t after_seq,
+	    int (*fn)(void *arg, json_t *summary, const char *search, int64_t seq), void *arg);
+/* Set read (0/1) or delete (read = -1) the messages uids (a JSON array), or all when NULL. */
+int	 store_mail_change(struct store *st, json_t *uids, int read, int64_t *changed);
+
 #endif

@@ -1,6 +1,8 @@
 /* print — how notifyctl shows results to people (and as JSON to scripts). */
 #include "print.h"
 
+#include <openssl/evp.h>
+
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +138,92 @@ print_event(FILE *f, json_t *ev)
 	}
 }
 
+/* "Name <address>" of a Mailpit address object, or the address. */
+static void
+put_addr(FILE *f, json_t *a)
+{
+	const char *name = field(a, "Name", ""), *addr = field(a, "Address", "");
+	if (*name)
+		fprintf(f, "%s <%s>", name, addr);
+	else
+		fputs(addr, f);
+}
+
+static void
+print_mail_list(FILE *f, json_t *r)
+{
+	json_t *m;
+	size_t i;
+	fprintf(f, "%-22s %-24s %-4s %-28s %s\n", "ID", "RECEIVED", "READ", "FROM", "SUBJECT");
+	json_array_foreach(json_object_get(r, "messages"), i, m) {
+		fprintf(f, "%-22s %-24s %-4s ", field(m, "ID", "-"), field(m, "Created", "-"),
+		    json_is_true(json_object_get(m, "Read")) ? "yes" : "no");
+		put_cell(f, field(json_object_get(m, "From"), "Address", "-"), 27, 29);
+		put_cell(f, field(m, "Subject", ""), 60, 0);
+		fputc('\n', f);
+	}
+	fprintf(f, "%lld shown of %lld matching; %lld in the mailbox, %lld unread\n",
+	    (long long)json_integer_value(json_object_get(r, "count")),
+	    (long long)json_integer_value(json_object_get(r, "messages_count")),
+	    (long long)json_integer_value(json_object_get(r, "total")),
+	    (long long)json_integer_value(json_object_get(r, "unread")));
+}
+
+/* A message: its headers as a person reads them, then the text body. */
+static void
+print_mail(FILE *f, json_t *r)
+{
+	const char *raw = field(r, "RawBase64", NULL);
+	if (raw != NULL) {
+		size_t len = strlen(raw);
+		unsigned char *out = malloc(len);
+		int n = EVP_DecodeBlock(out, (const unsigned char *)raw, (int)len);
+		if (n >= 0) {
+			n -= (len > 0 && raw[len - 1] == '=') + (len > 1 && raw[len - 2] == '=');
+			fwrite(out, 1, (size_t)n, f);
+		}
+		free(out);
+		return;
+	}
+	if (json_object_get(r, "HTML") != NULL && json_object_get(r, "Subject") == NULL) {
+		fprintf(f, "%s\n", field(r, "HTML", ""));
+		return;
+	}
+	if (json_object_get(r, "Text") != NULL && json_object_get(r, "Subject") == NULL) {
+		fprintf(f, "%s\n", field(r, "Text", ""));
+		return;
+	}
+	static const char *const lists[] = {"To", "Cc", "Bcc", "ReplyTo", NULL};
+	fprintf(f, "%-9s %s\n%-9s ", "ID", field(r, "ID", ""), "From");
+	put_addr(f, json_object_get(r, "From"));
+	fputc('\n', f);
+	for (int l = 0; lists[l]; l++) {
+		json_t *arr = json_object_get(r, lists[l]), *a;
+		size_t i;
+		if (json_array_size(arr) == 0)
+			continue;
+		fprintf(f, "%-9s ", lists[l]);
+		json_array_foreach(arr, i, a) {
+			if (i > 0)
+				fputs(", ", f);
+			put_addr(f, a);
+		}
+		fputc('\n', f);
+	}
+	fprintf(f, "%-9s %s\n%-9s %s\n", "Subject", field(r, "Subject", ""), "Date",
+	    field(r, "Date", field(r, "Created", "")));
+	json_t *att = json_object_get(r, "Attachments"), *a;
+	size_t i;
+	json_array_foreach(att, i, a)
+		fprintf(f, "%-9s %s (%s, %lld bytes, part %s)\n", "Attached", field(a, "FileName", "-"),
+		    field(a, "ContentType", "?"), (long long)json_integer_value(json_object_get(a, "Size")),
+		    field(a, "PartID", "?"));
+	if (json_is_integer(att) && json_integer_value(att) > 0)
+		fprintf(f, "%-9s %lld\n", "Attached", (long long)json_integer_value(att));
+	const char *body = field(r, "Text", field(r, "Snippet", ""));
+	fprintf(f, "\n%s\n", body);
+}
+
 void
 print_result(FILE *f, const char *name, json_t *r)
 {
@@ -200,6 +288,18 @@ print_result(FILE *f, const char *name, json_t *r)
 			fprintf(f, "%-24s %lld\n", k, (long long)json_integer_value(v));
 		fprintf(f, "%lld connection(s) in all\n",
 		    (long long)json_integer_value(json_object_get(r, "total")));
+	} else if (strcmp(name, "mail.list") == 0) {
+		print_mail_list(f, r);
+	} else if (strcmp(name, "mail.show") == 0 && json_object_get(r, "ID") == NULL) {
+		print_fields(f, r);	/* --headers */
+	} else if (strcmp(name, "mail.show") == 0 || strcmp(name, "mail.wait") == 0) {
+		print_mail(f, r);
+	} else if (strcmp(name, "mail.clear") == 0) {
+		fprintf(f, "deleted %lld message(s)\n",
+		    (long long)json_integer_value(json_object_get(r, "deleted")));
+	} else if (strcmp(name, "mail.read") == 0) {
+		fprintf(f, "updated %lld message(s)\n",
+		    (long long)json_integer_value(json_object_get(r, "updated")));
 	} else if (strcmp(name, "disconnect") == 0) {
 		fprintf(f, "closed %lld connection(s) of %s\n",
 		    (long long)json_integer_value(json_object_get(r, "closed")), field(r, "user", "?"));

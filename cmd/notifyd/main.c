@@ -20,6 +20,9 @@
 #include "hub.h"
 #include "log.h"
 #include "metrics.h"
+#include "mime.h"
+#include "ops.h"
+#include "smtpd.h"
 #include "proto.h"
 #include "store.h"
 
@@ -194,6 +197,7 @@ main(int argc, char **argv)
 	struct app app = {.cfg = &cfg, .version = NOTIFYD_VERSION};
 	struct control *ctl = NULL;
 	struct http *http = NULL;
+	struct smtpd *smtp = NULL;
 	const char *config_path = getenv("NOTIFYD_CONFIG");
 	char err[1024], dbpath[PATH_MAX];
 	int verbose = 0, print = 0, rc = 1, sig;
@@ -226,6 +230,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	mime_init();
 	if (mkdirs(cfg.data_dir, 0700) != 0) {
 		fprintf(stderr, "notifyd: %s: %s\n", cfg.data_dir, strerror(errno));
 		goto out;
@@ -246,6 +251,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	metrics_listen();
+	op_mail_listen();
 	struct hub_options hopt = {
 		.max_conns = (int)cfg.ws_max_connections,
 		.per_user = (int)cfg.ws_per_user,
@@ -262,6 +268,13 @@ main(int argc, char **argv)
 			goto out;
 		}
 		log_info("http listening", "listen=%s port=%d", cfg.http_listen, http_port(http));
+	}
+	if (strcmp(cfg.smtp_listen, "off") != 0) {
+		if (smtpd_start(&smtp, &app, err, sizeof err) != 0) {
+			fprintf(stderr, "notifyd: %s\n", err);
+			goto out;
+		}
+		log_info("smtp listening", "listen=%s port=%d", cfg.smtp_listen, smtpd_port(smtp));
 	}
 	if (control_start(&ctl, &app, cfg.control_socket, (int)cfg.control_max_clients,
 	    err, sizeof err) != 0) {
@@ -283,9 +296,11 @@ main(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	smtpd_stop(smtp);
 	http_stop(http);
 	control_stop(ctl);
 	hub_stop(app.hub);
+	mime_shutdown();
 	auth_close(app.auth);
 	store_close(app.store);
 	if (rc == 0)

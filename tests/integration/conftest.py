@@ -20,7 +20,7 @@ class Daemon:
     """One notifyd process, its log, and clients for it."""
 
     def __init__(self, tmp, args=(), env=None, data_dir=None, socket_path=None,
-                 pass_socket=True, http=False):
+                 pass_socket=True, http=False, smtp=False):
         self.tmp = tmp
         self.data_dir = data_dir or os.path.join(tmp, "data")
         self.socket = socket_path or os.path.join(tmp, "ctl.sock")
@@ -28,6 +28,8 @@ class Daemon:
         self.pass_socket = pass_socket
         self.http = http
         self.port = None
+        self.smtp = smtp
+        self.smtp_port = None
         self.env = dict(os.environ, **(env or {}))
         self.env.pop("NOTIFYD_CONTROL_SOCKET", None)
         self.proc = None
@@ -37,7 +39,8 @@ class Daemon:
     def start(self, wait=True):
         cmd = WRAPPER + [NOTIFYD, "--data-dir", self.data_dir,
                          "--http", "127.0.0.1:%d" % (self.port or 0) if self.http else "off",
-                         "--smtp", "off"] + self.args
+                         "--smtp", "127.0.0.1:%d" % (self.smtp_port or 0) if self.smtp else "off"
+                         ] + self.args
         if self.pass_socket:
             cmd += ["--socket", self.socket]
         self.lines = []
@@ -51,6 +54,9 @@ class Daemon:
                 # The port the kernel gave, kept across restarts.
                 line = [l for l in self.lines if 'msg="http listening"' in l][-1]
                 self.port = int(line.rsplit("port=", 1)[1].split()[0])
+            if self.smtp:
+                line = [l for l in self.lines if 'msg="smtp listening"' in l][-1]
+                self.smtp_port = int(line.rsplit("port=", 1)[1].split()[0])
         return self
 
     @property

@@ -1,0 +1,339 @@
+/* mime — what a captured message says, read with GMime; see mime.h. */
+#define _GNU_SOURCE
+#include "mime.h"
+
+#include <ctype.h>
+#include <gmime/gmime.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "util.h"
+
+void
+mime_init(void)
+{
+	g_mime_init();
+}
+
+void
+mime_shutdown(void)
+{
+	g_mime_shutdown();
+}
+
+/* Parse raw into a message (a new reference), or NULL. */
+static GMimeMessage *
+parse(const char *raw, size_t len)
+{
+	GMimeStream *stream = g_mime_stream_mem_new_with_buffer(raw, len);
+	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+	GMimeMessage *m = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	return m;
+}
+
+/* JSON text of s, made valid UTF-8 if it is not. */
+static json_t *
+utf8_string(const char *s)
+{
+	if (s == NULL)
+		return json_string("");
+	if (g_utf8_validate(s, -1, NULL))
+		return json_string(s);
+	char *fixed = g_utf8_make_valid(s, -1);
+	json_t *j = json_string(fixed);
+	g_free(fixed);
+	return j;
+}
+
+/* Append each mailbox of list as {"Name","Address"} to arr, and to search. */
+static void
+addresses(InternetAddressList *list, json_t *arr, struct buf *search)
+{
+	int n = list ? internet_address_list_length(list) : 0;
+	for (int i = 0; i < n; i++) {
+		InternetAddress *a = internet_address_list_get_address(list, i);
+		if (INTERNET_ADDRESS_IS_GROUP(a)) {
+			addresses(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)),
+			    arr, search);
+			continue;
+		}
+		const char *name = internet_address_get_name(a);
+		const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a));
+		json_array_append_new(arr, json_pack("{s:o, s:o}", "Name", utf8_string(name),
+		    "Address", utf8_string(addr)));
+		if (search != NULL)
+			buf_printf(search, " %s %s", name ? name : "", addr ? addr : "");
+	}
+}
+
+/* What walking the parts finds. */
+struct walk {
+	char		*text, *html;
+	json_t		*attachments, *inline_parts;
+	const char	*want;		/* a part id to find */
+	GMimeObject	*found;
+};
+
+/* Decoded length of a part's content. */
+static size_t
+content_size(GMimePart *part)
+{
+	GMimeDataWrapper *w = g_mime_part_get_content(part);
+	if (w == NULL)
+		return 0;
+	GMimeStream *s = g_mime_stream_null_new();
+	g_mime_data_wrapper_write_to_stream(w, s);
+	size_t n = (size_t)GMIME_STREAM_NULL(s)->written;
+	g_object_unref(s);
+	return n;
+}
+
+/* Visit obj (numbered id) and its children. */
+static void
+walk(GMimeObject *obj, const char *id, struct walk *w)
+{
+	if (w->want != NULL && strcmp(id, w->want) == 0) {
+		w->found = obj;
+		return;
+	}
+	if (GMIME_IS_MULTIPART(obj)) {
+		int n = g_mime_multipart_get_count(GMIME_MULTIPART(obj));
+		for (int i = 0; i < n && w->found == NULL; i++) {
+			char child[128];
+			if (*id == '\0')
+				snprintf(child, sizeof child, "%d", i + 1);
+			else
+				snprintf(child, sizeof child, "%s.%d", id, i + 1);
+			walk(g_mime_multipart_get_part(GMIME_MULTIPART(obj), i), child, w);
+		}
+		return;
+	}
+	if (!GMIME_IS_PART(obj) || w->want != NULL)
+		return;
+	GMimePart *part = GMIME_PART(obj);
+	GMimeContentType *ct = g_mime_object_get_content_type(obj);
+	bool attachment = g_mime_part_is_attachment(part);
+	if (!attachment && GMIME_IS_TEXT_PART(obj) && g_mime_content_type_is_type(ct, "text", "plain") &&
+	    w->text == NULL) {
+		w->text = g_mime_text_part_get_text(GMIME_TEXT_PART(obj));
+		return;
+	}
+	if (!attachment && GMIME_IS_TEXT_PART(obj) && g_mime_content_type_is_type(ct, "text", "html") &&
+	    w->html == NULL) {
+		w->html = g_mime_text_part_get_text(GMIME_TEXT_PART(obj));
+		return;
+	}
+	char *type = g_mime_content_type_get_mime_type(ct);
+	const char *cid = g_mime_object_get_content_id(obj), *fname = g_mime_part_get_filename(part);
+	json_t *a = json_pack("{s:s, s:o, s:o, s:o, s:I}", "PartID", *id ? id : "1",
+	    "FileName", utf8_string(fname), "ContentType", utf8_string(type),
+	    "ContentID", utf8_string(cid), "Size", (json_int_t)content_size(part));
+	g_free(type);
+	if (!attachment && cid != NULL)
+		json_array_append_new(w->inline_parts, a);
+	else
+		json_array_append_new(w->attachments, a);
+}
+
+/* Up to 250 characters of text, whitespace collapsed; HTML tags dropped. */
+static char *
+snippet(const char *text, bool html)
+{
+	struct buf b;
+	int chars = 0, in_tag = 0, space = 1;
+	buf_init(&b);
+	for (const unsigned char *p = (const unsigned char *)(text ? text : ""); *p && chars < 250; p++) {
+		if (html && *p == '<') {
+			in_tag = 1;
+			continue;
+		}
+		if (html && in_tag) {
+			if (*p == '>')
+				in_tag = 0;
+			continue;
+		}
+		if (isspace(*p)) {
+			if (!space)
+				buf_putc(&b, ' ');
+			space = 1;
+			continue;
+		}
+		space = 0;
+		if ((*p & 0xc0) != 0x80)
+			chars++;
+		buf_putc(&b, (char)*p);
+	}
+	while (b.len > 0 && b.data[b.len - 1] == ' ')
+		b.data[--b.len] = '\0';
+	return buf_take(&b);
+}
+
+/* Lower-case ASCII of s appended to b. */
+static void
+put_lower(struct buf *b, const char *s)
+{
+	for (; s && *s; s++)
+		buf_putc(b, (char)tolower((unsigned char)*s));
+}
+
+json_t *
+mime_summary(const char *raw, size_t len, json_t *rcpts, struct buf *search)
+{
+	GMimeMessage *m = parse(raw, len);
+	json_t *from = json_array(), *to = json_array(), *cc = json_array(), *bcc = json_array();
+	json_t *reply = json_array(), *v;
+	struct walk w = {.attachments = json_array(), .inline_parts = json_array()};
+	struct buf words;
+	size_t i;
+
+	buf_init(&words);
+	if (m != NULL) {
+		addresses(g_mime_message_get_from(m), from, &words);
+		addresses(g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_TO), to, &words);
+		addresses(g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_CC), cc, &words);
+		addresses(g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_BCC), bcc, &words);
+		addresses(g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_REPLY_TO), reply, NULL);
+		GMimeObject *body = g_mime_message_get_mime_part(m);
+		if (body != NULL)
+			walk(body, "", &w);
+	}
+	/* Envelope recipients no header names were Bcc. */
+	json_array_foreach(rcpts, i, v) {
+		const char *r = json_string_value(v);
+		bool named = false;
+		json_t *lists[] = {to, cc, bcc}, *a;
+		for (int l = 0; l < 3 && !named; l++) {
+			size_t j;
+			json_array_foreach(lists[l], j, a)
+				if (strcasecmp(json_string_value(json_object_get(a, "Address")), r) == 0)
+					named = true;
+		}
+		if (!named) {
+			json_array_append_new(bcc, json_pack("{s:s, s:s}", "Name", "", "Address", r));
+			buf_printf(&words, " %s", r);
+		}
+	}
+	const char *subject = m ? g_mime_message_get_subject(m) : NULL;
+	const char *msgid = m ? g_mime_message_get_message_id(m) : NULL;
+	char *snip = snippet(w.text ? w.text : w.html, w.text == NULL);
+	json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:[], s:I, s:o}",
+	    "MessageID", utf8_string(msgid),
+	    "From", json_array_size(from) ? json_incref(json_array_get(from, 0)) : json_null(),
+	    "To", to, "Cc", cc, "Bcc", bcc, "ReplyTo", reply, "Subject", utf8_string(subject),
+	    "Tags", "Attachments", (json_int_t)json_array_size(w.attachments),
+	    "Snippet", utf8_string(snip));
+	if (search != NULL) {
+		put_lower(search, words.data);
+		buf_putc(search, ' ');
+		put_lower(search, subject);
+		buf_putc(search, ' ');
+		put_lower(search, w.text ? w.text : snip);
+		if (json_array_size(w.attachments) > 0)
+			buf_puts(search, " \x01has:attachment");
+	}
+	free(snip);
+	buf_free(&words);
+	g_free(w.text);
+	g_free(w.html);
+	json_decref(from);
+	json_decref(w.attachments);
+	json_decref(w.inline_parts);
+	if (m != NULL)
+		g_object_unref(m);
+	return o;
+}
+
+json_t *
+mime_message(const char *raw, size_t len, json_t *summary)
+{
+	GMimeMessage *m = parse(raw, len);
+	struct walk w = {.attachments = json_array(), .inline_parts = json_array()};
+	json_t *o = json_deep_copy(summary);
+	char *date = NULL;
+
+	if (m != NULL) {
+		GMimeObject *body = g_mime_message_get_mime_part(m);
+		if (body != NULL)
+			walk(body, "", &w);
+		GDateTime *d = g_mime_message_get_date(m);
+		if (d != NULL)
+			date = g_date_time_format_iso8601(d);
+	}
+	const char *rp = m ? g_mime_object_get_header(GMIME_OBJECT(m), "Return-Path") : NULL;
+	json_object_set_new(o, "Date", date ? json_string(date) :
+	    json_incref(json_object_get(summary, "Created")));
+	json_object_set_new(o, "ReturnPath", utf8_string(rp));
+	json_object_set_new(o, "Text", utf8_string(w.text));
+	json_object_set_new(o, "HTML", utf8_string(w.html));
+	json_object_set_new(o, "Inline", w.inline_parts);
+	json_object_set_new(o, "Attachments", w.attachments);
+	json_object_del(o, "Snippet");
+	json_object_del(o, "Read");
+	json_object_del(o, "Created");
+	g_free(date);
+	g_free(w.text);
+	g_free(w.html);
+	if (m != NULL)
+		g_object_unref(m);
+	return o;
+}
+
+char *
+mime_part(const char *raw, size_t len, const char *id, size_t *outlen, char **type,
+    char **filename)
+{
+	GMimeMessage *m = parse(raw, len);
+	struct walk w = {.want = id};
+	char *out = NULL;
+	if (m != NULL && g_mime_message_get_mime_part(m) != NULL) {
+		GMimeObject *body = g_mime_message_get_mime_part(m);
+		/* A single-part message's only part is "1". */
+		if (!GMIME_IS_MULTIPART(body) && strcmp(id, "1") == 0)
+			w.found = body;
+		else
+			walk(body, "", &w);
+	}
+	if (w.found != NULL && GMIME_IS_PART(w.found)) {
+		GMimeDataWrapper *dw = g_mime_part_get_content(GMIME_PART(w.found));
+		GMimeStream *s = g_mime_stream_mem_new();
+		if (dw != NULL)
+			g_mime_data_wrapper_write_to_stream(dw, s);
+		GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
+		out = malloc(bytes->len + 1);
+		memcpy(out, bytes->data, bytes->len);
+		out[bytes->len] = '\0';
+		*outlen = bytes->len;
+		char *t = g_mime_content_type_get_mime_type(g_mime_object_get_content_type(w.found));
+		*type = strdup(t);
+		g_free(t);
+		const char *fn = g_mime_part_get_filename(GMIME_PART(w.found));
+		*filename = fn ? strdup(fn) : NULL;
+		g_object_unref(s);
+	}
+	if (m != NULL)
+		g_object_unref(m);
+	return out;
+}
+
+json_t *
+mime_headers(const char *raw, size_t len)
+{
+	GMimeMessage *m = parse(raw, len);
+	json_t *o = json_object();
+	if (m != NULL) {
+		GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(m));
+		int n = g_mime_header_list_get_count(hl);
+		for (int i = 0; i < n; i++) {
+			GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+			const char *name = g_mime_header_get_name(h);
+			json_t *arr = json_object_get(o, name);
+			if (arr == NULL)
+				json_object_set_new(o, name, arr = json_array());
+			json_array_append_new(arr, utf8_string(g_mime_header_get_value(h)));
+		}
+		g_object_unref(m);
+	}
+	return o;
+}

@@ -1,0 +1,315 @@
+/* mail list, show, read, clear, wait — the captured mailbox (Mailpit's shapes). */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "events.h"
+#include "log.h"
+#include "mailq.h"
+#include "mime.h"
+#include "ops.h"
+#include "store.h"
+#include "util.h"
+
+static const struct op_arg list_args[] = {
+	{"query", ARG_STRING, 0, "QUERY", "search: from: to: subject: is:read is:unread has:attachment \"phrase\" word"},
+	{"start", ARG_INT, 0, "N", "skip this many (newest first)"},
+	{"limit", ARG_INT, 0, "N", "at most this many, 1 to 1000 (default 50)"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg show_args[] = {
+	{"id", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "ID", "message ID, or latest"},
+	{"raw", ARG_BOOL, 0, NULL, "the message as received"},
+	{"html", ARG_BOOL, 0, NULL, "only its HTML body"},
+	{"text", ARG_BOOL, 0, NULL, "only its text body"},
+	{"headers", ARG_BOOL, 0, NULL, "only its headers"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg read_args[] = {
+	{"ids", ARG_STRINGS, ARG_POSITIONAL, "ID", "the messages (none: all)"},
+	{"read", ARG_BOOL, 0, NULL, "read (true, the default) or unread (false)"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg clear_args[] = {
+	{"ids", ARG_STRINGS, ARG_POSITIONAL, "ID", "the messages to delete"},
+	{"query", ARG_STRING, 0, "QUERY", "delete the messages matching this search"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg wait_args[] = {
+	{"query", ARG_STRING, 0, "QUERY", "wait for a message matching this search"},
+	{"timeout", ARG_DURATION, 0, "DURATION", "give up after this long (default 30s)"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* Mail arrivals, for waiters. */
+static pthread_mutex_t arrival_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t arrival = PTHREAD_COND_INITIALIZER;
+static uint64_t arrivals;
+
+static void
+on_event(const struct event *ev, void *arg)
+{
+	(void)arg;
+	if (ev->type != EVENT_MAIL)
+		return;
+	pthread_mutex_lock(&arrival_lock);
+	arrivals++;
+	pthread_cond_broadcast(&arrival);
+	pthread_mutex_unlock(&arrival_lock);
+}
+
+/* Let mail wait hear of arrivals; called once before serving. */
+void
+op_mail_listen(void)
+{
+	events_subscribe(on_event, NULL);
+}
+
+/* What a scan of the mailbox collects. */
+struct scan {
+	struct mailq	*q;
+	int64_t		 start, limit, seen, total, unread, matched;
+	json_t		*page;		/* summaries in the window */
+	json_t		*ids;		/* every match's ID, when wanted */
+	int64_t		 first_seq;	/* the newest match's sequence */
+	json_t		*first;		/* the newest match */
+};
+
+static int
+scan_one(void *arg, json_t *sum, const char *search, int64_t seq)
+{
+	struct scan *s = arg;
+	s->total++;
+	if (!json_is_true(json_object_get(sum, "Read")))
+		s->unread++;
+	if (!mailq_match(s->q, sum, search))
+		return 0;
+	if (s->matched == 0) {
+		s->first_seq = seq;
+		s->first = json_incref(sum);
+	}
+	if (s->matched >= s->start && s->page != NULL &&
+	    (int64_t)json_array_size(s->page) < s->limit)
+		json_array_append(s->page, sum);
+	if (s->ids != NULL)
+		json_array_append(s->ids, json_object_get(sum, "ID"));
+	s->matched++;
+	return 0;
+}
+
+/* The query argument, parsed; NULL with ctx->err set when malformed. */
+static bool
+query_arg(struct op_ctx *ctx, json_t *a, struct mailq **q)
+{
+	const char *err;
+	*q = mailq_parse(json_string_value(json_object_get(a, "query")), &err);
+	if (*q == NULL)
+		op_fail(ctx, 422, "invalid_field", "'query': %s", err);
+	return *q != NULL;
+}
+
+/* Answer {"total","unread","count","messages_count","start","tags","messages"}. */
+static json_t *
+list_run(struct op_ctx *ctx, json_t *a)
+{
+	struct scan s = {.limit = 50, .page = json_array()};
+	json_t *v;
+	if ((v = json_object_get(a, "limit")) != NULL && !json_is_null(v)) {
+		s.limit = json_integer_value(v);
+		if (s.limit < 1 || s.limit > 1000) {
+			json_decref(s.page);
+			return op_fail(ctx, 422, "invalid_field", "'limit' must be from 1 to 1000");
+		}
+	}
+	s.start = json_integer_value(json_object_get(a, "start"));
+	if (s.start < 0 || !query_arg(ctx, a, &s.q)) {
+		json_decref(s.page);
+		return ctx->err.status ? NULL :
+		    op_fail(ctx, 422, "invalid_field", "'start' must not be negative");
+	}
+	int rc = store_mail_scan(ctx->app->store, 0, scan_one, &s);
+	mailq_free(s.q);
+	json_decref(s.first);
+	if (rc < 0) {
+		json_decref(s.page);
+		return op_fail(ctx, 500, "internal", "the mailbox could not be read");
+	}
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:[], s:o}", "total", (json_int_t)s.total,
+	    "unread", (json_int_t)s.unread, "count", (json_int_t)json_array_size(s.page),
+	    "messages_count", (json_int_t)s.matched, "start", (json_int_t)s.start, "tags",
+	    "messages", s.page);
+}
+
+/* Base64 of n bytes. */
+static char *
+base64(const char *data, size_t n)
+{
+	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+	const unsigned char *p = (const unsigned char *)data;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+		    (i + 2 < n ? p[i + 2] : 0);
+		*o++ = al[v >> 18 & 63];
+		*o++ = al[v >> 12 & 63];
+		*o++ = i + 1 < n ? al[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? al[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* The whole message (and mark it read), or one representation of it. */
+static json_t *
+show_run(struct op_ctx *ctx, json_t *a)
+{
+	const char *id = json_string_value(json_object_get(a, "id"));
+	struct mail_got m = {0};
+	json_t *r;
+	int rc = store_mail_get(ctx->app->store, id, &m);
+	if (rc == 0)
+		return op_fail(ctx, 404, "not_found", "no message %.64s", id);
+	if (rc < 0)
+		return op_fail(ctx, 500, "internal", "the message could not be read");
+	const char *uid = json_string_value(json_object_get(m.summary, "ID"));
+	if (json_is_true(json_object_get(a, "raw"))) {
+		char *b = base64(m.raw, m.len);
+		r = json_pack("{s:s, s:s}", "ID", uid, "RawBase64", b);
+		free(b);
+	} else if (json_is_true(json_object_get(a, "headers"))) {
+		r = mime_headers(m.raw, m.len);
+	} else {
+		r = mime_message(m.raw, m.len, m.summary);
+		const char *only = json_is_true(json_object_get(a, "html")) ? "HTML" :
+		    json_is_true(json_object_get(a, "text")) ? "Text" : NULL;
+		if (only != NULL) {
+			json_t *full = r;
+			r = json_pack("{s:s, s:O}", "ID", uid, only, json_object_get(full, only));
+			json_decref(full);
+		}
+		/* Reading the message marks it read, as Mailpit does. */
+		json_t *ids = json_pack("[s]", uid);
+		int64_t n;
+		store_mail_change(ctx->app->store, ids, 1, &n);
+		json_decref(ids);
+	}
+	json_decref(m.summary);
+	free(m.raw);
+	return r;
+}
+
+/* The IDs argument: an array, or NULL (all). */
+static json_t *
+ids_arg(json_t *a)
+{
+	json_t *ids = json_object_get(a, "ids");
+	return json_array_size(ids) > 0 ? ids : NULL;
+}
+
+static json_t *
+read_run(struct op_ctx *ctx, json_t *a)
+{
+	json_t *r = json_object_get(a, "read");
+	int64_t n = 0;
+	if (store_mail_change(ctx->app->store, ids_arg(a), r == NULL || json_is_true(r), &n) < 0)
+		return op_fail(ctx, 500, "internal", "the messages could not be changed");
+	return json_pack("{s:I}", "updated", (json_int_t)n);
+}
+
+/* Delete the given messages, those matching a query, or all. */
+static json_t *
+clear_run(struct op_ctx *ctx, json_t *a)
+{
+	json_t *ids = ids_arg(a), *found = NULL;
+	int64_t n = 0;
+	if (json_object_get(a, "query") != NULL && ids != NULL)
+		return op_fail(ctx, 422, "invalid_field", "give 'ids' or 'query', not both");
+	if (json_string_value(json_object_get(a, "query")) != NULL) {
+		struct scan s = {.ids = json_array()};
+		if (!query_arg(ctx, a, &s.q)) {
+			json_decref(s.ids);
+			return NULL;
+		}
+		int rc = store_mail_scan(ctx->app->store, 0, scan_one, &s);
+		mailq_free(s.q);
+		json_decref(s.first);
+		if (rc < 0) {
+			json_decref(s.ids);
+			return op_fail(ctx, 500, "internal", "the mailbox could not be read");
+		}
+		found = ids = s.ids;
+		if (json_array_size(ids) == 0) {
+			json_decref(found);
+			return json_pack("{s:i}", "deleted", 0);
+		}
+	}
+	int rc = store_mail_change(ctx->app->store, ids, -1, &n);
+	json_decref(found);
+	if (rc < 0)
+		return op_fail(ctx, 500, "internal", "the messages could not be deleted");
+	log_info("mail deleted", "count=%lld", (long long)n);
+	return json_pack("{s:I}", "deleted", (json_int_t)n);
+}
+
+/* The newest message matching the query: one already there, or the next to arrive. */
+static json_t *
+wait_run(struct op_ctx *ctx, json_t *a)
+{
+	int64_t timeout = 30000;
+	const char *t = json_string_value(json_object_get(a, "timeout"));
+	if (t != NULL && (!duration_parse(t, &timeout) || timeout > 3600000))
+		return op_fail(ctx, 422, "invalid_field", "'timeout' must be a duration up to 1h");
+	struct scan s = {0};
+	if (!query_arg(ctx, a, &s.q))
+		return NULL;
+	int64_t deadline = time_mono_ms() + timeout;
+	for (;;) {
+		pthread_mutex_lock(&arrival_lock);
+		uint64_t seen = arrivals;
+		pthread_mutex_unlock(&arrival_lock);
+		/* Scan after noting the arrivals seen: nothing can slip between. */
+		if (store_mail_scan(ctx->app->store, 0, scan_one, &s) < 0)
+			break;
+		if (s.first != NULL) {
+			mailq_free(s.q);
+			return s.first;
+		}
+		pthread_mutex_lock(&arrival_lock);
+		int64_t left;
+		while (arrivals == seen && (left = deadline - time_mono_ms()) > 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += left / 1000;
+			ts.tv_nsec += (left % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&arrival, &arrival_lock, &ts);
+		}
+		bool more = arrivals != seen;
+		pthread_mutex_unlock(&arrival_lock);
+		if (!more)
+			break;
+	}
+	mailq_free(s.q);
+	return op_fail(ctx, 408, "timeout", "no matching message arrived in time");
+}
+
+const struct op op_mail_list = {"mail.list", "list (or search) captured mail, newest first",
+    list_args, list_run, OP_ADMIN};
+const struct op op_mail_show = {"mail.show", "show a captured message (and mark it read)",
+    show_args, show_run, OP_ADMIN};
+const struct op op_mail_read = {"mail.read", "mark captured messages read or unread",
+    read_args, read_run, OP_ADMIN};
+const struct op op_mail_clear = {"mail.clear", "delete captured messages (all, some, or matching)",
+    clear_args, clear_run, OP_ADMIN};
+const struct op op_mail_wait = {"mail.wait", "wait for a message matching a search, print it",
+    wait_args, wait_run, OP_ADMIN};

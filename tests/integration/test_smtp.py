@@ -1,0 +1,313 @@
+"""The SMTP sink: real clients and raw dialogues, read back through the API."""
+import json
+import os
+import smtplib
+import socket
+import subprocess
+import threading
+import time
+from email.message import EmailMessage
+
+import pytest
+import requests
+
+from conftest import NOTIFYCTL
+
+
+def conf(tmp, text=""):
+    path = os.path.join(tmp, "smtp.conf")
+    with open(path, "w") as f:
+        f.write("[smtp]\n" + text)
+    return ["--config", path]
+
+
+def smtp_port(d):
+    return d.smtp_port
+
+
+@pytest.fixture
+def sink(daemons, tmp):
+    d = daemons(http=True, smtp=True, args=conf(tmp)).start()
+    d.smtp = d.smtp_port
+    return d
+
+
+class Dialogue:
+    """A raw SMTP conversation."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.f = self.s.makefile("rb")
+
+    def reply(self):
+        lines = []
+        while True:
+            line = self.f.readline().decode()
+            if not line:
+                return lines or None
+            lines.append(line.rstrip("\r\n"))
+            if line[3:4] == " ":
+                return lines
+
+    def code(self):
+        r = self.reply()
+        return int(r[-1][:3]) if r else None
+
+    def send(self, data):
+        self.s.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.code()
+
+    def close(self):
+        # The file object holds the descriptor open too: close both, really hang up.
+        self.f.close()
+        self.s.close()
+
+
+def messages(d, query=None):
+    r = requests.get(d.url + ("/api/v1/search" if query else "/api/v1/messages"),
+                     params={"query": query} if query else None)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_smtplib_message_read_back(sink):
+    m = EmailMessage()
+    m["From"] = "Ann Example <ann@example.com>"
+    m["To"] = "Bob <bob@example.com>"
+    m["Cc"] = "cc@example.com"
+    m["Reply-To"] = "replies@example.com"
+    m["Subject"] = "Héllo wörld"
+    m["Message-ID"] = "<abc-123@example.com>"
+    m.set_content("Hi Bob,\n.a line with a leading dot\nBye\n")
+    m.add_alternative("<p>Hi <b>Bob</b></p>", subtype="html")
+    m.add_attachment(b"\x00\x01\x02" * 1000, maintype="application", subtype="octet-stream",
+                     filename="data.bin")
+    with smtplib.SMTP("127.0.0.1", sink.smtp) as s:
+        code, caps = s.ehlo("client.example")
+        assert code == 250
+        for ext in (b"SIZE", b"PIPELINING", b"8BITMIME", b"SMTPUTF8", b"ENHANCEDSTATUSCODES"):
+            assert ext in caps
+        sent = m.as_bytes(policy=m.policy.clone(linesep="\r\n"))
+        s.sendmail("ann@example.com", ["bob@example.com", "cc@example.com", "secret@example.com"],
+                   sent)
+    page = messages(sink)
+    assert set(page) == {"total", "unread", "count", "messages_count", "start", "tags", "messages"}
+    assert (page["total"], page["unread"], page["count"]) == (1, 1, 1)
+    s = page["messages"][0]
+    assert set(s) >= {"ID", "MessageID", "Read", "From", "To", "Cc", "Bcc", "ReplyTo", "Subject",
+                      "Created", "Tags", "Size", "Attachments", "Snippet"}
+    assert s["From"] == {"Name": "Ann Example", "Address": "ann@example.com"}
+    assert s["To"] == [{"Name": "Bob", "Address": "bob@example.com"}]
+    assert s["Bcc"] == [{"Name": "", "Address": "secret@example.com"}]
+    assert s["ReplyTo"] == [{"Name": "", "Address": "replies@example.com"}]
+    assert s["Subject"] == "Héllo wörld" and s["MessageID"] == "abc-123@example.com"
+    assert s["Attachments"] == 1 and s["Snippet"].startswith("Hi Bob, .a line")
+    full = requests.get(sink.url + "/api/v1/message/" + s["ID"]).json()
+    # Bodies come back transfer-decoded, with the line endings they were sent with.
+    assert full["Text"] == "Hi Bob,\r\n.a line with a leading dot\r\nBye\r\n"
+    assert full["HTML"].strip() == "<p>Hi <b>Bob</b></p>"
+    att = full["Attachments"][0]
+    assert (att["FileName"], att["ContentType"], att["Size"]) == ("data.bin", "application/octet-stream", 3000)
+    part = requests.get(sink.url + "/api/v1/message/%s/part/%s" % (s["ID"], att["PartID"]))
+    assert part.content == b"\x00\x01\x02" * 1000
+    assert requests.get(sink.url + "/api/v1/messages").json()["unread"] == 0  # shown: read
+    # Raw: a Received: header, then the bytes exactly as sent (dot-unstuffed).
+    raw = requests.get(sink.url + "/api/v1/message/%s/raw" % s["ID"]).content
+    first, rest = raw.split(b"\r\n", 1)
+    assert first.startswith(b"Received: from client.example (127.0.0.1) by notifyd")
+    assert rest == sent
+    assert requests.get(sink.url + "/view/%s.txt" % s["ID"]).text == full["Text"]
+    assert "<b>Bob</b>" in requests.get(sink.url + "/view/%s.html" % s["ID"]).text
+    hdrs = requests.get(sink.url + "/api/v1/message/%s/headers" % s["ID"]).json()
+    assert hdrs["Subject"] and hdrs["Received"]
+
+
+def test_pipelining_and_dot_unstuffing_and_bare_lf(sink):
+    d = Dialogue(sink.smtp)
+    assert d.code() == 220
+    body = b"Subject: piped\r\n\r\nline one\n..two dots\r\n.\r\n"
+    d.send(b"EHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n")
+    assert [d.code() for _ in range(5)] == [250, 250, 250, 250, 354]
+    d.send(body + b"MAIL FROM:<>\r\nRCPT TO:<e@y>\r\nDATA\r\n")
+    assert [d.code() for _ in range(4)] == [250, 250, 250, 354]
+    d.send(b"Subject: bounce\n\nfrom the null sender\n.\nQUIT\r\n")
+    assert [d.code() for _ in range(2)] == [250, 221]
+    page = messages(sink)
+    assert page["total"] == 2
+    raws = {m["Subject"]: requests.get(sink.url + "/api/v1/message/%s/raw" % m["ID"]).content
+            for m in page["messages"]}
+    assert raws["piped"].split(b"\r\n", 1)[1] == b"Subject: piped\r\n\r\nline one\n.two dots\r\n"
+    assert raws["bounce"].split(b"\r\n", 1)[1] == b"Subject: bounce\n\nfrom the null sender\n"
+
+
+def test_command_errors_and_limits(daemons, tmp):
+    d = daemons(http=True, smtp=True, args=conf(tmp, "max_recipients = 2\nmax_size = 2K\n")).start()
+    port = smtp_port(d)
+    c = Dialogue(port)
+    assert c.code() == 220
+    assert c.cmd("MAIL FROM:<a@x>") == 503          # no EHLO yet
+    assert c.cmd("EHLO") == 501
+    assert c.cmd("EHLO client") == 250
+    assert c.cmd("RCPT TO:<b@y>") == 503            # no MAIL
+    assert c.cmd("DATA") == 503
+    assert c.cmd("FROB") == 500
+    assert c.cmd("VRFY root") == 502
+    assert c.cmd("EXPN staff") == 502
+    assert c.cmd("X" * 3000) == 500                 # line too long; session goes on
+    assert c.cmd("NOOP") == 250
+    assert c.cmd("MAIL FROM:a@x") == 501
+    assert c.cmd("MAIL FROM:<a@x> SIZE=999999") == 552
+    assert c.cmd("MAIL FROM:<a@x> FROB=1") == 555
+    assert c.cmd("MAIL FROM:<a@x> SIZE=100 BODY=8BITMIME") == 250
+    assert c.cmd("MAIL FROM:<a@x>") == 503          # nested MAIL
+    assert c.cmd("RCPT TO:<>") == 501
+    assert c.cmd("RCPT TO:<1@y>") == 250
+    assert c.cmd("RCPT TO:<2@y>") == 250
+    assert c.cmd("RCPT TO:<3@y>") == 452
+    assert c.cmd("DATA") == 354
+    c.send(b"Subject: big\r\n\r\n" + b"x" * 3000 + b"\r\n.\r\n")
+    assert c.code() == 552                          # too big: nothing stored
+    assert c.cmd("RSET") == 250
+    assert c.cmd("AUTH PLAIN AGZvbwBiYXI=") == 502  # auth is off
+    assert c.cmd("STARTTLS") == 502
+    assert c.cmd("QUIT") == 221
+    c.close()
+    # A client that leaves in the middle of DATA leaves nothing behind.
+    c = Dialogue(port)
+    c.code()
+    c.send(b"EHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n")
+    assert [c.code() for _ in range(4)] == [250, 250, 250, 354]
+    c.send(b"Subject: half\r\n\r\nhalf a message")
+    c.close()
+    d.wait_log("smtp session ended in DATA")
+    assert messages(d)["total"] == 0
+    assert d.count_log("smtp message refused") == 1
+
+
+def test_idle_timeout_and_session_limit(daemons, tmp):
+    d = daemons(http=True, smtp=True, args=conf(tmp, "idle_timeout = 1s\nmax_sessions = 2\n")).start()
+    port = smtp_port(d)
+    a, b = Dialogue(port), Dialogue(port)
+    assert a.code() == 220 and b.code() == 220
+    c = Dialogue(port)
+    assert c.code() == 421                          # the third session at once
+    c.close()
+    t0 = time.monotonic()
+    assert a.code() == 421                          # silence: closed
+    assert time.monotonic() - t0 < 5
+    assert a.reply() is None
+    a.close()
+    b.close()
+
+
+def test_auth_modes(daemons, tmp):
+    d = daemons(http=True, smtp=True, args=conf(tmp, "auth = required\n")).start()
+    port = smtp_port(d)
+    with smtplib.SMTP("127.0.0.1", port) as s:
+        s.ehlo()
+        assert s.has_extn("auth")
+        with pytest.raises(smtplib.SMTPSenderRefused) as e:
+            s.sendmail("a@x", ["b@y"], "Subject: no\r\n\r\nx\r\n")
+        assert e.value.smtp_code == 530
+    with smtplib.SMTP("127.0.0.1", port) as s:
+        s.login("anyone", "any password")   # any credential is accepted
+        s.sendmail("a@x", ["b@y"], "Subject: yes\r\n\r\nx\r\n")
+    c = Dialogue(port)
+    c.code()
+    c.cmd("EHLO x")
+    assert c.cmd("AUTH LOGIN") == 334
+    assert c.cmd("dXNlcg==") == 334
+    assert c.cmd("cGFzcw==") == 235
+    assert c.cmd("AUTH PLAIN AGEAYg==") == 503      # already
+    c.close()
+    c = Dialogue(port)
+    c.code()
+    c.cmd("EHLO x")
+    assert c.cmd("AUTH PLAIN") == 334
+    assert c.cmd("*") == 501
+    assert c.cmd("AUTH CRAM-MD5") == 504
+    c.close()
+    assert messages(d)["total"] == 1
+
+
+def test_search_read_delete_and_loopback_rule(sink):
+    with smtplib.SMTP("127.0.0.1", sink.smtp) as s:
+        s.sendmail("alice@x.com", ["bob@y.com"], "From: Alice <alice@x.com>\r\nTo: bob@y.com\r\n"
+                   "Subject: Invoice 42\r\n\r\nPlease pay the invoice\r\n")
+        s.sendmail("carol@x.com", ["dan@y.com"], "From: carol@x.com\r\nTo: dan@y.com\r\n"
+                   "Subject: Lunch?\r\n\r\nNoon at the usual place\r\n")
+        s.sendmail("carol@x.com", ["bob@y.com"], "From: carol@x.com\r\nTo: bob@y.com\r\n"
+                   "Subject: Re: Invoice 42\r\n\r\npaid\r\n")
+    def subjects(q):
+        return sorted(m["Subject"] for m in messages(sink, q)["messages"])
+    assert subjects("from:alice") == ["Invoice 42"]
+    assert subjects("to:bob@y.com") == ["Invoice 42", "Re: Invoice 42"]
+    assert subjects("subject:lunch") == ["Lunch?"]
+    assert subjects('"usual place"') == ["Lunch?"]
+    assert subjects("invoice -from:alice") == ["Re: Invoice 42"]
+    assert messages(sink, "is:unread")["messages_count"] == 3
+    ids = [m["ID"] for m in messages(sink, "subject:invoice")["messages"]]
+    r = requests.put(sink.url + "/api/v1/messages", json={"IDs": ids, "Read": True})
+    assert r.status_code == 200 and r.json() == {"updated": 2}
+    assert subjects("is:unread") == ["Lunch?"]
+    assert messages(sink)["unread"] == 1
+    r = requests.delete(sink.url + "/api/v1/search", params={"query": "from:carol subject:lunch"})
+    assert r.json() == {"deleted": 1}
+    r = requests.delete(sink.url + "/api/v1/messages", json={"IDs": [ids[0]]})
+    assert r.json() == {"deleted": 1}
+    assert messages(sink)["total"] == 1
+    assert requests.get(sink.url + "/api/v1/message/nope").status_code == 404
+    # A user token is not a key: the mailbox is the administrator's.
+    tok = sink.ok("token", "bob")["token"]
+    r = requests.get(sink.url + "/api/v1/messages", headers={"Authorization": "Bearer " + tok})
+    assert r.status_code == 403
+    r = requests.delete(sink.url + "/api/v1/messages")
+    assert r.json() == {"deleted": 1} and messages(sink)["total"] == 0
+
+
+def test_retention(daemons, tmp):
+    d = daemons(http=True, smtp=True, args=conf(tmp, "mail_max = 3\n")).start()
+    port = smtp_port(d)
+    with smtplib.SMTP("127.0.0.1", port) as s:
+        for i in range(5):
+            s.sendmail("a@x", ["b@y"], "Subject: m%d\r\n\r\nx\r\n" % i)
+    assert [m["Subject"] for m in messages(d)["messages"]] == ["m4", "m3", "m2"]
+
+
+def test_notifyctl_mail_and_watch(sink):
+    watch = subprocess.Popen([NOTIFYCTL, "-s", sink.socket, "--json", "watch"],
+                             stdout=subprocess.PIPE, text=True)
+    sink.wait_log("watch started")
+    waiter = subprocess.Popen([NOTIFYCTL, "-s", sink.socket, "--json", "mail", "wait",
+                               "--query", "subject:welcome", "--timeout", "20s"],
+                              stdout=subprocess.PIPE, text=True)
+    with smtplib.SMTP("127.0.0.1", sink.smtp) as s:
+        s.sendmail("a@x", ["b@y"], "Subject: other\r\n\r\nx\r\n")
+        s.sendmail("a@x", ["new@user.com"], "Subject: Welcome aboard\r\n\r\nHello!\r\n")
+    out, _ = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0
+    got = json.loads(out)
+    assert got["Subject"] == "Welcome aboard"
+    # Already there: returns at once. Never coming: exit 1.
+    assert sink.ok("mail", "wait", "--query", "subject:welcome")["ID"] == got["ID"]
+    rc, _, err = sink.ctl("mail", "wait", "--query", "subject:never", "--timeout", "1s")
+    assert rc == 1 and "no matching message" in err
+    listed = sink.ok("mail", "list", "--query", "subject:welcome")
+    assert listed["messages_count"] == 1
+    shown = sink.ok("mail", "show", got["ID"], "--text")
+    assert shown == {"ID": got["ID"], "Text": "Hello!\r\n"}
+    p = subprocess.run([NOTIFYCTL, "-s", sink.socket, "mail", "show", got["ID"], "--raw"],
+                       capture_output=True)
+    assert p.stdout.startswith(b"Received: ") and p.stdout.endswith(b"Hello!\r\n")
+    p = subprocess.run([NOTIFYCTL, "-s", sink.socket, "mail", "show", "latest"],
+                       capture_output=True, text=True)
+    assert "Subject   Welcome aboard" in p.stdout
+    assert sink.ok("mail", "clear", "--query", "subject:other") == {"deleted": 1}
+    assert sink.ok("mail", "clear") == {"deleted": 1}
+    watch.terminate()
+    lines = [json.loads(l) for l in watch.communicate(timeout=10)[0].splitlines()]
+    mails = [l for l in lines if l["type"] == "mail"]
+    assert [m["data"]["Subject"] for m in mails] == ["other", "Welcome aboard"]
