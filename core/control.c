@@ -23,6 +23,7 @@
 
 #include "app.h"
 #include "hub.h"
+#include "listener.h"
 #include "log.h"
 #include "ops.h"
 #include "proto.h"
@@ -42,10 +43,8 @@ struct control {
 	struct app	*app;
 	char		*path;
 	int		 fd;
-	int		 wake[2];	/* written to stop the accept loop */
 	int		 max_clients;
-	pthread_t	 acceptor;
-	bool		 acceptor_running;
+	struct listener	*listener;
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 idle;		/* signalled when the last client leaves */
 	struct client	*clients;
@@ -264,16 +263,9 @@ refuse(int fd, const char *code, const char *message)
 
 /* Take one new connection. */
 static void
-accept_one(struct control *ctl)
+accept_one(void *arg, int fd)
 {
-	int fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0) {
-		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
-			log_warn("control accept failed", "error=%s", strerror(errno));
-		if (errno == EMFILE || errno == ENFILE)
-			usleep(100000);	/* let clients finish instead of spinning */
-		return;
-	}
+	struct control *ctl = arg;
 	struct ucred cred;
 	socklen_t cl_len = sizeof cred;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl_len) != 0 ||
@@ -317,27 +309,6 @@ accept_one(struct control *ctl)
 	} else {
 		log_debug("control client connected", "client=%u pid=%d", cl->id, (int)cred.pid);
 	}
-}
-
-/* Accept connections until control_stop(). */
-static void *
-acceptor_main(void *arg)
-{
-	struct control *ctl = arg;
-	struct pollfd pfd[2] = {{ctl->fd, POLLIN, 0}, {ctl->wake[0], POLLIN, 0}};
-	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("control poll failed", "error=%s", strerror(errno));
-			break;
-		}
-		if (pfd[1].revents)
-			break;
-		if (pfd[0].revents & POLLIN)
-			accept_one(ctl);
-	}
-	return NULL;
 }
 
 /* Make sure the socket's directory exists and nobody else can swap its contents. */
@@ -420,7 +391,6 @@ control_start(struct control **out, struct app *app, const char *path,
 	ctl->app = app;
 	ctl->max_clients = max_clients;
 	ctl->path = strdup(path);
-	ctl->wake[0] = ctl->wake[1] = -1;
 	pthread_mutex_init(&ctl->lock, NULL);
 	pthread_cond_init(&ctl->idle, NULL);
 	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -429,18 +399,16 @@ control_start(struct control **out, struct app *app, const char *path,
 	int brc = ctl->fd < 0 ? -1 : bind(ctl->fd, (struct sockaddr *)&sun, sizeof sun);
 	umask(old);
 	ctl->bound = brc == 0;
-	if (brc != 0 || chmod(path, 0600) != 0 || listen(ctl->fd, 128) != 0 ||
-	    pipe2(ctl->wake, O_CLOEXEC) != 0) {
+	if (brc != 0 || chmod(path, 0600) != 0 || listen(ctl->fd, 128) != 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		control_stop(ctl);
 		return -1;
 	}
-	if (pthread_create(&ctl->acceptor, NULL, acceptor_main, ctl) != 0) {
+	if (listener_start(&ctl->listener, ctl->fd, "control", accept_one, ctl) != 0) {
 		snprintf(err, errlen, "cannot start the control thread");
 		control_stop(ctl);
 		return -1;
 	}
-	ctl->acceptor_running = true;
 	*out = ctl;
 	return 0;
 }
@@ -450,10 +418,7 @@ control_stop(struct control *ctl)
 {
 	if (ctl == NULL)
 		return;
-	if (ctl->acceptor_running) {
-		write_all(ctl->wake[1], "x", 1);
-		pthread_join(ctl->acceptor, NULL);
-	}
+	listener_stop(ctl->listener);
 	if (ctl->fd >= 0)
 		close(ctl->fd);
 	if (ctl->bound)
@@ -477,10 +442,6 @@ control_stop(struct control *ctl)
 				pthread_cond_wait(&ctl->idle, &ctl->lock);
 		}
 	pthread_mutex_unlock(&ctl->lock);
-	if (ctl->wake[0] >= 0) {
-		close(ctl->wake[0]);
-		close(ctl->wake[1]);
-	}
 	pthread_mutex_destroy(&ctl->lock);
 	pthread_cond_destroy(&ctl->idle);
 	free(ctl->path);

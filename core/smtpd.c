@@ -28,6 +28,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "listener.h"
 #include "log.h"
 #include "mime.h"
 #include "proto.h"
@@ -54,9 +55,7 @@ struct smtpd {
 	struct app	*app;
 	const struct config *cfg;
 	int		 fd, port;
-	int		 wake[2];
-	pthread_t	 acceptor;
-	bool		 running;
+	struct listener	*listener;
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 idle;
 	struct session	*sessions;
@@ -526,16 +525,12 @@ session_main(void *arg)
 
 /* Take one connection: a session thread, or 421 when there are too many. */
 static void
-accept_one(struct smtpd *sd)
+accept_one(void *arg, int fd)
 {
+	struct smtpd *sd = arg;
 	struct sockaddr_storage sa;
 	socklen_t sl = sizeof sa;
-	int fd = accept4(sd->fd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE)
-			usleep(100000);
-		return;
-	}
+	getpeername(fd, (struct sockaddr *)&sa, &sl);
 	struct timeval tv = {(time_t)(sd->cfg->smtp_idle_timeout / 1000),
 	    (suseconds_t)(sd->cfg->smtp_idle_timeout % 1000) * 1000};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -576,25 +571,6 @@ accept_one(struct smtpd *sd)
 		close(fd);
 }
 
-static void *
-acceptor_main(void *arg)
-{
-	struct smtpd *sd = arg;
-	struct pollfd pfd[2] = {{sd->fd, POLLIN, 0}, {sd->wake[0], POLLIN, 0}};
-	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pfd[1].revents)
-			break;
-		if (pfd[0].revents & POLLIN)
-			accept_one(sd);
-	}
-	return NULL;
-}
-
 int
 smtpd_start(struct smtpd **out, struct app *app, char *err, size_t errlen)
 {
@@ -617,7 +593,6 @@ smtpd_start(struct smtpd **out, struct app *app, char *err, size_t errlen)
 	struct smtpd *sd = calloc(1, sizeof *sd);
 	sd->app = app;
 	sd->cfg = app->cfg;
-	sd->wake[0] = sd->wake[1] = -1;
 	pthread_mutex_init(&sd->lock, NULL);
 	pthread_cond_init(&sd->idle, NULL);
 	sd->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -625,7 +600,7 @@ smtpd_start(struct smtpd **out, struct app *app, char *err, size_t errlen)
 	if (sd->fd >= 0)
 		setsockopt(sd->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (sd->fd < 0 || bind(sd->fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
-	    listen(sd->fd, 256) != 0 || pipe2(sd->wake, O_CLOEXEC) != 0) {
+	    listen(sd->fd, 256) != 0) {
 		snprintf(err, errlen, "cannot listen for SMTP on %s: %s", app->cfg->smtp_listen,
 		    strerror(errno));
 		freeaddrinfo(ai);
@@ -638,12 +613,11 @@ smtpd_start(struct smtpd **out, struct app *app, char *err, size_t errlen)
 	getsockname(sd->fd, (struct sockaddr *)&sa, &sl);
 	sd->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port :
 	    ((struct sockaddr_in *)&sa)->sin_port);
-	if (pthread_create(&sd->acceptor, NULL, acceptor_main, sd) != 0) {
+	if (listener_start(&sd->listener, sd->fd, "smtp", accept_one, sd) != 0) {
 		snprintf(err, errlen, "cannot start the SMTP thread");
 		smtpd_stop(sd);
 		return -1;
 	}
-	sd->running = true;
 	*out = sd;
 	return 0;
 }
@@ -659,10 +633,7 @@ smtpd_stop(struct smtpd *sd)
 {
 	if (sd == NULL)
 		return;
-	if (sd->running) {
-		write_all(sd->wake[1], "x", 1);
-		pthread_join(sd->acceptor, NULL);
-	}
+	listener_stop(sd->listener);
 	if (sd->fd >= 0)
 		close(sd->fd);
 	pthread_mutex_lock(&sd->lock);
@@ -671,10 +642,6 @@ smtpd_stop(struct smtpd *sd)
 	while (sd->nsessions > 0)
 		pthread_cond_wait(&sd->idle, &sd->lock);
 	pthread_mutex_unlock(&sd->lock);
-	if (sd->wake[0] >= 0) {
-		close(sd->wake[0]);
-		close(sd->wake[1]);
-	}
 	pthread_mutex_destroy(&sd->lock);
 	pthread_cond_destroy(&sd->idle);
 	free(sd);
