@@ -13,6 +13,7 @@ struct app {
 	struct auth		*auth;
 	struct hub		*hub;
 	const char		*version;
+	long long		 started_at;	/* ms */
 };
 
 #endif

@@ -88,6 +88,7 @@ static const struct route routes[] = {
 	{"GET", "/ws", NULL, NULL, R_PUBLIC, ws_plain, NULL},
 	{"GET", "/metrics", NULL, NULL, R_PUBLIC, metrics_page, NULL},
 	/* The mailbox, on Mailpit's paths. */
+	{"GET", "/api/v1/info", "mail.info", NULL, R_LOOPBACK, NULL, NULL},
 	{"GET", "/api/v1/messages", "mail.list", NULL, R_LOOPBACK, NULL, NULL},
 	{"PUT", "/api/v1/messages", "mail.read", NULL, R_LOOPBACK | R_BODY, NULL, "IDs=ids,Read=read"},
 	{"DELETE", "/api/v1/messages", "mail.clear", NULL, R_LOOPBACK | R_BODY, NULL, "IDs=ids"},
@@ -993,6 +994,58 @@ ws_close(const struct mg_connection *c, void *cbdata)
 	free(st);
 }
 
+/* /api/events (Mailpit's): loopback, or an API key. */
+static int
+events_connect(const struct mg_connection *cc, void *cbdata)
+{
+	struct http *h = cbdata;
+	struct mg_connection *c = (struct mg_connection *)cc;
+	const struct mg_request_info *ri = mg_get_request_info(c);
+	const char *authz = mg_get_header(c, "Authorization");
+	struct principal who = {0};
+	struct op_error e = {0};
+	bool loopback = strncmp(ri->remote_addr, "127.", 4) == 0 ||
+	    strcmp(ri->remote_addr, "::1") == 0;
+	if (!(loopback && authz == NULL)) {
+		int rc = auth_check(h->app->auth, h->app->store, authz, time_now_ms(), &who, &e);
+		if (rc == 0 && who.user != NULL)
+			op_error_set(&e, 403, "forbidden", "the mailbox needs an API key");
+		principal_clear(&who);
+		if (e.status != 0) {
+			const char *hdr[] = {"WWW-Authenticate", "Bearer", NULL};
+			respond_error(c, &e, e.status == 401 ? hdr : NULL);
+			return 1;
+		}
+	}
+	struct ws_state *st = calloc(1, sizeof *st);
+	if (st == NULL)
+		return 1;
+	st->h = h;
+	mg_set_user_connection_data(cc, st);
+	return 0;
+}
+
+static void
+events_ready(struct mg_connection *c, void *cbdata)
+{
+	struct ws_state *st = mg_get_user_connection_data(c);
+	(void)cbdata;
+	if (st != NULL)
+		st->hc = hub_watch_mailbox(st->h->app->hub, &ws_transport, c);
+}
+
+/* Mailpit's event stream takes nothing from the client. */
+static int
+events_data(struct mg_connection *c, int bits, char *data, size_t len, void *cbdata)
+{
+	(void)data;
+	(void)len;
+	(void)cbdata;
+	if ((bits & 0x0f) == MG_WEBSOCKET_OPCODE_PING)
+		mg_websocket_write(c, MG_WEBSOCKET_OPCODE_PONG, data, len);
+	return (bits & 0x0f) != MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE;
+}
+
 /* civetweb's own errors (a malformed request line, a header too large) as JSON. */
 static int
 on_http_error(struct mg_connection *c, int status, const char *msg)
@@ -1092,6 +1145,8 @@ http_start(struct http **out, struct app *app, char *err, size_t errlen)
 	snprintf(h->host, sizeof h->host, "%s", host);
 	mg_set_request_handler(h->ctx, "/", handle, h);
 	mg_set_websocket_handler(h->ctx, "/ws", ws_connect, ws_ready, ws_data, ws_close, h);
+	mg_set_websocket_handler(h->ctx, "/api/events", events_connect, events_ready, events_data,
+	    ws_close, h);
 	*out = h;
 	return 0;
 }

@@ -46,6 +46,7 @@ struct hub_conn {
 	struct hub		*h;
 	char			*user;		/* NULL: a watcher of everyone */
 	bool			 watcher;
+	bool			 mailpit;	/* a Mailpit /api/events client */
 	struct hub_transport	 t;
 	void			*ctx;
 	int64_t			 expires;	/* ms; 0: never */
@@ -230,13 +231,53 @@ send_now(struct hub_conn *c, const char *type, json_t *data)
 	return rc;
 }
 
+/* A Mailpit frame {"Type":type,"Data":data}, with one reference. */
+static struct frame *
+mailpit_frame(const char *type, json_t *data)
+{
+	json_t *o = json_pack("{s:s, s:O?}", "Type", type, "Data", data);
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (s == NULL)
+		return NULL;
+	size_t len = strlen(s);
+	struct frame *f = malloc(sizeof *f + len + 1);
+	if (f != NULL) {
+		f->refs = 1;
+		f->len = len;
+		memcpy(f->data, s, len + 1);
+	}
+	free(s);
+	return f;
+}
+
+/* A mailbox event as Mailpit's /api/events frames: the change, then the new stats. */
+static void
+mailpit_frames(struct hub *h, const struct event *ev, struct frame **mf, struct frame **stats)
+{
+	json_t *counts = NULL;
+	if (ev->type == EVENT_MAIL)
+		*mf = mailpit_frame("new", ev->data);
+	else if (ev->type == EVENT_MAIL_DELETED)
+		*mf = mailpit_frame("delete", json_object_get(ev->data, "IDs"));
+	else
+		*mf = mailpit_frame("truncate", NULL);
+	if (store_mail_list(h->app->store, 0, 0, NULL, &counts) > 0) {
+		json_t *d = json_pack("{s:O, s:O, s:s}", "Total", json_object_get(counts, "total"),
+		    "Unread", json_object_get(counts, "unread"), "Version", h->app->version);
+		*stats = mailpit_frame("stats", d);
+		json_decref(d);
+		json_decref(counts);
+	}
+}
+
 /* Turn one of core's events into frames for the user's clients and the watchers. */
 static void
 on_event(const struct event *ev, void *arg)
 {
 	struct hub *h = arg;
 	const char *type = events_name(ev->type);
-	struct frame *f = NULL, *count = NULL, *wf = NULL;
+	struct frame *f = NULL, *count = NULL, *wf = NULL, *mf = NULL, *stats = NULL;
 	json_t *data = ev->data, *count_data = NULL;
 	int64_t nid = 0;
 
@@ -269,6 +310,8 @@ on_event(const struct event *ev, void *arg)
 	}
 	if (to_watchers)
 		wf = frame_new(type, ev->user, own ? own : data);
+	if (to_watchers && ev->type >= EVENT_MAIL)
+		mailpit_frames(h, ev, &mf, &stats);
 	json_decref(own);
 	json_decref(count_data);
 
@@ -281,12 +324,19 @@ on_event(const struct event *ev, void *arg)
 		else if (ev->type == EVENT_NOTIFICATION)
 			c->count_dirty = true;
 	}
-	for (struct hub_conn *c = h->watchers; c; c = c->unext)
-		if (c->user == NULL || strcmp(c->user, ev->user) == 0)
+	for (struct hub_conn *c = h->watchers; c; c = c->unext) {
+		if (c->mailpit) {
+			enqueue(h, c, mf, 0);
+			enqueue(h, c, stats, 0);
+		} else if (c->user == NULL || strcmp(c->user, ev->user) == 0) {
 			enqueue(h, c, wf, 0);
+		}
+	}
 	frame_unref(f);
 	frame_unref(count);
 	frame_unref(wf);
+	frame_unref(mf);
+	frame_unref(stats);
 	pthread_mutex_unlock(&h->lock);
 }
 
@@ -575,6 +625,18 @@ hub_watch(struct hub *h, const char *user, const struct hub_transport *t, void *
 	c->unext = h->watchers;
 	h->watchers = c;
 	pthread_mutex_unlock(&h->lock);
+	return c;
+}
+
+struct hub_conn *
+hub_watch_mailbox(struct hub *h, const struct hub_transport *t, void *ctx)
+{
+	struct hub_conn *c = hub_watch(h, NULL, t, ctx);
+	if (c != NULL) {
+		pthread_mutex_lock(&h->lock);
+		c->mailpit = true;
+		pthread_mutex_unlock(&h->lock);
+	}
 	return c;
 }
 

@@ -66,6 +66,12 @@ void	 hub_detach(struct hub_conn *c);
 struct hub_conn *hub_watch(struct hub *h, const char *user, const struct hub_transport *t,
 	    void *ctx);
 
+/*
+ * A Mailpit /api/events client: mailbox events only, as
+ * {"Type":"new"|"delete"|"truncate"|"stats","Data":...}, until hub_detach().
+ */
+struct hub_conn *hub_watch_mailbox(struct hub *h, const struct hub_transport *t, void *ctx);
+
 /* Open WebSocket connections of user (0: not connected). */
 int	 hub_presence(struct hub *h, const char *user);
 /* {"total":N,"users":{"alice":2,...}}. */

@@ -31,6 +31,9 @@ static const struct {
 	    "WebSocket upgrades refused: ws_max_connections are open (503)."},
 	[C_WS_DROPPED_SLOW] = {"notifyd_ws_dropped_slow_total",
 	    "Clients dropped because their outgoing queue overflowed."},
+	[C_SMTP_ACCEPTED] = {"notifyd_smtp_accepted_total", "Messages the SMTP sink stored."},
+	[C_SMTP_REJECTED] = {"notifyd_smtp_rejected_total",
+	    "Messages the SMTP sink refused (size, or could not store)."},
 };
 
 static int64_t counters[C__COUNT];
@@ -64,6 +67,12 @@ void
 metrics_add(enum counter c, int64_t n)
 {
 	__atomic_fetch_add(&counters[c], n, __ATOMIC_RELAXED);
+}
+
+int64_t
+metrics_get(enum counter c)
+{
+	return __atomic_load_n(&counters[c], __ATOMIC_RELAXED);
 }
 
 void

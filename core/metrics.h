@@ -19,6 +19,8 @@ enum counter {
 	C_WS_REFUSED_USER_LIMIT,
 	C_WS_REFUSED_FULL,
 	C_WS_DROPPED_SLOW,
+	C_SMTP_ACCEPTED,
+	C_SMTP_REJECTED,
 	C__COUNT
 };
 
@@ -28,6 +30,7 @@ enum counter {
 /* Name the routes (labels "METHOD /pattern"); n <= METRICS_MAX_ROUTES - 1. */
 void	 metrics_routes(const char *const *labels, int n);
 void	 metrics_add(enum counter c, int64_t n);
+int64_t	 metrics_get(enum counter c);
 /* Count one HTTP request of route (-1: matched none) with its status and duration. */
 void	 metrics_http(int route, int status, int64_t micros);
 /* Subscribe the counters to core's events. */

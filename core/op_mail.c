@@ -3,11 +3,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "app.h"
 #include "events.h"
+#include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "mailq.h"
 #include "mime.h"
 #include "ops.h"
@@ -39,6 +42,10 @@ static const struct op_arg read_args[] = {
 static const struct op_arg clear_args[] = {
 	{"ids", ARG_STRINGS, ARG_POSITIONAL, "ID", "the messages to delete"},
 	{"query", ARG_STRING, 0, "QUERY", "delete the messages matching this search"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg info_args[] = {
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -303,6 +310,31 @@ wait_run(struct op_ctx *ctx, json_t *a)
 	return op_fail(ctx, 408, "timeout", "no matching message arrived in time");
 }
 
+/* Mailpit's /api/v1/info: version, database, mailbox and SMTP counts. */
+static json_t *
+info_run(struct op_ctx *ctx, json_t *a)
+{
+	json_t *counts = NULL;
+	char db[4096];
+	struct stat sb;
+	(void)a;
+	if (store_mail_list(ctx->app->store, 0, 0, NULL, &counts) <= 0)
+		return op_fail(ctx, 500, "internal", "the mailbox could not be read");
+	snprintf(db, sizeof db, "%s/notifyd.db", ctx->app->cfg->data_dir);
+	int64_t size = stat(db, &sb) == 0 ? (int64_t)sb.st_size : 0;
+	json_t *r = json_pack("{s:s, s:s, s:s, s:I, s:O, s:O, s:{}, s:{s:I, s:I, s:I}}",
+	    "Version", ctx->app->version, "LatestVersion", "", "Database", db,
+	    "DatabaseSize", (json_int_t)size, "Messages", json_object_get(counts, "total"),
+	    "Unread", json_object_get(counts, "unread"), "Tags", "RuntimeStats",
+	    "Uptime", (json_int_t)((ctx->now - ctx->app->started_at) / 1000),
+	    "SMTPAccepted", (json_int_t)metrics_get(C_SMTP_ACCEPTED),
+	    "SMTPRejected", (json_int_t)metrics_get(C_SMTP_REJECTED));
+	json_decref(counts);
+	return r;
+}
+
+const struct op op_mail_info = {"mail.info", "the mailbox in numbers (Mailpit's info)",
+    info_args, info_run, OP_ADMIN};
 const struct op op_mail_list = {"mail.list", "list (or search) captured mail, newest first",
     list_args, list_run, OP_ADMIN};
 const struct op op_mail_show = {"mail.show", "show a captured message (and mark it read)",

@@ -37,6 +37,7 @@ const struct op *const op_table[] = {
 	&op_mail_read,
 	&op_mail_clear,
 	&op_mail_wait,
+	&op_mail_info,
 	NULL,
 };
 

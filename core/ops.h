@@ -102,7 +102,7 @@ extern const struct op op_ping, op_send, op_list, op_show, op_read, op_unread,
     op_count, op_archive, op_unarchive, op_delete, op_user_show, op_user_set,
     op_topic_add, op_topic_rm, op_topic_show, op_key_create, op_key_list,
     op_key_revoke, op_token, op_presence, op_connections, op_disconnect, op_watch,
-    op_mail_list, op_mail_show, op_mail_read, op_mail_clear, op_mail_wait;
+    op_mail_list, op_mail_show, op_mail_read, op_mail_clear, op_mail_wait, op_mail_info;
 
 /* Let mail.wait hear of arrivals; call once before serving. */
 void		 op_mail_listen(void);

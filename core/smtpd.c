@@ -30,6 +30,7 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "mime.h"
 #include "proto.h"
 #include "store.h"
@@ -327,10 +328,13 @@ cmd_data(struct session *ss, struct buf *line)
 		    (long long)cfg->smtp_max_size);
 		reply(ss, "552 5.3.4 Message size exceeds the limit of %lld bytes",
 		    (long long)cfg->smtp_max_size);
+		metrics_add(C_SMTP_REJECTED, 1);
 	} else if (store_message(ss, &data, uid) > 0) {
 		reply(ss, "250 2.0.0 OK: queued as %s", uid);
+		metrics_add(C_SMTP_ACCEPTED, 1);
 	} else {
 		reply(ss, "451 4.3.0 The message could not be stored; try again");
+		metrics_add(C_SMTP_REJECTED, 1);
 	}
 	buf_free(&data);
 	reset(ss);

@@ -294,6 +294,16 @@ print_result(FILE *f, const char *name, json_t *r)
 		print_fields(f, r);	/* --headers */
 	} else if (strcmp(name, "mail.show") == 0 || strcmp(name, "mail.wait") == 0) {
 		print_mail(f, r);
+	} else if (strcmp(name, "mail.info") == 0) {
+		json_t *rs = json_object_get(r, "RuntimeStats");
+		fprintf(f, "%s; %lld messages, %lld unread; database %s (%lld bytes); "
+		    "SMTP accepted %lld, rejected %lld; up %llds\n", field(r, "Version", "?"),
+		    (long long)json_integer_value(json_object_get(r, "Messages")),
+		    (long long)json_integer_value(json_object_get(r, "Unread")), field(r, "Database", "?"),
+		    (long long)json_integer_value(json_object_get(r, "DatabaseSize")),
+		    (long long)json_integer_value(json_object_get(rs, "SMTPAccepted")),
+		    (long long)json_integer_value(json_object_get(rs, "SMTPRejected")),
+		    (long long)json_integer_value(json_object_get(rs, "Uptime")));
 	} else if (strcmp(name, "mail.clear") == 0) {
 		fprintf(f, "deleted %lld message(s)\n",
 		    (long long)json_integer_value(json_object_get(r, "deleted")));

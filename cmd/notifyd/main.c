@@ -25,6 +25,7 @@
 #include "smtpd.h"
 #include "proto.h"
 #include "store.h"
+#include "util.h"
 
 #define EXIT_USAGE 2
 
@@ -194,7 +195,7 @@ int
 main(int argc, char **argv)
 {
 	struct config cfg;
-	struct app app = {.cfg = &cfg, .version = NOTIFYD_VERSION};
+	struct app app = {.cfg = &cfg, .version = NOTIFYD_VERSION, .started_at = time_now_ms()};
 	struct control *ctl = NULL;
 	struct http *http = NULL;
 	struct smtpd *smtp = NULL;

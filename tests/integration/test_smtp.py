@@ -311,3 +311,43 @@ def test_notifyctl_mail_and_watch(sink):
     lines = [json.loads(l) for l in watch.communicate(timeout=10)[0].splitlines()]
     mails = [l for l in lines if l["type"] == "mail"]
     assert [m["data"]["Subject"] for m in mails] == ["other", "Welcome aboard"]
+
+
+def test_info_and_events_stream(sink):
+    import asyncio
+    import websockets
+
+    async def go():
+        async with websockets.connect("ws://127.0.0.1:%d/api/events" % sink.port) as ws:
+            with smtplib.SMTP("127.0.0.1", sink.smtp) as s:
+                s.sendmail("a@x", ["b@y"], "Subject: live\r\n\r\nhello\r\n")
+            new = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert new["Type"] == "new" and new["Data"]["Subject"] == "live"
+            stats = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert stats["Type"] == "stats" and stats["Data"]["Total"] == 1
+            requests.delete(sink.url + "/api/v1/messages", json={"IDs": [new["Data"]["ID"]]})
+            gone = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert gone == {"Type": "delete", "Data": [new["Data"]["ID"]]}
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["Data"]["Total"] == 0
+            with smtplib.SMTP("127.0.0.1", sink.smtp) as s:
+                s.sendmail("a@x", ["b@y"], "Subject: again\r\n\r\nhello\r\n")
+            await asyncio.wait_for(ws.recv(), 10)
+            await asyncio.wait_for(ws.recv(), 10)
+            requests.delete(sink.url + "/api/v1/messages")
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"Type": "truncate", "Data": None}
+    asyncio.run(go())
+    info = requests.get(sink.url + "/api/v1/info").json()
+    assert info["Version"] == "0.1.0" and info["Messages"] == 0
+    assert info["RuntimeStats"]["SMTPAccepted"] == 2 and info["DatabaseSize"] > 0
+    assert "notifyd_smtp_accepted_total 2" in requests.get(sink.url + "/metrics").text
+    # A user token may not watch the mailbox.
+    tok = sink.ok("token", "u")["token"]
+
+    async def refused():
+        try:
+            async with websockets.connect("ws://127.0.0.1:%d/api/events" % sink.port,
+                                          extra_headers={"Authorization": "Bearer " + tok}):
+                return 101
+        except websockets.exceptions.InvalidStatusCode as e:
+            return e.status_code
+    assert asyncio.run(refused()) == 403
