@@ -36,6 +36,8 @@ struct config {
 	int64_t	 smtp_max_sessions;
 	int64_t	 smtp_idle_timeout;	/* ms */
 	char	*smtp_auth;
+	char	*smtp_tls_cert;
+	char	*smtp_tls_key;
 	char	*smtp_hostname;
 	int64_t	 mail_max;
 	int64_t	 mail_max_age;		/* ms; 0: no limit */

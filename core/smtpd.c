@@ -12,7 +12,9 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <openssl/evp.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -41,6 +43,7 @@
 struct session {
 	struct smtpd	*sd;
 	int		 fd;
+	SSL		*ssl;		/* after STARTTLS */
 	unsigned	 id;
 	char		 ip[64];
 	char		 helo[256];
@@ -57,12 +60,51 @@ struct smtpd {
 	const struct config *cfg;
 	int		 fd, port;
 	struct listener	*listener;
+	SSL_CTX		*tls;		/* NULL: no STARTTLS */
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 idle;
 	struct session	*sessions;
 	int		 nsessions;
 	unsigned	 next_id;
 };
+
+/* Write all of buf to the client, through TLS once it is on. */
+static int
+sio_write(struct session *ss, const void *buf, size_t len)
+{
+	if (ss->ssl == NULL)
+		return write_all(ss->fd, buf, len);
+	while (len > 0) {
+		int n = SSL_write(ss->ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len));
+		if (n <= 0)
+			return -1;
+		buf = (const char *)buf + n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Read what the client sent: >0 bytes, 0 at its end, <0 on error (errno EAGAIN: timeout). */
+static ssize_t
+sio_read(struct session *ss, void *buf, size_t len)
+{
+	if (ss->ssl == NULL)
+		return recv(ss->fd, buf, len, 0);
+	int n = SSL_read(ss->ssl, buf, (int)len);
+	if (n > 0)
+		return n;
+	int e = SSL_get_error(ss->ssl, n);
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return -1;
+	if (e == SSL_ERROR_WANT_READ) {
+		errno = EAGAIN;
+		return -1;
+	}
+	errno = EIO;
+	return -1;
+}
 
 /* Send one reply line. */
 static int
@@ -81,7 +123,7 @@ reply(struct session *ss, const char *fmt, ...)
 		n = (int)sizeof line - 3;
 	line[n++] = '\r';
 	line[n++] = '\n';
-	return write_all(ss->fd, line, (size_t)n);
+	return sio_write(ss, line, (size_t)n);
 }
 
 enum rl { RL_LINE, RL_LONG, RL_EOF, RL_TIMEOUT, RL_ERROR };
@@ -97,7 +139,7 @@ read_line(struct session *ss, struct buf *out, size_t max)
 	buf_reset(out);
 	for (;;) {
 		if (ss->rpos == ss->rlen) {
-			ssize_t n = recv(ss->fd, ss->rbuf, sizeof ss->rbuf, 0);
+			ssize_t n = sio_read(ss, ss->rbuf, sizeof ss->rbuf);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0)
@@ -425,6 +467,8 @@ cmd_ehlo(struct session *ss)
 	lines[n++] = "ENHANCEDSTATUSCODES";
 	if (strcmp(cfg->smtp_auth, "off") != 0)
 		lines[n++] = "AUTH PLAIN LOGIN";
+	if (ss->sd->tls != NULL && ss->ssl == NULL)
+		lines[n++] = "STARTTLS";
 	lines[n++] = "HELP";
 	struct buf b;
 	buf_init(&b);
@@ -432,8 +476,35 @@ cmd_ehlo(struct session *ss)
 	for (int i = 0; i < n; i++)
 		buf_printf(&b, "250%c%s\r\n", i == n - 1 ? ' ' : '-', lines[i]);
 	if (!b.oom)
-		write_all(ss->fd, b.data, b.len);
+		sio_write(ss, b.data, b.len);
 	buf_free(&b);
+}
+
+/* STARTTLS: the handshake, then a fresh session over TLS; false when it must end. */
+static bool
+cmd_starttls(struct session *ss)
+{
+	if (ss->sd->tls == NULL || ss->ssl != NULL) {
+		reply(ss, ss->ssl ? "503 5.5.1 TLS is already on" : "502 5.5.1 STARTTLS is not configured");
+		return true;
+	}
+	if (ss->rpos != ss->rlen) {
+		/* Commands pipelined after STARTTLS would be read as plain text: refuse. */
+		reply(ss, "501 5.5.4 Nothing may follow STARTTLS before the handshake");
+		return false;
+	}
+	reply(ss, "220 2.0.0 Ready to start TLS");
+	ss->ssl = SSL_new(ss->sd->tls);
+	if (ss->ssl == NULL || !SSL_set_fd(ss->ssl, ss->fd) || SSL_accept(ss->ssl) != 1) {
+		log_info("smtp tls handshake failed", "session=%u", ss->id);
+		return false;
+	}
+	/* RFC 3207: forget everything said before. */
+	ss->greeted = false;
+	ss->authed = false;
+	ss->helo[0] = '\0';
+	reset(ss);
+	return true;
 }
 
 /* One session, from greeting to goodbye. */
@@ -501,7 +572,7 @@ session_main(void *arg)
 		} else if (IS("AUTH")) {
 			go = cmd_auth(ss, args, &line);
 		} else if (IS("STARTTLS")) {
-			reply(ss, "502 5.5.1 STARTTLS is not configured");
+			go = cmd_starttls(ss);
 		} else if (IS("HELP")) {
 			reply(ss, "214 2.0.0 EHLO HELO MAIL RCPT DATA RSET NOOP QUIT AUTH");
 		} else {
@@ -513,6 +584,10 @@ session_main(void *arg)
 	reset(ss);
 	json_decref(ss->rcpts);
 	buf_free(&line);
+	if (ss->ssl != NULL) {
+		SSL_shutdown(ss->ssl);
+		SSL_free(ss->ssl);
+	}
 	pthread_mutex_lock(&sd->lock);
 	for (struct session **p = &sd->sessions; *p; p = &(*p)->next)
 		if (*p == ss) {
@@ -597,9 +672,26 @@ smtpd_start(struct smtpd **out, struct app *app, char *err, size_t errlen)
 	struct smtpd *sd = calloc(1, sizeof *sd);
 	sd->app = app;
 	sd->cfg = app->cfg;
+	sd->fd = -1;
 	pthread_mutex_init(&sd->lock, NULL);
 	pthread_cond_init(&sd->idle, NULL);
-	sd->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*app->cfg->smtp_tls_cert != '\0' || *app->cfg->smtp_tls_key != '\0') {
+		sd->tls = SSL_CTX_new(TLS_server_method());
+		if (sd->tls == NULL ||
+		    SSL_CTX_use_certificate_chain_file(sd->tls, app->cfg->smtp_tls_cert) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(sd->tls, app->cfg->smtp_tls_key, SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(sd->tls) != 1) {
+			char e[256];
+			ERR_error_string_n(ERR_get_error(), e, sizeof e);
+			snprintf(err, errlen, "smtp.tls_cert/tls_key: cannot load %s / %s: %s",
+			    app->cfg->smtp_tls_cert, app->cfg->smtp_tls_key, e);
+			freeaddrinfo(ai);
+			smtpd_stop(sd);
+			return -1;
+		}
+		SSL_CTX_set_min_proto_version(sd->tls, TLS1_2_VERSION);
+	}
+		sd->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (sd->fd >= 0)
 		setsockopt(sd->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -648,5 +740,6 @@ smtpd_stop(struct smtpd *sd)
 	pthread_mutex_unlock(&sd->lock);
 	pthread_mutex_destroy(&sd->lock);
 	pthread_cond_destroy(&sd->idle);
+	SSL_CTX_free(sd->tls);
 	free(sd);
 }

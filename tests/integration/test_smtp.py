@@ -351,3 +351,39 @@ def test_info_and_events_stream(sink):
         except websockets.exceptions.InvalidStatusCode as e:
             return e.status_code
     assert asyncio.run(refused()) == 403
+
+
+def test_starttls(daemons, tmp):
+    import ssl
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                    "-days", "1", "-keyout", key, "-out", cert], check=True, capture_output=True)
+    d = daemons(http=True, smtp=True, args=conf(tmp, "tls_cert = %s\ntls_key = %s\nauth = any\n"
+                                                     % (cert, key))).start()
+    ctx = ssl.create_default_context(cafile=cert)
+    ctx.check_hostname = False
+    with smtplib.SMTP("127.0.0.1", d.smtp_port) as s:
+        s.ehlo()
+        assert s.has_extn("starttls")
+        s.starttls(context=ctx)
+        s.ehlo()
+        assert not s.has_extn("starttls")   # once is enough
+        s.login("u", "p")
+        s.sendmail("a@x", ["b@y"], "Subject: over tls\r\n\r\nsecret\r\n")
+    m = messages(d)["messages"]
+    assert [x["Subject"] for x in m] == ["over tls"]
+    # Plain text pipelined after STARTTLS is refused, not read as if encrypted.
+    c = Dialogue(d.smtp_port)
+    c.code()
+    c.cmd("EHLO x")
+    c.send(b"STARTTLS\r\nMAIL FROM:<a@x>\r\n")
+    assert c.code() == 501
+    c.close()
+    # A certificate that cannot be loaded stops notifyd at start, naming it.
+    bad = daemons(http=False, smtp=True, data_dir=os.path.join(tmp, "d2"),
+                  socket_path=os.path.join(tmp, "bad.sock"),
+                  args=conf(tmp, "tls_cert = /nonexistent.pem\ntls_key = %s\n" % key))
+    bad.start(wait=False)
+    assert bad.proc.wait(10) == 1
+    bad.reader.join(5)
+    assert "/nonexistent.pem" in bad.log()
