@@ -74,6 +74,7 @@ enum stmt_id {
 	S_MAIL_DELETE,
 	S_MAIL_DELETE_ALL,
 	S_MAIL_PRUNE,
+	S_MAIL_PRUNE_AGE,
 	S_MAIL_AFTER,
 	S_MAIL_SCAN,
 	S__COUNT
@@ -162,7 +163,8 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_MAIL_DELETE] = "DELETE FROM mail WHERE uid = ?1",
 	[S_MAIL_DELETE_ALL] = "DELETE FROM mail",
 	[S_MAIL_PRUNE] = "DELETE FROM mail WHERE id <= (SELECT id FROM mail ORDER BY id DESC "
-	    "LIMIT 1 OFFSET ?1) OR received_at < ?2",
+	    "LIMIT 1 OFFSET ?1)",
+	[S_MAIL_PRUNE_AGE] = "DELETE FROM mail WHERE received_at < ?1",
 	[S_MAIL_SCAN] = "SELECT uid, received_at, size, read, summary, search, id FROM mail "
 	    "WHERE id > ?1 ORDER BY id DESC",
 	[S_MAIL_AFTER] = "SELECT uid, received_at, size, read, summary, id FROM mail WHERE id > ?1 "
@@ -1513,6 +1515,9 @@ row_mail_summary(sqlite3_stmt *s)
 	return o;
 }
 
+/* Retention is applied on every PRUNE_EVERY-th message stored. */
+#define PRUNE_EVERY 64
+
 struct mail_put {
 	const struct mail_new	*m;
 	json_t			*summary;	/* out: the stored summary object */
@@ -1534,12 +1539,23 @@ mail_insert_w(struct conn *c, void *arg)
 	sqlite3_bind_blob64(s, 8, m->raw, m->len, SQLITE_STATIC);
 	if (step_done(c, s, "mail_insert") != 0)
 		return -1;
-	/* Retention: keep the newest max, none older than max_age. */
-	if (m->keep > 0 || m->older_than > 0) {
+	/*
+	 * Retention: keep the newest max, none older than max_age. Checked on
+	 * every PRUNE_EVERY-th message, so it costs ingestion almost nothing
+	 * (the mailbox may exceed mail_max by that many meanwhile).
+	 */
+	if (sqlite3_last_insert_rowid(c->db) % PRUNE_EVERY != 0)
+		return 1;
+	if (m->keep > 0) {
 		s = stmt(c, S_MAIL_PRUNE);
-		sqlite3_bind_int64(s, 1, m->keep > 0 ? m->keep : INT64_MAX);
-		sqlite3_bind_int64(s, 2, m->older_than);
+		sqlite3_bind_int64(s, 1, m->keep);
 		if (step_done(c, s, "mail_prune") != 0)
+			return -1;
+	}
+	if (m->older_than > 0) {
+		s = stmt(c, S_MAIL_PRUNE_AGE);
+		sqlite3_bind_int64(s, 1, m->older_than);
+		if (step_done(c, s, "mail_prune_age") != 0)
 			return -1;
 	}
 	return 1;

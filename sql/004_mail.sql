@@ -14,3 +14,4 @@ CREATE TABLE mail (
 ) STRICT;
 
 CREATE INDEX mail_unread ON mail (id) WHERE read = 0;
+CREATE INDEX mail_received ON mail (received_at);	-- retention by age

@@ -271,10 +271,11 @@ def test_search_read_delete_and_loopback_rule(sink):
 def test_retention(daemons, tmp):
     d = daemons(http=True, smtp=True, args=conf(tmp, "mail_max = 3\n")).start()
     port = smtp_port(d)
+    # Retention runs on every 64th message: after 64, only the newest 3 remain.
     with smtplib.SMTP("127.0.0.1", port) as s:
-        for i in range(5):
+        for i in range(64):
             s.sendmail("a@x", ["b@y"], "Subject: m%d\r\n\r\nx\r\n" % i)
-    assert [m["Subject"] for m in messages(d)["messages"]] == ["m4", "m3", "m2"]
+    assert [m["Subject"] for m in messages(d)["messages"]] == ["m63", "m62", "m61"]
 
 
 def test_notifyctl_mail_and_watch(sink):
@@ -387,3 +388,15 @@ def test_starttls(daemons, tmp):
     assert bad.proc.wait(10) == 1
     bad.reader.join(5)
     assert "/nonexistent.pem" in bad.log()
+
+
+def test_parallel_pipelined_load_with_smtp_source(sink):
+    """postfix's smtp-source: 16 sessions at once, pipelined, 5 KiB each."""
+    p = subprocess.run(["smtp-source", "-s", "16", "-m", "320", "-l", "5120",
+                        "-f", "load@example.com", "-t", "sink@example.com",
+                        "127.0.0.1:%d" % sink.smtp], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    page = messages(sink)
+    assert page["total"] == 320
+    sizes = {m["Size"] for m in page["messages"]}
+    assert all(s > 5120 for s in sizes)
