@@ -121,15 +121,11 @@ user_gc(struct hub *h, struct user_ent *e)
 	free(e);
 }
 
-/* A frame {"type":type,["user":user,]"data":data}, with one reference. */
+/* The frame of a JSON object (consumed), with one reference; NULL if it cannot be made. */
 static struct frame *
-frame_new(const char *type, const char *user, json_t *data)
+frame_of(json_t *o)
 {
-	json_t *o = json_pack("{s:s}", "type", type);
-	if (user != NULL)
-		json_object_set_new(o, "user", json_string(user));
-	json_object_set(o, "data", data ? data : json_null());
-	char *s = json_dumps(o, JSON_COMPACT);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (s == NULL)
 		return NULL;
@@ -142,6 +138,17 @@ frame_new(const char *type, const char *user, json_t *data)
 	}
 	free(s);
 	return f;
+}
+
+/* A frame {"type":type,["user":user,]"data":data}, with one reference. */
+static struct frame *
+frame_new(const char *type, const char *user, json_t *data)
+{
+	json_t *o = json_pack("{s:s}", "type", type);
+	if (user != NULL)
+		json_object_set_new(o, "user", json_string(user));
+	json_object_set(o, "data", data ? data : json_null());
+	return frame_of(o);
 }
 
 /* Drop a reference. Under lock. */
@@ -235,20 +242,7 @@ send_now(struct hub_conn *c, const char *type, json_t *data)
 static struct frame *
 mailpit_frame(const char *type, json_t *data)
 {
-	json_t *o = json_pack("{s:s, s:O?}", "Type", type, "Data", data);
-	char *s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (s == NULL)
-		return NULL;
-	size_t len = strlen(s);
-	struct frame *f = malloc(sizeof *f + len + 1);
-	if (f != NULL) {
-		f->refs = 1;
-		f->len = len;
-		memcpy(f->data, s, len + 1);
-	}
-	free(s);
-	return f;
+	return frame_of(json_pack("{s:s, s:O?}", "Type", type, "Data", data));
 }
 
 /* A mailbox event as Mailpit's /api/events frames: the change, then the new stats. */
