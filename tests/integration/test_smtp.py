@@ -400,3 +400,23 @@ def test_parallel_pipelined_load_with_smtp_source(sink):
     assert page["total"] == 320
     sizes = {m["Size"] for m in page["messages"]}
     assert all(s > 5120 for s in sizes)
+
+
+def test_malformed_mime_is_stored_and_shown(sink):
+    broken = (b"From: =?utf-8?b?not base64?= <x@y>\r\nSubject: caf\xe9 \xff\xfe\r\n"
+              b"Content-Type: multipart/mixed; boundary=\"nowhere\"\r\n\r\n"
+              b"--elsewhere\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!\r\n"
+              b"no closing boundary at all\r\n")
+    d = Dialogue(sink.smtp)
+    d.code()
+    d.send(b"EHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n")
+    assert [d.code() for _ in range(4)] == [250, 250, 250, 354]
+    d.send(broken + b".\r\n")
+    assert d.code() == 250
+    d.close()
+    m = messages(sink)["messages"]
+    assert len(m) == 1 and isinstance(m[0]["Subject"], str)
+    full = requests.get(sink.url + "/api/v1/message/" + m[0]["ID"])
+    assert full.status_code == 200 and isinstance(full.json()["Text"], str)
+    raw = requests.get(sink.url + "/api/v1/message/%s/raw" % m[0]["ID"]).content
+    assert raw.split(b"\r\n", 1)[1] == broken
