@@ -406,16 +406,6 @@ origin_allowed(const struct http *h, const char *origin)
 	return false;
 }
 
-/* FNV-1a of a string, for the rate-limit table. */
-static uint64_t
-hash_str(const char *s)
-{
-	uint64_t hv = 1469598103934665603ULL;
-	for (; *s; s++)
-		hv = (hv ^ (unsigned char)*s) * 1099511628211ULL;
-	return hv | 1;
-}
-
 /* Take one request from client's bucket; false when it is empty. */
 static bool
 rate_ok(struct http *h, const char *client, int64_t now, int *retry_after)
@@ -423,7 +413,7 @@ rate_ok(struct http *h, const char *client, int64_t now, int *retry_after)
 	int64_t rate = h->app->cfg->http_rate_limit;
 	if (rate <= 0)
 		return true;
-	uint64_t key = hash_str(client);
+	uint64_t key = hash_str(client) | 1;	/* 0 marks an empty bucket */
 	pthread_mutex_lock(&h->rl_lock);
 	struct bucket *b = &h->buckets[key % NBUCKETS];
 	if (b->key != key) {

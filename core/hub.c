@@ -84,10 +84,7 @@ struct hub {
 static unsigned
 hash_user(const char *s)
 {
-	unsigned hv = 2166136261u;
-	for (; *s; s++)
-		hv = (hv ^ (unsigned char)*s) * 16777619u;
-	return hv % NBUCKET;
+	return (unsigned)(hash_str(s) % NBUCKET);
 }
 
 /* The entry of user; made when create is true. Under lock. */

@@ -328,6 +328,15 @@ utf8_valid(const char *str, size_t len, bool allow_controls)
 	return true;
 }
 
+uint64_t
+hash_str(const char *s)
+{
+	uint64_t hv = 1469598103934665603ULL;
+	for (; *s; s++)
+		hv = (hv ^ (unsigned char)*s) * 1099511628211ULL;
+	return hv;
+}
+
 char *
 xstrdup(const char *s)
 {

@@ -46,6 +46,8 @@ bool	 parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 /* s is valid UTF-8 with no control characters (tab allowed when tabs). */
 bool	 utf8_valid(const char *s, size_t len, bool allow_controls);
 
+/* FNV-1a hash of a string, for hash tables. */
+uint64_t hash_str(const char *s);
 /* strdup that returns NULL for NULL. */
 char	*xstrdup(const char *s);
 
