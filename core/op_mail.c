@@ -122,6 +122,20 @@ query_arg(struct op_ctx *ctx, json_t *a, struct mailq **q)
 	return *q != NULL;
 }
 
+/* Scan the mailbox for args' query into s (s->first is the caller's); false with ctx->err set. */
+static bool
+scan_mailbox(struct op_ctx *ctx, json_t *a, struct scan *s)
+{
+	if (!query_arg(ctx, a, &s->q))
+		return false;
+	int rc = store_mail_scan(ctx->app->store, 0, scan_one, s);
+	mailq_free(s->q);
+	s->q = NULL;
+	if (rc < 0)
+		op_fail(ctx, 500, "internal", "the mailbox could not be read");
+	return rc >= 0;
+}
+
 /* Answer {"total","unread","count","messages_count","start","tags","messages"}. */
 static json_t *
 list_run(struct op_ctx *ctx, json_t *a)
@@ -136,17 +150,15 @@ list_run(struct op_ctx *ctx, json_t *a)
 		}
 	}
 	s.start = json_integer_value(json_object_get(a, "start"));
-	if (s.start < 0 || !query_arg(ctx, a, &s.q)) {
+	if (s.start < 0) {
 		json_decref(s.page);
-		return ctx->err.status ? NULL :
-		    op_fail(ctx, 422, "invalid_field", "'start' must not be negative");
+		return op_fail(ctx, 422, "invalid_field", "'start' must not be negative");
 	}
-	int rc = store_mail_scan(ctx->app->store, 0, scan_one, &s);
-	mailq_free(s.q);
+	bool ok = scan_mailbox(ctx, a, &s);
 	json_decref(s.first);
-	if (rc < 0) {
+	if (!ok) {
 		json_decref(s.page);
-		return op_fail(ctx, 500, "internal", "the mailbox could not be read");
+		return NULL;
 	}
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:[], s:o}", "total", (json_int_t)s.total,
 	    "unread", (json_int_t)s.unread, "count", (json_int_t)json_array_size(s.page),
@@ -240,16 +252,11 @@ clear_run(struct op_ctx *ctx, json_t *a)
 		return op_fail(ctx, 422, "invalid_field", "give 'ids' or 'query', not both");
 	if (json_string_value(json_object_get(a, "query")) != NULL) {
 		struct scan s = {.ids = json_array()};
-		if (!query_arg(ctx, a, &s.q)) {
+		bool ok = scan_mailbox(ctx, a, &s);
+		json_decref(s.first);
+		if (!ok) {
 			json_decref(s.ids);
 			return NULL;
-		}
-		int rc = store_mail_scan(ctx->app->store, 0, scan_one, &s);
-		mailq_free(s.q);
-		json_decref(s.first);
-		if (rc < 0) {
-			json_decref(s.ids);
-			return op_fail(ctx, 500, "internal", "the mailbox could not be read");
 		}
 		found = ids = s.ids;
 		if (json_array_size(ids) == 0) {
@@ -274,20 +281,16 @@ wait_run(struct op_ctx *ctx, json_t *a)
 	if (t != NULL && (!duration_parse(t, &timeout) || timeout > 3600000))
 		return op_fail(ctx, 422, "invalid_field", "'timeout' must be a duration up to 1h");
 	struct scan s = {0};
-	if (!query_arg(ctx, a, &s.q))
-		return NULL;
 	int64_t deadline = time_mono_ms() + timeout;
 	for (;;) {
 		pthread_mutex_lock(&arrival_lock);
 		uint64_t seen = arrivals;
 		pthread_mutex_unlock(&arrival_lock);
 		/* Scan after noting the arrivals seen: nothing can slip between. */
-		if (store_mail_scan(ctx->app->store, 0, scan_one, &s) < 0)
-			break;
-		if (s.first != NULL) {
-			mailq_free(s.q);
+		if (!scan_mailbox(ctx, a, &s))
+			return NULL;
+		if (s.first != NULL)
 			return s.first;
-		}
 		pthread_mutex_lock(&arrival_lock);
 		int64_t left;
 		while (arrivals == seen && (left = deadline - time_mono_ms()) > 0) {
@@ -306,7 +309,6 @@ wait_run(struct op_ctx *ctx, json_t *a)
 		if (!more)
 			break;
 	}
-	mailq_free(s.q);
 	return op_fail(ctx, 408, "timeout", "no matching message arrived in time");
 }
 
