@@ -300,6 +300,7 @@ store_message(struct session *ss, struct buf *data, char uid[23])
 	struct mail_new m = {
 		.uid = uid, .received_at = now, .from = ss->from, .rcpt_json = rcpt_text,
 		.raw = raw.data, .len = raw.len, .summary_json = sum_text,
+		.summary = summary,
 		.search = search.data ? search.data : "",
 		.keep = sd->cfg->mail_max,
 		.older_than = sd->cfg->mail_max_age > 0 ? now - sd->cfg->mail_max_age : 0,

@@ -1566,7 +1566,8 @@ mail_insert_publish(void *arg)
 {
 	struct mail_put *p = arg;
 	char ts[40];
-	json_t *o = json_loads(p->m->summary_json, 0, NULL);
+	/* The caller's object, not a parse of the text it was dumped to. */
+	json_t *o = json_copy(p->m->summary);
 	if (o == NULL)
 		o = json_object();
 	time_format_rfc3339(ts, sizeof ts, p->m->received_at);

@@ -143,7 +143,8 @@ struct mail_new {
 	const char	*rcpt_json;	/* envelope recipients, a JSON array */
 	const char	*raw;		/* the message as received */
 	size_t		 len;
-	const char	*summary_json;	/* parsed summary (Mailpit's MessageSummary fields) */
+	const char	*summary_json;	/* parsed summary (Mailpit's MessageSummary fields), as stored */
+	json_t		*summary;	/* the same, as an object: what the event carries */
 	const char	*search;	/* lower-cased text searched by queries */
 	int64_t		 keep;		/* retention: keep the newest this many (0: all) */
 	int64_t		 older_than;	/* retention: drop those received before (ms; 0: none) */
