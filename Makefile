@@ -14,7 +14,7 @@ MANDIR    ?= $(PREFIX)/share/man
 DESTDIR   ?=
 
 CC        ?= cc
-PKGS      := sqlite3 jansson inih libjwt openssl gmime-3.0
+PKGS      := sqlite3 jansson inih libjwt openssl gmime-3.0 libcurl
 CFLAGS    ?= -O2 -g
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARNINGS) $(CFLAGS) \
@@ -32,8 +32,10 @@ BIN       := bin
 endif
 
 CORE_SRC  := $(sort $(wildcard core/*.c))
-CORE_OBJ  := $(CORE_SRC:%.c=$(OUT)/%.o) $(OUT)/gen/embedded_sql.o
+CORE_OBJ  := $(CORE_SRC:%.c=$(OUT)/%.o) $(OUT)/gen/embedded_sql.o \
+             $(OUT)/gen/embedded_templates.o
 SQL       := $(sort $(wildcard sql/*.sql))
+TEMPLATES := $(sort $(filter-out templates/README.md,$(wildcard templates/*)))
 MAN       := $(wildcard man/*.[1-8])
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
@@ -55,6 +57,10 @@ $(OUT)/%.o: %.c
 $(OUT)/gen/embedded_sql.c: $(SQL) tools/embed.sh
 	@mkdir -p $(@D)
 	sh tools/embed.sh embedded_sql $(SQL) > $@.tmp && mv $@.tmp $@
+
+$(OUT)/gen/embedded_templates.c: $(TEMPLATES) tools/embed.sh
+	@mkdir -p $(@D)
+	sh tools/embed.sh embedded_templates $(TEMPLATES) > $@.tmp && mv $@.tmp $@
 
 $(OUT)/gen/%.o: $(OUT)/gen/%.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@

@@ -12,5 +12,7 @@ struct embedded {
 
 /* The schema migrations, sql/NNN_name.sql, in name order. */
 extern const struct embedded embedded_sql[];
+/* The default templates, templates/TYPE.PART, in name order. */
+extern const struct embedded embedded_templates[];
 
 #endif

@@ -1,12 +1,12 @@
 /* user show, user set — a user's profile: email, name, time zone, locale. */
 #include <ctype.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "app.h"
 #include "log.h"
 #include "ops.h"
 #include "store.h"
+#include "tz.h"
 
 static const struct op_arg show_args[] = {
 	{"user", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "USER", "the user"},
@@ -36,22 +36,6 @@ show_run(struct op_ctx *ctx, json_t *a)
 	if (rc < 0)
 		return op_fail(ctx, 500, "internal", "the user could not be read");
 	return u;
-}
-
-/* Is name a time zone of the system's IANA database? */
-static bool
-tz_valid(const char *name)
-{
-	char path[300];
-	struct stat sb;
-	size_t len = strlen(name);
-	if (len == 0 || len > 64 || name[0] == '/' || strstr(name, "..") != NULL)
-		return false;
-	for (const char *p = name; *p; p++)
-		if (!isalnum((unsigned char)*p) && strchr("/_+-", *p) == NULL)
-			return false;
-	snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", name);
-	return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
 /* A BCP 47-like tag: 2-3 letters, then -subtags of 1-8 letters or digits. */
