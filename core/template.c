@@ -471,7 +471,7 @@ read_dir(struct template_set *set, const char *dir, struct tfile *files, size_t 
 			}
 			f = &files[(*n)++];
 			memset(f, 0, sizeof *f);
-			snprintf(f->name, sizeof f->name, "%s", nm);
+			memcpy(f->name, nm, l + 1);	/* l < sizeof f->name, checked above */
 			qsort(files, *n, sizeof *files, tfile_cmp);
 			f = tfile_find(files, *n, nm);
 		}
