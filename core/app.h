@@ -5,6 +5,7 @@
 struct auth;
 struct config;
 struct hub;
+struct mailer;
 struct store;
 
 struct app {
@@ -12,6 +13,7 @@ struct app {
 	struct store		*store;
 	struct auth		*auth;
 	struct hub		*hub;
+	struct mailer		*mailer;	/* NULL until started */
 	const char		*version;
 	long long		 started_at;	/* ms */
 };

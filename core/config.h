@@ -19,6 +19,7 @@ enum config_type {
 struct config {
 	char	*data_dir;
 	char	*log_level;
+	char	*templates_dir;
 	char	*http_listen;
 	int64_t	 http_request_timeout;	/* ms */
 	int64_t	 ws_max_connections;
@@ -41,6 +42,16 @@ struct config {
 	char	*smtp_hostname;
 	int64_t	 mail_max;
 	int64_t	 mail_max_age;		/* ms; 0: no limit */
+	char	*mailer_relay;
+	char	*mailer_starttls;
+	char	*mailer_username;
+	char	*mailer_password;
+	char	*mailer_from;
+	char	*mailer_unsubscribe_url;
+	int64_t	 mailer_workers;
+	int64_t	 mailer_max_attempts;
+	int64_t	 mailer_retry_base;	/* ms */
+	int64_t	 mailer_timeout;	/* ms */
 	char	*control_socket;
 	int64_t	 control_max_clients;
 	char	*store_sync;

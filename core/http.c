@@ -64,7 +64,7 @@ RAW(mail_view);
 
 #define N "/api/v1/users/{user}/notifications"
 static const struct route routes[] = {
-	{"POST", "/api/v1/notifications", "send", NULL, R_BODY, NULL, NULL},
+	{"POST", "/api/v1/notifications", "send", NULL, R_BODY, NULL, "deliver_at=at"},
 	{"GET", N, "list", NULL, 0, NULL, NULL},
 	{"POST", N "/read", "read", NULL, R_BODY, NULL, NULL},
 	{"POST", N "/read_all", "read", "{\"all\":true}", 0, NULL, NULL},
@@ -77,6 +77,11 @@ static const struct route routes[] = {
 	{"GET", "/api/v1/users/{user}/unread_count", "count", NULL, 0, NULL, NULL},
 	{"GET", "/api/v1/users/{user}", "user.show", NULL, 0, NULL, NULL},
 	{"PUT", "/api/v1/users/{user}", "user.set", NULL, R_BODY, NULL, NULL},
+	{"GET", "/api/v1/users/{user}/preferences", "prefs.get", NULL, 0, NULL, NULL},
+	{"PUT", "/api/v1/users/{user}/preferences", "prefs.set", "{\"replace\":true}", R_BODY,
+	    NULL, "*=prefs"},
+	{"PATCH", "/api/v1/users/{user}/preferences", "prefs.set", NULL, R_BODY, NULL, "*=prefs"},
+	{"POST", "/api/v1/notifications/{id}/cancel", "cancel", NULL, 0, NULL, NULL},
 	{"GET", "/api/v1/topics/{topic}", "topic.show", NULL, 0, NULL, NULL},
 	{"PUT", "/api/v1/topics/{topic}/members/{user}", "topic.add", NULL, 0, NULL, NULL},
 	{"DELETE", "/api/v1/topics/{topic}/members/{user}", "topic.rm", NULL, 0, NULL, NULL},
@@ -737,6 +742,12 @@ handle(struct mg_connection *c, void *cbdata)
 	const struct op *op = h->ops[route];
 	if (!add_query(op, ri->query_string, args, &ctx.err))
 		goto fail;
+	/* "*=name": the whole body is the argument name (a document such as preferences). */
+	const char *ren = routes[route].rename;
+	if (ren != NULL && strncmp(ren, "*=", 2) == 0 && body != NULL) {
+		body = json_pack("{s:o}", ren + 2, body);
+		ren = NULL;
+	}
 	const char *k;
 	json_t *v;
 	json_object_foreach(body, k, v) {
@@ -747,8 +758,8 @@ handle(struct mg_connection *c, void *cbdata)
 			goto fail;
 		}
 	}
-	if (routes[route].rename != NULL && body != NULL)
-		rename_keys(body, routes[route].rename);
+	if (ren != NULL && body != NULL)
+		rename_keys(body, ren);
 	json_object_update(args, body);
 	json_object_update(args, h->fixed[route]);
 	result = op_call(&ctx, op, args);

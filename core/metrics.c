@@ -34,6 +34,11 @@ static const struct {
 	[C_SMTP_ACCEPTED] = {"notifyd_smtp_accepted_total", "Messages the SMTP sink stored."},
 	[C_SMTP_REJECTED] = {"notifyd_smtp_rejected_total",
 	    "Messages the SMTP sink refused (size, or could not store)."},
+	[C_EMAIL_SENT] = {"notifyd_email_sent_total", "Emails the relay accepted."},
+	[C_EMAIL_RETRIED] = {"notifyd_email_retried_total",
+	    "Attempts at an email that failed and will be retried."},
+	[C_EMAIL_FAILED] = {"notifyd_email_failed_total",
+	    "Emails given up on (attempts used up, or refused for good)."},
 };
 
 static int64_t counters[C__COUNT];

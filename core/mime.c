@@ -337,3 +337,66 @@ mime_headers(const char *raw, size_t len)
 	}
 	return o;
 }
+
+/* A text part of subtype holding s, in the encoding its bytes need. */
+static GMimeObject *
+text_part(const char *subtype, const char *s)
+{
+	/* UTF-8 as it is (the HTML layout says so too), in whatever transfer encoding it needs. */
+	GMimeTextPart *t = g_mime_text_part_new_with_subtype(subtype);
+	GMimeStream *st = g_mime_stream_mem_new_with_buffer(s, strlen(s));
+	GMimeDataWrapper *dw = g_mime_data_wrapper_new_with_stream(st, GMIME_CONTENT_ENCODING_DEFAULT);
+	g_mime_part_set_content((GMimePart *)t, dw);
+	g_object_unref(dw);
+	g_object_unref(st);
+	g_mime_object_set_content_type_parameter((GMimeObject *)t, "charset", "utf-8");
+	GMimeContentEncoding enc = g_mime_part_get_best_content_encoding((GMimePart *)t,
+	    GMIME_ENCODING_CONSTRAINT_7BIT);
+	g_mime_part_set_content_encoding((GMimePart *)t, enc);
+	return (GMimeObject *)t;
+}
+
+bool
+mime_compose(const struct mime_out *m, struct buf *out)
+{
+	InternetAddressList *from = internet_address_list_parse(NULL, m->from);
+	if (from == NULL || internet_address_list_length(from) != 1) {
+		if (from)
+			g_object_unref(from);
+		return false;
+	}
+	GMimeMessage *msg = g_mime_message_new(TRUE);
+	internet_address_list_append(g_mime_message_get_from(msg), from);
+	g_object_unref(from);
+	g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, m->to_name ? m->to_name : "", m->to);
+	g_mime_message_set_subject(msg, m->subject, "utf-8");
+	GDateTime *date = g_date_time_new_from_unix_utc(m->date / 1000);
+	g_mime_message_set_date(msg, date);
+	g_date_time_unref(date);
+	g_mime_message_set_message_id(msg, m->message_id);
+	if (m->unsubscribe != NULL && *m->unsubscribe != '\0') {
+		char *v = g_strdup_printf("<%s>", m->unsubscribe);
+		g_mime_object_set_header((GMimeObject *)msg, "List-Unsubscribe", v, NULL);
+		g_free(v);
+	}
+	g_mime_object_set_header((GMimeObject *)msg, "Auto-Submitted", "auto-generated", NULL);
+	GMimeMultipart *alt = g_mime_multipart_new_with_subtype("alternative");
+	GMimeObject *t = text_part("plain", m->text), *h = text_part("html", m->html);
+	g_mime_multipart_add(alt, t);
+	g_mime_multipart_add(alt, h);
+	g_object_unref(t);
+	g_object_unref(h);
+	g_mime_message_set_mime_part(msg, (GMimeObject *)alt);
+	g_object_unref(alt);
+
+	GMimeFormatOptions *fo = g_mime_format_options_clone(NULL);
+	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
+	char *s = g_mime_object_to_string((GMimeObject *)msg, fo);
+	g_mime_format_options_free(fo);
+	g_object_unref(msg);
+	if (s == NULL)
+		return false;
+	buf_puts(out, s);
+	g_free(s);
+	return true;
+}

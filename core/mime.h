@@ -3,7 +3,9 @@
 #define NOTIFYD_MIME_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct buf;
 
@@ -23,5 +25,24 @@ char	*mime_part(const char *raw, size_t len, const char *id, size_t *outlen, cha
 	    char **filename);
 /* {"Name":[values...]} of the top-level headers. */
 json_t	*mime_headers(const char *raw, size_t len);
+
+/* An email to write. */
+struct mime_out {
+	const char	*from;		/* "Name <address>" or an address */
+	const char	*to_name;	/* may be NULL */
+	const char	*to;		/* address */
+	const char	*subject;
+	const char	*text, *html;
+	const char	*message_id;	/* without <> */
+	int64_t		 date;		/* ms */
+	const char	*unsubscribe;	/* List-Unsubscribe URL, or NULL */
+};
+
+/*
+ * Write a multipart/alternative message (text and HTML, UTF-8, encoded
+ * as each needs) with CRLF line ends into out; false when from is not
+ * an address.
+ */
+bool	 mime_compose(const struct mime_out *m, struct buf *out);
 
 #endif

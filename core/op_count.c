@@ -24,4 +24,4 @@ count_run(struct op_ctx *ctx, json_t *a)
 	return json_pack("{s:I}", "unread_count", (json_int_t)n);
 }
 
-const struct op op_count = {"count", "count a user's unread notifications", count_args, count_run, 0};
+const struct op op_count = {"count", "count a user's unread notifications", count_args, count_run, 0, NULL};

@@ -1,8 +1,11 @@
 /* delete — remove a notification for good. */
+#include <string.h>
+
 #include "app.h"
 #include "log.h"
 #include "ops.h"
 #include "store.h"
+#include "util.h"
 
 static const struct op_arg delete_args[] = {
 	{"id", ARG_ID, ARG_REQUIRED | ARG_POSITIONAL, "ID", "notification id"},
@@ -23,6 +26,17 @@ delete_run(struct op_ctx *ctx, json_t *a)
 	/* Who owned it, for the log. */
 	int rc = store_notification_get(ctx->app->store, id, &n);
 	const char *owner = rc > 0 ? json_string_value(json_object_get(n, "user")) : NULL;
+	int64_t due = 0;
+	/* One not due yet is cancelled: withdrawn with its deliveries, announced to no one. */
+	if (rc > 0 && time_parse_rfc3339(json_string_value(json_object_get(n, "deliver_at")), &due) &&
+	    due > ctx->now && (user == NULL || strcmp(user, owner) == 0)) {
+		json_t *r = op_cancel_scheduled(ctx, user ? user : owner, id);
+		if (r != NULL || ctx->err.status != 409) {
+			json_decref(n);
+			return r;
+		}
+		ctx->err = (struct op_error){0};	/* fell due meanwhile: delete it */
+	}
 	if (rc > 0)
 		rc = store_notification_delete(ctx->app->store, user ? user : owner, id, ctx->now);
 	if (rc == 0) {
@@ -39,4 +53,4 @@ delete_run(struct op_ctx *ctx, json_t *a)
 	return json_pack("{s:I, s:b}", "id", id, "deleted", 1);
 }
 
-const struct op op_delete = {"delete", "delete a notification", delete_args, delete_run, 0};
+const struct op op_delete = {"delete", "delete a notification", delete_args, delete_run, 0, NULL};

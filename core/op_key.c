@@ -76,7 +76,7 @@ revoke_run(struct op_ctx *ctx, json_t *a)
 }
 
 const struct op op_key_create = {"key.create", "create an API key (shown once)", create_args,
-    create_run, OP_ADMIN};
-const struct op op_key_list = {"key.list", "list API keys", list_args, list_run, OP_ADMIN};
+    create_run, OP_ADMIN, NULL};
+const struct op op_key_list = {"key.list", "list API keys", list_args, list_run, OP_ADMIN, NULL};
 const struct op op_key_revoke = {"key.revoke", "revoke an API key", revoke_args, revoke_run,
-    OP_ADMIN};
+    OP_ADMIN, NULL};

@@ -45,4 +45,4 @@ list_run(struct op_ctx *ctx, json_t *a)
 	return out;
 }
 
-const struct op op_list = {"list", "list a user's notifications, newest first", list_args, list_run, 0};
+const struct op op_list = {"list", "list a user's notifications, newest first", list_args, list_run, 0, NULL};

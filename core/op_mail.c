@@ -336,14 +336,14 @@ info_run(struct op_ctx *ctx, json_t *a)
 }
 
 const struct op op_mail_info = {"mail.info", "the mailbox in numbers (Mailpit's info)",
-    info_args, info_run, OP_ADMIN};
+    info_args, info_run, OP_ADMIN, NULL};
 const struct op op_mail_list = {"mail.list", "list (or search) captured mail, newest first",
-    list_args, list_run, OP_ADMIN};
+    list_args, list_run, OP_ADMIN, NULL};
 const struct op op_mail_show = {"mail.show", "show a captured message (and mark it read)",
-    show_args, show_run, OP_ADMIN};
+    show_args, show_run, OP_ADMIN, NULL};
 const struct op op_mail_read = {"mail.read", "mark captured messages read or unread",
-    read_args, read_run, OP_ADMIN};
+    read_args, read_run, OP_ADMIN, NULL};
 const struct op op_mail_clear = {"mail.clear", "delete captured messages (all, some, or matching)",
-    clear_args, clear_run, OP_ADMIN};
+    clear_args, clear_run, OP_ADMIN, NULL};
 const struct op op_mail_wait = {"mail.wait", "wait for a message matching a search, print it",
-    wait_args, wait_run, OP_ADMIN};
+    wait_args, wait_run, OP_ADMIN, NULL};

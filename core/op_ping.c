@@ -22,4 +22,4 @@ ping(struct op_ctx *ctx, json_t *a)
 	    NOTIFYD_VERSION, "protocol", PROTO_VERSION, "server_time", now);
 }
 
-const struct op op_ping = {"ping", "check that notifyd is running", ping_args, ping, 0};
+const struct op op_ping = {"ping", "check that notifyd is running", ping_args, ping, 0, NULL};

@@ -66,10 +66,10 @@ watch_run(struct op_ctx *ctx, json_t *a)
 }
 
 const struct op op_presence = {"presence", "is a user connected, and how many times",
-    presence_args, presence_run, OP_ADMIN};
+    presence_args, presence_run, OP_ADMIN, NULL};
 const struct op op_connections = {"connections", "open connections, by user and in all",
-    connections_args, connections_run, OP_ADMIN};
+    connections_args, connections_run, OP_ADMIN, NULL};
 const struct op op_disconnect = {"disconnect", "close every connection of a user",
-    disconnect_args, disconnect_run, OP_ADMIN};
+    disconnect_args, disconnect_run, OP_ADMIN, NULL};
 const struct op op_watch = {"watch", "stream events (notifications, reads, ...) as they happen",
-    watch_args, watch_run, OP_ADMIN | OP_STREAM};
+    watch_args, watch_run, OP_ADMIN | OP_STREAM, NULL};

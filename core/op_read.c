@@ -108,9 +108,9 @@ unarchive_run(struct op_ctx *ctx, json_t *a)
 	return mark(ctx, a, MARK_UNARCHIVED);
 }
 
-const struct op op_read = {"read", "mark notifications read", read_args, read_run, 0};
-const struct op op_unread = {"unread", "mark notifications unread", unread_args, unread_run, 0};
+const struct op op_read = {"read", "mark notifications read", read_args, read_run, 0, NULL};
+const struct op op_unread = {"unread", "mark notifications unread", unread_args, unread_run, 0, NULL};
 const struct op op_archive = {"archive", "archive notifications (they leave the inbox)",
-    archive_args, archive_run, 0};
+    archive_args, archive_run, 0, NULL};
 const struct op op_unarchive = {"unarchive", "bring archived notifications back to the inbox",
-    unarchive_args, unarchive_run, 0};
+    unarchive_args, unarchive_run, 0, NULL};

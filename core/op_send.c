@@ -4,8 +4,10 @@
 
 #include "app.h"
 #include "log.h"
+#include "mailer.h"
 #include "ops.h"
 #include "store.h"
+#include "template.h"
 #include "util.h"
 
 static const struct op_arg send_args[] = {
@@ -20,6 +22,7 @@ static const struct op_arg send_args[] = {
 	{"category", ARG_STRING, 0, "NAME", "category, for filtering"},
 	{"url", ARG_STRING, 0, "URL", "where the notification leads (http, https or /path)"},
 	{"key", ARG_STRING, 0, "KEY", "idempotency key: a repeat returns the first and creates nothing"},
+	{"at", ARG_TIME, 0, "TIME", "deliver at this time (RFC 3339): invisible and cancellable until then"},
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -79,7 +82,28 @@ check(struct op_ctx *ctx, json_t *args, struct notification_new *n)
 	return true;
 }
 
+/* What routing needs besides the recipient's preferences: the type's meta and the send. */
+struct send_route {
+	unsigned	 channels;
+	bool		 critical, urgent;
+	bool		 wake;		/* something for the worker to do soon */
+};
+
+/* route_fn for the store: the recipient's preferences decide each channel. */
+static void
+route(void *arg, const struct notification_new *n, const struct prefs *p, const char *email,
+    const char *tz, struct routing *in_app, struct routing *email_route)
+{
+	struct send_route *r = arg;
+	struct route_in in = {n->type, r->channels, r->critical, r->urgent,
+	    email != NULL && *email != '\0', tz, n->deliver_at > 0 ? n->deliver_at : time_now_ms()};
+	prefs_route(p, &in, in_app, email_route);
+	if (email_route->status == DS_PENDING || n->deliver_at > 0)
+		__atomic_store_n(&r->wake, true, __ATOMIC_RELAXED);
+}
+
 #define MAX_RECIPIENTS 1000
+#define MAX_AHEAD (10LL * 366 * 86400000)	/* how far ahead a send may be scheduled */
 
 /* The recipients of a send, as a new array of user ids, or NULL with ctx->err set. */
 static json_t *
@@ -126,6 +150,73 @@ recipients(struct op_ctx *ctx, json_t *args)
 	return json_incref(users);
 }
 
+/* What send renders for one recipient: title and body when the send gave none. */
+struct rendered {
+	char	*title, *body;
+};
+
+/*
+ * Render the type's title and body (those not given) into r[0..n-1].
+ * Templates that name {{user...}} are rendered per recipient with the
+ * profile; the others once for all.
+ */
+static bool
+render(struct op_ctx *ctx, json_t *args, const struct notification_new *proto, json_t *users,
+    struct rendered *r, size_t n)
+{
+	struct template_set *s = templates_current();
+	const struct template_type *t;
+	bool per_user;
+	struct buf b;
+
+	if (s == NULL)
+		return true;
+	t = template_set_type_or_default(s, proto->type);
+	per_user = (proto->title == NULL && tpl_uses(t->part[TP_TITLE], "user")) ||
+	    (proto->body == NULL && tpl_uses(t->part[TP_BODY], "user"));
+	json_t *nt = json_pack("{s:s, s:s, s:O, s:O?, s:O?, s:O?}", "type", proto->type,
+	    "priority", proto->priority ? proto->priority : "normal",
+	    "data", json_object_get(args, "data") ? json_object_get(args, "data") : json_null(),
+	    "category", json_object_get(args, "category"), "url", json_object_get(args, "url"),
+	    "key", json_object_get(args, "key"));
+	buf_init(&b);
+	for (size_t i = 0; i < n; i++) {
+		json_t *profile = NULL;
+		const char *user = json_string_value(json_array_get(users, i));
+		if (i > 0 && !per_user) {
+			r[i].title = xstrdup(r[0].title);
+			r[i].body = xstrdup(r[0].body);
+			continue;
+		}
+		json_object_set_new(nt, "user", json_string(user));
+		if (per_user && store_user_get(ctx->app->store, user, &profile) < 0) {
+			buf_free(&b);
+			json_decref(nt);
+			template_set_unref(s);
+			op_fail(ctx, 500, "internal", "the user could not be read");
+			return false;
+		}
+		for (int p = TP_TITLE; p <= TP_BODY; p++) {
+			if ((p == TP_TITLE ? proto->title : proto->body) != NULL)
+				continue;
+			buf_reset(&b);
+			template_render(s, t, p, nt, profile, &b);
+			char *v = b.len > 0 ? buf_take(&b) : NULL;
+			if (p == TP_TITLE) {
+				r[i].title = v;
+				json_object_set_new(nt, "title", json_string(v ? v : ""));
+			} else {
+				r[i].body = v;
+			}
+		}
+		json_decref(profile);
+	}
+	buf_free(&b);
+	json_decref(nt);
+	template_set_unref(s);
+	return true;
+}
+
 /*
  * Store the notification for each recipient and answer with it, or with
  * {"count","notifications"} for users or a topic; 201 when any was
@@ -139,6 +230,7 @@ send_run(struct op_ctx *ctx, json_t *args)
 	json_t **out = NULL;
 	char *data_text = NULL;
 	bool *created = NULL, any = false;
+	struct rendered *r = NULL;
 	size_t n, i;
 
 	if ((users = recipients(ctx, args)) == NULL)
@@ -158,13 +250,40 @@ send_run(struct op_ctx *ctx, json_t *args)
 	in = calloc(n, sizeof *in);
 	out = calloc(n, sizeof *out);
 	created = calloc(n, sizeof *created);
-	if (in == NULL || out == NULL || created == NULL) {
+	r = calloc(n, sizeof *r);
+	if (in == NULL || out == NULL || created == NULL || r == NULL) {
 		op_fail(ctx, 500, "internal", "out of memory");
 		goto done;
 	}
+	if (!render(ctx, args, &proto, users, r, n))
+		goto done;
+	const char *at = json_string_value(json_object_get(args, "at"));
+	struct send_route sr = {CHANNEL_IN_APP | CHANNEL_EMAIL, false,
+	    proto.priority != NULL && strcmp(proto.priority, "urgent") == 0, false};
+	if (at != NULL) {
+		if (!time_parse_rfc3339(at, &proto.deliver_at) || proto.deliver_at > ctx->now + MAX_AHEAD) {
+			op_fail(ctx, 422, "invalid_field", "'at' must be an RFC 3339 time within 10 years");
+			goto done;
+		}
+		if (proto.deliver_at <= ctx->now)
+			proto.deliver_at = 0;	/* already due: at once */
+	}
+	struct template_set *ts = templates_current();
+	if (ts != NULL) {
+		const struct template_type *tt = template_set_type_or_default(ts, proto.type);
+		sr.channels = tt->channels;
+		sr.critical = tt->critical;
+		template_set_unref(ts);
+	}
+	proto.route = route;
+	proto.route_arg = &sr;
 	for (i = 0; i < n; i++) {
 		in[i] = proto;
 		in[i].user = json_string_value(json_array_get(users, i));
+		if (in[i].title == NULL)
+			in[i].title = r[i].title;
+		if (in[i].body == NULL)
+			in[i].body = r[i].body;
 	}
 	if (store_notifications_create(ctx->app->store, in, n, ctx->now, out, created) <= 0) {
 		op_fail(ctx, 500, "internal", "the notification could not be stored");
@@ -180,6 +299,8 @@ send_run(struct op_ctx *ctx, json_t *args)
 			log_info("notification exists", "id=%lld user=%s", (long long)id, in[i].user);
 		}
 	}
+	if (sr.wake)
+		mailer_kick(ctx->app->mailer);
 	ctx->status = any ? 201 : 200;
 	if (json_is_string(json_object_get(args, "user"))) {
 		result = out[0];
@@ -197,10 +318,15 @@ done:
 		json_decref(out[i]);
 	free(out);
 	free(created);
+	for (i = 0; r != NULL && i < n; i++) {
+		free(r[i].title);
+		free(r[i].body);
+	}
+	free(r);
 	free(in);
 	free(data_text);
 	json_decref(users);
 	return result;
 }
 
-const struct op op_send = {"send", "send a notification to a user, users or a topic", send_args, send_run, 0};
+const struct op op_send = {"send", "send a notification to a user, users or a topic", send_args, send_run, 0, NULL};

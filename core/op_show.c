@@ -4,10 +4,12 @@
 #include "app.h"
 #include "ops.h"
 #include "store.h"
+#include "util.h"
 
 static const struct op_arg show_args[] = {
 	{"id", ARG_ID, ARG_REQUIRED | ARG_POSITIONAL, "ID", "notification id"},
 	{"user", ARG_STRING, 0, "USER", "only if it belongs to this user"},
+	{"deliveries", ARG_BOOL, 0, NULL, "with each channel's delivery: status, attempts, error"},
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -26,8 +28,10 @@ show_run(struct op_ctx *ctx, json_t *a)
 		return op_fail(ctx, 500, "internal", "the notification could not be read");
 	if (rc > 0 && user != NULL) {
 		const char *owner = json_string_value(json_object_get(n, "user"));
+		int64_t due = 0;
 		/* A scheduled one is not there yet for its user. */
-		if (strcmp(owner, user) != 0 || json_object_get(n, "deliver_at") != NULL)
+		if (strcmp(owner, user) != 0 || (time_parse_rfc3339(json_string_value(
+		    json_object_get(n, "deliver_at")), &due) && due > ctx->now))
 			rc = 0;
 	}
 	if (rc == 0) {
@@ -35,7 +39,15 @@ show_run(struct op_ctx *ctx, json_t *a)
 		return op_fail(ctx, 404, "not_found", "no notification %lld%s%s",
 		    (long long)id, user ? " for user " : "", user ? user : "");
 	}
+	if (json_is_true(json_object_get(a, "deliveries"))) {
+		json_t *d = NULL;
+		if (store_deliveries_of(ctx->app->store, id, &d) < 0) {
+			json_decref(n);
+			return op_fail(ctx, 500, "internal", "the deliveries could not be read");
+		}
+		json_object_set_new(n, "deliveries", d);
+	}
 	return n;
 }
 
-const struct op op_show = {"show", "show one notification", show_args, show_run, 0};
+const struct op op_show = {"show", "show one notification", show_args, show_run, 0, NULL};

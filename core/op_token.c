@@ -37,4 +37,4 @@ token_run(struct op_ctx *ctx, json_t *a)
 }
 
 const struct op op_token = {"token", "mint a user token for clients", token_args, token_run,
-    OP_ADMIN};
+    OP_ADMIN, NULL};

@@ -82,7 +82,7 @@ show_run(struct op_ctx *ctx, json_t *a)
 	return topic == NULL ? NULL : members(ctx, topic, false);
 }
 
-const struct op op_topic_add = {"topic.add", "add a user to a topic", member_args, add_run, 0};
-const struct op op_topic_rm = {"topic.rm", "remove a user from a topic", member_args, rm_run, 0};
+const struct op op_topic_add = {"topic.add", "add a user to a topic", member_args, add_run, 0, NULL};
+const struct op op_topic_rm = {"topic.rm", "remove a user from a topic", member_args, rm_run, 0, NULL};
 const struct op op_topic_show = {"topic.show", "list a topic's members", show_args, show_run,
-    OP_ADMIN};
+    OP_ADMIN, NULL};

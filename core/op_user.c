@@ -109,6 +109,6 @@ set_run(struct op_ctx *ctx, json_t *a)
 	return out;
 }
 
-const struct op op_user_show = {"user.show", "show a user's profile", show_args, show_run, 0};
+const struct op op_user_show = {"user.show", "show a user's profile", show_args, show_run, 0, NULL};
 const struct op op_user_set = {"user.set", "create a user or change a profile", set_args,
-    set_run, 0};
+    set_run, 0, NULL};

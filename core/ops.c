@@ -38,6 +38,11 @@ const struct op *const op_table[] = {
 	&op_mail_clear,
 	&op_mail_wait,
 	&op_mail_info,
+	&op_template_list,
+	&op_template_render,
+	&op_prefs_get,
+	&op_prefs_set,
+	&op_cancel,
 	NULL,
 };
 
@@ -48,7 +53,8 @@ const struct op *
 op_find(const char *name)
 {
 	for (const struct op *const *o = op_table; *o; o++)
-		if (strcmp((*o)->name, name) == 0)
+		if (strcmp((*o)->name, name) == 0 ||
+		    ((*o)->alias != NULL && strcmp((*o)->alias, name) == 0))
 			return *o;
 	return NULL;
 }

@@ -69,6 +69,7 @@ struct op {
 	const struct op_arg	*args;		/* ended by {NULL} */
 	op_fn			 fn;
 	int			 flags;		/* OP_* */
+	const char		*alias;		/* another name, e.g. "prefs.show", or NULL */
 };
 
 extern const struct op *const op_table[];
@@ -102,7 +103,14 @@ extern const struct op op_ping, op_send, op_list, op_show, op_read, op_unread,
     op_count, op_archive, op_unarchive, op_delete, op_user_show, op_user_set,
     op_topic_add, op_topic_rm, op_topic_show, op_key_create, op_key_list,
     op_key_revoke, op_token, op_presence, op_connections, op_disconnect, op_watch,
-    op_mail_list, op_mail_show, op_mail_read, op_mail_clear, op_mail_wait, op_mail_info;
+    op_mail_list, op_mail_show, op_mail_read, op_mail_clear, op_mail_wait, op_mail_info,
+    op_template_list, op_template_render, op_prefs_get, op_prefs_set, op_cancel;
+
+/* Cancel scheduled notification id (of user, when not NULL); the result or NULL with ctx->err. */
+json_t		*op_cancel_scheduled(struct op_ctx *ctx, const char *user, int64_t id);
+
+/* Channel bits (template.h) as a JSON array of names. */
+json_t		*op_channels_json(unsigned channels);
 
 /* Let mail.wait hear of arrivals; call once before serving. */
 void		 op_mail_listen(void);

@@ -77,6 +77,20 @@ enum stmt_id {
 	S_MAIL_PRUNE_AGE,
 	S_MAIL_AFTER,
 	S_MAIL_SCAN,
+	S_PREFS_RULES,
+	S_PREFS_USER,
+	S_PREFS_CLEAR,
+	S_PREFS_INSERT,
+	S_PREFS_SET_USER,
+	S_NOTIF_HIDE,
+	S_NOTIF_SCHEDULED,
+	S_NOTIF_CANCEL,
+	S_DELIV_INSERT,
+	S_DELIV_CLAIM,
+	S_DELIV_NEXT,
+	S_DELIV_UNCLAIM,
+	S_DELIV_FINISH,
+	S_DELIV_OF,
 	S__COUNT
 };
 
@@ -167,6 +181,34 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_MAIL_PRUNE_AGE] = "DELETE FROM mail WHERE received_at < ?1",
 	[S_MAIL_SCAN] = "SELECT uid, received_at, size, read, summary, search, id FROM mail "
 	    "WHERE id > ?1 ORDER BY id DESC",
+	[S_PREFS_RULES] = "SELECT type, channel, enabled FROM preferences WHERE user_id = ?1 "
+	    "ORDER BY type, channel",
+	[S_PREFS_USER] = "SELECT email, tz, quiet_start, quiet_end, quiet_days, digest, "
+	    "email_if_unread FROM users WHERE id = ?1",
+	[S_PREFS_CLEAR] = "DELETE FROM preferences WHERE user_id = ?1",
+	[S_PREFS_INSERT] = "INSERT INTO preferences (user_id, type, channel, enabled) "
+	    "VALUES (?1, ?2, ?3, ?4)",
+	[S_PREFS_SET_USER] = "UPDATE users SET quiet_start = ?2, quiet_end = ?3, quiet_days = ?4, "
+	    "digest = ?5, email_if_unread = ?6 WHERE id = ?1",
+	[S_NOTIF_HIDE] = "UPDATE notifications SET archived_at = ?2 WHERE id = ?1",
+	[S_NOTIF_SCHEDULED] = "SELECT deliver_at FROM notifications WHERE id = ?1 "
+	    "AND (?2 IS NULL OR user_id = ?2)",
+	[S_NOTIF_CANCEL] = "DELETE FROM notifications WHERE id = ?1 AND deliver_at > ?2",
+	[S_DELIV_INSERT] = "INSERT INTO deliveries (notification_id, channel, status, "
+	    "next_attempt_at, last_error, created_at, updated_at, sent_at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+	[S_DELIV_CLAIM] = "UPDATE deliveries SET claimed = 1, attempts = attempts + 1, "
+	    "updated_at = ?1 WHERE id IN (SELECT id FROM deliveries "
+	    "WHERE status IN ('pending', 'deferred') AND next_attempt_at <= ?1 AND claimed = 0 "
+	    "ORDER BY next_attempt_at LIMIT ?2) RETURNING id, notification_id, channel, attempts",
+	[S_DELIV_NEXT] = "SELECT min(next_attempt_at) FROM deliveries "
+	    "WHERE status IN ('pending', 'deferred') AND claimed = 0",
+	[S_DELIV_UNCLAIM] = "UPDATE deliveries SET claimed = 0 WHERE claimed = 1",
+	[S_DELIV_FINISH] = "UPDATE deliveries SET status = ?2, claimed = 0, next_attempt_at = ?3, "
+	    "last_error = coalesce(?4, last_error), sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END, "
+	    "updated_at = ?5 WHERE id = ?1",
+	[S_DELIV_OF] = "SELECT channel, status, attempts, next_attempt_at, last_error, created_at, "
+	    "updated_at, sent_at FROM deliveries WHERE notification_id = ?1 ORDER BY id",
 	[S_MAIL_AFTER] = "SELECT uid, received_at, size, read, summary, id FROM mail WHERE id > ?1 "
 	    "AND (?2 IS NULL OR search LIKE ?2 ESCAPE '\\') ORDER BY id LIMIT 1",
 };
@@ -816,10 +858,107 @@ store_user_put(struct store *st, const struct user_update *u, int64_t now,
 	return rc;
 }
 
+static const char *
+channel_str(unsigned ch)
+{
+	return ch == CHANNEL_IN_APP ? "in_app" : "email";
+}
+
+/* Read a user's preferences and address on connection c; 0 when no such user. */
+static int
+prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_t elen,
+    char *tz, size_t tzlen)
+{
+	*p = (struct prefs){.quiet_days = 0x7f};
+	sqlite3_stmt *s = stmt(c, S_PREFS_USER);
+	bind_text(s, 1, user);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *e = (const char *)sqlite3_column_text(s, 0);
+		const char *z = (const char *)sqlite3_column_text(s, 1);
+		if (email)
+			snprintf(email, elen, "%s", e ? e : "");
+		if (tz)
+			snprintf(tz, tzlen, "%s", z ? z : "");
+		if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
+			p->quiet = true;
+			p->quiet_start = sqlite3_column_int(s, 2);
+			p->quiet_end = sqlite3_column_int(s, 3);
+			p->quiet_days = (unsigned)sqlite3_column_int(s, 4);
+		}
+		prefs_parse_digest((const char *)sqlite3_column_text(s, 5), &p->digest);
+		p->email_if_unread = sqlite3_column_int64(s, 6);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : fail(c, "prefs_user");
+	s = stmt(c, S_PREFS_RULES);
+	bind_text(s, 1, user);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && p->n < PREFS_MAX_RULES) {
+		struct prefs_rule *r = &p->rules[p->n++];
+		snprintf(r->type, sizeof r->type, "%s", (const char *)sqlite3_column_text(s, 0));
+		r->channel = strcmp((const char *)sqlite3_column_text(s, 1), "in_app") == 0 ?
+		    CHANNEL_IN_APP : CHANNEL_EMAIL;
+		r->enabled = sqlite3_column_int(s, 2) != 0;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 1 : fail(c, "prefs_rules");
+}
+
+static int
+delivery_insert(struct conn *c, int64_t nid, unsigned ch, const struct routing *r, int64_t now)
+{
+	sqlite3_stmt *s = stmt(c, S_DELIV_INSERT);
+	sqlite3_bind_int64(s, 1, nid);
+	bind_text(s, 2, channel_str(ch));
+	bind_text(s, 3, delivery_status_name(r->status));
+	if (r->status == DS_PENDING || r->status == DS_DEFERRED)
+		sqlite3_bind_int64(s, 4, r->next_at);
+	bind_text(s, 5, r->why);
+	sqlite3_bind_int64(s, 6, now);
+	if (r->status == DS_SENT)
+		sqlite3_bind_int64(s, 7, now);
+	return step_done(c, s, "delivery_insert");
+}
+
+/* Write the deliveries of a new notification as its recipient's preferences route it. */
+static int
+route_one(struct conn *c, const struct notification_new *in, int64_t id, int64_t now,
+    bool *hidden)
+{
+	struct prefs *p = malloc(sizeof *p);
+	char email[320], tz[80];
+	struct routing ia, em;
+	int rc = -1;
+	if (p == NULL)
+		return -1;
+	if (prefs_read(c, in->user, p, email, sizeof email, tz, sizeof tz) <= 0)
+		goto done;
+	in->route(in->route_arg, in, p, email, tz, &ia, &em);
+	/* In-app: shown now, when due (the worker releases it), or not at all. */
+	if (ia.status == DS_SENT && in->deliver_at > now)
+		ia = (struct routing){DS_PENDING, in->deliver_at, NULL};
+	*hidden = ia.status == DS_SKIPPED;
+	if (*hidden) {
+		sqlite3_stmt *s = stmt(c, S_NOTIF_HIDE);
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int64(s, 2, now);
+		if (step_done(c, s, "notification_hide") != 0)
+			goto done;
+	}
+	if (delivery_insert(c, id, CHANNEL_IN_APP, &ia, now) != 0 ||
+	    delivery_insert(c, id, CHANNEL_EMAIL, &em, now) != 0)
+		goto done;
+	rc = 1;
+done:
+	free(p);
+	return rc;
+}
+
 /* Insert one notification (and its user). */
 static int
 create_one(struct conn *c, const struct notification_new *in, int64_t now,
-    json_t **out, int64_t *id, bool *created)
+    json_t **out, int64_t *id, bool *created, bool *hidden)
 {
 	if (user_ensure(c, in->user, now) < 0)
 		return -1;
@@ -842,7 +981,7 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 		/* The object is built after the commit, outside the writer's lock. */
 		*id = sqlite3_last_insert_rowid(c->db);
 		*created = true;
-		return 1;
+		return in->route ? route_one(c, in, *id, now, hidden) : 1;
 	}
 
 	/* The key was taken: hand back what it names. */
@@ -892,6 +1031,7 @@ struct create {
 	json_t		**out;
 	int64_t		*ids;
 	bool		*created;
+	bool		*hidden;	/* in-app is off: stored archived, not announced */
 };
 
 /* Forget what a failed create had built. */
@@ -902,6 +1042,7 @@ create_clear(struct create *p)
 		json_decref(p->out[i]);
 		p->out[i] = NULL;
 		p->created[i] = false;
+		p->hidden[i] = false;
 	}
 }
 
@@ -911,7 +1052,8 @@ create_w(struct conn *c, void *arg)
 	struct create *p = arg;
 	create_clear(p);
 	for (size_t i = 0; i < p->n; i++)
-		if (create_one(c, &p->in[i], p->now, &p->out[i], &p->ids[i], &p->created[i]) < 0) {
+		if (create_one(c, &p->in[i], p->now, &p->out[i], &p->ids[i], &p->created[i],
+		    &p->hidden[i]) < 0) {
 			create_clear(p);
 			return -1;
 		}
@@ -927,8 +1069,13 @@ create_publish(void *arg)
 		if (!p->created[i])
 			continue;
 		p->out[i] = new_notification(&p->in[i], p->ids[i], p->now);
-		if (p->in[i].deliver_at <= p->now)
+		if (p->hidden[i]) {
+			char ts[40];
+			time_format_rfc3339(ts, sizeof ts, p->now);
+			json_object_set_new(p->out[i], "archived_at", json_string(ts));
+		} else if (p->in[i].deliver_at <= p->now) {
 			events_emit(EVENT_NOTIFICATION, p->in[i].user, p->out[i]);
+		}
 	}
 }
 
@@ -937,18 +1084,27 @@ store_notifications_create(struct store *st, const struct notification_new *in,
     size_t n, int64_t now, json_t **out, bool *created)
 {
 	int64_t one, *ids = n == 1 ? &one : calloc(n, sizeof *ids);
-	if (ids == NULL)
+	bool hid, *hidden = n == 1 ? &hid : calloc(n, sizeof *hidden);
+	if (ids == NULL || hidden == NULL) {
+		if (ids != &one)
+			free(ids);
+		if (hidden != &hid)
+			free(hidden);
 		return -1;
-	struct create p = {in, n, now, out, ids, created};
+	}
+	struct create p = {in, n, now, out, ids, created, hidden};
 	for (size_t i = 0; i < n; i++) {
 		out[i] = NULL;
 		created[i] = false;
+		hidden[i] = false;
 	}
 	int rc = store_write_pub(st, create_w, create_publish, &p);
 	if (rc < 0)
 		create_clear(&p);
 	if (ids != &one)
 		free(ids);
+	if (hidden != &hid)
+		free(hidden);
 	return rc;
 }
 
@@ -1266,6 +1422,276 @@ store_notification_delete(struct store *st, const char *user, int64_t id, int64_
 	int rc = store_write_pub(st, delete_w, delete_publish, &p);
 	free(p.owner);
 	return rc;
+}
+
+struct cancel {
+	const char	*user;
+	int64_t		 id, now;
+	bool		 too_late;
+};
+
+static int
+cancel_w(struct conn *c, void *arg)
+{
+	struct cancel *p = arg;
+	sqlite3_stmt *s = stmt(c, S_NOTIF_SCHEDULED);
+	sqlite3_bind_int64(s, 1, p->id);
+	bind_text(s, 2, p->user);
+	int rc = sqlite3_step(s);
+	p->too_late = rc == SQLITE_ROW && (sqlite3_column_type(s, 0) == SQLITE_NULL ||
+	    sqlite3_column_int64(s, 0) <= p->now);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : fail(c, "notification_scheduled");
+	if (p->too_late)
+		return 0;
+	s = stmt(c, S_NOTIF_CANCEL);
+	sqlite3_bind_int64(s, 1, p->id);
+	sqlite3_bind_int64(s, 2, p->now);
+	if (step_done(c, s, "notification_cancel") != 0)
+		return -1;
+	return sqlite3_changes(c->db) > 0 ? 1 : 0;
+}
+
+int
+store_notification_cancel(struct store *st, const char *user, int64_t id, int64_t now,
+    bool *too_late)
+{
+	struct cancel p = {user, id, now, false};
+	int rc = store_write(st, cancel_w, &p);
+	*too_late = p.too_late;
+	return rc;
+}
+
+int
+store_prefs_get(struct store *st, const char *user, struct prefs *p)
+{
+	struct conn *c = reader_get(st);
+	int rc = prefs_read(c, user, p, NULL, 0, NULL, 0);
+	reader_put(c);
+	return rc;
+}
+
+struct prefs_change {
+	const char	*user;
+	int64_t		 now;
+	bool		(*fn)(struct prefs *p, void *arg);
+	void		*arg;
+	struct prefs	 p;
+};
+
+static int
+prefs_update_w(struct conn *c, void *arg)
+{
+	static const char *const digests[] = {"off", "daily", "weekly"};
+	struct prefs_change *pc = arg;
+	struct prefs *p = &pc->p;
+	if (user_ensure(c, pc->user, pc->now) < 0 || prefs_read(c, pc->user, p, NULL, 0, NULL, 0) < 0)
+		return -1;
+	if (!pc->fn(p, pc->arg))
+		return 0;
+	sqlite3_stmt *s = stmt(c, S_PREFS_CLEAR);
+	bind_text(s, 1, pc->user);
+	if (step_done(c, s, "prefs_clear") != 0)
+		return -1;
+	for (size_t i = 0; i < p->n; i++) {
+		s = stmt(c, S_PREFS_INSERT);
+		bind_text(s, 1, pc->user);
+		bind_text(s, 2, p->rules[i].type);
+		bind_text(s, 3, channel_str(p->rules[i].channel));
+		sqlite3_bind_int(s, 4, p->rules[i].enabled);
+		if (step_done(c, s, "prefs_insert") != 0)
+			return -1;
+	}
+	s = stmt(c, S_PREFS_SET_USER);
+	bind_text(s, 1, pc->user);
+	if (p->quiet) {
+		sqlite3_bind_int(s, 2, p->quiet_start);
+		sqlite3_bind_int(s, 3, p->quiet_end);
+		sqlite3_bind_int(s, 4, (int)p->quiet_days);
+	}
+	bind_text(s, 5, digests[p->digest]);
+	if (p->email_if_unread > 0)
+		sqlite3_bind_int64(s, 6, p->email_if_unread);
+	return step_done(c, s, "prefs_set_user") == 0 ? 1 : -1;
+}
+
+int
+store_prefs_update(struct store *st, const char *user, int64_t now,
+    bool (*fn)(struct prefs *p, void *arg), void *arg, struct prefs *out)
+{
+	struct prefs_change *pc = calloc(1, sizeof *pc);
+	if (pc == NULL)
+		return -1;
+	*pc = (struct prefs_change){.user = user, .now = now, .fn = fn, .arg = arg};
+	int rc = store_write(st, prefs_update_w, pc);
+	if (rc > 0 && out != NULL)
+		*out = pc->p;
+	free(pc);
+	return rc;
+}
+
+struct claim {
+	int64_t		 now;
+	struct delivery	*out;
+	size_t		 max, n;
+};
+
+static int
+claim_w(struct conn *c, void *arg)
+{
+	struct claim *p = arg;
+	sqlite3_stmt *s = stmt(c, S_DELIV_CLAIM);
+	int rc;
+	p->n = 0;
+	sqlite3_bind_int64(s, 1, p->now);
+	sqlite3_bind_int64(s, 2, (int64_t)p->max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && p->n < p->max) {
+		struct delivery *d = &p->out[p->n++];
+		d->id = sqlite3_column_int64(s, 0);
+		d->notification_id = sqlite3_column_int64(s, 1);
+		d->channel = strcmp((const char *)sqlite3_column_text(s, 2), "in_app") == 0 ?
+		    CHANNEL_IN_APP : CHANNEL_EMAIL;
+		d->attempts = sqlite3_column_int(s, 3);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return fail(c, "deliveries_claim");
+	return 1;	/* claiming nothing is an answer too */
+}
+
+int
+store_deliveries_claim(struct store *st, int64_t now, struct delivery *out, size_t max,
+    size_t *n)
+{
+	struct claim p = {now, out, max, 0};
+	int rc = store_write(st, claim_w, &p);
+	*n = rc > 0 ? p.n : 0;
+	return rc;
+}
+
+int
+store_deliveries_next(struct store *st, int64_t *at)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_DELIV_NEXT);
+	int rc = sqlite3_step(s);
+	*at = 0;
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		*at = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	rc = rc == SQLITE_ROW ? (*at > 0) : fail(c, "deliveries_next");
+	reader_put(c);
+	return rc;
+}
+
+static int
+unclaim_w(struct conn *c, void *arg)
+{
+	int *n = arg;
+	if (exec(c, S_DELIV_UNCLAIM) != 0)
+		return -1;
+	*n = sqlite3_changes(c->db);
+	return 1;
+}
+
+int
+store_deliveries_unclaim(struct store *st)
+{
+	int n = 0;
+	int rc = store_write(st, unclaim_w, &n);
+	if (n > 0)
+		log_info("deliveries resumed", "claimed=%d", n);
+	return rc;
+}
+
+struct finish {
+	int64_t		 id, next_at, now;
+	enum delivery_status status;
+	const char	*error;
+	/* release: the notification, announced after the commit */
+	const struct delivery *d;
+	json_t		*notification;
+};
+
+static int
+finish_w(struct conn *c, void *arg)
+{
+	struct finish *p = arg;
+	sqlite3_stmt *s = stmt(c, S_DELIV_FINISH);
+	sqlite3_bind_int64(s, 1, p->id);
+	bind_text(s, 2, delivery_status_name(p->status));
+	if (p->status == DS_PENDING || p->status == DS_DEFERRED)
+		sqlite3_bind_int64(s, 3, p->next_at);
+	bind_text(s, 4, p->error);
+	sqlite3_bind_int64(s, 5, p->now);
+	if (step_done(c, s, "delivery_finish") != 0)
+		return -1;
+	if (sqlite3_changes(c->db) == 0)
+		return 0;	/* cancelled or deleted meanwhile */
+	if (p->d == NULL)
+		return 1;
+	json_decref(p->notification);
+	p->notification = NULL;
+	s = stmt(c, S_NOTIF_GET);
+	sqlite3_bind_int64(s, 1, p->d->notification_id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		p->notification = row_notification(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(c, "notification_get");
+}
+
+static void
+release_publish(void *arg)
+{
+	struct finish *p = arg;
+	if (p->notification != NULL)
+		events_emit(EVENT_NOTIFICATION, json_string_value(json_object_get(p->notification,
+		    "user")), p->notification);
+}
+
+int
+store_delivery_finish(struct store *st, int64_t id, enum delivery_status status,
+    int64_t next_at, const char *error, int64_t now)
+{
+	struct finish p = {.id = id, .next_at = next_at, .now = now, .status = status,
+	    .error = error};
+	return store_write(st, finish_w, &p);
+}
+
+int
+store_delivery_release(struct store *st, const struct delivery *d, int64_t now)
+{
+	struct finish p = {.id = d->id, .now = now, .status = DS_SENT, .d = d};
+	int rc = store_write_pub(st, finish_w, release_publish, &p);
+	json_decref(p.notification);
+	return rc;
+}
+
+int
+store_deliveries_of(struct store *st, int64_t id, json_t **out)
+{
+	json_t *list = json_array();
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_DELIV_OF);
+	int rc;
+	sqlite3_bind_int64(s, 1, id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o}",
+		    "channel", text_json(s, 0), "status", text_json(s, 1),
+		    "attempts", sqlite3_column_int(s, 2), "next_attempt_at", time_json(s, 3),
+		    "last_error", text_json(s, 4), "created_at", time_json(s, 5),
+		    "updated_at", time_json(s, 6), "sent_at", time_json(s, 7)));
+	sqlite3_reset(s);
+	rc = rc == SQLITE_DONE ? 1 : fail(c, "deliveries_of");
+	reader_put(c);
+	if (rc < 0) {
+		json_decref(list);
+		return rc;
+	}
+	*out = list;
+	return 1;
 }
 
 struct topic_change {

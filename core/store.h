@@ -14,7 +14,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "prefs.h"
+
 struct store;
+struct notification_new;
+
+/*
+ * Route a new notification for its recipient, in the transaction that
+ * stores it: p, email and tz are the recipient's as stored.
+ */
+typedef void (*route_fn)(void *arg, const struct notification_new *n, const struct prefs *p,
+    const char *email, const char *tz, struct routing *in_app, struct routing *email_route);
 
 struct store_options {
 	bool		 sync_full;	/* fsync every commit (else only WAL writes) */
@@ -33,6 +43,8 @@ struct notification_new {
 	const char	*url;
 	const char	*key;		/* idempotency key, unique per user */
 	int64_t		 deliver_at;	/* ms; 0: at once */
+	route_fn	 route;		/* NULL: no deliveries are written */
+	void		*route_arg;
 };
 
 /* What to list. */
@@ -116,7 +128,45 @@ int	 store_last_id(struct store *st, const char *user, int64_t now, int64_t *id)
 int	 store_unread_count(struct store *st, const char *user, int64_t now,
 	    int64_t *count);
 
-/* Topics: a topic exists while it has members. */
+/*
+ * Cancel a scheduled notification of user (any when NULL) before it is
+ * due: removes it and its deliveries. *too_late when it is visible already.
+ */
+int	 store_notification_cancel(struct store *st, const char *user, int64_t id,
+	    int64_t now, bool *too_late);
+
+/* Preferences (0: no such user). */
+int	 store_prefs_get(struct store *st, const char *user, struct prefs *p);
+/*
+ * Change a user's preferences (creating the user): fn edits *p in the
+ * write transaction; when it returns false nothing changes and 0 is
+ * returned. *out (may be NULL) gets the result.
+ */
+int	 store_prefs_update(struct store *st, const char *user, int64_t now,
+	    bool (*fn)(struct prefs *p, void *arg), void *arg, struct prefs *out);
+
+/* One delivery the worker has claimed. */
+struct delivery {
+	int64_t		 id;
+	int64_t		 notification_id;
+	unsigned	 channel;	/* CHANNEL_IN_APP or CHANNEL_EMAIL */
+	int		 attempts;	/* this one included */
+};
+
+/* Claim up to max deliveries due at now (pending or deferred), counting an attempt. */
+int	 store_deliveries_claim(struct store *st, int64_t now, struct delivery *out,
+	    size_t max, size_t *n);
+/* When the next unclaimed delivery falls due (0 when the outbox is empty). */
+int	 store_deliveries_next(struct store *st, int64_t *at);
+/* Release every claim: at start, nothing can be in flight. */
+int	 store_deliveries_unclaim(struct store *st);
+/* Record what became of a claimed delivery; next_at for PENDING (a retry). */
+int	 store_delivery_finish(struct store *st, int64_t id, enum delivery_status status,
+	    int64_t next_at, const char *error, int64_t now);
+/* A scheduled notification fell due: its in-app delivery is sent and the notification announced. */
+int	 store_delivery_release(struct store *st, const struct delivery *d, int64_t now);
+/* The deliveries of notification id: [{"channel","status","attempts",...}]. */
+int	 store_deliveries_of(struct store *st, int64_t id, json_t **out);
 int	 store_topic_add(struct store *st, const char *topic, const char *user,
 	    int64_t now, bool *added);
 int	 store_topic_remove(struct store *st, const char *topic, const char *user);

@@ -189,6 +189,8 @@ time_parse_rfc3339(const char *s, int64_t *ms)
 {
 	int Y, M, D, h, m, sec, frac = 0;
 	const char *p = s;
+	if (s == NULL)
+		return false;
 	if (!digits(&p, 4, &Y) || *p++ != '-' || !digits(&p, 2, &M) ||
 	    *p++ != '-' || !digits(&p, 2, &D) ||
 	    (*p != 'T' && *p != 't' && *p != ' '))

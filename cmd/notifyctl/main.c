@@ -386,6 +386,9 @@ main(int argc, char **argv)
 	}
 	const struct op *op = find_command(argc, argv, &i);
 	json_t *args = parse_args(op, argc, argv, i, &json_out);
+	/* Read by a person, show says how each channel went. */
+	if (op == &op_show && !json_out && json_object_get(args, "deliveries") == NULL)
+		json_object_set_new(args, "deliveries", json_true());
 
 	struct line_reader r;
 	int fd = connect_daemon(sock, &r);

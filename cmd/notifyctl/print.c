@@ -64,6 +64,30 @@ print_notification(FILE *f, json_t *n)
 			print_json(f, v);
 		}
 	}
+	json_t *d;
+	size_t i;
+	json_array_foreach(json_object_get(n, "deliveries"), i, d) {
+		fprintf(f, "%-12s %-6s %-9s attempts %lld", i == 0 ? "deliveries" : "",
+		    field(d, "channel", "?"), field(d, "status", "?"),
+		    (long long)json_integer_value(json_object_get(d, "attempts")));
+		if (json_is_string(json_object_get(d, "sent_at")))
+			fprintf(f, ", sent %s", field(d, "sent_at", ""));
+		else if (json_is_string(json_object_get(d, "next_attempt_at")))
+			fprintf(f, ", next %s", field(d, "next_attempt_at", ""));
+		if (json_is_string(json_object_get(d, "last_error")))
+			fprintf(f, ": %s", field(d, "last_error", ""));
+		fputc('\n', f);
+	}
+}
+
+/* The text preview of template render: every part, headed by its name. */
+static void
+print_rendered(FILE *f, json_t *r)
+{
+	static const char *const parts[] = {"title", "body", "subject", "text", "html", NULL};
+	for (int i = 0; parts[i]; i++)
+		fprintf(f, "== %s\n%s%s", parts[i], field(r, parts[i], ""),
+		    i < 3 || !*field(r, parts[i], "") ? "\n" : "");
 }
 
 static void
@@ -245,6 +269,11 @@ print_result(FILE *f, const char *name, json_t *r)
 		print_list(f, r);
 	} else if (strcmp(name, "show") == 0) {
 		print_notification(f, r);
+	} else if (strcmp(name, "template.render") == 0) {
+		print_rendered(f, r);
+	} else if (strcmp(name, "cancel") == 0) {
+		fprintf(f, "notification %lld cancelled\n",
+		    (long long)json_integer_value(json_object_get(r, "id")));
 	} else if (strcmp(name, "count") == 0) {
 		fprintf(f, "%lld\n", (long long)json_integer_value(json_object_get(r, "unread_count")));
 	} else if (strcmp(name, "read") == 0 || strcmp(name, "unread") == 0 ||

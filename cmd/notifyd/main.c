@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "mailer.h"
+#include "template.h"
 #include "auth.h"
 #include "config.h"
 #include "control.h"
@@ -118,6 +120,35 @@ lock_data_dir(const char *dir)
 	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
 		log_warn("cannot record pid in lock file", "path=%s", path);
 	return fd;	/* held until exit */
+}
+
+/* The URL of our own sink, listening on listen (HOST:PORT) at port. */
+static void
+sink_url(const char *listen, int port, char *out, size_t n)
+{
+	const char *colon = strrchr(listen, ':');
+	int hl = colon ? (int)(colon - listen) : 0;
+	if (hl == 0 || strncmp(listen, "0.0.0.0", (size_t)hl) == 0 || strncmp(listen, "*", (size_t)hl) == 0)
+		snprintf(out, n, "smtp://127.0.0.1:%d", port);
+	else if (strncmp(listen, "[::]", (size_t)hl) == 0)
+		snprintf(out, n, "smtp://[::1]:%d", port);
+	else
+		snprintf(out, n, "smtp://%.*s:%d", hl, listen, port);
+}
+
+/* SIGHUP: load the templates again; a broken set leaves the old one in place. */
+static void
+reload_templates(const struct config *cfg)
+{
+	struct template_set *s;
+	char err[1024];
+	if (template_set_load(cfg->templates_dir, &s, err, sizeof err) != 0) {
+		log_error("templates not reloaded, keeping the old set", "error=%s", err);
+		return;
+	}
+	templates_install(s);
+	log_info("templates reloaded", "types=%zu dir=%s", template_set_count(s),
+	    *cfg->templates_dir ? cfg->templates_dir : "(embedded)");
 }
 
 /* Parse the command line into cfg (after file and environment); exits on usage errors. */
@@ -251,6 +282,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "notifyd: %s\n", err);
 		goto out;
 	}
+	struct template_set *tset;
+	if (template_set_load(cfg.templates_dir, &tset, err, sizeof err) != 0) {
+		fprintf(stderr, "notifyd: templates: %s\n", err);
+		goto out;
+	}
+	templates_install(tset);
 	metrics_listen();
 	op_mail_listen();
 	struct hub_options hopt = {
@@ -277,6 +314,17 @@ main(int argc, char **argv)
 		}
 		log_info("smtp listening", "listen=%s port=%d", cfg.smtp_listen, smtpd_port(smtp));
 	}
+	char relay[300];
+	if (*cfg.mailer_relay != '\0' || smtp == NULL)
+		snprintf(relay, sizeof relay, "%s", cfg.mailer_relay);
+	else
+		sink_url(cfg.smtp_listen, smtpd_port(smtp), relay, sizeof relay);
+	if (mailer_start(&app.mailer, &app, relay, err, sizeof err) != 0) {
+		fprintf(stderr, "notifyd: %s\n", err);
+		goto out;
+	}
+	log_info("mailer started", "relay=%s workers=%lld", *relay ? relay : "(none)",
+	    (long long)cfg.mailer_workers);
 	if (control_start(&ctl, &app, cfg.control_socket, (int)cfg.control_max_clients,
 	    err, sizeof err) != 0) {
 		fprintf(stderr, "notifyd: %s\n", err);
@@ -289,7 +337,7 @@ main(int argc, char **argv)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: nothing to reload yet", "");
+			reload_templates(&cfg);
 			continue;
 		}
 		log_info("stopping", "signal=%s", sig == SIGINT ? "INT" : "TERM");
@@ -300,8 +348,11 @@ out:
 	smtpd_stop(smtp);
 	http_stop(http);
 	control_stop(ctl);
+	mailer_stop(app.mailer);
+	app.mailer = NULL;
 	hub_stop(app.hub);
 	mime_shutdown();
+	templates_install(NULL);
 	auth_close(app.auth);
 	store_close(app.store);
 	if (rc == 0)

@@ -1,0 +1,404 @@
+/*
+ * mailer — the delivery worker: a few threads, each claiming due
+ * deliveries from the store and carrying them out. A claim counts an
+ * attempt; a crash leaves claims that the next start releases, so an
+ * email is sent at least once, and a repeat carries the same Message-ID.
+ */
+#define _GNU_SOURCE
+#include "mailer.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "mime.h"
+#include "prefs.h"
+#include "store.h"
+#include "template.h"
+#include "util.h"
+
+#define BATCH		8		/* deliveries one claim takes */
+#define IDLE_MS		60000		/* look at the outbox at least this often */
+
+struct mailer {
+	struct app	*app;
+	const struct config *cfg;
+	char		*relay;
+	char		 domain[256];	/* of the From address: Message-IDs end in it */
+	char		*envelope_from;
+	pthread_t	*threads;
+	int		 nthreads;
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cond;
+	bool		 stop;
+	uint64_t	 kicks;
+};
+
+/* One attempt's outcome. */
+struct attempt {
+	bool		 ok;
+	bool		 permanent;	/* the relay refused for good (5xx) */
+	char		 error[CURL_ERROR_SIZE + 64];
+};
+
+/* The upload cursor curl reads the message from. */
+struct upload {
+	const char	*data;
+	size_t		 len, off;
+};
+
+static size_t
+upload_read(char *dst, size_t size, size_t n, void *arg)
+{
+	struct upload *u = arg;
+	size_t want = size * n, left = u->len - u->off;
+	if (want > left)
+		want = left;
+	memcpy(dst, u->data + u->off, want);
+	u->off += want;
+	return want;
+}
+
+/* Send one message to the relay on the thread's handle. */
+static void
+relay_send(struct mailer *m, CURL *curl, const char *rcpt, const struct buf *msg,
+    struct attempt *a)
+{
+	struct curl_slist *to = NULL;
+	struct upload u = {msg->data, msg->len, 0};
+	char rcpt_arg[400], errbuf[CURL_ERROR_SIZE] = "";
+	long code = 0;
+
+	*a = (struct attempt){0};
+	if (*m->relay == '\0') {
+		snprintf(a->error, sizeof a->error, "no relay: set [mailer] relay, or turn the "
+		    "SMTP sink on");
+		return;
+	}
+	snprintf(rcpt_arg, sizeof rcpt_arg, "<%s>", rcpt);
+	to = curl_slist_append(NULL, rcpt_arg);
+	curl_easy_reset(curl);
+	curl_easy_setopt(curl, CURLOPT_URL, m->relay);
+	curl_easy_setopt(curl, CURLOPT_PROXY, "");	/* never from the environment */
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_MAIL_FROM, m->envelope_from);
+	curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, to);
+	curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(curl, CURLOPT_READFUNCTION, upload_read);
+	curl_easy_setopt(curl, CURLOPT_READDATA, &u);
+	curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)msg->len);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)m->cfg->mailer_timeout);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+	    (long)(m->cfg->mailer_timeout < 10000 ? m->cfg->mailer_timeout : 10000));
+	if (strncmp(m->relay, "smtp://", 7) == 0) {
+		const char *tls = m->cfg->mailer_starttls;
+		curl_easy_setopt(curl, CURLOPT_USE_SSL, strcmp(tls, "required") == 0 ?
+		    (long)CURLUSESSL_ALL : strcmp(tls, "try") == 0 ? (long)CURLUSESSL_TRY :
+		    (long)CURLUSESSL_NONE);
+	}
+	if (*m->cfg->mailer_username != '\0') {
+		curl_easy_setopt(curl, CURLOPT_USERNAME, m->cfg->mailer_username);
+		curl_easy_setopt(curl, CURLOPT_PASSWORD, m->cfg->mailer_password);
+	}
+	CURLcode rc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+	curl_slist_free_all(to);
+	if (rc == CURLE_OK) {
+		a->ok = true;
+		return;
+	}
+	a->permanent = code >= 500 && code < 600;
+	snprintf(a->error, sizeof a->error, "%s", *errbuf ? errbuf : curl_easy_strerror(rc));
+	if (code > 0) {
+		size_t l = strlen(a->error);
+		snprintf(a->error + l, sizeof a->error - l, " (reply %ld)", code);
+	}
+}
+
+/* The wait before attempt n + 1: base * 2^(n-1), give or take a quarter. */
+static int64_t
+backoff(const struct mailer *m, int attempts, unsigned *seed)
+{
+	int shift = attempts - 1 < 20 ? attempts - 1 : 20;
+	int64_t d = m->cfg->mailer_retry_base << shift;
+	return d * 3 / 4 + (int64_t)((double)rand_r(seed) / RAND_MAX * (double)(d / 2));
+}
+
+/* Render and send the email of delivery d; records the outcome. */
+static void
+deliver_email(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *seed)
+{
+	struct store *st = m->app->store;
+	json_t *n = NULL, *user = NULL;
+	struct prefs *p = calloc(1, sizeof *p);
+	struct template_set *set = NULL;
+	struct buf subject, text, html, msg, unsub;
+	struct attempt a = {0};
+	int64_t now = time_now_ms();
+	char mid[320];
+
+	buf_init(&subject);
+	buf_init(&text);
+	buf_init(&html);
+	buf_init(&msg);
+	buf_init(&unsub);
+	if (p == NULL || store_notification_get(st, d->notification_id, &n) <= 0)
+		goto release;	/* deleted meanwhile (its deliveries with it), or a failure */
+	const char *uid = json_string_value(json_object_get(n, "user"));
+	if (store_user_get(st, uid, &user) <= 0 || store_prefs_get(st, uid, p) < 0)
+		goto release;
+	set = templates_current();
+	const struct template_type *t = template_set_type_or_default(set,
+	    json_string_value(json_object_get(n, "type")));
+	const char *to = json_string_value(json_object_get(user, "email"));
+	if (!t->critical && p->email_if_unread > 0 && !json_is_null(json_object_get(n, "read_at"))) {
+		store_delivery_finish(st, d->id, DS_CANCELLED, 0, "read in the app before the email "
+		    "was due", now);
+		goto done;
+	}
+	if (to == NULL || *to == '\0') {
+		store_delivery_finish(st, d->id, DS_SKIPPED, 0, "no email address", now);
+		goto done;
+	}
+	template_render(set, t, TP_SUBJECT, n, user, &subject);
+	template_render(set, t, TP_TEXT, n, user, &text);
+	/* The layout sees the unsubscribe link. */
+	if (*m->cfg->mailer_unsubscribe_url != '\0') {
+		struct tpl *u;
+		char err[256];
+		if (tpl_compile(m->cfg->mailer_unsubscribe_url, strlen(m->cfg->mailer_unsubscribe_url),
+		    "unsubscribe_url", &u, err, sizeof err) == 0) {
+			json_t *ctx = json_pack("{s:O}", "user", user);
+			tpl_render(u, &ctx, 1, false, &unsub);
+			json_decref(ctx);
+			tpl_free(u);
+			json_object_set_new(n, "unsubscribe_url", json_string(unsub.data ? unsub.data : ""));
+		}
+	}
+	template_render(set, t, TP_HTML, n, user, &html);
+	snprintf(mid, sizeof mid, "notifyd.%lld.%lld@%s", (long long)d->notification_id,
+	    (long long)d->id, m->domain);
+	struct mime_out mo = {
+		.from = m->cfg->mailer_from,
+		.to_name = json_string_value(json_object_get(user, "name")),
+		.to = to,
+		.subject = subject.data ? subject.data : "",
+		.text = text.data ? text.data : "",
+		.html = html.data ? html.data : "",
+		.message_id = mid,
+		.date = now,
+		.unsubscribe = unsub.data,
+	};
+	if (!mime_compose(&mo, &msg)) {
+		snprintf(a.error, sizeof a.error, "the message could not be composed "
+		    "(is [mailer] from an address?)");
+		a.permanent = true;
+	} else {
+		relay_send(m, curl, to, &msg, &a);
+	}
+	now = time_now_ms();
+	if (a.ok) {
+		metrics_add(C_EMAIL_SENT, 1);
+		store_delivery_finish(st, d->id, DS_SENT, 0, NULL, now);
+		log_info("email sent", "delivery=%lld notification=%lld attempt=%d message_id=%s",
+		    (long long)d->id, (long long)d->notification_id, d->attempts, mid);
+	} else if (a.permanent || d->attempts >= m->cfg->mailer_max_attempts) {
+		metrics_add(C_EMAIL_FAILED, 1);
+		store_delivery_finish(st, d->id, DS_FAILED, 0, a.error, now);
+		log_error("email failed", "delivery=%lld notification=%lld attempts=%d error=%s",
+		    (long long)d->id, (long long)d->notification_id, d->attempts, a.error);
+	} else {
+		int64_t wait = backoff(m, d->attempts, seed);
+		metrics_add(C_EMAIL_RETRIED, 1);
+		store_delivery_finish(st, d->id, DS_PENDING, now + wait, a.error, now);
+		log_warn("email attempt failed", "delivery=%lld notification=%lld attempt=%d "
+		    "retry_in_ms=%lld error=%s", (long long)d->id, (long long)d->notification_id,
+		    d->attempts, (long long)wait, a.error);
+	}
+	goto done;
+release:
+	/* Could not even start: try again soon, without giving up on it. */
+	store_delivery_finish(st, d->id, DS_PENDING, now + m->cfg->mailer_retry_base,
+	    "the notification or user could not be read", now);
+done:
+	template_set_unref(set);
+	json_decref(n);
+	json_decref(user);
+	free(p);
+	buf_free(&subject);
+	buf_free(&text);
+	buf_free(&html);
+	buf_free(&msg);
+	buf_free(&unsub);
+}
+
+/* Sleep until the next delivery falls due, a kick, or stop; false on stop. */
+static bool
+idle(struct mailer *m, uint64_t seen)
+{
+	int64_t next = 0, now = time_now_ms(), until = now + IDLE_MS;
+	if (store_deliveries_next(m->app->store, &next) > 0 && next < until)
+		until = next;
+	struct timespec ts = {until / 1000, (long)(until % 1000) * 1000000};
+	pthread_mutex_lock(&m->lock);
+	while (!m->stop && m->kicks == seen && time_now_ms() < until)
+		if (pthread_cond_timedwait(&m->cond, &m->lock, &ts) != 0)
+			break;
+	bool go = !m->stop;
+	pthread_mutex_unlock(&m->lock);
+	return go;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct mailer *m = arg;
+	struct delivery batch[BATCH];
+	unsigned seed = (unsigned)time_mono_ms() ^ (unsigned)(uintptr_t)&batch;
+	CURL *curl = curl_easy_init();
+
+	for (;;) {
+		size_t n = 0;
+		pthread_mutex_lock(&m->lock);
+		bool stop = m->stop;
+		uint64_t seen = m->kicks;
+		pthread_mutex_unlock(&m->lock);
+		if (stop)
+			break;
+		if (store_deliveries_claim(m->app->store, time_now_ms(), batch, BATCH, &n) < 0 ||
+		    n == 0) {
+			if (!idle(m, seen))
+				break;
+			continue;
+		}
+		if (n == BATCH)
+			mailer_kick(m);
+		for (size_t i = 0; i < n; i++) {
+			if (batch[i].channel == CHANNEL_IN_APP) {
+				store_delivery_release(m->app->store, &batch[i], time_now_ms());
+				continue;
+			}
+			if (curl == NULL) {
+				store_delivery_finish(m->app->store, batch[i].id, DS_PENDING,
+				    time_now_ms() + m->cfg->mailer_retry_base, "libcurl failed to start",
+				    time_now_ms());
+				continue;
+			}
+			deliver_email(m, curl, &batch[i], &seed);
+		}
+	}
+	if (curl)
+		curl_easy_cleanup(curl);
+	return NULL;
+}
+
+/* The bare address of a From value, for MAIL FROM; and its domain. */
+static bool
+parse_from(struct mailer *m, const char *from)
+{
+	const char *lt = strrchr(from, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+	const char *a = lt && gt ? lt + 1 : from;
+	size_t len = lt && gt ? (size_t)(gt - a) : strlen(from);
+	const char *at = memchr(a, '@', len);
+	if (len == 0 || at == NULL || at == a || at == a + len - 1 || memchr(a, ' ', len))
+		return false;
+	if (asprintf(&m->envelope_from, "<%.*s>", (int)len, a) < 0) {
+		m->envelope_from = NULL;
+		return false;
+	}
+	snprintf(m->domain, sizeof m->domain, "%.*s", (int)(a + len - at - 1), at + 1);
+	return true;
+}
+
+static void
+mailer_free(struct mailer *m)
+{
+	free(m->threads);
+	free(m->relay);
+	free(m->envelope_from);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->cond);
+	free(m);
+}
+
+int
+mailer_start(struct mailer **out, struct app *app, const char *relay, char *err, size_t errlen)
+{
+	struct mailer *m = calloc(1, sizeof *m);
+	if (m == NULL) {
+		snprintf(err, errlen, "mailer: out of memory");
+		return -1;
+	}
+	m->app = app;
+	m->cfg = app->cfg;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	if (*relay != '\0' && strncmp(relay, "smtp://", 7) != 0 && strncmp(relay, "smtps://", 8) != 0) {
+		snprintf(err, errlen, "mailer.relay must be smtp://HOST:PORT or smtps://HOST:PORT");
+		goto fail;
+	}
+	if (!parse_from(m, m->cfg->mailer_from)) {
+		snprintf(err, errlen, "mailer.from must be an address or \"Name <address>\"");
+		goto fail;
+	}
+	if ((m->relay = strdup(relay)) == NULL ||
+	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "mailer: libcurl failed to start");
+		goto fail;
+	}
+	if (store_deliveries_unclaim(app->store) < 0) {
+		snprintf(err, errlen, "mailer: the outbox could not be read");
+		goto fail_curl;
+	}
+	m->threads = calloc((size_t)m->cfg->mailer_workers, sizeof *m->threads);
+	for (int i = 0; m->threads && i < m->cfg->mailer_workers; i++) {
+		if (pthread_create(&m->threads[i], NULL, worker_main, m) != 0)
+			break;
+		m->nthreads++;
+	}
+	if (m->nthreads == 0) {
+		snprintf(err, errlen, "mailer: cannot start a thread");
+		goto fail_curl;
+	}
+	*out = m;
+	return 0;
+fail_curl:
+	curl_global_cleanup();
+fail:
+	mailer_free(m);
+	return -1;
+}
+
+void
+mailer_kick(struct mailer *m)
+{
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->kicks++;
+	pthread_cond_signal(&m->cond);	/* one worker; it wakes another when there is more */
+	pthread_mutex_unlock(&m->lock);
+}
+
+void
+mailer_stop(struct mailer *m)
+{
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->stop = true;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	for (int i = 0; i < m->nthreads; i++)
+		pthread_join(m->threads[i], NULL);
+	curl_global_cleanup();
+	mailer_free(m);
+}

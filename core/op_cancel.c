@@ -1,0 +1,43 @@
+/* cancel — withdraw a scheduled notification before it is due. */
+#include "app.h"
+#include "log.h"
+#include "ops.h"
+#include "store.h"
+
+static const struct op_arg cancel_args[] = {
+	{"id", ARG_ID, ARG_REQUIRED | ARG_POSITIONAL, "ID", "notification id"},
+	{"user", ARG_STRING, 0, "USER", "only if it belongs to this user"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+json_t *
+op_cancel_scheduled(struct op_ctx *ctx, const char *user, int64_t id)
+{
+	bool too_late = false;
+	int rc = store_notification_cancel(ctx->app->store, user, id, ctx->now, &too_late);
+	if (rc < 0)
+		return op_fail(ctx, 500, "internal", "the notification could not be cancelled");
+	if (too_late)
+		return op_fail(ctx, 409, "already_delivered", "notification %lld is no longer "
+		    "scheduled: it has been delivered (delete it instead)", (long long)id);
+	if (rc == 0)
+		return op_fail(ctx, 404, "not_found", "no notification %lld%s%s", (long long)id,
+		    user ? " for user " : "", user ? user : "");
+	log_info("notification cancelled", "id=%lld", (long long)id);
+	return json_pack("{s:I, s:b}", "id", (json_int_t)id, "cancelled", 1);
+}
+
+/* Cancel it: {"id":ID,"cancelled":true}; 409 once it is due. */
+static json_t *
+cancel_run(struct op_ctx *ctx, json_t *a)
+{
+	const char *user = op_user_arg(ctx, a, false);
+	if (user == NULL && ctx->err.status != 0)
+		return NULL;
+	if (ctx->as_user != NULL)
+		return op_fail(ctx, 403, "forbidden", "a user token may not cancel sends");
+	return op_cancel_scheduled(ctx, user, json_integer_value(json_object_get(a, "id")));
+}
+
+const struct op op_cancel = {"cancel", "cancel a scheduled notification before it is due",
+    cancel_args, cancel_run, OP_ADMIN, NULL};
