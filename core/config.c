@@ -70,6 +70,8 @@ const struct config_key config_keys[] = {
 	    OFF(mailer_relay), "smtp://HOST:PORT or smtps://HOST:PORT email goes to; empty: the sink"},
 	{"mailer", "starttls", CFG_ENUM, "try", NULL, NULL, "off|try|required", 0, 0,
 	    OFF(mailer_starttls), "STARTTLS on smtp:// relays: off, try (when offered), required"},
+	{"mailer", "ca_file", CFG_STRING, "", NULL, NULL, NULL, 0, 0,
+	    OFF(mailer_ca_file), "PEM certificates the relay's is checked against; empty: the system's"},
 	{"mailer", "username", CFG_STRING, "", NULL, NULL, NULL, 0, 0,
 	    OFF(mailer_username), "AUTH user name at the relay; empty: no AUTH"},
 	{"mailer", "password", CFG_STRING, "", NULL, NULL, NULL, 0, 0,

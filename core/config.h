@@ -44,6 +44,7 @@ struct config {
 	int64_t	 mail_max_age;		/* ms; 0: no limit */
 	char	*mailer_relay;
 	char	*mailer_starttls;
+	char	*mailer_ca_file;
 	char	*mailer_username;
 	char	*mailer_password;
 	char	*mailer_from;

@@ -104,6 +104,8 @@ relay_send(struct mailer *m, CURL *curl, const char *rcpt, const struct buf *msg
 		    (long)CURLUSESSL_ALL : strcmp(tls, "try") == 0 ? (long)CURLUSESSL_TRY :
 		    (long)CURLUSESSL_NONE);
 	}
+	if (*m->cfg->mailer_ca_file != '\0')
+		curl_easy_setopt(curl, CURLOPT_CAINFO, m->cfg->mailer_ca_file);
 	if (*m->cfg->mailer_username != '\0') {
 		curl_easy_setopt(curl, CURLOPT_USERNAME, m->cfg->mailer_username);
 		curl_easy_setopt(curl, CURLOPT_PASSWORD, m->cfg->mailer_password);

@@ -291,8 +291,10 @@ store_message(struct session *ss, struct buf *data, char uid[23])
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	buf_init(&raw);
 	buf_init(&search);
-	buf_printf(&raw, "Received: from %s (%s) by %s (notifyd) with ESMTP id %s; %s\r\n",
-	    *ss->helo ? ss->helo : "unknown", ss->ip, sd->cfg->smtp_hostname, uid, date);
+	/* The protocol as RFC 3848 names it: S for TLS, A for AUTH. */
+	buf_printf(&raw, "Received: from %s (%s) by %s (notifyd) with ESMTP%s%s id %s; %s\r\n",
+	    *ss->helo ? ss->helo : "unknown", ss->ip, sd->cfg->smtp_hostname,
+	    ss->ssl ? "S" : "", ss->authed ? "A" : "", uid, date);
 	buf_put(&raw, data->data ? data->data : "", data->len);
 	json_t *summary = mime_summary(raw.data, raw.len, ss->rcpts, &search);
 	char *sum_text = json_dumps(summary, JSON_COMPACT);

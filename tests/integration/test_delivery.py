@@ -555,3 +555,33 @@ def test_scheduled_sends_survive_a_restart(daemons, tmp):
     mail_wait(d, "subject:\"after restart\"")
     wait_delivery(d, n["id"], "in_app", "sent")
     assert [x["id"] for x in d.ok("list", "--user", "ann")["notifications"]] == [n["id"]]
+
+
+def test_relay_with_starttls_auth_and_list_unsubscribe(daemons, tmp):
+    import subprocess
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
+                    "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    # Our own sink as the relay, insisting on TLS and AUTH; the mailer insists on STARTTLS.
+    d = daemons(http=True, smtp=True, args=conf(tmp, (
+        "[smtp]\ntls_cert = %s\ntls_key = %s\nauth = required\n"
+        "[mailer]\nstarttls = required\nca_file = %s\nusername = app\npassword = secret\n"
+        "unsubscribe_url = https://app.example/prefs?u={{user.id}}\n") % (cert, key, cert))).start()
+    d.ok("user", "set", "ann", "--email", "ann@example.com")
+    d.ok("send", "--user", "ann", "--type", "message", "--title", "over tls")
+    m = mail_wait(d, "subject:\"over tls\"")
+    msg = raw_mail(d, m["ID"])
+    assert "ESMTPSA" in msg["Received"]
+    assert msg["List-Unsubscribe"] == "<https://app.example/prefs?u=ann>"
+    assert "https://app.example/prefs?u=ann" in msg.get_body(("html",)).get_content()
+
+
+def test_starttls_required_but_not_offered_fails(daemons, tmp):
+    d = daemons(http=True, smtp=True, args=conf(
+        tmp, "[mailer]\nstarttls = required\nmax_attempts = 1\n")).start()
+    d.ok("user", "set", "ann", "--email", "ann@example.com")
+    n = d.ok("send", "--user", "ann", "--type", "message", "--title", "plain")
+    dl = wait_delivery(d, n["id"], "email", "failed")
+    assert dl["attempts"] == 1 and dl["last_error"]
+    assert d.ok("mail", "list")["messages"] == []
