@@ -1,0 +1,103 @@
+#!/bin/sh
+# Email delivery: emails/s from send to stored in notifyd's own sink (the
+# default relay, over real SMTP), beside the rate the same sink ingests
+# messages of the same size from postfix's smtp-source, in the same run.
+#
+#   sh bench/delivery.sh            (after make; make bench runs it)
+#   N=5000 SESSIONS=4 sh bench/delivery.sh
+set -eu
+N=${N:-3000}
+SESSIONS=${SESSIONS:-4}
+root=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d /tmp/notifyd-delivbench.XXXXXX)
+pids=
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sp=$(port)
+printf '[smtp]\nmail_max = 0\n[mailer]\nworkers = %s\n' "$SESSIONS" > "$tmp/notifyd.conf"
+"$root/bin/notifyd" --config "$tmp/notifyd.conf" --data-dir "$tmp/data" --socket "$tmp/ctl.sock" \
+    --http off --smtp "127.0.0.1:$sp" 2>"$tmp/notifyd.log" &
+pids="$pids $!"
+ctl() { "$root/bin/notifyctl" -s "$tmp/ctl.sock" "$@"; }
+i=0
+until ctl ping >/dev/null 2>&1; do
+	i=$((i + 1)); [ $i -lt 200 ] || exit 1; sleep 0.05
+done
+ctl user set bench --email bench@example.com --name "Bench User" >/dev/null
+
+# The size of one email as the mailer writes it, so the baseline sends the same.
+ctl send --user bench --type order_shipped --data order_id=B-0 --data carrier=DHL >/dev/null
+ctl mail wait --query subject:B-0 --timeout 30s >/dev/null
+size=$(ctl --json mail list | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"][0]["Size"])')
+ctl mail clear >/dev/null
+
+# Wait until the sink holds want messages; prints the seconds since t0.
+until_stored() {
+	/usr/bin/python3 - "$tmp/ctl.sock" "$1" "$2" <<'EOF'
+import json, socket, sys, time
+path, want, t0 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_UNIX); s.connect(path); f = s.makefile("rb"); f.readline()
+# mail.wait would return at the first; count with mail.info, woken by nothing but time.
+while True:
+    s.sendall(b'{"id":1,"cmd":"mail.info"}\n')
+    n = json.loads(f.readline())["result"]["Messages"]
+    if n >= want:
+        print("%.3f" % (time.time() - t0)); break
+    time.sleep(0.01)
+EOF
+}
+
+# Baseline: the sink's ingest of the same number of same-size messages.
+t0=$(date +%s.%N)
+smtp-source -s "$SESSIONS" -m "$N" -l "$size" -f bench@example.com -t bench@example.com \
+    "127.0.0.1:$sp"
+ingest_s=$(until_stored "$N" "$t0")
+ctl mail clear >/dev/null
+
+# Delivery: N sends over SESSIONS pipelined control connections, until all N are in the sink.
+t0=$(date +%s.%N)
+/usr/bin/python3 - "$tmp/ctl.sock" "$N" "$SESSIONS" <<'EOF'
+import json, socket, sys, threading
+path, n, conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+def client(first, count):
+    s = socket.socket(socket.AF_UNIX); s.connect(path); f = s.makefile("rb"); f.readline()
+    def send():
+        # Written while the answers are read: a pipelined client must read as it writes.
+        for i in range(first, first + count):
+            s.sendall(json.dumps({"id": i, "cmd": "send", "args": {"user": "bench",
+                      "type": "order_shipped", "data": {"order_id": "B-%d" % (i + 1),
+                      "carrier": "DHL"}}}).encode() + b"\n")
+    threading.Thread(target=send, daemon=True).start()
+    for _ in range(count):
+        r = json.loads(f.readline())
+        assert r["ok"], r
+
+share = [n // conns + (k < n % conns) for k in range(conns)]
+ts = [threading.Thread(target=client, args=(sum(share[:k]), share[k])) for k in range(conns)]
+for t in ts: t.start()
+for t in ts: t.join()
+EOF
+sent_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
+deliver_s=$(until_stored "$N" "$t0")
+failed=$(grep -c 'msg="email attempt failed"' "$tmp/notifyd.log" || true)
+
+rate() { awk -v n="$N" -v s="$1" 'BEGIN { printf "%.0f", n / s }'; }
+cat <<EOF2
+Machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r); \
+notifyd defaults (store.sync=full) with mailer.workers=$SESSIONS.
+Command: \`N=$N SESSIONS=$SESSIONS sh bench/delivery.sh\` ($size-byte emails, loopback).
+
+| | rate | |
+|---|---|---|
+| sink ingest, $SESSIONS smtp-source sessions | $(rate "$ingest_s")/s | baseline |
+| send → rendered → relayed → stored in the sink, $SESSIONS mailer workers | $(rate "$deliver_s")/s | $(awk -v a="$ingest_s" -v b="$deliver_s" 'BEGIN { printf "%.2f", a / b }')× |
+| the $N sends themselves, $SESSIONS control connections (acknowledged, durable) | $(rate "$sent_s")/s | |
+
+Every one of the $N emails was stored; $failed attempts failed.
+EOF2
