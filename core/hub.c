@@ -284,9 +284,7 @@ on_event(const struct event *ev, void *arg)
 	if (ev->type >= EVENT_MAIL) {
 		/* Mailbox events have no user: watchers get them as they are. */
 	} else if (ev->type == EVENT_NOTIFICATION) {
-		/* A scheduled one falls due with an old id: a replay cannot have covered it. */
-		if (json_object_get(data, "deliver_at") == NULL)
-			nid = json_integer_value(json_object_get(data, "id"));
+		nid = json_integer_value(json_object_get(data, "id"));
 	} else if (ev->type == EVENT_READ_ALL) {
 		own = json_pack("{s:O}", "up_to", json_object_get(data, "up_to"));
 	} else if (ev->type == EVENT_DELETED) {

@@ -152,7 +152,7 @@ deliver_email(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *
 	buf_init(&html);
 	buf_init(&msg);
 	buf_init(&unsub);
-	if (p == NULL || store_notification_get(st, d->notification_id, &n) <= 0)
+	if (p == NULL || store_delivery_notification(st, d->id, &n) <= 0)
 		goto release;	/* deleted meanwhile (its deliveries with it), or a failure */
 	const char *uid = json_string_value(json_object_get(n, "user"));
 	if (store_user_get(st, uid, &user) <= 0 || store_prefs_get(st, uid, p) < 0)
@@ -186,8 +186,8 @@ deliver_email(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *
 		}
 	}
 	template_render(set, t, TP_HTML, n, user, &html);
-	snprintf(mid, sizeof mid, "notifyd.%lld.%lld@%s", (long long)d->notification_id,
-	    (long long)d->id, m->domain);
+	/* The delivery's id: the same on every attempt, whatever the notification's id became. */
+	snprintf(mid, sizeof mid, "notifyd.%lld@%s", (long long)d->id, m->domain);
 	struct mime_out mo = {
 		.from = m->cfg->mailer_from,
 		.to_name = json_string_value(json_object_get(user, "name")),
@@ -210,20 +210,19 @@ deliver_email(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *
 	if (a.ok) {
 		metrics_add(C_EMAIL_SENT, 1);
 		store_delivery_finish(st, d->id, DS_SENT, 0, NULL, now);
-		log_info("email sent", "delivery=%lld notification=%lld attempt=%d message_id=%s",
-		    (long long)d->id, (long long)d->notification_id, d->attempts, mid);
+		log_info("email sent", "delivery=%lld attempt=%d message_id=%s",
+		    (long long)d->id, d->attempts, mid);
 	} else if (a.permanent || d->attempts >= m->cfg->mailer_max_attempts) {
 		metrics_add(C_EMAIL_FAILED, 1);
 		store_delivery_finish(st, d->id, DS_FAILED, 0, a.error, now);
-		log_error("email failed", "delivery=%lld notification=%lld attempts=%d error=%s",
-		    (long long)d->id, (long long)d->notification_id, d->attempts, a.error);
+		log_error("email failed", "delivery=%lld attempts=%d error=%s",
+		    (long long)d->id, d->attempts, a.error);
 	} else {
 		int64_t wait = backoff(m, d->attempts, seed);
 		metrics_add(C_EMAIL_RETRIED, 1);
 		store_delivery_finish(st, d->id, DS_PENDING, now + wait, a.error, now);
-		log_warn("email attempt failed", "delivery=%lld notification=%lld attempt=%d "
-		    "retry_in_ms=%lld error=%s", (long long)d->id, (long long)d->notification_id,
-		    d->attempts, (long long)wait, a.error);
+		log_warn("email attempt failed", "delivery=%lld attempt=%d retry_in_ms=%lld "
+		    "error=%s", (long long)d->id, d->attempts, (long long)wait, a.error);
 	}
 	goto done;
 release:
@@ -249,6 +248,8 @@ idle(struct mailer *m, uint64_t seen)
 	int64_t next = 0, now = time_now_ms(), until = now + IDLE_MS;
 	if (store_deliveries_next(m->app->store, &next) > 0 && next < until)
 		until = next;
+	if (until < now + 10)
+		until = now + 10;	/* a failing database is not polled in a tight loop */
 	struct timespec ts = {until / 1000, (long)(until % 1000) * 1000000};
 	pthread_mutex_lock(&m->lock);
 	while (!m->stop && m->kicks == seen && time_now_ms() < until)

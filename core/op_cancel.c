@@ -14,9 +14,14 @@ json_t *
 op_cancel_scheduled(struct op_ctx *ctx, const char *user, int64_t id)
 {
 	bool too_late = false;
-	int rc = store_notification_cancel(ctx->app->store, user, id, ctx->now, &too_late);
+	int64_t as = 0;
+	int rc = store_notification_cancel(ctx->app->store, user, id, ctx->now, &too_late, &as);
 	if (rc < 0)
 		return op_fail(ctx, 500, "internal", "the notification could not be cancelled");
+	if (too_late && as > 0)
+		return op_fail(ctx, 409, "already_delivered", "notification %lld is no longer "
+		    "scheduled: it was delivered as notification %lld (delete that instead)",
+		    (long long)id, (long long)as);
 	if (too_late)
 		return op_fail(ctx, 409, "already_delivered", "notification %lld is no longer "
 		    "scheduled: it has been delivered (delete it instead)", (long long)id);

@@ -25,7 +25,14 @@
 
 /* The columns a notification object is made of, in row_notification() order. */
 #define NCOLS "id, user_id, type, category, priority, title, body, data, " \
-	"action_url, created_at, read_at, archived_at, deliver_at"
+	"action_url, created_at, read_at, archived_at, deliver_at, scheduled_id"
+/*
+ * While a scheduled notification waits for the worker to release it, its
+ * deliver_at holds the due time plus HIDDEN, so that every visibility test
+ * (deliver_at <= now) keeps it out of sight even once the time has passed:
+ * it becomes visible only as the new row the release writes.
+ */
+#define HIDDEN (1LL << 52)
 #define UCOLS "id, email, name, tz, locale, created_at"
 #define READERS 4
 
@@ -85,6 +92,13 @@ enum stmt_id {
 	S_NOTIF_HIDE,
 	S_NOTIF_SCHEDULED,
 	S_NOTIF_CANCEL,
+	S_NOTIF_HOLD,
+	S_NOTIF_RELEASE,
+	S_NOTIF_KEY_OF,
+	S_NOTIF_SET_KEY,
+	S_NOTIF_DROP,
+	S_DELIV_MOVE,
+	S_DELIV_NOTIF,
 	S_DELIV_INSERT,
 	S_DELIV_CLAIM,
 	S_DELIV_NEXT,
@@ -191,9 +205,22 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_PREFS_SET_USER] = "UPDATE users SET quiet_start = ?2, quiet_end = ?3, quiet_days = ?4, "
 	    "digest = ?5, email_if_unread = ?6 WHERE id = ?1",
 	[S_NOTIF_HIDE] = "UPDATE notifications SET archived_at = ?2 WHERE id = ?1",
-	[S_NOTIF_SCHEDULED] = "SELECT deliver_at FROM notifications WHERE id = ?1 "
-	    "AND (?2 IS NULL OR user_id = ?2)",
-	[S_NOTIF_CANCEL] = "DELETE FROM notifications WHERE id = ?1 AND deliver_at > ?2",
+	[S_NOTIF_SCHEDULED] = "SELECT deliver_at, id FROM notifications "
+	    "WHERE (id = ?1 OR scheduled_id = ?1) AND (?2 IS NULL OR user_id = ?2) "
+	    "ORDER BY id = ?1 DESC LIMIT 1",
+	[S_NOTIF_HOLD] = "UPDATE notifications SET deliver_at = deliver_at + ?2 WHERE id = ?1",
+	[S_NOTIF_RELEASE] = "INSERT INTO notifications (user_id, type, category, priority, title, "
+	    "body, data, action_url, created_at, deliver_at, read_at, seen_at, archived_at, "
+	    "scheduled_id) SELECT user_id, type, category, priority, title, body, data, action_url, "
+	    "created_at, deliver_at - ?2, read_at, seen_at, archived_at, id FROM notifications "
+	    "WHERE id = ?1 AND deliver_at >= ?2",
+	[S_NOTIF_KEY_OF] = "SELECT dedupe_key FROM notifications WHERE id = ?1",
+	[S_NOTIF_SET_KEY] = "UPDATE notifications SET dedupe_key = ?2 WHERE id = ?1",
+	[S_NOTIF_DROP] = "DELETE FROM notifications WHERE id = ?1",
+	[S_DELIV_MOVE] = "UPDATE deliveries SET notification_id = ?2 WHERE notification_id = ?1",
+	[S_DELIV_NOTIF] = "SELECT " NCOLS " FROM notifications WHERE id = "
+	    "(SELECT notification_id FROM deliveries WHERE id = ?1)",
+	[S_NOTIF_CANCEL] = "DELETE FROM notifications WHERE id = ?1",
 	[S_DELIV_INSERT] = "INSERT INTO deliveries (notification_id, channel, status, "
 	    "next_attempt_at, last_error, created_at, updated_at, sent_at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
@@ -348,8 +375,14 @@ row_notification(sqlite3_stmt *s)
 	json_object_set_new(o, "created_at", time_json(s, 9));
 	json_object_set_new(o, "read_at", time_json(s, 10));
 	json_object_set_new(o, "archived_at", time_json(s, 11));
-	if (sqlite3_column_type(s, 12) != SQLITE_NULL)
-		json_object_set_new(o, "deliver_at", time_json(s, 12));
+	if (sqlite3_column_type(s, 12) != SQLITE_NULL) {
+		char ts[40];
+		int64_t at = sqlite3_column_int64(s, 12);
+		time_format_rfc3339(ts, sizeof ts, at >= HIDDEN ? at - HIDDEN : at);
+		json_object_set_new(o, "deliver_at", json_string(ts));
+	}
+	if (sqlite3_column_type(s, 13) != SQLITE_NULL)
+		json_object_set_new(o, "scheduled_id", json_integer(sqlite3_column_int64(s, 13)));
 	return o;
 }
 
@@ -936,8 +969,14 @@ route_one(struct conn *c, const struct notification_new *in, int64_t id, int64_t
 		goto done;
 	in->route(in->route_arg, in, p, email, tz, &ia, &em);
 	/* In-app: shown now, when due (the worker releases it), or not at all. */
-	if (ia.status == DS_SENT && in->deliver_at > now)
+	if (ia.status == DS_SENT && in->deliver_at > now) {
 		ia = (struct routing){DS_PENDING, in->deliver_at, NULL};
+		sqlite3_stmt *s = stmt(c, S_NOTIF_HOLD);
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int64(s, 2, HIDDEN);
+		if (step_done(c, s, "notification_hold") != 0)
+			goto done;
+	}
 	*hidden = ia.status == DS_SKIPPED;
 	if (*hidden) {
 		sqlite3_stmt *s = stmt(c, S_NOTIF_HIDE);
@@ -1428,6 +1467,7 @@ struct cancel {
 	const char	*user;
 	int64_t		 id, now;
 	bool		 too_late;
+	int64_t		 released_as;	/* the id it was released with, when it was */
 };
 
 static int
@@ -1438,8 +1478,14 @@ cancel_w(struct conn *c, void *arg)
 	sqlite3_bind_int64(s, 1, p->id);
 	bind_text(s, 2, p->user);
 	int rc = sqlite3_step(s);
-	p->too_late = rc == SQLITE_ROW && (sqlite3_column_type(s, 0) == SQLITE_NULL ||
-	    sqlite3_column_int64(s, 0) <= p->now);
+	if (rc == SQLITE_ROW) {
+		int64_t at = sqlite3_column_int64(s, 0), id = sqlite3_column_int64(s, 1);
+		if (at >= HIDDEN)
+			at -= HIDDEN;
+		p->released_as = id != p->id ? id : 0;
+		p->too_late = id != p->id || sqlite3_column_type(s, 0) == SQLITE_NULL ||
+		    at <= p->now;
+	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? 0 : fail(c, "notification_scheduled");
@@ -1447,7 +1493,6 @@ cancel_w(struct conn *c, void *arg)
 		return 0;
 	s = stmt(c, S_NOTIF_CANCEL);
 	sqlite3_bind_int64(s, 1, p->id);
-	sqlite3_bind_int64(s, 2, p->now);
 	if (step_done(c, s, "notification_cancel") != 0)
 		return -1;
 	return sqlite3_changes(c->db) > 0 ? 1 : 0;
@@ -1455,11 +1500,12 @@ cancel_w(struct conn *c, void *arg)
 
 int
 store_notification_cancel(struct store *st, const char *user, int64_t id, int64_t now,
-    bool *too_late)
+    bool *too_late, int64_t *released_as)
 {
-	struct cancel p = {user, id, now, false};
+	struct cancel p = {user, id, now, false, 0};
 	int rc = store_write(st, cancel_w, &p);
 	*too_late = p.too_late;
+	*released_as = p.released_as;
 	return rc;
 }
 
@@ -1614,6 +1660,47 @@ struct finish {
 	json_t		*notification;
 };
 
+/*
+ * Release held notification old: it is written again with a new id (so ids
+ * keep the order in which notifications became visible), its deliveries
+ * and key move to the new row, and the held row goes. *id: the new id, 0
+ * when there was nothing held.
+ */
+static int
+release(struct conn *c, int64_t old, int64_t *id)
+{
+	char *key = NULL;
+	sqlite3_stmt *s = stmt(c, S_NOTIF_KEY_OF);
+	sqlite3_bind_int64(s, 1, old);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		key = strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	s = stmt(c, S_NOTIF_RELEASE);
+	sqlite3_bind_int64(s, 1, old);
+	sqlite3_bind_int64(s, 2, HIDDEN);
+	int rc = step_done(c, s, "notification_release");
+	*id = rc == 0 && sqlite3_changes(c->db) > 0 ? sqlite3_last_insert_rowid(c->db) : 0;
+	if (rc == 0 && *id > 0) {
+		s = stmt(c, S_DELIV_MOVE);
+		sqlite3_bind_int64(s, 1, old);
+		sqlite3_bind_int64(s, 2, *id);
+		rc = step_done(c, s, "deliveries_move");
+	}
+	if (rc == 0 && *id > 0) {
+		s = stmt(c, S_NOTIF_DROP);
+		sqlite3_bind_int64(s, 1, old);
+		rc = step_done(c, s, "notification_drop");
+	}
+	if (rc == 0 && *id > 0 && key != NULL) {
+		s = stmt(c, S_NOTIF_SET_KEY);
+		sqlite3_bind_int64(s, 1, *id);
+		bind_text(s, 2, key);
+		rc = step_done(c, s, "notification_set_key");
+	}
+	free(key);
+	return rc;
+}
+
 static int
 finish_w(struct conn *c, void *arg)
 {
@@ -1633,8 +1720,13 @@ finish_w(struct conn *c, void *arg)
 		return 1;
 	json_decref(p->notification);
 	p->notification = NULL;
+	int64_t id = 0;
+	if (release(c, p->d->notification_id, &id) < 0)
+		return -1;
+	if (id == 0)
+		return 0;	/* cancelled or deleted meanwhile */
 	s = stmt(c, S_NOTIF_GET);
-	sqlite3_bind_int64(s, 1, p->d->notification_id);
+	sqlite3_bind_int64(s, 1, id);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		p->notification = row_notification(s);
@@ -1666,6 +1758,24 @@ store_delivery_release(struct store *st, const struct delivery *d, int64_t now)
 	struct finish p = {.id = d->id, .now = now, .status = DS_SENT, .d = d};
 	int rc = store_write_pub(st, finish_w, release_publish, &p);
 	json_decref(p.notification);
+	return rc;
+}
+
+int
+store_delivery_notification(struct store *st, int64_t delivery, json_t **out)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_DELIV_NOTIF);
+	sqlite3_bind_int64(s, 1, delivery);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = row_notification(s);
+		rc = 1;
+	} else {
+		rc = rc == SQLITE_DONE ? 0 : fail(c, "delivery_notification");
+	}
+	sqlite3_reset(s);
+	reader_put(c);
 	return rc;
 }
 

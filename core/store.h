@@ -130,10 +130,11 @@ int	 store_unread_count(struct store *st, const char *user, int64_t now,
 
 /*
  * Cancel a scheduled notification of user (any when NULL) before it is
- * due: removes it and its deliveries. *too_late when it is visible already.
+ * due: removes it and its deliveries. *too_late when it is due already;
+ * *released_as then names the id it was released with (0: the same).
  */
 int	 store_notification_cancel(struct store *st, const char *user, int64_t id,
-	    int64_t now, bool *too_late);
+	    int64_t now, bool *too_late, int64_t *released_as);
 
 /* Preferences (0: no such user). */
 int	 store_prefs_get(struct store *st, const char *user, struct prefs *p);
@@ -163,7 +164,13 @@ int	 store_deliveries_unclaim(struct store *st);
 /* Record what became of a claimed delivery; next_at for PENDING (a retry). */
 int	 store_delivery_finish(struct store *st, int64_t id, enum delivery_status status,
 	    int64_t next_at, const char *error, int64_t now);
-/* A scheduled notification fell due: its in-app delivery is sent and the notification announced. */
+/* The notification a delivery belongs to (it has a new id once released). */
+int	 store_delivery_notification(struct store *st, int64_t delivery, json_t **out);
+/*
+ * A scheduled notification fell due: it is released with a new id (its
+ * object's scheduled_id is the old one), its in-app delivery is sent and
+ * it is announced.
+ */
 int	 store_delivery_release(struct store *st, const struct delivery *d, int64_t now);
 /* The deliveries of notification id: [{"channel","status","attempts",...}]. */
 int	 store_deliveries_of(struct store *st, int64_t id, json_t **out);

@@ -8,6 +8,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import signal
 import socket
 import threading
@@ -324,7 +325,7 @@ def test_email_arrives_in_the_sink_as_proper_mime(dd):
     msg = raw_mail(dd, m["ID"])
     assert msg["Subject"] == "Order Ä-1 has shipped"
     assert msg["To"].addresses[0].addr_spec == "ann@example.com"
-    assert msg["Message-ID"].startswith("<notifyd.%d." % n["id"])
+    assert re.fullmatch(r"<notifyd\.\d+@localhost>", msg["Message-ID"])
     assert msg["Date"] is not None
     assert msg.get_content_type() == "multipart/alternative"
     text = msg.get_body(("plain",))
@@ -473,7 +474,7 @@ def test_kill_during_delivery_resends_with_the_same_message_id(daemons, tmp, rel
     first, second = (email.message_from_bytes(m, policy=email.policy.default)
                      for m, _ in relay.messages)
     assert first["Message-ID"] == second["Message-ID"]
-    assert first["Message-ID"].startswith("<notifyd.%d." % n["id"])
+    assert re.fullmatch(r"<notifyd\.\d+@localhost>", first["Message-ID"])
     assert [a for _, a in relay.messages] == [False, True]
 
 
@@ -505,13 +506,14 @@ def test_scheduled_send_is_invisible_until_due_then_pushed_and_emailed(dd):
     # When due: pushed, listed, emailed.
     got = asyncio.run(stream())
     assert time.time() >= due - 0.05
-    assert got["id"] == n["id"] and got["title"] == "later on"
-    assert [x["id"] for x in dd.ok("list", "--user", "ann")["notifications"]] == [n["id"]]
+    # Released with a new id, as if sent now; scheduled_id is the one the sender got.
+    assert got["id"] > n["id"] and got["scheduled_id"] == n["id"] and got["title"] == "later on"
+    assert [x["id"] for x in dd.ok("list", "--user", "ann")["notifications"]] == [got["id"]]
     mail_wait(dd, "subject:\"later on\"")
-    assert deliveries(dd, n["id"])["in_app"]["status"] == "sent"
+    assert deliveries(dd, got["id"])["in_app"]["status"] == "sent"
     # Too late to cancel now.
     rc, _, err = dd.ctl("cancel", n["id"])
-    assert rc == 1 and "delivered" in err
+    assert rc == 1 and "delivered as notification %d" % got["id"] in err
     r = requests.post(dd.url + "/api/v1/notifications/%d/cancel" % n["id"],
                       headers={"Authorization": "Bearer " + key})
     assert r.status_code == 409 and r.json()["error"]["code"] == "already_delivered"
@@ -538,7 +540,7 @@ def test_cancel_before_due(dd):
               "--at", iso(time.time() + 2.5))
     mail_wait(dd, "subject:marker")
     assert [m["Subject"] for m in dd.ok("mail", "list")["messages"]] == ["marker"]
-    assert [x["id"] for x in dd.ok("list", "--user", "ann")["notifications"]] == [c["id"]]
+    assert [x["scheduled_id"] for x in dd.ok("list", "--user", "ann")["notifications"]] == [c["id"]]
     r = requests.post(dd.url + "/api/v1/notifications", headers=hdr, json={
         "user": "ann", "type": "message", "deliver_at": "tomorrow"})
     assert r.status_code == 422 and "'at'" in r.json()["error"]["message"]
@@ -553,8 +555,9 @@ def test_scheduled_sends_survive_a_restart(daemons, tmp):
     d.proc.wait(30)
     d.start()
     mail_wait(d, "subject:\"after restart\"")
-    wait_delivery(d, n["id"], "in_app", "sent")
-    assert [x["id"] for x in d.ok("list", "--user", "ann")["notifications"]] == [n["id"]]
+    [got] = d.ok("list", "--user", "ann")["notifications"]
+    assert got["scheduled_id"] == n["id"]
+    assert deliveries(d, got["id"])["in_app"]["status"] == "sent"
 
 
 def test_relay_with_starttls_auth_and_list_unsubscribe(daemons, tmp):
@@ -585,3 +588,33 @@ def test_starttls_required_but_not_offered_fails(daemons, tmp):
     dl = wait_delivery(d, n["id"], "email", "failed")
     assert dl["attempts"] == 1 and dl["last_error"]
     assert d.ok("mail", "list")["messages"] == []
+
+
+def test_replay_since_sees_a_scheduled_one_released_later(dd):
+    """A scheduled notification falls due after later ones were sent: since=ID still gets it."""
+    tok = dd.ok("token", "ann")["token"]
+    sched = dd.ok("send", "--user", "ann", "--type", "message", "--title", "scheduled",
+                  "--at", iso(time.time() + 1.2))
+    later = dd.ok("send", "--user", "ann", "--type", "message", "--title", "sent after it")
+    assert later["id"] > sched["id"]
+    mail_wait(dd, "subject:scheduled")
+    deadline = time.monotonic() + 10
+    while True:     # the release and its email are separate deliveries
+        released = [x for x in dd.ok("list", "--user", "ann")["notifications"]
+                    if x.get("scheduled_id") == sched["id"]]
+        if released or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    [released] = released
+
+    async def replay():
+        url = "ws://127.0.0.1:%d/ws?token=%s&since=%d" % (dd.port, tok, later["id"])
+        async with websockets.connect(url) as ws:
+            frames = []
+            while not any(f["type"] == "notification" for f in frames):
+                frames.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            return [f["data"]["id"] for f in frames if f["type"] == "notification"]
+    assert asyncio.run(replay()) == [released["id"]]
+    # The same notification is never seen twice with two ids.
+    ids = [x["id"] for x in dd.ok("list", "--user", "ann")["notifications"]]
+    assert sorted(ids) == sorted([later["id"], released["id"]])
