@@ -53,6 +53,7 @@ struct session {
 	char		 rbuf[16384];
 	size_t		 rpos, rlen;
 	struct session	*next;
+	struct session	*next_queued;	/* in smtpd.queue */
 };
 
 struct smtpd {
@@ -66,7 +67,16 @@ struct smtpd {
 	struct session	*sessions;
 	int		 nsessions;
 	unsigned	 next_id;
+	/* Session threads outlive their session a while to take the next one. */
+	pthread_cond_t	 work;
+	struct session	*queue;		/* handed to an idle thread, not yet taken */
+	int		 idle_threads;	/* waiting for work, not yet promised a session */
+	int		 nthreads;
+	bool		 stopping;
 };
+
+/* How long a session thread waits for another session before it ends. */
+#define THREAD_IDLE_S 30
 
 /* Write all of buf to the client, through TLS once it is on. */
 static int
@@ -510,11 +520,10 @@ cmd_starttls(struct session *ss)
 	return true;
 }
 
-/* One session, from greeting to goodbye. */
-static void *
-session_main(void *arg)
+/* One session, from greeting to goodbye; frees ss. */
+static void
+session_run(struct session *ss)
 {
-	struct session *ss = arg;
 	struct smtpd *sd = ss->sd;
 	struct buf line;
 	bool go = true;
@@ -602,6 +611,39 @@ session_main(void *arg)
 		pthread_cond_broadcast(&sd->idle);
 	pthread_mutex_unlock(&sd->lock);
 	free(ss);
+}
+
+/*
+ * A session thread: runs its first session, then waits a while for the
+ * next instead of ending, so a burst of short connections does not pay a
+ * thread creation each.
+ */
+static void *
+session_main(void *arg)
+{
+	struct session *ss = arg;
+	struct smtpd *sd = ss->sd;
+	while (ss != NULL) {
+		session_run(ss);
+		ss = NULL;
+		pthread_mutex_lock(&sd->lock);
+		sd->idle_threads++;
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += THREAD_IDLE_S;
+		while (sd->queue == NULL && !sd->stopping)
+			if (pthread_cond_timedwait(&sd->work, &sd->lock, &until) != 0)
+				break;
+		if (sd->queue != NULL) {
+			ss = sd->queue;		/* accept_one counted us busy already */
+			sd->queue = ss->next_queued;
+		} else {
+			sd->idle_threads--;
+		}
+		if (ss == NULL && --sd->nthreads == 0)
+			pthread_cond_broadcast(&sd->idle);
+		pthread_mutex_unlock(&sd->lock);
+	}
 	return NULL;
 }
 
@@ -640,7 +682,17 @@ accept_one(void *arg, int fd)
 		ss->next = sd->sessions;
 		sd->sessions = ss;
 		sd->nsessions++;
-		if (pthread_create(&t, &attr, session_main, ss) != 0) {
+		if (sd->idle_threads > 0) {
+			/* Queued behind any other handed over: FIFO keeps the order of arrival. */
+			struct session **q = &sd->queue;
+			while (*q)
+				q = &(*q)->next_queued;
+			*q = ss;
+			sd->idle_threads--;
+			pthread_cond_signal(&sd->work);
+		} else if (pthread_create(&t, &attr, session_main, ss) == 0) {
+			sd->nthreads++;
+		} else {
 			sd->sessions = ss->next;
 			sd->nsessions--;
 			free(ss);
@@ -678,6 +730,7 @@ smtpd_start(struct smtpd **out, struct app *app, char *err, size_t errlen)
 	sd->fd = -1;
 	pthread_mutex_init(&sd->lock, NULL);
 	pthread_cond_init(&sd->idle, NULL);
+	pthread_cond_init(&sd->work, NULL);
 	if (*app->cfg->smtp_tls_cert != '\0' || *app->cfg->smtp_tls_key != '\0') {
 		sd->tls = SSL_CTX_new(TLS_server_method());
 		if (sd->tls == NULL ||
@@ -738,11 +791,14 @@ smtpd_stop(struct smtpd *sd)
 	pthread_mutex_lock(&sd->lock);
 	for (struct session *ss = sd->sessions; ss; ss = ss->next)
 		shutdown(ss->fd, SHUT_RDWR);
-	while (sd->nsessions > 0)
+	sd->stopping = true;
+	pthread_cond_broadcast(&sd->work);
+	while (sd->nsessions > 0 || sd->nthreads > 0)
 		pthread_cond_wait(&sd->idle, &sd->lock);
 	pthread_mutex_unlock(&sd->lock);
 	pthread_mutex_destroy(&sd->lock);
 	pthread_cond_destroy(&sd->idle);
+	pthread_cond_destroy(&sd->work);
 	SSL_CTX_free(sd->tls);
 	free(sd);
 }
