@@ -43,6 +43,27 @@ rate() {
 	awk -v n="$2" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }'
 }
 
+# The npm maildev sink too, if it installs (into build/, never into git).
+mddir=$root/build/bench-maildev
+md=$mddir/node_modules/.bin/maildev
+if [ ! -x "$md" ] && command -v npm >/dev/null 2>&1; then
+	mkdir -p "$mddir"
+	(cd "$mddir" && npm install --no-audit --no-fund --silent maildev >/dev/null 2>&1) || true
+fi
+s_md=
+if [ -x "$md" ]; then
+	mdp=$(port)
+	"$md" --smtp "$mdp" --ip 127.0.0.1 --web "$(port)" --web-ip 127.0.0.1 >"$tmp/maildev.log" 2>&1 &
+	mdpid=$!
+	pids="$pids $mdpid"
+	i=0
+	until /usr/bin/python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $mdp), 1)" 2>/dev/null; do
+		i=$((i + 1)); [ $i -lt 200 ] || break; sleep 0.05
+	done
+	s_md=$(rate "$mdp" "$SMALL" 5120)
+	kill "$mdpid" 2>/dev/null; wait "$mdpid" 2>/dev/null || true	# not to share the cores below
+fi
+
 s_ref=$(rate "$ref" "$SMALL" 5120)
 s_nd=$(rate "$nd" "$SMALL" 5120)
 l_ref=$(rate "$ref" "$LARGE" 1048576)
@@ -63,4 +84,5 @@ Command: \`SMALL=$SMALL LARGE=$LARGE SESSIONS=$SESSIONS sh bench/smtp.sh\` ($SES
 | 1 MiB, $LARGE messages | $l_ref/s | $l_nd/s | $(ratio "$l_nd" "$l_ref") |
 
 All $stored messages sent to notifyd were accepted with 250 and stored.
+$(if [ -n "$s_md" ]; then echo "npm maildev $("$md" --version 2>/dev/null) (keeps mail in memory), 5 KiB, $SMALL messages: $s_md/s, $(ratio "$s_md" "$s_ref") of smtp-sink."; else echo "npm maildev: did not install; not measured."; fi)
 EOF2
