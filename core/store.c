@@ -190,7 +190,7 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_MAIL_SET_READ_ALL] = "UPDATE mail SET read = ?1",
 	[S_MAIL_DELETE] = "DELETE FROM mail WHERE uid = ?1",
 	[S_MAIL_DELETE_ALL] = "DELETE FROM mail",
-	[S_MAIL_PRUNE] = "DELETE FROM mail WHERE id <= (SELECT id FROM mail INDEXED BY mail_order ORDER BY id DESC "
+	[S_MAIL_PRUNE] = "DELETE FROM mail WHERE id <= (SELECT id FROM mail INDEXED BY mail_received ORDER BY received_at DESC, id DESC "
 	    "LIMIT 1 OFFSET ?1)",
 	[S_MAIL_PRUNE_AGE] = "DELETE FROM mail WHERE received_at < ?1",
 	[S_MAIL_SCAN] = "SELECT uid, received_at, size, read, summary, search, id FROM mail "
