@@ -8,6 +8,8 @@
 #include "mailer.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +35,7 @@ struct mailer {
 	char		*relay;
 	char		 domain[256];	/* of the From address: Message-IDs end in it */
 	char		*envelope_from;
-	pthread_t	*threads;
+	struct worker	*workers;
 	int		 nthreads;
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 cond;
@@ -66,6 +68,41 @@ upload_read(char *dst, size_t size, size_t n, void *arg)
 	return want;
 }
 
+/* One worker thread and the socket its handle has open at the relay. */
+struct worker {
+	struct mailer	*m;
+	pthread_t	 thread;
+	int		 fd;		/* -1: none; guarded by m->lock */
+};
+
+/* curl opens its sockets here, so that a stopping notifyd can shut them down. */
+static curl_socket_t
+open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct worker *w = arg;
+	(void)purpose;
+	int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	pthread_mutex_lock(&w->m->lock);
+	w->fd = fd;
+	if (w->m->stop)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&w->m->lock);
+	return fd;
+}
+
+static int
+close_socket(void *arg, curl_socket_t fd)
+{
+	struct worker *w = arg;
+	pthread_mutex_lock(&w->m->lock);
+	if (w->fd == fd)
+		w->fd = -1;
+	pthread_mutex_unlock(&w->m->lock);
+	return close(fd);
+}
+
 /* Send one message to the relay on the thread's handle. */
 static void
 relay_send(struct mailer *m, CURL *curl, const char *rcpt, const struct buf *msg,
@@ -84,7 +121,7 @@ relay_send(struct mailer *m, CURL *curl, const char *rcpt, const struct buf *msg
 	}
 	snprintf(rcpt_arg, sizeof rcpt_arg, "<%s>", rcpt);
 	to = curl_slist_append(NULL, rcpt_arg);
-	curl_easy_reset(curl);
+	/* Every option is set on every attempt (no reset: the socket callbacks must stay). */
 	curl_easy_setopt(curl, CURLOPT_URL, m->relay);
 	curl_easy_setopt(curl, CURLOPT_PROXY, "");	/* never from the environment */
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
@@ -207,6 +244,14 @@ deliver_email(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *
 		relay_send(m, curl, to, &msg, &a);
 	}
 	now = time_now_ms();
+	pthread_mutex_lock(&m->lock);
+	bool stop = m->stop;
+	pthread_mutex_unlock(&m->lock);
+	if (!a.ok && stop) {
+		/* Stopping: the claim stays, and the next start takes the delivery up again. */
+		log_info("email attempt abandoned: stopping", "delivery=%lld", (long long)d->id);
+		goto done;
+	}
 	if (a.ok) {
 		metrics_add(C_EMAIL_SENT, 1);
 		store_delivery_finish(st, d->id, DS_SENT, 0, NULL, now);
@@ -263,10 +308,18 @@ idle(struct mailer *m, uint64_t seen)
 static void *
 worker_main(void *arg)
 {
-	struct mailer *m = arg;
+	struct worker *w = arg;
+	struct mailer *m = w->m;
 	struct delivery batch[BATCH];
 	unsigned seed = (unsigned)time_mono_ms() ^ (unsigned)(uintptr_t)&batch;
 	CURL *curl = curl_easy_init();
+
+	if (curl != NULL) {
+		curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+		curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, w);
+		curl_easy_setopt(curl, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+		curl_easy_setopt(curl, CURLOPT_CLOSESOCKETDATA, w);
+	}
 
 	for (;;) {
 		size_t n = 0;
@@ -324,7 +377,7 @@ parse_from(struct mailer *m, const char *from)
 static void
 mailer_free(struct mailer *m)
 {
-	free(m->threads);
+	free(m->workers);
 	free(m->relay);
 	free(m->envelope_from);
 	pthread_mutex_destroy(&m->lock);
@@ -361,9 +414,10 @@ mailer_start(struct mailer **out, struct app *app, const char *relay, char *err,
 		snprintf(err, errlen, "mailer: the outbox could not be read");
 		goto fail_curl;
 	}
-	m->threads = calloc((size_t)m->cfg->mailer_workers, sizeof *m->threads);
-	for (int i = 0; m->threads && i < m->cfg->mailer_workers; i++) {
-		if (pthread_create(&m->threads[i], NULL, worker_main, m) != 0)
+	m->workers = calloc((size_t)m->cfg->mailer_workers, sizeof *m->workers);
+	for (int i = 0; m->workers && i < m->cfg->mailer_workers; i++) {
+		m->workers[i] = (struct worker){m, 0, -1};
+		if (pthread_create(&m->workers[i].thread, NULL, worker_main, &m->workers[i]) != 0)
 			break;
 		m->nthreads++;
 	}
@@ -399,9 +453,13 @@ mailer_stop(struct mailer *m)
 	pthread_mutex_lock(&m->lock);
 	m->stop = true;
 	pthread_cond_broadcast(&m->cond);
+	/* An attempt waiting on a silent relay ends now, not at its timeout. */
+	for (int i = 0; i < m->nthreads; i++)
+		if (m->workers[i].fd >= 0)
+			shutdown(m->workers[i].fd, SHUT_RDWR);
 	pthread_mutex_unlock(&m->lock);
 	for (int i = 0; i < m->nthreads; i++)
-		pthread_join(m->threads[i], NULL);
+		pthread_join(m->workers[i].thread, NULL);
 	curl_global_cleanup();
 	mailer_free(m);
 }

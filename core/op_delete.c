@@ -30,6 +30,12 @@ delete_run(struct op_ctx *ctx, json_t *a)
 	/* One not due yet is cancelled: withdrawn with its deliveries, announced to no one. */
 	if (rc > 0 && time_parse_rfc3339(json_string_value(json_object_get(n, "deliver_at")), &due) &&
 	    due > ctx->now && (user == NULL || strcmp(user, owner) == 0)) {
+		/* Not there yet for its user: a user token finds nothing to delete. */
+		if (ctx->as_user != NULL) {
+			json_decref(n);
+			return op_fail(ctx, 404, "not_found", "no notification %lld for user %s",
+			    (long long)id, user);
+		}
 		json_t *r = op_cancel_scheduled(ctx, user ? user : owner, id);
 		if (r != NULL || ctx->err.status != 409) {
 			json_decref(n);

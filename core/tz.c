@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define ZONEINFO	"/usr/share/zoneinfo"
-#define MAX_ZONES	256
+#define MAX_ZONES	1024		/* tzdata has about 600 */
 
 struct tz {
 	char		 name[65];

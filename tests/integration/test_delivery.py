@@ -21,7 +21,7 @@ import requests
 
 import websockets
 
-from conftest import NOTIFYCTL
+from conftest import NOTIFYCTL, WRAPPER
 
 
 def conf(tmp, text, name="d.conf"):
@@ -618,3 +618,19 @@ def test_replay_since_sees_a_scheduled_one_released_later(dd):
     # The same notification is never seen twice with two ids.
     ids = [x["id"] for x in dd.ok("list", "--user", "ann")["notifications"]]
     assert sorted(ids) == sorted([later["id"], released["id"]])
+
+
+def test_stop_abandons_an_attempt_at_a_hung_relay_and_restart_resends(daemons, tmp, relays):
+    relay = relays(["hang"])
+    d = daemons(args=conf(tmp, "[mailer]\nrelay = %s\n" % relay.url)).start()
+    d.ok("user", "set", "ann", "--email", "ann@example.com")
+    n = d.ok("send", "--user", "ann", "--type", "message", "--title", "stuck")
+    relay.wait(lambda r: len(r.messages) == 1)
+    t0 = time.monotonic()
+    assert d.stop() == 0                    # not held up by the relay's 30 s timeout
+    assert time.monotonic() - t0 < (20 if WRAPPER else 5)
+    assert 'msg="email attempt abandoned: stopping"' in d.log()
+    relay.released.set()
+    d.start()
+    relay.wait(lambda r: len(r.messages) == 2 and r.messages[1][1])
+    assert wait_delivery(d, n["id"], "email", "sent")["attempts"] == 2
