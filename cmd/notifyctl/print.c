@@ -80,6 +80,31 @@ print_notification(FILE *f, json_t *n)
 	}
 }
 
+/* A preferences document, one setting a line. */
+static void
+print_prefs(FILE *f, json_t *r)
+{
+	const char *k, *t;
+	json_t *v, *chans, *q = json_object_get(r, "quiet_hours"), *d;
+	size_t i;
+	fprintf(f, "user             %s\n", field(r, "user", "?"));
+	json_object_foreach(json_object_get(r, "channels"), k, v)
+		fprintf(f, "%-16s %s (every type)\n", k, json_is_true(v) ? "on" : "off");
+	json_object_foreach(json_object_get(r, "types"), t, chans)
+		json_object_foreach(chans, k, v)
+			fprintf(f, "%-16s %s for %s\n", k, json_is_true(v) ? "on" : "off", t);
+	if (json_is_object(q)) {
+		fprintf(f, "quiet hours      %s-%s", field(q, "start", "?"), field(q, "end", "?"));
+		json_array_foreach(json_object_get(q, "days"), i, d)
+			fprintf(f, "%s%s", i ? "," : " starting ", json_string_value(d));
+		fputc('\n', f);
+	} else {
+		fprintf(f, "quiet hours      off\n");
+	}
+	fprintf(f, "digest           %s\n", field(r, "digest", "off"));
+	fprintf(f, "email if unread  %s\n", field(r, "email_if_unread", "off"));
+}
+
 /* The text preview of template render: every part, headed by its name. */
 static void
 print_rendered(FILE *f, json_t *r)
@@ -271,6 +296,8 @@ print_result(FILE *f, const char *name, json_t *r)
 		print_notification(f, r);
 	} else if (strcmp(name, "template.render") == 0) {
 		print_rendered(f, r);
+	} else if (strncmp(name, "prefs.", 6) == 0) {
+		print_prefs(f, r);
 	} else if (strcmp(name, "cancel") == 0) {
 		fprintf(f, "notification %lld cancelled\n",
 		    (long long)json_integer_value(json_object_get(r, "id")));
