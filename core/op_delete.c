@@ -5,7 +5,6 @@
 #include "log.h"
 #include "ops.h"
 #include "store.h"
-#include "util.h"
 
 static const struct op_arg delete_args[] = {
 	{"id", ARG_ID, ARG_REQUIRED | ARG_POSITIONAL, "ID", "notification id"},
@@ -26,10 +25,8 @@ delete_run(struct op_ctx *ctx, json_t *a)
 	/* Who owned it, for the log. */
 	int rc = store_notification_get(ctx->app->store, id, &n);
 	const char *owner = rc > 0 ? json_string_value(json_object_get(n, "user")) : NULL;
-	int64_t due = 0;
 	/* One not due yet is cancelled: withdrawn with its deliveries, announced to no one. */
-	if (rc > 0 && time_parse_rfc3339(json_string_value(json_object_get(n, "deliver_at")), &due) &&
-	    due > ctx->now && (user == NULL || strcmp(user, owner) == 0)) {
+	if (rc > 0 && op_not_due(ctx, n) && (user == NULL || strcmp(user, owner) == 0)) {
 		/* Not there yet for its user: a user token finds nothing to delete. */
 		if (ctx->as_user != NULL) {
 			json_decref(n);

@@ -108,10 +108,9 @@ setting_doc(struct op_ctx *ctx, json_t *a)
 			return op_fail(ctx, 422, "invalid_field", "'days' must be days such as "
 			    "mon-fri, sat,sun or all");
 		json_t *dl = json_array();
-		static const char *const names[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 		for (int i = 0; i < 7; i++)
 			if (days == NULL || (d & (1u << i)))
-				json_array_append_new(dl, json_string(names[i]));
+				json_array_append_new(dl, json_string(prefs_day_name(i)));
 		snprintf(a1, sizeof a1, "%.5s", value);		/* parsed: HH:MM-HH:MM */
 		snprintf(a2, sizeof a2, "%.5s", value + 6);
 		return json_pack("{s:{s:s, s:s, s:o}}", "quiet_hours", "start", a1, "end", a2,

@@ -87,6 +87,7 @@ struct send_route {
 	unsigned	 channels;
 	bool		 critical, urgent;
 	bool		 wake;		/* something for the worker to do soon */
+	int64_t		 now;		/* of the send */
 };
 
 /* route_fn for the store: the recipient's preferences decide each channel. */
@@ -96,7 +97,7 @@ route(void *arg, const struct notification_new *n, const struct prefs *p, const 
 {
 	struct send_route *r = arg;
 	struct route_in in = {n->type, r->channels, r->critical, r->urgent,
-	    email != NULL && *email != '\0', tz, n->deliver_at > 0 ? n->deliver_at : time_now_ms()};
+	    email != NULL && *email != '\0', tz, n->deliver_at > 0 ? n->deliver_at : r->now};
 	prefs_route(p, &in, in_app, email_route);
 	if (email_route->status == DS_PENDING || n->deliver_at > 0)
 		__atomic_store_n(&r->wake, true, __ATOMIC_RELAXED);
@@ -161,17 +162,15 @@ struct rendered {
  * profile; the others once for all.
  */
 static bool
-render(struct op_ctx *ctx, json_t *args, const struct notification_new *proto, json_t *users,
+render(struct op_ctx *ctx, json_t *args, const struct template_set *s,
+    const struct template_type *t, const struct notification_new *proto, json_t *users,
     struct rendered *r, size_t n)
 {
-	struct template_set *s = templates_current();
-	const struct template_type *t;
 	bool per_user;
 	struct buf b;
 
 	if (s == NULL)
 		return true;
-	t = template_set_type_or_default(s, proto->type);
 	per_user = (proto->title == NULL && tpl_uses(t->part[TP_TITLE], "user")) ||
 	    (proto->body == NULL && tpl_uses(t->part[TP_BODY], "user"));
 	json_t *nt = json_pack("{s:s, s:s, s:O, s:O?, s:O?, s:O?}", "type", proto->type,
@@ -192,7 +191,6 @@ render(struct op_ctx *ctx, json_t *args, const struct notification_new *proto, j
 		if (per_user && store_user_get(ctx->app->store, user, &profile) < 0) {
 			buf_free(&b);
 			json_decref(nt);
-			template_set_unref(s);
 			op_fail(ctx, 500, "internal", "the user could not be read");
 			return false;
 		}
@@ -213,7 +211,6 @@ render(struct op_ctx *ctx, json_t *args, const struct notification_new *proto, j
 	}
 	buf_free(&b);
 	json_decref(nt);
-	template_set_unref(s);
 	return true;
 }
 
@@ -231,6 +228,7 @@ send_run(struct op_ctx *ctx, json_t *args)
 	char *data_text = NULL;
 	bool *created = NULL, any = false;
 	struct rendered *r = NULL;
+	struct template_set *ts = NULL;
 	size_t n, i;
 
 	if ((users = recipients(ctx, args)) == NULL)
@@ -255,11 +253,9 @@ send_run(struct op_ctx *ctx, json_t *args)
 		op_fail(ctx, 500, "internal", "out of memory");
 		goto done;
 	}
-	if (!render(ctx, args, &proto, users, r, n))
-		goto done;
 	const char *at = json_string_value(json_object_get(args, "at"));
 	struct send_route sr = {CHANNEL_IN_APP | CHANNEL_EMAIL, false,
-	    proto.priority != NULL && strcmp(proto.priority, "urgent") == 0, false};
+	    proto.priority != NULL && strcmp(proto.priority, "urgent") == 0, false, ctx->now};
 	if (at != NULL) {
 		if (!time_parse_rfc3339(at, &proto.deliver_at) || proto.deliver_at > ctx->now + MAX_AHEAD) {
 			op_fail(ctx, 422, "invalid_field", "'at' must be an RFC 3339 time within 10 years");
@@ -268,13 +264,15 @@ send_run(struct op_ctx *ctx, json_t *args)
 		if (proto.deliver_at <= ctx->now)
 			proto.deliver_at = 0;	/* already due: at once */
 	}
-	struct template_set *ts = templates_current();
-	if (ts != NULL) {
-		const struct template_type *tt = template_set_type_or_default(ts, proto.type);
+	/* One look at the templates serves rendering and routing. */
+	const struct template_type *tt = NULL;
+	if ((ts = templates_current()) != NULL) {
+		tt = template_set_type_or_default(ts, proto.type);
 		sr.channels = tt->channels;
 		sr.critical = tt->critical;
-		template_set_unref(ts);
 	}
+	if (!render(ctx, args, ts, tt, &proto, users, r, n))
+		goto done;
 	proto.route = route;
 	proto.route_arg = &sr;
 	for (i = 0; i < n; i++) {
@@ -323,6 +321,7 @@ done:
 		free(r[i].body);
 	}
 	free(r);
+	template_set_unref(ts);
 	free(in);
 	free(data_text);
 	json_decref(users);

@@ -4,7 +4,6 @@
 #include "app.h"
 #include "ops.h"
 #include "store.h"
-#include "util.h"
 
 static const struct op_arg show_args[] = {
 	{"id", ARG_ID, ARG_REQUIRED | ARG_POSITIONAL, "ID", "notification id"},
@@ -28,10 +27,8 @@ show_run(struct op_ctx *ctx, json_t *a)
 		return op_fail(ctx, 500, "internal", "the notification could not be read");
 	if (rc > 0 && user != NULL) {
 		const char *owner = json_string_value(json_object_get(n, "user"));
-		int64_t due = 0;
 		/* A scheduled one is not there yet for its user. */
-		if (strcmp(owner, user) != 0 || (time_parse_rfc3339(json_string_value(
-		    json_object_get(n, "deliver_at")), &due) && due > ctx->now))
+		if (strcmp(owner, user) != 0 || op_not_due(ctx, n))
 			rc = 0;
 	}
 	if (rc == 0) {

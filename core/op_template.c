@@ -22,8 +22,8 @@ static const struct op_arg render_args[] = {
 };
 
 /* The channel bits as a JSON array of names. */
-json_t *
-op_channels_json(unsigned channels)
+static json_t *
+channels_json(unsigned channels)
 {
 	json_t *a = json_array();
 	if (channels & CHANNEL_IN_APP)
@@ -50,7 +50,7 @@ list_run(struct op_ctx *ctx, json_t *args)
 		json_object_set_new(src, "meta", t->source[TP__COUNT] ?
 		    json_string(t->source[TP__COUNT]) : json_null());
 		json_array_append_new(types, json_pack("{s:s, s:o, s:b, s:o}", "type", t->name,
-		    "channels", op_channels_json(t->channels), "critical", t->critical,
+		    "channels", channels_json(t->channels), "critical", t->critical,
 		    "sources", src));
 	}
 	template_set_unref(s);

@@ -246,6 +246,14 @@ op_check_name(struct op_ctx *ctx, const char *field, const char *v)
 	return ok;
 }
 
+bool
+op_not_due(const struct op_ctx *ctx, json_t *n)
+{
+	int64_t due;
+	return time_parse_rfc3339(json_string_value(json_object_get(n, "deliver_at")), &due) &&
+	    due > ctx->now;
+}
+
 const char *
 op_user_arg(struct op_ctx *ctx, json_t *args, bool required)
 {

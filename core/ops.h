@@ -95,6 +95,8 @@ const char	*op_arg_type_name(enum arg_type t);
 bool		 op_check_user(struct op_ctx *ctx, const char *field, const char *user);
 bool		 op_check_name(struct op_ctx *ctx, const char *field, const char *v);
 bool		 op_check_text(struct op_ctx *ctx, const char *field, const char *v, size_t max);
+/* Is notification object n scheduled and not yet due? */
+bool		 op_not_due(const struct op_ctx *ctx, json_t *n);
 /* The user the call is about: args.user, checked, and the caller's own when a user token. */
 const char	*op_user_arg(struct op_ctx *ctx, json_t *args, bool required);
 
@@ -108,9 +110,6 @@ extern const struct op op_ping, op_send, op_list, op_show, op_read, op_unread,
 
 /* Cancel scheduled notification id (of user, when not NULL); the result or NULL with ctx->err. */
 json_t		*op_cancel_scheduled(struct op_ctx *ctx, const char *user, int64_t id);
-
-/* Channel bits (template.h) as a JSON array of names. */
-json_t		*op_channels_json(unsigned channels);
 
 /* Let mail.wait hear of arrivals; call once before serving. */
 void		 op_mail_listen(void);

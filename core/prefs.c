@@ -14,6 +14,9 @@ static const char *const status_names[] = {
 };
 
 static const char *const day_names[7] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+static const char *const digest_names[] = {
+	[DIGEST_OFF] = "off", [DIGEST_DAILY] = "daily", [DIGEST_WEEKLY] = "weekly",
+};
 
 const char *
 delivery_status_name(enum delivery_status s)
@@ -161,16 +164,28 @@ prefs_parse_days(const char *s, unsigned *days)
 bool
 prefs_parse_digest(const char *s, enum digest_mode *d)
 {
-	static const char *const names[] = {"off", "daily", "weekly"};
 	for (int i = 0; i < 3; i++)
-		if (strcmp(s, names[i]) == 0) {
+		if (strcmp(s, digest_names[i]) == 0) {
 			*d = (enum digest_mode)i;
 			return true;
 		}
 	return false;
 }
 
-bool
+const char *
+prefs_digest_name(enum digest_mode d)
+{
+	return digest_names[d];
+}
+
+const char *
+prefs_day_name(int day)
+{
+	return day_names[day];
+}
+
+/* Set one rule (type NULL: "*"); false when there are too many. */
+static bool
 prefs_set_rule(struct prefs *p, const char *type, unsigned channel, bool enabled)
 {
 	const char *t = type ? type : "*";
@@ -229,7 +244,6 @@ duration_json(int64_t ms)
 json_t *
 prefs_to_json(const struct prefs *p)
 {
-	static const char *const digests[] = {"off", "daily", "weekly"};
 	json_t *channels = json_object(), *types = json_object(), *quiet = json_null();
 	for (size_t i = 0; i < p->n; i++) {
 		const struct prefs_rule *r = &p->rules[i];
@@ -252,7 +266,7 @@ prefs_to_json(const struct prefs *p)
 		quiet = json_pack("{s:s, s:s, s:o}", "start", a, "end", b, "days", days);
 	}
 	return json_pack("{s:o, s:o, s:o, s:s, s:o}", "channels", channels, "types", types,
-	    "quiet_hours", quiet, "digest", digests[p->digest], "email_if_unread",
+	    "quiet_hours", quiet, "digest", digest_names[p->digest], "email_if_unread",
 	    p->email_if_unread > 0 ? duration_json(p->email_if_unread) : json_null());
 }
 

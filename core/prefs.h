@@ -97,7 +97,8 @@ json_t	*prefs_to_json(const struct prefs *p);
  * merge patch (PATCH; null removes). err names the field that is wrong.
  */
 bool	 prefs_apply_json(struct prefs *p, json_t *doc, bool replace, char *err, size_t errlen);
-/* Set one rule (type NULL: "*"). */
-bool	 prefs_set_rule(struct prefs *p, const char *type, unsigned channel, bool enabled);
+/* The names the document uses: "off", "daily", "weekly"; "mon" .. "sun" (0 Monday). */
+const char *prefs_digest_name(enum digest_mode d);
+const char *prefs_day_name(int day);
 
 #endif

@@ -1147,22 +1147,29 @@ store_notifications_create(struct store *st, const struct notification_new *in,
 	return rc;
 }
 
-int
-store_notification_get(struct store *st, int64_t id, json_t **out)
+/* The notification statement which selects for key (an id), on a reader. */
+static int
+notification_by(struct store *st, enum stmt_id which, int64_t key, json_t **out)
 {
 	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_NOTIF_GET);
-	sqlite3_bind_int64(s, 1, id);
+	sqlite3_stmt *s = stmt(c, which);
+	sqlite3_bind_int64(s, 1, key);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		*out = row_notification(s);
 		rc = 1;
 	} else {
-		rc = rc == SQLITE_DONE ? 0 : fail(c, "notification_get");
+		rc = rc == SQLITE_DONE ? 0 : fail(c, stmt_sql[which]);
 	}
 	sqlite3_reset(s);
 	reader_put(c);
 	return rc;
+}
+
+int
+store_notification_get(struct store *st, int64_t id, json_t **out)
+{
+	return notification_by(st, S_NOTIF_GET, id, out);
 }
 
 /* Unread count of user. */
@@ -1529,7 +1536,6 @@ struct prefs_change {
 static int
 prefs_update_w(struct conn *c, void *arg)
 {
-	static const char *const digests[] = {"off", "daily", "weekly"};
 	struct prefs_change *pc = arg;
 	struct prefs *p = &pc->p;
 	if (user_ensure(c, pc->user, pc->now) < 0 || prefs_read(c, pc->user, p, NULL, 0, NULL, 0) < 0)
@@ -1556,7 +1562,7 @@ prefs_update_w(struct conn *c, void *arg)
 		sqlite3_bind_int(s, 3, p->quiet_end);
 		sqlite3_bind_int(s, 4, (int)p->quiet_days);
 	}
-	bind_text(s, 5, digests[p->digest]);
+	bind_text(s, 5, prefs_digest_name(p->digest));
 	if (p->email_if_unread > 0)
 		sqlite3_bind_int64(s, 6, p->email_if_unread);
 	return step_done(c, s, "prefs_set_user") == 0 ? 1 : -1;
@@ -1764,19 +1770,7 @@ store_delivery_release(struct store *st, const struct delivery *d, int64_t now)
 int
 store_delivery_notification(struct store *st, int64_t delivery, json_t **out)
 {
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_DELIV_NOTIF);
-	sqlite3_bind_int64(s, 1, delivery);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*out = row_notification(s);
-		rc = 1;
-	} else {
-		rc = rc == SQLITE_DONE ? 0 : fail(c, "delivery_notification");
-	}
-	sqlite3_reset(s);
-	reader_put(c);
-	return rc;
+	return notification_by(st, S_DELIV_NOTIF, delivery, out);
 }
 
 int
