@@ -174,8 +174,14 @@ snippet(const char *text, bool html)
 static void
 put_lower(struct buf *b, const char *s)
 {
-	for (; s && *s; s++)
-		buf_putc(b, (char)tolower((unsigned char)*s));
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || !buf_reserve(b, n))
+		return;
+	char *d = b->data + b->len;
+	for (size_t i = 0; i < n; i++)
+		d[i] = (char)tolower((unsigned char)s[i]);
+	b->len += n;
+	d[n] = '\0';
 }
 
 json_t *

@@ -1,7 +1,13 @@
 /*
- * smtpd — the development SMTP sink (RFC 5321). One thread per session;
- * every message accepted with 250 is stored whole, with a Received: header
- * prepended, and parsed for the mailbox API.
+ * smtpd — the development SMTP sink (RFC 5321).
+ *
+ * One thread runs every session with epoll: it reads commands, answers
+ * them, gathers each message and parses it (a big one is left to the
+ * committer). The committer thread stores the messages that arrived
+ * meanwhile in one transaction (one fsync) and hands them back for their
+ * 250. Every message accepted with 250 is stored whole, with a Received:
+ * header prepended. A session does nothing else while its message is being
+ * stored, so pipelined commands after the dot wait their turn.
  */
 #define _GNU_SOURCE
 #include "smtpd.h"
@@ -10,7 +16,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -18,10 +27,13 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,85 +42,142 @@
 
 #include "app.h"
 #include "config.h"
-#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "mime.h"
-#include "proto.h"
 #include "store.h"
 #include "util.h"
 
-#define CMD_MAX 2048		/* longest command line, with its CRLF */
+#define CMD_MAX		2048		/* longest command line, with its CRLF */
+#define OUT_MAX		65536		/* replies unread by the client before it is not read */
+#define CLOSE_GRACE_MS	5000		/* for the last reply to leave before close */
+#define PARSE_INLINE	(256 * 1024)	/* bigger messages are parsed by the committer */
+
+enum sstate {
+	SS_CMD,			/* reading commands */
+	SS_AUTH,		/* reading an AUTH response */
+	SS_DATA,		/* reading the message */
+	SS_STORING,		/* the message is with the committer: the session waits */
+	SS_TLS,			/* STARTTLS said yes: the handshake, once that reply is out */
+	SS_CLOSING,		/* the last reply is going out, then close */
+};
 
 struct session {
 	struct smtpd	*sd;
 	int		 fd;
 	SSL		*ssl;		/* after STARTTLS */
 	unsigned	 id;
+	enum sstate	 state;
 	char		 ip[64];
 	char		 helo[256];
 	bool		 greeted, authed;
 	char		*from;		/* NULL: no transaction */
 	json_t		*rcpts;
+	int		 auth_step, auth_steps;
+	struct buf	 line;		/* the line being read */
+	bool		 long_line;	/* it is over the limit: skipped to its end */
+	struct buf	 data;		/* the message so far, dot-unstuffed */
+	bool		 too_big;
+	struct buf	 out;		/* replies not yet written */
+	size_t		 opos;		/* how much of out is written */
+	int		 tls_retry;	/* an SSL_write to retry with this length */
+	int64_t		 deadline;	/* ms: silent until then, it is closed */
+	/* Its message, while it is being stored. */
+	struct buf	 raw;		/* Received: and the message */
+	char		 uid[23];
+	int64_t		 received_at;
+	bool		 parsed;
+	json_t		*summary;	/* parsed, for the mailbox API */
+	char		*summary_text, *rcpt_text;
+	struct buf	 search;	/* lower-cased text searched by queries */
+	int		 stored;	/* the store's answer */
+	bool		 readable;	/* the socket may hold more than was read */
 	char		 rbuf[16384];
 	size_t		 rpos, rlen;
-	struct session	*next;
-	struct session	*next_queued;	/* in smtpd.queue */
+	struct session	*prev, *next;	/* in smtpd.sessions */
+	struct session	*next_job;	/* in smtpd.jobs or smtpd.done */
 };
 
 struct smtpd {
 	struct app	*app;
 	const struct config *cfg;
 	int		 fd, port;
-	struct listener	*listener;
+	int		 ep;		/* epoll: the listener, the wake-up, the sessions */
+	int		 wake;		/* eventfd: stored messages, or stop */
 	SSL_CTX		*tls;		/* NULL: no STARTTLS */
-	pthread_mutex_t	 lock;
-	pthread_cond_t	 idle;
+	pthread_t	 loop;
+	bool		 loop_running;
+	bool		 stop;		/* atomic: smtpd_stop asks the loop to end */
+	/* The loop's own. */
 	struct session	*sessions;
-	int		 nsessions;
+	int		 nsessions, nstoring;
 	unsigned	 next_id;
-	/* Session threads outlive their session a while to take the next one. */
+	int64_t		 next_sweep;	/* ms: the earliest deadline, or later */
+	int64_t		 accept_paused;	/* ms: out of descriptors, accept again then */
+	bool		 ending;	/* stopping: answer the stored, close the rest */
+	struct session	*newjobs, **newjobs_tail;	/* to hand over this round */
+	/* Shared with the committer, under lock: jobs -> committer -> done. */
+	pthread_mutex_t	 lock;
 	pthread_cond_t	 work;
-	struct session	*queue;		/* handed to an idle thread, not yet taken */
-	int		 idle_threads;	/* waiting for work, not yet promised a session */
-	int		 nthreads;
-	bool		 stopping;
+	struct session	*jobs, **jobs_tail;
+	struct session	*done, **done_tail;
+	bool		 committer_stop;
+	pthread_t	 committer;
+	bool		 committer_running;
 };
 
-/* How long a session thread waits for another session before it ends. */
-#define THREAD_IDLE_S 30
+static void	parse_message(struct session *ss);
 
-/* Write all of buf to the client, through TLS once it is on. */
+/* Write what can be written of the replies: 0 all out, 1 the rest must wait, -1 broken. */
 static int
-sio_write(struct session *ss, const void *buf, size_t len)
+flush(struct session *ss)
 {
-	if (ss->ssl == NULL)
-		return write_all(ss->fd, buf, len);
-	while (len > 0) {
-		int n = SSL_write(ss->ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len));
-		if (n <= 0)
-			return -1;
-		buf = (const char *)buf + n;
-		len -= (size_t)n;
+	while (ss->opos < ss->out.len) {
+		const char *p = ss->out.data + ss->opos;
+		size_t len = ss->out.len - ss->opos;
+		ssize_t n;
+		if (ss->ssl == NULL) {
+			n = send(ss->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
+		} else {
+			/* A retried SSL_write must be the same write: out only grows after it. */
+			int want = ss->tls_retry > 0 ? ss->tls_retry : (int)(len > INT_MAX ? INT_MAX : len);
+			int r = SSL_write(ss->ssl, p, want);
+			if (r <= 0) {
+				int e = SSL_get_error(ss->ssl, r);
+				if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+					ss->tls_retry = want;
+					return 1;
+				}
+				return -1;
+			}
+			ss->tls_retry = 0;
+			n = r;
+		}
+		ss->opos += (size_t)n;
 	}
+	buf_reset(&ss->out);
+	ss->opos = 0;
 	return 0;
 }
 
-/* Read what the client sent: >0 bytes, 0 at its end, <0 on error (errno EAGAIN: timeout). */
+/* Read what the client sent: >0 bytes, 0 at its end, <0 with errno (EAGAIN: nothing yet). */
 static ssize_t
 sio_read(struct session *ss, void *buf, size_t len)
 {
 	if (ss->ssl == NULL)
-		return recv(ss->fd, buf, len, 0);
-	int n = SSL_read(ss->ssl, buf, (int)len);
+		return recv(ss->fd, buf, len, MSG_DONTWAIT);
+	ERR_clear_error();
+	int n = SSL_read(ss->ssl, buf, (int)(len > INT_MAX ? INT_MAX : len));
 	if (n > 0)
 		return n;
 	int e = SSL_get_error(ss->ssl, n);
 	if (e == SSL_ERROR_ZERO_RETURN)
 		return 0;
-	if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return -1;
-	if (e == SSL_ERROR_WANT_READ) {
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
 		errno = EAGAIN;
 		return -1;
 	}
@@ -116,62 +185,17 @@ sio_read(struct session *ss, void *buf, size_t len)
 	return -1;
 }
 
-/* Send one reply line. */
-static int
+/* Queue one reply line. */
+static void
 reply(struct session *ss, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int
+static void
 reply(struct session *ss, const char *fmt, ...)
 {
-	char line[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof line - 2, fmt, ap);
+	buf_vprintf(&ss->out, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return -1;
-	if (n > (int)sizeof line - 3)
-		n = (int)sizeof line - 3;
-	line[n++] = '\r';
-	line[n++] = '\n';
-	return sio_write(ss, line, (size_t)n);
-}
-
-enum rl { RL_LINE, RL_LONG, RL_EOF, RL_TIMEOUT, RL_ERROR };
-
-/*
- * Read one line with its terminator (LF or CRLF) into out, keeping at most
- * max bytes; a longer line is consumed whole and reported RL_LONG.
- */
-static enum rl
-read_line(struct session *ss, struct buf *out, size_t max)
-{
-	bool long_line = false;
-	buf_reset(out);
-	for (;;) {
-		if (ss->rpos == ss->rlen) {
-			ssize_t n = sio_read(ss, ss->rbuf, sizeof ss->rbuf);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return errno == EAGAIN || errno == EWOULDBLOCK ? RL_TIMEOUT : RL_ERROR;
-			if (n == 0)
-				return RL_EOF;
-			ss->rpos = 0;
-			ss->rlen = (size_t)n;
-		}
-		char *start = ss->rbuf + ss->rpos;
-		char *nl = memchr(start, '\n', ss->rlen - ss->rpos);
-		size_t take = nl ? (size_t)(nl - start) + 1 : ss->rlen - ss->rpos;
-		if (!long_line && out->len + take > max) {
-			long_line = true;
-			buf_reset(out);
-		}
-		if (!long_line)
-			buf_put(out, start, take);
-		ss->rpos += take;
-		if (nl != NULL)
-			return long_line ? RL_LONG : RL_LINE;
-	}
+	buf_put(&ss->out, "\r\n", 2);
 }
 
 /* Forget the current transaction. */
@@ -181,6 +205,54 @@ reset(struct session *ss)
 	free(ss->from);
 	ss->from = NULL;
 	json_array_clear(ss->rcpts);
+	buf_free(&ss->data);
+	buf_init(&ss->data);
+	ss->too_big = false;
+}
+
+/* The session is over: close it and forget it. Never while it is being stored. */
+static void
+end_session(struct session *ss)
+{
+	struct smtpd *sd = ss->sd;
+	if (ss->ssl != NULL) {
+		SSL_shutdown(ss->ssl);
+		SSL_free(ss->ssl);
+	}
+	close(ss->fd);		/* which takes it out of epoll */
+	if (ss->prev)
+		ss->prev->next = ss->next;
+	else
+		sd->sessions = ss->next;
+	if (ss->next)
+		ss->next->prev = ss->prev;
+	sd->nsessions--;
+	free(ss->from);
+	json_decref(ss->rcpts);
+	buf_free(&ss->line);
+	buf_free(&ss->data);
+	buf_free(&ss->out);
+	buf_free(&ss->raw);
+	free(ss);
+}
+
+/* The client is silent (from now): give it until the idle timeout. */
+static void
+touch(struct session *ss, int64_t now)
+{
+	ss->deadline = now + ss->sd->cfg->smtp_idle_timeout;
+	if (ss->deadline < ss->sd->next_sweep)
+		ss->sd->next_sweep = ss->deadline;
+}
+
+/* Say the last reply and close once it is out (or the grace is over). */
+static void
+closing(struct session *ss)
+{
+	ss->state = SS_CLOSING;
+	ss->deadline = time_now_ms() + CLOSE_GRACE_MS;
+	if (ss->deadline < ss->sd->next_sweep)
+		ss->sd->next_sweep = ss->deadline;
 }
 
 /* A random ID of 22 base62 characters, as Mailpit's look. */
@@ -285,115 +357,98 @@ cmd_rcpt(struct session *ss, const char *args)
 	reply(ss, "250 2.1.5 Recipient OK");
 }
 
-/* Store a received message; the ID on success. */
-static int
-store_message(struct session *ss, struct buf *data, char uid[23])
+/* DATA: the go-ahead; the message follows, a line at a time. */
+static void
+cmd_data(struct session *ss)
 {
-	struct smtpd *sd = ss->sd;
-	struct buf raw, search;
-	char date[64];
-	int64_t now = time_now_ms();
-	time_t t = (time_t)(now / 1000);
-	struct tm tm;
-
-	new_uid(uid);
-	gmtime_r(&t, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	buf_init(&raw);
-	buf_init(&search);
-	/* The protocol as RFC 3848 names it: S for TLS, A for AUTH. */
-	buf_printf(&raw, "Received: from %s (%s) by %s (notifyd) with ESMTP%s%s id %s; %s\r\n",
-	    *ss->helo ? ss->helo : "unknown", ss->ip, sd->cfg->smtp_hostname,
-	    ss->ssl ? "S" : "", ss->authed ? "A" : "", uid, date);
-	buf_put(&raw, data->data ? data->data : "", data->len);
-	json_t *summary = mime_summary(raw.data, raw.len, ss->rcpts, &search);
-	char *sum_text = json_dumps(summary, JSON_COMPACT);
-	char *rcpt_text = json_dumps(ss->rcpts, JSON_COMPACT);
-	struct mail_new m = {
-		.uid = uid, .received_at = now, .from = ss->from, .rcpt_json = rcpt_text,
-		.raw = raw.data, .len = raw.len, .summary_json = sum_text,
-		.summary = summary,
-		.search = search.data ? search.data : "",
-		.keep = sd->cfg->mail_max,
-		.older_than = sd->cfg->mail_max_age > 0 ? now - sd->cfg->mail_max_age : 0,
-	};
-	int rc = raw.oom || sum_text == NULL ? -1 : store_mail_insert(sd->app->store, &m, NULL);
-	if (rc > 0)
-		log_info("mail received", "id=%s from=%s rcpts=%zu size=%zu", uid, ss->from,
-		    json_array_size(ss->rcpts), raw.len);
-	free(sum_text);
-	free(rcpt_text);
-	json_decref(summary);
-	buf_free(&raw);
-	buf_free(&search);
-	return rc;
-}
-
-/* DATA: the message up to a line holding only a dot; false when the session must end. */
-static bool
-cmd_data(struct session *ss, struct buf *line)
-{
-	const struct config *cfg = ss->sd->cfg;
-	struct buf data;
-	bool too_big = false;
-	char uid[23];
-
 	if (ss->from == NULL) {
 		reply(ss, "503 5.5.1 MAIL first");
-		return true;
+		return;
 	}
 	if (json_array_size(ss->rcpts) == 0) {
 		reply(ss, "554 5.5.1 No valid recipients");
-		return true;
+		return;
 	}
 	reply(ss, "354 End data with <CR><LF>.<CR><LF>");
-	buf_init(&data);
-	for (;;) {
-		enum rl r = read_line(ss, line, (size_t)cfg->smtp_max_size + 3);
-		if (r == RL_TIMEOUT)
-			reply(ss, "421 4.4.2 %s Idle too long; closing", cfg->smtp_hostname);
-		if (r == RL_EOF || r == RL_ERROR || r == RL_TIMEOUT) {
-			/* A client gone mid-DATA leaves nothing behind. */
-			log_info("smtp session ended in DATA", "session=%u stored=0", ss->id);
-			buf_free(&data);
-			return false;
-		}
-		if (r == RL_LINE && (strcmp(line->data, ".\r\n") == 0 || strcmp(line->data, ".\n") == 0))
-			break;
-		const char *p = line->data ? line->data : "";
-		size_t n = line->len;
-		if (r == RL_LONG) {
-			too_big = true;
-			continue;
-		}
-		if (*p == '.') {		/* dot-unstuffing */
-			p++;
-			n--;
-		}
-		if (!too_big && (int64_t)(data.len + n) > cfg->smtp_max_size) {
-			too_big = true;
-			buf_free(&data);
-			buf_init(&data);
-		}
-		if (!too_big)
-			buf_put(&data, p, n);
-	}
-	if (too_big) {
-		log_info("smtp message refused", "session=%u reason=size max=%lld", ss->id,
-		    (long long)cfg->smtp_max_size);
-		reply(ss, "552 5.3.4 Message size exceeds the limit of %lld bytes",
-		    (long long)cfg->smtp_max_size);
+	buf_free(&ss->data);
+	buf_init(&ss->data);
+	ss->too_big = false;
+	ss->state = SS_DATA;
+}
+
+/* The dot: refuse the message, or hand it to the committer. */
+static void
+end_data(struct session *ss)
+{
+	struct smtpd *sd = ss->sd;
+	const struct config *cfg = sd->cfg;
+	char date[64];
+	struct tm tm;
+
+	if (ss->too_big || ss->data.oom) {
+		if (ss->too_big)
+			log_info("smtp message refused", "session=%u reason=size max=%lld", ss->id,
+			    (long long)cfg->smtp_max_size);
+		if (ss->too_big)
+			reply(ss, "552 5.3.4 Message size exceeds the limit of %lld bytes",
+			    (long long)cfg->smtp_max_size);
+		else
+			reply(ss, "451 4.3.0 The message could not be stored; try again");
 		metrics_add(C_SMTP_REJECTED, 1);
-	} else if (store_message(ss, &data, uid) > 0) {
-		reply(ss, "250 2.0.0 OK: queued as %s", uid);
-		metrics_add(C_SMTP_ACCEPTED, 1);
-	} else {
-		reply(ss, "451 4.3.0 The message could not be stored; try again");
-		metrics_add(C_SMTP_REJECTED, 1);
+		reset(ss);
+		ss->state = SS_CMD;
+		return;
 	}
-	buf_free(&data);
-	reset(ss);
-	return true;
+	new_uid(ss->uid);
+	ss->received_at = time_now_ms();
+	time_t t = (time_t)(ss->received_at / 1000);
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	buf_reset(&ss->raw);
+	buf_reserve(&ss->raw, ss->data.len + 512);
+	/* The protocol as RFC 3848 names it: S for TLS, A for AUTH. */
+	buf_printf(&ss->raw, "Received: from %s (%s) by %s (notifyd) with ESMTP%s%s id %s; %s\r\n",
+	    *ss->helo ? ss->helo : "unknown", ss->ip, cfg->smtp_hostname,
+	    ss->ssl ? "S" : "", ss->authed ? "A" : "", ss->uid, date);
+	buf_put(&ss->raw, ss->data.data ? ss->data.data : "", ss->data.len);
+	buf_free(&ss->data);
+	buf_init(&ss->data);
+	/* Parsed here while the committer commits the ones before (unless it takes a while). */
+	if (ss->raw.len <= PARSE_INLINE)
+		parse_message(ss);
+	ss->state = SS_STORING;
+	sd->nstoring++;
+	ss->next_job = NULL;
+	*sd->newjobs_tail = ss;
+	sd->newjobs_tail = &ss->next_job;
+}
+
+/* One line of the message (over the size limit when long). */
+static void
+data_line(struct session *ss, bool long_line)
+{
+	const struct buf *l = &ss->line;
+	if (!long_line && (strcmp(l->data, ".\r\n") == 0 || strcmp(l->data, ".\n") == 0)) {
+		end_data(ss);
+		return;
+	}
+	if (long_line || ss->too_big) {
+		ss->too_big = true;
+		return;
+	}
+	const char *p = l->data;
+	size_t n = l->len;
+	if (*p == '.') {		/* dot-unstuffing */
+		p++;
+		n--;
+	}
+	if ((int64_t)(ss->data.len + n) > ss->sd->cfg->smtp_max_size) {
+		ss->too_big = true;
+		buf_free(&ss->data);
+		buf_init(&ss->data);
+		return;
+	}
+	buf_put(&ss->data, p, n);
 }
 
 /* Decode base64 text; -1 when it is not. */
@@ -413,55 +468,71 @@ b64_decode(const char *in, unsigned char *out, size_t cap)
 	return n;
 }
 
-/* AUTH PLAIN / LOGIN: with smtp.auth any (or required) every credential is accepted. */
-static bool
-cmd_auth(struct session *ss, const char *args, struct buf *line)
+/* The prompt for the next AUTH response. */
+static void
+auth_prompt(struct session *ss)
+{
+	reply(ss, "%s", ss->auth_steps == 1 ? "334 " :
+	    ss->auth_step == 0 ? "334 VXNlcm5hbWU6" : "334 UGFzc3dvcmQ6");
+}
+
+/* One AUTH response (the initial one, or one read in SS_AUTH): any credential is good. */
+static void
+auth_response(struct session *ss, const char *resp)
 {
 	unsigned char dec[1024];
+	ss->state = SS_CMD;
+	if (resp[0] == '*') {
+		reply(ss, "501 5.7.0 Authentication cancelled");
+		return;
+	}
+	if (b64_decode(resp, dec, sizeof dec) < 0) {
+		reply(ss, "501 5.5.2 Cannot decode the response");
+		return;
+	}
+	if (++ss->auth_step < ss->auth_steps) {
+		ss->state = SS_AUTH;
+		auth_prompt(ss);
+		return;
+	}
+	ss->authed = true;
+	reply(ss, "235 2.7.0 Authentication successful");
+}
+
+/* AUTH PLAIN / LOGIN: with smtp.auth any (or required) every credential is accepted. */
+static void
+cmd_auth(struct session *ss, const char *args)
+{
 	char mech[16];
 	const char *ir;
 	if (strcmp(ss->sd->cfg->smtp_auth, "off") == 0) {
 		reply(ss, "502 5.5.1 AUTH is not enabled");
-		return true;
+		return;
 	}
 	if (ss->authed) {
 		reply(ss, "503 5.5.1 Already authenticated");
-		return true;
+		return;
 	}
 	if (ss->from != NULL) {
 		reply(ss, "503 5.5.1 AUTH is not allowed during a transaction");
-		return true;
+		return;
 	}
 	snprintf(mech, sizeof mech, "%.*s", (int)strcspn(args, " "), args);
 	ir = args + strcspn(args, " ");
 	while (*ir == ' ')
 		ir++;
-	int steps = strcasecmp(mech, "PLAIN") == 0 ? 1 : strcasecmp(mech, "LOGIN") == 0 ? 2 : 0;
-	if (steps == 0) {
+	ss->auth_steps = strcasecmp(mech, "PLAIN") == 0 ? 1 : strcasecmp(mech, "LOGIN") == 0 ? 2 : 0;
+	ss->auth_step = 0;
+	if (ss->auth_steps == 0) {
 		reply(ss, "504 5.5.4 Unrecognized authentication mechanism");
-		return true;
+		return;
 	}
-	for (int step = 0; step < steps; step++) {
-		const char *resp = ir;
-		if (step > 0 || *ir == '\0') {
-			reply(ss, steps == 1 ? "334 " : step == 0 ? "334 VXNlcm5hbWU6" : "334 UGFzc3dvcmQ6");
-			enum rl r = read_line(ss, line, CMD_MAX);
-			if (r != RL_LINE)
-				return r == RL_LONG;
-			resp = line->data;
-		}
-		if (resp[0] == '*') {
-			reply(ss, "501 5.7.0 Authentication cancelled");
-			return true;
-		}
-		if (b64_decode(resp, dec, sizeof dec) < 0) {
-			reply(ss, "501 5.5.2 Cannot decode the response");
-			return true;
-		}
+	if (*ir != '\0') {
+		auth_response(ss, ir);
+		return;
 	}
-	ss->authed = true;
-	reply(ss, "235 2.7.0 Authentication successful");
-	return true;
+	ss->state = SS_AUTH;
+	auth_prompt(ss);
 }
 
 /* EHLO's answer: the extensions, one per line. */
@@ -483,226 +554,527 @@ cmd_ehlo(struct session *ss)
 	if (ss->sd->tls != NULL && ss->ssl == NULL)
 		lines[n++] = "STARTTLS";
 	lines[n++] = "HELP";
-	struct buf b;
-	buf_init(&b);
-	buf_printf(&b, "250-%s greets %s\r\n", cfg->smtp_hostname, ss->helo);
+	reply(ss, "250-%s greets %s", cfg->smtp_hostname, ss->helo);
 	for (int i = 0; i < n; i++)
-		buf_printf(&b, "250%c%s\r\n", i == n - 1 ? ' ' : '-', lines[i]);
-	if (!b.oom)
-		sio_write(ss, b.data, b.len);
-	buf_free(&b);
+		reply(ss, "250%c%s", i == n - 1 ? ' ' : '-', lines[i]);
 }
 
-/* STARTTLS: the handshake, then a fresh session over TLS; false when it must end. */
-static bool
+/* STARTTLS: yes, and the handshake once that is out; or no. */
+static void
 cmd_starttls(struct session *ss)
 {
 	if (ss->sd->tls == NULL || ss->ssl != NULL) {
 		reply(ss, ss->ssl ? "503 5.5.1 TLS is already on" : "502 5.5.1 STARTTLS is not configured");
-		return true;
+		return;
 	}
 	if (ss->rpos != ss->rlen) {
 		/* Commands pipelined after STARTTLS would be read as plain text: refuse. */
 		reply(ss, "501 5.5.4 Nothing may follow STARTTLS before the handshake");
-		return false;
+		closing(ss);
+		return;
 	}
 	reply(ss, "220 2.0.0 Ready to start TLS");
-	ss->ssl = SSL_new(ss->sd->tls);
-	if (ss->ssl == NULL || !SSL_set_fd(ss->ssl, ss->fd) || SSL_accept(ss->ssl) != 1) {
+	ss->state = SS_TLS;
+}
+
+/* The TLS handshake: 1 done, 0 it must wait for the client, -1 failed. */
+static int
+handshake(struct session *ss)
+{
+	if (ss->ssl == NULL) {
+		ss->ssl = SSL_new(ss->sd->tls);
+		if (ss->ssl == NULL || !SSL_set_fd(ss->ssl, ss->fd)) {
+			log_info("smtp tls handshake failed", "session=%u", ss->id);
+			return -1;
+		}
+		SSL_set_mode(ss->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		SSL_set_accept_state(ss->ssl);
+	}
+	ERR_clear_error();
+	int r = SSL_do_handshake(ss->ssl);
+	if (r != 1) {
+		int e = SSL_get_error(ss->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			return 0;
 		log_info("smtp tls handshake failed", "session=%u", ss->id);
-		return false;
+		return -1;
 	}
 	/* RFC 3207: forget everything said before. */
 	ss->greeted = false;
 	ss->authed = false;
 	ss->helo[0] = '\0';
 	reset(ss);
-	return true;
+	ss->state = SS_CMD;
+	return 1;
 }
 
-/* One session, from greeting to goodbye; frees ss. */
+/* One command line (over CMD_MAX when long). */
 static void
-session_run(struct session *ss)
+command(struct session *ss, bool long_line)
 {
 	struct smtpd *sd = ss->sd;
-	struct buf line;
-	bool go = true;
-
-	buf_init(&line);
-	ss->rcpts = json_array();
-	reply(ss, "220 %s ESMTP notifyd", sd->cfg->smtp_hostname);
-	while (go) {
-		enum rl r = read_line(ss, &line, CMD_MAX);
-		if (r == RL_TIMEOUT) {
-			reply(ss, "421 4.4.2 %s Idle too long; closing", sd->cfg->smtp_hostname);
-			break;
-		}
-		if (r == RL_EOF || r == RL_ERROR)
-			break;
-		if (r == RL_LONG) {
-			reply(ss, "500 5.5.2 Line too long (at most %d bytes)", CMD_MAX);
-			continue;
-		}
-		char *cmd = line.data;
-		cmd[strcspn(cmd, "\r\n")] = '\0';
-		size_t vl = strcspn(cmd, " ");
-		const char *args = cmd + vl;
-		while (*args == ' ')
-			args++;
+	if (long_line) {
+		reply(ss, "500 5.5.2 Line too long (at most %d bytes)", CMD_MAX);
+		return;
+	}
+	char *cmd = ss->line.data;
+	cmd[strcspn(cmd, "\r\n")] = '\0';
+	size_t vl = strcspn(cmd, " ");
+	const char *args = cmd + vl;
+	while (*args == ' ')
+		args++;
 #define IS(v) (vl == strlen(v) && strncasecmp(cmd, v, vl) == 0)
-		if (IS("EHLO") || IS("HELO")) {
-			if (*args == '\0') {
-				reply(ss, "501 5.5.4 Syntax: %.4s hostname", cmd);
-				continue;
-			}
-			snprintf(ss->helo, sizeof ss->helo, "%.*s", (int)strcspn(args, " "), args);
-			for (char *p = ss->helo; *p; p++)
-				if (!isprint((unsigned char)*p))
-					*p = '?';
-			ss->greeted = true;
-			reset(ss);
-			if (IS("EHLO"))
-				cmd_ehlo(ss);
-			else
-				reply(ss, "250 %s", sd->cfg->smtp_hostname);
-		} else if (IS("MAIL")) {
-			cmd_mail(ss, args);
-		} else if (IS("RCPT")) {
-			cmd_rcpt(ss, args);
-		} else if (IS("DATA")) {
-			go = cmd_data(ss, &line);
-		} else if (IS("RSET")) {
-			reset(ss);
-			reply(ss, "250 2.0.0 OK");
-		} else if (IS("NOOP")) {
-			reply(ss, "250 2.0.0 OK");
-		} else if (IS("QUIT")) {
-			reply(ss, "221 2.0.0 %s closing", sd->cfg->smtp_hostname);
-			go = false;
-		} else if (IS("VRFY") || IS("EXPN")) {
-			reply(ss, "502 5.5.1 %.4s is not supported", cmd);
-		} else if (IS("AUTH")) {
-			go = cmd_auth(ss, args, &line);
-		} else if (IS("STARTTLS")) {
-			go = cmd_starttls(ss);
-		} else if (IS("HELP")) {
-			reply(ss, "214 2.0.0 EHLO HELO MAIL RCPT DATA RSET NOOP QUIT AUTH");
-		} else {
-			log_info("smtp command refused", "session=%u command=%.16s", ss->id, cmd);
-			reply(ss, "500 5.5.2 Command not recognized");
+	if (IS("EHLO") || IS("HELO")) {
+		if (*args == '\0') {
+			reply(ss, "501 5.5.4 Syntax: %.4s hostname", cmd);
+			return;
 		}
+		snprintf(ss->helo, sizeof ss->helo, "%.*s", (int)strcspn(args, " "), args);
+		for (char *p = ss->helo; *p; p++)
+			if (!isprint((unsigned char)*p))
+				*p = '?';
+		ss->greeted = true;
+		reset(ss);
+		if (IS("EHLO"))
+			cmd_ehlo(ss);
+		else
+			reply(ss, "250 %s", sd->cfg->smtp_hostname);
+	} else if (IS("MAIL")) {
+		cmd_mail(ss, args);
+	} else if (IS("RCPT")) {
+		cmd_rcpt(ss, args);
+	} else if (IS("DATA")) {
+		cmd_data(ss);
+	} else if (IS("RSET")) {
+		reset(ss);
+		reply(ss, "250 2.0.0 OK");
+	} else if (IS("NOOP")) {
+		reply(ss, "250 2.0.0 OK");
+	} else if (IS("QUIT")) {
+		reply(ss, "221 2.0.0 %s closing", sd->cfg->smtp_hostname);
+		closing(ss);
+	} else if (IS("VRFY") || IS("EXPN")) {
+		reply(ss, "502 5.5.1 %.4s is not supported", cmd);
+	} else if (IS("AUTH")) {
+		cmd_auth(ss, args);
+	} else if (IS("STARTTLS")) {
+		cmd_starttls(ss);
+	} else if (IS("HELP")) {
+		reply(ss, "214 2.0.0 EHLO HELO MAIL RCPT DATA RSET NOOP QUIT AUTH");
+	} else {
+		log_info("smtp command refused", "session=%u command=%.16s", ss->id, cmd);
+		reply(ss, "500 5.5.2 Command not recognized");
+	}
 #undef IS
-	}
-	reset(ss);
-	json_decref(ss->rcpts);
-	buf_free(&line);
-	if (ss->ssl != NULL) {
-		SSL_shutdown(ss->ssl);
-		SSL_free(ss->ssl);
-	}
-	pthread_mutex_lock(&sd->lock);
-	for (struct session **p = &sd->sessions; *p; p = &(*p)->next)
-		if (*p == ss) {
-			*p = ss->next;
-			break;
+}
+
+/* Take what was read, a line at a time, while the session reads. */
+static void
+consume(struct session *ss)
+{
+	while (ss->rpos < ss->rlen &&
+	    (ss->state == SS_CMD || ss->state == SS_AUTH || ss->state == SS_DATA)) {
+		size_t max = ss->state == SS_DATA ? (size_t)ss->sd->cfg->smtp_max_size + 3 : CMD_MAX;
+		char *start = ss->rbuf + ss->rpos;
+		char *nl = memchr(start, '\n', ss->rlen - ss->rpos);
+		size_t take = nl ? (size_t)(nl - start) + 1 : ss->rlen - ss->rpos;
+		if (!ss->long_line && ss->line.len + take > max) {
+			ss->long_line = true;
+			buf_reset(&ss->line);
 		}
-	close(ss->fd);
-	if (--sd->nsessions == 0)
-		pthread_cond_broadcast(&sd->idle);
-	pthread_mutex_unlock(&sd->lock);
-	free(ss);
+		if (!ss->long_line)
+			buf_put(&ss->line, start, take);
+		ss->rpos += take;
+		if (nl == NULL)
+			return;
+		bool long_line = ss->long_line || ss->line.oom;
+		ss->long_line = false;
+		if (ss->state == SS_DATA) {
+			data_line(ss, long_line);
+		} else if (ss->state == SS_AUTH) {
+			if (long_line) {
+				ss->state = SS_CMD;
+				reply(ss, "500 5.5.2 Line too long (at most %d bytes)", CMD_MAX);
+			} else {
+				auth_response(ss, ss->line.data);
+			}
+		} else {
+			command(ss, long_line);
+		}
+		buf_reset(&ss->line);
+	}
+}
+
+/* Whether the session reads what the client says (in other states it waits). */
+static bool
+reading(const struct session *ss)
+{
+	return (ss->state == SS_CMD || ss->state == SS_AUTH || ss->state == SS_DATA) &&
+	    ss->out.len - ss->opos <= OUT_MAX;	/* a client not reading its replies waits */
 }
 
 /*
- * A session thread: runs its first session, then waits a while for the
- * next instead of ending, so a burst of short connections does not pay a
- * thread creation each.
+ * Move a session along as far as it goes without waiting: read and act on
+ * all the client said, then write every reply at once. It may end (and be
+ * freed).
  */
-static void *
-session_main(void *arg)
+static void
+pump(struct session *ss)
 {
-	struct session *ss = arg;
-	struct smtpd *sd = ss->sd;
-	while (ss != NULL) {
-		session_run(ss);
-		ss = NULL;
-		pthread_mutex_lock(&sd->lock);
-		sd->idle_threads++;
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += THREAD_IDLE_S;
-		while (sd->queue == NULL && !sd->stopping)
-			if (pthread_cond_timedwait(&sd->work, &sd->lock, &until) != 0)
+	for (;;) {
+		bool gone = false, held;
+		for (;;) {
+			if ((held = !reading(ss)))
 				break;
-		if (sd->queue != NULL) {
-			ss = sd->queue;		/* accept_one counted us busy already */
-			sd->queue = ss->next_queued;
-		} else {
-			sd->idle_threads--;
+			if (ss->rpos < ss->rlen) {
+				consume(ss);
+				continue;
+			}
+			/* Edge-triggered: a short read emptied the socket, new data will say so. */
+			if (!ss->readable && ss->ssl == NULL)
+				break;
+			ssize_t n = sio_read(ss, ss->rbuf, sizeof ss->rbuf);
+			if (n > 0) {
+				ss->rpos = 0;
+				ss->rlen = (size_t)n;
+				ss->readable = (size_t)n == sizeof ss->rbuf;
+				touch(ss, time_now_ms());
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			ss->readable = false;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			gone = true;	/* the client left, or broke the connection */
+			break;
 		}
-		if (ss == NULL && --sd->nthreads == 0)
-			pthread_cond_broadcast(&sd->idle);
-		pthread_mutex_unlock(&sd->lock);
+		int w = flush(ss);
+		if (ss->state == SS_STORING)
+			return;		/* the rest once the committer gives it back */
+		if (gone || w < 0) {
+			/* A message half sent is not kept. */
+			if (ss->state == SS_DATA)
+				log_info("smtp session ended in DATA", "session=%u stored=0", ss->id);
+			end_session(ss);
+			return;
+		}
+		if (ss->state == SS_CLOSING) {
+			if (w == 0)
+				end_session(ss);
+			return;
+		}
+		if (ss->state != SS_TLS) {
+			/* Replies held up reading: now they are out, read on. */
+			if (w == 0 && held && reading(ss))
+				continue;
+			return;
+		}
+		if (w > 0)
+			return;
+		int h = handshake(ss);
+		if (h < 0)
+			end_session(ss);
+		if (h <= 0)
+			return;
 	}
+}
+
+/* Append list (ending at *tail) to a queue; under sd->lock. */
+static void
+enqueue(struct session ***qtail, struct session *list, struct session **tail)
+{
+	**qtail = list;
+	*qtail = tail;
+}
+
+/* Parse a message for the mailbox API, off the loop (a big one takes a while). */
+static void
+parse_message(struct session *ss)
+{
+	ss->parsed = true;
+	buf_init(&ss->search);
+	ss->summary = mime_summary(ss->raw.data, ss->raw.len, ss->rcpts, &ss->search);
+	ss->summary_text = json_dumps(ss->summary, JSON_COMPACT);
+	ss->rcpt_text = json_dumps(ss->rcpts, JSON_COMPACT);
+}
+
+/* Store a batch of parsed messages in one transaction where they can share one. */
+static void
+commit_batch(struct smtpd *sd, struct session **batch, int n)
+{
+	struct mail_new m[STORE_BATCH_MAX];
+	int at[STORE_BATCH_MAX], rcs[STORE_BATCH_MAX], todo = 0;
+	int64_t now = time_now_ms();
+
+	for (int i = 0; i < n; i++) {
+		struct session *ss = batch[i];
+		if (!ss->parsed)
+			parse_message(ss);
+		ss->stored = -1;
+		if (ss->raw.oom || ss->summary_text == NULL || ss->rcpt_text == NULL ||
+		    ss->search.oom)
+			continue;
+		at[todo] = i;
+		m[todo++] = (struct mail_new){
+			.uid = ss->uid, .received_at = ss->received_at, .from = ss->from,
+			.rcpt_json = ss->rcpt_text, .raw = ss->raw.data, .len = ss->raw.len,
+			.summary_json = ss->summary_text, .summary = ss->summary,
+			.search = ss->search.data ? ss->search.data : "",
+			.keep = sd->cfg->mail_max,
+			.older_than = sd->cfg->mail_max_age > 0 ? now - sd->cfg->mail_max_age : 0,
+		};
+	}
+	if (todo > 0)
+		store_mail_insert(sd->app->store, m, todo, rcs);
+	for (int j = 0; j < todo; j++) {
+		struct session *ss = batch[at[j]];
+		ss->stored = rcs[j];
+		if (rcs[j] > 0)
+			log_info("mail received", "id=%s from=%s rcpts=%zu size=%zu", ss->uid,
+			    ss->from, json_array_size(ss->rcpts), ss->raw.len);
+	}
+	for (int i = 0; i < n; i++) {
+		struct session *ss = batch[i];
+		free(ss->summary_text);
+		free(ss->rcpt_text);
+		json_decref(ss->summary);
+		buf_free(&ss->search);
+		ss->summary_text = ss->rcpt_text = NULL;
+		ss->summary = NULL;
+		ss->parsed = false;
+	}
+}
+
+/* The committer: stores what arrived meanwhile in one batch, then gives it back. */
+static void *
+committer_main(void *arg)
+{
+	struct smtpd *sd = arg;
+	struct session *batch[STORE_BATCH_MAX];
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&sd->lock);
+	for (;;) {
+		while (sd->jobs == NULL && !sd->committer_stop)
+			pthread_cond_wait(&sd->work, &sd->lock);
+		if (sd->jobs == NULL)
+			break;
+		int n = 0;
+		while (sd->jobs != NULL && n < STORE_BATCH_MAX) {
+			batch[n++] = sd->jobs;
+			sd->jobs = sd->jobs->next_job;
+		}
+		if (sd->jobs == NULL)
+			sd->jobs_tail = &sd->jobs;
+		pthread_mutex_unlock(&sd->lock);
+		commit_batch(sd, batch, n);
+		for (int i = 0; i < n; i++)
+			batch[i]->next_job = i + 1 < n ? batch[i + 1] : NULL;
+		pthread_mutex_lock(&sd->lock);
+		enqueue(&sd->done_tail, batch[0], &batch[n - 1]->next_job);
+		if (write(sd->wake, &one, sizeof one) < 0 && errno != EAGAIN)
+			log_error("smtp wake-up failed", "error=%s", strerror(errno));
+	}
+	pthread_mutex_unlock(&sd->lock);
 	return NULL;
 }
 
-/* Take one connection: a session thread, or 421 when there are too many. */
+/* Give the committer this round's messages, all at once. */
 static void
-accept_one(void *arg, int fd)
+hand_over(struct smtpd *sd)
 {
-	struct smtpd *sd = arg;
-	struct sockaddr_storage sa;
-	socklen_t sl = sizeof sa;
-	getpeername(fd, (struct sockaddr *)&sa, &sl);
-	struct timeval tv = {(time_t)(sd->cfg->smtp_idle_timeout / 1000),
-	    (suseconds_t)(sd->cfg->smtp_idle_timeout % 1000) * 1000};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	struct timeval stv = {30, 0};	/* a client not taking replies is not kept */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &stv, sizeof stv);
-	pthread_mutex_lock(&sd->lock);
-	if (sd->nsessions >= sd->cfg->smtp_max_sessions) {
-		pthread_mutex_unlock(&sd->lock);
-		static const char busy[] = "421 4.3.2 Too many connections; try again later\r\n";
-		write_all(fd, busy, sizeof busy - 1);
-		close(fd);
-		log_warn("smtp session refused", "reason=max_sessions");
+	if (sd->newjobs == NULL)
 		return;
+	pthread_mutex_lock(&sd->lock);
+	enqueue(&sd->jobs_tail, sd->newjobs, sd->newjobs_tail);
+	pthread_cond_signal(&sd->work);
+	pthread_mutex_unlock(&sd->lock);
+	sd->newjobs = NULL;
+	sd->newjobs_tail = &sd->newjobs;
+}
+
+/* Answer each message the committer is done with, and let its session go on. */
+static void
+answer_stored(struct smtpd *sd)
+{
+	pthread_mutex_lock(&sd->lock);
+	struct session *ss = sd->done;
+	sd->done = NULL;
+	sd->done_tail = &sd->done;
+	pthread_mutex_unlock(&sd->lock);
+	int64_t now = time_now_ms();
+	for (struct session *next; ss; ss = next) {
+		next = ss->next_job;
+		sd->nstoring--;
+		if (ss->stored > 0) {
+			reply(ss, "250 2.0.0 OK: queued as %s", ss->uid);
+			metrics_add(C_SMTP_ACCEPTED, 1);
+		} else {
+			reply(ss, "451 4.3.0 The message could not be stored; try again");
+			metrics_add(C_SMTP_REJECTED, 1);
+		}
+		buf_free(&ss->raw);
+		reset(ss);
+		ss->state = SS_CMD;
+		touch(ss, now);
+		if (sd->ending)
+			closing(ss);
+		pump(ss);
 	}
-	struct session *ss = calloc(1, sizeof *ss);
-	pthread_t t;
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (ss != NULL) {
+}
+
+/* Take every waiting connection: a session, or 421 when there are too many. */
+static void
+accept_all(struct smtpd *sd)
+{
+	for (;;) {
+		struct sockaddr_storage sa;
+		socklen_t sl = sizeof sa;
+		int fd = accept4(sd->fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			log_warn("accept failed", "listener=smtp error=%s", strerror(errno));
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Let sessions finish instead of spinning; accept again in a while. */
+				epoll_ctl(sd->ep, EPOLL_CTL_DEL, sd->fd, NULL);
+				sd->accept_paused = time_now_ms() + 100;
+			}
+			return;
+		}
+		if (sd->nsessions >= sd->cfg->smtp_max_sessions) {
+			static const char busy[] = "421 4.3.2 Too many connections; try again later\r\n";
+			send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			log_warn("smtp session refused", "reason=max_sessions");
+			continue;
+		}
+		struct session *ss = calloc(1, sizeof *ss);
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		    .data.ptr = ss};
+		if (ss == NULL || (ss->rcpts = json_array()) == NULL ||
+		    epoll_ctl(sd->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+			log_error("smtp session not started", "error=%s", strerror(errno));
+			if (ss != NULL)
+				json_decref(ss->rcpts);
+			free(ss);
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		ss->sd = sd;
 		ss->fd = fd;
 		ss->id = ++sd->next_id;
 		getnameinfo((struct sockaddr *)&sa, sl, ss->ip, sizeof ss->ip, NULL, 0, NI_NUMERICHOST);
 		ss->next = sd->sessions;
+		if (sd->sessions != NULL)
+			sd->sessions->prev = ss;
 		sd->sessions = ss;
 		sd->nsessions++;
-		if (sd->idle_threads > 0) {
-			/* Queued behind any other handed over: FIFO keeps the order of arrival. */
-			struct session **q = &sd->queue;
-			while (*q)
-				q = &(*q)->next_queued;
-			*q = ss;
-			sd->idle_threads--;
-			pthread_cond_signal(&sd->work);
-		} else if (pthread_create(&t, &attr, session_main, ss) == 0) {
-			sd->nthreads++;
-		} else {
-			sd->sessions = ss->next;
-			sd->nsessions--;
-			free(ss);
-			ss = NULL;
-		}
+		touch(ss, time_now_ms());
+		reply(ss, "220 %s ESMTP notifyd", sd->cfg->smtp_hostname);
+		pump(ss);
 	}
-	pthread_attr_destroy(&attr);
-	pthread_mutex_unlock(&sd->lock);
-	if (ss == NULL)
-		close(fd);
+}
+
+/* Close the sessions silent past their deadline; note the next deadline. */
+static void
+sweep(struct smtpd *sd, int64_t now)
+{
+	sd->next_sweep = INT64_MAX;
+	for (struct session *ss = sd->sessions, *next; ss; ss = next) {
+		next = ss->next;
+		if (ss->state == SS_STORING)
+			continue;
+		if (ss->deadline > now) {
+			if (ss->deadline < sd->next_sweep)
+				sd->next_sweep = ss->deadline;
+			continue;
+		}
+		if (ss->state == SS_CLOSING || ss->state == SS_TLS) {
+			end_session(ss);
+			continue;
+		}
+		if (ss->state == SS_DATA)
+			log_info("smtp session ended in DATA", "session=%u stored=0", ss->id);
+		reply(ss, "421 4.4.2 %s Idle too long; closing", sd->cfg->smtp_hostname);
+		closing(ss);
+		pump(ss);
+	}
+}
+
+/* How long epoll may wait: until the next deadline or accept resumes. */
+static int
+wait_ms(const struct smtpd *sd, int64_t now)
+{
+	int64_t until = sd->next_sweep;
+	if (sd->accept_paused != 0 && sd->accept_paused < until)
+		until = sd->accept_paused;
+	if (until == INT64_MAX)
+		return -1;
+	return until <= now ? 0 : until - now > INT_MAX ? INT_MAX : (int)(until - now);
+}
+
+/* The loop: every session, until smtpd_stop. */
+static void *
+loop_main(void *arg)
+{
+	struct smtpd *sd = arg;
+	struct epoll_event ev[64];
+	uint64_t count;
+
+	for (;;) {
+		int64_t now = time_now_ms();
+		if (sd->accept_paused != 0 && now >= sd->accept_paused) {
+			struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &sd->fd};
+			epoll_ctl(sd->ep, EPOLL_CTL_ADD, sd->fd, &lev);
+			sd->accept_paused = 0;
+		}
+		int n = epoll_wait(sd->ep, ev, 64, wait_ms(sd, now));
+		if (n < 0 && errno != EINTR) {
+			log_error("epoll failed", "listener=smtp error=%s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			void *p = ev[i].data.ptr;
+			if (p == &sd->fd)
+				accept_all(sd);
+			else if (p == &sd->wake)
+				(void)!read(sd->wake, &count, sizeof count);
+			else {
+				struct session *ss = p;
+				if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+					ss->readable = true;
+				pump(ss);
+			}
+		}
+		answer_stored(sd);
+		hand_over(sd);
+		if (__atomic_load_n(&sd->stop, __ATOMIC_ACQUIRE))
+			break;
+		now = time_now_ms();
+		if (now >= sd->next_sweep)
+			sweep(sd, now);
+	}
+	/* Stopping: the messages being stored get their answer; everyone else goes now. */
+	sd->ending = true;
+	for (struct session *ss = sd->sessions, *next; ss; ss = next) {
+		next = ss->next;
+		if (ss->state != SS_STORING)
+			end_session(ss);
+	}
+	while (sd->nstoring > 0) {
+		struct pollfd pfd = {sd->wake, POLLIN, 0};
+		if (poll(&pfd, 1, -1) > 0)
+			(void)!read(sd->wake, &count, sizeof count);
+		answer_stored(sd);	/* each says its 250 and is closed */
+	}
+	return NULL;
 }
 
 int
@@ -725,11 +1097,19 @@ smtpd_start(struct smtpd **out, struct app *app, char *err, size_t errlen)
 		}
 	}
 	struct smtpd *sd = calloc(1, sizeof *sd);
+	if (sd == NULL) {
+		freeaddrinfo(ai);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	sd->app = app;
 	sd->cfg = app->cfg;
-	sd->fd = -1;
+	sd->fd = sd->ep = sd->wake = -1;
+	sd->next_sweep = INT64_MAX;
+	sd->newjobs_tail = &sd->newjobs;
+	sd->jobs_tail = &sd->jobs;
+	sd->done_tail = &sd->done;
 	pthread_mutex_init(&sd->lock, NULL);
-	pthread_cond_init(&sd->idle, NULL);
 	pthread_cond_init(&sd->work, NULL);
 	if (*app->cfg->smtp_tls_cert != '\0' || *app->cfg->smtp_tls_key != '\0') {
 		sd->tls = SSL_CTX_new(TLS_server_method());
@@ -747,7 +1127,7 @@ smtpd_start(struct smtpd **out, struct app *app, char *err, size_t errlen)
 		}
 		SSL_CTX_set_min_proto_version(sd->tls, TLS1_2_VERSION);
 	}
-		sd->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sd->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (sd->fd >= 0)
 		setsockopt(sd->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -765,11 +1145,23 @@ smtpd_start(struct smtpd **out, struct app *app, char *err, size_t errlen)
 	getsockname(sd->fd, (struct sockaddr *)&sa, &sl);
 	sd->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port :
 	    ((struct sockaddr_in *)&sa)->sin_port);
-	if (listener_start(&sd->listener, sd->fd, "smtp", accept_one, sd) != 0) {
-		snprintf(err, errlen, "cannot start the SMTP thread");
+	struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &sd->fd};
+	struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &sd->wake};
+	sd->ep = epoll_create1(EPOLL_CLOEXEC);
+	sd->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (sd->ep < 0 || sd->wake < 0 || epoll_ctl(sd->ep, EPOLL_CTL_ADD, sd->fd, &lev) != 0 ||
+	    epoll_ctl(sd->ep, EPOLL_CTL_ADD, sd->wake, &wev) != 0) {
+		snprintf(err, errlen, "cannot start the SMTP loop: %s", strerror(errno));
 		smtpd_stop(sd);
 		return -1;
 	}
+	sd->committer_running = pthread_create(&sd->committer, NULL, committer_main, sd) == 0;
+	if (!sd->committer_running || pthread_create(&sd->loop, NULL, loop_main, sd) != 0) {
+		snprintf(err, errlen, "cannot start the SMTP threads");
+		smtpd_stop(sd);
+		return -1;
+	}
+	sd->loop_running = true;
 	*out = sd;
 	return 0;
 }
@@ -783,21 +1175,28 @@ smtpd_port(const struct smtpd *sd)
 void
 smtpd_stop(struct smtpd *sd)
 {
+	uint64_t one = 1;
 	if (sd == NULL)
 		return;
-	listener_stop(sd->listener);
+	if (sd->loop_running) {
+		__atomic_store_n(&sd->stop, true, __ATOMIC_RELEASE);
+		if (write(sd->wake, &one, sizeof one) < 0)
+			log_error("smtp wake-up failed", "error=%s", strerror(errno));
+		pthread_join(sd->loop, NULL);
+	}
+	pthread_mutex_lock(&sd->lock);
+	sd->committer_stop = true;
+	pthread_cond_broadcast(&sd->work);
+	pthread_mutex_unlock(&sd->lock);
+	if (sd->committer_running)
+		pthread_join(sd->committer, NULL);
 	if (sd->fd >= 0)
 		close(sd->fd);
-	pthread_mutex_lock(&sd->lock);
-	for (struct session *ss = sd->sessions; ss; ss = ss->next)
-		shutdown(ss->fd, SHUT_RDWR);
-	sd->stopping = true;
-	pthread_cond_broadcast(&sd->work);
-	while (sd->nsessions > 0 || sd->nthreads > 0)
-		pthread_cond_wait(&sd->idle, &sd->lock);
-	pthread_mutex_unlock(&sd->lock);
+	if (sd->ep >= 0)
+		close(sd->ep);
+	if (sd->wake >= 0)
+		close(sd->wake);
 	pthread_mutex_destroy(&sd->lock);
-	pthread_cond_destroy(&sd->idle);
 	pthread_cond_destroy(&sd->work);
 	SSL_CTX_free(sd->tls);
 	free(sd);

@@ -7,7 +7,7 @@
 struct app;
 struct smtpd;
 
-/* Listen on cfg's [smtp] listen and serve sessions, each in its own thread. */
+/* Listen on cfg's [smtp] listen and serve every session from one epoll thread. */
 int	 smtpd_start(struct smtpd **out, struct app *app, char *err, size_t errlen);
 int	 smtpd_port(const struct smtpd *s);
 /* Stop accepting, end the sessions, free everything. */

@@ -475,35 +475,16 @@ again:
 }
 
 /*
- * Run fn(writer, arg) in a transaction and return its result once that
- * transaction is committed (or failed: then <0, whatever fn returned).
- * The first writer leads a batch of everything queued; the others sleep
- * until their batch is done, and the first of those queued meanwhile is
- * woken to lead the next one. Each waiter is woken exactly once, after
- * the queue's lock is released, so waking never holds anyone up.
+ * Lead a write batch: take everything queued (self among it), run it in
+ * one transaction, publish, then wake each of the batch and the first of
+ * those queued meanwhile, who leads the next. Each waiter is woken exactly
+ * once, after the queue's lock is released, so waking never holds anyone up.
  */
-static int
-store_write_pub(struct store *st, int (*fn)(struct conn *, void *), void (*publish)(void *),
-    void *arg)
+static void
+lead_batch(struct store *st, struct wreq *self)
 {
-	struct wreq req = {.fn = fn, .arg = arg, .publish = publish};
 	struct wreq *batch, *next_leader;
-	bool lead;
 
-	sem_init(&req.wake, 0, 0);
-	pthread_mutex_lock(&st->qlock);
-	*st->qtail = &req;
-	st->qtail = &req.next;
-	lead = !st->writing;
-	st->writing = true;
-	pthread_mutex_unlock(&st->qlock);
-	if (!lead) {
-		while (sem_wait(&req.wake) != 0 && errno == EINTR)
-			;
-		if (req.done)
-			goto out;
-	}
-	/* Lead: take everything queued so far, ours included. */
 	pthread_mutex_lock(&st->qlock);
 	batch = st->queue;
 	st->queue = NULL;
@@ -522,14 +503,63 @@ store_write_pub(struct store *st, int (*fn)(struct conn *, void *), void (*publi
 	for (struct wreq *r = batch, *next; r; r = next) {
 		next = r->next;		/* r is gone once posted */
 		r->done = true;
-		if (r != &req)
+		if (r != self)
 			sem_post(&r->wake);
 	}
 	if (next_leader != NULL)
 		sem_post(&next_leader->wake);
-out:
-	sem_destroy(&req.wake);
-	return req.rc;
+}
+
+/*
+ * Run fn(writer, args[i]) for each of n writes, queued together so they
+ * share a transaction, and put each result in rcs[i] once it is committed
+ * (or failed: then <0, whatever fn returned). The first writer leads a
+ * batch of everything queued; the others sleep until their batch is done.
+ */
+static void
+store_write_many(struct store *st, int (*fn)(struct conn *, void *), void (*publish)(void *),
+    void **args, int n, int *rcs)
+{
+	struct wreq reqs[STORE_BATCH_MAX];
+	bool lead;
+
+	if (n > STORE_BATCH_MAX)
+		abort();
+	for (int i = 0; i < n; i++) {
+		reqs[i] = (struct wreq){.fn = fn, .arg = args[i], .publish = publish,
+		    .next = i + 1 < n ? &reqs[i + 1] : NULL};
+		sem_init(&reqs[i].wake, 0, 0);
+	}
+	pthread_mutex_lock(&st->qlock);
+	*st->qtail = &reqs[0];
+	st->qtail = &reqs[n - 1].next;
+	lead = !st->writing;
+	st->writing = true;
+	pthread_mutex_unlock(&st->qlock);
+	for (int i = 0; i < n; i++) {
+		if (!lead) {
+			while (sem_wait(&reqs[i].wake) != 0 && errno == EINTR)
+				;
+			if (reqs[i].done)
+				continue;
+		}
+		/* Woken to lead (or first): the batch holds this one and those after it. */
+		lead = false;
+		lead_batch(st, &reqs[i]);
+	}
+	for (int i = 0; i < n; i++) {
+		rcs[i] = reqs[i].rc;
+		sem_destroy(&reqs[i].wake);
+	}
+}
+
+static int
+store_write_pub(struct store *st, int (*fn)(struct conn *, void *), void (*publish)(void *),
+    void *arg)
+{
+	int rc;
+	store_write_many(st, fn, publish, &arg, 1, &rc);
+	return rc;
 }
 
 static int
@@ -2109,16 +2139,18 @@ mail_insert_publish(void *arg)
 	events_emit(EVENT_MAIL, "", o);
 }
 
-int
-store_mail_insert(struct store *st, const struct mail_new *m, json_t **summary)
+void
+store_mail_insert(struct store *st, const struct mail_new *m, int n, int *rcs)
 {
-	struct mail_put p = {m, NULL};
-	int rc = store_write_pub(st, mail_insert_w, mail_insert_publish, &p);
-	if (rc > 0 && summary != NULL)
-		*summary = p.summary;
-	else
-		json_decref(p.summary);
-	return rc;
+	struct mail_put p[STORE_BATCH_MAX];
+	void *args[STORE_BATCH_MAX];
+	for (int i = 0; i < n; i++) {
+		p[i] = (struct mail_put){&m[i], NULL};
+		args[i] = &p[i];
+	}
+	store_write_many(st, mail_insert_w, mail_insert_publish, args, n, rcs);
+	for (int i = 0; i < n; i++)
+		json_decref(p[i].summary);
 }
 
 int

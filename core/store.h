@@ -9,6 +9,9 @@
 #ifndef NOTIFYD_STORE_H
 #define NOTIFYD_STORE_H
 
+/* The most writes queued together by one caller (store_mail_insert). */
+#define STORE_BATCH_MAX 64
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -215,8 +218,11 @@ struct mail_got {
 	int64_t		 seq;		/* arrival order */
 };
 
-/* Store a message (and prune by retention); *summary (may be NULL) gets its summary. */
-int	 store_mail_insert(struct store *st, const struct mail_new *m, json_t **summary);
+/*
+ * Store n messages (at most STORE_BATCH_MAX) in one transaction where they
+ * can share one, pruning by retention; rcs[i] is m[i]'s result (1: stored).
+ */
+void	 store_mail_insert(struct store *st, const struct mail_new *m, int n, int *rcs);
 /* {"total","unread","start","messages":[summary...]} newest first; like: a LIKE pattern on search. */
 int	 store_mail_list(struct store *st, int64_t start, int64_t limit, const char *like,
 	    json_t **out);

@@ -420,3 +420,41 @@ def test_malformed_mime_is_stored_and_shown(sink):
     assert full.status_code == 200 and isinstance(full.json()["Text"], str)
     raw = requests.get(sink.url + "/api/v1/message/%s/raw" % m[0]["ID"]).content
     assert raw.split(b"\r\n", 1)[1] == broken
+
+
+def test_client_not_reading_replies_holds_up_no_one(sink):
+    """Replies a client does not read are kept (bounded); others are served meanwhile."""
+    slow = Dialogue(sink.smtp)
+    assert slow.code() == 220
+    n = 60000   # far more replies than any socket buffer holds
+    sender = threading.Thread(target=slow.send, args=(b"NOOP\r\n" * n + b"QUIT\r\n",))
+    sender.start()
+    with smtplib.SMTP("127.0.0.1", sink.smtp, timeout=10) as s:
+        s.sendmail("a@x", ["b@y"], "Subject: meanwhile\r\n\r\nserved\r\n")
+    assert [m["Subject"] for m in messages(sink)["messages"]] == ["meanwhile"]
+    codes = [slow.code() for _ in range(n + 1)]
+    sender.join(10)
+    assert codes.count(250) == n and codes[-1] == 221
+    assert slow.reply() is None                     # then closed
+    slow.close()
+
+
+def test_big_message_parsed_off_the_session_loop(sink):
+    """A message too big to parse in the session loop is parsed before it is stored."""
+    body = ("line of a big message\r\n" * 16000)   # ~370 KiB
+    msg = EmailMessage()
+    msg["Subject"] = "big one"
+    msg["From"] = "Big <big@x>"
+    msg["To"] = "b@y"
+    msg.set_content(body)
+    with smtplib.SMTP("127.0.0.1", sink.smtp, timeout=30) as s:
+        s.send_message(msg)
+        s.sendmail("a@x", ["c@y"], "Subject: small after\r\n\r\nx\r\n")
+    page = messages(sink)
+    by = {m["Subject"]: m for m in page["messages"]}
+    assert set(by) == {"big one", "small after"}
+    assert by["big one"]["Size"] > 256 * 1024
+    assert by["big one"]["From"] == {"Name": "Big", "Address": "big@x"}
+    full = requests.get(sink.url + "/api/v1/message/%s" % by["big one"]["ID"]).json()
+    assert full["Text"].replace("\r\n", "\n") == body.replace("\r\n", "\n")
+    assert messages(sink, query="big")["messages"][0]["Subject"] == "big one"
