@@ -92,6 +92,7 @@ struct session {
 	struct buf	 search;	/* lower-cased text searched by queries */
 	int		 stored;	/* the store's answer */
 	bool		 readable;	/* the socket may hold more than was read */
+	bool		 hangup;	/* the client closed its side (or the connection broke) */
 	char		 rbuf[16384];
 	size_t		 rpos, rlen;
 	struct session	*prev, *next;	/* in smtpd.sessions */
@@ -731,14 +732,15 @@ pump(struct session *ss)
 				consume(ss);
 				continue;
 			}
-			/* Edge-triggered: a short read emptied the socket, new data will say so. */
+			/* Edge-triggered: a short read emptied the socket; new data will say so. */
 			if (!ss->readable && ss->ssl == NULL)
 				break;
 			ssize_t n = sio_read(ss, ss->rbuf, sizeof ss->rbuf);
 			if (n > 0) {
 				ss->rpos = 0;
 				ss->rlen = (size_t)n;
-				ss->readable = (size_t)n == sizeof ss->rbuf;
+				/* Its end may have come with the last data: no new edge then. */
+				ss->readable = (size_t)n == sizeof ss->rbuf || ss->hangup;
 				touch(ss, time_now_ms());
 				continue;
 			}
@@ -1050,6 +1052,8 @@ loop_main(void *arg)
 				struct session *ss = p;
 				if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 					ss->readable = true;
+				if (ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+					ss->hangup = true;
 				pump(ss);
 			}
 		}
