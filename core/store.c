@@ -22,6 +22,7 @@
 #include "events.h"
 #include "log.h"
 #include "util.h"
+#include "walvfs.h"
 
 /* The columns a notification object is made of, in row_notification() order. */
 #define NCOLS "id, user_id, type, category, priority, title, body, data, " \
@@ -627,8 +628,10 @@ conn_open(struct conn *c, const char *path, const struct store_options *opt,
 	char pragmas[160];
 
 	pthread_mutex_init(&c->lock, NULL);
+	/* With every commit synced, the WAL's writes can wait for that sync. */
 	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE |
-	    (first ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	    (first ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX,
+	    opt->sync_full ? walvfs_register() : NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path,
 		    c->db ? sqlite3_errmsg(c->db) : "cannot open");
 		return -1;
@@ -728,7 +731,7 @@ static int
 checkpointer_start(struct store *st, const struct store_options *opt, char *err, size_t errlen)
 {
 	if (sqlite3_open_v2(st->path, &st->ckpt_db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	    SQLITE_OPEN_NOMUTEX, opt->sync_full ? walvfs_register() : NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->ckpt_db));
 		return -1;
 	}
