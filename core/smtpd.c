@@ -1076,8 +1076,11 @@ loop_main(void *arg)
 		struct pollfd pfd = {sd->wake, POLLIN, 0};
 		if (poll(&pfd, 1, -1) > 0)
 			(void)!read(sd->wake, &count, sizeof count);
-		answer_stored(sd);	/* each says its 250 and is closed */
+		answer_stored(sd);	/* each says its 250 and is closed once it is out */
 	}
+	/* Those whose last reply could not leave at once are not waited for. */
+	while (sd->sessions != NULL)
+		end_session(sd->sessions);
 	return NULL;
 }
 
