@@ -512,20 +512,18 @@ lead_batch(struct store *st, struct wreq *self)
 }
 
 /*
- * Run fn(writer, args[i]) for each of n writes, queued together so they
- * share a transaction, and put each result in rcs[i] once it is committed
- * (or failed: then <0, whatever fn returned). The first writer leads a
- * batch of everything queued; the others sleep until their batch is done.
+ * Run fn(writer, args[i]) for each of n writes (reqs: room for n), queued
+ * together so they share a transaction, and put each result in rcs[i] once
+ * it is committed (or failed: then <0, whatever fn returned). The first
+ * writer leads a batch of everything queued; the others sleep until their
+ * batch is done.
  */
 static void
 store_write_many(struct store *st, int (*fn)(struct conn *, void *), void (*publish)(void *),
-    void **args, int n, int *rcs)
+    void **args, int n, int *rcs, struct wreq *reqs)
 {
-	struct wreq reqs[STORE_BATCH_MAX];
 	bool lead;
 
-	if (n > STORE_BATCH_MAX)
-		abort();
 	for (int i = 0; i < n; i++) {
 		reqs[i] = (struct wreq){.fn = fn, .arg = args[i], .publish = publish,
 		    .next = i + 1 < n ? &reqs[i + 1] : NULL};
@@ -558,8 +556,9 @@ static int
 store_write_pub(struct store *st, int (*fn)(struct conn *, void *), void (*publish)(void *),
     void *arg)
 {
+	struct wreq req;
 	int rc;
-	store_write_many(st, fn, publish, &arg, 1, &rc);
+	store_write_many(st, fn, publish, &arg, 1, &rc, &req);
 	return rc;
 }
 
@@ -2147,11 +2146,12 @@ store_mail_insert(struct store *st, const struct mail_new *m, int n, int *rcs)
 {
 	struct mail_put p[STORE_BATCH_MAX];
 	void *args[STORE_BATCH_MAX];
+	struct wreq reqs[STORE_BATCH_MAX];
 	for (int i = 0; i < n; i++) {
 		p[i] = (struct mail_put){&m[i], NULL};
 		args[i] = &p[i];
 	}
-	store_write_many(st, mail_insert_w, mail_insert_publish, args, n, rcs);
+	store_write_many(st, mail_insert_w, mail_insert_publish, args, n, rcs, reqs);
 	for (int i = 0; i < n; i++)
 		json_decref(p[i].summary);
 }
