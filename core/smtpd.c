@@ -237,13 +237,20 @@ end_session(struct session *ss)
 	free(ss);
 }
 
+/* The session is closed if nothing happens by then (ms). */
+static void
+set_deadline(struct session *ss, int64_t at)
+{
+	ss->deadline = at;
+	if (at < ss->sd->next_sweep)
+		ss->sd->next_sweep = at;
+}
+
 /* The client is silent (from now): give it until the idle timeout. */
 static void
 touch(struct session *ss, int64_t now)
 {
-	ss->deadline = now + ss->sd->cfg->smtp_idle_timeout;
-	if (ss->deadline < ss->sd->next_sweep)
-		ss->sd->next_sweep = ss->deadline;
+	set_deadline(ss, now + ss->sd->cfg->smtp_idle_timeout);
 }
 
 /* Say the last reply and close once it is out (or the grace is over). */
@@ -251,9 +258,7 @@ static void
 closing(struct session *ss)
 {
 	ss->state = SS_CLOSING;
-	ss->deadline = time_now_ms() + CLOSE_GRACE_MS;
-	if (ss->deadline < ss->sd->next_sweep)
-		ss->sd->next_sweep = ss->deadline;
+	set_deadline(ss, time_now_ms() + CLOSE_GRACE_MS);
 }
 
 /* A random ID of 22 base62 characters, as Mailpit's look. */
@@ -387,14 +392,14 @@ end_data(struct session *ss)
 	struct tm tm;
 
 	if (ss->too_big || ss->data.oom) {
-		if (ss->too_big)
+		if (ss->too_big) {
 			log_info("smtp message refused", "session=%u reason=size max=%lld", ss->id,
 			    (long long)cfg->smtp_max_size);
-		if (ss->too_big)
 			reply(ss, "552 5.3.4 Message size exceeds the limit of %lld bytes",
 			    (long long)cfg->smtp_max_size);
-		else
+		} else {
 			reply(ss, "451 4.3.0 The message could not be stored; try again");
+		}
 		metrics_add(C_SMTP_REJECTED, 1);
 		reset(ss);
 		ss->state = SS_CMD;
@@ -1038,6 +1043,7 @@ loop_main(void *arg)
 			sd->accept_paused = 0;
 		}
 		int n = epoll_wait(sd->ep, ev, 64, wait_ms(sd, now));
+		bool stored = false;
 		if (n < 0 && errno != EINTR) {
 			log_error("epoll failed", "listener=smtp error=%s", strerror(errno));
 			break;
@@ -1047,7 +1053,7 @@ loop_main(void *arg)
 			if (p == &sd->fd)
 				accept_all(sd);
 			else if (p == &sd->wake)
-				(void)!read(sd->wake, &count, sizeof count);
+				stored = read(sd->wake, &count, sizeof count) > 0;
 			else {
 				struct session *ss = p;
 				if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
@@ -1057,7 +1063,9 @@ loop_main(void *arg)
 				pump(ss);
 			}
 		}
-		answer_stored(sd);
+		/* The committer says so each time it gives messages back. */
+		if (stored)
+			answer_stored(sd);
 		hand_over(sd);
 		if (__atomic_load_n(&sd->stop, __ATOMIC_ACQUIRE))
 			break;
