@@ -246,6 +246,7 @@ struct conn {
 	sqlite3		*db;
 	pthread_mutex_t	 lock;
 	sqlite3_stmt	*stmt[S__COUNT];
+	struct prefs	*prefs;		/* the writer's, for routing: ~18 KiB, made once */
 };
 
 /* A write waiting for (or done by) a batch. */
@@ -683,6 +684,7 @@ conn_close(struct conn *c, bool optimize)
 			sqlite3_exec(c->db, "PRAGMA optimize", NULL, NULL, NULL);
 		sqlite3_close(c->db);
 	}
+	free(c->prefs);
 	pthread_mutex_destroy(&c->lock);
 }
 
@@ -934,7 +936,13 @@ static int
 prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_t elen,
     char *tz, size_t tzlen)
 {
-	*p = (struct prefs){.quiet_days = 0x7f};
+	/* Not the rules: only the first p->n of them are ever read. */
+	p->n = 0;
+	p->quiet = false;
+	p->quiet_start = p->quiet_end = 0;
+	p->quiet_days = 0x7f;
+	p->digest = DIGEST_OFF;
+	p->email_if_unread = 0;
 	sqlite3_stmt *s = stmt(c, S_PREFS_USER);
 	bind_text(s, 1, user);
 	int rc = sqlite3_step(s);
@@ -991,14 +999,13 @@ static int
 route_one(struct conn *c, const struct notification_new *in, int64_t id, int64_t now,
     bool *hidden)
 {
-	struct prefs *p = malloc(sizeof *p);
 	char email[320], tz[80];
 	struct routing ia, em;
-	int rc = -1;
-	if (p == NULL)
+	if (c->prefs == NULL && (c->prefs = malloc(sizeof *c->prefs)) == NULL)
 		return -1;
+	struct prefs *p = c->prefs;
 	if (prefs_read(c, in->user, p, email, sizeof email, tz, sizeof tz) <= 0)
-		goto done;
+		return -1;
 	in->route(in->route_arg, in, p, email, tz, &ia, &em);
 	/* In-app: shown now, when due (the worker releases it), or not at all. */
 	if (ia.status == DS_SENT && in->deliver_at > now) {
@@ -1007,7 +1014,7 @@ route_one(struct conn *c, const struct notification_new *in, int64_t id, int64_t
 		sqlite3_bind_int64(s, 1, id);
 		sqlite3_bind_int64(s, 2, HIDDEN);
 		if (step_done(c, s, "notification_hold") != 0)
-			goto done;
+			return -1;
 	}
 	*hidden = ia.status == DS_SKIPPED;
 	if (*hidden) {
@@ -1015,15 +1022,12 @@ route_one(struct conn *c, const struct notification_new *in, int64_t id, int64_t
 		sqlite3_bind_int64(s, 1, id);
 		sqlite3_bind_int64(s, 2, now);
 		if (step_done(c, s, "notification_hide") != 0)
-			goto done;
+			return -1;
 	}
 	if (delivery_insert(c, id, CHANNEL_IN_APP, &ia, now) != 0 ||
 	    delivery_insert(c, id, CHANNEL_EMAIL, &em, now) != 0)
-		goto done;
-	rc = 1;
-done:
-	free(p);
-	return rc;
+		return -1;
+	return 1;
 }
 
 /* Insert one notification (and its user). */
