@@ -8,16 +8,8 @@
 set -eu
 N=${N:-3000}
 SESSIONS=${SESSIONS:-4}
-root=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d /tmp/notifyd-delivbench.XXXXXX)
-pids=
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bench=delivbench
+. "$(dirname "$0")/lib/setup.sh"
 sp=$(port)
 printf '[smtp]\nmail_max = 0\n[mailer]\nworkers = %s\n' "$SESSIONS" > "$tmp/notifyd.conf"
 "$root/bin/notifyd" --config "$tmp/notifyd.conf" --data-dir "$tmp/data" --socket "$tmp/ctl.sock" \

@@ -9,16 +9,8 @@ set -eu
 SMALL=${SMALL:-5000}
 LARGE=${LARGE:-200}
 SESSIONS=${SESSIONS:-16}
-root=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d /tmp/notifyd-smtpbench.XXXXXX)
-pids=
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bench=smtpbench
+. "$(dirname "$0")/lib/setup.sh"
 nd=$(port)
 ref=$(port)
 "$root/bin/notifyd" --data-dir "$tmp/data" --socket "$tmp/ctl.sock" --http off \
