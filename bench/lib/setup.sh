@@ -6,7 +6,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d "/tmp/notifyd-$bench.XXXXXX")
 pids=
 cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	# Under set -e a failing kill or wait (a killed child) would end the
+	# trap before the directory is removed.
+	for p in $pids; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
