@@ -592,31 +592,68 @@ user_version(sqlite3 *db, int *v)
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* Apply the embedded migrations newer than the database, one transaction each. */
+/* The first row of PRAGMA foreign_key_check, as "table rowid -> parent"; 0 when none. */
+static int
+foreign_key_broken(sqlite3 *db, char *buf, size_t len)
+{
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		snprintf(buf, len, "%s row %lld -> %s", (const char *)sqlite3_column_text(s, 0),
+		    (long long)sqlite3_column_int64(s, 1), (const char *)sqlite3_column_text(s, 2));
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Apply the embedded migrations newer than the database, one transaction
+ * each. Foreign keys are off while they run, so that a migration can
+ * rebuild a table (dropping a parent table would otherwise delete its
+ * children), and each is checked with foreign_key_check before it commits.
+ */
 static int
 migrate(sqlite3 *db, const char *path, int have, char *err, size_t errlen)
 {
-	int want = store_schema_version();
-	for (int i = have; i < want; i++) {
+	int want = store_schema_version(), rc = 0;
+	if (have < want &&
+	    sqlite3_exec(db, "PRAGMA foreign_keys = OFF", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		return -1;
+	}
+	if (have < want)
+		log_info("migrating", "db=%s from=%d to=%d", path, have, want);
+	for (int i = have; i < want && rc == 0; i++) {
 		const struct embedded *m = &embedded_sql[i];
-		char *sql = NULL, *msg = NULL;
-		if (asprintf(&sql, "BEGIN IMMEDIATE;\n%s\n;PRAGMA user_version = %d;\nCOMMIT;",
+		char *sql = NULL, *msg = NULL, broken[200] = "";
+		if (asprintf(&sql, "BEGIN IMMEDIATE;\n%s\n;PRAGMA user_version = %d;",
 		    (const char *)m->data, i + 1) < 0) {
 			snprintf(err, errlen, "out of memory");
-			return -1;
+			rc = -1;
+			break;
 		}
-		int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+		int src = sqlite3_exec(db, sql, NULL, NULL, &msg);
 		free(sql);
-		if (rc != SQLITE_OK) {
-			snprintf(err, errlen, "%s: migration %s failed: %s", path,
-			    m->name, msg ? msg : sqlite3_errmsg(db));
+		int fk = src == SQLITE_OK ? foreign_key_broken(db, broken, sizeof broken) : 0;
+		if (src == SQLITE_OK && fk == 0)
+			src = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
+		if (src != SQLITE_OK || fk != 0) {
+			snprintf(err, errlen, "%s: migration %s failed: %s%s", path, m->name,
+			    fk > 0 ? "it breaks a foreign key: " : "",
+			    fk > 0 ? broken : msg ? msg : sqlite3_errmsg(db));
 			sqlite3_free(msg);
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-			return -1;
+			rc = -1;
+			break;
 		}
 		log_info("migrated", "db=%s migration=%s version=%d", path, m->name, i + 1);
 	}
-	return 0;
+	if (sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK && rc == 0) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		rc = -1;
+	}
+	return rc;
 }
 
 /* Open one connection with its pragmas; the first one checks and migrates the schema. */

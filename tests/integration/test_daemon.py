@@ -191,6 +191,105 @@ def test_newer_database_refused_untouched(daemons, tmp):
     assert not os.path.exists(db + "-wal")
 
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def version_6_database(data_dir, extra=""):
+    """A database as notifyd left it at schema version 6, with some of everything."""
+    os.makedirs(data_dir)
+    con = sqlite3.connect(os.path.join(data_dir, "notifyd.db"))
+    for name in sorted(os.listdir(os.path.join(ROOT, "sql")))[:6]:
+        con.executescript(open(os.path.join(ROOT, "sql", name)).read())
+    con.executescript("""
+        PRAGMA foreign_keys = ON;
+        INSERT INTO users (id, email, created_at, digest, quiet_start, quiet_end, quiet_days)
+            VALUES ('alice', 'alice@example.com', 1, 'daily', 60, 420, 127),
+                   ('bob', NULL, 2, 'off', NULL, NULL, NULL);
+        INSERT INTO notifications (id, user_id, type, priority, title, created_at, read_at)
+            VALUES (5, 'alice', 'm', 'high', 'five', 10, NULL),
+                   (7, 'bob', 'm', 'low', 'seven', 11, 12);
+        INSERT INTO deliveries (notification_id, channel, status, created_at, updated_at)
+            VALUES (5, 'in_app', 'sent', 10, 10), (5, 'email', 'digest', 10, 10),
+                   (7, 'in_app', 'sent', 11, 11), (7, 'email', 'skipped', 11, 11);
+        INSERT INTO topic_members VALUES ('t', 'alice', 1), ('t', 'bob', 1);
+        INSERT INTO preferences VALUES ('alice', 'm', 'email', 0);
+        -- ids 8..40 were made and deleted: the sequence is past the largest id.
+        UPDATE sqlite_sequence SET seq = 40 WHERE name = 'notifications';
+        PRAGMA user_version = 6;
+    """ + extra)
+    con.commit()
+    con.close()
+    return os.path.join(data_dir, "notifyd.db")
+
+
+def test_upgrade_from_version_6_keeps_everything(daemons, tmp):
+    """Migration 007 rebuilds users, notifications and deliveries: what was
+    stored is all there, ids go on past the old sequence, and every
+    constraint (CHECK, foreign key, cascade, unique) still holds."""
+    db = version_6_database(os.path.join(tmp, "data"))
+    d = daemons().start()
+    assert "migration=sql/007_check_or.sql" in d.log()
+    page = d.ok("list", "--user", "alice")["notifications"]
+    assert [(n["id"], n["title"], n["priority"]) for n in page] == [(5, "five", "high")]
+    assert [n["read_at"] is not None for n in d.ok("list", "--user", "bob")["notifications"]] == [True]
+    alice = d.ok("user", "show", "alice")
+    assert alice["email"] == "alice@example.com"
+    assert sorted(m for m in d.ok("topic", "show", "t")["members"]) == ["alice", "bob"]
+    assert d.ok("send", "--user", "alice", "--type", "m", "--title", "new")["id"] == 41
+    assert d.stop() == 0
+
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA foreign_keys = ON")
+    schema = dict(con.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'table'"))
+    assert "priority IN" not in schema["notifications"]
+    assert "status IN" not in schema["deliveries"] and "digest IN" not in schema["users"]
+    assert {r[0] for r in con.execute("SELECT name FROM sqlite_schema WHERE type = 'index'")} >= {
+        "notifications_by_user", "notifications_unread", "notifications_scheduled",
+        "deliveries_due", "topic_members_by_user"}
+    assert con.execute("SELECT digest, quiet_start, quiet_end, quiet_days FROM users "
+                       "WHERE id = 'alice'").fetchone() == ("daily", 60, 420, 127)
+    assert con.execute("SELECT status FROM deliveries WHERE notification_id = 5 "
+                       "ORDER BY channel").fetchall() == [("digest",), ("sent",)]
+    assert con.execute("SELECT * FROM preferences").fetchall() == [("alice", "m", "email", 0)]
+    for bad in ("INSERT INTO notifications (user_id, type, priority, created_at) "
+                "VALUES ('alice', 'm', 'bogus', 1)",
+                "INSERT INTO notifications (user_id, type, created_at) VALUES ('nobody', 'm', 1)",
+                "INSERT INTO deliveries (notification_id, channel, status, created_at, updated_at) "
+                "VALUES (5, 'email', 'bogus', 1, 1)",
+                "INSERT INTO deliveries (notification_id, channel, status, created_at, updated_at) "
+                "VALUES (5, 'email', 'sent', 1, 1)",
+                "UPDATE users SET digest = 'hourly' WHERE id = 'bob'"):
+        try:
+            con.execute(bad)
+        except sqlite3.IntegrityError:
+            continue
+        raise AssertionError("accepted: " + bad)
+    con.execute("DELETE FROM notifications WHERE id = 5")
+    assert con.execute("SELECT count(*) FROM deliveries WHERE notification_id = 5").fetchone() == (0,)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    con.close()
+
+
+def test_migration_that_breaks_a_foreign_key_is_refused(daemons, tmp):
+    """Migrations run with foreign keys off; a broken reference found after
+    one is refused, and the database is left as it was."""
+    db = version_6_database(os.path.join(tmp, "data"), """
+        PRAGMA foreign_keys = OFF;
+        INSERT INTO deliveries (notification_id, channel, status, created_at, updated_at)
+            VALUES (99, 'in_app', 'sent', 1, 1);
+    """)
+    d = daemons()
+    d.start(wait=False)
+    assert d.proc.wait(10) == 1
+    d.reader.join(5)
+    assert "migration sql/007_check_or.sql failed: it breaks a foreign key: deliveries" in d.log()
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone() == (6,)
+    assert "priority IN" in con.execute("SELECT sql FROM sqlite_schema "
+                                        "WHERE name = 'notifications'").fetchone()[0]
+    con.close()
+
+
 def test_logs_are_logfmt_and_hold_no_secrets(nd):
     nd.ok("send", "--user", "alice smith", "--type", "m", "--title", "secret-title-text")
     for line in nd.log().splitlines():
