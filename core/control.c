@@ -117,7 +117,7 @@ watch_close(void *ctx, int code, const char *reason)
 	shutdown((int)(intptr_t)ctx, SHUT_RDWR);
 }
 
-static const struct hub_transport watch_transport = {watch_send, watch_close};
+static const struct hub_transport watch_transport = {watch_send, watch_close, NULL};
 
 /* After a watch's answer: stream events to the client until it hangs up. */
 static void

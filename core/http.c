@@ -911,10 +911,60 @@ refuse:
 	return 1;
 }
 
+/* The header of an unmasked, final text frame of len bytes (RFC 6455 5.2); its size. */
+static size_t
+ws_text_header(unsigned char *h, size_t len)
+{
+	h[0] = 0x80 | MG_WEBSOCKET_OPCODE_TEXT;
+	if (len < 126) {
+		h[1] = (unsigned char)len;
+		return 2;
+	}
+	if (len <= 0xffff) {
+		h[1] = 126;
+		h[2] = (unsigned char)(len >> 8);
+		h[3] = (unsigned char)len;
+		return 4;
+	}
+	h[1] = 127;
+	for (int i = 0; i < 8; i++)
+		h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+	return 10;
+}
+
+/*
+ * Frames with their headers in one buffer and one mg_write, under the
+ * connection lock civetweb's own writes take: mg_websocket_write writes the
+ * header and the payload separately, two sends a frame.
+ */
+static int
+ws_sendv(void *ctx, const struct hub_iov *v, int n)
+{
+	size_t total = 0;
+	for (int i = 0; i < n; i++)
+		total += 10 + v[i].len;
+	unsigned char small[4096], *buf = total <= sizeof small ? small : malloc(total);
+	if (buf == NULL)
+		return -1;
+	size_t off = 0;
+	for (int i = 0; i < n; i++) {
+		off += ws_text_header(buf + off, v[i].len);
+		memcpy(buf + off, v[i].data, v[i].len);
+		off += v[i].len;
+	}
+	mg_lock_connection(ctx);
+	int rc = mg_write(ctx, buf, off);
+	mg_unlock_connection(ctx);
+	if (buf != small)
+		free(buf);
+	return rc > 0 && (size_t)rc == off ? 0 : -1;
+}
+
 static int
 ws_send(void *ctx, const char *data, size_t len)
 {
-	return mg_websocket_write(ctx, MG_WEBSOCKET_OPCODE_TEXT, data, len) > 0 ? 0 : -1;
+	struct hub_iov v = {data, len};
+	return ws_sendv(ctx, &v, 1);
 }
 
 static void
@@ -930,7 +980,7 @@ ws_close_frame(void *ctx, int code, const char *reason)
 	mg_websocket_write(ctx, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, payload, rl + 2);
 }
 
-static const struct hub_transport ws_transport = {ws_send, ws_close_frame};
+static const struct hub_transport ws_transport = {ws_send, ws_close_frame, ws_sendv};
 
 /* After the handshake: join the hub, which sends connected and the replay. */
 static void

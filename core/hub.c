@@ -19,6 +19,7 @@
 #define NBUCKET 4096
 #define REPLAY_PAGE 200
 #define MAX_CLIENT_FRAME (64 * 1024)
+#define SEND_BATCH 64		/* frames a sender writes to a client at once */
 
 /* One encoded frame, shared by every queue it is in. */
 struct frame {
@@ -235,6 +236,18 @@ send_now(struct hub_conn *c, const char *type, json_t *data)
 	return rc;
 }
 
+/* Frames to c: in one write when its transport can. */
+static int
+send_frames(struct hub_conn *c, const struct hub_iov *v, int n)
+{
+	if (c->t.sendv != NULL)
+		return c->t.sendv(c->ctx, v, n);
+	for (int i = 0; i < n; i++)
+		if (c->t.send(c->ctx, v[i].data, v[i].len) < 0)
+			return -1;
+	return 0;
+}
+
 /* A Mailpit frame {"Type":type,"Data":data}, with one reference. */
 static struct frame *
 mailpit_frame(const char *type, json_t *data)
@@ -358,23 +371,31 @@ sender_main(void *arg)
 		c->count_dirty = false;
 		pthread_mutex_unlock(&h->lock);
 
-		int sent = 0;
-		for (struct qnode *n = nodes; n; n = n->next) {
-			if (failed || dead || (n->nid > 0 && n->nid <= c->replay_max))
-				continue;
-			if (c->t.send(c->ctx, n->f->data, n->f->len) < 0)
+		/* The queue, then a fresh unread count, in as few writes as it takes. */
+		struct hub_iov v[SEND_BATCH];
+		char countf[80];
+		int nv = 0, sent = 0;
+		struct qnode *q = nodes;
+		while (!failed && !dead && (q != NULL || dirty)) {
+			for (; q != NULL && nv < SEND_BATCH; q = q->next)
+				if (q->nid <= 0 || q->nid > c->replay_max)
+					v[nv++] = (struct hub_iov){q->f->data, q->f->len};
+			int64_t count = 0;
+			if (q == NULL && dirty && nv < SEND_BATCH) {
+				dirty = false;
+				if (c->user != NULL && store_unread_count(h->app->store, c->user,
+				    time_now_ms(), &count) > 0) {
+					int l = snprintf(countf, sizeof countf,
+					    "{\"type\":\"unread_count\",\"data\":{\"count\":%lld}}",
+					    (long long)count);
+					v[nv++] = (struct hub_iov){countf, (size_t)l};
+				}
+			}
+			if (nv > 0 && send_frames(c, v, nv) < 0)
 				failed = true;
 			else
-				sent++;
-		}
-		if (!failed && !dead && dirty && c->user != NULL) {
-			int64_t count = 0;
-			if (store_unread_count(h->app->store, c->user, time_now_ms(), &count) > 0) {
-				json_t *d = json_pack("{s:I}", "count", (json_int_t)count);
-				if (send_now(c, "unread_count", d) < 0)
-					failed = true;
-				json_decref(d);
-			}
+				sent += nv;
+			nv = 0;
 		}
 		if (close_code > 0)
 			c->t.close(c->ctx, close_code, reason);

@@ -18,12 +18,20 @@ struct app;
 struct hub;
 struct hub_conn;
 
+/* One text frame of several sent at once. */
+struct hub_iov {
+	const char	*data;
+	size_t		 len;
+};
+
 /* How to reach one client. */
 struct hub_transport {
 	/* Send one text frame (a line for watchers); <0 when the client is gone. */
 	int	(*send)(void *ctx, const char *data, size_t len);
 	/* Say goodbye with a close code and reason; the client then goes away. */
 	void	(*close)(void *ctx, int code, const char *reason);
+	/* Optional: send n frames in one write; <0 when the client is gone. */
+	int	(*sendv)(void *ctx, const struct hub_iov *v, int n);
 };
 
 struct hub_options {

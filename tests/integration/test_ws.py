@@ -196,6 +196,46 @@ def test_replay_since_has_no_gap_and_no_duplicate(wsd):
         assert ids == expected, "gap: missing %r" % sorted(set(expected) - set(ids))[:5]
 
 
+def test_frames_of_every_length_and_bursts_arrive_whole(wsd):
+    """notifyd frames its own writes, several frames to one: every length
+    form (7-bit: the counts; 16-bit; 64-bit: over 64 KiB) and a burst longer
+    than one write takes arrive whole, in order, the unread count after."""
+    d = wsd
+    tok = d.ok("token", "fay")["token"]
+
+    async def go():
+        async with websockets.connect(url(d, tok), max_size=None, max_queue=1) as ws:
+            assert (await recv(ws))["type"] == "connected"
+            sizes = [10, 60000]
+            sent = []
+            for size in sizes:
+                sent.append(d.ok("send", "--user", "fay", "--type", "m", "--body", "b" * size,
+                                 "--data", "pad=" + "d" * size))
+                assert sent[-1]["data"] == {"pad": "d" * size}
+                assert await recv(ws) == {"type": "notification", "data": sent[-1]}
+                assert await recv(ws) == {"type": "unread_count", "data": {"count": len(sent)}}
+            # Not reading while 400 notifications of 50 KB go out fills the
+            # socket, so that the rest queue up and go several to a write.
+            c = Client(d.socket)
+            pad = b"x" * 50000
+            # Written from a thread: each answer holds the body too.
+            w = threading.Thread(target=c.send_raw, args=(b"".join(
+                b'{"id":%d,"cmd":"send","args":{"user":"fay","type":"m","title":"t%d",'
+                b'"body":"%s"}}\n' % (j, j, pad) for j in range(400)),))
+            w.start()
+            burst = [c.read()["result"]["id"] for _ in range(400)]
+            w.join()
+            c.close()
+            frames = await recv_until(ws, lambda f: f == {"type": "unread_count",
+                                                          "data": {"count": 402}})
+            notes = [f["data"] for f in frames if f["type"] == "notification"]
+            assert [n["id"] for n in notes] == burst
+            assert all(n["title"] == "t%d" % j and n["body"] == pad.decode()
+                       for j, n in enumerate(notes))
+            assert all(f["type"] in ("notification", "unread_count") for f in frames)
+    run(go())
+
+
 def test_token_expiry_closes_with_4001(wsd):
     d = wsd
     tok = d.ok("token", "tia", "--ttl", "2s")["token"]
