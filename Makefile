@@ -101,7 +101,12 @@ install: all
 	for m in $(MAN); do \
 	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 
-bench: all
+# bench/ws.py's load client (not installed).
+$(BIN)/ws_client: bench/ws_client.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs jansson)
+
+bench: all $(BIN)/ws_client
 	@sh tools/bootstrap.sh bench
 	@for b in bench/*.sh; do echo "== $$b"; sh "$$b" || exit 1; done
 

@@ -2,10 +2,12 @@
 send-to-receive latency of topic sends and of single-user sends.
 
     /usr/bin/python3 bench/ws.py [--conns 19000] [--topic 10000] [--rate 1000] [--secs 10]
+        [--procs 2] [--client c|python]
 
 Starts a private notifyd (ws_max_connections raised for the run), holds
---conns connections (some users with two devices) from several client
-processes, then: sends to a topic whose members hold --topic connections
+--conns connections (some users with two devices) from --procs client
+processes (bin/ws_client, built by `make bin/ws_client`, or
+bench/ws_client.py, which parses every frame in Python), then: sends to a topic whose members hold --topic connections
 (5 times) and measures when each connection receives it; sends single-user
 notifications at --rate per second for --secs seconds and measures each.
 Prints a markdown report for bench/RESULTS.md.
@@ -79,13 +81,21 @@ def main():
     ap.add_argument("--topic", type=int, default=10000)
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--secs", type=int, default=10)
-    ap.add_argument("--procs", type=int, default=4)
+    ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--client", choices=("c", "python"), default="c",
+                    help="load client: bin/ws_client (C) or bench/ws_client.py")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.conns + 200 > hard:
         sys.exit("the open-file limit (%d) is below --conns + 200" % hard)
 
+    if args.client == "c":
+        client = [os.path.join(ROOT, "bin", "ws_client")]
+        if not os.access(client[0], os.X_OK):
+            sys.exit("build it first: make bin/ws_client")
+    else:
+        client = [sys.executable, os.path.join(HERE, "ws_client.py")]
     tmp = tempfile.mkdtemp(prefix="notifyd-wsbench.")
     port = free_port()
     sock = os.path.join(tmp, "ctl.sock")
@@ -130,7 +140,7 @@ def main():
         t1 = time.monotonic()
         outputs = []
         for i in range(args.procs):
-            p = subprocess.Popen([sys.executable, os.path.join(HERE, "ws_client.py")],
+            p = subprocess.Popen(client,
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             p.stdin.write(json.dumps({"url": "ws://127.0.0.1:%d/ws" % port,
                                       "conns": conns[i::args.procs]}) + "\n")
@@ -219,9 +229,10 @@ def main():
         os.cpu_count(), open("/proc/cpuinfo").read().split("model name")[1].split(":")[1]
         .split("\n")[0].strip(), os.uname().release, hard))
     print("Command: `/usr/bin/python3 bench/ws.py --conns %d --topic %d --rate %d --secs %d "
-          "--procs %d` (store.sync=normal, log_level=warn; clients are %d Python processes "
-          "on the same 2 cores)." % (args.conns, args.topic, args.rate, args.secs, args.procs,
-                                     args.procs))
+          "--procs %d --client %s` (store.sync=normal, log_level=warn; clients are %d %s "
+          "processes on the same cores)." % (args.conns, args.topic, args.rate, args.secs,
+                                               args.procs, args.client, args.procs,
+                                               "C" if args.client == "c" else "Python"))
     print()
     print("| measure | value |")
     print("|---|---|")
