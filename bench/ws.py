@@ -169,11 +169,12 @@ def main():
 
         # Topic sends: 5, a second apart.
         c = http.client.HTTPConnection("127.0.0.1", port)
-        topic_ids = set()
-        for _ in range(5):
+        topic_ids, topic_send = set(), {}
+        for k in range(5):
             r = post(c, {"topic": "everyone", "type": "m", "title": "all",
                          "data": {"sent_at": "%.6f" % time.time()}})
             topic_ids |= {n["id"] for n in r["notifications"]}
+            topic_send.update((n["id"], k) for n in r["notifications"])
             time.sleep(1)
 
         # Single-user sends at --rate per second from 4 threads.
@@ -212,6 +213,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     topic_lat, single_lat, single_srv = [], [], []
+    per_send = [[] for _ in range(5)]
     for lines in outputs:
         for line in lines:
             parts = line.split()
@@ -220,6 +222,7 @@ def main():
             nid, ms, srv = int(parts[1]), float(parts[2]), float(parts[3])
             if nid in topic_ids:
                 topic_lat.append(ms)
+                per_send[topic_send[nid]].append(ms)
             elif nid in single_ids:
                 single_lat.append(ms)
                 single_srv.append(srv)
@@ -247,6 +250,8 @@ def main():
     print("| topic send: send to receive, min / p50 / p99 / max | %.1f / %.1f / %.1f / %.1f ms |" % (
         min(topic_lat or [float("nan")]), pct(topic_lat, 50), pct(topic_lat, 99),
         max(topic_lat or [float("nan")])))
+    print("| topic send: p99 of each send in turn | %s ms |" % " / ".join(
+        "%.0f" % pct(x, 99) for x in per_send))
     print("| single-user sends: rate achieved | %.0f/s for %d s |" % (len(single_ids) / rate_s, args.secs))
     print("| single-user sends: receipts | %d (for %d sends) |" % (len(single_lat), single_expected))
     print("| single-user send to receive p50 / p99 | %.2f / %.2f ms |" % (
