@@ -1068,10 +1068,23 @@ events_connect(const struct mg_connection *cc, void *cbdata)
 			return 1;
 		}
 	}
-	struct ws_state *st = calloc(1, sizeof *st);
-	if (st == NULL)
+	/* It holds a worker like any WebSocket, so it counts against the same limit. */
+	if (hub_reserve(h->app->hub, NULL) != HUB_OK) {
+		const char *hdr[] = {"Retry-After", "5", NULL};
+		op_error_set(&e, 503, "server_full", "no room for another WebSocket; try later");
+		metrics_add(C_WS_REFUSED_FULL, 1);
+		log_info("websocket refused", "status=%d code=%s error=%s", e.status, e.code,
+		    e.message);
+		respond_error(c, &e, hdr);
 		return 1;
+	}
+	struct ws_state *st = calloc(1, sizeof *st);
+	if (st == NULL) {
+		hub_unreserve(h->app->hub, NULL);
+		return 1;
+	}
 	st->h = h;
+	st->reserved = true;
 	mg_set_user_connection_data(cc, st);
 	return 0;
 }
@@ -1081,8 +1094,10 @@ events_ready(struct mg_connection *c, void *cbdata)
 {
 	struct ws_state *st = mg_get_user_connection_data(c);
 	(void)cbdata;
-	if (st != NULL)
-		st->hc = hub_watch_mailbox(st->h->app->hub, &ws_transport, c);
+	if (st == NULL)
+		return;
+	st->reserved = false;
+	st->hc = hub_watch_mailbox(st->h->app->hub, &ws_transport, c);
 }
 
 /* Mailpit's event stream takes nothing from the client. */

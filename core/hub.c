@@ -75,6 +75,7 @@ struct hub {
 	struct hub_conn		*watchers;
 	struct hub_conn		*run_head, **run_tail;
 	int			 open, reserved;
+	int			 mailbox;	/* open /api/events clients */
 	bool			 stop;
 	pthread_t		*senders;
 	int			 nsenders;
@@ -513,13 +514,14 @@ hub_reserve(struct hub *h, const char *user)
 {
 	enum hub_refusal r = HUB_OK;
 	pthread_mutex_lock(&h->lock);
-	struct user_ent *e = user_get(h, user, true);
-	if (h->open + h->reserved >= h->o.max_conns)
+	struct user_ent *e = user ? user_get(h, user, true) : NULL;
+	if (h->open + h->mailbox + h->reserved >= h->o.max_conns)
 		r = HUB_FULL;
-	else if (e == NULL || e->conns + e->reserved >= h->o.per_user)
+	else if (user != NULL && (e == NULL || e->conns + e->reserved >= h->o.per_user))
 		r = HUB_USER_LIMIT;
 	if (r == HUB_OK) {
-		e->reserved++;
+		if (e != NULL)
+			e->reserved++;
 		h->reserved++;
 	} else if (e != NULL) {
 		user_gc(h, e);
@@ -532,8 +534,10 @@ void
 hub_unreserve(struct hub *h, const char *user)
 {
 	pthread_mutex_lock(&h->lock);
-	struct user_ent *e = user_get(h, user, false);
-	if (e != NULL && e->reserved > 0) {
+	struct user_ent *e = user ? user_get(h, user, false) : NULL;
+	if (user == NULL && h->reserved > 0) {
+		h->reserved--;
+	} else if (e != NULL && e->reserved > 0) {
 		e->reserved--;
 		h->reserved--;
 		user_gc(h, e);
@@ -644,11 +648,13 @@ struct hub_conn *
 hub_watch_mailbox(struct hub *h, const struct hub_transport *t, void *ctx)
 {
 	struct hub_conn *c = hub_watch(h, NULL, t, ctx);
+	pthread_mutex_lock(&h->lock);
+	h->reserved--;
 	if (c != NULL) {
-		pthread_mutex_lock(&h->lock);
 		c->mailpit = true;
-		pthread_mutex_unlock(&h->lock);
+		h->mailbox++;
 	}
+	pthread_mutex_unlock(&h->lock);
 	return c;
 }
 
@@ -767,6 +773,8 @@ hub_detach(struct hub_conn *c)
 		h->open--;
 		user_gc(h, e);
 	}
+	if (c->mailpit)
+		h->mailbox--;
 	while (c->state == C_SENDING)
 		pthread_cond_wait(&c->idle, &h->lock);
 	if (c->state == C_QUEUED) {
@@ -801,7 +809,7 @@ int
 hub_open(struct hub *h)
 {
 	pthread_mutex_lock(&h->lock);
-	int n = h->open;
+	int n = h->open + h->mailbox;
 	pthread_mutex_unlock(&h->lock);
 	return n;
 }
@@ -815,9 +823,9 @@ hub_connections(struct hub *h)
 		for (struct user_ent *e = h->users[b]; e; e = e->next)
 			if (e->conns > 0)
 				json_object_set_new(users, e->user, json_integer(e->conns));
-	int total = h->open;
+	int total = h->open + h->mailbox, mailbox = h->mailbox;
 	pthread_mutex_unlock(&h->lock);
-	return json_pack("{s:i, s:o}", "total", total, "users", users);
+	return json_pack("{s:i, s:o, s:i}", "total", total, "users", users, "mailbox", mailbox);
 }
 
 int

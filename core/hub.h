@@ -52,7 +52,7 @@ int	 hub_start(struct hub **out, struct app *app, const struct hub_options *o);
 /* Close every client and stop the threads. */
 void	 hub_stop(struct hub *h);
 
-/* Hold a place for a connection of user before it is accepted. */
+/* Hold a place for a connection of user (NULL: a mailbox client) before it is accepted. */
 enum hub_refusal hub_reserve(struct hub *h, const char *user);
 /* Give back a place reserved but never attached. */
 void	 hub_unreserve(struct hub *h, const char *user);
@@ -77,16 +77,17 @@ struct hub_conn *hub_watch(struct hub *h, const char *user, const struct hub_tra
 /*
  * A Mailpit /api/events client: mailbox events only, as
  * {"Type":"new"|"delete"|"truncate"|"stats","Data":...}, until hub_detach().
+ * Takes a place reserved with hub_reserve(h, NULL), whether it succeeds or not.
  */
 struct hub_conn *hub_watch_mailbox(struct hub *h, const struct hub_transport *t, void *ctx);
 
 /* Open WebSocket connections of user (0: not connected). */
 int	 hub_presence(struct hub *h, const char *user);
-/* {"total":N,"users":{"alice":2,...}}. */
+/* {"total":N,"users":{"alice":2,...},"mailbox":N}: total counts every WebSocket. */
 json_t	*hub_connections(struct hub *h);
 /* Close every connection of user; the number closed. */
 int	 hub_disconnect(struct hub *h, const char *user, const char *reason);
-/* Open WebSocket connections. */
+/* Open WebSocket connections, /api/events ones included. */
 int	 hub_open(struct hub *h);
 
 #endif

@@ -342,6 +342,9 @@ print_result(FILE *f, const char *name, json_t *r)
 		json_t *v;
 		json_object_foreach(json_object_get(r, "users"), k, v)
 			fprintf(f, "%-24s %lld\n", k, (long long)json_integer_value(v));
+		if (json_integer_value(json_object_get(r, "mailbox")) > 0)
+			fprintf(f, "%-24s %lld\n", "(mailbox streams)",
+			    (long long)json_integer_value(json_object_get(r, "mailbox")));
 		fprintf(f, "%lld connection(s) in all\n",
 		    (long long)json_integer_value(json_object_get(r, "total")));
 	} else if (strcmp(name, "mail.list") == 0) {

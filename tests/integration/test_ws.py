@@ -268,7 +268,8 @@ def test_limits_per_user_and_in_all(daemons, tmp):
                         pass
                 assert e.value.status_code == 503
                 assert d.ok("presence", "a") == {"user": "a", "connected": True, "connections": 2}
-                assert d.ok("connections") == {"total": 3, "users": {"a": 2, "b": 1}}
+                assert d.ok("connections") == {"total": 3, "users": {"a": 2, "b": 1},
+                                               "mailbox": 0}
                 # REST still has workers whatever WebSockets hold.
                 assert requests.get(d.url + "/healthz", timeout=5).status_code == 200
         # Places are given back when connections close.
@@ -276,6 +277,36 @@ def test_limits_per_user_and_in_all(daemons, tmp):
             pass
     run(go())
     assert d.ok("presence", "a")["connected"] is False
+
+
+def test_mailbox_streams_count_against_the_limit(daemons, tmp):
+    # /api/events holds a worker like /ws does: uncounted, they could take every one.
+    d = daemons(http=True, args=config(tmp, "[http]\nws_max_connections = 2\n")).start()
+    events = "ws://127.0.0.1:%d/api/events" % d.port
+    tok = d.ok("token", "a")["token"]
+
+    async def go():
+        async with websockets.connect(events):
+            async with websockets.connect(url(d, tok)) as ws:
+                assert (await recv(ws))["type"] == "connected"
+                for target in (events, url(d, tok)):
+                    with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+                        async with websockets.connect(target):
+                            pass
+                    assert e.value.status_code == 503
+                assert d.ok("connections") == {"total": 2, "users": {"a": 1}, "mailbox": 1}
+                out = subprocess.run([NOTIFYCTL, "-s", d.socket, "connections"], text=True,
+                                     capture_output=True, timeout=30).stdout
+                assert "a " in out and "mailbox streams" in out and "2 connection(s)" in out
+                assert requests.get(d.url + "/healthz", timeout=5).status_code == 200
+            # The place a user gave back serves a mailbox stream, and the other way.
+            async with websockets.connect(events):
+                assert d.ok("connections")["mailbox"] == 2
+        async with websockets.connect(url(d, tok)) as ws:
+            assert (await recv(ws))["type"] == "connected"
+    run(go())
+    refused = [l for l in d.log().splitlines() if "websocket refused" in l]
+    assert len(refused) == 2 and all("code=server_full" in l for l in refused)
 
 
 def raw_ws_client(port, token, rcvbuf=4096):
