@@ -42,7 +42,7 @@ const struct config_key config_keys[] = {
 	    OFF(http_cors_origins), "origins allowed by CORS, comma-separated, or *"},
 	{"http", "rate_limit", CFG_INT, "0", NULL, NULL, NULL, 0, 1000000,
 	    OFF(http_rate_limit), "requests per second per client (key, token or address); 0: no limit"},
-	{"auth", "jwt_secret", CFG_STRING, "", NULL, NULL, NULL, 0, 0,
+	{"auth", "jwt_secret", CFG_SECRET, "", NULL, NULL, NULL, 0, 0,
 	    OFF(auth_jwt_secret), "HS256 secret of user tokens; empty: DATA_DIR/jwt.secret"},
 	{"smtp", "listen", CFG_LISTEN, "127.0.0.1:1025", "smtp", "HOST:PORT",
 	    NULL, 0, 0, OFF(smtp_listen), "SMTP sink listener, or off"},
@@ -74,7 +74,7 @@ const struct config_key config_keys[] = {
 	    OFF(mailer_ca_file), "PEM certificates the relay's is checked against; empty: the system's"},
 	{"mailer", "username", CFG_STRING, "", NULL, NULL, NULL, 0, 0,
 	    OFF(mailer_username), "AUTH user name at the relay; empty: no AUTH"},
-	{"mailer", "password", CFG_STRING, "", NULL, NULL, NULL, 0, 0,
+	{"mailer", "password", CFG_SECRET, "", NULL, NULL, NULL, 0, 0,
 	    OFF(mailer_password), "AUTH password at the relay"},
 	{"mailer", "from", CFG_STRING, "notifyd <notifyd@localhost>", NULL, NULL, NULL, 0, 0,
 	    OFF(mailer_from), "From: of every email, \"Name <address>\" or an address"},
@@ -212,6 +212,7 @@ config_set(struct config *cfg, const struct config_key *k, const char *value,
 
 	switch (k->type) {
 	case CFG_STRING:
+	case CFG_SECRET:
 	case CFG_PATH:
 		if (!utf8_valid(value, strlen(value), false) ||
 		    (k->type == CFG_PATH && *value == '\0')) {

@@ -8,6 +8,7 @@
 
 enum config_type {
 	CFG_STRING,	/* free text */
+	CFG_SECRET,	/* free text never printed (--print-config shows whether it is set) */
 	CFG_PATH,	/* a file system path */
 	CFG_LISTEN,	/* HOST:PORT, [V6]:PORT, or "off" */
 	CFG_INT,	/* decimal integer within min..max */

@@ -47,7 +47,7 @@ usage(FILE *f)
 			fprintf(f, "  %-17s %s ([%s] %s)\n", left, k->help, k->section, k->name);
 		}
 	fprintf(f, "  -v, --verbose     log at debug level\n"
-	    "  --print-config    print the settings in effect as a config file and exit\n"
+	    "  --print-config    print the settings in effect as a config file (secrets hidden)\n"
 	    "  --version         print the version and exit\n"
 	    "  --help            print this help and exit\n\n"
 	    "settings (config file [section] key, environment variable, default):\n");
@@ -73,7 +73,10 @@ print_config(const struct config *cfg)
 			section = k->section;
 		}
 		config_format(cfg, k, v, sizeof v);
-		printf("; %s\n%s = %s\n", k->help, k->name, v);
+		if (k->type == CFG_SECRET && *v != '\0')
+			printf("; %s\n; %s = (set, not shown)\n", k->help, k->name);
+		else
+			printf("; %s\n%s = %s\n", k->help, k->name, v);
 	}
 }
 

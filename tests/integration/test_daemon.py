@@ -54,6 +54,24 @@ def test_config_precedence(tmp):
     assert p2.returncode == 0 and p2.stdout == p.stdout
 
 
+def test_print_config_hides_secrets(tmp):
+    cfg = os.path.join(tmp, "secret.conf")
+    with open(cfg, "w") as f:
+        f.write("[auth]\njwt_secret = file-secret-0123456789abcdef0123456789\n"
+                "[mailer]\nusername = bob\n")
+    p = run_notifyd("--config", cfg, "--print-config",
+                    env={"NOTIFYD_MAILER_PASSWORD": "env-password-4711"})
+    assert p.returncode == 0, p.stderr
+    assert "file-secret" not in p.stdout and "env-password" not in p.stdout
+    assert "; jwt_secret = (set, not shown)" in p.stdout.splitlines()
+    assert "; password = (set, not shown)" in p.stdout.splitlines()
+    assert config_value(p.stdout, "mailer", "username") == "bob"
+    # Unset, they print as the empty values they are.
+    p = run_notifyd("--print-config")
+    assert config_value(p.stdout, "auth", "jwt_secret") == ""
+    assert config_value(p.stdout, "mailer", "password") == ""
+
+
 def test_config_errors_name_file_and_line(tmp):
     cfg = os.path.join(tmp, "bad.conf")
     for text, msg in [("[http]\nlisten = 1.2.3.4:80\nbogus = 1\n", ":3: unknown key 'bogus' in section [http]"),
