@@ -70,6 +70,25 @@ class Ctl:
         return out
 
 
+def cpu_ms(groups):
+    """CPU ms (user + system) so far of each (name, pid, thread name or None) group."""
+    tick = 1000 / os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, pid, comm in groups:
+        total = 0
+        for t in os.listdir("/proc/%d/task" % pid):
+            try:
+                st = open("/proc/%d/task/%s/stat" % (pid, t)).read()
+            except OSError:
+                continue
+            tname = st[st.index("(") + 1:st.rindex(")")]
+            f = st[st.rindex(")") + 2:].split()
+            if comm is None or tname == comm:
+                total += int(f[11]) + int(f[12])
+        out[name] = out.get(name, 0) + total * tick
+    return out
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p / 100))] if xs else float("nan")
@@ -167,15 +186,23 @@ def main():
                 raise RuntimeError(data)
             return json.loads(data)
 
-        # Topic sends: 5, a second apart.
+        # Topic sends: 5, a second apart, with the CPU each took: the HTTP
+        # workers (the request, which also runs the write and builds the
+        # frames), notifyd's own threads (hub senders, timers) and the clients.
         c = http.client.HTTPConnection("127.0.0.1", port)
         topic_ids, topic_send = set(), {}
+        groups = [("http workers", d.pid, "civetweb-worker"), ("notifyd threads", d.pid, "notifyd"),
+                  ("clients", procs[0].pid, None)] + [("clients", p.pid, None) for p in procs[1:]]
+        topic_cpu = []
         for k in range(5):
+            before = cpu_ms(groups)
             r = post(c, {"topic": "everyone", "type": "m", "title": "all",
                          "data": {"sent_at": "%.6f" % time.time()}})
             topic_ids |= {n["id"] for n in r["notifications"]}
             topic_send.update((n["id"], k) for n in r["notifications"])
             time.sleep(1)
+            after = cpu_ms(groups)
+            topic_cpu.append({g: after[g] - before[g] for g in after})
 
         # Single-user sends at --rate per second from 4 threads.
         single_ids = set()
@@ -252,6 +279,9 @@ def main():
         max(topic_lat or [float("nan")])))
     print("| topic send: p99 of each send in turn | %s ms |" % " / ".join(
         "%.0f" % pct(x, 99) for x in per_send))
+    for g in ("http workers", "notifyd threads", "clients"):
+        print("| topic send: CPU of %s, each send in turn | %s ms |" % (
+            g, " / ".join("%.0f" % x[g] for x in topic_cpu)))
     print("| single-user sends: rate achieved | %.0f/s for %d s |" % (len(single_ids) / rate_s, args.secs))
     print("| single-user sends: receipts | %d (for %d sends) |" % (len(single_lat), single_expected))
     print("| single-user send to receive p50 / p99 | %.2f / %.2f ms |" % (
