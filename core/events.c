@@ -20,12 +20,24 @@ events_subscribe(event_fn fn, void *arg)
 	return 0;
 }
 
+/* Call every subscriber with ev. */
+static void
+emit(const struct event *ev)
+{
+	for (int i = 0; i < nsubs; i++)
+		subs[i].fn(ev, subs[i].arg);
+}
+
 void
 events_emit(enum event_type type, const char *user, json_t *data)
 {
-	struct event ev = {type, user, data};
-	for (int i = 0; i < nsubs; i++)
-		subs[i].fn(&ev, subs[i].arg);
+	emit(&(struct event){type, user, data, -1});
+}
+
+void
+events_emit_notification(const char *user, json_t *data, int64_t unread_count)
+{
+	emit(&(struct event){EVENT_NOTIFICATION, user, data, unread_count});
 }
 
 const char *

@@ -7,6 +7,7 @@
 #define NOTIFYD_EVENTS_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 enum event_type {
 	EVENT_NOTIFICATION,	/* data: the notification object */
@@ -26,6 +27,7 @@ struct event {
 	enum event_type	 type;
 	const char	*user;	/* whose inbox */
 	json_t		*data;	/* borrowed: take a reference to keep it */
+	int64_t		 unread_count;	/* EVENT_NOTIFICATION: the user's after it; -1: not known */
 };
 
 typedef void (*event_fn)(const struct event *ev, void *arg);
@@ -34,6 +36,8 @@ typedef void (*event_fn)(const struct event *ev, void *arg);
 int	 events_subscribe(event_fn fn, void *arg);
 /* Tell every subscriber, in this thread, after the change is committed. */
 void	 events_emit(enum event_type type, const char *user, json_t *data);
+/* The same for a new notification, with the user's unread count after it (-1: not known). */
+void	 events_emit_notification(const char *user, json_t *data, int64_t unread_count);
 /* The event's name as the wire formats spell it, e.g. "read_all". */
 const char *events_name(enum event_type type);
 /* Drop every subscriber (for tests and shutdown). */

@@ -57,6 +57,7 @@ struct hub_conn {
 	enum cstate		 state;
 	int64_t			 replay_max;	/* notifications up to here were sent or known */
 	bool			 count_dirty;	/* send a fresh unread count */
+	int64_t			 count;		/* it, when an event told it; -1: read it */
 	bool			 dead;		/* send nothing more */
 	int			 close_code;	/* > 0: close with it, once */
 	const char		*close_reason;
@@ -324,10 +325,13 @@ on_event(const struct event *ev, void *arg)
 	e = to_user ? user_get(h, ev->user, false) : NULL;
 	for (struct hub_conn *c = e ? e->list : NULL; c; c = c->unext) {
 		enqueue(h, c, f, nid);
-		if (count != NULL)
+		if (count != NULL) {
 			enqueue(h, c, count, 0);
-		else if (ev->type == EVENT_NOTIFICATION)
+			c->count_dirty = false;	/* that one is newer */
+		} else if (ev->type == EVENT_NOTIFICATION) {
 			c->count_dirty = true;
+			c->count = ev->unread_count;
+		}
 	}
 	for (struct hub_conn *c = h->watchers; c; c = c->unext) {
 		if (c->mailpit) {
@@ -369,6 +373,7 @@ sender_main(void *arg)
 		const char *reason = c->close_reason;
 		c->close_code = -1 * (close_code != 0);	/* a close is sent once */
 		bool dirty = c->count_dirty, dead = c->dead, failed = false;
+		int64_t count = c->count;
 		c->count_dirty = false;
 		pthread_mutex_unlock(&h->lock);
 
@@ -381,11 +386,10 @@ sender_main(void *arg)
 			for (; q != NULL && nv < SEND_BATCH; q = q->next)
 				if (q->nid <= 0 || q->nid > c->replay_max)
 					v[nv++] = (struct hub_iov){q->f->data, q->f->len};
-			int64_t count = 0;
 			if (q == NULL && dirty && nv < SEND_BATCH) {
 				dirty = false;
-				if (c->user != NULL && store_unread_count(h->app->store, c->user,
-				    time_now_ms(), &count) > 0) {
+				if (c->user != NULL && (count >= 0 || store_unread_count(h->app->store,
+				    c->user, time_now_ms(), &count) > 0)) {
 					int l = snprintf(countf, sizeof countf,
 					    "{\"type\":\"unread_count\",\"data\":{\"count\":%lld}}",
 					    (long long)count);
@@ -557,6 +561,7 @@ conn_new(struct hub *h, const char *user, const struct hub_transport *t, void *c
 	c->t = *t;
 	c->ctx = ctx;
 	c->qtail = &c->qhead;
+	c->count = -1;
 	pthread_cond_init(&c->idle, NULL);
 	return c;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "hub.h"
 #include "log.h"
 #include "mailer.h"
 #include "ops.h"
@@ -278,6 +279,8 @@ send_run(struct op_ctx *ctx, json_t *args)
 	for (i = 0; i < n; i++) {
 		in[i] = proto;
 		in[i].user = json_string_value(json_array_get(users, i));
+		/* Clients of the user want the new unread count: the write has it cheapest. */
+		in[i].count = ctx->app->hub != NULL && hub_presence(ctx->app->hub, in[i].user) > 0;
 		if (in[i].title == NULL)
 			in[i].title = r[i].title;
 		if (in[i].body == NULL)

@@ -1067,10 +1067,24 @@ route_one(struct conn *c, const struct notification_new *in, int64_t id, int64_t
 	return 1;
 }
 
-/* Insert one notification (and its user). */
+/* Unread count of user. */
+static int
+unread_count(struct conn *c, const char *user, int64_t now, int64_t *count)
+{
+	sqlite3_stmt *s = stmt(c, S_UNREAD_COUNT);
+	bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, now);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*count = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : fail(c, "unread_count");
+}
+
+/* Insert one notification (and its user); *count: the unread count after it, when asked. */
 static int
 create_one(struct conn *c, const struct notification_new *in, int64_t now,
-    json_t **out, int64_t *id, bool *created, bool *hidden)
+    json_t **out, int64_t *id, bool *created, bool *hidden, int64_t *count)
 {
 	if (user_ensure(c, in->user, now) < 0)
 		return -1;
@@ -1093,7 +1107,12 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 		/* The object is built after the commit, outside the writer's lock. */
 		*id = sqlite3_last_insert_rowid(c->db);
 		*created = true;
-		return in->route ? route_one(c, in, *id, now, hidden) : 1;
+		int rc = in->route ? route_one(c, in, *id, now, hidden) : 1;
+		/* One indexed count in the open transaction; a sender would need a read. */
+		if (rc > 0 && in->count && !*hidden && in->deliver_at <= now &&
+		    unread_count(c, in->user, now, count) < 0)
+			return -1;
+		return rc;
 	}
 
 	/* The key was taken: hand back what it names. */
@@ -1144,6 +1163,7 @@ struct create {
 	int64_t		*ids;
 	bool		*created;
 	bool		*hidden;	/* in-app is off: stored archived, not announced */
+	int64_t		*counts;	/* unread counts to announce; -1: not counted */
 };
 
 /* Forget what a failed create had built. */
@@ -1155,6 +1175,7 @@ create_clear(struct create *p)
 		p->out[i] = NULL;
 		p->created[i] = false;
 		p->hidden[i] = false;
+		p->counts[i] = -1;
 	}
 }
 
@@ -1165,7 +1186,7 @@ create_w(struct conn *c, void *arg)
 	create_clear(p);
 	for (size_t i = 0; i < p->n; i++)
 		if (create_one(c, &p->in[i], p->now, &p->out[i], &p->ids[i], &p->created[i],
-		    &p->hidden[i]) < 0) {
+		    &p->hidden[i], &p->counts[i]) < 0) {
 			create_clear(p);
 			return -1;
 		}
@@ -1186,7 +1207,7 @@ create_publish(void *arg)
 			time_format_rfc3339(ts, sizeof ts, p->now);
 			json_object_set_new(p->out[i], "archived_at", json_string(ts));
 		} else if (p->in[i].deliver_at <= p->now) {
-			events_emit(EVENT_NOTIFICATION, p->in[i].user, p->out[i]);
+			events_emit_notification(p->in[i].user, p->out[i], p->counts[i]);
 		}
 	}
 }
@@ -1196,25 +1217,22 @@ store_notifications_create(struct store *st, const struct notification_new *in,
     size_t n, int64_t now, json_t **out, bool *created)
 {
 	int64_t one, *ids = n == 1 ? &one : calloc(n, sizeof *ids);
+	int64_t cnt, *counts = n == 1 ? &cnt : calloc(n, sizeof *counts);
 	bool hid, *hidden = n == 1 ? &hid : calloc(n, sizeof *hidden);
-	if (ids == NULL || hidden == NULL) {
-		if (ids != &one)
-			free(ids);
-		if (hidden != &hid)
-			free(hidden);
-		return -1;
-	}
-	struct create p = {in, n, now, out, ids, created, hidden};
-	for (size_t i = 0; i < n; i++) {
+	struct create p = {in, n, now, out, ids, created, hidden, counts};
+	int rc = -1;
+	for (size_t i = 0; i < n; i++)
 		out[i] = NULL;
-		created[i] = false;
-		hidden[i] = false;
-	}
-	int rc = store_write_pub(st, create_w, create_publish, &p);
-	if (rc < 0)
+	if (ids != NULL && hidden != NULL && counts != NULL) {
 		create_clear(&p);
+		rc = store_write_pub(st, create_w, create_publish, &p);
+		if (rc < 0)
+			create_clear(&p);
+	}
 	if (ids != &one)
 		free(ids);
+	if (counts != &cnt)
+		free(counts);
 	if (hidden != &hid)
 		free(hidden);
 	return rc;
@@ -1243,20 +1261,6 @@ int
 store_notification_get(struct store *st, int64_t id, json_t **out)
 {
 	return notification_by(st, S_NOTIF_GET, id, out);
-}
-
-/* Unread count of user. */
-static int
-unread_count(struct conn *c, const char *user, int64_t now, int64_t *count)
-{
-	sqlite3_stmt *s = stmt(c, S_UNREAD_COUNT);
-	bind_text(s, 1, user);
-	sqlite3_bind_int64(s, 2, now);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*count = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 1 : fail(c, "unread_count");
 }
 
 int

@@ -48,6 +48,7 @@ struct notification_new {
 	int64_t		 deliver_at;	/* ms; 0: at once */
 	route_fn	 route;		/* NULL: no deliveries are written */
 	void		*route_arg;
+	bool		 count;		/* announce it with the user's unread count after it */
 };
 
 /* What to list. */

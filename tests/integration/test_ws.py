@@ -131,6 +131,58 @@ def test_two_devices_receive_and_sync_reads(wsd):
     run(go())
 
 
+def test_unread_count_stays_true_under_racing_sends_and_reads(wsd):
+    """The count after a new notification is taken in the write that stores
+    it; with sends, topic sends and reads racing from several clients (so
+    that they share transactions) while the client is not reading (so that
+    frames and counts queue up behind a full socket), the last count pushed
+    is the real one."""
+    d = wsd
+    tok = d.ok("token", "rae")["token"]
+    d.ok("topic", "add", "crew", "rae")
+    d.ok("topic", "add", "crew", "sol")
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86400))
+    pad, data = "p" * 60000, {"pad": "d" * 60000}
+    failed = []
+
+    def work(k):
+        c = Client(d.socket)
+        for j in range(40):
+            how = (j + k) % 4
+            if how == 0:
+                r = c.call("send", {"user": "rae", "type": "m", "title": "u%d.%d" % (k, j),
+                                    "body": pad, "data": data})
+            elif how == 1:
+                r = c.call("send", {"topic": "crew", "type": "m", "title": "t%d.%d" % (k, j),
+                                    "body": pad, "data": data})
+            elif how == 2:
+                r = c.call("read", {"user": "rae", "all": True})
+            else:
+                r = c.call("send", {"user": "rae", "type": "m", "title": "later",
+                                    "at": later})  # not visible yet: not counted
+            if not r["ok"]:
+                failed.append(r)
+        c.close()
+
+    async def go():
+        async with websockets.connect(url(d, tok), max_size=None, max_queue=1) as ws:
+            assert (await recv(ws))["type"] == "connected"
+            ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+            for t in ts:
+                t.start()
+            await asyncio.get_running_loop().run_in_executor(None, lambda: [t.join() for t in ts])
+            # A count owed after the last notification goes out with the frames
+            # before it, at the latest in the pass that sends the first pong.
+            frames = []
+            for _ in range(2):
+                await ws.send(json.dumps({"type": "ping"}))
+                frames += await recv_until(ws, lambda f: f["type"] == "pong", 30)
+            counts = [f["data"]["count"] for f in frames if f["type"] == "unread_count"]
+            assert not failed and len(counts) > 1
+            assert counts[-1] == d.ok("count", "--user", "rae")["unread_count"]
+    run(go())
+
+
 def test_replay_since_has_no_gap_and_no_duplicate(wsd):
     d = wsd
     tok = d.ok("token", "ray")["token"]
