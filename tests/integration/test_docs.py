@@ -1,7 +1,9 @@
-"""The man pages document what the tables declare: every setting, flag and command."""
+"""The man pages document what the tables declare: every setting, flag, command and metric."""
 import os
 import re
 import subprocess
+
+import requests
 
 from conftest import NOTIFYCTL, NOTIFYD
 
@@ -46,6 +48,17 @@ def test_every_flag_in_notifyd_8():
     help_text = subprocess.run([NOTIFYD, "--help"], capture_output=True, text=True).stdout
     for flag in set(re.findall(r"^  (--[a-z-]+)", help_text, re.M)):
         assert "Fl " + flag[1:] in page, "notifyd.8 lacks " + flag  # .Fl adds one dash
+
+
+def test_every_metric_in_api_7(daemons):
+    d = daemons(http=True).start()
+    text = requests.get(d.url + "/metrics", timeout=10).text
+    names = re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M)
+    assert len(names) > 15
+    page = man("notifyd-api.7")
+    for name, kind in names:
+        assert re.search(r"^\.It Li %s Pq %s$" % (name, kind), page, re.M), \
+            "notifyd-api.7 lacks metric %s (%s)" % (name, kind)
 
 
 def test_every_command_in_notifyctl_1_and_api_7():
