@@ -54,6 +54,7 @@ events_name(enum event_type type)
 		[EVENT_MAIL] = "mail",
 		[EVENT_MAIL_DELETED] = "mail_deleted",
 		[EVENT_MAIL_TRUNCATED] = "mail_truncated",
+		[EVENT_MAIL_PRUNED] = "mail_pruned",
 	};
 	return type < EVENT__COUNT ? names[type] : "?";
 }

@@ -20,6 +20,7 @@ enum event_type {
 	EVENT_MAIL,		/* user "": data: the mail summary */
 	EVENT_MAIL_DELETED,	/* user "": data: {"IDs":[...]} */
 	EVENT_MAIL_TRUNCATED,	/* user "": data: {} (every message deleted) */
+	EVENT_MAIL_PRUNED,	/* user "": data: {"deleted":N} (retention removed the oldest) */
 	EVENT__COUNT
 };
 

@@ -266,6 +266,8 @@ mailpit_frames(struct hub *h, const struct event *ev, struct frame **mf, struct 
 		*mf = mailpit_frame("new", ev->data);
 	else if (ev->type == EVENT_MAIL_DELETED)
 		*mf = mailpit_frame("delete", json_object_get(ev->data, "IDs"));
+	else if (ev->type == EVENT_MAIL_PRUNED)
+		*mf = mailpit_frame("prune", NULL);	/* Mailpit's clients reload the list */
 	else
 		*mf = mailpit_frame("truncate", NULL);
 	if (store_mail_list(h->app->store, 0, 0, NULL, &counts) > 0) {

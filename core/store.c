@@ -2128,6 +2128,7 @@ row_mail_summary(sqlite3_stmt *s)
 struct mail_put {
 	const struct mail_new	*m;
 	json_t			*summary;	/* out: the stored summary object */
+	int64_t			 pruned;	/* out: old messages retention deleted */
 };
 
 static int
@@ -2151,6 +2152,7 @@ mail_insert_w(struct conn *c, void *arg)
 	 * every PRUNE_EVERY-th message, so it costs ingestion almost nothing
 	 * (the mailbox may exceed mail_max by that many meanwhile).
 	 */
+	p->pruned = 0;
 	if (sqlite3_last_insert_rowid(c->db) % PRUNE_EVERY != 0)
 		return 1;
 	if (m->keep > 0) {
@@ -2158,12 +2160,14 @@ mail_insert_w(struct conn *c, void *arg)
 		sqlite3_bind_int64(s, 1, m->keep);
 		if (step_done(c, s, "mail_prune") != 0)
 			return -1;
+		p->pruned += sqlite3_changes(c->db);
 	}
 	if (m->older_than > 0) {
 		s = stmt(c, S_MAIL_PRUNE_AGE);
 		sqlite3_bind_int64(s, 1, m->older_than);
 		if (step_done(c, s, "mail_prune_age") != 0)
 			return -1;
+		p->pruned += sqlite3_changes(c->db);
 	}
 	return 1;
 }
@@ -2184,6 +2188,11 @@ mail_insert_publish(void *arg)
 	json_object_set_new(o, "Size", json_integer((json_int_t)p->m->len));
 	p->summary = o;
 	events_emit(EVENT_MAIL, "", o);
+	if (p->pruned > 0) {
+		json_t *d = json_pack("{s:I}", "deleted", (json_int_t)p->pruned);
+		events_emit(EVENT_MAIL_PRUNED, "", d);
+		json_decref(d);
+	}
 }
 
 void
@@ -2193,7 +2202,7 @@ store_mail_insert(struct store *st, const struct mail_new *m, int n, int *rcs)
 	void *args[STORE_BATCH_MAX];
 	struct wreq reqs[STORE_BATCH_MAX];
 	for (int i = 0; i < n; i++) {
-		p[i] = (struct mail_put){&m[i], NULL};
+		p[i] = (struct mail_put){&m[i], NULL, 0};
 		args[i] = &p[i];
 	}
 	store_write_many(st, mail_insert_w, mail_insert_publish, args, n, rcs, reqs);

@@ -269,12 +269,27 @@ def test_search_read_delete_and_loopback_rule(sink):
 
 
 def test_retention(daemons, tmp):
+    import asyncio
+    import websockets
     d = daemons(http=True, smtp=True, args=conf(tmp, "mail_max = 3\n")).start()
     port = smtp_port(d)
-    # Retention runs on every 64th message: after 64, only the newest 3 remain.
-    with smtplib.SMTP("127.0.0.1", port) as s:
-        for i in range(64):
-            s.sendmail("a@x", ["b@y"], "Subject: m%d\r\n\r\nx\r\n" % i)
+
+    async def go():
+        async with websockets.connect("ws://127.0.0.1:%d/api/events" % d.port) as ws:
+            # Retention runs on every 64th message: after 64, only the newest 3 remain.
+            with smtplib.SMTP("127.0.0.1", port) as s:
+                for i in range(64):
+                    s.sendmail("a@x", ["b@y"], "Subject: m%d\r\n\r\nx\r\n" % i)
+            frames = []
+            while not frames or frames[-1]["Type"] != "prune":
+                frames.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            # As Mailpit: the pruning is announced (its clients reload), then the stats.
+            assert [f["Data"]["Subject"] for f in frames if f["Type"] == "new"] == \
+                ["m%d" % i for i in range(64)]
+            assert frames[-1] == {"Type": "prune", "Data": None}
+            stats = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert stats["Type"] == "stats" and stats["Data"]["Total"] == 3
+    asyncio.run(go())
     assert [m["Subject"] for m in messages(d)["messages"]] == ["m63", "m62", "m61"]
 
 
