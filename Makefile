@@ -40,7 +40,7 @@ MAN       := $(wildcard man/*.[1-8])
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps test-deps run test install clean bench
+.PHONY: all deps test-deps run test install clean bench FORCE
 
 all: deps $(BIN)/notifyd $(BIN)/notifyctl
 
@@ -54,20 +54,30 @@ $(OUT)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(OUT)/gen/embedded_sql.c: $(SQL) tools/embed.sh
+# The names of a set of inputs, rewritten only when the set changes: a file
+# removed or renamed is older than what was built from it, so without this
+# the build would keep it (an old migration embedded, an object archived).
+$(OUT)/gen/%.list: FORCE
+	@mkdir -p $(@D)
+	@echo '$(LIST_$*)' | cmp -s - $@ || echo '$(LIST_$*)' > $@
+LIST_sql       = $(SQL)
+LIST_templates = $(TEMPLATES)
+LIST_core      = $(CORE_OBJ)
+
+$(OUT)/gen/embedded_sql.c: $(SQL) tools/embed.sh $(OUT)/gen/sql.list
 	@mkdir -p $(@D)
 	sh tools/embed.sh embedded_sql $(SQL) > $@.tmp && mv $@.tmp $@
 
-$(OUT)/gen/embedded_templates.c: $(TEMPLATES) tools/embed.sh
+$(OUT)/gen/embedded_templates.c: $(TEMPLATES) tools/embed.sh $(OUT)/gen/templates.list
 	@mkdir -p $(@D)
 	sh tools/embed.sh embedded_templates $(TEMPLATES) > $@.tmp && mv $@.tmp $@
 
 $(OUT)/gen/%.o: $(OUT)/gen/%.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(OUT)/libnotifyd.a: $(CORE_OBJ)
+$(OUT)/libnotifyd.a: $(CORE_OBJ) $(OUT)/gen/core.list
 	rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(CORE_OBJ)
 
 $(BIN)/notifyd: $(OUT)/cmd/notifyd/main.o $(OUT)/libnotifyd.a
 	@mkdir -p $(@D)

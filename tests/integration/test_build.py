@@ -49,3 +49,38 @@ def test_make_install(tmp):
     p = subprocess.run([os.path.join(dest, "usr/sbin/notifyd"), "--version"],
                        capture_output=True, text=True)
     assert p.returncode == 0 and p.stdout.startswith("notifyd ")
+
+
+def test_removed_inputs_leave_the_build(tmp):
+    """A migration or source file removed is older than what was built from
+    it; the build must drop it all the same, not keep the stale copy."""
+    src = os.path.join(tmp, "src")
+    os.mkdir(src)
+    for part in ("Makefile", "core", "cmd", "sql", "templates", "tools"):
+        s = os.path.join(ROOT, part)
+        (shutil.copytree if os.path.isdir(s) else shutil.copy)(s, os.path.join(src, part))
+
+    def build_and_version():
+        p = subprocess.run(["make", "-s", "-j2", "-C", src, "bin/notifyd"],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        return subprocess.run([os.path.join(src, "bin", "notifyd"), "--version"],
+                              capture_output=True, text=True, check=True).stdout
+
+    base = build_and_version()
+    extra = os.path.join(src, "sql", "999_extra.sql")
+    with open(extra, "w") as f:
+        f.write("CREATE TABLE extra (x);\n")
+    grown = build_and_version()
+    os.remove(extra)
+    assert build_and_version() == base != grown
+    # A source file removed leaves the library too (its object is not archived).
+    with open(os.path.join(src, "core", "extra.c"), "w") as f:
+        f.write("int extra_symbol(void);\nint extra_symbol(void) { return 1; }\n")
+    build_and_version()
+    lib = os.path.join(src, "build", "default", "libnotifyd.a")
+    names = lambda: subprocess.run(["ar", "t", lib], capture_output=True, text=True).stdout.split()
+    assert "extra.o" in names()
+    os.remove(os.path.join(src, "core", "extra.c"))
+    build_and_version()
+    assert "extra.o" not in names()
