@@ -6,13 +6,17 @@ send-to-receive latency of topic sends and of single-user sends.
 
 Starts a private notifyd (ws_max_connections raised for the run), holds
 --conns connections (some users with two devices) from --procs client
-processes (bin/ws_client, built by `make bin/ws_client`, or
-bench/ws_client.py, which parses every frame in Python), then: sends to a topic whose members hold --topic connections
-(5 times) and measures when each connection receives it; sends single-user
-notifications at --rate per second for --secs seconds and measures each.
+processes for the members of a topic and as many for everyone else
+(bin/ws_client, built by `make bin/ws_client`, or bench/ws_client.py,
+which parses every frame in Python). With only the members' --topic
+connections open (the single-user target's condition) it sends them
+single-user notifications at --rate per second for --secs seconds and
+measures each; then it opens everyone else's, up to --conns, sends to the
+topic 5 times and measures when each member's connection receives it.
 Prints a markdown report for bench/RESULTS.md.
 """
 import argparse
+import gc
 import http.client
 import json
 import os
@@ -156,26 +160,32 @@ def main():
         key = ctl.many([("key.create", {"name": "bench"})])[0]["key"]
 
         random.shuffle(conns)
-        t1 = time.monotonic()
+        members = set(topic_users)
         outputs = []
-        for i in range(args.procs):
-            p = subprocess.Popen(client,
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            p.stdin.write(json.dumps({"url": "ws://127.0.0.1:%d/ws" % port,
-                                      "conns": conns[i::args.procs]}) + "\n")
-            p.stdin.flush()
-            procs.append(p)
-            lines = []
-            outputs.append(lines)
-        for p in procs:
-            line = p.stdout.readline().strip()
-            if line != "ready":
-                raise RuntimeError("client: %s" % line)
-        connect_s = time.monotonic() - t1
-        for p, lines in zip(procs, outputs):
-            threading.Thread(target=lambda p=p, l=lines: l.extend(p.stdout), daemon=True).start()
-        held = ctl.many([("connections", {})])[0]["total"]
-        rss_full = rss_kib(d.pid)
+
+        def open_conns(group):
+            """Open group's connections from --procs clients; (processes, seconds)."""
+            t = time.monotonic()
+            ps = []
+            for i in range(args.procs):
+                p = subprocess.Popen(client,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                p.stdin.write(json.dumps({"url": "ws://127.0.0.1:%d/ws" % port,
+                                          "conns": group[i::args.procs]}) + "\n")
+                p.stdin.flush()
+                procs.append(p)
+                ps.append(p)
+            for p in ps:
+                line = p.stdout.readline().strip()
+                if line != "ready":
+                    raise RuntimeError("client: %s" % line)
+            took = time.monotonic() - t
+            for p in ps:
+                lines = []
+                outputs.append(lines)
+                threading.Thread(target=lambda p=p, l=lines: l.extend(p.stdout),
+                                 daemon=True).start()
+            return ps, took
 
         def post(c, body):
             c.request("POST", "/api/v1/notifications", json.dumps(body),
@@ -185,6 +195,51 @@ def main():
             if r.status != 201:
                 raise RuntimeError(data)
             return json.loads(data)
+
+        # First the topic's members: --topic connections, the single-user
+        # target's condition. Single-user sends to them at --rate per second
+        # from 4 threads.
+        _, connect_s = open_conns([c for c in conns if c[0] in members])
+        rss_members = rss_kib(d.pid)
+        single_open = ctl.many([("connections", {})])[0]["total"]
+        # The collector's pauses stop the sending threads between taking a
+        # send's time and sending it, which would count as notifyd's latency.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        single_ids = set()
+        lock = threading.Lock()
+        per = args.rate // 4
+
+        def sender(k):
+            cc = http.client.HTTPConnection("127.0.0.1", port)
+            rnd = random.Random(k)
+            t_start = time.monotonic()
+            for i in range(per * args.secs):
+                due = t_start + i / per
+                now = time.monotonic()
+                if due > now:
+                    time.sleep(due - now)
+                n = post(cc, {"user": rnd.choice(topic_users), "type": "m",
+                              "data": {"sent_at": "%.6f" % time.time()}})
+                with lock:
+                    single_ids.add(n["id"])
+        ts = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+        t2 = time.monotonic()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        rate_s = time.monotonic() - t2
+        gc.enable()
+
+        # Then everyone else, up to --conns held.
+        rss_before_others = rss_kib(d.pid)
+        _, took = open_conns([c for c in conns if c[0] not in members])
+        connect_s += took
+        held = ctl.many([("connections", {})])[0]["total"]
+        rss_full = rss_kib(d.pid)
+        rss_conns = (rss_members - rss_idle) + (rss_full - rss_before_others)
 
         # Topic sends: 5, a second apart, with the CPU each took: the HTTP
         # workers (the request, which also runs the write and builds the
@@ -203,33 +258,6 @@ def main():
             time.sleep(1)
             after = cpu_ms(groups)
             topic_cpu.append({g: after[g] - before[g] for g in after})
-
-        # Single-user sends at --rate per second from 4 threads.
-        single_ids = set()
-        lock = threading.Lock()
-        per = args.rate // 4
-
-        def sender(k):
-            cc = http.client.HTTPConnection("127.0.0.1", port)
-            rnd = random.Random(k)
-            t_start = time.monotonic()
-            for i in range(per * args.secs):
-                due = t_start + i / per
-                now = time.monotonic()
-                if due > now:
-                    time.sleep(due - now)
-                n = post(cc, {"user": rnd.choice(users), "type": "m",
-                              "data": {"sent_at": "%.6f" % time.time()}})
-                with lock:
-                    single_ids.add(n["id"])
-        ts = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
-        t2 = time.monotonic()
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        rate_s = time.monotonic() - t2
-        time.sleep(1)
     finally:
         for p in procs:
             p.terminate()
@@ -260,9 +288,9 @@ def main():
         .split("\n")[0].strip(), os.uname().release, hard))
     print("Command: `/usr/bin/python3 bench/ws.py --conns %d --topic %d --rate %d --secs %d "
           "--procs %d --client %s` (store.sync=normal, log_level=warn; clients are %d %s "
-          "processes on the same cores)." % (args.conns, args.topic, args.rate, args.secs,
-                                               args.procs, args.client, args.procs,
-                                               "C" if args.client == "c" else "Python"))
+          "processes on the same cores, %d for the topic's members)." % (
+              args.conns, args.topic, args.rate, args.secs, args.procs, args.client,
+              2 * args.procs, "C" if args.client == "c" else "Python", args.procs))
     print()
     print("| measure | value |")
     print("|---|---|")
@@ -272,7 +300,8 @@ def main():
     print("| connections held | %d (of %d; %d users, %d with two) |" % (held, args.conns, nusers, twice))
     print("| time to open them | %.1f s |" % connect_s)
     print("| RSS with them open | %.1f MiB |" % (rss_full / 1024))
-    print("| RSS per connection | %.1f KiB |" % ((rss_full - rss_idle) / max(held, 1)))
+    print("| RSS per connection (growth while connecting, / held) | %.1f KiB |" % (
+        rss_conns / max(held, 1)))
     print("| topic send to %d connections: receipts | %d of %d |" % (held_by, len(topic_lat), 5 * held_by))
     print("| topic send: send to receive, min / p50 / p99 / max | %.1f / %.1f / %.1f / %.1f ms |" % (
         min(topic_lat or [float("nan")]), pct(topic_lat, 50), pct(topic_lat, 99),
@@ -282,6 +311,7 @@ def main():
     for g in ("http workers", "notifyd threads", "clients"):
         print("| topic send: CPU of %s, each send in turn | %s ms |" % (
             g, " / ".join("%.0f" % x[g] for x in topic_cpu)))
+    print("| single-user sends (first, before the others connect): connections open | %d |" % single_open)
     print("| single-user sends: rate achieved | %.0f/s for %d s |" % (len(single_ids) / rate_s, args.secs))
     print("| single-user sends: receipts | %d (for %d sends) |" % (len(single_lat), single_expected))
     print("| single-user send to receive p50 / p99 | %.2f / %.2f ms |" % (
