@@ -76,7 +76,7 @@ struct hub_conn *hub_watch(struct hub *h, const char *user, const struct hub_tra
 
 /*
  * A Mailpit /api/events client: mailbox events only, as
- * {"Type":"new"|"delete"|"truncate"|"stats","Data":...}, until hub_detach().
+ * {"Type":"new"|"delete"|"truncate"|"prune"|"stats","Data":...}, until hub_detach().
  * Takes a place reserved with hub_reserve(h, NULL), whether it succeeds or not.
  */
 struct hub_conn *hub_watch_mailbox(struct hub *h, const struct hub_transport *t, void *ctx);
