@@ -164,7 +164,7 @@ def main():
         outputs = []
 
         def open_conns(group):
-            """Open group's connections from --procs clients; (processes, seconds)."""
+            """Open group's connections from --procs clients; the seconds it took."""
             t = time.monotonic()
             ps = []
             for i in range(args.procs):
@@ -185,7 +185,7 @@ def main():
                 outputs.append(lines)
                 threading.Thread(target=lambda p=p, l=lines: l.extend(p.stdout),
                                  daemon=True).start()
-            return ps, took
+            return took
 
         def post(c, body):
             c.request("POST", "/api/v1/notifications", json.dumps(body),
@@ -199,7 +199,7 @@ def main():
         # First the topic's members: --topic connections, the single-user
         # target's condition. Single-user sends to them at --rate per second
         # from 4 threads.
-        _, connect_s = open_conns([c for c in conns if c[0] in members])
+        connect_s = open_conns([c for c in conns if c[0] in members])
         rss_members = rss_kib(d.pid)
         single_open = ctl.many([("connections", {})])[0]["total"]
         # The collector's pauses stop the sending threads between taking a
@@ -235,8 +235,7 @@ def main():
 
         # Then everyone else, up to --conns held.
         rss_before_others = rss_kib(d.pid)
-        _, took = open_conns([c for c in conns if c[0] not in members])
-        connect_s += took
+        connect_s += open_conns([c for c in conns if c[0] not in members])
         held = ctl.many([("connections", {})])[0]["total"]
         rss_full = rss_kib(d.pid)
         rss_conns = (rss_members - rss_idle) + (rss_full - rss_before_others)
