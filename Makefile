@@ -79,11 +79,12 @@ $(OUT)/libnotifyd.a: $(CORE_OBJ) $(OUT)/gen/core.list
 	rm -f $@
 	ar rcs $@ $(CORE_OBJ)
 
-$(BIN)/notifyd: $(OUT)/cmd/notifyd/main.o $(OUT)/libnotifyd.a
+ND_OBJ    := $(patsubst %.c,$(OUT)/%.o,$(sort $(wildcard cmd/notifyd/*.c)))
+CTL_OBJ   := $(patsubst %.c,$(OUT)/%.o,$(sort $(wildcard cmd/notifyctl/*.c)))
+
+$(BIN)/notifyd: $(ND_OBJ) $(OUT)/libnotifyd.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
-CTL_OBJ   := $(patsubst %.c,$(OUT)/%.o,$(sort $(wildcard cmd/notifyctl/*.c)))
 
 $(BIN)/notifyctl: $(CTL_OBJ) $(OUT)/libnotifyd.a
 	@mkdir -p $(@D)
