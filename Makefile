@@ -112,12 +112,13 @@ install: all
 	for m in $(MAN); do \
 	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 
-# bench/ws.py's load client (not installed).
-$(BIN)/ws_client: bench/ws_client.c
+# bench/ws.py's load clients (not installed).
+BENCH_TOOLS = $(BIN)/ws_client $(BIN)/post_client $(BIN)/fanout_floor
+$(BENCH_TOOLS): $(BIN)/%: bench/%.c bench/tool.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs jansson)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -pthread -o $@ $< $(shell pkg-config --libs jansson)
 
-bench: all $(BIN)/ws_client
+bench: all $(BENCH_TOOLS)
 	@sh tools/bootstrap.sh bench
 	@for b in bench/*.sh; do echo "== $$b"; sh "$$b" || exit 1; done
 

@@ -7,16 +7,19 @@ send-to-receive latency of topic sends and of single-user sends.
 Starts a private notifyd (ws_max_connections raised for the run), holds
 --conns connections (some users with two devices) from --procs client
 processes for the members of a topic and as many for everyone else
-(bin/ws_client, built by `make bin/ws_client`, or bench/ws_client.py,
-which parses every frame in Python). With only the members' --topic
-connections open (the single-user target's condition) it sends them
-single-user notifications at --rate per second for --secs seconds and
-measures each; then it opens everyone else's, up to --conns, sends to the
-topic 5 times and measures when each member's connection receives it.
+(bin/ws_client, or bench/ws_client.py, which parses every frame in
+Python). With only the members' --topic connections open (the
+single-user target's condition) it sends them single-user notifications
+at --rate per second for --secs seconds (bin/post_client: 4 keep-alive
+connections, paced) and measures each; then it opens everyone else's,
+up to --conns, sends to the topic 5 times and measures when each
+member's connection receives it. With notifyd stopped, it then runs
+bin/fanout_floor, the kernel alone writing a frame of the same size to as
+many loopback connections, as the topic sends' baseline. `sh bench/ws.sh`
+builds the three tools.
 Prints a markdown report for bench/RESULTS.md.
 """
 import argparse
-import gc
 import http.client
 import json
 import os
@@ -32,6 +35,8 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 NOTIFYD = os.path.join(ROOT, "bin", "notifyd")
+POST_CLIENT = os.path.join(ROOT, "bin", "post_client")
+FANOUT_FLOOR = os.path.join(ROOT, "bin", "fanout_floor")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -93,6 +98,25 @@ def cpu_ms(groups):
     return out
 
 
+def kdamonds():
+    """(pid, sampling interval in ms) of each running DAMON thread: a kernel
+    memory monitor some VMs run, which takes a core for ms at every sample."""
+    out = []
+    root = "/sys/kernel/mm/damon/admin/kdamonds"
+    for k in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        try:
+            with open(os.path.join(root, k, "state")) as f:
+                if f.read().strip() != "on":
+                    continue
+            with open(os.path.join(root, k, "pid")) as f:
+                pid = int(f.read())
+            with open(os.path.join(root, k, "contexts/0/monitoring_attrs/intervals/sample_us")) as f:
+                out.append((pid, int(f.read()) / 1000))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p / 100))] if xs else float("nan")
@@ -113,6 +137,9 @@ def main():
     if args.conns + 200 > hard:
         sys.exit("the open-file limit (%d) is below --conns + 200" % hard)
 
+    for tool in (POST_CLIENT, FANOUT_FLOOR):
+        if not os.access(tool, os.X_OK):
+            sys.exit("build it first: make %s" % os.path.relpath(tool, ROOT))
     if args.client == "c":
         client = [os.path.join(ROOT, "bin", "ws_client")]
         if not os.access(client[0], os.X_OK):
@@ -198,40 +225,28 @@ def main():
 
         # First the topic's members: --topic connections, the single-user
         # target's condition. Single-user sends to them at --rate per second
-        # from 4 threads.
+        # from bin/post_client (4 keep-alive connections, paced, in C).
         connect_s = open_conns([c for c in conns if c[0] in members])
         rss_members = rss_kib(d.pid)
         single_open = ctl.many([("connections", {})])[0]["total"]
-        # The collector's pauses stop the sending threads between taking a
-        # send's time and sending it, which would count as notifyd's latency.
-        gc.collect()
-        gc.freeze()
-        gc.disable()
-        single_ids = set()
-        lock = threading.Lock()
-        per = args.rate // 4
-
-        def sender(k):
-            cc = http.client.HTTPConnection("127.0.0.1", port)
-            rnd = random.Random(k)
-            t_start = time.monotonic()
-            for i in range(per * args.secs):
-                due = t_start + i / per
-                now = time.monotonic()
-                if due > now:
-                    time.sleep(due - now)
-                n = post(cc, {"user": rnd.choice(topic_users), "type": "m",
-                              "data": {"sent_at": "%.6f" % time.time()}})
-                with lock:
-                    single_ids.add(n["id"])
-        ts = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
-        t2 = time.monotonic()
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        rate_s = time.monotonic() - t2
-        gc.enable()
+        damon = kdamonds()
+        damon_cpu = cpu_ms([("kdamond", pid, None) for pid, _ in damon]).get("kdamond", 0)
+        pc = subprocess.Popen([POST_CLIENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+        out, _ = pc.communicate(json.dumps({"host": "127.0.0.1", "port": port, "key": key,
+                                            "users": topic_users, "rate": args.rate,
+                                            "secs": args.secs, "conns": 4}))
+        single_ids, single_rtt, rate_s = set(), [], None
+        for line in out.splitlines():
+            parts = line.split()
+            if parts[0] == "sent":
+                single_ids.add(int(parts[1]))
+                single_rtt.append(float(parts[2]))
+            elif parts[0] == "done":
+                rate_s = float(parts[2])
+        if pc.returncode != 0 or rate_s is None:
+            raise RuntimeError("post_client: %s" % out[-500:])
+        damon_cpu = cpu_ms([("kdamond", pid, None) for pid, _ in damon]).get("kdamond", 0) - damon_cpu
 
         # Then everyone else, up to --conns held.
         rss_before_others = rss_kib(d.pid)
@@ -253,6 +268,8 @@ def main():
             r = post(c, {"topic": "everyone", "type": "m", "title": "all",
                          "data": {"sent_at": "%.6f" % time.time()}})
             topic_ids |= {n["id"] for n in r["notifications"]}
+            frame_bytes = len(json.dumps({"type": "notification", "data": r["notifications"][0]},
+                                         separators=(",", ":")))
             topic_send.update((n["id"], k) for n in r["notifications"])
             time.sleep(1)
             after = cpu_ms(groups)
@@ -265,6 +282,12 @@ def main():
         d.terminate()
         d.wait(60)
         shutil.rmtree(tmp, ignore_errors=True)
+
+    # The baseline, with notifyd stopped: the kernel alone writing one frame
+    # of the same size to as many loopback connections, read by one process.
+    floor = subprocess.run([FANOUT_FLOOR, str(held_by), str(frame_bytes), "5"],
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    floor_p99 = [float(line.split()[2]) for line in floor if line.startswith("round ")]
 
     topic_lat, single_lat, single_srv = [], [], []
     per_send = [[] for _ in range(5)]
@@ -280,7 +303,6 @@ def main():
             elif nid in single_ids:
                 single_lat.append(ms)
                 single_srv.append(srv)
-    twice_users = set(users[:twice])
     single_expected = len(single_ids)  # at least one receipt each
     print("Machine: %d cores, %s, Linux %s; open-file limit %d." % (
         os.cpu_count(), open("/proc/cpuinfo").read().split("model name")[1].split(":")[1]
@@ -307,6 +329,11 @@ def main():
         max(topic_lat or [float("nan")])))
     print("| topic send: p99 of each send in turn | %s ms |" % " / ".join(
         "%.0f" % pct(x, 99) for x in per_send))
+    print("| baseline, bin/fanout_floor: one %d-byte write to each of %d loopback connections, "
+          "p99 receipt of each round | %s ms |" % (frame_bytes, held_by, " / ".join(
+              "%.1f" % x for x in floor_p99)))
+    print("| topic send p99 (sends 2-5) / baseline p99 (rounds 2-5) | %.1f× |" % (
+        sum(pct(x, 99) for x in per_send[1:]) / sum(floor_p99[1:])))
     for g in ("http workers", "notifyd threads", "clients"):
         print("| topic send: CPU of %s, each send in turn | %s ms |" % (
             g, " / ".join("%.0f" % x[g] for x in topic_cpu)))
@@ -317,7 +344,11 @@ def main():
         pct(single_lat, 50), pct(single_lat, 99)))
     print("| single-user stored (created_at, ms clock) to receive p50 / p99 | %.2f / %.2f ms |" % (
         pct(single_srv, 50), pct(single_srv, 99)))
-    del twice_users
+    print("| single-user POST round trip (201 received) p50 / p99 | %.2f / %.2f ms |" % (
+        pct(single_rtt, 50), pct(single_rtt, 99)))
+    if damon:
+        print("| DAMON (kdamond) running: sampling every / CPU during the single-user sends | "
+              "%s ms / %.0f ms |" % (", ".join("%.0f" % ms for _, ms in damon), damon_cpu))
 
 
 if __name__ == "__main__":

@@ -25,10 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "tool.h"
 
 #define GATE 100
 
@@ -53,20 +54,10 @@ on_term(int sig)
 	stopping = 1;
 }
 
-static void
-die(const char *what, const char *detail)
-{
-	printf("error %s: %s\n", what, detail);
-	fflush(stdout);
-	exit(1);
-}
-
 static double
 now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+	return clock_ms(CLOCK_REALTIME);
 }
 
 /* "2026-11-23T10:00:00.123Z" as ms since the epoch; NAN when it is not one. */
@@ -81,26 +72,6 @@ rfc3339_ms(const char *s)
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
 	return (double)timegm(&tm) * 1e3 + ms;
-}
-
-static void
-send_all(struct conn *c, const void *p, size_t n)
-{
-	const char *s = p;
-	while (n > 0) {
-		ssize_t w = send(c->fd, s, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN) {
-			/* Only handshakes and pongs are written: a few bytes. */
-			usleep(100);
-			continue;
-		}
-		if (w <= 0)
-			die("send", strerror(errno));
-		s += w;
-		n -= (size_t)w;
-	}
 }
 
 static void
@@ -135,7 +106,7 @@ handshake(struct conn *c)
 	    path, c->token, host);
 	if (n < 0 || (size_t)n >= sizeof req)
 		die("handshake", "token too long");
-	send_all(c, req, (size_t)n);
+	send_all(c->fd, req, (size_t)n);
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
 	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -152,7 +123,7 @@ send_frame(struct conn *c, int opcode, const char *p, size_t n)
 	memset(f + 2, 0x5a, 4);
 	for (size_t i = 0; i < n; i++)
 		f[6 + i] = (unsigned char)(p[i] ^ 0x5a);
-	send_all(c, f, 6 + n);
+	send_all(c->fd, f, 6 + n);
 }
 
 static void
@@ -280,11 +251,7 @@ parse_url(const char *url)
 int
 main(void)
 {
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	raise_nofile();
 	json_error_t err;
 	json_t *job = json_loadf(stdin, JSON_DISABLE_EOF_CHECK, &err);
 	json_t *list = json_object_get(job, "conns");
