@@ -22,9 +22,11 @@ delete_run(struct op_ctx *ctx, json_t *a)
 
 	if (user == NULL && ctx->err.status != 0)
 		return NULL;
-	/* Who owned it, for the log. */
+	/* Who owned it, for the log; and its id, if id is the one it was
+	 * scheduled with. */
 	int rc = store_notification_get(ctx->app->store, id, &n);
 	const char *owner = rc > 0 ? json_string_value(json_object_get(n, "user")) : NULL;
+	json_int_t nid = rc > 0 ? json_integer_value(json_object_get(n, "id")) : id;
 	/* One not due yet is cancelled: withdrawn with its deliveries, announced to no one. */
 	if (rc > 0 && op_not_due(ctx, n) && (user == NULL || strcmp(user, owner) == 0)) {
 		/* Not there yet for its user: a user token finds nothing to delete. */
@@ -33,15 +35,20 @@ delete_run(struct op_ctx *ctx, json_t *a)
 			return op_fail(ctx, 404, "not_found", "no notification %lld for user %s",
 			    (long long)id, user);
 		}
-		json_t *r = op_cancel_scheduled(ctx, user ? user : owner, id);
+		json_t *r = op_cancel_scheduled(ctx, user ? user : owner, nid);
 		if (r != NULL || ctx->err.status != 409) {
 			json_decref(n);
 			return r;
 		}
-		ctx->err = (struct op_error){0};	/* fell due meanwhile: delete it */
+		/* Fell due meanwhile: delete it, by the id it was released with. */
+		ctx->err = (struct op_error){0};
+		json_t *m = NULL;
+		if (store_notification_get(ctx->app->store, id, &m) > 0)
+			nid = json_integer_value(json_object_get(m, "id"));
+		json_decref(m);
 	}
 	if (rc > 0)
-		rc = store_notification_delete(ctx->app->store, user ? user : owner, id, ctx->now);
+		rc = store_notification_delete(ctx->app->store, user ? user : owner, nid, ctx->now);
 	if (rc == 0) {
 		json_decref(n);
 		return op_fail(ctx, 404, "not_found", "no notification %lld%s%s", (long long)id,
@@ -51,9 +58,9 @@ delete_run(struct op_ctx *ctx, json_t *a)
 		json_decref(n);
 		return op_fail(ctx, 500, "internal", "the notification could not be deleted");
 	}
-	log_info("notification deleted", "id=%lld user=%s", (long long)id, owner);
+	log_info("notification deleted", "id=%lld user=%s", (long long)nid, owner);
 	json_decref(n);
-	return json_pack("{s:I, s:b}", "id", id, "deleted", 1);
+	return json_pack("{s:I, s:b}", "id", nid, "deleted", 1);
 }
 
 const struct op op_delete = {"delete", "delete a notification", delete_args, delete_run, 0, NULL};

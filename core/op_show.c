@@ -38,7 +38,8 @@ show_run(struct op_ctx *ctx, json_t *a)
 	}
 	if (json_is_true(json_object_get(a, "deliveries"))) {
 		json_t *d = NULL;
-		if (store_deliveries_of(ctx->app->store, id, &d) < 0) {
+		json_int_t nid = json_integer_value(json_object_get(n, "id"));
+		if (store_deliveries_of(ctx->app->store, nid, &d) < 0) {
 			json_decref(n);
 			return op_fail(ctx, 500, "internal", "the deliveries could not be read");
 		}

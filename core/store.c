@@ -53,8 +53,10 @@ enum stmt_id {
 	S_NOTIF_INSERT,
 	S_NOTIF_BY_KEY,
 	S_NOTIF_GET,
+	S_NOTIF_GET_RELEASED,
 	S_NOTIF_LIST,
 	S_NOTIF_OWNED,
+	S_NOTIF_OWNED_RELEASED,
 	S_NOTIF_SET_READ,
 	S_NOTIF_SET_UNREAD,
 	S_NOTIF_SET_ARCHIVED,
@@ -134,14 +136,17 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_NOTIF_BY_KEY] = "SELECT " NCOLS " FROM notifications "
 	    "WHERE user_id = ?1 AND dedupe_key = ?2",
 	[S_NOTIF_GET] = "SELECT " NCOLS " FROM notifications WHERE id = ?1",
+	[S_NOTIF_GET_RELEASED] = "SELECT " NCOLS " FROM notifications WHERE scheduled_id = ?1",
 	[S_NOTIF_LIST] = "SELECT " NCOLS " FROM notifications "
 	    "WHERE user_id = ?1 AND id < ?2 AND (?3 = 0 OR read_at IS NULL) "
 	    "AND (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR category = ?5) "
 	    "AND (archived_at IS NOT NULL) = (?6 != 0) "
 	    "AND (deliver_at IS NULL OR deliver_at <= ?7) "
 	    "ORDER BY id DESC LIMIT ?8",
-	[S_NOTIF_OWNED] = "SELECT 1 FROM notifications "
+	[S_NOTIF_OWNED] = "SELECT id FROM notifications "
 	    "WHERE id = ?1 AND user_id = ?2 AND (deliver_at IS NULL OR deliver_at <= ?3)",
+	[S_NOTIF_OWNED_RELEASED] = "SELECT id FROM notifications "
+	    "WHERE scheduled_id = ?1 AND user_id = ?2 AND (deliver_at IS NULL OR deliver_at <= ?3)",
 	[S_NOTIF_SET_READ] = "UPDATE notifications SET read_at = ?3 "
 	    "WHERE id = ?1 AND user_id = ?2 AND read_at IS NULL",
 	[S_NOTIF_SET_UNREAD] = "UPDATE notifications SET read_at = NULL "
@@ -1260,7 +1265,10 @@ notification_by(struct store *st, enum stmt_id which, int64_t key, json_t **out)
 int
 store_notification_get(struct store *st, int64_t id, json_t **out)
 {
-	return notification_by(st, S_NOTIF_GET, id, out);
+	int rc = notification_by(st, S_NOTIF_GET, id, out);
+	/* Ids are never reused, so no row has id as its id and another as
+	 * the id it was scheduled with. */
+	return rc == 0 ? notification_by(st, S_NOTIF_GET_RELEASED, id, out) : rc;
 }
 
 int
@@ -1390,27 +1398,33 @@ mark_w(struct conn *c, void *arg)
 	struct mark_args *p = arg;
 	json_array_clear(p->changed);
 	for (size_t i = 0; i < p->n; i++) {
-		sqlite3_stmt *s = stmt(c, S_NOTIF_OWNED);
-		sqlite3_bind_int64(s, 1, p->ids[i]);
-		bind_text(s, 2, p->user);
-		sqlite3_bind_int64(s, 3, p->now);
-		int r = sqlite3_step(s);
-		sqlite3_reset(s);
+		/* Its id, or the one its send returned when it was scheduled. */
+		int r = SQLITE_DONE;
+		int64_t id = 0;
+		for (int k = 0; k < 2 && r == SQLITE_DONE; k++) {
+			sqlite3_stmt *s = stmt(c, k == 0 ? S_NOTIF_OWNED : S_NOTIF_OWNED_RELEASED);
+			sqlite3_bind_int64(s, 1, p->ids[i]);
+			bind_text(s, 2, p->user);
+			sqlite3_bind_int64(s, 3, p->now);
+			if ((r = sqlite3_step(s)) == SQLITE_ROW)
+				id = sqlite3_column_int64(s, 0);
+			sqlite3_reset(s);
+		}
 		if (r == SQLITE_DONE) {
 			p->missing = p->ids[i];
 			return 0;	/* run_batch() undoes the ids before it */
 		}
 		if (r != SQLITE_ROW)
 			return fail(c, "notification_owned");
-		s = stmt(c, set[p->how]);
-		sqlite3_bind_int64(s, 1, p->ids[i]);
+		sqlite3_stmt *s = stmt(c, set[p->how]);
+		sqlite3_bind_int64(s, 1, id);
 		bind_text(s, 2, p->user);
 		if (p->how == MARK_READ || p->how == MARK_ARCHIVED)
 			sqlite3_bind_int64(s, 3, p->now);
 		if (step_done(c, s, "notification_mark") != 0)
 			return -1;
 		if (sqlite3_changes(c->db) > 0)
-			json_array_append_new(p->changed, json_integer(p->ids[i]));
+			json_array_append_new(p->changed, json_integer(id));
 	}
 	/* The count as of this commit, so events never carry a stale one. */
 	return unread_count(c, p->user, p->now, &p->count);

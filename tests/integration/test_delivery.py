@@ -519,6 +519,45 @@ def test_scheduled_send_is_invisible_until_due_then_pushed_and_emailed(dd):
     assert r.status_code == 409 and r.json()["error"]["code"] == "already_delivered"
 
 
+def test_a_released_notification_answers_to_the_id_its_send_returned(dd):
+    """The sender kept the id the send returned; after the release it still
+    reaches the notification, now under its new id, and only for its user."""
+    tok = dd.ok("token", "ann")["token"]
+    hdr = {"Authorization": "Bearer " + tok}
+    base = dd.url + "/api/v1/users/ann/notifications/"
+
+    async def released():
+        async with websockets.connect("ws://127.0.0.1:%d/ws?token=%s" % (dd.port, tok)) as ws:
+            await asyncio.wait_for(ws.recv(), 10)        # connected
+            n = dd.ok("send", "--user", "ann", "--type", "message", "--title", "kept id",
+                      "--at", iso(time.time() + 1))
+            while True:
+                f = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if f["type"] == "notification":
+                    return n["id"], f["data"]["id"]
+    old, new = asyncio.run(released())
+    assert new != old
+    r = requests.get(base + str(old), headers=hdr)
+    assert r.status_code == 200 and r.json()["id"] == new and r.json()["scheduled_id"] == old
+    shown = dd.ok("show", old, "--deliveries")
+    assert shown["id"] == new and shown["deliveries"][0]["status"] == "sent"
+    # Marks act on it and report the id it has now.
+    r = requests.post(base + "%d/read" % old, headers=hdr)
+    assert r.status_code == 200 and r.json()["ids"] == [new] and r.json()["unread_count"] == 0
+    assert dd.ok("show", new)["read_at"] is not None
+    assert dd.ok("unread", "--user", "ann", old)["ids"] == [new]
+    # Not another user's: bob's token finds nothing, and learns no new id.
+    bob = {"Authorization": "Bearer " + dd.ok("token", "bob")["token"]}
+    r = requests.get(dd.url + "/api/v1/users/bob/notifications/%d" % old, headers=bob)
+    assert r.status_code == 404 and str(new) not in r.text
+    r = requests.delete(dd.url + "/api/v1/users/bob/notifications/%d" % old, headers=bob)
+    assert r.status_code == 404 and str(new) not in r.text
+    r = requests.delete(base + str(old), headers=hdr)
+    assert r.status_code == 200 and r.json() == {"id": new, "deleted": True}
+    assert requests.get(base + str(new), headers=hdr).status_code == 404
+    assert requests.get(base + str(old), headers=hdr).status_code == 404
+
+
 def test_cancel_before_due(dd):
     key = dd.ok("key", "create", "k")["key"]
     hdr = {"Authorization": "Bearer " + key}
