@@ -69,6 +69,7 @@ enum stmt_id {
 	S_TOPIC_ADD,
 	S_TOPIC_REMOVE,
 	S_TOPIC_MEMBERS,
+	S_TOPIC_COUNT,
 	S_KEY_INSERT,
 	S_KEY_LOOKUP,
 	S_KEY_TOUCH,
@@ -171,6 +172,7 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_TOPIC_ADD] = "INSERT INTO topic_members (topic, user_id, added_at) "
 	    "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
 	[S_TOPIC_REMOVE] = "DELETE FROM topic_members WHERE topic = ?1 AND user_id = ?2",
+	[S_TOPIC_COUNT] = "SELECT count(*) FROM topic_members WHERE topic = ?1",
 	[S_TOPIC_MEMBERS] = "SELECT user_id FROM topic_members WHERE topic = ?1 "
 	    "ORDER BY user_id",
 	[S_KEY_INSERT] = "INSERT INTO api_keys (name, hash, created_at) "
@@ -1893,7 +1895,20 @@ struct topic_change {
 	const char	*topic, *user;
 	int64_t		 now;
 	bool		 changed;
+	int64_t		 count;		/* members after the change */
 };
+
+static int
+topic_count(struct conn *c, struct topic_change *p)
+{
+	sqlite3_stmt *s = stmt(c, S_TOPIC_COUNT);
+	bind_text(s, 1, p->topic);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		p->count = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : fail(c, "topic_count");
+}
 
 static int
 topic_add_w(struct conn *c, void *arg)
@@ -1908,7 +1923,7 @@ topic_add_w(struct conn *c, void *arg)
 	if (step_done(c, s, "topic_add") != 0)
 		return -1;
 	p->changed = sqlite3_changes(c->db) > 0;
-	return 1;
+	return topic_count(c, p) < 0 ? -1 : 1;
 }
 
 static int
@@ -1920,24 +1935,29 @@ topic_remove_w(struct conn *c, void *arg)
 	bind_text(s, 2, p->user);
 	if (step_done(c, s, "topic_remove") != 0)
 		return -1;
-	return sqlite3_changes(c->db) > 0;
+	if (sqlite3_changes(c->db) == 0)
+		return 0;
+	return topic_count(c, p) < 0 ? -1 : 1;
 }
 
 int
 store_topic_add(struct store *st, const char *topic, const char *user, int64_t now,
-    bool *added)
+    bool *added, int64_t *count)
 {
-	struct topic_change p = {topic, user, now, false};
+	struct topic_change p = {topic, user, now, false, 0};
 	int rc = store_write(st, topic_add_w, &p);
 	*added = p.changed;
+	*count = p.count;
 	return rc;
 }
 
 int
-store_topic_remove(struct store *st, const char *topic, const char *user)
+store_topic_remove(struct store *st, const char *topic, const char *user, int64_t *count)
 {
-	struct topic_change p = {topic, user, 0, false};
-	return store_write(st, topic_remove_w, &p);
+	struct topic_change p = {topic, user, 0, false, 0};
+	int rc = store_write(st, topic_remove_w, &p);
+	*count = p.count;
+	return rc;
 }
 
 int

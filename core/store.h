@@ -178,9 +178,11 @@ int	 store_delivery_notification(struct store *st, int64_t delivery, json_t **ou
 int	 store_delivery_release(struct store *st, const struct delivery *d, int64_t now);
 /* The deliveries of notification id: [{"channel","status","attempts",...}]. */
 int	 store_deliveries_of(struct store *st, int64_t id, json_t **out);
+/* Add or remove one member; *count: the topic's members after it. */
 int	 store_topic_add(struct store *st, const char *topic, const char *user,
-	    int64_t now, bool *added);
-int	 store_topic_remove(struct store *st, const char *topic, const char *user);
+	    int64_t now, bool *added, int64_t *count);
+int	 store_topic_remove(struct store *st, const char *topic, const char *user,
+	    int64_t *count);
 /* The members' user ids (new reference); 0 when the topic has none. */
 int	 store_topic_members(struct store *st, const char *topic, json_t **members);
 

@@ -164,11 +164,12 @@ def test_rest_era_commands(nd):
     """The commands the REST issue added, through notifyctl's own parsing."""
     r = nd.ok("send", "--users", "a", "--users", "b", "--type", "m", "--title", "hi")
     assert r["count"] == 2 and [n["user"] for n in r["notifications"]] == ["a", "b"]
-    assert nd.ok("topic", "add", "team", "a")["members"] == ["a"]
+    assert nd.ok("topic", "add", "team", "a") == {"topic": "team", "user": "a", "count": 1}
     assert nd.ok("topic", "add", "team", "c")["count"] == 2
     assert nd.ok("topic", "show", "team") == {"topic": "team", "count": 2, "members": ["a", "c"]}
     assert nd.ok("send", "--topic", "team", "--type", "m")["count"] == 2
-    assert nd.ok("topic", "rm", "team", "a")["members"] == ["c"]
+    assert nd.ok("topic", "rm", "team", "a") == {"topic": "team", "user": "a", "count": 1}
+    assert nd.ok("topic", "show", "team")["members"] == ["c"]
     rc, _, err = nd.ctl("topic", "rm", "team", "a")
     assert rc == 1 and "not a member" in err
 

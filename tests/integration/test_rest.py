@@ -178,11 +178,15 @@ def test_user_profiles(api):
 
 def test_topics(api):
     assert api.req("PUT", "/api/v1/topics/ops/members/a").status_code == 201
-    assert api.req("PUT", "/api/v1/topics/ops/members/a").status_code == 200
-    assert api.req("PUT", "/api/v1/topics/ops/members/b").json() == {"topic": "ops", "count": 2,
-                                                                     "members": ["a", "b"]}
+    r = api.req("PUT", "/api/v1/topics/ops/members/a")
+    assert r.status_code == 200 and r.json() == {"topic": "ops", "user": "a", "count": 1}
+    # The membership and the topic's size, not its member list.
+    assert api.req("PUT", "/api/v1/topics/ops/members/b").json() == {"topic": "ops", "user": "b",
+                                                                     "count": 2}
     assert api.req("GET", "/api/v1/topics/ops").json()["members"] == ["a", "b"]
-    assert api.req("DELETE", "/api/v1/topics/ops/members/a").json()["members"] == ["b"]
+    assert api.req("DELETE", "/api/v1/topics/ops/members/a").json() == {"topic": "ops",
+                                                                        "user": "a", "count": 1}
+    assert api.req("GET", "/api/v1/topics/ops").json()["members"] == ["b"]
     err(api.req("DELETE", "/api/v1/topics/ops/members/a"), 404, "not_found")
     api.req("DELETE", "/api/v1/topics/ops/members/b")
     err(api.req("GET", "/api/v1/topics/ops"), 404, "topic_not_found")

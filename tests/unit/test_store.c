@@ -334,19 +334,26 @@ test_users_topics_keys(void **state)
 	assert_true(json_is_null(json_object_get(out, "tz")));
 	json_decref(out);
 
+	int64_t count = -1;
 	assert_int_equal(store_topic_members(f->st, "team", &members), 0);
-	assert_int_equal(store_topic_add(f->st, "team", "bo", 1, &added), 1);
+	assert_int_equal(store_topic_add(f->st, "team", "bo", 1, &added, &count), 1);
 	assert_true(added);
-	assert_int_equal(store_topic_add(f->st, "team", "ann", 1, &added), 1);
-	assert_int_equal(store_topic_add(f->st, "team", "ann", 1, &added), 1);
+	assert_int_equal(count, 1);
+	assert_int_equal(store_topic_add(f->st, "team", "ann", 1, &added, &count), 1);
+	assert_int_equal(count, 2);
+	assert_int_equal(store_topic_add(f->st, "team", "ann", 1, &added, &count), 1);
 	assert_false(added);
+	assert_int_equal(count, 2);
+	assert_int_equal(store_topic_add(f->st, "other", "ann", 1, &added, &count), 1);
+	assert_int_equal(count, 1);
 	assert_int_equal(store_user_exists(f->st, "bo"), 1);
 	assert_int_equal(store_topic_members(f->st, "team", &members), 1);
 	assert_int_equal(json_array_size(members), 2);
 	assert_string_equal(json_string_value(json_array_get(members, 0)), "ann");
 	json_decref(members);
-	assert_int_equal(store_topic_remove(f->st, "team", "ann"), 1);
-	assert_int_equal(store_topic_remove(f->st, "team", "ann"), 0);
+	assert_int_equal(store_topic_remove(f->st, "team", "ann", &count), 1);
+	assert_int_equal(count, 1);
+	assert_int_equal(store_topic_remove(f->st, "team", "ann", &count), 0);
 
 	unsigned char h1[32] = {1}, h2[32] = {2};
 	int64_t id1, id2, found;
