@@ -283,6 +283,7 @@ accept_one(void *arg, int fd)
 		return;
 	}
 	struct client *cl = calloc(1, sizeof *cl);
+	unsigned id = 0;	/* cl is the client thread's once it runs */
 	pthread_t t;
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
@@ -290,7 +291,7 @@ accept_one(void *arg, int fd)
 	if (cl != NULL) {
 		cl->ctl = ctl;
 		cl->fd = fd;
-		cl->id = ++ctl->next_id;
+		cl->id = id = ++ctl->next_id;
 		cl->next = ctl->clients;
 		ctl->clients = cl;
 		ctl->nclients++;
@@ -307,7 +308,7 @@ accept_one(void *arg, int fd)
 		log_error("control client refused", "reason=resources");
 		refuse(fd, "internal", "notifyd is out of resources");
 	} else {
-		log_debug("control client connected", "client=%u pid=%d", cl->id, (int)cred.pid);
+		log_debug("control client connected", "client=%u pid=%d", id, (int)cred.pid);
 	}
 }
 

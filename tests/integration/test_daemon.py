@@ -109,6 +109,18 @@ def test_live_socket_not_stolen(daemons, tmp):
     assert first.ok("ping")["pong"]
 
 
+def test_control_clients_that_hang_up_at_once(nd):
+    """A client may be gone, and its thread done with it, before the
+    accepting thread has finished with the connection: nothing of it may be
+    touched then (under valgrind or ASan a touch fails the daemon's exit)."""
+    import socket
+    for _ in range(300):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(nd.socket)
+        s.close()
+    assert nd.ok("ping")["pong"]
+
+
 def test_stale_socket_after_kill(daemons):
     d = daemons().start()
     d.ok("send", "--user", "a", "--type", "m")
