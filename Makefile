@@ -112,11 +112,11 @@ install: all
 	for m in $(MAN); do \
 	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 
-# bench/ws.py's load clients (not installed).
-BENCH_TOOLS = $(BIN)/ws_client $(BIN)/post_client $(BIN)/fanout_floor
+# The bench/ tools (not installed).
+BENCH_TOOLS = $(BIN)/ws_client $(BIN)/post_client $(BIN)/fanout_floor $(BIN)/commit_floor
 $(BENCH_TOOLS): $(BIN)/%: bench/%.c bench/tool.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -pthread -o $@ $< $(shell pkg-config --libs jansson)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -pthread -o $@ $< $(shell pkg-config --libs jansson) -lcivetweb
 
 bench: all $(BENCH_TOOLS)
 	@sh tools/bootstrap.sh bench

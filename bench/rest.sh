@@ -1,6 +1,8 @@
 #!/bin/sh
 # REST throughput and latency of notifyd, each as a ratio to GET /healthz
-# measured in the same run, on a database holding SEED notifications.
+# measured in the same run, on a database holding SEED notifications; then
+# the floor of a durable create on this machine, bin/commit_floor (civetweb
+# alone waiting for an fdatasync'd group commit), against its own /healthz.
 #
 #   sh bench/rest.sh            (after make; make bench runs it)
 #   DUR=30s CONNS=64 SEED=1000000 SYNC=full sh bench/rest.sh
@@ -14,6 +16,7 @@ SEED=${SEED:-1000000}
 SYNC=${SYNC:-full}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/bin
+make -s -C "$root" bin/commit_floor
 tmp=$(mktemp -d /tmp/notifyd-bench.XXXXXX)
 pid=
 
@@ -106,6 +109,29 @@ if [ "$p_bad" -ne 0 ] || [ "$stored" -lt "$p_n" ]; then
 	exit 1
 fi
 
+# The baseline: civetweb alone, with a handler that waits for a group
+# commit (one fdatasync per batch on this filesystem) and WORK_US of serial
+# CPU per request in the committer, against its own /healthz (bin/commit_floor).
+floor() {
+	port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	"$bin/commit_floor" "127.0.0.1:$port" "$tmp/floor.wal" "$1" > "$tmp/floor.out" &
+	pid=$!
+	i=0
+	until grep -q ready "$tmp/floor.out" 2>/dev/null; do
+		i=$((i + 1)); [ $i -lt 200 ] || { echo "commit_floor did not start" >&2; exit 1; }
+		sleep 0.05
+	done
+	run healthz "$tmp/report.lua" /healthz
+	fh_rps=$r_rps
+	run commit "$tmp/post.lua" /commit
+	fc_rps=$r_rps fc_p50=$r_p50 fc_p99=$r_p99 fc_bad=$r_bad
+	kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+}
+floor 0
+f0_h=$fh_rps f0_c=$fc_rps f0_p50=$fc_p50 f0_p99=$fc_p99 f0_bad=$fc_bad
+floor 20
+f20_h=$fh_rps f20_c=$fc_rps f20_p50=$fc_p50 f20_p99=$fc_p99 f20_bad=$fc_bad
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 cat <<EOF2
 Machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), \
@@ -119,6 +145,8 @@ Command: \`DUR=$DUR CONNS=$CONNS THREADS=$THREADS SEED=$SEED SYNC=$SYNC sh bench
 | GET /healthz | $h_rps | 1.00 | $h_p50 | $h_p99 | $h_bad |
 | POST /api/v1/notifications | $p_rps | $(ratio "$p_rps" "$h_rps") | $p_p50 | $p_p99 | $p_bad |
 | GET /api/v1/users/u42/notifications?limit=50 | $g_rps | $(ratio "$g_rps" "$h_rps") | $g_p50 | $g_p99 | $g_bad |
+| baseline (bin/commit_floor, civetweb alone): waits for a group commit, no work | $f0_c | $(ratio "$f0_c" "$f0_h") of its /healthz ($f0_h) | $f0_p50 | $f0_p99 | $f0_bad |
+| baseline, with 20 µs of serial work per request in the commit | $f20_c | $(ratio "$f20_c" "$f20_h") of its /healthz ($f20_h) | $f20_p50 | $f20_p99 | $f20_bad |
 
 Every one of the $p_n creates answered 201 and is in the database ($stored rows added);
 commits and writes carried (group commit): $stats
