@@ -336,6 +336,17 @@ step_done(struct conn *c, sqlite3_stmt *s, const char *what)
 	return rc == SQLITE_DONE ? 0 : fail(c, what);
 }
 
+/* Run a statement that returns one integer (after binding) into *out; <0 on error. */
+static int
+step_int64(struct conn *c, sqlite3_stmt *s, int64_t *out, const char *what)
+{
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : fail(c, what);
+}
+
 static int
 exec(struct conn *c, enum stmt_id id)
 {
@@ -1081,11 +1092,7 @@ unread_count(struct conn *c, const char *user, int64_t now, int64_t *count)
 	sqlite3_stmt *s = stmt(c, S_UNREAD_COUNT);
 	bind_text(s, 1, user);
 	sqlite3_bind_int64(s, 2, now);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*count = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 1 : fail(c, "unread_count");
+	return step_int64(c, s, count, "unread_count") < 0 ? -1 : 1;
 }
 
 /* Insert one notification (and its user); *count: the unread count after it, when asked. */
@@ -1316,11 +1323,7 @@ store_last_id(struct store *st, const char *user, int64_t now, int64_t *id)
 	sqlite3_stmt *s = stmt(c, S_NOTIF_MAX_VISIBLE);
 	bind_text(s, 1, user);
 	sqlite3_bind_int64(s, 2, now);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*id = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	rc = rc == SQLITE_ROW ? 1 : fail(c, "last_id");
+	int rc = step_int64(c, s, id, "last_id") < 0 ? -1 : 1;
 	reader_put(c);
 	return rc;
 }
@@ -1481,12 +1484,8 @@ read_all_w(struct conn *c, void *arg)
 	sqlite3_stmt *s = stmt(c, S_NOTIF_MAX_VISIBLE);
 	bind_text(s, 1, p->user);
 	sqlite3_bind_int64(s, 2, p->now);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		p->up_to = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW)
-		return fail(c, "notification_max");
+	if (step_int64(c, s, &p->up_to, "notification_max") < 0)
+		return -1;
 	s = stmt(c, S_NOTIF_READ_ALL);
 	bind_text(s, 1, p->user);
 	sqlite3_bind_int64(s, 2, p->now);
@@ -1903,11 +1902,7 @@ topic_count(struct conn *c, struct topic_change *p)
 {
 	sqlite3_stmt *s = stmt(c, S_TOPIC_COUNT);
 	bind_text(s, 1, p->topic);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		p->count = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 0 : fail(c, "topic_count");
+	return step_int64(c, s, &p->count, "topic_count");
 }
 
 static int
