@@ -2,24 +2,34 @@
 #
 #   make             build bin/notifyd and bin/notifyctl
 #   make run         install missing dependencies, build, run notifyd in the foreground
-#   make test        install missing dependencies, build, run every test
+#   make test        install missing dependencies, build, run every test (a few minutes)
+#   make check       the slower checks CI runs too: valgrind, ASan + UBSan
 #   make SANITIZE=1  the same with ASan + UBSan, built in build/sanitize/
-#   make install     PREFIX=/usr/local DESTDIR=
+#   make install     PREFIX=/usr/local DESTDIR= (and BINDIR, SBINDIR, MANDIR, SYSCONFDIR...)
+#   make uninstall   the same variables: removes what install put there
 #   make bench       the benchmarks in bench/
+#
+# Every compiler and linker flag that depends on an installed library is
+# read from $(OUT)/config.mk, which a rule writes after tools/bootstrap.sh
+# has installed what is missing. Make builds that file before anything
+# else and then reads the makefile again, so on a machine without the
+# packages the first `make run` installs them and builds in one go. No
+# flag may be computed with $(shell pkg-config ...) at parse time: it would
+# run before the packages exist.
 
-PREFIX    ?= /usr/local
-BINDIR    ?= $(PREFIX)/bin
-SBINDIR   ?= $(PREFIX)/sbin
-MANDIR    ?= $(PREFIX)/share/man
-DESTDIR   ?=
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(PREFIX)/etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+DESTDIR    ?=
 
 CC        ?= cc
 PKGS      := sqlite3 jansson inih libjwt openssl gmime-3.0 libcurl
 CFLAGS    ?= -O2 -g
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARNINGS) $(CFLAGS) \
-             -Icore -I$(OUT)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcivetweb -lpthread
 
 ifeq ($(SANITIZE),1)
 OUT       := build/sanitize
@@ -31,6 +41,16 @@ OUT       := build/default
 BIN       := bin
 endif
 
+# Goals that need no compiler flags, and so no bootstrap.
+NOCONFIG_GOALS := clean uninstall
+ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NOCONFIG_GOALS),$(MAKECMDGOALS)),all),)
+include $(OUT)/config.mk
+endif
+
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARNINGS) $(CFLAGS) \
+             -Icore -I$(OUT)/gen $(PKG_CFLAGS) -DHAVE_SYSTEMD=$(HAVE_SYSTEMD)
+LDLIBS     = $(PKG_LIBS) -lcivetweb -lpthread
+
 CORE_SRC  := $(sort $(wildcard core/*.c))
 CORE_OBJ  := $(CORE_SRC:%.c=$(OUT)/%.o) $(OUT)/gen/embedded_sql.o \
              $(OUT)/gen/embedded_templates.o
@@ -39,18 +59,35 @@ TEMPLATES := $(sort $(filter-out templates/README.md,$(wildcard templates/*)))
 MAN       := $(wildcard man/*.[1-8])
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
+DIST      := $(OUT)/dist
 
-.PHONY: all deps test-deps run test install clean bench FORCE
+.PHONY: all deps test-deps run test check install uninstall clean bench FORCE
 
-all: deps $(BIN)/notifyd $(BIN)/notifyctl
+all: $(BIN)/notifyd $(BIN)/notifyctl
 
+# The flags of the installed libraries, written once they are installed.
+# A failed bootstrap stops make here, before anything is compiled.
+$(OUT)/config.mk: tools/deps.txt tools/bootstrap.sh
+	@sh tools/bootstrap.sh build
+	@mkdir -p $(@D)
+	@set -e; cflags=$$(pkg-config --cflags $(PKGS)); libs=$$(pkg-config --libs $(PKGS)); \
+	systemd=0; if pkg-config --exists libsystemd; then systemd=1; \
+	    cflags="$$cflags $$(pkg-config --cflags libsystemd)"; \
+	    libs="$$libs $$(pkg-config --libs libsystemd)"; fi; \
+	printf '# Written by the Makefile after tools/bootstrap.sh; make clean removes it.\n' > $@.tmp; \
+	printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\nHAVE_SYSTEMD := %s\n' \
+	    "$$cflags" "$$libs" "$$systemd" >> $@.tmp; \
+	mv $@.tmp $@
+
+# Checked on every build: cheap when everything is there, and it names
+# what went missing since config.mk was written.
 deps:
 	@sh tools/bootstrap.sh build
 
-test-deps:
+test-deps: deps
 	@sh tools/bootstrap.sh test
 
-$(OUT)/%.o: %.c
+$(OUT)/%.o: %.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
@@ -90,12 +127,14 @@ $(BIN)/notifyctl: $(CTL_OBJ) $(OUT)/libnotifyd.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(OUT)/tests/%: tests/unit/%.c $(OUT)/libnotifyd.a
+# cmocka is a test dependency: its flags are read when the test is linked,
+# after test-deps has installed it.
+$(OUT)/tests/%: tests/unit/%.c $(OUT)/libnotifyd.a | test-deps
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $^ \
-	    $(LDLIBS) $(shell pkg-config --libs cmocka)
+	$(CC) $(ALL_CFLAGS) $$(pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $^ \
+	    $(LDLIBS) $$(pkg-config --libs cmocka)
 
-run: deps $(BIN)/notifyd $(BIN)/notifyctl
+run: $(BIN)/notifyd $(BIN)/notifyctl
 	@echo "notifyd: data in ./var; in another terminal try:"
 	@echo "  $(BIN)/notifyctl send --user alice --type message --title 'Hello' --body 'It works'"
 	@echo "  $(BIN)/notifyctl list --user alice"
@@ -104,19 +143,61 @@ run: deps $(BIN)/notifyd $(BIN)/notifyctl
 test: test-deps $(BIN)/notifyd $(BIN)/notifyctl $(UNIT_BIN)
 	@BIN=$(BIN) OUT=$(OUT) sh tests/run.sh
 
-install: all
+# The slower checks: the integration tests again with every daemon under
+# valgrind, and the whole suite built with ASan + UBSan.
+check: test-deps $(BIN)/notifyd $(BIN)/notifyctl
+	@BIN=$(BIN) OUT=$(OUT) sh tests/run.sh valgrind
+	@$(MAKE) --no-print-directory SANITIZE=1 test
+
+# What install writes besides the binaries and man pages: a unit whose
+# Type= follows the build (notify with libsystemd) and whose paths follow
+# the install's (written by install itself, since they change with its
+# variables), bash completion made by notifyctl from its operations table,
+# and a config file with every key commented out at its default.
+$(DIST)/notifyctl.bash: $(BIN)/notifyctl
+	@mkdir -p $(@D)
+	$(BIN)/notifyctl completion bash > $@.tmp && mv $@.tmp $@
+
+$(DIST)/notifyd.conf: $(BIN)/notifyd
+	@mkdir -p $(@D)
+	$(BIN)/notifyd --print-config --defaults > $@.tmp && mv $@.tmp $@
+
+INSTALLED = $(SBINDIR)/notifyd $(BINDIR)/notifyctl \
+    $(foreach m,$(MAN),$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))) \
+    $(UNITDIR)/notifyd.service $(COMPLETIONDIR)/notifyctl
+
+install: all dist/notifyd.service.in $(DIST)/notifyctl.bash $(DIST)/notifyd.conf
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPLETIONDIR) $(DESTDIR)$(SYSCONFDIR)/notifyd
 	install -m 755 $(BIN)/notifyd $(DESTDIR)$(SBINDIR)/notifyd
 	install -m 755 $(BIN)/notifyctl $(DESTDIR)$(BINDIR)/notifyctl
 	for m in $(MAN); do \
 	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    -e 's|@TYPE@|$(if $(filter 1,$(HAVE_SYSTEMD)),notify,simple)|g' \
+	    dist/notifyd.service.in > $(DESTDIR)$(UNITDIR)/notifyd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/notifyd.service
+	install -m 644 $(DIST)/notifyctl.bash $(DESTDIR)$(COMPLETIONDIR)/notifyctl
+	@# An administrator's edited config is never overwritten.
+	@conf=$(DESTDIR)$(SYSCONFDIR)/notifyd/notifyd.conf; \
+	if [ -e "$$conf" ]; then echo "install: keeping $$conf"; \
+	else echo "install -m 644 $(DIST)/notifyd.conf $$conf"; \
+	    install -m 644 $(DIST)/notifyd.conf "$$conf"; fi
+
+# Removes what install wrote; a notifyd.conf changed since is left, and said so.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@conf=$(DESTDIR)$(SYSCONFDIR)/notifyd/notifyd.conf; \
+	if [ -e "$$conf" ] && grep -q -v -E '^(;|\[|$$)' "$$conf"; then \
+	    echo "uninstall: $$conf has settings; left in place"; \
+	else rm -f "$$conf"; rmdir "$(DESTDIR)$(SYSCONFDIR)/notifyd" 2>/dev/null || true; fi
 
 # The bench/ tools (not installed).
 BENCH_TOOLS = $(BIN)/ws_client $(BIN)/post_client $(BIN)/fanout_floor $(BIN)/commit_floor
-$(BENCH_TOOLS): $(BIN)/%: bench/%.c bench/tool.h
+$(BENCH_TOOLS): $(BIN)/%: bench/%.c bench/tool.h $(OUT)/config.mk
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -pthread -o $@ $< $(shell pkg-config --libs jansson) -lcivetweb
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -pthread -o $@ $< $(PKG_LIBS) -lcivetweb
 
 bench: all $(BENCH_TOOLS)
 	@sh tools/bootstrap.sh bench
@@ -126,4 +207,3 @@ clean:
 	rm -rf build bin
 
 -include $(shell find $(OUT) -name '*.d' -type f 2>/dev/null)
-

@@ -1,49 +1,69 @@
 #!/bin/sh
-# Run every test: man page lint, unit tests (cmocka), integration tests
-# (pytest against real binaries). Ends with "N passed, N failed".
-# Environment: BIN (where notifyd and notifyctl are), OUT (build dir).
+# Run the tests. Ends with "N passed, N failed".
+#
+#   sh tests/run.sh            make test: man page lint, unit tests (cmocka),
+#                              integration tests (pytest against real binaries,
+#                              one worker per core)
+#   sh tests/run.sh valgrind   make check: the unit tests and the integration
+#                              tests again, every notifyd under valgrind
+#
+# Environment: BIN (where notifyd and notifyctl are), OUT (build dir),
+# PYTEST_ARGS (more pytest arguments, e.g. -k NAME or --durations=20),
+# JOBS (pytest workers; default: one per core).
 set -u
 BIN=${BIN:-bin}
 OUT=${OUT:-build/default}
+mode=${1:-test}
 pass=0
 fail=0
 failed=
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+VALGRIND="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99"
 
 record() {	# record NAME STATUS
 	if [ "$2" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); failed="$failed $1"; fi
 }
 
-echo "== man pages (mandoc -Tlint -Wwarning)"
-for m in man/*.[1-8]; do
-	out=$(mandoc -Tlint -Wwarning "$m" 2>&1)
-	if [ -z "$out" ]; then record "$m" 0; else echo "$out"; record "$m" 1; fi
-done
+if [ "$mode" = test ]; then
+	echo "== man pages (mandoc -Tlint -Wwarning)"
+	for m in man/*.[1-8]; do
+		out=$(mandoc -Tlint -Wwarning "$m" 2>&1)
+		if [ -z "$out" ]; then record "$m" 0; else echo "$out"; record "$m" 1; fi
+	done
+fi
 
-echo "== unit tests"
-for t in "$OUT"/tests/test_*; do
-	[ -x "$t" ] || continue
-	log="$t.tap"
-	CMOCKA_MESSAGE_OUTPUT=TAP "$t" > "$log" 2>&1
-	rc=$?
-	ok=$(grep -c '^ok ' "$log")
-	nok=$(grep -c '^not ok ' "$log")
-	pass=$((pass + ok))
-	fail=$((fail + nok))
-	[ "$nok" -gt 0 ] && { grep -A5 '^not ok' "$log"; failed="$failed ${t##*/}"; }
-	# A crash or exit without a "not ok" line is a failure too.
-	if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then cat "$log"; record "${t##*/}" 1; fi
-	echo "${t##*/}: $ok passed, $nok failed"
-done
+# unit_run WRAPPER...: every cmocka test binary, under WRAPPER when given.
+unit_run() {
+	for t in "$OUT"/tests/test_*; do
+		[ -x "$t" ] || continue
+		case $t in *.tap) continue ;; esac
+		log="$t.tap"
+		CMOCKA_MESSAGE_OUTPUT=TAP "$@" "$t" > "$log" 2>&1
+		rc=$?
+		ok=$(grep -c '^ok ' "$log")
+		nok=$(grep -c '^not ok ' "$log")
+		pass=$((pass + ok))
+		fail=$((fail + nok))
+		[ "$nok" -gt 0 ] && { grep -A5 '^not ok' "$log"; failed="$failed ${t##*/}"; }
+		# A crash, a leak or exit without a "not ok" line is a failure too.
+		if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then cat "$log"; record "${t##*/}" 1; fi
+		echo "${t##*/}: $ok passed, $nok failed"
+	done
+}
 
-# pytest LABEL JUNIT [VAR=VALUE...]: run the integration tests, add up the counts.
+# pytest_run LABEL JUNIT WRAPPER [PYTEST ARGS...]: run the integration
+# tests, every notifyd under WRAPPER (may be empty), and add up the counts.
 pytest_run() {
-	label=$1 junit=$2
-	shift 2
-	echo "== $label"
+	label=$1 junit=$2 wrapper=$3
+	shift 3
+	echo "== $label ($jobs workers)"
 	rm -f "$junit"
-	env "$@" NOTIFYD_BIN="$BIN/notifyd" NOTIFYCTL_BIN="$BIN/notifyctl" \
-	    /usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$junit" \
-	    ${PYTEST_ARGS:-} tests/integration
+	xdist=
+	[ "$jobs" -gt 1 ] && xdist="-n $jobs"
+	# shellcheck disable=SC2086
+	NOTIFYD_WRAPPER="$wrapper" NOTIFYD_BIN="$BIN/notifyd" NOTIFYCTL_BIN="$BIN/notifyctl" \
+	    /usr/bin/python3 -m pytest -q -p no:cacheprovider $xdist --junitxml="$junit" \
+	    "$@" ${PYTEST_ARGS:-} tests/integration
 	rc=$?
 	if [ -f "$junit" ]; then
 		counts=$(/usr/bin/python3 -c '
@@ -60,14 +80,32 @@ print(t - f - e - k, f + e)' "$junit")
 	fi
 }
 
-pytest_run "integration tests" "$OUT/integration.xml"
-# Every daemon of the integration tests again under valgrind: a leak or a
-# memory error makes its exit status non-zero and the test fail. Skipped
-# in sanitizer builds (ASan and valgrind do not mix) and with VALGRIND=0.
-if [ "${VALGRIND:-1}" != 0 ] && ! nm "$BIN/notifyd" 2>/dev/null | grep -q __asan_init; then
+case $mode in
+test)
+	echo "== unit tests"
+	unit_run
+	pytest_run "integration tests" "$OUT/integration.xml" ""
+	;;
+valgrind)
+	# A leak or a memory error makes the unit test binary, or the notifyd
+	# of an integration test, exit non-zero, and the test fail. Tests of
+	# the build, the docs and timing alone are marked no_valgrind: they
+	# reach no memory path the others do not.
+	if nm "$BIN/notifyd" 2>/dev/null | grep -q __asan_init; then
+		echo "tests/run.sh: valgrind needs the build without SANITIZE=1" >&2
+		exit 2
+	fi
+	echo "== unit tests under valgrind"
+	# shellcheck disable=SC2086
+	unit_run $VALGRIND
 	pytest_run "integration tests under valgrind" "$OUT/integration-valgrind.xml" \
-	    NOTIFYD_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99"
-fi
+	    "$VALGRIND" -m "not no_valgrind"
+	;;
+*)
+	echo "usage: tests/run.sh [valgrind]" >&2
+	exit 2
+	;;
+esac
 
 [ -n "$failed" ] && echo "failed:$failed"
 echo "$pass passed, $fail failed"

@@ -2,7 +2,11 @@
 # Install what notifyd needs to build (and, with "test", to be tested).
 # Checks first and does nothing when every need is met, however it was met.
 # On Debian-like systems missing packages are installed with apt-get
-# (through sudo when not root); elsewhere the missing packages are named.
+# (through sudo when not root); where that cannot run, every missing
+# package is named in one message and the exit status is 1, so make stops
+# before it compiles anything. Lines of stage "opt" are installed with
+# the build stage when apt-get can, and never fail the build: the Makefile
+# builds without them (libsystemd: Type=simple instead of Type=notify).
 set -eu
 stage=${1:-build}
 here=$(dirname "$0")
@@ -20,37 +24,55 @@ have() {
 }
 
 missing=
+optional=
 while read -r st check pkg; do
 	case $st in ''|'#'*) continue ;; esac
-	[ "$st" = build ] || [ "$st" = "$stage" ] || continue
-	have "$check" || case " $missing " in
-		*" $pkg "*) ;;
-		*) missing="$missing $pkg" ;;
+	case $st in
+	build) ;;
+	opt)   [ "$stage" = build ] || continue ;;
+	*)     [ "$st" = "$stage" ] || continue ;;
 	esac
+	have "$check" && continue
+	if [ "$st" = opt ]; then
+		case " $optional " in *" $pkg "*) ;; *) optional="$optional $pkg" ;; esac
+	else
+		case " $missing " in *" $pkg "*) ;; *) missing="$missing $pkg" ;; esac
+	fi
 done < "$here/deps.txt"
 
-[ -z "$missing" ] && exit 0
+[ -z "$missing$optional" ] && exit 0
 
-if ! command -v apt-get >/dev/null 2>&1; then
-	echo "notifyd needs these Debian packages (or your system's equivalents):$missing" >&2
-	echo "install them, then run make again" >&2
+# refuse WHY: the one message of a bootstrap that cannot install.
+refuse() {
+	if [ -z "$missing" ]; then
+		exit 0	# only optional packages are missing: build without them
+	fi
+	echo "bootstrap: $1" >&2
+	echo "bootstrap: notifyd needs these packages (Debian names; your system's equivalents elsewhere):$missing" >&2
+	[ -n "$optional" ] && echo "bootstrap: and can use:$optional" >&2
+	echo "bootstrap: install them, then run make again" >&2
 	exit 1
-fi
+}
 
+command -v apt-get >/dev/null 2>&1 || refuse "no apt-get here"
 sudo=
 if [ "$(id -u)" != 0 ]; then
+	command -v sudo >/dev/null 2>&1 || refuse "not root, and no sudo to run apt-get with"
 	if [ -n "${CI:-}" ] || ! [ -t 0 ]; then sudo="sudo -n"; else sudo=sudo; fi
-	command -v sudo >/dev/null 2>&1 || {
-		echo "bootstrap: not root and no sudo; install as root:$missing" >&2
-		exit 1
-	}
 fi
-echo "bootstrap: installing$missing" >&2
+echo "bootstrap: installing$missing$optional" >&2
 export DEBIAN_FRONTEND=noninteractive
 # A fresh machine has no package lists yet; refresh them once, only when
 # an install is needed, and retry the install after refreshing.
 # shellcheck disable=SC2086
-$sudo apt-get install -y -q --no-install-recommends $missing >/dev/null 2>&1 || {
-	$sudo apt-get update -q
-	$sudo apt-get install -y -q --no-install-recommends $missing
+apt_install() {
+	$sudo apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1 || {
+		$sudo apt-get update -q >/dev/null 2>&1
+		$sudo apt-get install -y -q --no-install-recommends "$@"
+	}
+}
+# shellcheck disable=SC2086
+apt_install $missing $optional || {
+	[ -n "$optional" ] && [ -n "$missing" ] && apt_install $missing && exit 0
+	refuse "apt-get could not install them"
 }

@@ -16,12 +16,19 @@ WRAPPER = os.environ.get("NOTIFYD_WRAPPER", "").split()
 START_TIMEOUT = 60 if WRAPPER else 10
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "no_valgrind: reaches no memory path the rest do not (the build, the "
+        "docs, timing alone); left out of the valgrind pass of make check")
+
+
 class Daemon:
     """One notifyd process, its log, and clients for it."""
 
     def __init__(self, tmp, args=(), env=None, data_dir=None, socket_path=None,
-                 pass_socket=True, http=False, smtp=False):
+                 pass_socket=True, http=False, smtp=False, binaries=(NOTIFYD, NOTIFYCTL)):
         self.tmp = tmp
+        self.notifyd, self.notifyctl = binaries
         self.data_dir = data_dir or os.path.join(tmp, "data")
         self.socket = socket_path or os.path.join(tmp, "ctl.sock")
         self.args = list(args)
@@ -37,7 +44,7 @@ class Daemon:
         self.cond = threading.Condition()
 
     def start(self, wait=True):
-        cmd = WRAPPER + [NOTIFYD, "--data-dir", self.data_dir,
+        cmd = WRAPPER + [self.notifyd, "--data-dir", self.data_dir,
                          "--http", "127.0.0.1:%d" % (self.port or 0) if self.http else "off",
                          "--smtp", "127.0.0.1:%d" % (self.smtp_port or 0) if self.smtp else "off"
                          ] + self.args
@@ -104,7 +111,7 @@ class Daemon:
         """Run notifyctl --json; returns (exit status, parsed stdout or text, stderr)."""
         e = dict(os.environ, **(env or {}))
         e.pop("NOTIFYD_CONTROL_SOCKET", None)
-        p = subprocess.run([NOTIFYCTL, "-s", self.socket, "--json", *map(str, args)],
+        p = subprocess.run([self.notifyctl, "-s", self.socket, "--json", *map(str, args)],
                            capture_output=True, text=True, env=e, timeout=30)
         out = p.stdout
         try:

@@ -1,9 +1,94 @@
-"""The build around the code: bootstrap of dependencies, install."""
+"""The build around the code: bootstrap of dependencies, the first make, install."""
+import glob
 import os
 import shutil
 import subprocess
 
+import pytest
+
+pytestmark = pytest.mark.no_valgrind  # the build and the docs, not the daemon's memory
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# The environment of a make of its own: none of the suite's make variables
+# (SANITIZE=1 would send the copy's binaries to build/sanitize/).
+CLEAN_ENV = {k: v for k, v in os.environ.items()
+             if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SANITIZE")}
+
+
+def copy_tree(dst):
+    """The source tree as a fresh clone has it: no build outputs, no data."""
+    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(
+        ".git", "build", "bin", "var", "node_modules", "__pycache__", "*.pyc"))
+    return dst
+
+
+def shims(tmp, apt_rc=0):
+    """
+    A PATH on which the libraries are missing until apt-get has run: a
+    pkg-config that fails for every module until a stand-in apt-get has
+    "installed" them, then hands over to the real one. Nothing is really
+    installed or removed. Returns (PATH, the file apt-get's calls go to).
+    """
+    d = os.path.join(tmp, "shims")
+    os.mkdir(d)
+    state = os.path.join(tmp, "installed")
+    log = os.path.join(tmp, "apt.log")
+    real = shutil.which("pkg-config")
+    scripts = {
+        "pkg-config": f"""#!/bin/sh
+[ -e {state} ] && exec {real} "$@"
+case "$1" in --version|--atleast-pkgconfig-version) exec {real} "$@" ;; esac
+exit 1
+""",
+        "apt-get": f"""#!/bin/sh
+echo "$@" >> {log}
+case "$1" in install) [ {apt_rc} = 0 ] && touch {state} ;; esac
+exit {apt_rc}
+""",
+        # Not root in some CI: the bootstrap calls apt-get through sudo -n.
+        "sudo": """#!/bin/sh
+[ "$1" = -n ] && shift
+exec "$@"
+""",
+    }
+    for name, text in scripts.items():
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o755)
+    return d + ":" + os.environ["PATH"], log
+
+
+def test_first_make_on_a_machine_without_the_packages(tmp):
+    """The first `make` installs the libraries and links in the same run."""
+    src = copy_tree(os.path.join(tmp, "src"))
+    path, log = shims(tmp)
+    p = subprocess.run(["make", "-j2", "-C", src], capture_output=True, text=True,
+                       env=dict(CLEAN_ENV, PATH=path))
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    for b in ("notifyd", "notifyctl"):
+        assert os.access(os.path.join(src, "bin", b), os.X_OK), b
+    with open(log) as f:
+        calls = f.read()
+    assert "install" in calls and "libjansson-dev" in calls and "libcurl4-openssl-dev" in calls
+    v = subprocess.run([os.path.join(src, "bin", "notifyd"), "--version"], capture_output=True,
+                       text=True)
+    assert v.returncode == 0 and v.stdout.startswith("notifyd ")
+
+
+def test_no_apt_names_every_package_and_builds_nothing(tmp):
+    """apt-get that cannot install: one message naming each package, no objects."""
+    src = copy_tree(os.path.join(tmp, "src"))
+    path, _ = shims(tmp, apt_rc=100)
+    p = subprocess.run(["make", "-j2", "-C", src, "run"], capture_output=True, text=True,
+                       env=dict(CLEAN_ENV, PATH=path))
+    assert p.returncode != 0
+    for pkg in ("libsqlite3-dev", "libjansson-dev", "libinih-dev", "libjwt-dev",
+                "libcurl4-openssl-dev", "libgmime-3.0-dev", "libssl-dev"):
+        assert pkg in p.stderr, (pkg, p.stderr)
+    assert p.stderr.count("notifyd needs these packages") == 1, p.stderr
+    assert not glob.glob(os.path.join(src, "build", "**", "*.o"), recursive=True)
+    assert not os.path.exists(os.path.join(src, "bin"))
 
 
 def bootstrap(tmp, deps, path):
@@ -36,19 +121,6 @@ def test_bootstrap_names_packages_without_apt(tmp):
     assert "libnosuch-dev nosuchtool" in p.stderr and "dash" not in p.stderr
 
 
-def test_make_install(tmp):
-    dest = os.path.join(tmp, "dest")
-    env = dict(os.environ)
-    p = subprocess.run(["make", "-s", "-C", ROOT, "install", "DESTDIR=" + dest, "PREFIX=/usr"],
-                       capture_output=True, text=True, env=env)
-    assert p.returncode == 0, p.stderr
-    for f in ("usr/sbin/notifyd", "usr/bin/notifyctl", "usr/share/man/man8/notifyd.8",
-              "usr/share/man/man1/notifyctl.1", "usr/share/man/man5/notifyd.conf.5",
-              "usr/share/man/man7/notifyd-api.7"):
-        assert os.path.exists(os.path.join(dest, f)), f
-    p = subprocess.run([os.path.join(dest, "usr/sbin/notifyd"), "--version"],
-                       capture_output=True, text=True)
-    assert p.returncode == 0 and p.stdout.startswith("notifyd ")
 
 
 def test_removed_inputs_leave_the_build(tmp):
@@ -61,8 +133,7 @@ def test_removed_inputs_leave_the_build(tmp):
         (shutil.copytree if os.path.isdir(s) else shutil.copy)(s, os.path.join(src, part))
 
     # The default build, whatever flavour (SANITIZE=1) the suite runs under.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SANITIZE")}
+    env = CLEAN_ENV
 
     def build_and_version():
         p = subprocess.run(["make", "-s", "-j2", "-C", src, "bin/notifyd"],
@@ -88,3 +159,84 @@ def test_removed_inputs_leave_the_build(tmp):
     os.remove(os.path.join(src, "core", "extra.c"))
     build_and_version()
     assert "extra.o" not in names()
+
+
+# The flavour the suite runs (make SANITIZE=1 test installs the sanitizer build).
+FLAVOUR = ["SANITIZE=1"] if "/sanitize/" in os.environ.get("NOTIFYD_BIN", "") else []
+
+
+def make_install(*args):
+    p = subprocess.run(["make", "-s", "-C", ROOT, *FLAVOUR, *args], capture_output=True,
+                       text=True, env=CLEAN_ENV)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+def files_under(d):
+    return sorted(os.path.relpath(os.path.join(r, f), d)
+                  for r, _, fs in os.walk(d) for f in fs)
+
+
+def test_install_run_and_uninstall(daemons, tmp):
+    dest = os.path.join(tmp, "dest")
+    where = ["DESTDIR=" + dest, "PREFIX=/usr", "SYSCONFDIR=/etc"]
+    make_install("install", *where)
+    assert files_under(dest) == sorted([
+        "etc/notifyd/notifyd.conf", "usr/bin/notifyctl", "usr/sbin/notifyd",
+        "usr/lib/systemd/system/notifyd.service",
+        "usr/share/bash-completion/completions/notifyctl",
+        "usr/share/man/man1/notifyctl.1", "usr/share/man/man5/notifyd.conf.5",
+        "usr/share/man/man7/notifyd-api.7", "usr/share/man/man8/notifyd.8"])
+    conf = os.path.join(dest, "etc/notifyd/notifyd.conf")
+    with open(conf) as f:
+        text = f.read()
+    # Every key, commented out, and the file is one notifyd accepts as it is.
+    keys = subprocess.run([os.path.join(dest, "usr/sbin/notifyd"), "--print-config"],
+                          capture_output=True, text=True, check=True).stdout
+    for line in keys.splitlines():
+        if " = " in line and not line.startswith(";"):
+            assert "; " + line.split(" = ")[0] + " = " in text, line
+    assert not [l for l in text.splitlines() if l and l[0] not in ";["]
+    chk = subprocess.run([os.path.join(dest, "usr/sbin/notifyd"), "--config", conf,
+                          "--check-config"], capture_output=True, text=True)
+    assert chk.returncode == 0, chk.stderr
+
+    # The installed binaries, from where they were installed.
+    d = daemons(args=["--config", conf], binaries=(os.path.join(dest, "usr/sbin/notifyd"),
+                                                   os.path.join(dest, "usr/bin/notifyctl")))
+    d.start()
+    assert d.ok("ping")["pong"] is True
+    for page in glob.glob(os.path.join(dest, "usr/share/man/man*/*")):
+        m = subprocess.run(["man", "-l", page], capture_output=True, text=True,
+                           env=dict(os.environ, MANPAGER="cat", PAGER="cat", MANWIDTH="80"))
+        assert m.returncode == 0 and "NAME" in m.stdout, (page, m.stderr)
+
+    out = make_install("uninstall", *where)
+    assert files_under(dest) == [], out
+    # A config the administrator changed stays where it is.
+    make_install("install", *where)
+    with open(conf, "a") as f:
+        f.write("[http]\nlisten = 127.0.0.1:9000\n")
+    out = make_install("uninstall", *where)
+    assert files_under(dest) == ["etc/notifyd/notifyd.conf"] and "left in place" in out
+
+
+def test_systemd_unit_verifies(tmp):
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    prefix = os.path.join(tmp, "prefix")
+    make_install("install", "PREFIX=" + prefix)
+    unit = os.path.join(prefix, "lib/systemd/system/notifyd.service")
+    with open(unit) as f:
+        text = f.read()
+    has_systemd = "libsystemd" in subprocess.run(
+        ["ldd", os.path.join(prefix, "sbin/notifyd")], capture_output=True, text=True).stdout
+    assert ("Type=notify" if has_systemd else "Type=simple") in text
+    for want in ("DynamicUser=yes", "StateDirectory=notifyd", "RuntimeDirectory=notifyd",
+                 "ExecReload=", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+                 "NoNewPrivileges=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+                 "LimitNOFILE=", "ExecStart=" + os.path.join(prefix, "sbin/notifyd")):
+        assert want in text, want
+    v = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True,
+                       env=dict(os.environ, MANPATH=os.path.join(prefix, "share/man")))
+    assert v.returncode == 0, v.stdout + v.stderr

@@ -3,9 +3,12 @@ import os
 import re
 import subprocess
 
+import pytest
 import requests
 
 from conftest import NOTIFYCTL, NOTIFYD
+
+pytestmark = pytest.mark.no_valgrind  # the build and the docs, not the daemon's memory
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
