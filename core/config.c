@@ -5,6 +5,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,8 @@ const struct config_key config_keys[] = {
 	    "lowest level of log line written to stderr (-v: debug)"},
 	{"server", "templates_dir", CFG_STRING, "", NULL, NULL, NULL, 0, 0,
 	    OFF(templates_dir), "directory whose files override the embedded templates (SIGHUP reloads)"},
+	{"server", "strict_templates", CFG_BOOL, "false", NULL, NULL, NULL, 0, 0,
+	    OFF(strict_templates), "refuse (422) a send whose data lacks a variable its templates show"},
 	{"http", "listen", CFG_LISTEN, "127.0.0.1:8025", "http", "HOST:PORT",
 	    NULL, 0, 0, OFF(http_listen), "REST and WebSocket listener, or off"},
 	{"http", "request_timeout", CFG_DURATION, "30s", NULL, NULL, NULL, 1000, 3600000,
@@ -236,6 +240,18 @@ config_set(struct config *cfg, const struct config_key *k, const char *value,
 		}
 		*(int64_t *)field = v;
 		return 0;
+	case CFG_BOOL: {
+		static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {
+		    "false", "no", "off", "0"};
+		for (int i = 0; i < 4; i++)
+			if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+				*(int64_t *)field = strcmp(value, yes[i]) == 0;
+				return 0;
+			}
+		snprintf(err, errlen, "%s: %s.%s: '%s' is not true or false", where, k->section,
+		    k->name, value);
+		return -1;
+	}
 	case CFG_SIZE: {
 		char *end;
 		long long n = strtoll(value, &end, 10);
@@ -306,7 +322,8 @@ void
 config_free(struct config *cfg)
 {
 	for (const struct config_key *k = config_keys; k->name; k++)
-		if (k->type != CFG_INT && k->type != CFG_DURATION && k->type != CFG_SIZE) {
+		if (k->type != CFG_INT && k->type != CFG_DURATION && k->type != CFG_SIZE &&
+		    k->type != CFG_BOOL) {
 			char **f = (char **)((char *)cfg + k->offset);
 			free(*f);
 			*f = NULL;
@@ -319,6 +336,8 @@ config_format(const struct config *cfg, const struct config_key *k, char *out, s
 	const void *field = (const char *)cfg + k->offset;
 	if (k->type == CFG_INT) {
 		snprintf(out, n, "%lld", (long long)*(const int64_t *)field);
+	} else if (k->type == CFG_BOOL) {
+		snprintf(out, n, "%s", *(const int64_t *)field ? "true" : "false");
 	} else if (k->type == CFG_SIZE) {
 		int64_t b = *(const int64_t *)field;
 		if (b > 0 && b % (1 << 30) == 0)
@@ -351,39 +370,120 @@ struct file_parse {
 	FILE		*fp;
 	const char	*path;
 	int		 line;
-	bool		 long_line;
-	char		*err;
+	char		*err;		/* the first problem */
 	size_t		 errlen;
-	int		 failed;
+	int		 problems;
+	config_problem_fn report;	/* every problem, when checking; NULL: stop at the first */
+	void		*report_arg;
 };
+
+/* Record a problem at the current line; in a plain load, only the first counts. */
+static void __attribute__((format(printf, 2, 3)))
+problem(struct file_parse *fp, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (fp->problems++ == 0)
+		snprintf(fp->err, fp->errlen, "%s:%d: %s", fp->path, fp->line, msg);
+	if (fp->report != NULL)
+		fp->report(fp->report_arg, fp->path, fp->line, msg);
+}
+
+/* Is the parse over (a plain load stops at its first problem)? */
+static bool
+stopped(const struct file_parse *fp)
+{
+	return fp->problems > 0 && fp->report == NULL;
+}
+
+/* Edits (insert, delete, substitute) between a and b, for "did you mean". */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[65];
+	if (la > 64 || lb > 64)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/*
+ * The setting a mistyped one most likely meant: a key of the same section
+ * a few edits away, else the same key in another section. NULL: none.
+ */
+static const struct config_key *
+suggest(const char *section, const char *name)
+{
+	const struct config_key *best = NULL;
+	size_t best_d = strlen(name) / 3 + 1;	/* "lisen" -> listen, not "auth" -> path */
+	if (best_d > 3)
+		best_d = 3;
+	for (const struct config_key *k = config_keys; k->name; k++) {
+		size_t d = edit_distance(name, k->name) + (strcmp(k->section, section) != 0);
+		if (d <= best_d && (best == NULL || d < best_d)) {
+			best = k;
+			best_d = d;
+		}
+	}
+	return best;
+}
+
+/* Is name a section of config_keys[]? */
+static bool
+section_known(const char *name, size_t len)
+{
+	for (const struct config_key *c = config_keys; c->name; c++)
+		if (strlen(c->section) == len && strncmp(c->section, name, len) == 0)
+			return true;
+	return false;
+}
 
 /* inih reader: one physical line per call, counting lines as it goes. */
 static char *
 file_reader(char *str, int num, void *stream)
 {
 	struct file_parse *fp = stream;
-	if (fgets(str, num, fp->fp) == NULL)
+	if (stopped(fp) || fgets(str, num, fp->fp) == NULL)
 		return NULL;
 	fp->line++;
 	size_t l = strlen(str);
-	if (l > 0 && str[l - 1] != '\n' && !feof(fp->fp) && !fp->failed) {
-		snprintf(fp->err, fp->errlen, "%s:%d: line too long (at most %d bytes)",
-		    fp->path, fp->line, num - 2);
-		fp->failed = 1;
+	if (l > 0 && str[l - 1] != '\n' && !feof(fp->fp)) {
+		problem(fp, "line too long (at most %d bytes)", num - 2);
+		int c;	/* skip the rest of it */
+		while ((c = fgetc(fp->fp)) != EOF && c != '\n')
+			;
+		str[0] = '\0';
+		return str;
 	}
 	/* inih never reports a section that holds no keys: check headers here. */
 	const char *h = str + strspn(str, " \t");
-	if (*h == '[' && !fp->failed) {
+	if (*h == '[') {
 		size_t nl = strcspn(h + 1, "]");
-		bool known = false;
-		for (const struct config_key *c = config_keys; c->name; c++)
-			if (strlen(c->section) == nl && strncmp(c->section, h + 1, nl) == 0)
-				known = true;
-		if (!known && h[1 + nl] == ']') {
-			snprintf(fp->err, fp->errlen, "%s:%d: unknown section [%.*s]",
-			    fp->path, fp->line, (int)(nl > 64 ? 64 : nl), h + 1);
-			fp->failed = 1;
-		}
+		if (h[1 + nl] == ']' && !section_known(h + 1, nl))
+			problem(fp, "unknown section [%.*s]", (int)(nl > 64 ? 64 : nl), h + 1);
+	} else if (h == str && *h != ';' && *h != '#' && *h != '\n' && *h != '\r' &&
+	    *h != '\0' && strpbrk(h, "=:") == NULL) {
+		/* inih reports only its first syntax error; a check wants each. */
+		problem(fp, "syntax error (expected [section] or key = value)");
+		str[0] = '\0';
 	}
 	return str;
 }
@@ -393,52 +493,54 @@ static int
 file_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct file_parse *fp = user;
-	char where[1100];
-	if (fp->failed)
+	char where[1100], err[1024];
+	if (stopped(fp))
 		return 1;
 	const struct config_key *k = config_find(section, name);
 	if (k == NULL) {
-		bool known = false;
-		for (const struct config_key *c = config_keys; c->name; c++)
-			if (strcmp(c->section, section) == 0)
-				known = true;
-		if (known)
-			snprintf(fp->err, fp->errlen, "%s:%d: unknown key '%s' in section [%s]",
-			    fp->path, fp->line, name, section);
-		else if (*section == '\0')
-			snprintf(fp->err, fp->errlen, "%s:%d: key '%s' outside any section",
-			    fp->path, fp->line, name);
-		else
-			snprintf(fp->err, fp->errlen, "%s:%d: unknown section [%s]",
-			    fp->path, fp->line, section);
-		fp->failed = 1;
+		const struct config_key *s = suggest(section, name);
+		char hint[160] = "";
+		if (s != NULL)
+			snprintf(hint, sizeof hint, "; did you mean [%s] %s?", s->section, s->name);
+		if (*section == '\0')
+			problem(fp, "key '%s' outside any section%s", name, hint);
+		else if (section_known(section, strlen(section)))
+			problem(fp, "unknown key '%s' in section [%s]%s", name, section, hint);
+		/* else: the unknown section was reported at its header */
 		return 1;
 	}
 	snprintf(where, sizeof where, "%s:%d", fp->path, fp->line);
-	if (config_set(fp->cfg, k, value, where, fp->err, fp->errlen) != 0)
-		fp->failed = 1;
+	if (config_set(fp->cfg, k, value, where, err, sizeof err) != 0)
+		problem(fp, "%s", err + strlen(where) + 2);	/* "WHERE: " is problem's */
 	return 1;
+}
+
+int
+config_check_file(struct config *cfg, const char *path, config_problem_fn report, void *arg,
+    char *err, size_t errlen)
+{
+	struct file_parse fp = {.cfg = cfg, .path = path, .err = err, .errlen = errlen,
+	    .report = report, .report_arg = arg};
+	fp.fp = fopen(path, "r");
+	if (fp.fp == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (report != NULL)
+			report(arg, path, 0, strerror(errno));
+		return -1;
+	}
+	int r = ini_parse_stream(file_reader, &fp, file_handler, &fp);
+	fclose(fp.fp);
+	if (r != 0 && fp.problems == 0) {
+		fp.line = r > 0 ? r : fp.line;
+		problem(&fp, "syntax error (expected [section] or key = value)");
+	}
+	return fp.problems > 0 ? -1 : 0;
 }
 
 int
 config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	struct file_parse fp = {.cfg = cfg, .path = path, .err = err, .errlen = errlen};
-	fp.fp = fopen(path, "r");
-	if (fp.fp == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	int r = ini_parse_stream(file_reader, &fp, file_handler, &fp);
-	fclose(fp.fp);
-	if (fp.failed)
-		return -1;
-	if (r != 0) {
-		snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)",
-		    path, r > 0 ? r : fp.line);
-		return -1;
-	}
-	return 0;
+	return config_check_file(cfg, path, NULL, NULL, err, errlen);
 }
 
 int

@@ -15,12 +15,14 @@ enum config_type {
 	CFG_DURATION,	/* 90s, 15m, 1h30m ... stored as milliseconds */
 	CFG_ENUM,	/* one of choices, "a|b|c" */
 	CFG_SIZE,	/* bytes, with an optional K, M or G (1024-based) */
+	CFG_BOOL,	/* true or false (also yes/no, on/off, 1/0), stored as int64_t 1/0 */
 };
 
 struct config {
 	char	*data_dir;
 	char	*log_level;
 	char	*templates_dir;
+	int64_t	 strict_templates;	/* a send whose data lacks a template's variable is refused */
 	char	*http_listen;
 	int64_t	 http_request_timeout;	/* ms */
 	int64_t	 ws_max_connections;
@@ -84,6 +86,15 @@ int	 config_init(struct config *cfg, char *err, size_t errlen);
 void	 config_free(struct config *cfg);
 /* Apply an INI file; an unknown section or key or a bad value fails, naming FILE:LINE. */
 int	 config_load_file(struct config *cfg, const char *path, char *err, size_t errlen);
+/* Told each problem of a checked file: its line (0: the file itself) and what is wrong. */
+typedef void (*config_problem_fn)(void *arg, const char *path, int line, const char *msg);
+/*
+ * Apply an INI file as config_load_file does, but go on past problems and
+ * tell report of every one (unknown keys with a "did you mean"); -1 when
+ * there was any, err holding the first.
+ */
+int	 config_check_file(struct config *cfg, const char *path, config_problem_fn report,
+	    void *arg, char *err, size_t errlen);
 /* Apply every NOTIFYD_<SECTION>_<KEY> variable that is set. */
 int	 config_load_env(struct config *cfg, char *err, size_t errlen);
 /* Set one key from text; where names the source for the error message. */

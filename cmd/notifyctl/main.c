@@ -23,6 +23,7 @@
 #define EXIT_FAILED	1
 #define EXIT_USAGE	2
 #define EXIT_UNREACHABLE 3
+#define SERVICE_SOCKET	"/run/notifyd/notifyd.sock"	/* as dist/notifyd.service.in */
 
 static void __attribute__((noreturn, format(printf, 2, 3)))
 die(int status, const char *fmt, ...)
@@ -93,8 +94,105 @@ usage(FILE *f)
 	    "  -s, --socket PATH  notifyd's control socket (default: $NOTIFYD_CONTROL_SOCKET,\n"
 	    "                     $XDG_RUNTIME_DIR/notifyd.sock, /tmp/notifyd-UID/notifyd.sock)\n"
 	    "  --json             print the result as JSON\n"
+	    "\nnotifyctl completion bash   print bash completion for notifyctl\n"
 	    "\nexit status: 0 ok, 1 refused or failed, 2 usage, 3 notifyd unreachable.\n"
 	    "See notifyctl(1).\n");
+}
+
+/* The length of op's first command word ("mail" of "mail.list"). */
+static size_t
+first_word_len(const struct op *op)
+{
+	return strcspn(op->name, ".");
+}
+
+/* Is *o the first operation in op_table[] to begin with its first word? */
+static bool
+first_word_new(const struct op *const *o)
+{
+	size_t l = first_word_len(*o);
+	for (const struct op *const *p = op_table; p < o; p++)
+		if (first_word_len(*p) == l && strncmp((*p)->name, (*o)->name, l) == 0)
+			return false;
+	return true;
+}
+
+/* Print the first command words of op_table[], each once, for bash. */
+static void
+bash_first_words(FILE *f)
+{
+	for (const struct op *const *o = op_table; *o; o++)
+		if (first_word_new(o))
+			fprintf(f, "%.*s ", (int)first_word_len(*o), (*o)->name);
+}
+
+/* Print the flags of op for bash. */
+static void
+bash_words(FILE *f, const struct op *op)
+{
+	char flag[64];
+	for (const struct op_arg *a = op->args; a->name; a++)
+		if (!(a->flags & ARG_POSITIONAL)) {
+			flag_name(a->name, flag, sizeof flag);
+			fprintf(f, "--%s ", flag);
+		}
+	fprintf(f, "--json --help");
+}
+
+/*
+ * bash completion of every command, its subcommands and its flags, made
+ * from op_table[] like the help: `notifyctl completion bash`, which make
+ * install writes to the bash-completion directory.
+ */
+static void
+completion_bash(FILE *f)
+{
+	char words[64];
+	fprintf(f, "# bash completion for notifyctl(1), made by `notifyctl completion bash`\n"
+	    "# from its operations table; do not edit.\n"
+	    "_notifyctl()\n{\n"
+	    "\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} i=1 cmd opts\n"
+	    "\tif [[ $prev == -s || $prev == --socket ]]; then\n"
+	    "\t\tCOMPREPLY=($(compgen -f -- \"$cur\")); return\n\tfi\n"
+	    "\twhile ((i < COMP_CWORD)); do\n"
+	    "\t\tcase ${COMP_WORDS[i]} in\n"
+	    "\t\t-s|--socket) ((i += 2)) ;;\n"
+	    "\t\t-*) ((i += 1)) ;;\n"
+	    "\t\t*) break ;;\n"
+	    "\t\tesac\n\tdone\n"
+	    "\tif ((i >= COMP_CWORD)); then\n"
+	    "\t\tCOMPREPLY=($(compgen -W \"");
+	bash_first_words(f);
+	fprintf(f, "help -s --socket --json --help --version\" -- \"$cur\")); return\n\tfi\n"
+	    "\tcmd=${COMP_WORDS[i]}\n"
+	    "\tcase $cmd in\n");
+	/* Groups: the second word, then the flags of the two-word command. */
+	for (const struct op *const *o = op_table; *o; o++) {
+		size_t l = first_word_len(*o);
+		if ((*o)->name[l] != '.' || !first_word_new(o))
+			continue;
+		fprintf(f, "\t%.*s)\n\t\tif ((i + 1 == COMP_CWORD)); then\n"
+		    "\t\t\tCOMPREPLY=($(compgen -W \"", (int)l, (*o)->name);
+		for (const struct op *const *p = o; *p; p++)
+			if (strncmp((*p)->name, (*o)->name, l + 1) == 0)
+				fprintf(f, "%s ", (*p)->name + l + 1);
+		fprintf(f, "\" -- \"$cur\")); return\n\t\tfi\n"
+		    "\t\tcmd=\"$cmd ${COMP_WORDS[i+1]}\" ;;\n");
+	}
+	fprintf(f, "\thelp) cmd=help ;;\n\tesac\n\tcase $cmd in\n");
+	for (const struct op *const *o = op_table; *o; o++) {
+		command_words(*o, words, sizeof words);
+		fprintf(f, "\t\"%s\") opts=\"", words);
+		bash_words(f, *o);
+		fprintf(f, "\" ;;\n");
+	}
+	fprintf(f, "\thelp) opts=\"");
+	bash_first_words(f);
+	fprintf(f, "\" ;;\n"
+	    "\t*) opts=\"--json --help\" ;;\n"
+	    "\tesac\n"
+	    "\tCOMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n}\n"
+	    "complete -F _notifyctl notifyctl\n");
 }
 
 /* Full help of one command. */
@@ -347,8 +445,12 @@ main(int argc, char **argv)
 
 	if (env != NULL && *env != '\0')
 		snprintf(sock, sizeof sock, "%s", env);
-	else
+	else {
 		config_default_socket(sock, sizeof sock);
+		/* notifyd.service's socket, for an administrator on a server. */
+		if (access(sock, F_OK) != 0 && access(SERVICE_SOCKET, F_OK) == 0)
+			snprintf(sock, sizeof sock, "%s", SERVICE_SOCKET);
+	}
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--json") == 0) {
@@ -374,6 +476,12 @@ main(int argc, char **argv)
 	if (i == argc) {
 		usage(stderr);
 		return EXIT_USAGE;
+	}
+	if (strcmp(argv[i], "completion") == 0) {
+		if (i + 2 != argc || strcmp(argv[i + 1], "bash") != 0)
+			die(EXIT_USAGE, "usage: notifyctl completion bash");
+		completion_bash(stdout);
+		return fflush(stdout) == 0 ? 0 : EXIT_FAILED;
 	}
 	if (strcmp(argv[i], "help") == 0) {
 		if (i + 1 == argc) {

@@ -9,8 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "app.h"
 #include "mailer.h"
@@ -36,8 +40,9 @@ usage(FILE *f)
 {
 	char def[PATH_MAX], env[128];
 	fprintf(f, "usage: notifyd [--config FILE] [--data-dir DIR] [--http HOST:PORT]\n"
-	    "               [--smtp HOST:PORT] [--socket PATH] [-v] [--print-config]\n"
-	    "               [--version] [--help]\n\n"
+	    "               [--smtp HOST:PORT] [--socket PATH] [-v]\n"
+	    "       notifyd [--config FILE] --check-config | --print-config [--defaults]\n"
+	    "       notifyd --version | --help\n\n"
 	    "options:\n"
 	    "  --config FILE     read settings from FILE (INI); also NOTIFYD_CONFIG\n");
 	for (const struct config_key *k = config_keys; k->name; k++)
@@ -47,7 +52,10 @@ usage(FILE *f)
 			fprintf(f, "  %-17s %s ([%s] %s)\n", left, k->help, k->section, k->name);
 		}
 	fprintf(f, "  -v, --verbose     log at debug level\n"
+	    "  --check-config    check the config file, environment and flags: print every\n"
+	    "                    problem with its file and line and exit 2, or exit 0\n"
 	    "  --print-config    print the settings in effect as a config file (secrets hidden)\n"
+	    "  --defaults        with --print-config: every key commented out at its default\n"
 	    "  --version         print the version and exit\n"
 	    "  --help            print this help and exit\n\n"
 	    "settings (config file [section] key, environment variable, default):\n");
@@ -61,23 +69,129 @@ usage(FILE *f)
 	    "See notifyd(8), notifyd.conf(5).\n");
 }
 
-/* Print the settings in effect, as a file notifyd would read. */
+/*
+ * Print the settings in effect, as a file notifyd would read. With
+ * defaults, every key is commented out at its built-in default: the
+ * example notifyd.conf that make install puts in place.
+ */
 static void
-print_config(const struct config *cfg)
+print_config(const struct config *cfg, bool defaults)
 {
 	char v[PATH_MAX];
 	const char *section = "";
+	if (defaults)
+		printf("; notifyd.conf: every setting at its default, commented out.\n"
+		    "; Remove the ';' before a key to change it. See notifyd.conf(5).\n\n");
 	for (const struct config_key *k = config_keys; k->name; k++) {
 		if (strcmp(section, k->section) != 0) {
 			printf("%s[%s]\n", *section ? "\n" : "", k->section);
 			section = k->section;
 		}
-		config_format(cfg, k, v, sizeof v);
-		if (k->type == CFG_SECRET && *v != '\0')
-			printf("; %s\n; %s = (set, not shown)\n", k->help, k->name);
-		else
-			printf("; %s\n%s = %s\n", k->help, k->name, v);
+		if (defaults && k->def == NULL)	/* computed from the user and environment */
+			printf("; %s\n; %s = (see notifyd.conf(5))\n", k->help, k->name);
+		else if (defaults) {
+			config_default(k, v, sizeof v);
+			printf("; %s\n; %s = %s\n", k->help, k->name, v);
+		} else {
+			config_format(cfg, k, v, sizeof v);
+			if (k->type == CFG_SECRET && *v != '\0')
+				printf("; %s\n; %s = (set, not shown)\n", k->help, k->name);
+			else
+				printf("; %s\n%s = %s\n", k->help, k->name, v);
+		}
 	}
+}
+
+/* config_problem_fn of --check-config: one line per problem on stderr. */
+static void
+report_problem(void *arg, const char *path, int line, const char *msg)
+{
+	(*(int *)arg)++;
+	if (line > 0)
+		fprintf(stderr, "%s:%d: %s\n", path, line, msg);
+	else
+		fprintf(stderr, "%s: %s\n", path, msg);
+}
+
+/* Is path a file this process can read? */
+static bool
+readable(const char *path)
+{
+	return access(path, R_OK) == 0;
+}
+
+/* --check-config's checks across keys, after file, environment and flags; counts into *n. */
+static void
+check_settings(const struct config *cfg, int *n)
+{
+	char err[1024];
+	bool cert = *cfg->smtp_tls_cert != '\0', key = *cfg->smtp_tls_key != '\0';
+	if (cert != key) {
+		fprintf(stderr, "notifyd: [smtp] tls_cert and tls_key are set together or not at all\n");
+		(*n)++;
+	}
+	const char *files[][2] = {{"[smtp] tls_cert", cfg->smtp_tls_cert},
+	    {"[smtp] tls_key", cfg->smtp_tls_key}, {"[mailer] ca_file", cfg->mailer_ca_file}};
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+		if (*files[i][1] != '\0' && !readable(files[i][1])) {
+			fprintf(stderr, "notifyd: %s: %s: %s\n", files[i][0], files[i][1],
+			    strerror(errno));
+			(*n)++;
+		}
+	const char *relay = cfg->mailer_relay;
+	if (*relay != '\0' && strncmp(relay, "smtp://", 7) != 0 && strncmp(relay, "smtps://", 8) != 0) {
+		fprintf(stderr, "notifyd: [mailer] relay: '%s' is not smtp://HOST:PORT or "
+		    "smtps://HOST:PORT\n", relay);
+		(*n)++;
+	}
+	if (*cfg->templates_dir != '\0') {
+		struct template_set *s;
+		if (template_set_load(cfg->templates_dir, &s, err, sizeof err) != 0) {
+			fprintf(stderr, "notifyd: [server] templates_dir: %s\n", err);
+			(*n)++;
+		} else {
+			template_set_unref(s);
+		}
+	}
+	struct stat st;
+	if (stat(cfg->data_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "notifyd: [server] data_dir: %s is not a directory\n", cfg->data_dir);
+		(*n)++;
+	}
+}
+
+/* Tell systemd (Type=notify) how the service is; nothing without libsystemd or a manager. */
+static void
+service_notify(const char *state)
+{
+#if HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+/*
+ * Each WebSocket, SMTP session and control client is a descriptor: raise
+ * the soft limit to the hard one, and warn when the configured limits
+ * could still run out of it (accept would then fail under load).
+ */
+static void
+raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	long long need = cfg->ws_max_connections + cfg->ws_reserve + cfg->smtp_max_sessions +
+	    cfg->control_max_clients + cfg->mailer_workers + 64;
+	if (rl.rlim_cur != RLIM_INFINITY && (long long)rl.rlim_cur < need)
+		log_warn("open file limit is below what the connection limits may use",
+		    "nofile=%llu need=%lld", (unsigned long long)rl.rlim_cur, need);
 }
 
 /* mkdir -p with mode for the directories it creates. */
@@ -155,30 +269,46 @@ reload_templates(const struct config *cfg)
 }
 
 /* Parse the command line into cfg (after file and environment); exits on usage errors. */
+/* The actions of the command line besides serving. */
+struct actions {
+	int	verbose;
+	int	print;		/* --print-config */
+	int	defaults;	/* --defaults */
+	int	check;		/* --check-config */
+	int	problems;	/* what --check-config found */
+};
+
+/*
+ * Parse the command line into cfg (after file and environment). Exits on
+ * usage errors, except that --check-config counts them and goes on.
+ */
 static void
 parse_args(int argc, char **argv, struct config *cfg, const char **config_path,
-    int *verbose, int *print)
+    struct actions *act)
 {
 	char err[1024];
 	int pass;
 	/* Pass 0 finds --config and the actions; pass 1 applies setting flags last. */
 	for (pass = 0; pass < 2; pass++) {
 		if (pass == 1) {
-			if (*config_path != NULL &&
-			    config_load_file(cfg, *config_path, err, sizeof err) != 0) {
+			if (*config_path != NULL && config_check_file(cfg, *config_path,
+			    act->check ? report_problem : NULL, &act->problems, err, sizeof err) != 0 &&
+			    !act->check) {
 				fprintf(stderr, "notifyd: %s\n", err);
 				exit(EXIT_USAGE);
 			}
 			if (config_load_env(cfg, err, sizeof err) != 0) {
 				fprintf(stderr, "notifyd: %s\n", err);
-				exit(EXIT_USAGE);
+				if (!act->check)
+					exit(EXIT_USAGE);
+				act->problems++;
 			}
 		}
 		for (int i = 1; i < argc; i++) {
 			const char *a = argv[i], *val = NULL;
 			char name[64];
 			if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-				*verbose = 1;
+				act->verbose = 1;
 				continue;
 			}
 			if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -190,8 +320,10 @@ parse_args(int argc, char **argv, struct config *cfg, const char **config_path,
 				    NOTIFYD_VERSION, PROTO_VERSION, store_schema_version());
 				exit(0);
 			}
-			if (strcmp(a, "--print-config") == 0) {
-				*print = 1;
+			if (strcmp(a, "--print-config") == 0 || strcmp(a, "--defaults") == 0 ||
+			    strcmp(a, "--check-config") == 0) {
+				*(a[2] == 'p' ? &act->print : a[2] == 'd' ? &act->defaults :
+				    &act->check) = 1;
 				continue;
 			}
 			if (strncmp(a, "--", 2) != 0) {
@@ -219,9 +351,15 @@ parse_args(int argc, char **argv, struct config *cfg, const char **config_path,
 				*config_path = val;
 			else if (pass == 1 && config_set(cfg, k, val, a, err, sizeof err) != 0) {
 				fprintf(stderr, "notifyd: %s\n", err);
-				exit(EXIT_USAGE);
+				if (!act->check)
+					exit(EXIT_USAGE);
+				act->problems++;
 			}
 		}
+	}
+	if (act->defaults && !act->print) {
+		fprintf(stderr, "notifyd: --defaults goes with --print-config\n");
+		exit(EXIT_USAGE);
 	}
 }
 
@@ -235,7 +373,8 @@ main(int argc, char **argv)
 	struct smtpd *smtp = NULL;
 	const char *config_path = getenv("NOTIFYD_CONFIG");
 	char err[1024], dbpath[PATH_MAX];
-	int verbose = 0, print = 0, rc = 1, sig;
+	struct actions act = {0};
+	int rc = 1, sig;
 	sigset_t sigs;
 
 	if (config_init(&cfg, err, sizeof err) != 0) {
@@ -244,9 +383,16 @@ main(int argc, char **argv)
 	}
 	if (config_path != NULL && *config_path == '\0')
 		config_path = NULL;
-	parse_args(argc, argv, &cfg, &config_path, &verbose, &print);
-	if (print) {
-		print_config(&cfg);
+	parse_args(argc, argv, &cfg, &config_path, &act);
+	if (act.check) {
+		check_settings(&cfg, &act.problems);
+		if (act.problems == 0)
+			printf("notifyd: %s: ok\n", config_path ? config_path : "(no config file)");
+		config_free(&cfg);
+		return act.problems ? EXIT_USAGE : 0;
+	}
+	if (act.print) {
+		print_config(&cfg, act.defaults);
 		config_free(&cfg);
 		return 0;
 	}
@@ -254,7 +400,7 @@ main(int argc, char **argv)
 	for (int i = 0; i < 4; i++)
 		if (strcmp(cfg.log_level, levels[i]) == 0)
 			log_set_level((enum log_level)i);
-	if (verbose)
+	if (act.verbose)
 		log_set_level(LOG_DEBUG);
 
 	/* Signals are taken by sigwait() below; every thread inherits the mask. */
@@ -266,6 +412,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	mime_init();
+	raise_nofile(&cfg);
 	if (mkdirs(cfg.data_dir, 0700) != 0) {
 		fprintf(stderr, "notifyd: %s: %s\n", cfg.data_dir, strerror(errno));
 		goto out;
@@ -335,15 +482,19 @@ main(int argc, char **argv)
 	}
 	log_info("notifyd started", "version=%s pid=%ld data_dir=%s db=%s control=%s",
 	    NOTIFYD_VERSION, (long)getpid(), cfg.data_dir, dbpath, cfg.control_socket);
+	service_notify("READY=1");
 
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
+			service_notify("RELOADING=1");
 			reload_templates(&cfg);
+			service_notify("READY=1");
 			continue;
 		}
 		log_info("stopping", "signal=%s", sig == SIGINT ? "INT" : "TERM");
+		service_notify("STOPPING=1");
 		break;
 	}
 	rc = 0;

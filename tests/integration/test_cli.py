@@ -1,5 +1,6 @@
 """notifyctl against a private notifyd: every command, shapes, exit statuses."""
 import os
+import re
 import subprocess
 
 from conftest import NOTIFYCTL
@@ -198,3 +199,43 @@ def test_rest_era_commands(nd):
     assert t["user"] == "a" and t["token"].count(".") == 2
     assert nd.ctl("token", "a", "--ttl", "soon")[0] == 2
     assert p.stdout.strip() not in nd.log() and t["token"] not in nd.log()
+
+
+def test_bash_completion_comes_from_the_table(tmp):
+    script = subprocess.run([NOTIFYCTL, "completion", "bash"], capture_output=True, text=True,
+                            check=True).stdout
+    path = os.path.join(tmp, "notifyctl.bash")
+    with open(path, "w") as f:
+        f.write(script)
+
+    def complete(*words):
+        """What bash offers after `notifyctl WORDS...` (the last word being typed)."""
+        quoted = " ".join("'%s'" % w for w in ("notifyctl",) + words)
+        p = subprocess.run(["bash", "--norc", "--noprofile", "-c",
+                            'source "$1"; COMP_WORDS=(%s); COMP_CWORD=%d; _notifyctl; '
+                            'printf "%%s\\n" "${COMPREPLY[@]}"' % (quoted, len(words)),
+                            "bash", path], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        return set(p.stdout.split())
+
+    help_text = subprocess.run([NOTIFYCTL, "help"], capture_output=True, text=True).stdout
+    commands = re.findall(r"^  ([a-z]+(?: [a-z]+)?) {2,}", help_text, re.M)
+    assert len(commands) > 30
+    first = complete("")
+    for cmd in commands:
+        words = cmd.split()
+        assert words[0] in first, cmd
+        if len(words) == 2:
+            assert words[1] in complete(words[0], ""), cmd
+        if cmd == "help":
+            assert complete("help", "") >= {"send", "mail"}
+            continue
+        usage = subprocess.run([NOTIFYCTL, "help", *words], capture_output=True,
+                               text=True).stdout.splitlines()[0]
+        flags = set(re.findall(r"--[a-z-]+", usage))
+        offered = complete(*words, "--")
+        assert flags <= offered, (cmd, flags - offered)
+    # Global options before the command, and prefixes.
+    assert complete("--json", "mail", "") >= {"list", "show", "wait"}
+    assert complete("-s", "/tmp/x", "se") == {"send"}
+    assert complete("send", "--us") == {"--user", "--users"}

@@ -89,6 +89,40 @@ def test_config_errors_name_file_and_line(tmp):
     assert p.returncode == 2 and "http.listen" in p.stderr
 
 
+def test_check_config_reports_every_problem(tmp):
+    cfg = os.path.join(tmp, "n.conf")
+    with open(cfg, "w") as f:
+        f.write("[http]\nlisen = 127.0.0.1:9000\nmax_body = 12Q\n"
+                "[smtp]\nthis line is not ini\nmax_sesions = 3\n"
+                "[nope]\nx = 1\n[server]\nstrict_templates = maybe\n"
+                "[mailer]\nrelay = http://mail.example\n")
+    p = run_notifyd("--config", cfg, "--check-config", "--http", "nonsense",
+                    env={"NOTIFYD_STORE_SYNC": "sometimes"})
+    assert p.returncode == 2 and p.stdout == "", p.stdout
+    for want in (cfg + ":2: unknown key 'lisen' in section [http]; did you mean [http] listen?",
+                 cfg + ":3: http.max_body: '12Q' is not a size",
+                 cfg + ":5: syntax error",
+                 cfg + ":6: unknown key 'max_sesions' in section [smtp]; "
+                       "did you mean [smtp] max_sessions?",
+                 cfg + ":7: unknown section [nope]",
+                 cfg + ":10: server.strict_templates: 'maybe' is not true or false",
+                 "NOTIFYD_STORE_SYNC", "--http: http.listen",
+                 "[mailer] relay: 'http://mail.example' is not smtp://"):
+        assert want in p.stderr, (want, p.stderr)
+    # A key far from every known one gets no guess.
+    with open(cfg, "w") as f:
+        f.write("[http]\nzzzzzzzz = 1\n")
+    p = run_notifyd("--config", cfg, "--check-config")
+    assert p.returncode == 2 and "did you mean" not in p.stderr, p.stderr
+    # The example configuration and a good one pass, and nothing is started.
+    for text in (run_notifyd("--print-config", "--defaults").stdout,
+                 "[http]\nlisten = 127.0.0.1:9000\n[server]\nstrict_templates = yes\n"):
+        with open(cfg, "w") as f:
+            f.write(text)
+        p = run_notifyd("--config", cfg, "--check-config")
+        assert (p.returncode, p.stdout) == (0, "notifyd: %s: ok\n" % cfg), p.stderr
+
+
 def test_second_daemon_on_same_data_dir_refused(daemons, tmp):
     first = daemons().start()
     second = daemons(socket_path=os.path.join(tmp, "other.sock"))

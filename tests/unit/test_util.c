@@ -143,7 +143,7 @@ test_config_file(void **state)
 	assert_int_equal(load(&cfg, "[control]\nmax_clients = 0\n", err, sizeof err), -1);
 	assert_string_equal(err, "2: control.max_clients: '0' is not an integer from 1 to 10000");
 	assert_int_equal(load(&cfg, "listen = x\n", err, sizeof err), -1);
-	assert_string_equal(err, "1: key 'listen' outside any section");
+	assert_string_equal(err, "1: key 'listen' outside any section; did you mean [http] listen?");
 	assert_int_equal(load(&cfg, "[http]\nthis line is not ini\n", err, sizeof err), -1);
 	assert_string_equal(err, "2: syntax error (expected [section] or key = value)");
 	/* Nothing that failed changed what was set before. */
