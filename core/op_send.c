@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "config.h"
 #include "hub.h"
 #include "log.h"
 #include "mailer.h"
@@ -215,6 +216,22 @@ render(struct op_ctx *ctx, json_t *args, const struct template_set *s,
 	return true;
 }
 
+/* Refuse a send whose data lacks what its templates show ([server] strict_templates). */
+static void
+op_fail_missing(struct op_ctx *ctx, const char *type, json_t *warnings)
+{
+	struct buf names;
+	size_t i;
+	json_t *w;
+	buf_init(&names);
+	json_array_foreach(warnings, i, w)
+		buf_printf(&names, "%s%s", i ? ", " : "",
+		    json_string_value(json_object_get(w, "variable")));
+	op_fail(ctx, 422, "missing_variables", "%s: the data lacks %s, which its templates show",
+	    type, names.data ? names.data : "");
+	buf_free(&names);
+}
+
 /*
  * Store the notification for each recipient and answer with it, or with
  * {"count","notifications"} for users or a topic; 201 when any was
@@ -230,6 +247,7 @@ send_run(struct op_ctx *ctx, json_t *args)
 	bool *created = NULL, any = false;
 	struct rendered *r = NULL;
 	struct template_set *ts = NULL;
+	json_t *warnings = NULL;
 	size_t n, i;
 
 	if ((users = recipients(ctx, args)) == NULL)
@@ -271,6 +289,14 @@ send_run(struct op_ctx *ctx, json_t *args)
 		tt = template_set_type_or_default(ts, proto.type);
 		sr.channels = tt->channels;
 		sr.critical = tt->critical;
+		/* What the title, body (those not given) and email would show empty. */
+		warnings = template_warnings(tt, (proto.title == NULL) << TP_TITLE |
+		    (proto.body == NULL) << TP_BODY | ((tt->channels & CHANNEL_EMAIL) ?
+		    1u << TP_SUBJECT | 1u << TP_TEXT | 1u << TP_HTML : 0u), data);
+		if (json_array_size(warnings) > 0 && ctx->app->cfg->strict_templates) {
+			op_fail_missing(ctx, tt->name, warnings);
+			goto done;
+		}
 	}
 	if (!render(ctx, args, ts, tt, &proto, users, r, n))
 		goto done;
@@ -314,7 +340,10 @@ send_run(struct op_ctx *ctx, json_t *args)
 		}
 		result = json_pack("{s:I, s:o}", "count", (json_int_t)n, "notifications", list);
 	}
+	if (any && json_array_size(warnings) > 0)	/* a repeat answers with the first */
+		json_object_set(result, "warnings", warnings);
 done:
+	json_decref(warnings);
 	for (i = 0; out != NULL && i < n; i++)
 		json_decref(out[i]);
 	free(out);

@@ -103,6 +103,15 @@ render_run(struct op_ctx *ctx, json_t *args)
 		json_object_set_new(result, p == TP_TEXT ? "text" : template_part_name(p), v);
 	}
 	buf_free(&b);
+	unsigned parts = (1u << TP__COUNT) - 1;
+	if (json_object_get(args, "title") != NULL)
+		parts &= ~(1u << TP_TITLE);
+	if (json_object_get(args, "body") != NULL)
+		parts &= ~(1u << TP_BODY);
+	json_t *warnings = template_warnings(t, parts, data);
+	if (json_array_size(warnings) > 0)
+		json_object_set(result, "warnings", warnings);
+	json_decref(warnings);
 	json_decref(n);
 	json_decref(profile);
 	template_set_unref(s);

@@ -770,6 +770,94 @@ template_render(const struct template_set *s, const struct template_type *t,
 	json_decref(root);
 }
 
+/* Add name to the array of names list, once. */
+static void
+name_add_once(json_t *list, const char *name, size_t len)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(list, i, v)
+		if (json_string_length(v) == len && memcmp(json_string_value(v), name, len) == 0)
+			return;
+	json_array_append_new(list, json_stringn(name, len));
+}
+
+/*
+ * Is name one of the notification's own fields (or the profile), which a
+ * send may leave out, rather than something the data should give?
+ */
+static bool
+own_field(const char *name, size_t len)
+{
+	static const char *const own[] = {"id", "user", "type", "category", "priority", "title",
+	    "body", "url", "key", "created_at", "deliver_at", "read_at", "archived_at", "data",
+	    ".", NULL};
+	size_t first = strcspn(name, ".");
+	if (first > len || first == 0)
+		first = len;
+	for (int i = 0; own[i]; i++)
+		if (strlen(own[i]) == first && strncmp(own[i], name, first) == 0)
+			return true;
+	return false;
+}
+
+/* Append to missing each data variable part of t shows unguarded that data lacks. */
+static void
+template_missing(const struct template_type *t, enum template_part part, json_t *data,
+    json_t *missing)
+{
+	const struct tpl *tp = t->part[part];
+	json_t *ctx[1] = {data};
+	for (size_t i = 0; i < tp->n; i++) {
+		const struct node *nd = &tp->nodes[i];
+		json_t *v;
+		if (nd->kind == N_SECTION || nd->kind == N_INVERTED)
+			i = nd->end - 1;	/* guarded: the template tests for it */
+		else if ((nd->kind == N_VAR || nd->kind == N_RAW) && !own_field(nd->s, nd->len) &&
+		    ((v = lookup(nd->s, nd->len, ctx, json_is_object(data))) == NULL ||
+		    json_is_null(v)))
+			name_add_once(missing, nd->s, nd->len);
+	}
+}
+
+json_t *
+template_warnings(const struct template_type *t, unsigned parts, json_t *data)
+{
+	json_t *by_part[TP__COUNT] = {0}, *all = json_array(), *warnings = json_array(), *v;
+	size_t i;
+	for (int p = 0; p < TP__COUNT; p++) {
+		if (!(parts & (1u << p)))
+			continue;
+		by_part[p] = json_array();
+		template_missing(t, p, data, by_part[p]);
+		json_array_foreach(by_part[p], i, v)
+			name_add_once(all, json_string_value(v), json_string_length(v));
+	}
+	json_array_foreach(all, i, v) {
+		struct buf msg;
+		json_t *in = json_array(), *w;
+		size_t j;
+		buf_init(&msg);
+		buf_printf(&msg, "%s: '%s' is not in the data, so it renders empty in", t->name,
+		    json_string_value(v));
+		for (int p = 0; p < TP__COUNT; p++)
+			json_array_foreach(by_part[p], j, w)
+				if (json_equal(w, v)) {
+					buf_printf(&msg, "%s %s", json_array_size(in) ? "," : "",
+					    part_ext[p]);
+					json_array_append_new(in, json_string(part_ext[p]));
+				}
+		json_array_append_new(warnings, json_pack("{s:s, s:O, s:o, s:s}", "code",
+		    "missing_variable", "variable", v, "parts", in, "message",
+		    msg.data ? msg.data : ""));
+		buf_free(&msg);
+	}
+	for (int p = 0; p < TP__COUNT; p++)
+		json_decref(by_part[p]);
+	json_decref(all);
+	return warnings;
+}
+
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct template_set *current;
 

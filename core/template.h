@@ -78,6 +78,16 @@ const struct template_type *template_set_at(const struct template_set *s, size_t
 void	 template_render(const struct template_set *s, const struct template_type *t,
 	    enum template_part part, json_t *notification, json_t *user, struct buf *out);
 
+/*
+ * The variables the parts of t named by the bits (1 << part) show that
+ * data (a notification's data object, or NULL) lacks: each {{var}} outside
+ * every section (a section is the template testing for it), leaving out
+ * the notification's own fields (title, body, url, user...), which a send
+ * may leave out. A new array of {"code":"missing_variable", "variable",
+ * "parts", "message"}, one per variable; empty when nothing is missing.
+ */
+json_t	*template_warnings(const struct template_type *t, unsigned parts, json_t *data);
+
 /* The live set: what sends and the mailer use; reloading swaps it whole. */
 struct template_set *templates_current(void);	/* a reference; unref it */
 void	 templates_install(struct template_set *s);	/* takes the reference */

@@ -532,7 +532,11 @@ main(int argc, char **argv)
 			json_decref(ev);
 		}
 	} else if (json_is_true(json_object_get(reply, "ok"))) {
-		json_t *result = json_object_get(reply, "result");
+		json_t *result = json_object_get(reply, "result"), *w;
+		size_t k;
+		json_array_foreach(json_object_get(result, "warnings"), k, w)
+			fprintf(stderr, "notifyctl: warning: %s\n",
+			    json_string_value(json_object_get(w, "message")));
 		if (json_out)
 			print_json(stdout, result);
 		else

@@ -201,6 +201,41 @@ def test_rest_era_commands(nd):
     assert p.stdout.strip() not in nd.log() and t["token"] not in nd.log()
 
 
+def test_missing_template_variables_are_warned_of(nd, daemons, tmp):
+    # order_shipped shows {{order_id}}; "order" is a typo the user would not see.
+    p = subprocess.run([NOTIFYCTL, "-s", nd.socket, "send", "--user", "al", "--type",
+                        "order_shipped", "--data", "order=A-17", "--data", "carrier=DHL"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and p.stderr == (
+        "notifyctl: warning: order_shipped: 'order_id' is not in the data, so it renders "
+        "empty in title, body\n"), p.stderr
+    n = nd.ok("send", "--user", "al", "--type", "order_shipped", "--data", "order=A-18")
+    assert [w["variable"] for w in n["warnings"]] == ["order_id"]
+    assert n["warnings"][0]["parts"] == ["title", "body"] and n["title"] == "Order  has shipped"
+    # Given, or tested for by a section ({{#carrier}}), nothing is missing.
+    n = nd.ok("send", "--user", "al", "--type", "order_shipped", "--data", "order_id=A-19")
+    assert "warnings" not in n and n["title"] == "Order A-19 has shipped"
+    # The generic type's own fields may be left out.
+    assert "warnings" not in nd.ok("send", "--user", "al", "--type", "message", "--title", "t")
+    # An email part counts too (order_created's HTML shows order_id; title and body given).
+    n = nd.ok("send", "--user", "al", "--type", "order_created", "--title", "t", "--body", "b")
+    assert n["warnings"][0]["parts"] == ["txt", "html"], n["warnings"]
+    r = nd.ok("template", "render", "payment_failed", "--data", "amount=5")
+    assert [w["variable"] for w in r["warnings"]] == ["currency"]
+
+    cfg = os.path.join(tmp, "strict.conf")
+    with open(cfg, "w") as f:
+        f.write("[server]\nstrict_templates = true\n")
+    strict = daemons(args=["--config", cfg], data_dir=os.path.join(tmp, "d2"),
+                     socket_path=os.path.join(tmp, "s2.sock")).start()
+    rc, out, err = strict.ctl("send", "--user", "al", "--type", "payment_failed",
+                              "--data", "amount=5")
+    assert rc == 1 and "payment_failed: the data lacks currency" in err, err
+    assert strict.ctl("list", "--user", "al")[2] == "notifyctl: no user 'al'\n"  # nothing stored
+    assert strict.ok("send", "--user", "al", "--type", "payment_failed", "--data", "amount=5",
+                     "--data", "currency=EUR")["title"] == "Payment of 5 EUR failed"
+
+
 def test_bash_completion_comes_from_the_table(tmp):
     script = subprocess.run([NOTIFYCTL, "completion", "bash"], capture_output=True, text=True,
                             check=True).stdout
