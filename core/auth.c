@@ -224,9 +224,11 @@ auth_check_token(struct auth *a, const char *token, int64_t now,
 	if (dot2 == NULL || strchr(dot2 + 1, '.') != NULL || hlen == 0 || hlen > 1024 ||
 	    strlen(token) > 8192)
 		return deny(err, "malformed_credentials", "the token is not a JWT");
-	unsigned char header[1024];
+	unsigned char header[1024], payload[8192];
 	ssize_t n = b64url_decode(token, hlen, header);
-	json_t *h = n > 0 ? json_loadb((const char *)header, (size_t)n, 0, NULL) : NULL;
+	json_error_t jerr;
+	json_t *h = n > 0 ? json_load_bounded((const char *)header, (size_t)n, 0, &jerr, NULL) :
+	    NULL;
 	const char *alg = json_string_value(json_object_get(h, "alg"));
 	if (alg == NULL) {
 		json_decref(h);
@@ -239,6 +241,10 @@ auth_check_token(struct auth *a, const char *token, int64_t now,
 	json_decref(h);
 	if (dot2[1] == '\0')
 		return deny(err, "invalid_signature", "the token is not signed");
+	/* libjwt parses the claims before it checks the signature: bound them first. */
+	n = b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload);
+	if (n <= 0 || !json_depth_ok((const char *)payload, (size_t)n, JSON_MAX_DEPTH))
+		return deny(err, "malformed_credentials", "the token's claims are not readable");
 
 	jwt_t *jwt = NULL;
 	if (jwt_decode(&jwt, token, a->secret, (int)a->secret_len) != 0 ||

@@ -145,11 +145,14 @@ handle_line(struct client *cl, const char *line, size_t len, struct buf *b, json
 {
 	struct op_ctx ctx = {.app = cl->ctl->app};
 	json_error_t jerr;
-	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr), *id = NULL;
-	json_t *result = NULL;
+	bool deep;
+	json_t *req = json_load_bounded(line, len, JSON_REJECT_DUPLICATES, &jerr, &deep);
+	json_t *result = NULL, *id = NULL;
 	const char *cmd = NULL;
 
-	if (req == NULL) {
+	if (req == NULL && deep) {
+		op_fail(&ctx, 400, "too_deep", "the request's %s", jerr.text);
+	} else if (req == NULL) {
 		op_fail(&ctx, 400, "malformed_json", "malformed JSON at column %d: %s",
 		    jerr.column, jerr.text);
 	} else if (!json_is_object(req)) {

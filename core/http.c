@@ -484,7 +484,12 @@ parse_body(struct mg_connection *c, const char *body, size_t len, struct op_erro
 		return NULL;
 	}
 	json_error_t jerr;
-	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	bool deep;
+	json_t *j = json_load_bounded(body, len, JSON_REJECT_DUPLICATES, &jerr, &deep);
+	if (j == NULL && deep) {
+		op_error_set(err, 400, "too_deep", "the body's %s", jerr.text);
+		return NULL;
+	}
 	if (j == NULL) {
 		op_error_set(err, 400, "malformed_json", "%s", "");
 		snprintf(err->message, sizeof err->message,
@@ -535,18 +540,71 @@ mail_of(struct http *h, struct mg_connection *c, json_t *args, const char *const
 	return false;
 }
 
+/*
+ * What a browser may do with a captured mail's bytes: nothing. They come
+ * from anyone and are served on the API's own origin, so a script in
+ * them could call the mailbox API: CSP sandbox gives them an opaque
+ * origin, no scripts, forms or remote loads (inline images only).
+ */
+#define MAIL_CSP "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+/* hdr with one more name, value pair, into out (at most 16 entries in all). */
+static const char *const *
+add_header(const char **out, const char *const *hdr, const char *name, const char *value)
+{
+	int n = 0;
+	for (; hdr != NULL && hdr[n] != NULL && n < 12; n += 2) {
+		out[n] = hdr[n];
+		out[n + 1] = hdr[n + 1];
+	}
+	out[n++] = name;
+	out[n++] = value;
+	out[n] = NULL;
+	return out;
+}
+
 /* GET /api/v1/message/{id}/raw: the message exactly as received. */
 static void
 mail_raw(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
     int *status)
 {
 	struct mail_got m = {0};
+	const char *extra[16];
 	if (!mail_of(h, c, args, hdr, status, &m))
 		return;
 	*status = 200;
-	respond(c, 200, "text/plain; charset=utf-8", m.raw, m.len, hdr);
+	respond(c, 200, "text/plain; charset=utf-8", m.raw, m.len,
+	    add_header(extra, hdr, "Content-Security-Policy", MAIL_CSP));
 	json_decref(m.summary);
 	free(m.raw);
+}
+
+/*
+ * The Content-Disposition of a part named name: inline only for images a
+ * browser cannot run (SVG can hold script), else an attachment. The name
+ * is kept printable ASCII in filename="", and whole in filename*=UTF-8''.
+ */
+static void
+disposition(char *out, size_t n, const char *type, const char *name)
+{
+	bool image = strncasecmp(type, "image/", 6) == 0 && strcasestr(type, "svg") == NULL;
+	struct buf b;
+	buf_init_stack(&b, out, n);
+	buf_printf(&b, "%s; filename=\"", image ? "inline" : "attachment");
+	const char *fn = name && *name ? name : "part";
+	for (const unsigned char *p = (const unsigned char *)fn; *p && b.len < 200; p++)
+		buf_putc(&b, *p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' ? '_' : (char)*p);
+	buf_puts(&b, "\"; filename*=UTF-8''");
+	for (const unsigned char *p = (const unsigned char *)fn; *p && b.len + 4 < n; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("!#$&+-.^_`|~", *p))
+			buf_putc(&b, (char)*p);
+		else
+			buf_printf(&b, "%%%02X", *p);
+	}
+	if (b.oom || !b.on_stack)
+		snprintf(out, n, "attachment; filename=\"part\"");
+	buf_free(&b);
 }
 
 /* GET /api/v1/message/{id}/part/{part}: one part, decoded. */
@@ -555,7 +613,8 @@ mail_part(struct http *h, struct mg_connection *c, json_t *args, const char *con
     int *status)
 {
 	struct mail_got m = {0};
-	char *type = NULL, *name = NULL, disp[300];
+	char *type = NULL, *name = NULL, disp[1024];
+	const char *extra[16], *extra2[16];
 	size_t len = 0;
 	if (!mail_of(h, c, args, hdr, status, &m))
 		return;
@@ -567,20 +626,11 @@ mail_part(struct http *h, struct mg_connection *c, json_t *args, const char *con
 		*status = 404;
 		respond_error(c, &e, hdr);
 	} else {
-		const char *extra[12];
-		int n = 0;
-		for (; hdr != NULL && hdr[n] != NULL && n < 8; n++)
-			extra[n] = hdr[n];
-		snprintf(disp, sizeof disp, "inline; filename=\"%s\"", name ? name : "part");
-		for (char *p = disp + 17; *p; p++)
-			if (*p == '"' || *p < ' ')
-				*p = '_';
-		disp[strlen(disp) - 1] = '"';
-		extra[n++] = "Content-Disposition";
-		extra[n++] = disp;
-		extra[n] = NULL;
+		disposition(disp, sizeof disp, type, name);
 		*status = 200;
-		respond(c, 200, type, data, len, extra);
+		respond(c, 200, type, data, len, add_header(extra2,
+		    add_header(extra, hdr, "Content-Disposition", disp),
+		    "Content-Security-Policy", MAIL_CSP));
 	}
 	free(data);
 	free(type);
@@ -610,9 +660,11 @@ mail_view(struct http *h, struct mg_connection *c, json_t *args, const char *con
 	if (mail_of(h, c, a, hdr, status, &m)) {
 		json_t *full = mime_message(m.raw, m.len, m.summary);
 		const char *body = json_string_value(json_object_get(full, html ? "HTML" : "Text"));
+		const char *extra[16];
 		*status = 200;
 		respond(c, 200, html ? "text/html; charset=utf-8" : "text/plain; charset=utf-8",
-		    body ? body : "", body ? strlen(body) : 0, hdr);
+		    body ? body : "", body ? strlen(body) : 0,
+		    add_header(extra, hdr, "Content-Security-Policy", MAIL_CSP));
 		json_decref(full);
 		json_decref(m.summary);
 		free(m.raw);
@@ -620,11 +672,73 @@ mail_view(struct http *h, struct mg_connection *c, json_t *args, const char *con
 	json_decref(a);
 }
 
-/* CORS headers for an allowed origin, appended to hdr (name, value pairs). */
-static int
-cors_headers(const struct http *h, const char *origin, const char **hdr, int n)
+/*
+ * May origin call route r across origins? cors_origins say so for the
+ * notification API; the mailbox (the R_LOOPBACK routes) shows other
+ * people's password resets, so only with [http] mail_cors as well.
+ */
+static bool
+cors_allowed(const struct http *h, int r, const char *origin)
 {
-	if (!origin_allowed(h, origin))
+	if (r >= 0 && (routes[r].flags & R_LOOPBACK) && !h->app->cfg->http_mail_cors)
+		return false;
+	return origin_allowed(h, origin);
+}
+
+/* Is origin this server itself (a page notifyd serves)? */
+static bool
+same_origin(struct mg_connection *c, const char *origin)
+{
+	const char *host = mg_get_header(c, "Host");
+	const char *o = strstr(origin, "://");
+	return host != NULL && o != NULL && strcmp(o + 3, host) == 0;
+}
+
+/* Is host (a Host header) this server under a loopback name: localhost, 127.0.0.1, [::1]? */
+static bool
+host_local(const struct http *h, const char *host)
+{
+	static const char *const names[] = {"localhost", "127.0.0.1", "[::1]", NULL};
+	for (int i = 0; names[i]; i++) {
+		size_t l = strlen(names[i]);
+		if (strncasecmp(host, names[i], l) != 0)
+			continue;
+		if (host[l] == '\0')
+			return h->port == 80;
+		int64_t port;
+		return host[l] == ':' && parse_int64(host + l + 1, 1, 65535, &port) &&
+		    port == h->port;
+	}
+	return false;
+}
+
+/*
+ * May this request reach the mailbox without credentials, as Mailpit's
+ * does? Only a program on this host: a loopback peer that is not the
+ * trusted reverse proxy, naming this server by a loopback name (so DNS
+ * rebinding, evil.example resolving to 127.0.0.1, is not), and sent by no
+ * page of another origin (a browser is a loopback peer too).
+ */
+static bool
+mailbox_local(const struct http *h, struct mg_connection *c)
+{
+	const struct mg_request_info *ri = mg_get_request_info(c);
+	const char *host = mg_get_header(c, "Host"), *origin = mg_get_header(c, "Origin");
+	const char *proxy = h->app->cfg->http_trust_proxy;
+	bool loopback = strncmp(ri->remote_addr, "127.", 4) == 0 ||
+	    strcmp(ri->remote_addr, "::1") == 0;
+	if (!loopback || (*proxy != '\0' && strcmp(ri->remote_addr, proxy) == 0))
+		return false;
+	if (host != NULL && !host_local(h, host))
+		return false;
+	return origin == NULL || same_origin(c, origin);
+}
+
+/* CORS headers for an allowed origin of route r, appended to hdr (name, value pairs). */
+static int
+cors_headers(const struct http *h, int r, const char *origin, const char **hdr, int n)
+{
+	if (!cors_allowed(h, r, origin))
 		return n;
 	hdr[n++] = "Access-Control-Allow-Origin";
 	hdr[n++] = origin;
@@ -660,12 +774,18 @@ handle(struct mg_connection *c, void *cbdata)
 		if (route < 0 && strcmp(routes[r].method, ri->request_method) == 0)
 			route = r;
 	}
+	/* A preflight asks about the route of the method it names. */
+	int cors_route = route;
+	const char *want = mg_get_header(c, "Access-Control-Request-Method");
+	for (int r = 0; cors_route < 0 && want != NULL && nsegs >= 0 && r < NROUTES; r++)
+		if (strcmp(routes[r].method, want) == 0 && route_match(h, r, segs, nsegs, args))
+			cors_route = r;
 	if (route >= 0)
 		route_match(h, route, segs, nsegs, args);
-	nh = cors_headers(h, origin, hdr, nh);
+	nh = cors_headers(h, cors_route, origin, hdr, nh);
 
 	if (strcmp(ri->request_method, "OPTIONS") == 0 && *allow) {
-		if (origin != NULL && !origin_allowed(h, origin)) {
+		if (origin != NULL && !cors_allowed(h, cors_route, origin)) {
 			op_error_set(&ctx.err, 403, "origin_not_allowed", "%s", "this origin may not call the API");
 			goto fail;
 		}
@@ -708,10 +828,8 @@ handle(struct mg_connection *c, void *cbdata)
 		op_error_set(&ctx.err, 429, "rate_limited", "%s", "too many requests; slow down");
 		goto fail;
 	}
-	bool loopback = strncmp(ri->remote_addr, "127.", 4) == 0 ||
-	    strcmp(ri->remote_addr, "::1") == 0;
 	if (!(routes[route].flags & R_PUBLIC) &&
-	    !((routes[route].flags & R_LOOPBACK) && loopback && authz == NULL) &&
+	    !((routes[route].flags & R_LOOPBACK) && authz == NULL && mailbox_local(h, c)) &&
 	    auth_check(h->app->auth, h->app->store, authz, now, &who, &ctx.err) != 0) {
 		metrics_add(C_AUTH_FAILURES, 1);
 		if (ctx.err.status == 401) {
@@ -823,15 +941,6 @@ query_param(const char *qs, const char *name, char *out, size_t n)
 		}
 	}
 	return false;
-}
-
-/* Is origin this server itself (a page notifyd serves)? */
-static bool
-same_origin(struct mg_connection *c, const char *origin)
-{
-	const char *host = mg_get_header(c, "Host");
-	const char *o = strstr(origin, "://");
-	return host != NULL && o != NULL && strcmp(o + 3, host) == 0;
 }
 
 /* Before the upgrade: the Origin, the user's token, the limits. Non-zero refuses. */
@@ -1045,19 +1154,30 @@ ws_close(const struct mg_connection *c, void *cbdata)
 	free(st);
 }
 
-/* /api/events (Mailpit's): loopback, or an API key. */
+/*
+ * /api/events (Mailpit's): a page of another origin is refused as on /ws
+ * (it would read every captured subject, and hold a WebSocket place);
+ * then a local program as the mailbox routes have it, or an API key.
+ */
 static int
 events_connect(const struct mg_connection *cc, void *cbdata)
 {
 	struct http *h = cbdata;
 	struct mg_connection *c = (struct mg_connection *)cc;
-	const struct mg_request_info *ri = mg_get_request_info(c);
 	const char *authz = mg_get_header(c, "Authorization");
+	const char *origin = mg_get_header(c, "Origin");
 	struct principal who = {0};
 	struct op_error e = {0};
-	bool loopback = strncmp(ri->remote_addr, "127.", 4) == 0 ||
-	    strcmp(ri->remote_addr, "::1") == 0;
-	if (!(loopback && authz == NULL)) {
+	if (origin != NULL && !same_origin(c, origin) && !(h->app->cfg->http_mail_cors &&
+	    origin_allowed(h, origin))) {
+		op_error_set(&e, 403, "origin_not_allowed", "this origin may not read the mailbox");
+		metrics_add(C_WS_REFUSED_ORIGIN, 1);
+		log_info("websocket refused", "status=%d code=%s error=%s", e.status, e.code,
+		    e.message);
+		respond_error(c, &e, NULL);
+		return 1;
+	}
+	if (!(authz == NULL && mailbox_local(h, c))) {
 		int rc = auth_check(h->app->auth, h->app->store, authz, time_now_ms(), &who, &e);
 		if (rc == 0 && who.user != NULL)
 			op_error_set(&e, 403, "forbidden", "the mailbox needs an API key");

@@ -700,8 +700,14 @@ hub_receive(struct hub_conn *c, const char *data, size_t len)
 		send_error(c, "frame_too_large", "a client frame may hold at most 64 KiB");
 		goto log;
 	}
-	msg = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	bool deep;
+	msg = json_load_bounded(data, len, JSON_REJECT_DUPLICATES, &jerr, &deep);
 	type = json_string_value(json_object_get(msg, "type"));
+	if (msg == NULL && deep) {
+		snprintf(why, sizeof why, "the frame's %s", jerr.text);
+		send_error(c, "too_deep", why);
+		goto log;
+	}
 	if (msg == NULL) {
 		snprintf(why, sizeof why, "malformed JSON at column %d: %s", jerr.column, jerr.text);
 		send_error(c, "malformed_frame", why);

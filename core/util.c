@@ -330,6 +330,44 @@ utf8_valid(const char *str, size_t len, bool allow_controls)
 	return true;
 }
 
+bool
+json_depth_ok(const char *s, size_t len, int max)
+{
+	int depth = 0;
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;	/* the escaped character cannot end the string */
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > max)
+				return false;
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return true;
+}
+
+json_t *
+json_load_bounded(const char *s, size_t len, size_t flags, json_error_t *err, bool *too_deep)
+{
+	bool deep = !json_depth_ok(s, len, JSON_MAX_DEPTH);
+	if (too_deep != NULL)
+		*too_deep = deep;
+	if (!deep)
+		return json_loadb(s, len, flags, err);
+	memset(err, 0, sizeof *err);
+	snprintf(err->text, sizeof err->text, "arrays and objects nest deeper than %d levels",
+	    JSON_MAX_DEPTH);
+	return NULL;
+}
+
 uint64_t
 hash_str(const char *s)
 {

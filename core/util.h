@@ -2,6 +2,7 @@
 #ifndef NOTIFYD_UTIL_H
 #define NOTIFYD_UTIL_H
 
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -45,6 +46,23 @@ bool	 duration_parse(const char *s, int64_t *ms);
 bool	 parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 /* s is valid UTF-8 with no control characters (tab allowed when tabs). */
 bool	 utf8_valid(const char *s, size_t len, bool allow_controls);
+
+/*
+ * How deep untrusted JSON may nest arrays and objects. jansson parses and
+ * writes recursively, once per level, and civetweb's workers run on fixed
+ * ~100 KiB stacks: a 2 KB body nested 1,000 deep overflowed one. Every
+ * parse of JSON from outside goes through json_load_bounded().
+ */
+#define JSON_MAX_DEPTH	32
+/* Do the arrays and objects of JSON text s nest at most max deep? Linear, no recursion. */
+bool	 json_depth_ok(const char *s, size_t len, int max);
+/*
+ * json_loadb() of untrusted text: text nested deeper than JSON_MAX_DEPTH
+ * is refused before jansson sees it (NULL, err->text saying so, and
+ * *too_deep set when given).
+ */
+json_t	*json_load_bounded(const char *s, size_t len, size_t flags, json_error_t *err,
+	    bool *too_deep);
 
 /* FNV-1a hash of a string, for hash tables. */
 uint64_t hash_str(const char *s);
