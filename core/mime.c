@@ -21,10 +21,189 @@ mime_shutdown(void)
 	g_mime_shutdown();
 }
 
-/* Parse raw into a message (a new reference), or NULL. */
-static GMimeMessage *
-parse(const char *raw, size_t len)
+/* Is the header line [p, e) the header name (any case), then optional blanks and ':'? */
+static const char *
+header_value(const char *p, const char *e, const char *name)
 {
+	size_t nl = strlen(name);
+	if ((size_t)(e - p) <= nl || strncasecmp(p, name, nl) != 0)
+		return NULL;
+	p += nl;
+	while (p < e && (*p == ' ' || *p == '\t'))
+		p++;
+	return p < e && *p == ':' ? p + 1 : NULL;
+}
+
+/* One level of nesting the scan has entered. */
+struct level {
+	char	 boundary[72];	/* "" when the level cannot be closed by a boundary of its own */
+	bool	 digest;	/* multipart/digest: a part without a type is a message */
+};
+
+/*
+ * Read the Content-Type value v (unfolded, NUL-terminated) into lv: is it
+ * multipart (1, boundary read when it is plain), a message (2), or a leaf (0)?
+ * Anything unusual leaves the boundary empty: the level then stays open,
+ * which can only make the count deeper than GMime's, never shallower.
+ */
+static int
+content_kind(const char *v, struct level *lv)
+{
+	v += strspn(v, " \t");
+	lv->boundary[0] = '\0';
+	lv->digest = false;
+	if (strncasecmp(v, "message/", 8) == 0)
+		return 2;
+	if (strcasestr(v, "multipart") == NULL)
+		return 0;
+	lv->digest = strncasecmp(v, "multipart/digest", 16) == 0;
+	if (strstr(v, "=?") != NULL || strchr(v, '(') != NULL || strcasestr(v, "boundary*"))
+		return 1;
+	const char *b = NULL;
+	for (const char *q = strcasestr(v, "boundary"); q; q = strcasestr(q + 1, "boundary")) {
+		const char *before = q;
+		while (before > v && (before[-1] == ' ' || before[-1] == '\t'))
+			before--;
+		if (before > v && before[-1] == ';') {
+			if (b != NULL)
+				return 1;	/* two boundaries: which one GMime takes is its business */
+			b = q + 8;
+		}
+	}
+	if (b == NULL || *(b += strspn(b, " \t")) != '=')
+		return 1;
+	b += 1 + strspn(b + 1, " \t");
+	size_t n = 0;
+	if (*b == '"') {
+		for (b++; *b && *b != '"' && n + 1 < sizeof lv->boundary; b++) {
+			if (*b == '\\')
+				return 1;
+			lv->boundary[n++] = *b;
+		}
+		if (*b != '"')
+			n = 0;
+	} else {
+		for (; *b && !strchr(" \t;", *b) && n + 1 < sizeof lv->boundary; b++)
+			lv->boundary[n++] = *b;
+		if (*b && !strchr(" \t;", *b))
+			n = 0;
+	}
+	lv->boundary[n] = '\0';
+	return 1;
+}
+
+/*
+ * Is [p, e) "--B" or "--B--" (then only blanks) for the boundary B of
+ * level i? Exact, where GMime may be looser: a line the scan does not take
+ * for a boundary keeps a level open, so it errs on the deep side.
+ */
+static int
+boundary_line(const char *p, const char *e, const struct level *lv)
+{
+	size_t bl = strlen(lv->boundary);
+	if (bl == 0 || (size_t)(e - p) < bl + 2 || p[0] != '-' || p[1] != '-' ||
+	    memcmp(p + 2, lv->boundary, bl) != 0)
+		return 0;
+	p += bl + 2;
+	int r = 1;
+	if (e - p >= 2 && p[0] == '-' && p[1] == '-') {
+		p += 2;
+		r = 2;
+	}
+	for (; p < e; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\r')
+			return 0;
+	return r;
+}
+
+bool
+mime_depth_ok(const char *raw, size_t len, int max)
+{
+	struct level *stack = calloc((size_t)max + 1, sizeof *stack), next;
+	int depth = 0;
+	bool headers = true, in_ct = false, ok = true;
+	char ct[1024];
+	size_t ctlen = 0;
+
+	if (stack == NULL)
+		return false;
+	for (const char *p = raw, *end = raw + len; p < end && ok;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl ? nl : end;
+		const char *line = p;
+		p = nl ? nl + 1 : end;
+		if (e > line && e[-1] == '\r')
+			e--;
+		/* A boundary of an open level ends whatever was open inside it. */
+		int b = 0, i;
+		for (i = depth - 1; i >= 0 && line + 2 <= e && line[0] == '-'; i--)
+			if ((b = boundary_line(line, e, &stack[i])) != 0)
+				break;
+		if (b != 0) {
+			depth = b == 2 ? i : i + 1;
+			headers = b == 1;	/* a part's headers follow a delimiter */
+			in_ct = false;
+			ctlen = 0;
+			continue;
+		}
+		if (!headers)
+			continue;
+		if (e == line) {	/* the end of a header block */
+			int kind;
+			if (ctlen > 0) {
+				ct[ctlen] = '\0';
+				kind = content_kind(ct, &next);
+			} else {
+				kind = depth > 0 && stack[depth - 1].digest ? 2 : 0;
+				memset(&next, 0, sizeof next);
+			}
+			ctlen = 0;
+			in_ct = false;
+			headers = kind == 2;	/* an embedded message begins with its headers */
+			if (kind != 0) {
+				if (depth == max) {
+					ok = false;
+					break;
+				}
+				stack[depth++] = next;
+				if (kind == 2)
+					stack[depth - 1].boundary[0] = '\0';
+			}
+			continue;
+		}
+		const char *v;
+		if ((*line == ' ' || *line == '\t') && in_ct) {
+			v = line;	/* a folded continuation */
+		} else {
+			v = header_value(line, e, "content-type");
+			in_ct = v != NULL;
+			if (in_ct)
+				ctlen = 0;
+		}
+		if (in_ct) {
+			size_t n = (size_t)(e - v), room = sizeof ct - 2 - ctlen;
+			if (n > room)
+				n = room;	/* a longer type is unusual: content_kind keeps it open */
+			memcpy(ct + ctlen, v, n);
+			ctlen += n;
+			ct[ctlen++] = ' ';
+		}
+	}
+	free(stack);
+	return ok;
+}
+
+/*
+ * Parse raw into a message (a new reference), or NULL: also when its parts
+ * nest deeper than MIME_MAX_DEPTH (*too_deep then set), which GMime is
+ * never given.
+ */
+static GMimeMessage *
+parse(const char *raw, size_t len, bool *too_deep)
+{
+	*too_deep = !mime_depth_ok(raw, len, MIME_MAX_DEPTH);
+	if (*too_deep)
+		return NULL;
 	GMimeStream *stream = g_mime_stream_mem_new_with_buffer(raw, len);
 	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
 	GMimeMessage *m = g_mime_parser_construct_message(parser, NULL);
@@ -187,7 +366,8 @@ put_lower(struct buf *b, const char *s)
 json_t *
 mime_summary(const char *raw, size_t len, json_t *rcpts, struct buf *search)
 {
-	GMimeMessage *m = parse(raw, len);
+	bool deep;
+	GMimeMessage *m = parse(raw, len, &deep);
 	json_t *from = json_array(), *to = json_array(), *cc = json_array(), *bcc = json_array();
 	json_t *reply = json_array(), *v;
 	struct walk w = {.attachments = json_array(), .inline_parts = json_array()};
@@ -254,7 +434,8 @@ mime_summary(const char *raw, size_t len, json_t *rcpts, struct buf *search)
 json_t *
 mime_message(const char *raw, size_t len, json_t *summary)
 {
-	GMimeMessage *m = parse(raw, len);
+	bool deep;
+	GMimeMessage *m = parse(raw, len, &deep);
 	struct walk w = {.attachments = json_array(), .inline_parts = json_array()};
 	json_t *o = json_deep_copy(summary);
 	char *date = NULL;
@@ -271,7 +452,13 @@ mime_message(const char *raw, size_t len, json_t *summary)
 	json_object_set_new(o, "Date", date ? json_string(date) :
 	    json_incref(json_object_get(summary, "Created")));
 	json_object_set_new(o, "ReturnPath", utf8_string(rp));
-	json_object_set_new(o, "Text", utf8_string(w.text));
+	if (deep) {	/* stored before the bound: shown as it is, not parsed */
+		char *text = g_utf8_make_valid(raw, (gssize)len);
+		json_object_set_new(o, "Text", json_string(text));
+		g_free(text);
+	} else {
+		json_object_set_new(o, "Text", utf8_string(w.text));
+	}
 	json_object_set_new(o, "HTML", utf8_string(w.html));
 	json_object_set_new(o, "Inline", w.inline_parts);
 	json_object_set_new(o, "Attachments", w.attachments);
@@ -290,7 +477,8 @@ char *
 mime_part(const char *raw, size_t len, const char *id, size_t *outlen, char **type,
     char **filename)
 {
-	GMimeMessage *m = parse(raw, len);
+	bool deep;
+	GMimeMessage *m = parse(raw, len, &deep);
 	struct walk w = {.want = id};
 	char *out = NULL;
 	if (m != NULL && g_mime_message_get_mime_part(m) != NULL) {
@@ -323,11 +511,51 @@ mime_part(const char *raw, size_t len, const char *id, size_t *outlen, char **ty
 	return out;
 }
 
+/* Add the header block at the start of raw to o, unfolded, without GMime. */
+static void
+plain_headers(const char *raw, size_t len, json_t *o)
+{
+	struct buf v;
+	char name[256] = "";
+	buf_init(&v);
+	for (const char *p = raw, *end = raw + len; p <= end;) {
+		const char *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+		const char *e = nl ? nl : end, *line = p;
+		p = nl ? nl + 1 : end + 1;
+		if (e > line && e[-1] == '\r')
+			e--;
+		bool fold = e > line && (*line == ' ' || *line == '\t');
+		if (fold && *name) {
+			buf_put(&v, line, (size_t)(e - line));
+			continue;
+		}
+		if (*name) {
+			json_t *arr = json_object_get(o, name);
+			if (arr == NULL)
+				json_object_set_new(o, name, arr = json_array());
+			char *text = g_utf8_make_valid(v.data ? v.data : "", -1);
+			json_array_append_new(arr, json_string(g_strstrip(text)));
+			g_free(text);
+			*name = '\0';
+		}
+		const char *colon = memchr(line, ':', (size_t)(e - line));
+		if (e == line || colon == NULL || colon == line || colon - line >= (long)sizeof name)
+			break;
+		snprintf(name, sizeof name, "%.*s", (int)(colon - line), line);
+		buf_reset(&v);
+		buf_put(&v, colon + 1, (size_t)(e - colon - 1));
+	}
+	buf_free(&v);
+}
+
 json_t *
 mime_headers(const char *raw, size_t len)
 {
-	GMimeMessage *m = parse(raw, len);
+	bool deep;
+	GMimeMessage *m = parse(raw, len, &deep);
 	json_t *o = json_object();
+	if (deep)
+		plain_headers(raw, len, o);
 	if (m != NULL) {
 		GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(m));
 		int n = g_mime_header_list_get_count(hl);

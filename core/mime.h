@@ -9,7 +9,20 @@
 
 struct buf;
 
+/*
+ * How deep MIME parts may nest (multipart and message/rfc822 levels).
+ * GMime parses, and notifyd walks, one recursion per level, and mail is
+ * read on civetweb's ~100 KiB worker stacks: 400 levels overflowed one.
+ */
+#define MIME_MAX_DEPTH	50
+
 void	 mime_init(void);
+/*
+ * Do raw's MIME parts nest at most max deep? A linear scan of the header
+ * blocks and boundaries, with no recursion; where it cannot tell, it
+ * counts a level as still open, so it never finds less than GMime would.
+ */
+bool	 mime_depth_ok(const char *raw, size_t len, int max);
 void	 mime_shutdown(void);
 /*
  * The summary of a message: MessageID, From, To, Cc, Bcc (envelope

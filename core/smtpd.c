@@ -87,6 +87,7 @@ struct session {
 	char		 uid[23];
 	int64_t		 received_at;
 	bool		 parsed;
+	bool		 too_deep;	/* its MIME parts nest deeper than MIME_MAX_DEPTH */
 	json_t		*summary;	/* parsed, for the mailbox API */
 	char		*summary_text, *rcpt_text;
 	struct buf	 search;	/* lower-cased text searched by queries */
@@ -802,6 +803,10 @@ parse_message(struct session *ss)
 {
 	ss->parsed = true;
 	buf_init(&ss->search);
+	/* Refused before GMime, which recurses per level, ever sees it. */
+	ss->too_deep = !mime_depth_ok(ss->raw.data, ss->raw.len, MIME_MAX_DEPTH);
+	if (ss->too_deep)
+		return;
 	ss->summary = mime_summary(ss->raw.data, ss->raw.len, ss->rcpts, &ss->search);
 	ss->summary_text = json_dumps(ss->summary, JSON_COMPACT);
 	ss->rcpt_text = json_dumps(ss->rcpts, JSON_COMPACT);
@@ -820,8 +825,8 @@ commit_batch(struct smtpd *sd, struct session **batch, int n)
 		if (!ss->parsed)
 			parse_message(ss);
 		ss->stored = -1;
-		if (ss->raw.oom || ss->summary_text == NULL || ss->rcpt_text == NULL ||
-		    ss->search.oom)
+		if (ss->too_deep || ss->raw.oom || ss->summary_text == NULL ||
+		    ss->rcpt_text == NULL || ss->search.oom)
 			continue;
 		at[todo] = i;
 		m[todo++] = (struct mail_new){
@@ -918,6 +923,11 @@ answer_stored(struct smtpd *sd)
 		if (ss->stored > 0) {
 			reply(ss, "250 2.0.0 OK: queued as %s", ss->uid);
 			metrics_add(C_SMTP_ACCEPTED, 1);
+		} else if (ss->too_deep) {
+			log_info("smtp message refused", "session=%u reason=mime_depth max=%d", ss->id,
+			    MIME_MAX_DEPTH);
+			reply(ss, "554 5.6.0 MIME parts nest deeper than %d levels", MIME_MAX_DEPTH);
+			metrics_add(C_SMTP_REJECTED, 1);
 		} else {
 			reply(ss, "451 4.3.0 The message could not be stored; try again");
 			metrics_add(C_SMTP_REJECTED, 1);
