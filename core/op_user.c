@@ -92,6 +92,10 @@ set_run(struct op_ctx *ctx, json_t *a)
 	field(a, "name", &u.name, &u.set_name);
 	field(a, "tz", &u.tz, &u.set_tz);
 	field(a, "locale", &u.locale, &u.set_locale);
+	/* A stolen token must not be able to send the user's mail elsewhere. */
+	if (u.set_email && ctx->as_user != NULL)
+		return op_fail(ctx, 403, "forbidden",
+		    "changing the email address needs an API key; a user token may not");
 	if (u.email != NULL && !email_valid(u.email))
 		return op_fail(ctx, 422, "invalid_field", "'email' is not an email address");
 	if (u.name != NULL && !op_check_text(ctx, "name", u.name, 256))

@@ -411,12 +411,22 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/*
+	 * Everything notifyd creates (the database and its WAL, secrets, the
+	 * socket) holds captured mail or credentials: for its owner only,
+	 * whatever the umask it was started with.
+	 */
+	umask(077);
 	mime_init();
 	raise_nofile(&cfg);
 	if (mkdirs(cfg.data_dir, 0700) != 0) {
 		fprintf(stderr, "notifyd: %s: %s\n", cfg.data_dir, strerror(errno));
 		goto out;
 	}
+	struct stat dst;
+	if (stat(cfg.data_dir, &dst) == 0 && (dst.st_mode & 077))
+		log_warn("data directory is open to others; chmod 700 it", "path=%s mode=%03o",
+		    cfg.data_dir, (unsigned)(dst.st_mode & 0777));
 	if (lock_data_dir(cfg.data_dir) < 0)
 		goto out;
 	snprintf(dbpath, sizeof dbpath, "%s/notifyd.db", cfg.data_dir);

@@ -1,0 +1,300 @@
+"""Untrusted input that once crashed or exposed the daemon, each against a private notifyd."""
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import sqlite3
+
+import pytest
+import requests
+import websockets
+
+from conftest import Client
+
+
+def deep_json(levels, inner="1"):
+    return "[" * levels + inner + "]" * levels
+
+
+@pytest.fixture
+def hd(daemons):
+    d = daemons(http=True, smtp=True).start()
+    d.key = d.ok("key", "create", "hardening")["key"]
+    return d
+
+
+def alive(d):
+    assert requests.get(d.url + "/healthz", timeout=10).status_code == 200
+    assert d.ok("ping")["pong"] is True
+
+
+def test_json_nested_deep_is_refused_on_every_path(hd):
+    d = hd
+    token = d.ok("token", "alice")["token"]
+    body = '{"x":' + deep_json(1000) + "}"   # about 2 KB
+    assert len(body) < 2100
+    # A user's own token, PATCHing preferences: crashed a civetweb worker.
+    r = requests.patch(d.url + "/api/v1/users/alice/preferences", data=body,
+                       headers={"Authorization": "Bearer " + token,
+                                "Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "too_deep", r.text
+    # The mailbox from loopback, with no credentials at all.
+    r = requests.put(d.url + "/api/v1/messages", data='{"IDs":' + deep_json(1000, '"x"') + "}",
+                     headers={"Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "too_deep"
+    # data nested 300 deep in a send: crashed in json_dumps.
+    r = requests.post(d.url + "/api/v1/notifications",
+                      data='{"user":"bob","type":"m","data":{"x":' + deep_json(300) + "}}",
+                      headers={"Authorization": "Bearer " + d.key,
+                               "Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "too_deep"
+    # The limit is the same everywhere: 32 levels in all are fine, 33 are not.
+    ok = '{"user":"bob","type":"m","data":{"x":' + deep_json(30) + "}}"
+    too = '{"user":"bob","type":"m","data":{"x":' + deep_json(31) + "}}"
+    for text, status in ((ok, 201), (too, 400)):
+        r = requests.post(d.url + "/api/v1/notifications", data=text,
+                          headers={"Authorization": "Bearer " + d.key,
+                                   "Content-Type": "application/json"}, timeout=10)
+        assert r.status_code == status, r.text
+
+    # One WebSocket text frame.
+    async def ws():
+        async with websockets.connect("ws://127.0.0.1:%d/ws?token=%s" % (d.port, token)) as c:
+            assert json.loads(await c.recv())["type"] == "connected"
+            await c.send('{"type":"mark_read","ids":' + deep_json(1000) + "}")
+            err = json.loads(await asyncio.wait_for(c.recv(), 10))
+            assert err["type"] == "error" and err["data"]["code"] == "too_deep", err
+            await c.send('{"type":"ping"}')
+            assert json.loads(await asyncio.wait_for(c.recv(), 10))["type"] == "pong"
+    asyncio.run(ws())
+
+    # A control-socket line.
+    c = Client(d.socket)
+    c.send_raw(b'{"id":1,"cmd":"send","args":{"user":"x","type":"m","data":'
+               + deep_json(100000).encode() + b"}}\n")
+    r = c.read()
+    assert r["ok"] is False and r["error"]["code"] == "too_deep"
+    assert c.call("ping")["ok"] is True
+    c.close()
+
+    # A user token whose claims nest deep: libjwt parses them before the signature.
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    signing = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(('{"sub":' + deep_json(3000) + "}").encode())
+    bad = signing + "." + b64(hmac.new(b"x", signing.encode(), hashlib.sha256).digest())
+    r = requests.get(d.url + "/api/v1/users/alice/notifications",
+                     headers={"Authorization": "Bearer " + bad}, timeout=10)
+    assert r.status_code == 401
+    alive(d)
+
+
+def nested_multipart(levels, leaf=b"deep inside\r\n"):
+    """A message whose multipart/mixed parts nest levels deep."""
+    head = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: nested %d\r\n" % levels
+    open_, close = [], []
+    for i in range(levels):
+        open_.append(b"Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n" % (i, i))
+        close.insert(0, b"\r\n--b%d--\r\n" % i)
+    return head + b"".join(open_) + b"Content-Type: text/plain\r\n\r\n" + leaf + b"".join(close)
+
+
+def smtp_send(port, raw):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = s.makefile("rb")
+    codes = []
+
+    def code():
+        while True:
+            line = f.readline()
+            if line[3:4] != b"-":
+                return int(line[:3])
+    codes.append(code())
+    s.sendall(b"EHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n")
+    codes += [code() for _ in range(4)]
+    s.sendall(raw.replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\nQUIT\r\n")
+    codes += [code(), code()]
+    f.close()
+    s.close()
+    return codes
+
+
+def test_mime_nested_deep_is_refused_at_the_dot(hd):
+    d = hd
+    assert smtp_send(d.smtp_port, nested_multipart(400))[-2] == 554
+    assert smtp_send(d.smtp_port, nested_multipart(45))[-2] == 250
+    msgs = requests.get(d.url + "/api/v1/messages").json()["messages"]
+    assert [m["Subject"] for m in msgs] == ["nested 45"]
+    full = requests.get(d.url + "/api/v1/message/" + msgs[0]["ID"]).json()
+    assert full["Text"].strip() == "deep inside"
+    # A message/rfc822 part is a level too.
+    inner = nested_multipart(30)
+    wrapped = inner
+    for i in range(25):
+        wrapped = (b"Subject: wrap %d\r\nContent-Type: message/rfc822\r\n\r\n" % i) + wrapped
+    assert smtp_send(d.smtp_port, wrapped)[-2] == 554
+    assert d.wait_log("reason=mime_depth")
+    alive(d)
+
+
+def test_deep_mail_stored_before_the_limit_is_shown_raw(daemons, tmp):
+    """A poison pill stored by an older notifyd: shown as text, never parsed."""
+    d = daemons(http=True, smtp=True).start()
+    assert smtp_send(d.smtp_port, b"Subject: plain\r\n\r\nhello\r\n")[-2] == 250
+    d.stop()
+    raw = b"Received: from x\r\n" + nested_multipart(400)
+    db = sqlite3.connect(os.path.join(d.data_dir, "notifyd.db"))
+    summary = {"MessageID": "", "From": None, "To": [], "Cc": [], "Bcc": [], "ReplyTo": [],
+               "Subject": "poison", "Tags": [], "Attachments": 0, "Snippet": ""}
+    db.execute("INSERT INTO mail (uid, received_at, mail_from, rcpt_to, size, summary, search, raw)"
+               " VALUES ('poison0000000000000000', 1, 'a@x', '[\"b@y\"]', ?, ?, 'poison', ?)",
+               (len(raw), json.dumps(summary), raw))
+    db.commit()
+    db.close()
+    d.start()
+    for _ in range(2):  # every read, after every restart
+        full = requests.get(d.url + "/api/v1/message/poison0000000000000000", timeout=10)
+        assert full.status_code == 200 and "deep inside" in full.json()["Text"]
+        assert full.json()["Attachments"] == [] and full.json()["HTML"] == ""
+        h = requests.get(d.url + "/api/v1/message/poison0000000000000000/headers").json()
+        assert h["Subject"] == ["nested 400"] and h["Received"] == ["from x"]
+        assert requests.get(d.url + "/view/poison0000000000000000.txt").status_code == 200
+        assert requests.get(d.url + "/api/v1/message/poison0000000000000000/part/1"
+                            ).status_code == 404
+        assert d.ok("mail", "show", "poison0000000000000000")["Subject"] == "poison"
+    alive(d)
+
+
+def write_conf(tmp, name, text):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return ["--config", path]
+
+
+def mail_with_parts(port):
+    """One message with an HTML body, a script, an SVG and a PNG attachment."""
+    raw = (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: reset code 4711\r\n"
+           b"Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n"
+           b"--m\r\nContent-Type: text/html\r\n\r\n<script>fetch('/api/v1/messages')</script>"
+           b"<p>code 4711</p>\r\n"
+           b"--m\r\nContent-Type: image/svg+xml\r\nContent-Disposition: attachment; "
+           b"filename=\"x.svg\"\r\n\r\n<svg xmlns=\"http://www.w3.org/2000/svg\"><script>"
+           b"alert(1)</script></svg>\r\n"
+           b"--m\r\nContent-Type: image/png\r\nContent-Disposition: inline; "
+           b"filename=\"a \\\"b\\\".png\"\r\n\r\nPNG\r\n"
+           b"--m--\r\n")
+    assert smtp_send(port, raw)[-2] == 250
+
+
+def test_mailbox_needs_a_local_program_or_a_key(daemons, tmp):
+    d = daemons(http=True, smtp=True, args=write_conf(tmp, "c.conf",
+                                                      "[http]\ncors_origins = *\n")).start()
+    key = d.ok("key", "create", "k")["key"]
+    mail_with_parts(d.smtp_port)
+    url = d.url + "/api/v1/messages"
+    assert requests.get(url).status_code == 200                       # curl, a script
+    here = "127.0.0.1:%d" % d.port
+    assert requests.get(url, headers={"Host": "localhost:%d" % d.port}).status_code == 200
+    assert requests.get(url, headers={"Origin": "http://" + here}).status_code == 200
+    # A page of another site (the browser is a loopback peer too), DNS rebinding.
+    for h in ({"Origin": "https://evil.example"}, {"Host": "evil.example:%d" % d.port},
+              {"Host": "localhost:1"}):
+        r = requests.get(url, headers=h)
+        assert r.status_code == 401 and "Access-Control-Allow-Origin" not in r.headers, h
+    assert requests.get(url, headers={"Origin": "https://evil.example",
+                                      "Authorization": "Bearer " + key}).status_code == 200
+    # cors_origins = * opens the notification API, never the mailbox.
+    pre = {"Origin": "https://evil.example", "Access-Control-Request-Method": "DELETE"}
+    r = requests.options(url, headers=pre)
+    assert r.status_code == 403 and "Access-Control-Allow-Origin" not in r.headers
+    r = requests.options(d.url + "/api/v1/users/a/notifications",
+                         headers=dict(pre, **{"Access-Control-Request-Method": "GET"}))
+    assert r.status_code == 204 and r.headers["Access-Control-Allow-Origin"] == "https://evil.example"
+    r = requests.get(url, headers={"Origin": "https://evil.example",
+                                   "Authorization": "Bearer " + key})
+    assert "Access-Control-Allow-Origin" not in r.headers
+
+    async def events(headers):
+        """The first event the stream shows after a mail arrives."""
+        async with websockets.connect("ws://%s/api/events" % here, extra_headers=headers) as ws:
+            await asyncio.get_running_loop().run_in_executor(
+                None, smtp_send, d.smtp_port, b"Subject: live\r\n\r\nx\r\n")
+            return json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert asyncio.run(events({}))["Type"] == "new"
+    assert asyncio.run(events({"Origin": "http://" + here}))["Type"] == "new"
+    with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+        asyncio.run(events({"Origin": "https://evil.example"}))
+    assert e.value.status_code == 403
+    assert d.ok("connections")["total"] == 0    # and it took no place meanwhile
+    alive(d)
+
+
+def test_mail_cors_and_trust_proxy(daemons, tmp):
+    d = daemons(http=True, smtp=True, args=write_conf(
+        tmp, "c.conf", "[http]\ncors_origins = https://mail.example\nmail_cors = true\n"
+                       "trust_proxy = 127.0.0.1\n")).start()
+    key = d.ok("key", "create", "k")["key"]
+    url = d.url + "/api/v1/messages"
+    r = requests.options(url, headers={"Origin": "https://mail.example",
+                                       "Access-Control-Request-Method": "DELETE"})
+    assert r.status_code == 204 and r.headers["Access-Control-Allow-Origin"] == "https://mail.example"
+    # Behind the proxy every request comes from loopback: none is local.
+    assert requests.get(url).status_code == 401
+    assert requests.get(url, headers={"Authorization": "Bearer " + key}).status_code == 200
+
+
+def test_captured_mail_is_served_sandboxed(hd):
+    d = hd
+    mail_with_parts(d.smtp_port)
+    m = requests.get(d.url + "/api/v1/messages").json()["messages"][0]
+    full = requests.get(d.url + "/api/v1/message/" + m["ID"]).json()
+    for path in ("/view/%s.html" % m["ID"], "/view/%s.txt" % m["ID"],
+                 "/api/v1/message/%s/raw" % m["ID"]):
+        r = requests.get(d.url + path)
+        assert r.status_code == 200
+        csp = r.headers["Content-Security-Policy"]
+        assert csp.startswith("sandbox;") and "default-src 'none'" in csp and "img-src data:" in csp
+        assert "script-src" not in csp and r.headers["X-Content-Type-Options"] == "nosniff"
+    parts = {a["FileName"]: a["PartID"] for a in full["Attachments"] + full["Inline"]}
+    svg = requests.get(d.url + "/api/v1/message/%s/part/%s" % (m["ID"], parts["x.svg"]))
+    assert svg.headers["Content-Disposition"] == \
+        "attachment; filename=\"x.svg\"; filename*=UTF-8''x.svg"
+    assert svg.headers["Content-Security-Policy"].startswith("sandbox;")
+    png = requests.get(d.url + "/api/v1/message/%s/part/%s" % (m["ID"], parts['a "b".png']))
+    assert png.headers["Content-Disposition"] == \
+        "inline; filename=\"a _b_.png\"; filename*=UTF-8''a%20%22b%22.png"
+
+
+def test_a_user_token_may_not_change_the_email_address(hd):
+    d = hd
+    d.ok("user", "set", "alice", "--email", "alice@example.com")
+    tok = d.ok("token", "alice")["token"]
+    u = d.url + "/api/v1/users/alice"
+    r = requests.put(u, json={"email": "thief@example.com"}, headers={"Authorization": "Bearer " + tok})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    r = requests.put(u, json={"email": None}, headers={"Authorization": "Bearer " + tok})
+    assert r.status_code == 403
+    r = requests.put(u, json={"name": "Alice", "tz": "Europe/Berlin", "locale": "de"},
+                     headers={"Authorization": "Bearer " + tok})
+    assert r.status_code == 200 and r.json()["email"] == "alice@example.com"
+    r = requests.put(u, json={"email": "new@example.com"}, headers={"Authorization": "Bearer " + d.key})
+    assert r.status_code == 200 and r.json()["email"] == "new@example.com"
+
+
+def test_files_are_for_the_owner_only(daemons, tmp):
+    data = os.path.join(tmp, "data")
+    os.mkdir(data, 0o755)
+    os.chmod(data, 0o755)
+    old = os.umask(0o022)
+    try:
+        d = daemons(data_dir=data).start()
+    finally:
+        os.umask(old)
+    d.ok("send", "--user", "a", "--type", "m")
+    d.wait_log("data directory is open to others")
+    for name in ("notifyd.db", "notifyd.db-wal", "jwt.secret", "notifyd.lock"):
+        mode = os.stat(os.path.join(data, name)).st_mode & 0o777
+        assert mode & 0o077 == 0, (name, oct(mode))
