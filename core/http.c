@@ -943,6 +943,16 @@ query_param(const char *qs, const char *name, char *out, size_t n)
 	return false;
 }
 
+/* Answer an upgrade with e instead, and log it once; returns 1 for civetweb's refusal. */
+static int
+ws_refuse(struct mg_connection *c, const struct op_error *e, const char *const *hdr)
+{
+	log_info("websocket refused", "status=%d code=%s error=%s", e->status, e->code,
+	    e->message);
+	respond_error(c, e, hdr);
+	return 1;
+}
+
 /* Before the upgrade: the Origin, the user's token, the limits. Non-zero refuses. */
 static int
 ws_connect(const struct mg_connection *cc, void *cbdata)
@@ -1014,10 +1024,8 @@ unauthorized:
 	hdr[0] = "WWW-Authenticate";
 	hdr[1] = "Bearer";
 refuse:
-	log_info("websocket refused", "status=%d code=%s error=%s", e.status, e.code, e.message);
-	respond_error(c, &e, hdr);
 	principal_clear(&who);
-	return 1;
+	return ws_refuse(c, &e, hdr);
 }
 
 /* The header of an unmasked, final text frame of len bytes (RFC 6455 5.2); its size. */
@@ -1166,42 +1174,40 @@ events_connect(const struct mg_connection *cc, void *cbdata)
 	struct mg_connection *c = (struct mg_connection *)cc;
 	const char *authz = mg_get_header(c, "Authorization");
 	const char *origin = mg_get_header(c, "Origin");
+	const char *hdr[] = {NULL, NULL, NULL};
 	struct principal who = {0};
 	struct op_error e = {0};
 	if (origin != NULL && !same_origin(c, origin) && !(h->app->cfg->http_mail_cors &&
 	    origin_allowed(h, origin))) {
 		op_error_set(&e, 403, "origin_not_allowed", "this origin may not read the mailbox");
 		metrics_add(C_WS_REFUSED_ORIGIN, 1);
-		log_info("websocket refused", "status=%d code=%s error=%s", e.status, e.code,
-		    e.message);
-		respond_error(c, &e, NULL);
-		return 1;
+		return ws_refuse(c, &e, hdr);
 	}
 	if (!(authz == NULL && mailbox_local(h, c))) {
 		int rc = auth_check(h->app->auth, h->app->store, authz, time_now_ms(), &who, &e);
 		if (rc == 0 && who.user != NULL)
 			op_error_set(&e, 403, "forbidden", "the mailbox needs an API key");
 		principal_clear(&who);
-		if (e.status != 0) {
-			const char *hdr[] = {"WWW-Authenticate", "Bearer", NULL};
-			respond_error(c, &e, e.status == 401 ? hdr : NULL);
-			return 1;
+		if (e.status == 401) {
+			hdr[0] = "WWW-Authenticate";
+			hdr[1] = "Bearer";
 		}
+		if (e.status != 0)
+			return ws_refuse(c, &e, hdr);
 	}
 	/* It holds a worker like any WebSocket, so it counts against the same limit. */
 	if (hub_reserve(h->app->hub, NULL) != HUB_OK) {
-		const char *hdr[] = {"Retry-After", "5", NULL};
 		op_error_set(&e, 503, "server_full", "no room for another WebSocket; try later");
 		metrics_add(C_WS_REFUSED_FULL, 1);
-		log_info("websocket refused", "status=%d code=%s error=%s", e.status, e.code,
-		    e.message);
-		respond_error(c, &e, hdr);
-		return 1;
+		hdr[0] = "Retry-After";
+		hdr[1] = "5";
+		return ws_refuse(c, &e, hdr);
 	}
 	struct ws_state *st = calloc(1, sizeof *st);
 	if (st == NULL) {
 		hub_unreserve(h->app->hub, NULL);
-		return 1;
+		op_error_set(&e, 503, "unavailable", "out of memory");
+		return ws_refuse(c, &e, hdr);
 	}
 	st->h = h;
 	st->reserved = true;
