@@ -151,7 +151,8 @@ def main():
     sock = os.path.join(tmp, "ctl.sock")
     with open(os.path.join(tmp, "n.conf"), "w") as f:
         f.write("[server]\nlog_level = warn\n[store]\nsync = normal\n"
-                "[http]\nws_max_connections = %d\nws_per_user = 4\n" % (args.conns + 100))
+                "[http]\nws_max_connections = %d\nws_per_user = 4\n"
+                "max_per_address = 0\n" % (args.conns + 100))  # every client is 127.0.0.1
     t0 = time.monotonic()
     d = subprocess.Popen([NOTIFYD, "--config", os.path.join(tmp, "n.conf"), "--data-dir",
                           os.path.join(tmp, "data"), "--socket", sock, "--http",

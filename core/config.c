@@ -29,7 +29,14 @@ const struct config_key config_keys[] = {
 	{"http", "listen", CFG_LISTEN, "127.0.0.1:8025", "http", "HOST:PORT",
 	    NULL, 0, 0, OFF(http_listen), "REST and WebSocket listener, or off"},
 	{"http", "request_timeout", CFG_DURATION, "30s", NULL, NULL, NULL, 1000, 3600000,
-	    OFF(http_request_timeout), "longest wait for a request, or for a client to take a write"},
+	    OFF(http_request_timeout), "longest wait for each read of a request body, or for a "
+	    "client to take a write"},
+	{"http", "header_timeout", CFG_DURATION, "10s", NULL, NULL, NULL, 1000, 3600000,
+	    OFF(http_header_timeout), "longest a request's headers may take to arrive, or a "
+	    "kept-alive connection may wait for the next"},
+	{"http", "max_per_address", CFG_INT, "64", NULL, NULL, NULL, 0, 1000000,
+	    OFF(http_max_per_address), "connections (HTTP and WebSocket) one address may hold "
+	    "(503 beyond); 0: no limit"},
 	{"http", "ws_max_connections", CFG_INT, "200", NULL, NULL, NULL, 1, 100000,
 	    OFF(ws_max_connections), "WebSocket connections open at once (each holds a thread)"},
 	{"http", "ws_reserve", CFG_INT, "64", NULL, NULL, NULL, 4, 10000,

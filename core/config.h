@@ -24,7 +24,9 @@ struct config {
 	char	*templates_dir;
 	int64_t	 strict_templates;	/* a send whose data lacks a template's variable is refused */
 	char	*http_listen;
-	int64_t	 http_request_timeout;	/* ms */
+	int64_t	 http_request_timeout;	/* ms: each read of a body, each write to a client */
+	int64_t	 http_header_timeout;	/* ms: a request's headers, in all */
+	int64_t	 http_max_per_address;	/* connections one address may hold; 0: no limit */
 	int64_t	 ws_max_connections;
 	int64_t	 ws_reserve;
 	int64_t	 ws_per_user;

@@ -144,6 +144,7 @@ reason(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 409: return "Conflict";
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
@@ -907,6 +908,316 @@ done:
 	return status ? status : 500;
 }
 
+/*
+ * The connection gate. civetweb holds a worker for each connection from
+ * accept to close, keep-alive and WebSocket alike; the gate keeps what it
+ * holds, per address and in all, taken by http_admit() when accept()
+ * returns and given back by civetweb's connection_close. It also holds
+ * each connection to header_timeout for its first request's headers: a
+ * watchdog cuts off one that has not sent them whole by then, however it
+ * trickles (civetweb's own bound on them is request_timeout, 30 s, which
+ * also bounds each read of a body).
+ */
+struct gconn {
+	char		 addr[64];
+	int		 port;
+	int		 fd;
+	int64_t		 deadline;	/* monotonic ms; 0: its headers came in time */
+	struct gconn	*hnext;		/* in gate.conns[] */
+	struct gconn	*prev, *next;	/* in the waiting list, while deadline != 0 */
+};
+struct peer {
+	char		 addr[64];
+	int		 n;
+	struct peer	*next;
+};
+#define NPEERS 1024
+#define NCONNS 4096
+static struct {
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 wake;		/* the watchdog's */
+	const struct http *h;		/* the server admitting; NULL: everything */
+	int		 workers;	/* civetweb's num_threads */
+	int		 open;		/* admitted and not yet closed */
+	int64_t		 header_ms;
+	struct peer	*peers[NPEERS];
+	struct gconn	*conns[NCONNS];
+	struct gconn	*first, *last;	/* waiting for headers, by deadline (= by admission) */
+	bool		 watching;	/* the watchdog runs */
+	pthread_t	 watchdog;
+	int64_t		 logged;	/* ms: refusals are logged at most once a second */
+	int64_t		 unlogged[3];	/* since: per address, full, header timeouts */
+} gate = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The text of an address, as civetweb's remote_addr spells it; false for a non-IP one. */
+static bool
+addr_text(const struct sockaddr *sa, socklen_t len, char *out, size_t n, int *port)
+{
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		*port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+		return inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
+		    (socklen_t)n) != NULL;
+	}
+	if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		*port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+		return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+		    (socklen_t)n) != NULL;
+	}
+	return false;
+}
+
+/* The count of addr, made when missing; under gate.lock. NULL when out of memory. */
+static struct peer *
+peer_get(const char *addr, bool make)
+{
+	struct peer **pp = &gate.peers[hash_str(addr) % NPEERS];
+	for (; *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->addr, addr) == 0)
+			return *pp;
+	if (!make || (*pp = calloc(1, sizeof **pp)) == NULL)
+		return NULL;
+	snprintf((*pp)->addr, sizeof (*pp)->addr, "%s", addr);
+	return *pp;
+}
+
+/* Give back addr's count; under gate.lock. */
+static void
+peer_put(const char *addr)
+{
+	struct peer **pp = &gate.peers[hash_str(addr) % NPEERS];
+	for (; *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->addr, addr) == 0) {
+			if (--(*pp)->n <= 0) {
+				struct peer *gone = *pp;
+				*pp = gone->next;
+				free(gone);
+			}
+			return;
+		}
+}
+
+/* Where the connection from addr:port is (or would be) in gate.conns[]; under gate.lock. */
+static struct gconn **
+gconn_slot(const char *addr, int port)
+{
+	struct gconn **cp = &gate.conns[(hash_str(addr) ^ (unsigned)port) % NCONNS];
+	while (*cp != NULL && ((*cp)->port != port || strcmp((*cp)->addr, addr) != 0))
+		cp = &(*cp)->hnext;
+	return cp;
+}
+
+/* Its headers are in (or it was cut off): off the waiting list; under gate.lock. */
+static void
+gconn_unwait(struct gconn *g)
+{
+	if (g->deadline == 0)
+		return;
+	*(g->prev ? &g->prev->next : &gate.first) = g->next;
+	*(g->next ? &g->next->prev : &gate.last) = g->prev;
+	g->prev = g->next = NULL;
+	g->deadline = 0;
+}
+
+/* Log what the gate refused and cut off, at most once a second; under gate.lock. */
+static void
+gate_log(int what, const char *addr)
+{
+	gate.unlogged[what]++;
+	int64_t now = time_mono_ms();
+	if (now - gate.logged < 1000)
+		return;
+	log_warn("http connections refused", "addr=%s per_address=%lld full=%lld "
+	    "header_timeout=%lld", addr, (long long)gate.unlogged[0], (long long)gate.unlogged[1],
+	    (long long)gate.unlogged[2]);
+	memset(gate.unlogged, 0, sizeof gate.unlogged);
+	gate.logged = now;
+}
+
+/* Answer fd with a complete response of its own and close its read side (no RST). */
+static void
+answer_and_shut(int fd, const char *status, const char *code, const char *message)
+{
+	char head[512], drain[4096];
+	int n = snprintf(head, sizeof head, "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
+	    "Content-Length: %zu\r\nRetry-After: 5\r\nCache-Control: no-store\r\n"
+	    "Connection: close\r\n\r\n{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", status,
+	    strlen(code) + strlen(message) + 34, code, message);
+	(void)send(fd, head, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 16 && recv(fd, drain, sizeof drain, MSG_DONTWAIT) > 0; i++)
+		;
+}
+
+bool
+http_admit(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	char addr[64];
+	int port;
+	if (!addr_text(sa, len, addr, sizeof addr, &port))
+		return true;
+	pthread_mutex_lock(&gate.lock);
+	const struct http *h = gate.h;
+	if (h == NULL) {
+		pthread_mutex_unlock(&gate.lock);
+		return true;
+	}
+	int64_t cap = h->app->cfg->http_max_per_address;
+	bool counted = cap > 0 && strcmp(addr, h->app->cfg->http_trust_proxy) != 0;
+	struct peer *p = counted ? peer_get(addr, true) : NULL;
+	struct gconn **slot = gconn_slot(addr, port), *g = NULL;
+	int refused = gate.open >= gate.workers ? 2 : (counted && (p == NULL || p->n >= cap)) ? 1 :
+	    *slot != NULL || (g = calloc(1, sizeof *g)) == NULL ? 2 : 0;
+	if (refused == 0) {
+		gate.open++;
+		if (p != NULL)
+			p->n++;
+		snprintf(g->addr, sizeof g->addr, "%s", addr);
+		g->port = port;
+		g->fd = fd;
+		g->deadline = time_mono_ms() + gate.header_ms;
+		*slot = g;
+		g->prev = gate.last;
+		*(gate.last ? &gate.last->next : &gate.first) = g;
+		gate.last = g;
+		if (g->prev == NULL)
+			pthread_cond_signal(&gate.wake);
+	} else {
+		if (p != NULL && p->n == 0)
+			peer_put(addr);	/* made for nothing */
+		gate_log(refused - 1, addr);
+	}
+	pthread_mutex_unlock(&gate.lock);
+	if (refused == 0)
+		return true;
+	metrics_add(refused == 1 ? C_HTTP_REFUSED_ADDRESS : C_HTTP_REFUSED_FULL, 1);
+	if (refused == 1)
+		answer_and_shut(fd, "503 Service Unavailable", "too_many_connections",
+		    "this address holds as many connections as it may; close some");
+	else
+		answer_and_shut(fd, "503 Service Unavailable", "server_full",
+		    "every worker is busy; try later");
+	close(fd);
+	return false;
+}
+
+/* The watchdog: cut off each connection whose first headers are late. */
+static void *
+watchdog_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&gate.lock);
+	while (gate.watching) {
+		int64_t now = time_mono_ms();
+		while (gate.first != NULL && gate.first->deadline <= now) {
+			struct gconn *g = gate.first;
+			gconn_unwait(g);
+			/* civetweb's worker is reading: it sees the end and closes. */
+			answer_and_shut(g->fd, "408 Request Timeout", "header_timeout",
+			    "the request's headers did not arrive within header_timeout");
+			shutdown(g->fd, SHUT_RD);
+			metrics_add(C_HTTP_HEADER_TIMEOUTS, 1);
+			gate_log(2, g->addr);
+		}
+		if (gate.first == NULL) {
+			pthread_cond_wait(&gate.wake, &gate.lock);
+		} else {
+			int64_t at = gate.first->deadline;
+			struct timespec ts = {(time_t)(at / 1000), (long)(at % 1000) * 1000000};
+			pthread_cond_timedwait(&gate.wake, &gate.lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&gate.lock);
+	return NULL;
+}
+
+/* civetweb has a request's headers: the watchdog lets the connection be. */
+static int
+on_begin_request(struct mg_connection *c)
+{
+	const struct mg_request_info *ri = mg_get_request_info(c);
+	pthread_mutex_lock(&gate.lock);
+	struct gconn *g = *gconn_slot(ri->remote_addr, ri->remote_port);
+	if (g != NULL)
+		gconn_unwait(g);
+	pthread_mutex_unlock(&gate.lock);
+	return 0;
+}
+
+/* civetweb closed a connection: its place is free. */
+static void
+on_connection_close(const struct mg_connection *c)
+{
+	const struct mg_request_info *ri = mg_get_request_info(c);
+	pthread_mutex_lock(&gate.lock);
+	struct gconn **slot = gconn_slot(ri->remote_addr, ri->remote_port), *g = *slot;
+	if (g != NULL) {
+		gconn_unwait(g);
+		*slot = g->hnext;
+		free(g);
+		gate.open--;
+		peer_put(ri->remote_addr);
+	}
+	pthread_mutex_unlock(&gate.lock);
+}
+
+/* Start the gate for h, before civetweb accepts anything. */
+static int
+gate_start(const struct http *h)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&gate.wake, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_lock(&gate.lock);
+	gate.h = h;
+	gate.workers = (int)(h->app->cfg->ws_max_connections + h->app->cfg->ws_reserve);
+	gate.header_ms = h->app->cfg->http_header_timeout;
+	gate.open = 0;
+	gate.watching = true;
+	pthread_mutex_unlock(&gate.lock);
+	if (pthread_create(&gate.watchdog, NULL, watchdog_main, NULL) != 0) {
+		gate.watching = false;
+		gate.h = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Stop the gate: accept() lets everything in from now on (the waker of
+ * http_stop, what civetweb drops); the counts are forgotten.
+ */
+static void
+gate_stop(const struct http *h)
+{
+	pthread_mutex_lock(&gate.lock);
+	bool mine = gate.h == h && gate.watching;
+	gate.h = NULL;
+	gate.watching = false;
+	pthread_cond_signal(&gate.wake);
+	pthread_mutex_unlock(&gate.lock);
+	if (!mine)
+		return;
+	pthread_join(gate.watchdog, NULL);
+	pthread_mutex_lock(&gate.lock);
+	for (int i = 0; i < NPEERS; i++)
+		while (gate.peers[i] != NULL) {
+			struct peer *p = gate.peers[i];
+			gate.peers[i] = p->next;
+			free(p);
+		}
+	for (int i = 0; i < NCONNS; i++)
+		while (gate.conns[i] != NULL) {
+			struct gconn *g = gate.conns[i];
+			gate.conns[i] = g->hnext;
+			free(g);
+		}
+	gate.first = gate.last = NULL;
+	pthread_mutex_unlock(&gate.lock);
+	pthread_cond_destroy(&gate.wake);
+}
+
 /* GET /ws without an upgrade. */
 static void
 ws_plain(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
@@ -1302,13 +1613,22 @@ http_start(struct http **out, struct app *app, char *err, size_t errlen)
 	char timeout[32], ping[32];
 	snprintf(threads, sizeof threads, "%lld",
 	    (long long)(app->cfg->ws_max_connections + app->cfg->ws_reserve));
+	/*
+	 * civetweb's one request timeout bounds each read of a body and each
+	 * write to a client (request_timeout); the headers of a connection's
+	 * first request are cut off sooner by the gate's watchdog, and those
+	 * of the next on a kept-alive one by civetweb's keep-alive timeout
+	 * (both header_timeout).
+	 */
+	char keepalive[32];
 	snprintf(timeout, sizeof timeout, "%lld", (long long)app->cfg->http_request_timeout);
+	snprintf(keepalive, sizeof keepalive, "%lld", (long long)app->cfg->http_header_timeout);
 	snprintf(ping, sizeof ping, "%lld", (long long)app->cfg->ws_ping);
 	const char *options[] = {
 		"listening_ports", listen,
 		"num_threads", threads,
 		"enable_keep_alive", "yes",
-		"keep_alive_timeout_ms", timeout,
+		"keep_alive_timeout_ms", keepalive,
 		"request_timeout_ms", timeout,
 		"enable_websocket_ping_pong", "yes",
 		"websocket_timeout_ms", ping,
@@ -1322,7 +1642,15 @@ http_start(struct http **out, struct app *app, char *err, size_t errlen)
 	struct mg_callbacks cb = {0};
 	cb.http_error = on_http_error;
 	cb.log_message = on_log;
+	cb.connection_close = on_connection_close;
+	cb.begin_request = on_begin_request;
 	mg_init_library(0);
+	if (gate_start(h) != 0) {
+		mg_exit_library();
+		snprintf(err, errlen, "cannot start the connection gate");
+		http_stop(h);
+		return -1;
+	}
 	h->ctx = mg_start(&cb, h, options);
 	if (h->ctx == NULL) {
 		mg_exit_library();
@@ -1392,6 +1720,7 @@ http_stop(struct http *h)
 {
 	if (h == NULL)
 		return;
+	gate_stop(h);
 	if (h->ctx != NULL) {
 		pthread_t waker;
 		int have_waker = pthread_create(&waker, NULL, waker_main, h) == 0;

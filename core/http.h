@@ -2,7 +2,9 @@
 #ifndef NOTIFYD_HTTP_H
 #define NOTIFYD_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct app;
 struct http;
@@ -13,5 +15,13 @@ int	 http_start(struct http **out, struct app *app, char *err, size_t errlen);
 int	 http_port(const struct http *h);
 /* Stop accepting, finish requests in flight, free everything. */
 void	 http_stop(struct http *h);
+/*
+ * The connection gate, called by accept() (cmd/notifyd/accept.c) with
+ * each connection civetweb accepts, before any worker takes it: true to
+ * let it in; false when its address holds [http] max_per_address
+ * connections already, or every worker is taken, after answering it 503
+ * with Retry-After and closing it.
+ */
+bool	 http_admit(int fd, const struct sockaddr *sa, socklen_t len);
 
 #endif

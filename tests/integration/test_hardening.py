@@ -12,7 +12,7 @@ import pytest
 import requests
 import websockets
 
-from conftest import Client
+from conftest import WRAPPER, Client
 
 
 def deep_json(levels, inner="1"):
@@ -24,6 +24,13 @@ def hd(daemons):
     d = daemons(http=True, smtp=True).start()
     d.key = d.ok("key", "create", "hardening")["key"]
     return d
+
+
+def metric(d, name):
+    """The value of a counter on /metrics."""
+    import re
+    text = requests.get(d.url + "/metrics", timeout=10).text
+    return int(re.search(r"^%s (\d+)$" % name, text, re.M).group(1))
 
 
 def alive(d):
@@ -298,3 +305,152 @@ def test_files_are_for_the_owner_only(daemons, tmp):
     for name in ("notifyd.db", "notifyd.db-wal", "jwt.secret", "notifyd.lock"):
         mode = os.stat(os.path.join(data, name)).st_mode & 0o777
         assert mode & 0o077 == 0, (name, oct(mode))
+
+
+def connect_from(src, port):
+    """A TCP connection to our port whose source address is src (any of 127/8 is local)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((src, 0))
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def get_healthz(src, port):
+    """GET /healthz from src; (status, seconds)."""
+    import time
+    t0 = time.monotonic()
+    s = connect_from(src, port)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return int(data.split(b" ", 2)[1]), time.monotonic() - t0
+
+
+def read_all(s):
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_slowloris_from_one_address_stalls_no_one_else(daemons, tmp):
+    import threading
+    import time
+    d = daemons(http=True, args=write_conf(tmp, "c.conf", "[http]\nws_max_connections = 16\n"
+                                           "ws_reserve = 8\nmax_per_address = 8\n"
+                                           "header_timeout = 3s\n")).start()
+    # 300 connections from 127.0.0.1, each sending half a request, a byte at a time.
+    stop = threading.Event()
+    held, refused = [], []
+    for i in range(300):
+        s = connect_from("127.0.0.1", d.port)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a: ")
+        held.append(s)
+
+    def trickle():
+        while not stop.wait(0.5):
+            for s in held:
+                try:
+                    s.send(b"a")
+                except OSError:
+                    pass
+    t = threading.Thread(target=trickle)
+    t.start()
+    try:
+        # /healthz from another address answers at once, throughout.
+        worst = 0
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            status, took = get_healthz("127.0.0.2", d.port)
+            assert status == 200
+            worst = max(worst, took)
+        assert WRAPPER or worst < 0.1, worst   # valgrind is slower than that for anyone
+    finally:
+        stop.set()
+        t.join()
+    # All but 8 were answered 503 at once, without a worker; those 8 were cut
+    # off by header_timeout (3 s) however they trickled.
+    answers = [read_all(s) for s in held]
+    for s in held:
+        s.close()
+    busy = [a for a in answers if b" 503 " in a.split(b"\r\n", 1)[0]]
+    assert len(busy) == 292, len(busy)
+    assert all(b"Retry-After: 5" in a and b"too_many_connections" in a for a in busy)
+    assert metric(d, "notifyd_http_refused_per_address_total") == 292
+    assert d.count_log("http connections refused") <= 6   # at most once a second
+    alive(d)
+
+
+def test_full_means_503_at_once_not_a_queue(daemons, tmp):
+    d = daemons(http=True, args=write_conf(tmp, "c.conf", "[http]\nws_max_connections = 4\n"
+                                           "ws_reserve = 4\nmax_per_address = 3\n")).start()
+    idle = [connect_from("127.0.0.%d" % (3 + i // 3), d.port) for i in range(8)]
+    # Every worker now holds an idle connection (3 + 3 + 2 from three addresses):
+    # accept takes connections in the order they came, so the next one finds them.
+    import time
+    deadline = time.monotonic() + 5
+    s = connect_from("127.0.0.9", d.port)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = read_all(s)
+    s.close()
+    assert b" 503 " in head.split(b"\r\n")[0] and b"server_full" in head, head
+    assert WRAPPER or time.monotonic() < deadline
+    for c in idle:
+        c.close()
+    # Places come back as the workers see the connections close.
+    deadline = time.monotonic() + 10
+    while get_healthz("127.0.0.9", d.port)[0] != 200:
+        assert time.monotonic() < deadline
+    assert metric(d, "notifyd_http_refused_full_total") >= 1
+    alive(d)
+
+
+def test_headers_that_trickle_are_cut_off(daemons, tmp):
+    """header_timeout bounds a request's headers in all, however they trickle."""
+    import time
+    d = daemons(http=True, args=write_conf(tmp, "c.conf", "[http]\nheader_timeout = 1s\n")).start()
+    s = connect_from("127.0.0.1", d.port)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    t0 = time.monotonic()
+    answer = b""
+    s.settimeout(0.3)
+    while time.monotonic() - t0 < 10:   # a header byte every 0.3 s, never the end
+        try:
+            s.send(b"X-a: b\r\n")
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+    took = time.monotonic() - t0
+    s.close()
+    assert b" 408 " in answer.split(b"\r\n")[0] and b"header_timeout" in answer, answer
+    assert 0.9 < took < (10 if WRAPPER else 3), took
+    assert metric(d, "notifyd_http_header_timeouts_total") == 1
+    # A WebSocket whose upgrade came whole lives past it (the time is the subject here).
+    tok = d.ok("token", "w")["token"]
+
+    async def ws():
+        async with websockets.connect("ws://127.0.0.1:%d/ws?token=%s" % (d.port, tok)) as c:
+            assert json.loads(await c.recv())["type"] == "connected"
+            await asyncio.sleep(2.5)
+            await c.send('{"type":"ping"}')
+            assert json.loads(await asyncio.wait_for(c.recv(), 10))["type"] == "pong"
+    asyncio.run(ws())
+    assert metric(d, "notifyd_http_header_timeouts_total") == 1
+    alive(d)
