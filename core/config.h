@@ -43,11 +43,16 @@ struct config {
 	int64_t	 smtp_max_recipients;
 	int64_t	 smtp_max_sessions;
 	int64_t	 smtp_idle_timeout;	/* ms */
+	int64_t	 smtp_max_line;		/* octets of a line, its CRLF included */
+	int64_t	 smtp_max_inflight;	/* bytes of messages being received or stored at once */
+	int64_t	 smtp_max_session;	/* ms a session may last */
+	int64_t	 smtp_disk_reserve;	/* bytes of free disk kept for notifications */
 	char	*smtp_auth;
 	char	*smtp_tls_cert;
 	char	*smtp_tls_key;
 	char	*smtp_hostname;
 	int64_t	 mail_max;
+	int64_t	 mail_max_bytes;	/* retention by total size; 0: none */
 	int64_t	 mail_max_age;		/* ms; 0: no limit */
 	char	*mailer_relay;
 	char	*mailer_starttls;

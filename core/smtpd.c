@@ -35,6 +35,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,8 +77,14 @@ struct session {
 	int		 auth_step, auth_steps;
 	struct buf	 line;		/* the line being read */
 	bool		 long_line;	/* it is over the limit: skipped to its end */
+	size_t		 line_seen;	/* its length, the skipped part included */
 	struct buf	 data;		/* the message so far, dot-unstuffed */
 	bool		 too_big;
+	bool		 line_too_long;	/* a line of the message is over max_line_length */
+	bool		 over_budget;	/* receiving it would pass max_inflight */
+	bool		 disk_low;	/* storing it would eat into disk_reserve */
+	int64_t		 charged;	/* its bytes counted in smtpd.inflight */
+	int64_t		 started;	/* ms: max_session_time counts from here */
 	struct buf	 out;		/* replies not yet written */
 	size_t		 opos;		/* how much of out is written */
 	int		 tls_retry;	/* an SSL_write to retry with this length */
@@ -113,6 +120,7 @@ struct smtpd {
 	/* The loop's own. */
 	struct session	*sessions;
 	int		 nsessions, nstoring;
+	int64_t		 inflight;	/* bytes of messages received or stored, all sessions */
 	unsigned	 next_id;
 	int64_t		 next_sweep;	/* ms: the earliest deadline, or later */
 	int64_t		 accept_paused;	/* ms: out of descriptors, accept again then */
@@ -200,6 +208,18 @@ reply(struct session *ss, const char *fmt, ...)
 	buf_put(&ss->out, "\r\n", 2);
 }
 
+/*
+ * Count n more (or, negative, fewer) bytes of ss's message against
+ * max_inflight: its lines as they come, then the copy stored, until its
+ * answer. 256 sessions of 25 MiB each would otherwise hold ~12 GiB.
+ */
+static void
+charge(struct session *ss, int64_t n)
+{
+	ss->charged += n;
+	ss->sd->inflight += n;
+}
+
 /* Forget the current transaction. */
 static void
 reset(struct session *ss)
@@ -209,7 +229,8 @@ reset(struct session *ss)
 	json_array_clear(ss->rcpts);
 	buf_free(&ss->data);
 	buf_init(&ss->data);
-	ss->too_big = false;
+	charge(ss, -ss->charged);
+	ss->too_big = ss->line_too_long = ss->over_budget = ss->disk_low = false;
 }
 
 /* The session is over: close it and forget it. Never while it is being stored. */
@@ -229,6 +250,7 @@ end_session(struct session *ss)
 	if (ss->next)
 		ss->next->prev = ss->prev;
 	sd->nsessions--;
+	charge(ss, -ss->charged);
 	free(ss->from);
 	json_decref(ss->rcpts);
 	buf_free(&ss->line);
@@ -247,12 +269,15 @@ set_deadline(struct session *ss, int64_t at)
 		ss->sd->next_sweep = at;
 }
 
-/* The client is silent (from now): give it until the idle timeout. */
+/* The client is silent (from now): give it until the idle timeout, or the end of its time. */
 static void
 touch(struct session *ss, int64_t now)
 {
-	set_deadline(ss, now + ss->sd->cfg->smtp_idle_timeout);
+	int64_t idle = now + ss->sd->cfg->smtp_idle_timeout;
+	int64_t last = ss->started + ss->sd->cfg->smtp_max_session;
+	set_deadline(ss, idle < last ? idle : last);
 }
+
 
 /* Say the last reply and close once it is out (or the grace is over). */
 static void
@@ -329,6 +354,12 @@ cmd_mail(struct session *ss, const char *args)
 				    (long long)cfg->smtp_max_size);
 				goto out;
 			}
+			if (size > cfg->smtp_max_inflight - ss->sd->inflight) {
+				log_info("smtp message refused", "session=%u reason=inflight size=%lld",
+				    ss->id, (long long)size);
+				reply(ss, "452 4.3.1 Insufficient system storage; try again later");
+				goto out;
+			}
 		} else if (strncasecmp(p, "BODY=", 5) != 0 && strcasecmp(p, "SMTPUTF8") != 0 &&
 		    strncasecmp(p, "AUTH=", 5) != 0) {
 			reply(ss, "555 5.5.4 Unsupported parameter %.64s", p);
@@ -383,6 +414,21 @@ cmd_data(struct session *ss)
 	ss->state = SS_DATA;
 }
 
+/*
+ * Is there room on the data directory's file system for n more bytes of
+ * mail, beyond disk_reserve? The reserve is for notification writes: a
+ * flood of mail must not be what fills the disk under them.
+ */
+static bool
+disk_has_room(const struct smtpd *sd, int64_t n)
+{
+	struct statvfs fs;
+	if (sd->cfg->smtp_disk_reserve == 0 || statvfs(sd->cfg->data_dir, &fs) != 0)
+		return true;
+	/* The message is written twice, to the WAL and then the database. */
+	return (int64_t)fs.f_bavail * (int64_t)fs.f_frsize - 2 * n >= sd->cfg->smtp_disk_reserve;
+}
+
 /* The dot: refuse the message, or hand it to the committer. */
 static void
 end_data(struct session *ss)
@@ -392,12 +438,27 @@ end_data(struct session *ss)
 	char date[64];
 	struct tm tm;
 
-	if (ss->too_big || ss->data.oom) {
+	if (!ss->too_big && !ss->line_too_long && !ss->over_budget && !ss->data.oom)
+		ss->disk_low = !disk_has_room(sd, (int64_t)ss->data.len);
+	if (ss->too_big || ss->line_too_long || ss->over_budget || ss->disk_low || ss->data.oom) {
 		if (ss->too_big) {
 			log_info("smtp message refused", "session=%u reason=size max=%lld", ss->id,
 			    (long long)cfg->smtp_max_size);
 			reply(ss, "552 5.3.4 Message size exceeds the limit of %lld bytes",
 			    (long long)cfg->smtp_max_size);
+		} else if (ss->line_too_long) {
+			log_info("smtp message refused", "session=%u reason=line max=%lld", ss->id,
+			    (long long)cfg->smtp_max_line);
+			reply(ss, "500 5.5.2 Line too long (at most %lld octets with CRLF); "
+			    "message not stored", (long long)cfg->smtp_max_line);
+		} else if (ss->over_budget) {
+			log_info("smtp message refused", "session=%u reason=inflight max=%lld", ss->id,
+			    (long long)cfg->smtp_max_inflight);
+			reply(ss, "451 4.3.1 Too much mail in flight; try again later");
+		} else if (ss->disk_low) {
+			log_warn("smtp message refused", "session=%u reason=disk reserve=%lld", ss->id,
+			    (long long)cfg->smtp_disk_reserve);
+			reply(ss, "452 4.3.1 Insufficient system storage; try again later");
 		} else {
 			reply(ss, "451 4.3.0 The message could not be stored; try again");
 		}
@@ -418,6 +479,7 @@ end_data(struct session *ss)
 	    *ss->helo ? ss->helo : "unknown", ss->ip, cfg->smtp_hostname,
 	    ss->ssl ? "S" : "", ss->authed ? "A" : "", ss->uid, date);
 	buf_put(&ss->raw, ss->data.data ? ss->data.data : "", ss->data.len);
+	charge(ss, (int64_t)ss->raw.len - (int64_t)ss->data.len);	/* the copy replaces it */
 	buf_free(&ss->data);
 	buf_init(&ss->data);
 	/* Parsed here while the committer commits the ones before (unless it takes a while). */
@@ -430,17 +492,24 @@ end_data(struct session *ss)
 	sd->newjobs_tail = &ss->next_job;
 }
 
-/* One line of the message (over the size limit when long). */
+/* One line of the message, seen octets long (kept only when not long). */
 static void
-data_line(struct session *ss, bool long_line)
+data_line(struct session *ss, bool long_line, size_t seen)
 {
 	const struct buf *l = &ss->line;
 	if (!long_line && (strcmp(l->data, ".\r\n") == 0 || strcmp(l->data, ".\n") == 0)) {
 		end_data(ss);
 		return;
 	}
-	if (long_line || ss->too_big) {
-		ss->too_big = true;
+	if (long_line) {	/* the size limit, the more basic, is still checked */
+		ss->line_too_long = true;
+		if ((int64_t)(ss->data.len + seen) > ss->sd->cfg->smtp_max_size)
+			ss->too_big = true;
+	}
+	if (ss->too_big || ss->line_too_long || ss->over_budget) {
+		buf_free(&ss->data);
+		buf_init(&ss->data);
+		charge(ss, -ss->charged);
 		return;
 	}
 	const char *p = l->data;
@@ -449,13 +518,18 @@ data_line(struct session *ss, bool long_line)
 		p++;
 		n--;
 	}
-	if ((int64_t)(ss->data.len + n) > ss->sd->cfg->smtp_max_size) {
+	if ((int64_t)(ss->data.len + n) > ss->sd->cfg->smtp_max_size)
 		ss->too_big = true;
+	else if (ss->sd->inflight + (int64_t)n > ss->sd->cfg->smtp_max_inflight)
+		ss->over_budget = true;
+	if (ss->too_big || ss->over_budget) {	/* read to the dot, keep nothing */
 		buf_free(&ss->data);
 		buf_init(&ss->data);
+		charge(ss, -ss->charged);
 		return;
 	}
 	buf_put(&ss->data, p, n);
+	charge(ss, (int64_t)n);
 }
 
 /* Decode base64 text; -1 when it is not. */
@@ -682,7 +756,7 @@ consume(struct session *ss)
 {
 	while (ss->rpos < ss->rlen &&
 	    (ss->state == SS_CMD || ss->state == SS_AUTH || ss->state == SS_DATA)) {
-		size_t max = ss->state == SS_DATA ? (size_t)ss->sd->cfg->smtp_max_size + 3 : CMD_MAX;
+		size_t max = ss->state == SS_DATA ? (size_t)ss->sd->cfg->smtp_max_line : CMD_MAX;
 		char *start = ss->rbuf + ss->rpos;
 		char *nl = memchr(start, '\n', ss->rlen - ss->rpos);
 		size_t take = nl ? (size_t)(nl - start) + 1 : ss->rlen - ss->rpos;
@@ -692,13 +766,16 @@ consume(struct session *ss)
 		}
 		if (!ss->long_line)
 			buf_put(&ss->line, start, take);
+		ss->line_seen += take;
 		ss->rpos += take;
 		if (nl == NULL)
 			return;
 		bool long_line = ss->long_line || ss->line.oom;
 		ss->long_line = false;
+		size_t seen = ss->line_seen;
+		ss->line_seen = 0;
 		if (ss->state == SS_DATA) {
-			data_line(ss, long_line);
+			data_line(ss, long_line, seen);
 		} else if (ss->state == SS_AUTH) {
 			if (long_line) {
 				ss->state = SS_CMD;
@@ -835,6 +912,7 @@ commit_batch(struct smtpd *sd, struct session **batch, int n)
 			.summary_json = ss->summary_text, .summary = ss->summary,
 			.search = ss->search.data ? ss->search.data : "",
 			.keep = sd->cfg->mail_max,
+			.keep_bytes = sd->cfg->mail_max_bytes,
 			.older_than = sd->cfg->mail_max_age > 0 ? now - sd->cfg->mail_max_age : 0,
 		};
 	}
@@ -933,7 +1011,7 @@ answer_stored(struct smtpd *sd)
 			metrics_add(C_SMTP_REJECTED, 1);
 		}
 		buf_free(&ss->raw);
-		reset(ss);
+		reset(ss);	/* gives back what it was charged */
 		ss->state = SS_CMD;
 		touch(ss, now);
 		if (sd->ending)
@@ -993,7 +1071,8 @@ accept_all(struct smtpd *sd)
 			sd->sessions->prev = ss;
 		sd->sessions = ss;
 		sd->nsessions++;
-		touch(ss, time_now_ms());
+		ss->started = time_now_ms();
+		touch(ss, ss->started);
 		reply(ss, "220 %s ESMTP notifyd", sd->cfg->smtp_hostname);
 		pump(ss);
 	}
@@ -1019,7 +1098,10 @@ sweep(struct smtpd *sd, int64_t now)
 		}
 		if (ss->state == SS_DATA)
 			log_info("smtp session ended in DATA", "session=%u stored=0", ss->id);
-		reply(ss, "421 4.4.2 %s Idle too long; closing", sd->cfg->smtp_hostname);
+		if (now >= ss->started + sd->cfg->smtp_max_session)
+			reply(ss, "421 4.4.2 %s Session too long; closing", sd->cfg->smtp_hostname);
+		else
+			reply(ss, "421 4.4.2 %s Idle too long; closing", sd->cfg->smtp_hostname);
 		closing(ss);
 		pump(ss);
 	}

@@ -86,6 +86,7 @@ enum stmt_id {
 	S_MAIL_DELETE_ALL,
 	S_MAIL_PRUNE,
 	S_MAIL_PRUNE_AGE,
+	S_MAIL_PRUNE_BYTES,
 	S_MAIL_AFTER,
 	S_MAIL_SCAN,
 	S_PREFS_RULES,
@@ -201,6 +202,10 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_MAIL_PRUNE] = "DELETE FROM mail WHERE id <= (SELECT id FROM mail INDEXED BY mail_received ORDER BY received_at DESC, id DESC "
 	    "LIMIT 1 OFFSET ?1)",
 	[S_MAIL_PRUNE_AGE] = "DELETE FROM mail WHERE received_at < ?1",
+	/* The oldest, past the newest ?1 bytes (in the order S_MAIL_PRUNE keeps); never the newest. */
+	[S_MAIL_PRUNE_BYTES] = "DELETE FROM mail WHERE id IN (SELECT id FROM (SELECT id, size, "
+	    "sum(size) OVER (ORDER BY received_at DESC, id DESC) AS kept FROM mail) "
+	    "WHERE kept > ?1 AND kept > size)",
 	[S_MAIL_SCAN] = "SELECT uid, received_at, size, read, summary, search, id FROM mail "
 	    "WHERE id > ?1 ORDER BY id DESC",
 	[S_PREFS_RULES] = "SELECT type, channel, enabled FROM preferences WHERE user_id = ?1 "
@@ -254,6 +259,7 @@ struct conn {
 	pthread_mutex_t	 lock;
 	sqlite3_stmt	*stmt[S__COUNT];
 	struct prefs	*prefs;		/* the writer's, for routing: ~18 KiB, made once */
+	int64_t		 mail_unpruned;	/* the writer's: bytes of mail since retention ran */
 };
 
 /* A write waiting for (or done by) a batch. */
@@ -2177,13 +2183,25 @@ mail_insert_w(struct conn *c, void *arg)
 	if (step_done(c, s, "mail_insert") != 0)
 		return -1;
 	/*
-	 * Retention: keep the newest max, none older than max_age. Checked on
-	 * every PRUNE_EVERY-th message, so it costs ingestion almost nothing
-	 * (the mailbox may exceed mail_max by that many meanwhile).
+	 * Retention: keep the newest max, none older than max_age, at most
+	 * max_bytes in all. Checked on every PRUNE_EVERY-th message, so it
+	 * costs ingestion almost nothing (the mailbox may exceed mail_max by
+	 * that many meanwhile), or sooner when big ones arrive: the mailbox
+	 * passes max_bytes by at most a sixteenth, and one message.
 	 */
 	p->pruned = 0;
-	if (sqlite3_last_insert_rowid(c->db) % PRUNE_EVERY != 0)
+	c->mail_unpruned += (int64_t)m->len;
+	if (sqlite3_last_insert_rowid(c->db) % PRUNE_EVERY != 0 &&
+	    (m->keep_bytes == 0 || c->mail_unpruned < m->keep_bytes / 16))
 		return 1;
+	c->mail_unpruned = 0;
+	if (m->keep_bytes > 0) {
+		s = stmt(c, S_MAIL_PRUNE_BYTES);
+		sqlite3_bind_int64(s, 1, m->keep_bytes);
+		if (step_done(c, s, "mail_prune_bytes") != 0)
+			return -1;
+		p->pruned += sqlite3_changes(c->db);
+	}
 	if (m->keep > 0) {
 		s = stmt(c, S_MAIL_PRUNE);
 		sqlite3_bind_int64(s, 1, m->keep);

@@ -210,6 +210,7 @@ struct mail_new {
 	json_t		*summary;	/* the same, as an object: what the event carries */
 	const char	*search;	/* lower-cased text searched by queries */
 	int64_t		 keep;		/* retention: keep the newest this many (0: all) */
+	int64_t		 keep_bytes;	/* retention: keep the newest up to this many bytes (0: all) */
 	int64_t		 older_than;	/* retention: drop those received before (ms; 0: none) */
 };
 

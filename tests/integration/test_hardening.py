@@ -454,3 +454,97 @@ def test_headers_that_trickle_are_cut_off(daemons, tmp):
     asyncio.run(ws())
     assert metric(d, "notifyd_http_header_timeouts_total") == 1
     alive(d)
+
+
+class Smtp:
+    """A raw SMTP session, one reply at a time."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.f = self.s.makefile("rb")
+        assert self.code() == 220
+
+    def code(self):
+        while True:
+            line = self.f.readline()
+            assert line, "the server hung up"
+            if line[3:4] != b"-":
+                self.last = line
+                return int(line[:3])
+
+    def cmd(self, line):
+        self.s.sendall(line + b"\r\n")
+        return self.code()
+
+    def start(self, size=None):
+        assert self.cmd(b"EHLO x") == 250
+        assert self.cmd(b"MAIL FROM:<a@x>" + (b" SIZE=%d" % size if size else b"")) == 250
+        assert self.cmd(b"RCPT TO:<b@y>") == 250
+        assert self.cmd(b"DATA") == 354
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+def test_sink_budgets(daemons, tmp):
+    d = daemons(http=True, smtp=True, args=write_conf(
+        tmp, "c.conf", "[smtp]\nmax_inflight = 1M\nmax_size = 2M\nmail_max_bytes = 1M\n")).start()
+    # RFC 5321: 1,000 octets a line, CRLF included.
+    c = Smtp(d.smtp_port)
+    c.start()
+    c.s.sendall(b"Subject: ok\r\n\r\n" + b"a" * 998 + b"\r\n.\r\n")
+    assert c.code() == 250
+    c.start()
+    c.s.sendall(b"Subject: long\r\n\r\n" + b"a" * 999 + b"\r\n.\r\n")
+    assert c.code() == 500 and b"Line too long" in c.last
+    # The budget: a message held open counts against every other.
+    line = b"b" * 900 + b"\r\n"
+    held = Smtp(d.smtp_port)
+    held.start()
+    held.s.sendall(b"Subject: held\r\n\r\n" + line * 800)   # 721 KB, no dot yet
+    other = Smtp(d.smtp_port)
+    other.start()
+    other.s.sendall(b"Subject: other\r\n\r\n" + line * 400 + b".\r\n")
+    assert other.code() == 451 and b"in flight" in other.last
+    assert other.cmd(b"MAIL FROM:<a@x> SIZE=400000") == 452
+    assert other.cmd(b"RSET") == 250
+    held.s.sendall(b".\r\n")
+    assert held.code() == 250
+    other.start(size=400000)
+    other.s.sendall(b"Subject: other\r\n\r\n" + line * 400 + b".\r\n")
+    assert other.code() == 250
+    # Retention by bytes: 1 MiB in all, the newest kept.
+    for i in range(3):
+        other.start()
+        other.s.sendall(b"Subject: big %d\r\n\r\n" % i + line * 400 + b".\r\n")
+        assert other.code() == 250
+    subjects = [m["Subject"] for m in requests.get(d.url + "/api/v1/messages").json()["messages"]]
+    assert subjects == ["big 2", "big 1"], subjects
+    for x in (c, held, other):
+        x.close()
+    assert d.count_log("reason=line") == 1 and d.count_log("reason=inflight") == 2
+
+
+def test_a_session_ends_however_busy(daemons, tmp):
+    import time
+    d = daemons(smtp=True, args=write_conf(tmp, "c.conf", "[smtp]\nmax_session_time = 2s\n")).start()
+    c = Smtp(d.smtp_port)
+    t0 = time.monotonic()
+    code = 250
+    while code == 250:
+        code = c.cmd(b"NOOP")   # busy all the time: never idle
+    assert code == 421 and b"Session too long" in c.last
+    assert 1.9 < time.monotonic() - t0 < 5
+    c.close()
+
+
+def test_the_sink_leaves_the_disk_reserve_to_notifications(daemons, tmp):
+    d = daemons(http=True, smtp=True, args=write_conf(tmp, "c.conf", "[smtp]\ndisk_reserve = 1024G\n")).start()
+    c = Smtp(d.smtp_port)
+    c.start()
+    c.s.sendall(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+    assert c.code() == 452 and b"storage" in c.last
+    c.close()
+    assert requests.get(d.url + "/api/v1/messages").json()["total"] == 0
+    assert d.ok("send", "--user", "a", "--type", "m")["id"] > 0
