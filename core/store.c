@@ -2195,24 +2195,17 @@ mail_insert_w(struct conn *c, void *arg)
 	    (m->keep_bytes == 0 || c->mail_unpruned < m->keep_bytes / 16))
 		return 1;
 	c->mail_unpruned = 0;
-	if (m->keep_bytes > 0) {
-		s = stmt(c, S_MAIL_PRUNE_BYTES);
-		sqlite3_bind_int64(s, 1, m->keep_bytes);
-		if (step_done(c, s, "mail_prune_bytes") != 0)
-			return -1;
-		p->pruned += sqlite3_changes(c->db);
-	}
-	if (m->keep > 0) {
-		s = stmt(c, S_MAIL_PRUNE);
-		sqlite3_bind_int64(s, 1, m->keep);
+	const struct {
+		enum stmt_id	 id;
+		int64_t		 limit;
+	} rules[] = {{S_MAIL_PRUNE_BYTES, m->keep_bytes}, {S_MAIL_PRUNE, m->keep},
+	    {S_MAIL_PRUNE_AGE, m->older_than}};
+	for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+		if (rules[i].limit <= 0)
+			continue;
+		s = stmt(c, rules[i].id);
+		sqlite3_bind_int64(s, 1, rules[i].limit);
 		if (step_done(c, s, "mail_prune") != 0)
-			return -1;
-		p->pruned += sqlite3_changes(c->db);
-	}
-	if (m->older_than > 0) {
-		s = stmt(c, S_MAIL_PRUNE_AGE);
-		sqlite3_bind_int64(s, 1, m->older_than);
-		if (step_done(c, s, "mail_prune_age") != 0)
 			return -1;
 		p->pruned += sqlite3_changes(c->db);
 	}
