@@ -35,6 +35,8 @@ struct config {
 	int64_t	 http_max_body;		/* bytes */
 	char	*http_cors_origins;
 	int64_t	 http_mail_cors;	/* cors_origins apply to the mailbox API too */
+	char	*http_tls_cert;		/* refused: see http_start */
+	char	*http_tls_key;
 	char	*http_trust_proxy;	/* a reverse proxy's address: its requests are not local */
 	int64_t	 http_rate_limit;	/* requests/s per client; 0: off */
 	char	*auth_jwt_secret;

@@ -1569,11 +1569,35 @@ on_log(const struct mg_connection *c, const char *msg)
 	return 1;
 }
 
+/*
+ * Why notifyd serves no HTTPS itself. civetweb 1.15 reads a WebSocket on
+ * its worker thread with SSL_read and takes no lock for it; the hub writes
+ * frames from its sender threads with SSL_write under the connection's
+ * lock. OpenSSL allows no two calls on one SSL object at once, so a push
+ * racing a client's frame would corrupt the stream (or the heap). civetweb
+ * loads OpenSSL with dlopen, so its calls cannot be wrapped from here
+ * either, and every write moving to the worker would need a hook civetweb
+ * does not have. Rather than ship that race, tls_cert is refused and a TLS
+ * proxy in front is the documented way (notifyd(8), "HTTPS and WSS").
+ */
+static bool
+tls_refused(const struct config *cfg, char *err, size_t errlen)
+{
+	if (*cfg->http_tls_cert == '\0' && *cfg->http_tls_key == '\0')
+		return false;
+	snprintf(err, errlen, "[http] tls_cert: notifyd does not serve HTTPS itself (its "
+	    "WebSocket pushes would race the TLS reads); put a TLS proxy in front of "
+	    "[http] listen, see notifyd(8), HTTPS and WSS");
+	return true;
+}
+
 int
 http_start(struct http **out, struct app *app, char *err, size_t errlen)
 {
 	char host[256], listen[300], threads[32];
 	int port;
+	if (tls_refused(app->cfg, err, errlen))
+		return -1;
 	if (!config_parse_listen(app->cfg->http_listen, host, sizeof host, &port) || port < 0) {
 		snprintf(err, errlen, "http.listen: '%s' is not HOST:PORT", app->cfg->http_listen);
 		return -1;

@@ -130,6 +130,11 @@ check_settings(const struct config *cfg, int *n)
 		fprintf(stderr, "notifyd: [smtp] tls_cert and tls_key are set together or not at all\n");
 		(*n)++;
 	}
+	if (*cfg->http_tls_cert != '\0' || *cfg->http_tls_key != '\0') {
+		fprintf(stderr, "notifyd: [http] tls_cert: not supported; HTTPS and WSS come from "
+		    "a TLS proxy in front (notifyd(8), HTTPS and WSS)\n");
+		(*n)++;
+	}
 	const char *files[][2] = {{"[smtp] tls_cert", cfg->smtp_tls_cert},
 	    {"[smtp] tls_key", cfg->smtp_tls_key}, {"[mailer] ca_file", cfg->mailer_ca_file}};
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)

@@ -548,3 +548,17 @@ def test_the_sink_leaves_the_disk_reserve_to_notifications(daemons, tmp):
     c.close()
     assert requests.get(d.url + "/api/v1/messages").json()["total"] == 0
     assert d.ok("send", "--user", "a", "--type", "m")["id"] > 0
+
+
+def test_https_is_refused_rather_than_raced(daemons, tmp):
+    """civetweb reads TLS on one thread while pushes write from others: no TLS listener."""
+    args = write_conf(tmp, "c.conf", "[http]\ntls_cert = /etc/ssl/certs/x.pem\n")
+    d = daemons(http=True, args=args)
+    d.start(wait=False)
+    assert d.proc.wait(20) != 0
+    d.reader.join(5)
+    assert "does not serve HTTPS itself" in d.log() and "notifyd(8)" in d.log()
+    from conftest import NOTIFYD
+    import subprocess
+    p = subprocess.run([NOTIFYD, args[0], args[1], "--check-config"], capture_output=True, text=True)
+    assert p.returncode == 2 and "TLS proxy" in p.stderr
