@@ -7,6 +7,7 @@
 #   make SANITIZE=1  the same with ASan + UBSan, built in build/sanitize/
 #   make install     PREFIX=/usr/local DESTDIR= (and BINDIR, SBINDIR, MANDIR, SYSCONFDIR...)
 #   make uninstall   the same variables: removes what install put there
+#   make fuzz        each libFuzzer target FUZZ_SECONDS (60) from fuzz/corpus/, with clang
 #   make bench       the benchmarks in bench/
 #
 # Every compiler and linker flag that depends on an installed library is
@@ -36,6 +37,14 @@ OUT       := build/sanitize
 BIN       := build/sanitize/bin
 CFLAGS    += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDFLAGS   += -fsanitize=address,undefined
+else ifeq ($(FUZZ),1)
+# The libFuzzer build (make fuzz): clang, with coverage for the fuzzer.
+OUT       := build/fuzz
+BIN       := build/fuzz/bin
+CC        := clang
+CFLAGS    += -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+             -fno-sanitize-recover=all
+LDFLAGS   += -fsanitize=address,undefined
 else
 OUT       := build/default
 BIN       := bin
@@ -59,9 +68,12 @@ TEMPLATES := $(sort $(filter-out templates/README.md,$(wildcard templates/*)))
 MAN       := $(wildcard man/*.[1-8])
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
+FUZZ_SRC  := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=$(OUT)/fuzz/%)
+FUZZ_SECONDS ?= 60
 DIST      := $(OUT)/dist
 
-.PHONY: all deps test-deps run test check install uninstall clean bench FORCE
+.PHONY: all deps test-deps fuzz-deps run test check fuzz install uninstall clean bench FORCE
 
 all: $(BIN)/notifyd $(BIN)/notifyctl
 
@@ -86,6 +98,9 @@ deps:
 
 test-deps: deps
 	@sh tools/bootstrap.sh test
+
+fuzz-deps: deps
+	@sh tools/bootstrap.sh fuzz
 
 $(OUT)/%.o: %.c | deps
 	@mkdir -p $(@D)
@@ -134,18 +149,45 @@ $(OUT)/tests/%: tests/unit/%.c $(OUT)/libnotifyd.a | test-deps
 	$(CC) $(ALL_CFLAGS) $$(pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $^ \
 	    $(LDLIBS) $$(pkg-config --libs cmocka)
 
+# The fuzz targets: with libFuzzer in the FUZZ=1 build, else with replay.c,
+# which runs each once on the inputs it is given (make test: the corpora).
+ifeq ($(FUZZ),1)
+FUZZ_MAIN  = -fsanitize=fuzzer
+else
+FUZZ_MAIN  = fuzz/replay.c
+endif
+$(OUT)/fuzz/%: fuzz/%.c fuzz/app.c fuzz/replay.c fuzz/fuzz.h $(OUT)/libnotifyd.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Ifuzz $(LDFLAGS) -o $@ fuzz/$*.c fuzz/app.c $(FUZZ_MAIN) \
+	    $(OUT)/libnotifyd.a $(LDLIBS)
+
+# make fuzz FUZZ_SECONDS=N: each target N seconds, from its seed corpus;
+# what it finds goes to build/fuzz/found/TARGET, crashes to build/fuzz/crashes.
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-run
+
+fuzz-run: $(FUZZ_BIN)
+	@mkdir -p $(OUT)/crashes
+	@set -e; for t in $(FUZZ_BIN); do n=$${t##*/}; mkdir -p $(OUT)/found/$$n; \
+	    echo "== $$n ($(FUZZ_SECONDS) s)"; \
+	    $$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	        -artifact_prefix=$(OUT)/crashes/$$n- -print_final_stats=1 \
+	        $(OUT)/found/$$n fuzz/corpus/$$n 2>&1 | grep -E "^(#|stat::|==|SUMMARY|INFO: Seed)" | \
+	        grep -v "^#[0-9]*.*\(NEW\|REDUCE\|pulse\)" || true; \
+	done; ls $(OUT)/crashes | grep . && exit 1 || echo "no crashes"
+
 run: $(BIN)/notifyd $(BIN)/notifyctl
 	@echo "notifyd: data in ./var; in another terminal try:"
 	@echo "  $(BIN)/notifyctl send --user alice --type message --title 'Hello' --body 'It works'"
 	@echo "  $(BIN)/notifyctl list --user alice"
 	exec $(BIN)/notifyd --data-dir ./var
 
-test: test-deps $(BIN)/notifyd $(BIN)/notifyctl $(UNIT_BIN)
+test: test-deps $(BIN)/notifyd $(BIN)/notifyctl $(UNIT_BIN) $(FUZZ_BIN)
 	@BIN=$(BIN) OUT=$(OUT) sh tests/run.sh
 
 # The slower checks: the integration tests again with every daemon under
 # valgrind, and the whole suite built with ASan + UBSan.
-check: test-deps $(BIN)/notifyd $(BIN)/notifyctl
+check: test-deps $(BIN)/notifyd $(BIN)/notifyctl $(UNIT_BIN) $(FUZZ_BIN)
 	@BIN=$(BIN) OUT=$(OUT) sh tests/run.sh valgrind
 	@$(MAKE) --no-print-directory SANITIZE=1 test
 

@@ -140,10 +140,11 @@ stream_events(struct client *cl, struct line_reader *r, const char *user)
 }
 
 /* Answer one request line into b; *stream is set for a watch to stream after it. */
-static void
-handle_line(struct client *cl, const char *line, size_t len, struct buf *b, json_t **stream)
+void
+control_answer(struct app *app, unsigned client, const char *line, size_t len, struct buf *b,
+    json_t **stream)
 {
-	struct op_ctx ctx = {.app = cl->ctl->app};
+	struct op_ctx ctx = {.app = app};
 	json_error_t jerr;
 	bool deep;
 	json_t *req = json_load_bounded(line, len, JSON_REJECT_DUPLICATES, &jerr, &deep);
@@ -179,7 +180,7 @@ handle_line(struct client *cl, const char *line, size_t len, struct buf *b, json
 	reply_json(b, id, result, &ctx.err);
 	if (result == NULL)
 		log_warn("control request failed", "client=%u cmd=%s status=%d code=%s error=%s",
-		    cl->id, cmd, ctx.err.status, ctx.err.code, ctx.err.message);
+		    client, cmd, ctx.err.status, ctx.err.code, ctx.err.message);
 	json_decref(result);
 	json_decref(req);
 }
@@ -219,7 +220,7 @@ client_main(void *arg)
 		if (len == 0)
 			continue;
 		json_t *stream = NULL;
-		handle_line(cl, line, len, &out, &stream);
+		control_answer(ctl->app, cl->id, line, len, &out, &stream);
 		if (out.oom || write_all(cl->fd, out.data, out.len) != 0) {
 			json_decref(stream);
 			break;

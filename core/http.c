@@ -323,7 +323,7 @@ word_json(enum arg_type t, const char *w)
  * A parameter that does not convert (an id that is not a number) is no match.
  */
 static bool
-route_match(const struct http *h, int r, char segs[MAX_SEGS][512], int nsegs, json_t *args)
+route_match(const struct op *op, int r, char segs[MAX_SEGS][512], int nsegs, json_t *args)
 {
 	const char *p = routes[r].path;
 	int i = 0;
@@ -337,7 +337,7 @@ route_match(const struct http *h, int r, char segs[MAX_SEGS][512], int nsegs, js
 		if (start[0] == '{') {
 			char name[64];
 			snprintf(name, sizeof name, "%.*s", (int)(len - 2), start + 1);
-			const struct op_arg *a = h->ops[r] ? op_arg_find(h->ops[r], name) : NULL;
+			const struct op_arg *a = op ? op_arg_find(op, name) : NULL;
 			json_t *v = word_json(a ? a->type : ARG_STRING, segs[i]);
 			if (v == NULL || segs[i][0] == '\0') {
 				json_decref(v);
@@ -392,6 +392,25 @@ add_query(const struct op *op, const char *qs, json_t *args, struct op_error *er
 	}
 	free(copy);
 	return ok;
+}
+
+const char *
+http_route_probe(const char *method, const char *path, const char *query, json_t *args,
+    struct op_error *err)
+{
+	char segs[MAX_SEGS][512];
+	int nsegs = split_path(path, segs);
+	for (int r = 0; nsegs >= 0 && r < NROUTES; r++) {
+		const struct op *op = routes[r].op ? op_find(routes[r].op) : NULL;
+		if (strcmp(routes[r].method, method) != 0 ||
+		    !route_match(op, r, segs, nsegs, args))
+			continue;
+		if (op == NULL)
+			return routes[r].path;	/* a raw handler's: no arguments */
+		return add_query(op, query, args, err) ? op->name : NULL;
+	}
+	op_error_set(err, 404, "not_found", "%s", "no such route");
+	return NULL;
 }
 
 /* Is origin one of the allowed CORS origins? */
@@ -767,7 +786,7 @@ handle(struct mg_connection *c, void *cbdata)
 
 	/* Which route; the methods of the path for 405 and preflights. */
 	for (int r = 0; nsegs >= 0 && r < NROUTES; r++) {
-		if (!route_match(h, r, segs, nsegs, args))
+		if (!route_match(h->ops[r], r, segs, nsegs, args))
 			continue;
 		if (strstr(allow, routes[r].method) == NULL)
 			snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
@@ -779,10 +798,11 @@ handle(struct mg_connection *c, void *cbdata)
 	int cors_route = route;
 	const char *want = mg_get_header(c, "Access-Control-Request-Method");
 	for (int r = 0; cors_route < 0 && want != NULL && nsegs >= 0 && r < NROUTES; r++)
-		if (strcmp(routes[r].method, want) == 0 && route_match(h, r, segs, nsegs, args))
+		if (strcmp(routes[r].method, want) == 0 &&
+		    route_match(h->ops[r], r, segs, nsegs, args))
 			cors_route = r;
 	if (route >= 0)
-		route_match(h, route, segs, nsegs, args);
+		route_match(h->ops[route], route, segs, nsegs, args);
 	nh = cors_headers(h, cors_route, origin, hdr, nh);
 
 	if (strcmp(ri->request_method, "OPTIONS") == 0 && *allow) {

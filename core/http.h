@@ -2,11 +2,13 @@
 #ifndef NOTIFYD_HTTP_H
 #define NOTIFYD_HTTP_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
 struct app;
+struct op_error;
 struct http;
 
 /* Listen on cfg's [http] listen and serve; *port gets the bound port. */
@@ -23,5 +25,13 @@ void	 http_stop(struct http *h);
  * with Retry-After and closing it.
  */
 bool	 http_admit(int fd, const struct sockaddr *sa, socklen_t len);
+/*
+ * The route a request (method, undecoded path, query string) takes, as
+ * handle() finds it, without civetweb: its operation's name (or a raw
+ * handler's path), args filled from the path and the query; NULL with
+ * err (404, 422) when none takes it. For tests and the fuzzer.
+ */
+const char *http_route_probe(const char *method, const char *path, const char *query,
+	    json_t *args, struct op_error *err);
 
 #endif

@@ -495,8 +495,13 @@ mime_part(const char *raw, size_t len, const char *id, size_t *outlen, char **ty
 		if (dw != NULL)
 			g_mime_data_wrapper_write_to_stream(dw, s);
 		GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
-		out = malloc(bytes->len + 1);
-		memcpy(out, bytes->data, bytes->len);
+		if ((out = malloc(bytes->len + 1)) == NULL) {
+			g_object_unref(s);
+			g_object_unref(m);
+			return NULL;
+		}
+		if (bytes->len > 0)	/* an empty part has no data at all */
+			memcpy(out, bytes->data, bytes->len);
 		out[bytes->len] = '\0';
 		*outlen = bytes->len;
 		char *t = g_mime_content_type_get_mime_type(g_mime_object_get_content_type(w.found));

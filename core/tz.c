@@ -105,6 +105,22 @@ bad:
 	return NULL;
 }
 
+struct tz *
+tz_parse_tzif(const unsigned char *data, size_t len)
+{
+	return parse("tzif", data, len);
+}
+
+void
+tz_free(struct tz *z)
+{
+	if (z == NULL || z == &utc)
+		return;
+	free(z->at);
+	free(z->off);
+	free(z);
+}
+
 static struct tz *
 load(const char *name)
 {

@@ -6,6 +6,7 @@
 #define NOTIFYD_TZ_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct tz;
@@ -19,6 +20,9 @@ struct civil {
 
 /* The zone named name (NULL or "": UTC), loaded once and kept; NULL when unknown. */
 const struct tz	*tz_get(const char *name);
+/* A zone read from TZif data (not kept: tz_free it), or NULL; for tests and the fuzzer. */
+struct tz	*tz_parse_tzif(const unsigned char *data, size_t len);
+void		 tz_free(struct tz *z);
 /* Is name a zone of the system's database? */
 bool		 tz_valid(const char *name);
 /* Seconds east of UTC in effect at t (ms). */

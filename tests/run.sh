@@ -51,6 +51,22 @@ unit_run() {
 	done
 }
 
+# fuzz_replay WRAPPER...: every fuzz target once on each input of its corpus
+# (fuzz/corpus/TARGET: seeds and the crashes found before), one test each.
+fuzz_replay() {
+	for t in "$OUT"/fuzz/fuzz_*; do
+		[ -x "$t" ] || continue
+		n=${t##*/}
+		if out=$("$@" "$t" "fuzz/corpus/$n" 2>&1); then
+			record "$n" 0
+			echo "$out" | tail -1
+		else
+			echo "$out" | tail -30
+			record "$n" 1
+		fi
+	done
+}
+
 # pytest_run LABEL JUNIT WRAPPER [PYTEST ARGS...]: run the integration
 # tests, every notifyd under WRAPPER (may be empty), and add up the counts.
 pytest_run() {
@@ -84,6 +100,8 @@ case $mode in
 test)
 	echo "== unit tests"
 	unit_run
+	echo "== fuzz corpora, replayed"
+	fuzz_replay
 	pytest_run "integration tests" "$OUT/integration.xml" ""
 	;;
 valgrind)
@@ -98,6 +116,9 @@ valgrind)
 	echo "== unit tests under valgrind"
 	# shellcheck disable=SC2086
 	unit_run $VALGRIND
+	echo "== fuzz corpora, replayed under valgrind"
+	# shellcheck disable=SC2086
+	fuzz_replay $VALGRIND
 	pytest_run "integration tests under valgrind" "$OUT/integration-valgrind.xml" \
 	    "$VALGRIND" -m "not no_valgrind"
 	;;
