@@ -911,6 +911,10 @@ handle(struct mg_connection *c, void *cbdata)
 	goto done;
 fail:
 	status = ctx.err.status;
+	if (status == 503) {	/* storage full or busy: a passing state */
+		hdr[nh++] = "Retry-After";
+		hdr[nh++] = "5";
+	}
 	respond_error(c, &ctx.err, hdr);
 	if (status >= 500)
 		log_error("http request failed", "method=%s path=%s status=%d code=%s error=%s",

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "store.h"
 #include "util.h"
 
 /* Every operation; a new one is an entry here and a file core/op_NAME.c. */
@@ -189,10 +190,19 @@ op_call(struct op_ctx *ctx, const struct op *op, json_t *args)
 	json_t *empty = NULL;
 	if (args == NULL)
 		args = empty = json_object();
+	(void)store_last_error();	/* from an earlier call of this thread: forget it */
 	json_t *r = op->fn(ctx, args);
 	json_decref(empty);
 	if (r == NULL && ctx->err.status == 0)
 		op_fail(ctx, 500, "internal", "%s failed", op->name);
+	/* A write that failed for want of disk or of the lock is a passing state, not a bug. */
+	enum store_error e = store_last_error();
+	if (r == NULL && ctx->err.status == 500 && e == STORE_FULL)
+		op_fail(ctx, 503, "storage_full", "the disk is full; nothing was changed; "
+		    "try again once there is room");
+	else if (r == NULL && ctx->err.status == 500 && e == STORE_BUSY)
+		op_fail(ctx, 503, "busy", "storage is held by another process; nothing was "
+		    "changed; try again shortly");
 	return r;
 }
 

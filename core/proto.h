@@ -1,8 +1,9 @@
 /*
  * proto — the control protocol spoken over notifyd's Unix socket.
  *
- * One JSON object per line ("\n"-terminated, UTF-8, at most
- * PROTO_MAX_LINE bytes) each way.
+ * One JSON object per line ("\n"-terminated, UTF-8) each way: a request
+ * at most PROTO_MAX_LINE bytes, a reply at most PROTO_MAX_REPLY (a page of
+ * 200 notifications with 64 KiB bodies is ~13 MB).
  *
  *   server, on connect:  {"notifyd":"0.1.0","protocol":1}
  *   client request:      {"id":N,"cmd":"send","args":{...}}
@@ -25,6 +26,7 @@
 #define NOTIFYD_VERSION	"0.1.0"
 #define PROTO_VERSION	1
 #define PROTO_MAX_LINE	(1024 * 1024)
+#define PROTO_MAX_REPLY	(64 * 1024 * 1024)
 
 /* Reads lines from a file descriptor through a buffer. */
 struct line_reader {

@@ -916,11 +916,15 @@ commit_batch(struct smtpd *sd, struct session **batch, int n)
 			.older_than = sd->cfg->mail_max_age > 0 ? now - sd->cfg->mail_max_age : 0,
 		};
 	}
-	if (todo > 0)
+	bool full = false;
+	if (todo > 0) {
 		store_mail_insert(sd->app->store, m, todo, rcs);
+		full = store_last_error() == STORE_FULL;
+	}
 	for (int j = 0; j < todo; j++) {
 		struct session *ss = batch[at[j]];
 		ss->stored = rcs[j];
+		ss->disk_low = rcs[j] < 0 && full;
 		if (rcs[j] > 0)
 			log_info("mail received", "id=%s from=%s rcpts=%zu size=%zu", ss->uid,
 			    ss->from, json_array_size(ss->rcpts), ss->raw.len);
@@ -1005,6 +1009,10 @@ answer_stored(struct smtpd *sd)
 			log_info("smtp message refused", "session=%u reason=mime_depth max=%d", ss->id,
 			    MIME_MAX_DEPTH);
 			reply(ss, "554 5.6.0 MIME parts nest deeper than %d levels", MIME_MAX_DEPTH);
+			metrics_add(C_SMTP_REJECTED, 1);
+		} else if (ss->disk_low) {
+			log_warn("smtp message refused", "session=%u reason=disk_full", ss->id);
+			reply(ss, "452 4.3.1 Insufficient system storage; try again later");
 			metrics_add(C_SMTP_REJECTED, 1);
 		} else {
 			reply(ss, "451 4.3.0 The message could not be stored; try again");

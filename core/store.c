@@ -262,6 +262,9 @@ struct conn {
 	int64_t		 mail_unpruned;	/* the writer's: bytes of mail since retention ran */
 };
 
+/* Why the calling thread's last write failed (store_last_error). */
+static _Thread_local enum store_error last_error;
+
 /* A write waiting for (or done by) a batch. */
 struct wreq {
 	int		(*fn)(struct conn *c, void *arg);
@@ -269,6 +272,7 @@ struct wreq {
 	/* After the commit, in commit order, before anyone is woken: tell the world. */
 	void		(*publish)(void *arg);
 	int		 rc;
+	enum store_error err;		/* why, when rc < 0 */
 	bool		 done;		/* its batch is committed (or failed) */
 	sem_t		 wake;		/* posted once: done, or lead the next batch */
 	struct wreq	*next;
@@ -442,6 +446,21 @@ reader_put(struct conn *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* What a failure of connection c's last statement means to a caller. */
+static enum store_error
+error_class(struct conn *c)
+{
+	switch (sqlite3_errcode(c->db)) {
+	case SQLITE_FULL:
+		return STORE_FULL;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return STORE_BUSY;
+	default:
+		return STORE_FAILED;
+	}
+}
+
 /*
  * Run a batch of writes in one transaction. The common case runs them
  * straight; when one fails or finds nothing (a write that must change
@@ -457,8 +476,11 @@ run_batch(struct store *st, struct wreq *batch)
 	pthread_mutex_lock(&c->lock);
 again:
 	if (exec(c, S_BEGIN) != 0) {
-		for (struct wreq *r = batch; r; r = r->next)
+		enum store_error e = error_class(c);
+		for (struct wreq *r = batch; r; r = r->next) {
 			r->rc = -1;
+			r->err = e;
+		}
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
@@ -466,6 +488,7 @@ again:
 	for (struct wreq *r = batch; r; r = r->next, n++) {
 		if (!isolate) {
 			r->rc = r->fn(c, r->arg);
+			r->err = r->rc < 0 ? error_class(c) : STORE_OK;
 			if (r->rc <= 0 && (batch->next != NULL || r->rc < 0)) {
 				exec(c, S_ROLLBACK);
 				isolate = true;
@@ -475,9 +498,11 @@ again:
 		}
 		if (exec(c, S_SAVEPOINT) != 0) {
 			r->rc = -1;
+			r->err = error_class(c);
 			continue;
 		}
 		r->rc = r->fn(c, r->arg);
+		r->err = r->rc < 0 ? error_class(c) : STORE_OK;
 		/* Not found or refused is all or nothing too. */
 		if (r->rc <= 0)
 			exec(c, S_ROLLBACK_TO);
@@ -490,9 +515,12 @@ again:
 		return;
 	}
 	if (exec(c, S_COMMIT) != 0) {
+		enum store_error e = error_class(c);
 		exec(c, S_ROLLBACK);
-		for (struct wreq *r = batch; r; r = r->next)
+		for (struct wreq *r = batch; r; r = r->next) {
 			r->rc = -1;
+			r->err = e;
+		}
 	} else {
 		st->commits++;
 		st->writes += n;
@@ -571,10 +599,21 @@ store_write_many(struct store *st, int (*fn)(struct conn *, void *), void (*publ
 		lead = false;
 		lead_batch(st, &reqs[i]);
 	}
+	last_error = STORE_OK;
 	for (int i = 0; i < n; i++) {
 		rcs[i] = reqs[i].rc;
+		if (reqs[i].rc < 0 && last_error != STORE_FULL)
+			last_error = reqs[i].err;
 		sem_destroy(&reqs[i].wake);
 	}
+}
+
+enum store_error
+store_last_error(void)
+{
+	enum store_error e = last_error;
+	last_error = STORE_OK;
+	return e;
 }
 
 static int

@@ -77,6 +77,17 @@ struct user_update {
 	bool		 set_email, set_name, set_tz, set_locale;
 };
 
+/* Why a write failed, as a caller can tell its client. */
+enum store_error {
+	STORE_OK,
+	STORE_FAILED,		/* anything else: a bug, a broken file */
+	STORE_FULL,		/* the disk is full: try again once there is room */
+	STORE_BUSY,		/* another process holds the database past busy_timeout */
+};
+
+/* Why the calling thread's last write failed (STORE_OK: it did not); asking forgets it. */
+enum store_error store_last_error(void);
+
 /* Open (creating and migrating) the database at path; err says why not. */
 int	 store_open(struct store **out, const char *path,
 	    const struct store_options *opt, char *err, size_t errlen);

@@ -417,7 +417,7 @@ connect_daemon(const char *path, struct line_reader *r)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0)
 		die(EXIT_UNREACHABLE, "cannot reach notifyd at %s: %s (is it running? "
 		    "see -s)", path, strerror(errno));
-	line_reader_init(r, fd, PROTO_MAX_LINE);
+	line_reader_init(r, fd, PROTO_MAX_REPLY);
 	char *line;
 	size_t len;
 	if (line_read(r, &line, &len) != LINE_OK)
@@ -513,7 +513,11 @@ main(int argc, char **argv)
 
 	char *line;
 	size_t len;
-	if (line_read(&r, &line, &len) != LINE_OK)
+	enum line_status st = line_read(&r, &line, &len);
+	if (st == LINE_TOO_LONG)
+		die(EXIT_FAILED, "notifyd's reply is longer than %d MiB; ask for less (--limit)",
+		    PROTO_MAX_REPLY >> 20);
+	if (st != LINE_OK)
 		die(EXIT_UNREACHABLE, "notifyd closed the connection before answering");
 	json_error_t jerr;
 	json_t *reply = json_loadb(line, len, 0, &jerr);

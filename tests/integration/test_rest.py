@@ -314,8 +314,28 @@ def test_http_errors(daemons, tmp):
 
 
 def test_internal_errors_show_no_internals(daemons):
-    # A notification whose stored data cannot be written fails inside the store;
-    # here: the database locked underneath notifyd, for longer than its busy timeout.
+    # A write that fails inside the store for no passing reason: here its table
+    # renamed underneath notifyd by another process.
+    import sqlite3
+    api = Api(daemons(http=True).start())
+    db = os.path.join(api.d.data_dir, "notifyd.db")
+    con = sqlite3.connect(db, timeout=10)
+    con.execute("ALTER TABLE notifications RENAME TO gone")
+    con.commit()
+    r = api.req("POST", "/api/v1/notifications", json={"user": "a", "type": "m"})
+    err(r, 500, "internal")
+    assert r.json()["error"]["message"] == "internal error"
+    assert "notifications" not in r.text and "table" not in r.text
+    con.execute("ALTER TABLE gone RENAME TO notifications")
+    con.commit()
+    con.close()
+    assert api.req("POST", "/api/v1/notifications", json={"user": "a", "type": "m"}).status_code == 201
+    api.s.close()
+
+
+def test_a_locked_database_is_503_and_passes(daemons):
+    # The database locked by another process past notifyd's busy timeout: a passing
+    # state, 503 with Retry-After, nothing changed; then it goes on.
     import sqlite3
     api = Api(daemons(http=True, env={"NOTIFYD_STORE_BUSY_TIMEOUT": "1s"}).start())
     con = sqlite3.connect(os.path.join(api.d.data_dir, "notifyd.db"), timeout=10)
@@ -327,10 +347,11 @@ def test_internal_errors_show_no_internals(daemons):
     finally:
         con.rollback()
         con.close()
-    err(r, 500, "internal")
-    assert r.json()["error"]["message"] == "internal error"
+    err(r, 503, "busy")
+    assert r.headers["Retry-After"] == "5"
     assert "database" not in r.text and "locked" not in r.text
     assert api.req("POST", "/api/v1/notifications", json={"user": "a", "type": "m"}).status_code == 201
+    assert len(api.req("GET", "/api/v1/users/a/notifications").json()["notifications"]) == 1
     api.s.close()
 
 
