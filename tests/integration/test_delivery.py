@@ -77,7 +77,7 @@ class FakeRelay:
     never answer (until release()).
     """
 
-    def __init__(self, script=()):
+    def __init__(self, script=(), port=0):
         self.script = list(script)
         self.messages = []          # (bytes, acknowledged)
         self.transactions = 0
@@ -85,7 +85,7 @@ class FakeRelay:
         self.released = threading.Event()
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", 0))
+        self.srv.bind(("127.0.0.1", port))
         self.srv.listen(16)
         self.port = self.srv.getsockname()[1]
         self.conns = []
