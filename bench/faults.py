@@ -4,6 +4,7 @@
     /usr/bin/python3 bench/faults.py sigkill [--cycles 50]
     /usr/bin/python3 bench/faults.py relay
     /usr/bin/python3 bench/faults.py locked
+    /usr/bin/python3 bench/faults.py disk
     /usr/bin/python3 bench/faults.py soak [--seconds 600]    (bench/soak.sh)
 
 sigkill: mixed load (REST sends, a WebSocket reading with since=, SMTP
@@ -22,7 +23,8 @@ soak: the mixed load for SECONDS without faults; RSS after warm-up against
 RSS at the end, and the exit status at SIGTERM (under a leak checker, a
 leak makes it non-zero).
 
-The disk-full case is tests/integration/test_faults.py (it needs a mount).
+disk: a 24 MiB tmpfs filled under load (needs mount, so root); the test of
+the same is tests/integration/test_faults.py.
 Figures go to bench/RESULTS.md by hand, with the machine and the command.
 """
 import argparse
@@ -46,6 +48,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integ
 sys.path.insert(0, os.path.dirname(__file__))
 from conftest import Daemon  # noqa: E402  the test suite's own private notifyd
 from test_delivery import FakeRelay  # noqa: E402  and its scriptable relay
+from test_faults import smtp_message  # noqa: E402
 from ws import rss_kib  # noqa: E402
 
 
@@ -353,6 +356,69 @@ def relay(args):
     return 0 if ok else 1
 
 
+def disk(args):
+    """A 24 MiB file system filled under load (needs mount: root)."""
+    import subprocess
+    tmp = tempfile.mkdtemp(prefix="nd-faults-")
+    small = os.path.join(tmp, "small")
+    os.mkdir(small)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", small],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        print("disk: cannot mount a small file system here:", p.stderr.strip())
+        return 1
+    try:
+        d = Daemon(tmp, http=True, smtp=True, data_dir=os.path.join(small, "data"),
+                   args=conf(tmp, "[smtp]\ndisk_reserve = 6M\nmail_max_bytes = 0\n"))
+        d.start()
+        key = d.ok("key", "create", "k")["key"]
+        ballast = os.path.join(small, "ballast")
+        with open(ballast, "wb") as f:
+            f.write(b"\0" * (4 << 20))
+        s = requests.Session()
+        s.headers["Authorization"] = "Bearer " + key
+        acked, mail, first452, body = 0, {}, None, "x" * 60000
+        while True:
+            r = s.post(d.url + "/api/v1/notifications", timeout=30,
+                       json={"user": "u", "type": "m", "body": body})
+            if r.status_code != 201:
+                refusal = (r.status_code, r.json()["error"]["code"], r.headers.get("Retry-After"))
+                break
+            acked += 1
+            if acked % 10 == 0:
+                c = smtp_message(d.smtp_port, (b"m" * 76 + b"\r\n") * 650)
+                mail[c] = mail.get(c, 0) + 1
+                if c == 452 and first452 is None:
+                    first452 = acked
+        up = requests.get(d.url + "/healthz").status_code
+        t0 = time.monotonic()
+        os.remove(ballast)
+        r = s.post(d.url + "/api/v1/notifications", json={"user": "u", "type": "m"})
+        recovered = (r.status_code, time.monotonic() - t0)
+        count = len(all_notifications(d, "u"))
+        d.stop()
+        con = sqlite3.connect(os.path.join(small, "data", "notifyd.db"))
+        integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
+        con.close()
+    finally:
+        subprocess.run(["umount", "-l", small], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("| fault: disk full (24 MiB tmpfs, disk_reserve 6M) | figure |\n|---|---|")
+    print("| 60 KB notifications acknowledged before the disk was full | %d |" % acked)
+    print("| mail meanwhile, by reply | %s (the first 452 after notification %s) |" % (
+        ", ".join("%d x %d" % (n, c) for c, n in sorted(mail.items())), first452))
+    print("| the write that found the disk full | %d %s, Retry-After %s |" % refusal)
+    print("| /healthz while full | %d |" % up)
+    print("| after a 4 MiB file was deleted: the next write | %d, %.0f ms later |" % (
+        recovered[0], recovered[1] * 1000))
+    print("| notifications found / acknowledged | %d / %d |" % (count, acked + 1))
+    print("| PRAGMA integrity_check | %s |" % integrity)
+    ok = refusal[:2] == (503, "storage_full") and recovered[0] == 201 and count == acked + 1 \
+        and integrity == "ok" and 452 in mail
+    print("result:", "PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
 def locked(args):
     tmp = tempfile.mkdtemp(prefix="nd-faults-")
     d = Daemon(tmp, http=True, env={"NOTIFYD_STORE_BUSY_TIMEOUT": "1s"})
@@ -396,10 +462,12 @@ def main():
     k.add_argument("--cycles", type=int, default=50)
     sub.add_parser("relay")
     sub.add_parser("locked")
+    sub.add_parser("disk")
     k = sub.add_parser("soak")
     k.add_argument("--seconds", type=float, default=600)
     a = p.parse_args()
-    return {"sigkill": sigkill, "relay": relay, "locked": locked, "soak": soak}[a.what](a)
+    return {"sigkill": sigkill, "relay": relay, "locked": locked, "soak": soak,
+            "disk": disk}[a.what](a)
 
 
 if __name__ == "__main__":
