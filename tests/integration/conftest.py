@@ -99,6 +99,18 @@ class Daemon:
         with self.cond:
             return sum(needle in l for l in self.lines)
 
+    def wait_count(self, needle, n, timeout=10):
+        """How many log lines hold needle, once there are n (or the time is up):
+        the daemon logs before it answers, but its lines reach us on their own."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                c = sum(needle in l for l in self.lines)
+                left = deadline - time.monotonic()
+                if c >= n or left <= 0:
+                    return c
+                self.cond.wait(left)
+
     def stop(self, sig="TERM", timeout=None):
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None

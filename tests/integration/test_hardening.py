@@ -523,7 +523,7 @@ def test_sink_budgets(daemons, tmp):
     assert subjects == ["big 2", "big 1"], subjects
     for x in (c, held, other):
         x.close()
-    assert d.count_log("reason=line") == 1 and d.count_log("reason=inflight") == 2
+    assert d.wait_count("reason=line", 1) == 1 and d.wait_count("reason=inflight", 2) == 2
 
 
 def test_a_session_ends_however_busy(daemons, tmp):

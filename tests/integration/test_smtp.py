@@ -184,7 +184,7 @@ def test_command_errors_and_limits(daemons, tmp):
     c.close()
     d.wait_log("smtp session ended in DATA")
     assert messages(d)["total"] == 0
-    assert d.count_log("smtp message refused") == 1
+    assert d.wait_count("smtp message refused", 1) == 1
 
 
 def test_idle_timeout_and_session_limit(daemons, tmp):

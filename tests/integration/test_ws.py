@@ -449,7 +449,7 @@ def test_bad_client_frames_get_errors(wsd):
             await ws.send('{"type":"ping"}')
             assert (await recv(ws))["type"] == "pong"
     run(go())
-    assert d.count_log("client frame refused") == 7
+    assert d.wait_count("client frame refused", 7) == 7
 
 
 def test_disconnect_and_watch(wsd):
