@@ -15,6 +15,7 @@ struct app {
 	struct hub		*hub;
 	struct mailer		*mailer;	/* NULL until started */
 	const char		*version;
+	char			 base_url[300];	/* http://HOST:PORT of the HTTP listener, for links */
 	long long		 started_at;	/* ms */
 };
 

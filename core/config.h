@@ -69,6 +69,10 @@ struct config {
 	int64_t	 mailer_timeout;	/* ms */
 	char	*control_socket;
 	int64_t	 control_max_clients;
+	int64_t	 digest_max_items;	/* listed in one digest; the rest as "and N more" */
+	int64_t	 digest_include_read;	/* list what was read in the app too */
+	int64_t	 digest_flush_on_off;	/* digest mode switched off: send what is parked at once */
+	char	*digest_inbox_url;	/* where "and N more" leads; empty: notifyd's /inbox */
 	char	*store_sync;
 	int64_t	 store_busy_timeout;	/* ms */
 };

@@ -82,6 +82,7 @@ static const struct route routes[] = {
 	    NULL, "*=prefs"},
 	{"PATCH", "/api/v1/users/{user}/preferences", "prefs.set", NULL, R_BODY, NULL, "*=prefs"},
 	{"POST", "/api/v1/notifications/{id}/cancel", "cancel", NULL, 0, NULL, NULL},
+	{"POST", "/api/v1/digests", "digest", NULL, R_BODY, NULL, NULL},
 	{"GET", "/api/v1/topics/{topic}", "topic.show", NULL, 0, NULL, NULL},
 	{"PUT", "/api/v1/topics/{topic}/members/{user}", "topic.add", NULL, 0, NULL, NULL},
 	{"DELETE", "/api/v1/topics/{topic}/members/{user}", "topic.rm", NULL, 0, NULL, NULL},

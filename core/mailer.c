@@ -18,6 +18,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "digest.h"
 #include "log.h"
 #include "metrics.h"
 #include "mime.h"
@@ -171,78 +172,92 @@ backoff(const struct mailer *m, int attempts, unsigned *seed)
 	return d * 3 / 4 + (int64_t)((double)rand_r(seed) / RAND_MAX * (double)(d / 2));
 }
 
-/* Render and send the email of delivery d; records the outcome. */
-static void
-deliver_email(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *seed)
-{
-	struct store *st = m->app->store;
-	json_t *n = NULL, *user = NULL;
-	struct prefs *p = calloc(1, sizeof *p);
-	struct template_set *set = NULL;
-	struct buf subject, text, html, msg, unsub;
-	struct attempt a = {0};
-	int64_t now = time_now_ms();
-	char mid[320];
+/* An email to send: to whom, and its rendered parts. */
+struct email {
+	json_t		*user;		/* the recipient's profile */
+	struct buf	 subject, text, html, unsub;
+};
 
-	buf_init(&subject);
-	buf_init(&text);
-	buf_init(&html);
-	buf_init(&msg);
-	buf_init(&unsub);
-	if (p == NULL || store_delivery_notification(st, d->id, &n) <= 0)
-		goto release;	/* deleted meanwhile (its deliveries with it), or a failure */
-	const char *uid = json_string_value(json_object_get(n, "user"));
-	if (store_user_get(st, uid, &user) <= 0 || store_prefs_get(st, uid, p) < 0)
-		goto release;
-	set = templates_current();
-	const struct template_type *t = template_set_type_or_default(set,
-	    json_string_value(json_object_get(n, "type")));
-	const char *to = json_string_value(json_object_get(user, "email"));
-	if (!t->critical && p->email_if_unread > 0 && !json_is_null(json_object_get(n, "read_at"))) {
-		store_delivery_finish(st, d->id, DS_CANCELLED, 0, "read in the app before the email "
-		    "was due", now);
-		goto done;
-	}
-	if (to == NULL || *to == '\0') {
-		store_delivery_finish(st, d->id, DS_SKIPPED, 0, "no email address", now);
-		goto done;
-	}
-	template_render(set, t, TP_SUBJECT, n, user, &subject);
-	template_render(set, t, TP_TEXT, n, user, &text);
+static void
+email_init(struct email *e)
+{
+	e->user = NULL;
+	buf_init(&e->subject);
+	buf_init(&e->text);
+	buf_init(&e->html);
+	buf_init(&e->unsub);
+}
+
+static void
+email_free(struct email *e)
+{
+	json_decref(e->user);
+	buf_free(&e->subject);
+	buf_free(&e->text);
+	buf_free(&e->html);
+	buf_free(&e->unsub);
+}
+
+/* Render the email parts of type t for notification n (which gains unsubscribe_url). */
+static void
+email_render(struct mailer *m, const struct template_set *set, const struct template_type *t,
+    json_t *n, struct email *e)
+{
+	template_render(set, t, TP_SUBJECT, n, e->user, &e->subject);
+	template_render(set, t, TP_TEXT, n, e->user, &e->text);
 	/* The layout sees the unsubscribe link. */
 	if (*m->cfg->mailer_unsubscribe_url != '\0') {
 		struct tpl *u;
 		char err[256];
 		if (tpl_compile(m->cfg->mailer_unsubscribe_url, strlen(m->cfg->mailer_unsubscribe_url),
 		    "unsubscribe_url", &u, err, sizeof err) == 0) {
-			json_t *ctx = json_pack("{s:O}", "user", user);
-			tpl_render(u, &ctx, 1, false, &unsub);
+			json_t *ctx = json_pack("{s:O}", "user", e->user);
+			tpl_render(u, &ctx, 1, false, &e->unsub);
 			json_decref(ctx);
 			tpl_free(u);
-			json_object_set_new(n, "unsubscribe_url", json_string(unsub.data ? unsub.data : ""));
+			json_object_set_new(n, "unsubscribe_url",
+			    json_string(e->unsub.data ? e->unsub.data : ""));
 		}
 	}
-	template_render(set, t, TP_HTML, n, user, &html);
+	template_render(set, t, TP_HTML, n, e->user, &e->html);
+}
+
+/*
+ * Send e for delivery d, under the Message-ID every attempt of d carries,
+ * and record the outcome: sent, a retry after backoff, or failed.
+ */
+static void
+email_send(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *seed,
+    struct email *e)
+{
+	struct store *st = m->app->store;
+	struct attempt a = {0};
+	struct buf msg;
+	char mid[320];
+	int64_t now = time_now_ms();
+
+	buf_init(&msg);
 	/* The delivery's id: the same on every attempt, whatever the notification's id became. */
 	snprintf(mid, sizeof mid, "notifyd.%lld@%s", (long long)d->id, m->domain);
 	struct mime_out mo = {
 		.from = m->cfg->mailer_from,
-		.to_name = json_string_value(json_object_get(user, "name")),
-		.to = to,
-		.subject = subject.data ? subject.data : "",
-		.text = text.data ? text.data : "",
-		.html = html.data ? html.data : "",
+		.to_name = json_string_value(json_object_get(e->user, "name")),
+		.to = json_string_value(json_object_get(e->user, "email")),
+		.subject = e->subject.data ? e->subject.data : "",
+		.text = e->text.data ? e->text.data : "",
+		.html = e->html.data ? e->html.data : "",
 		.message_id = mid,
 		.date = now,
-		.unsubscribe = unsub.data,
+		.unsubscribe = e->unsub.data,
 	};
 	if (!mime_compose(&mo, &msg)) {
 		snprintf(a.error, sizeof a.error, "the message could not be composed "
 		    "(is [mailer] from an address?)");
 		a.permanent = true;
 	} else {
-		relay_send(m, curl, to, &msg, &a);
+		relay_send(m, curl, mo.to, &msg, &a);
 	}
+	buf_free(&msg);
 	now = time_now_ms();
 	pthread_mutex_lock(&m->lock);
 	bool stop = m->stop;
@@ -250,7 +265,7 @@ deliver_email(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *
 	if (!a.ok && stop) {
 		/* Stopping: the claim stays, and the next start takes the delivery up again. */
 		log_info("email attempt abandoned: stopping", "delivery=%lld", (long long)d->id);
-		goto done;
+		return;
 	}
 	if (a.ok) {
 		metrics_add(C_EMAIL_SENT, 1);
@@ -269,21 +284,97 @@ deliver_email(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *
 		log_warn("email attempt failed", "delivery=%lld attempt=%d retry_in_ms=%lld "
 		    "error=%s", (long long)d->id, d->attempts, (long long)wait, a.error);
 	}
+}
+
+/* Could not even start on d: try again soon, without giving up on it. */
+static void
+email_release(struct mailer *m, const struct delivery *d, const char *why)
+{
+	int64_t now = time_now_ms();
+	store_delivery_finish(m->app->store, d->id, DS_PENDING, now + m->cfg->mailer_retry_base,
+	    why, now);
+}
+
+/* The email of a notification's delivery d: rendered from its type's templates, sent. */
+static void
+deliver_email(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *seed)
+{
+	struct store *st = m->app->store;
+	json_t *n = NULL;
+	struct prefs *p = calloc(1, sizeof *p);
+	struct template_set *set = NULL;
+	struct email e;
+	int64_t now = time_now_ms();
+
+	email_init(&e);
+	if (p == NULL || store_delivery_notification(st, d->id, &n) <= 0)
+		goto release;	/* deleted meanwhile (its deliveries with it), or a failure */
+	const char *uid = json_string_value(json_object_get(n, "user"));
+	if (store_user_get(st, uid, &e.user) <= 0 || store_prefs_get(st, uid, p) < 0)
+		goto release;
+	set = templates_current();
+	const struct template_type *t = template_set_type_or_default(set,
+	    json_string_value(json_object_get(n, "type")));
+	const char *to = json_string_value(json_object_get(e.user, "email"));
+	if (!t->critical && p->email_if_unread > 0 && !json_is_null(json_object_get(n, "read_at"))) {
+		store_delivery_finish(st, d->id, DS_CANCELLED, 0, "read in the app before the email "
+		    "was due", now);
+		goto done;
+	}
+	if (to == NULL || *to == '\0') {
+		store_delivery_finish(st, d->id, DS_SKIPPED, 0, "no email address", now);
+		goto done;
+	}
+	email_render(m, set, t, n, &e);
+	email_send(m, curl, d, seed, &e);
 	goto done;
 release:
-	/* Could not even start: try again soon, without giving up on it. */
-	store_delivery_finish(st, d->id, DS_PENDING, now + m->cfg->mailer_retry_base,
-	    "the notification or user could not be read", now);
+	email_release(m, d, "the notification or user could not be read");
 done:
 	template_set_unref(set);
 	json_decref(n);
-	json_decref(user);
 	free(p);
-	buf_free(&subject);
-	buf_free(&text);
-	buf_free(&html);
-	buf_free(&msg);
-	buf_free(&unsub);
+	email_free(&e);
+}
+
+/* The email of a digest: its notifications, from the digest template, in the user's zone. */
+static void
+deliver_digest(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *seed)
+{
+	struct store *st = m->app->store;
+	const struct config *cfg = m->cfg;
+	json_t *dg = NULL, *n = NULL;
+	struct template_set *set = NULL;
+	struct email e;
+	char inbox[400];
+
+	email_init(&e);
+	if (store_digest_get(st, d->digest_id, cfg->digest_include_read,
+	    (int)cfg->digest_max_items, &dg) <= 0 ||
+	    store_user_get(st, json_string_value(json_object_get(dg, "user")), &e.user) <= 0) {
+		email_release(m, d, "the digest or its user could not be read");
+		goto done;
+	}
+	const char *to = json_string_value(json_object_get(e.user, "email"));
+	if (to == NULL || *to == '\0') {
+		store_delivery_finish(st, d->id, DS_SKIPPED, 0, "no email address", time_now_ms());
+		goto done;
+	}
+	const char *tzname = json_string_value(json_object_get(e.user, "tz"));
+	const struct tz *z = tzname ? tz_get(tzname) : NULL;
+	if (*cfg->digest_inbox_url != '\0')
+		snprintf(inbox, sizeof inbox, "%s", cfg->digest_inbox_url);
+	else
+		snprintf(inbox, sizeof inbox, "%s/inbox", m->app->base_url);
+	n = digest_notification(dg, z ? z : tz_server(), inbox, cfg->digest_max_items);
+	set = templates_current();
+	email_render(m, set, template_set_type_or_default(set, "digest"), n, &e);
+	email_send(m, curl, d, seed, &e);
+done:
+	template_set_unref(set);
+	json_decref(dg);
+	json_decref(n);
+	email_free(&e);
 }
 
 /* Sleep until the next delivery falls due, a kick, or stop; false on stop. */
@@ -348,7 +439,10 @@ worker_main(void *arg)
 				    time_now_ms());
 				continue;
 			}
-			deliver_email(m, curl, &batch[i], &seed);
+			if (batch[i].notification_id == 0)
+				deliver_digest(m, curl, &batch[i], &seed);
+			else
+				deliver_email(m, curl, &batch[i], &seed);
 		}
 	}
 	if (curl)

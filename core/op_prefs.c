@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "config.h"
 #include "log.h"
 #include "ops.h"
 #include "prefs.h"
@@ -54,12 +55,14 @@ struct change {
 	json_t		*doc;		/* a document to apply */
 	bool		 replace;
 	char		 err[256];
+	enum digest_mode was;		/* the digest mode before */
 };
 
 static bool
 apply(struct prefs *p, void *arg)
 {
 	struct change *c = arg;
+	c->was = p->digest;
 	return prefs_apply_json(p, c->doc, c->replace, c->err, sizeof c->err);
 }
 
@@ -166,9 +169,20 @@ set_run(struct op_ctx *ctx, json_t *a)
 		return op_fail(ctx, 500, "internal", "the preferences could not be stored");
 	}
 	result = prefs_to_json(p);
+	bool flush = c.was != DIGEST_OFF && p->digest == DIGEST_OFF &&
+	    ctx->app->cfg->digest_flush_on_off;
 	free(p);
 	json_object_set_new(result, "user", json_string(user));
 	log_info("preferences changed", "user=%s", user);
+	/* Out of digest mode: what was parked for it goes now, not at the next run. */
+	if (flush) {
+		json_t *sent = op_digest_run(ctx, (int)c.was, user, -1, -1, false);
+		if (sent == NULL) {
+			json_decref(result);
+			return NULL;
+		}
+		json_object_set_new(result, "digest_sent", sent);
+	}
 	return result;
 }
 

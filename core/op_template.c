@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "digest.h"
 #include "ops.h"
 #include "store.h"
 #include "template.h"
@@ -83,7 +84,9 @@ render_run(struct op_ctx *ctx, json_t *args)
 		return op_fail(ctx, 503, "unavailable", "no templates are loaded");
 	}
 	const struct template_type *t = template_set_type_or_default(s, type);
-	json_t *data = json_object_get(args, "data");
+	json_t *data = json_object_get(args, "data"), *sample = NULL;
+	if (data == NULL && strcmp(type, "digest") == 0)
+		data = sample = digest_sample();	/* a digest's data is made, not sent */
 	json_t *n = json_pack("{s:s, s:s?, s:O, s:s?, s:s?, s:s}", "type", type, "user", user,
 	    "data", data ? data : json_null(), "title", NULL, "body", NULL, "priority", "normal");
 	json_object_set(n, "url", json_object_get(args, "url") ? json_object_get(args, "url") :
@@ -112,6 +115,7 @@ render_run(struct op_ctx *ctx, json_t *args)
 	if (json_array_size(warnings) > 0)
 		json_object_set(result, "warnings", warnings);
 	json_decref(warnings);
+	json_decref(sample);
 	json_decref(n);
 	json_decref(profile);
 	template_set_unref(s);

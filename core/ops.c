@@ -44,6 +44,7 @@ const struct op *const op_table[] = {
 	&op_prefs_get,
 	&op_prefs_set,
 	&op_cancel,
+	&op_digest,
 	NULL,
 };
 

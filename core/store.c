@@ -110,6 +110,14 @@ enum stmt_id {
 	S_DELIV_UNCLAIM,
 	S_DELIV_FINISH,
 	S_DELIV_OF,
+	S_DIGEST_CANDIDATES,
+	S_DIGEST_INSERT,
+	S_DIGEST_TALLY,
+	S_DIGEST_PARKED_DONE,
+	S_DIGEST_EMAIL,
+	S_DIGEST_SET,
+	S_DIGEST_GET,
+	S_DIGEST_ITEMS,
 	S__COUNT
 };
 
@@ -240,7 +248,8 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_DELIV_CLAIM] = "UPDATE deliveries SET claimed = 1, attempts = attempts + 1, "
 	    "updated_at = ?1 WHERE id IN (SELECT id FROM deliveries "
 	    "WHERE status IN ('pending', 'deferred') AND next_attempt_at <= ?1 AND claimed = 0 "
-	    "ORDER BY next_attempt_at LIMIT ?2) RETURNING id, notification_id, channel, attempts",
+	    "ORDER BY next_attempt_at LIMIT ?2) "
+	    "RETURNING id, coalesce(notification_id, 0), channel, attempts, coalesce(digest_id, 0)",
 	[S_DELIV_NEXT] = "SELECT min(next_attempt_at) FROM deliveries "
 	    "WHERE status IN ('pending', 'deferred') AND claimed = 0",
 	[S_DELIV_UNCLAIM] = "UPDATE deliveries SET claimed = 0 WHERE claimed = 1",
@@ -248,7 +257,43 @@ static const char *const stmt_sql[S__COUNT] = {
 	    "last_error = coalesce(?4, last_error), sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END, "
 	    "updated_at = ?5 WHERE id = ?1",
 	[S_DELIV_OF] = "SELECT channel, status, attempts, next_attempt_at, last_error, created_at, "
-	    "updated_at, sent_at FROM deliveries WHERE notification_id = ?1 ORDER BY id",
+	    "updated_at, sent_at, digest_id FROM deliveries WHERE notification_id = ?1 ORDER BY id",
+	/*
+	 * The users a digest run of period ?1 looks at: in that mode, or switched
+	 * off since with email parked for it (?2 is the reason parking wrote,
+	 * 'daily digest'); with what they have parked and their last slot.
+	 */
+	[S_DIGEST_CANDIDATES] = "SELECT u.id, u.tz, (SELECT count(*) FROM notifications n "
+	    "JOIN deliveries d ON d.notification_id = n.id AND d.channel = 'email' "
+	    "WHERE n.user_id = u.id AND d.status = 'digest'), (SELECT slot FROM digests g "
+	    "WHERE g.user_id = u.id AND g.period = ?1 ORDER BY g.slot DESC LIMIT 1) FROM users u "
+	    "WHERE (?3 IS NULL OR u.id = ?3) AND (u.digest = ?1 OR (u.digest = 'off' AND "
+	    "EXISTS (SELECT 1 FROM notifications n JOIN deliveries d ON d.notification_id = n.id "
+	    "AND d.channel = 'email' WHERE n.user_id = u.id AND d.status = 'digest' "
+	    "AND d.last_error = ?2))) ORDER BY u.id",
+	[S_DIGEST_INSERT] = "INSERT INTO digests (user_id, period, slot, window_start, window_end, "
+	    "items, read_skipped, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6) "
+	    "ON CONFLICT (user_id, period, slot) DO NOTHING RETURNING id",
+	/* A user's parked email before ?2: unread, read. */
+	[S_DIGEST_TALLY] = "SELECT count(*) FILTER (WHERE n.read_at IS NULL), "
+	    "count(*) FILTER (WHERE n.read_at IS NOT NULL) FROM notifications n "
+	    "JOIN deliveries d ON d.notification_id = n.id AND d.channel = 'email' "
+	    "WHERE n.user_id = ?1 AND d.status = 'digest' AND d.created_at < ?2",
+	[S_DIGEST_PARKED_DONE] = "UPDATE deliveries SET status = 'digested', digest_id = ?3, "
+	    "updated_at = ?4 WHERE id IN (SELECT d.id FROM notifications n JOIN deliveries d "
+	    "ON d.notification_id = n.id AND d.channel = 'email' WHERE n.user_id = ?1 "
+	    "AND d.status = 'digest' AND d.created_at < ?2)",
+	[S_DIGEST_EMAIL] = "INSERT INTO deliveries (notification_id, channel, status, "
+	    "next_attempt_at, created_at, updated_at, digest_id) "
+	    "VALUES (NULL, 'email', 'pending', ?2, ?2, ?2, ?1)",
+	[S_DIGEST_SET] = "UPDATE digests SET items = ?2, read_skipped = ?3, delivery_id = ?4 "
+	    "WHERE id = ?1",
+	[S_DIGEST_GET] = "SELECT id, user_id, period, slot, window_start, window_end, items, "
+	    "read_skipped, created_at, delivery_id FROM digests WHERE id = ?1",
+	/* Its notifications, newest first: those unread when it was made (?2: all of them). */
+	[S_DIGEST_ITEMS] = "SELECT " NCOLS " FROM notifications WHERE id IN (SELECT "
+	    "notification_id FROM deliveries WHERE digest_id = ?1 AND notification_id IS NOT NULL) "
+	    "AND (?2 OR read_at IS NULL OR read_at >= ?3) ORDER BY id DESC LIMIT ?4",
 	[S_MAIL_AFTER] = "SELECT uid, received_at, size, read, summary, id FROM mail WHERE id > ?1 "
 	    "AND (?2 IS NULL OR search LIKE ?2 ESCAPE '\\') ORDER BY id LIMIT 1",
 };
@@ -1742,6 +1787,7 @@ claim_w(struct conn *c, void *arg)
 		d->channel = strcmp((const char *)sqlite3_column_text(s, 2), "in_app") == 0 ?
 		    CHANNEL_IN_APP : CHANNEL_EMAIL;
 		d->attempts = sqlite3_column_int(s, 3);
+		d->digest_id = d->notification_id == 0 ? sqlite3_column_int64(s, 4) : 0;
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -1919,11 +1965,13 @@ store_deliveries_of(struct store *st, int64_t id, json_t **out)
 	int rc;
 	sqlite3_bind_int64(s, 1, id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o}",
+		json_array_append_new(list, json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o}",
 		    "channel", text_json(s, 0), "status", text_json(s, 1),
 		    "attempts", sqlite3_column_int(s, 2), "next_attempt_at", time_json(s, 3),
 		    "last_error", text_json(s, 4), "created_at", time_json(s, 5),
-		    "updated_at", time_json(s, 6), "sent_at", time_json(s, 7)));
+		    "updated_at", time_json(s, 6), "sent_at", time_json(s, 7),
+		    "digest_id", sqlite3_column_type(s, 8) == SQLITE_NULL ? json_null() :
+		    json_integer(sqlite3_column_int64(s, 8))));
 	sqlite3_reset(s);
 	rc = rc == SQLITE_DONE ? 1 : fail(c, "deliveries_of");
 	reader_put(c);
@@ -1932,6 +1980,192 @@ store_deliveries_of(struct store *st, int64_t id, json_t **out)
 		return rc;
 	}
 	*out = list;
+	return 1;
+}
+
+/* Digests. */
+
+int
+store_digest_candidates(struct store *st, enum digest_mode period, const char *user,
+    json_t **out)
+{
+	json_t *list = json_array();
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_DIGEST_CANDIDATES);
+	char why[32];
+	int rc;
+	snprintf(why, sizeof why, "%s digest", prefs_digest_name(period));
+	bind_text(s, 1, prefs_digest_name(period));
+	bind_text(s, 2, why);
+	bind_text(s, 3, user);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, json_pack("{s:o, s:o, s:I, s:o}", "user", text_json(s, 0),
+		    "tz", text_json(s, 1), "parked", (json_int_t)sqlite3_column_int64(s, 2),
+		    "last_slot", text_json(s, 3)));
+	sqlite3_reset(s);
+	rc = rc == SQLITE_DONE ? 1 : fail(c, "digest_candidates");
+	reader_put(c);
+	if (rc < 0) {
+		json_decref(list);
+		return rc;
+	}
+	*out = list;
+	return 1;
+}
+
+/* One digest to make, and what became of it. */
+struct digest_put {
+	const struct digest_new	*in;
+	int64_t			 now;
+	struct digest_made	*out;
+};
+
+/* Two integers a statement's one row holds; false on an error. */
+static bool
+step_two(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *a, int64_t *b)
+{
+	int rc = sqlite3_step(s);
+	*a = *b = 0;
+	if (rc == SQLITE_ROW) {
+		*a = sqlite3_column_int64(s, 0);
+		*b = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE || fail(c, what) == 0;
+}
+
+/*
+ * In one transaction: the digests row (none when the user's slot has one:
+ * made before, or by a run at the same time), the parked email it covers
+ * made 'digested', and its own email queued in the outbox when anything is
+ * left to tell.
+ */
+static int
+digest_make_w(struct conn *c, void *arg)
+{
+	struct digest_put *p = arg;
+	const struct digest_new *d = p->in;
+	struct digest_made *m = p->out;
+	int64_t unread, read;
+	memset(m, 0, sizeof *m);
+	sqlite3_stmt *s = stmt(c, S_DIGEST_INSERT);
+	bind_text(s, 1, d->user);
+	bind_text(s, 2, prefs_digest_name(d->period));
+	bind_text(s, 3, d->slot);
+	sqlite3_bind_int64(s, 4, d->window_start);
+	sqlite3_bind_int64(s, 5, d->window_end);
+	sqlite3_bind_int64(s, 6, p->now);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		m->id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(c, "digest_insert");
+	if (m->id == 0) {
+		m->existed = true;
+		return 1;	/* done already: this run changes nothing */
+	}
+	s = stmt(c, S_DIGEST_TALLY);
+	bind_text(s, 1, d->user);
+	sqlite3_bind_int64(s, 2, d->cutoff);
+	if (!step_two(c, s, "digest_tally", &unread, &read))
+		return -1;
+	m->items = d->include_read ? unread + read : unread;
+	m->read_skipped = d->include_read ? 0 : read;
+	s = stmt(c, S_DIGEST_PARKED_DONE);
+	bind_text(s, 1, d->user);
+	sqlite3_bind_int64(s, 2, d->cutoff);
+	sqlite3_bind_int64(s, 3, m->id);
+	sqlite3_bind_int64(s, 4, p->now);
+	if (step_done(c, s, "digest_parked") != 0)
+		return -1;
+	if (m->items > 0) {
+		s = stmt(c, S_DIGEST_EMAIL);
+		sqlite3_bind_int64(s, 1, m->id);
+		sqlite3_bind_int64(s, 2, p->now);
+		if (step_done(c, s, "digest_email") != 0)
+			return -1;
+		m->delivery_id = sqlite3_last_insert_rowid(c->db);
+	}
+	s = stmt(c, S_DIGEST_SET);
+	sqlite3_bind_int64(s, 1, m->id);
+	sqlite3_bind_int64(s, 2, m->items);
+	sqlite3_bind_int64(s, 3, m->read_skipped);
+	if (m->delivery_id > 0)
+		sqlite3_bind_int64(s, 4, m->delivery_id);
+	return step_done(c, s, "digest_set") == 0 ? 1 : -1;
+}
+
+void
+store_digests_make(struct store *st, const struct digest_new *in, size_t n, int64_t now,
+    struct digest_made *out, int *rcs)
+{
+	struct digest_put p[STORE_BATCH_MAX];
+	void *args[STORE_BATCH_MAX];
+	struct wreq reqs[STORE_BATCH_MAX];
+	for (size_t i = 0; i < n; i++) {
+		p[i] = (struct digest_put){&in[i], now, &out[i]};
+		args[i] = &p[i];
+	}
+	store_write_many(st, digest_make_w, NULL, args, (int)n, rcs, reqs);
+}
+
+int
+store_digest_tally(struct store *st, const char *user, int64_t cutoff, int64_t *unread,
+    int64_t *read)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_DIGEST_TALLY);
+	bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, cutoff);
+	int rc = step_two(c, s, "digest_tally", unread, read) ? 1 : -1;
+	reader_put(c);
+	return rc;
+}
+
+int
+store_digest_get(struct store *st, int64_t id, bool include_read, int limit, json_t **out)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_DIGEST_GET);
+	json_t *o = NULL, *items = NULL;
+	int64_t created = 0;
+	sqlite3_bind_int64(s, 1, id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		created = sqlite3_column_int64(s, 8);
+		o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o, s:o}",
+		    "id", (json_int_t)sqlite3_column_int64(s, 0), "user", text_json(s, 1),
+		    "period", text_json(s, 2), "slot", text_json(s, 3),
+		    "window_start", time_json(s, 4), "window_end", time_json(s, 5),
+		    "items", (json_int_t)sqlite3_column_int64(s, 6),
+		    "read_skipped", (json_int_t)sqlite3_column_int64(s, 7),
+		    "created_at", time_json(s, 8),
+		    "delivery_id", sqlite3_column_type(s, 9) == SQLITE_NULL ? json_null() :
+		    json_integer(sqlite3_column_int64(s, 9)));
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW) {
+		items = json_array();
+		s = stmt(c, S_DIGEST_ITEMS);
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int(s, 2, include_read);
+		sqlite3_bind_int64(s, 3, created);
+		sqlite3_bind_int(s, 4, limit);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+			json_array_append_new(items, row_notification(s));
+		sqlite3_reset(s);
+		rc = rc == SQLITE_DONE ? SQLITE_ROW : rc;
+	}
+	int result = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(c, "digest_get");
+	reader_put(c);
+	if (result <= 0) {
+		json_decref(o);
+		json_decref(items);
+		return result;
+	}
+	json_object_set_new(o, "notifications", items);
+	*out = o;
 	return 1;
 }
 

@@ -164,7 +164,8 @@ int	 store_prefs_update(struct store *st, const char *user, int64_t now,
 /* One delivery the worker has claimed. */
 struct delivery {
 	int64_t		 id;
-	int64_t		 notification_id;
+	int64_t		 notification_id;	/* 0: a digest's email */
+	int64_t		 digest_id;		/* that digest */
 	unsigned	 channel;	/* CHANNEL_IN_APP or CHANNEL_EMAIL */
 	int		 attempts;	/* this one included */
 };
@@ -189,6 +190,47 @@ int	 store_delivery_notification(struct store *st, int64_t delivery, json_t **ou
 int	 store_delivery_release(struct store *st, const struct delivery *d, int64_t now);
 /* The deliveries of notification id: [{"channel","status","attempts",...}]. */
 int	 store_deliveries_of(struct store *st, int64_t id, json_t **out);
+/*
+ * Digests. The users a run of period looks at (only user, when given):
+ * those in that mode, and those switched off since with email parked for
+ * it, as [{"user","tz","parked","last_slot"}]: what each has parked, and
+ * the slot of their last digest of the period (or null).
+ */
+int	 store_digest_candidates(struct store *st, enum digest_mode period, const char *user,
+	    json_t **out);
+/* One digest to make. */
+struct digest_new {
+	const char	*user;
+	enum digest_mode period;
+	const char	*slot;		/* the local day or ISO week it is made in */
+	int64_t		 window_start, window_end;	/* ms: the slot's bounds */
+	int64_t		 cutoff;	/* covers email parked before this (ms) */
+	bool		 include_read;	/* list what was read in the app too */
+};
+/* What became of it. */
+struct digest_made {
+	bool		 existed;	/* the slot had one already: nothing changed */
+	int64_t		 id, delivery_id;	/* delivery_id 0: nothing left to email */
+	int64_t		 items, read_skipped;
+};
+/*
+ * Make n digests (at most STORE_BATCH_MAX), each in its own part of one
+ * commit: the digests row, the parked email it covers made 'digested', its
+ * own email queued. rcs[i]: 1 made (or existed), <0 failed.
+ */
+void	 store_digests_make(struct store *st, const struct digest_new *in, size_t n,
+	    int64_t now, struct digest_made *out, int *rcs);
+/* What user has parked before cutoff: unread, and read in the app already (a dry run's). */
+int	 store_digest_tally(struct store *st, const char *user, int64_t cutoff, int64_t *unread,
+	    int64_t *read);
+/*
+ * A digest with the notifications it lists, newest first, at most limit:
+ * {"id","user","period","slot","window_start","window_end","items",
+ * "read_skipped","created_at","delivery_id","notifications":[...]}.
+ */
+int	 store_digest_get(struct store *st, int64_t id, bool include_read, int limit,
+	    json_t **out);
+
 /* Add or remove one member; *count: the topic's members after it. */
 int	 store_topic_add(struct store *st, const char *topic, const char *user,
 	    int64_t now, bool *added, int64_t *count);

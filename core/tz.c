@@ -7,7 +7,9 @@
 #include "tz.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +167,53 @@ tz_get(const char *name)
 	return z;
 }
 
+static const struct tz *server_zone;
+
+/* Find the server's zone: TZ, the zoneinfo file /etc/localtime links to, /etc/timezone, UTC. */
+static void
+server_find(void)
+{
+	char buf[PATH_MAX];
+	const char *tz = getenv("TZ"), *name = NULL;
+	if (tz != NULL && *tz == ':')
+		tz++;
+	if (tz != NULL && *tz != '\0' && tz_get(tz) != NULL)
+		name = tz;
+	ssize_t n;
+	if (name == NULL && (n = readlink("/etc/localtime", buf, sizeof buf - 1)) > 0) {
+		buf[n] = '\0';
+		const char *z = strstr(buf, "zoneinfo/");
+		if (z != NULL && tz_get(z + 9) != NULL)
+			name = z + 9;
+	}
+	FILE *f;
+	if (name == NULL && (f = fopen("/etc/timezone", "r")) != NULL) {
+		if (fgets(buf, sizeof buf, f) != NULL) {
+			buf[strcspn(buf, " \t\r\n")] = '\0';
+			if (tz_get(buf) != NULL)
+				name = buf;
+		}
+		fclose(f);
+	}
+	server_zone = tz_get(name);	/* NULL or unknown: UTC */
+	if (server_zone == NULL)
+		server_zone = tz_get(NULL);
+}
+
+const struct tz *
+tz_server(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, server_find);
+	return server_zone;
+}
+
+const char *
+tz_name(const struct tz *z)
+{
+	return z->name;
+}
+
 bool
 tz_valid(const char *name)
 {
@@ -189,8 +238,8 @@ tz_offset(const struct tz *z, int64_t t)
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
+int64_t
+tz_day_number(int64_t y, int m, int d)
 {
 	y -= m <= 2;
 	int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -200,8 +249,8 @@ days_from_civil(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-static void
-civil_from_days(int64_t z, struct civil *c)
+void
+tz_civil_date(int64_t z, struct civil *c)
 {
 	z += 719468;
 	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -220,7 +269,7 @@ tz_local(const struct tz *z, int64_t t, struct civil *out)
 	int64_t s = (t >= 0 ? t / 1000 : -((-t + 999) / 1000)) + tz_offset(z, t);
 	int64_t days = s >= 0 ? s / 86400 : -((-s + 86399) / 86400);
 	int64_t secs = s - days * 86400;
-	civil_from_days(days, out);
+	tz_civil_date(days, out);
 	out->hour = (int)(secs / 3600);
 	out->minute = (int)(secs % 3600 / 60);
 	out->wday = (int)(((days % 7) + 7 + 3) % 7);
@@ -230,7 +279,7 @@ int64_t
 tz_instant(const struct tz *z, const struct civil *c)
 {
 	/* The wall-clock time read as if it were UTC, in seconds. */
-	int64_t l = days_from_civil(c->year, c->month, 1) + c->day - 1;
+	int64_t l = tz_day_number(c->year, c->month, 1) + c->day - 1;
 	l = l * 86400 + c->hour * 3600 + c->minute * 60;
 	/* At most one change lies within a day of it: try the offsets on either side. */
 	int32_t before = tz_offset(z, (l - 86400) * 1000), after = tz_offset(z, (l + 86400) * 1000);

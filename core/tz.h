@@ -20,9 +20,20 @@ struct civil {
 
 /* The zone named name (NULL or "": UTC), loaded once and kept; NULL when unknown. */
 const struct tz	*tz_get(const char *name);
+/* The days since 1970-01-01 of y-m-d (proleptic Gregorian; d may overflow the month). */
+int64_t		 tz_day_number(int64_t y, int m, int d);
+/* The date (year, month, day) of day number z. */
+void		 tz_civil_date(int64_t z, struct civil *c);
 /* A zone read from TZif data (not kept: tz_free it), or NULL; for tests and the fuzzer. */
 struct tz	*tz_parse_tzif(const unsigned char *data, size_t len);
 void		 tz_free(struct tz *z);
+/*
+ * The server's own zone, for users who set none: TZ (a zone name), else
+ * the one /etc/localtime links to, else /etc/timezone's, else UTC.
+ */
+const struct tz	*tz_server(void);
+/* The zone's name, as tz_get() took it ("UTC" for UTC). */
+const char	*tz_name(const struct tz *z);
 /* Is name a zone of the system's database? */
 bool		 tz_valid(const char *name);
 /* Seconds east of UTC in effect at t (ms). */

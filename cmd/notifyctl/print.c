@@ -273,6 +273,33 @@ print_mail(FILE *f, json_t *r)
 	fprintf(f, "\n%s\n", body);
 }
 
+/* A digest run: one line per user it looked at, then the sums. */
+static void
+print_digest(FILE *f, json_t *r)
+{
+	json_t *d;
+	size_t i;
+	bool dry = json_is_true(json_object_get(r, "dry_run"));
+	json_array_foreach(json_object_get(r, "digests"), i, d) {
+		fprintf(f, "%-24s %-13s", field(d, "user", "?"), field(d, "status", "?"));
+		if (json_object_get(d, "items") != NULL)
+			fprintf(f, " %lld item(s), %lld read left out",
+			    (long long)json_integer_value(json_object_get(d, "items")),
+			    (long long)json_integer_value(json_object_get(d, "skipped_read")));
+		if (json_object_get(d, "slot") != NULL)
+			fprintf(f, " (%s)", field(d, "slot", ""));
+		fputc('\n', f);
+	}
+	fprintf(f, "%s digest%s: %lld user(s) %s, %lld item(s), %lld read left out, "
+	    "%lld user(s) skipped, %lld already done\n", field(r, "period", "?"),
+	    dry ? " (dry run)" : "", (long long)json_integer_value(json_object_get(r, "users_emailed")),
+	    dry ? "would be emailed" : "emailed",
+	    (long long)json_integer_value(json_object_get(r, "items")),
+	    (long long)json_integer_value(json_object_get(r, "skipped_read")),
+	    (long long)json_integer_value(json_object_get(r, "users_skipped")),
+	    (long long)json_integer_value(json_object_get(r, "already_done")));
+}
+
 void
 print_result(FILE *f, const char *name, json_t *r)
 {
@@ -369,6 +396,8 @@ print_result(FILE *f, const char *name, json_t *r)
 	} else if (strcmp(name, "mail.read") == 0) {
 		fprintf(f, "updated %lld message(s)\n",
 		    (long long)json_integer_value(json_object_get(r, "updated")));
+	} else if (strcmp(name, "digest") == 0) {
+		print_digest(f, r);
 	} else if (strcmp(name, "disconnect") == 0) {
 		fprintf(f, "closed %lld connection(s) of %s\n",
 		    (long long)json_integer_value(json_object_get(r, "closed")), field(r, "user", "?"));

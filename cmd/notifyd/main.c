@@ -258,6 +258,20 @@ sink_url(const char *listen, int port, char *out, size_t n)
 		snprintf(out, n, "smtp://%.*s:%d", hl, listen, port);
 }
 
+/* The address links in emails use: http://HOST:PORT, a loopback or any-address as localhost. */
+static void
+base_url(const char *listen, int port, char *out, size_t n)
+{
+	char host[256];
+	int p;
+	if (!config_parse_listen(listen, host, sizeof host, &p))
+		*host = '\0';
+	bool local = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
+	    strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
+	snprintf(out, n, strchr(host, ':') && !local ? "http://[%s]:%d" : "http://%s:%d",
+	    local ? "localhost" : host, port);
+}
+
 /* SIGHUP: load the templates again; a broken set leaves the old one in place. */
 static void
 reload_templates(const struct config *cfg)
@@ -471,6 +485,7 @@ main(int argc, char **argv)
 			goto out;
 		}
 		log_info("http listening", "listen=%s port=%d", cfg.http_listen, http_port(http));
+		base_url(cfg.http_listen, http_port(http), app.base_url, sizeof app.base_url);
 	}
 	if (strcmp(cfg.smtp_listen, "off") != 0) {
 		if (smtpd_start(&smtp, &app, err, sizeof err) != 0) {

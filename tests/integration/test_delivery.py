@@ -420,7 +420,7 @@ def test_retries_with_backoff_then_success(daemons, tmp, relays):
     dl = wait_delivery(d, n["id"], "email", "sent")
     assert dl["attempts"] == 3 and relay.transactions == 3
     assert "451" in dl["last_error"]
-    assert d.count_log('msg="email attempt failed"') == 2
+    assert d.wait_count('msg="email attempt failed"', 2) == 2
 
 
 def test_permanent_refusal_and_attempts_used_up(daemons, tmp, relays):

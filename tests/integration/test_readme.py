@@ -34,6 +34,8 @@ EXPECT = [
     ("Password reset", ["Password reset", "1 shown of 1 matching"]),
     ("email off", ["in_app", "email  skipped"]),
     ("quiet 22:00-07:00", ["quiet hours      22:00-07:00 starting mon,tue,wed,thu,fri"]),
+    ("digest --period daily", ["alice                    queued        2 item(s)",
+                               "Subject   2 new notifications", "Order A-21 was delivered"]),
 ]
 
 # When a second terminal is ready, and what it must have shown at the end.

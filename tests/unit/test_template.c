@@ -157,7 +157,7 @@ test_set_embedded(void **state)
 	(void)state;
 	struct template_set *s;
 	char err[256];
-	static const char *const builtin[] = {"match_created", "message", "order_created",
+	static const char *const builtin[] = {"digest", "match_created", "message", "order_created",
 	    "order_delivered", "order_shipped", "payment_failed", "payment_succeeded",
 	    "payout_completed", "refund_issued"};
 	assert_int_equal(template_set_load(NULL, &s, err, sizeof err), 0);
@@ -167,6 +167,7 @@ test_set_embedded(void **state)
 	assert_true(template_set_type(s, "payment_failed")->critical);
 	assert_false(template_set_type(s, "order_shipped")->critical);
 	assert_int_equal(template_set_type(s, "match_created")->channels, CHANNEL_IN_APP);
+	assert_int_equal(template_set_type(s, "digest")->channels, CHANNEL_EMAIL);
 	assert_string_equal(template_set_type_or_default(s, "nope")->name, "message");
 
 	json_t *n = json_pack("{s:s, s:s, s:{s:s, s:s}}", "user", "ann", "type", "order_shipped",
