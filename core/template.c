@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "embed.h"
+#include "log.h"
 
 enum node_kind {
 	N_TEXT,
@@ -303,13 +304,23 @@ put_value(struct buf *out, json_t *v, bool escape)
 		buf_put(out, s, len);
 }
 
+/* What a render may still spend. */
+struct budget {
+	size_t	 out_max;	/* out->len it may reach */
+	long	 steps;
+};
+
 static void
 render_range(const struct tpl *t, size_t from, size_t to, json_t **ctx, size_t n,
-    bool html, struct buf *out)
+    bool html, struct buf *out, struct budget *bu)
 {
 	for (size_t i = from; i < to; i++) {
 		const struct node *nd = &t->nodes[i];
 		json_t *v;
+		if (--bu->steps < 0 || out->len > bu->out_max) {
+			bu->steps = -1;
+			return;
+		}
 		switch (nd->kind) {
 		case N_TEXT:
 			buf_put(out, nd->s, nd->len);
@@ -324,38 +335,44 @@ render_range(const struct tpl *t, size_t from, size_t to, json_t **ctx, size_t n
 				size_t k;
 				json_t *item;
 				json_array_foreach(v, k, item) {
+					if (--bu->steps < 0) {
+						bu->steps = -1;
+						return;
+					}
 					if (n < MAX_CTX) {
 						ctx[n] = item;
-						render_range(t, i + 1, nd->end, ctx, n + 1, html, out);
+						render_range(t, i + 1, nd->end, ctx, n + 1, html, out, bu);
 					}
 				}
 			} else if (truthy(v)) {
 				if (json_is_object(v) && n < MAX_CTX) {
 					ctx[n] = v;
-					render_range(t, i + 1, nd->end, ctx, n + 1, html, out);
+					render_range(t, i + 1, nd->end, ctx, n + 1, html, out, bu);
 				} else {
-					render_range(t, i + 1, nd->end, ctx, n, html, out);
+					render_range(t, i + 1, nd->end, ctx, n, html, out, bu);
 				}
 			}
 			i = nd->end - 1;
 			break;
 		case N_INVERTED:
 			if (!truthy(lookup(nd->s, nd->len, ctx, n)))
-				render_range(t, i + 1, nd->end, ctx, n, html, out);
+				render_range(t, i + 1, nd->end, ctx, n, html, out, bu);
 			i = nd->end - 1;
 			break;
 		}
 	}
 }
 
-void
+bool
 tpl_render(const struct tpl *t, json_t *const *ctx, size_t n, bool html, struct buf *out)
 {
 	json_t *stack[MAX_CTX];
+	struct budget bu = {out->len + TPL_MAX_OUTPUT, TPL_MAX_STEPS};
 	if (n > 8)
 		n = 8;
 	memcpy(stack, ctx, n * sizeof *ctx);
-	render_range(t, 0, t->n, stack, n, html, out);
+	render_range(t, 0, t->n, stack, n, html, out, &bu);
+	return bu.steps >= 0;
 }
 
 bool
@@ -745,26 +762,32 @@ template_render(const struct template_set *s, const struct template_type *t,
 	json_t *data = json_object_get(root, "data");
 	json_t *ctx[3] = {root, json_is_object(data) ? data : json_object(), NULL};
 	bool html = part == TP_HTML;
+	bool whole = true;
 	if (part != TP_HTML) {
 		size_t start = out->len;
-		tpl_render(t->part[part], ctx, 2, html, out);
+		whole = tpl_render(t->part[part], ctx, 2, html, out);
 		if (part != TP_TEXT)
 			trim_line(out, start, part == TP_SUBJECT);
 	} else {
 		struct buf content, subject;
 		buf_init(&content);
 		buf_init(&subject);
-		tpl_render(t->part[TP_HTML], ctx, 2, true, &content);
-		tpl_render(t->part[TP_SUBJECT], ctx, 2, false, &subject);
+		whole = tpl_render(t->part[TP_HTML], ctx, 2, true, &content) &&
+		    tpl_render(t->part[TP_SUBJECT], ctx, 2, false, &subject);
 		trim_line(&subject, 0, true);
 		json_t *frame = json_pack("{s:s, s:s}", "content", content.data ? content.data : "",
 		    "subject", subject.data ? subject.data : "");
 		ctx[2] = frame;
-		tpl_render(s->layout, ctx, 3, true, out);
+		whole = tpl_render(s->layout, ctx, 3, true, out) && whole;
 		json_decref(frame);
 		buf_free(&content);
 		buf_free(&subject);
 	}
+	if (!whole)
+		log_warn("template output cut off", "type=%s part=%d bound_bytes=%d bound_steps=%d "
+		    "hint=\"sections nested over large arrays\"", json_string_value(json_object_get(root,
+		    "type")) ? json_string_value(json_object_get(root, "type")) : "?", (int)part,
+		    TPL_MAX_OUTPUT, TPL_MAX_STEPS);
 	if (!json_is_object(data))
 		json_decref(ctx[1]);
 	json_decref(root);

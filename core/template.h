@@ -31,9 +31,14 @@ int	 tpl_compile(const char *src, size_t len, const char *name, struct tpl **out
 void	 tpl_free(struct tpl *t);
 /*
  * Render t into out. Variables are looked up in ctx[n-1] first, then
- * down to ctx[0]; html escapes {{var}}.
+ * down to ctx[0]; html escapes {{var}}. Sections nested over arrays
+ * multiply (three levels over 1000 items are a billion), so a render
+ * stops after TPL_MAX_OUTPUT bytes or TPL_MAX_STEPS nodes: false then,
+ * and out holds what was rendered until the bound.
  */
-void	 tpl_render(const struct tpl *t, json_t *const *ctx, size_t n, bool html,
+#define TPL_MAX_OUTPUT	(4 << 20)
+#define TPL_MAX_STEPS	(4 << 20)
+bool	 tpl_render(const struct tpl *t, json_t *const *ctx, size_t n, bool html,
 	    struct buf *out);
 /* Does t refer to a variable whose first segment is name (e.g. "user")? */
 bool	 tpl_uses(const struct tpl *t, const char *name);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -245,6 +246,49 @@ test_set_override(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/*
+ * Sections nested over an array multiply: four levels over 1000 items are
+ * 10^12 renders. The render stops at its bounds, quickly, and says so.
+ */
+static void
+test_render_bounded(void **state)
+{
+	(void)state;
+	static const char *const srcs[] = {
+		"{{#a}}{{#a}}{{#a}}{{#a}}x{{/a}}{{/a}}{{/a}}{{/a}}",
+		"{{#a}}{{#a}}{{#a}}{{#a}}{{/a}}{{/a}}{{/a}}{{/a}}",	/* nothing written, all work */
+	};
+	json_t *ctx = json_pack("{s:[]}", "a");
+	for (int i = 0; i < 1000; i++)
+		json_array_append_new(json_object_get(ctx, "a"), json_integer(i));
+	for (size_t k = 0; k < sizeof srcs / sizeof srcs[0]; k++) {
+		struct tpl *t;
+		char err[128];
+		struct buf b;
+		struct timespec t0, t1;
+		assert_int_equal(tpl_compile(srcs[k], strlen(srcs[k]), "t", &t, err, sizeof err), 0);
+		buf_init(&b);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		assert_false(tpl_render(t, &ctx, 1, false, &b));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		assert_true(b.len <= TPL_MAX_OUTPUT + 16);
+		double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		assert_true(took < 60.0);	/* valgrind is slow; unbounded it never ends */
+		buf_free(&b);
+		tpl_free(t);
+	}
+	/* Within the bounds a render is whole. */
+	struct tpl *t;
+	char err[128];
+	struct buf b;
+	assert_int_equal(tpl_compile("{{#a}}{{.}}{{/a}}", 17, "t", &t, err, sizeof err), 0);
+	buf_init(&b);
+	assert_true(tpl_render(t, &ctx, 1, false, &b));
+	buf_free(&b);
+	tpl_free(t);
+	json_decref(ctx);
+}
+
 int
 main(void)
 {
@@ -252,6 +296,7 @@ main(void)
 		cmocka_unit_test(test_variables),
 		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_sections),
+		cmocka_unit_test(test_render_bounded),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_uses),
 		cmocka_unit_test(test_set_embedded),
