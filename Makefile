@@ -2,6 +2,7 @@
 #
 #   make             build bin/notifyd and bin/notifyctl
 #   make run         install missing dependencies, build, run notifyd in the foreground
+#   make demo        the marketplace story, on the running notifyd or a new one (FAST=1)
 #   make test        install missing dependencies, build, run every test (a few minutes)
 #   make check       the slower checks CI runs too: valgrind, ASan + UBSan
 #   make SANITIZE=1  the same with ASan + UBSan, built in build/sanitize/
@@ -62,9 +63,12 @@ LDLIBS     = $(PKG_LIBS) -lcivetweb -lpthread
 
 CORE_SRC  := $(sort $(wildcard core/*.c))
 CORE_OBJ  := $(CORE_SRC:%.c=$(OUT)/%.o) $(OUT)/gen/embedded_sql.o \
-             $(OUT)/gen/embedded_templates.o
+             $(OUT)/gen/embedded_templates.o $(OUT)/gen/embedded_web.o
 SQL       := $(sort $(wildcard sql/*.sql))
 TEMPLATES := $(sort $(filter-out templates/README.md,$(wildcard templates/*)))
+WEB       := $(sort $(wildcard web/*))
+WEB_GEN   := $(OUT)/gen/web/api.html
+WEB_GZ    := $(WEB:web/%=$(OUT)/gen/web/%.gz) $(WEB_GEN:%=%.gz)
 MAN       := $(wildcard man/*.[1-8])
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
@@ -73,7 +77,7 @@ FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=$(OUT)/fuzz/%)
 FUZZ_SECONDS ?= 60
 DIST      := $(OUT)/dist
 
-.PHONY: all deps test-deps fuzz-deps run test check fuzz install uninstall clean bench FORCE
+.PHONY: all deps test-deps fuzz-deps run demo test check fuzz install uninstall clean bench FORCE
 
 all: $(BIN)/notifyd $(BIN)/notifyctl
 
@@ -114,6 +118,7 @@ $(OUT)/gen/%.list: FORCE
 	@echo '$(LIST_$*)' | cmp -s - $@ || echo '$(LIST_$*)' > $@
 LIST_sql       = $(SQL)
 LIST_templates = $(TEMPLATES)
+LIST_web       = $(WEB)
 LIST_core      = $(CORE_OBJ)
 
 $(OUT)/gen/embedded_sql.c: $(SQL) tools/embed.sh $(OUT)/gen/sql.list
@@ -123,6 +128,23 @@ $(OUT)/gen/embedded_sql.c: $(SQL) tools/embed.sh $(OUT)/gen/sql.list
 $(OUT)/gen/embedded_templates.c: $(TEMPLATES) tools/embed.sh $(OUT)/gen/templates.list
 	@mkdir -p $(@D)
 	sh tools/embed.sh embedded_templates $(TEMPLATES) > $@.tmp && mv $@.tmp $@
+
+# The pages, with a gzip copy of each made here: civetweb compresses nothing.
+$(OUT)/gen/web/%.gz: web/%
+	@mkdir -p $(@D)
+	gzip -9 -n -c $< > $@.tmp && mv $@.tmp $@
+
+# /api: the API reference, notifyd-api(7), as a page.
+$(OUT)/gen/web/api.html: man/notifyd-api.7 web/index.html tools/api-page.sh
+	@mkdir -p $(@D)
+	sh tools/api-page.sh man/notifyd-api.7 web/index.html > $@.tmp && mv $@.tmp $@
+
+$(OUT)/gen/web/api.html.gz: $(OUT)/gen/web/api.html
+	gzip -9 -n -c $< > $@.tmp && mv $@.tmp $@
+
+$(OUT)/gen/embedded_web.c: $(WEB) $(WEB_GEN) $(WEB_GZ) tools/embed.sh $(OUT)/gen/web.list
+	@mkdir -p $(@D)
+	sh tools/embed.sh embedded_web $(WEB) $(WEB_GEN) $(WEB_GZ) > $@.tmp && mv $@.tmp $@
 
 $(OUT)/gen/%.o: $(OUT)/gen/%.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -177,10 +199,12 @@ fuzz-run: $(FUZZ_BIN)
 	done; ls $(OUT)/crashes | grep . && exit 1 || echo "no crashes"
 
 run: $(BIN)/notifyd $(BIN)/notifyctl
-	@echo "notifyd: data in ./var; in another terminal try:"
-	@echo "  $(BIN)/notifyctl send --user alice --type message --title 'Hello' --body 'It works'"
-	@echo "  $(BIN)/notifyctl list --user alice"
-	exec $(BIN)/notifyd --data-dir ./var
+	@BIN=$(BIN) exec sh tools/run.sh
+
+# The marketplace story against the running notifyd, or a new one left
+# running with its data in a temporary directory; FAST=1: no pauses.
+demo: $(BIN)/notifyd $(BIN)/notifyctl
+	@BIN=$(BIN) sh tools/demo.sh $(if $(FAST),--fast)
 
 test: test-deps $(BIN)/notifyd $(BIN)/notifyctl $(UNIT_BIN) $(FUZZ_BIN)
 	@BIN=$(BIN) OUT=$(OUT) sh tests/run.sh

@@ -17,6 +17,8 @@ struct app {
 	const char		*version;
 	char			 base_url[300];	/* http://HOST:PORT of the HTTP listener, for links */
 	long long		 started_at;	/* ms */
+	char			 http_addr[300];	/* HOST:PORT listened on, "" when off */
+	char			 smtp_addr[300];
 };
 
 #endif

@@ -14,5 +14,7 @@ struct embedded {
 extern const struct embedded embedded_sql[];
 /* The default templates, templates/TYPE.PART, in name order. */
 extern const struct embedded embedded_templates[];
+/* The pages, web/NAME, and build/.../gen/web/NAME.gz, their gzip copies. */
+extern const struct embedded embedded_web[];
 
 #endif

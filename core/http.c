@@ -32,6 +32,7 @@
 #include "ops.h"
 #include "store.h"
 #include "util.h"
+#include "web.h"
 
 /* Route flags. */
 #define R_BODY		0x01	/* a JSON object body is merged into the arguments */
@@ -60,6 +61,7 @@ RAW(metrics_page);
 RAW(mail_raw);
 RAW(mail_part);
 RAW(mail_view);
+RAW(web_serve);
 #undef RAW
 
 #define N "/api/v1/users/{user}/notifications"
@@ -105,6 +107,13 @@ static const struct route routes[] = {
 	{"GET", "/api/v1/message/{id}/raw", NULL, NULL, R_LOOPBACK, mail_raw, NULL},
 	{"GET", "/api/v1/message/{id}/part/{part}", NULL, NULL, R_LOOPBACK, mail_part, NULL},
 	{"GET", "/view/{file}", NULL, NULL, R_LOOPBACK, mail_view, NULL},
+	/* The pages (web/): their data comes from the routes above. */
+	{"GET", "/", NULL, "{\"file\":\"index.html\"}", R_PUBLIC, web_serve, NULL},
+	{"GET", "/inbox", NULL, "{\"file\":\"inbox.html\"}", R_PUBLIC, web_serve, NULL},
+	{"GET", "/mail", NULL, "{\"file\":\"mail.html\"}", R_PUBLIC, web_serve, NULL},
+	{"GET", "/api", NULL, "{\"file\":\"api.html\"}", R_PUBLIC, web_serve, NULL},
+	{"GET", "/api/v1/status", "status", NULL, R_LOOPBACK, NULL, NULL},
+	{"GET", "/assets/{file}", NULL, NULL, R_PUBLIC, web_serve, NULL},
 };
 #undef N
 #define NROUTES ((int)(sizeof routes / sizeof routes[0]))
@@ -140,6 +149,7 @@ reason(int status)
 	case 200: return "OK";
 	case 201: return "Created";
 	case 204: return "No Content";
+	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
@@ -169,6 +179,14 @@ keep_alive(struct mg_connection *c)
 	return ri->http_version != NULL && strcmp(ri->http_version, "1.1") == 0;
 }
 
+/* Is this a HEAD request (whose answer has no body)? Not known for a malformed one. */
+static bool
+is_head(struct mg_connection *c)
+{
+	const char *m = mg_get_request_info(c)->request_method;
+	return m != NULL && strcmp(m, "HEAD") == 0;
+}
+
 /*
  * Send a complete response: status line, the usual headers, extra headers
  * (name, value pairs ended by NULL) and the body, in one write.
@@ -187,7 +205,8 @@ respond(struct mg_connection *c, int status, const char *type, const char *body,
 	for (; headers != NULL && headers[0] != NULL; headers += 2)
 		buf_printf(&b, "%s: %s\r\n", headers[0], headers[1]);
 	buf_puts(&b, "\r\n");
-	buf_put(&b, body, len);
+	if (!is_head(c))
+		buf_put(&b, body, len);
 	if (!b.oom)
 		mg_write(c, b.data, b.len);
 	buf_free(&b);
@@ -256,6 +275,59 @@ metrics_page(struct http *h, struct mg_connection *c, json_t *args, const char *
 	*status = b.oom ? 500 : 200;
 	respond(c, *status, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
 	    b.len, hdr);
+	buf_free(&b);
+}
+
+/*
+ * What a page may do: load its own scripts, styles and images, call its
+ * own API and WebSockets, frame its own mail views (which carry their
+ * own sandbox), and nothing else; no inline script or style at all.
+ */
+#define PAGE_CSP "default-src 'none'; script-src 'self'; style-src 'self'; " \
+	"img-src 'self' data:; connect-src 'self'; frame-src 'self'; form-action 'self'; " \
+	"base-uri 'none'; frame-ancestors 'none'"
+
+/*
+ * GET /, /inbox, /mail and /assets/{file}: an embedded file of web/, gzip
+ * when the client takes it, revalidated by its ETag (304), never cached
+ * without asking: a new notifyd serves its new pages at once.
+ */
+static void
+web_serve(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
+    int *status)
+{
+	(void)h;
+	const struct web_asset *a = web_find(json_string_value(json_object_get(args, "file")));
+	if (a == NULL) {
+		struct op_error e;
+		op_error_set(&e, 404, "not_found", "%s", "no such file");
+		*status = 404;
+		respond_error(c, &e, hdr);
+		return;
+	}
+	bool gz = a->gz != NULL && web_accepts_gzip(mg_get_header(c, "Accept-Encoding"));
+	const char *etag = gz ? a->gzetag : a->etag;
+	struct buf b;
+	char stack[1024];
+	buf_init_stack(&b, stack, sizeof stack);
+	*status = web_etag_matches(mg_get_header(c, "If-None-Match"), etag) ? 304 : 200;
+	buf_printf(&b, "HTTP/1.1 %d %s\r\n", *status, reason(*status));
+	if (*status == 200)
+		buf_printf(&b, "Content-Type: %s\r\nContent-Length: %zu\r\n%s", a->type,
+		    gz ? a->gzlen : a->len, gz ? "Content-Encoding: gzip\r\n" : "");
+	buf_printf(&b, "ETag: %s\r\nVary: Accept-Encoding\r\nCache-Control: no-cache\r\n"
+	    "Content-Security-Policy: " PAGE_CSP "\r\nX-Content-Type-Options: nosniff\r\n"
+	    "Referrer-Policy: no-referrer\r\nCross-Origin-Opener-Policy: same-origin\r\n"
+	    "Cross-Origin-Resource-Policy: same-origin\r\nConnection: %s\r\n", etag,
+	    keep_alive(c) ? "keep-alive" : "close");
+	for (; hdr != NULL && hdr[0] != NULL; hdr += 2)
+		buf_printf(&b, "%s: %s\r\n", hdr[0], hdr[1]);
+	buf_puts(&b, "\r\n");
+	if (!b.oom) {
+		mg_write(c, b.data, b.len);
+		if (*status == 200 && !is_head(c))
+			mg_write(c, gz ? a->gz : a->data, gz ? a->gzlen : a->len);
+	}
 	buf_free(&b);
 }
 
@@ -784,15 +856,18 @@ handle(struct mg_connection *c, void *cbdata)
 	int nsegs = split_path(ri->local_uri_raw ? ri->local_uri_raw : ri->local_uri, segs);
 	int route = -1, status = 0, nh = 0;
 	char *raw = NULL;
+	/* HEAD is GET without the body (respond() leaves it out). */
+	const char *method = strcmp(ri->request_method, "HEAD") == 0 ? "GET" : ri->request_method;
 
 	/* Which route; the methods of the path for 405 and preflights. */
 	for (int r = 0; nsegs >= 0 && r < NROUTES; r++) {
 		if (!route_match(h->ops[r], r, segs, nsegs, args))
 			continue;
 		if (strstr(allow, routes[r].method) == NULL)
-			snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
-			    *allow ? ", " : "", routes[r].method);
-		if (route < 0 && strcmp(routes[r].method, ri->request_method) == 0)
+			snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s%s",
+			    *allow ? ", " : "", routes[r].method,
+			    strcmp(routes[r].method, "GET") == 0 ? ", HEAD" : "");
+		if (route < 0 && strcmp(routes[r].method, method) == 0)
 			route = r;
 	}
 	/* A preflight asks about the route of the method it names. */
@@ -836,6 +911,7 @@ handle(struct mg_connection *c, void *cbdata)
 		goto fail;
 	}
 	if (routes[route].raw != NULL && (routes[route].flags & R_PUBLIC)) {
+		json_object_update(args, h->fixed[route]);
 		routes[route].raw(h, c, args, hdr, &status);
 		goto done;
 	}

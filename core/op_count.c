@@ -17,6 +17,8 @@ count_run(struct op_ctx *ctx, json_t *a)
 	if (user == NULL)
 		return NULL;
 	int rc = store_unread_count(ctx->app->store, user, ctx->now, &n);
+	if (rc == 0 && op_own_new_user(ctx, user))
+		return json_pack("{s:i}", "unread_count", 0);
 	if (rc == 0)
 		return op_fail(ctx, 404, "user_not_found", "no user '%s'", user);
 	if (rc < 0)

@@ -38,6 +38,8 @@ list_run(struct op_ctx *ctx, json_t *a)
 	if (q.category != NULL && !op_check_name(ctx, "category", q.category))
 		return NULL;
 	int rc = store_notification_list(ctx->app->store, &q, ctx->now, &out);
+	if (rc == 0 && op_own_new_user(ctx, q.user))
+		return json_pack("{s:[], s:n, s:i}", "notifications", "next_before", "unread_count", 0);
 	if (rc == 0)
 		return op_fail(ctx, 404, "user_not_found", "no user '%s'", q.user);
 	if (rc < 0)

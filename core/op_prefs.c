@@ -40,6 +40,10 @@ get_run(struct op_ctx *ctx, json_t *a)
 	if ((p = calloc(1, sizeof *p)) == NULL)
 		return op_fail(ctx, 500, "internal", "out of memory");
 	int rc = store_prefs_get(ctx->app->store, user, p);
+	if (rc == 0 && op_own_new_user(ctx, user)) {
+		memset(p, 0, sizeof *p);	/* nothing set: every default */
+		rc = 1;
+	}
 	doc = rc > 0 ? prefs_to_json(p) : NULL;
 	free(p);
 	if (rc == 0)

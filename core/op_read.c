@@ -80,6 +80,8 @@ read_run(struct op_ctx *ctx, json_t *a)
 	if (!all)
 		return mark(ctx, a, MARK_READ);
 	int rc = store_notifications_read_all(ctx->app->store, user, ctx->now, &r);
+	if (rc == 0 && op_own_new_user(ctx, user))
+		return json_pack("{s:i, s:i, s:i}", "up_to", 0, "marked", 0, "unread_count", 0);
 	if (rc == 0)
 		return op_fail(ctx, 404, "user_not_found", "no user '%s'", user);
 	if (rc < 0)

@@ -31,6 +31,9 @@ show_run(struct op_ctx *ctx, json_t *a)
 	if (user == NULL)
 		return NULL;
 	int rc = store_user_get(ctx->app->store, user, &u);
+	if (rc == 0 && op_own_new_user(ctx, user))
+		return json_pack("{s:s, s:n, s:n, s:n, s:n, s:n}", "id", user, "email", "name",
+		    "tz", "locale", "created_at");
 	if (rc == 0)
 		return op_fail(ctx, 404, "user_not_found", "no user '%s'", user);
 	if (rc < 0)

@@ -11,6 +11,7 @@
 /* Every operation; a new one is an entry here and a file core/op_NAME.c. */
 const struct op *const op_table[] = {
 	&op_ping,
+	&op_status,
 	&op_send,
 	&op_list,
 	&op_show,
@@ -68,6 +69,12 @@ op_arg_find(const struct op *op, const char *name)
 		if (strcmp(a->name, name) == 0)
 			return a;
 	return NULL;
+}
+
+bool
+op_own_new_user(const struct op_ctx *ctx, const char *user)
+{
+	return ctx->as_user != NULL && strcmp(ctx->as_user, user) == 0;
 }
 
 void

@@ -97,11 +97,17 @@ bool		 op_check_name(struct op_ctx *ctx, const char *field, const char *v);
 bool		 op_check_text(struct op_ctx *ctx, const char *field, const char *v, size_t max);
 /* Is notification object n scheduled and not yet due? */
 bool		 op_not_due(const struct op_ctx *ctx, json_t *n);
+/*
+ * Is user the caller's own (a user token's) and not stored yet? Reads then
+ * answer as for a user with nothing yet: a token may be minted before the
+ * user's first notification, and its inbox is empty, not missing.
+ */
+bool		 op_own_new_user(const struct op_ctx *ctx, const char *user);
 /* The user the call is about: args.user, checked, and the caller's own when a user token. */
 const char	*op_user_arg(struct op_ctx *ctx, json_t *args, bool required);
 
 /* The operations, one per file core/op_*.c. */
-extern const struct op op_ping, op_send, op_list, op_show, op_read, op_unread,
+extern const struct op op_ping, op_status, op_send, op_list, op_show, op_read, op_unread,
     op_count, op_archive, op_unarchive, op_delete, op_user_show, op_user_set,
     op_topic_add, op_topic_rm, op_topic_show, op_key_create, op_key_list,
     op_key_revoke, op_token, op_presence, op_connections, op_disconnect, op_watch,

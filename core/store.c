@@ -46,6 +46,7 @@ enum stmt_id {
 	S_RELEASE,
 	S_ROLLBACK_TO,
 	S_PING,
+	S_COUNTS,
 	S_USER_EXISTS,
 	S_USER_ENSURE,
 	S_USER_GET,
@@ -129,6 +130,8 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_RELEASE] = "RELEASE w",
 	[S_ROLLBACK_TO] = "ROLLBACK TO w",
 	[S_PING] = "SELECT count(*) FROM sqlite_schema",
+	[S_COUNTS] = "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM notifications), "
+	    "(SELECT count(*) FROM mail)",
 	[S_USER_EXISTS] = "SELECT 1 FROM users WHERE id = ?1",
 	[S_USER_ENSURE] = "INSERT INTO users (id, created_at) VALUES (?1, ?2) "
 	    "ON CONFLICT (id) DO NOTHING",
@@ -963,6 +966,22 @@ store_ping(struct store *st)
 	struct conn *c = reader_get(st);
 	sqlite3_stmt *s = stmt(c, S_PING);
 	int rc = sqlite3_step(s) == SQLITE_ROW ? 1 : fail(c, "ping");
+	sqlite3_reset(s);
+	reader_put(c);
+	return rc;
+}
+
+int
+store_counts(struct store *st, int64_t *users, int64_t *notifications, int64_t *mail)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_COUNTS);
+	int rc = sqlite3_step(s) == SQLITE_ROW ? 1 : fail(c, "counts");
+	if (rc > 0) {
+		*users = sqlite3_column_int64(s, 0);
+		*notifications = sqlite3_column_int64(s, 1);
+		*mail = sqlite3_column_int64(s, 2);
+	}
 	sqlite3_reset(s);
 	reader_put(c);
 	return rc;

@@ -96,6 +96,9 @@ void	 store_close(struct store *st);
 int	 store_schema_version(void);
 /* Is the database answering? */
 int	 store_ping(struct store *st);
+/* How many users, notifications and captured messages there are. */
+int	 store_counts(struct store *st, int64_t *users, int64_t *notifications,
+	    int64_t *mail);
 /* How many commits and how many writes they carried, since open. */
 void	 store_stats(struct store *st, int64_t *commits, int64_t *writes);
 

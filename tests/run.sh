@@ -3,7 +3,8 @@
 #
 #   sh tests/run.sh            make test: man page lint, unit tests (cmocka),
 #                              integration tests (pytest against real binaries,
-#                              one worker per core)
+#                              one worker per core), browser tests (the pages in
+#                              headless Chromium, tests/browser)
 #   sh tests/run.sh valgrind   make check: the unit tests and the integration
 #                              tests again, every notifyd under valgrind
 #
@@ -96,6 +97,41 @@ print(t - f - e - k, f + e)' "$junit")
 	fi
 }
 
+# browser_run: the pages in Debian's Chromium, driven by playwright-core,
+# which npm installs into tests/browser/node_modules the first time.
+# Screenshots go to $OUT/browser.
+browser_run() {
+	echo "== browser tests (tests/browser)"
+	if [ ! -d tests/browser/node_modules/playwright-core ]; then
+		echo "installing playwright-core into tests/browser/node_modules"
+		if ! npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error; then
+			record "browser tests (npm ci)" 1
+			return
+		fi
+	fi
+	log="$OUT/browser.tap"
+	mkdir -p "$OUT/browser"
+	NOTIFYD_BIN="$BIN/notifyd" NOTIFYCTL_BIN="$BIN/notifyctl" BROWSER_OUT="$OUT/browser" \
+	    node --test --test-reporter=tap --test-concurrency="$jobs" tests/browser/*.test.js \
+	    > "$log" 2>&1
+	rc=$?
+	ok=$(sed -n 's/^# pass //p' "$log" | tail -1)
+	nok=$(sed -n 's/^# fail //p' "$log" | tail -1)
+	if [ -z "$ok" ] || [ -z "$nok" ]; then
+		tail -40 "$log"
+		record "browser tests" 1
+		return
+	fi
+	pass=$((pass + ok))
+	fail=$((fail + nok))
+	if [ "$nok" -gt 0 ] || [ "$rc" -ne 0 ]; then
+		grep -B2 -A25 '^ *not ok' "$log" | head -150
+		failed="$failed browser"
+		[ "$nok" -eq 0 ] && record "browser tests" 1
+	fi
+	echo "browser: $ok passed, $nok failed (screenshots in $OUT/browser)"
+}
+
 case $mode in
 test)
 	echo "== unit tests"
@@ -103,6 +139,7 @@ test)
 	echo "== fuzz corpora, replayed"
 	fuzz_replay
 	pytest_run "integration tests" "$OUT/integration.xml" ""
+	browser_run
 	;;
 valgrind)
 	# A leak or a memory error makes the unit test binary, or the notifyd

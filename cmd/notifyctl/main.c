@@ -20,12 +20,12 @@
 #include "proto.h"
 #include "util.h"
 
-#define EXIT_FAILED	1
-#define EXIT_USAGE	2
-#define EXIT_UNREACHABLE 3
+#include "client.h"
+#include "demo.h"
+
 #define SERVICE_SOCKET	"/run/notifyd/notifyd.sock"	/* as dist/notifyd.service.in */
 
-static void __attribute__((noreturn, format(printf, 2, 3)))
+void
 die(int status, const char *fmt, ...)
 {
 	va_list ap;
@@ -89,6 +89,8 @@ usage(FILE *f)
 		command_words(*o, words, sizeof words);
 		fprintf(f, "  %-14s %s\n", words, (*o)->summary);
 	}
+	fprintf(f, "  %-14s %s\n", "demo", "play the marketplace story on this notifyd "
+	    "(--fast: no pauses)");
 	fprintf(f, "  %-14s %s\n", "help", "show help for a command");
 	fprintf(f, "\noptions:\n"
 	    "  -s, --socket PATH  notifyd's control socket (default: $NOTIFYD_CONTROL_SOCKET,\n"
@@ -163,9 +165,10 @@ completion_bash(FILE *f)
 	    "\tif ((i >= COMP_CWORD)); then\n"
 	    "\t\tCOMPREPLY=($(compgen -W \"");
 	bash_first_words(f);
-	fprintf(f, "help -s --socket --json --help --version\" -- \"$cur\")); return\n\tfi\n"
+	fprintf(f, "demo help -s --socket --json --help --version\" -- \"$cur\")); return\n\tfi\n"
 	    "\tcmd=${COMP_WORDS[i]}\n"
-	    "\tcase $cmd in\n");
+	    "\tcase $cmd in\n"
+	    "\tdemo) COMPREPLY=($(compgen -W \"--fast\" -- \"$cur\")); return ;;\n");
 	/* Groups: the second word, then the flags of the two-word command. */
 	for (const struct op *const *o = op_table; *o; o++) {
 		size_t l = first_word_len(*o);
@@ -405,8 +408,7 @@ parse_args(const struct op *op, int argc, char **argv, int i, bool *json_out)
 	return args;
 }
 
-/* Connect to notifyd and check its greeting; dies with status 3 when it cannot. */
-static int
+int
 connect_daemon(const char *path, struct line_reader *r)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -433,6 +435,36 @@ connect_daemon(const char *path, struct line_reader *r)
 		    (long long)json_integer_value(json_object_get(g, "protocol")), PROTO_VERSION);
 	json_decref(g);
 	return fd;
+}
+
+json_t *
+request(int fd, struct line_reader *r, const char *cmd, json_t *args)
+{
+	static int id;
+	json_t *req = json_pack("{s:i, s:s, s:o}", "id", ++id, "cmd", cmd, "args", args);
+	char *text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (text == NULL)
+		die(EXIT_FAILED, "out of memory");
+	size_t tl = strlen(text);
+	text[tl] = '\n';
+	if (write_all(fd, text, tl + 1) != 0)
+		die(EXIT_UNREACHABLE, "lost the connection to notifyd: %s", strerror(errno));
+	free(text);
+
+	char *line;
+	size_t len;
+	enum line_status st = line_read(r, &line, &len);
+	if (st == LINE_TOO_LONG)
+		die(EXIT_FAILED, "notifyd's reply is longer than %d MiB; ask for less (--limit)",
+		    PROTO_MAX_REPLY >> 20);
+	if (st != LINE_OK)
+		die(EXIT_UNREACHABLE, "notifyd closed the connection before answering");
+	json_error_t jerr;
+	json_t *reply = json_loadb(line, len, 0, &jerr);
+	if (reply == NULL)
+		die(EXIT_FAILED, "notifyd sent a malformed reply: %s", jerr.text);
+	return reply;
 }
 
 int
@@ -483,12 +515,18 @@ main(int argc, char **argv)
 		completion_bash(stdout);
 		return fflush(stdout) == 0 ? 0 : EXIT_FAILED;
 	}
+	if (strcmp(argv[i], "demo") == 0)
+		return demo_main(sock, argc - i, argv + i);
 	if (strcmp(argv[i], "help") == 0) {
 		if (i + 1 == argc) {
 			usage(stdout);
 			return 0;
 		}
 		i++;
+		if (strcmp(argv[i], "demo") == 0) {
+			demo_help(stdout);
+			return 0;
+		}
 		command_help(stdout, find_command(argc, argv, &i));
 		return 0;
 	}
@@ -500,29 +538,9 @@ main(int argc, char **argv)
 
 	struct line_reader r;
 	int fd = connect_daemon(sock, &r);
-	json_t *req = json_pack("{s:i, s:s, s:o}", "id", 1, "cmd", op->name, "args", args);
-	char *text = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	if (text == NULL)
-		die(EXIT_FAILED, "out of memory");
-	size_t tl = strlen(text);
-	text[tl] = '\n';
-	if (write_all(fd, text, tl + 1) != 0)
-		die(EXIT_UNREACHABLE, "lost the connection to notifyd: %s", strerror(errno));
-	free(text);
-
+	json_t *reply = request(fd, &r, op->name, args);
 	char *line;
 	size_t len;
-	enum line_status st = line_read(&r, &line, &len);
-	if (st == LINE_TOO_LONG)
-		die(EXIT_FAILED, "notifyd's reply is longer than %d MiB; ask for less (--limit)",
-		    PROTO_MAX_REPLY >> 20);
-	if (st != LINE_OK)
-		die(EXIT_UNREACHABLE, "notifyd closed the connection before answering");
-	json_error_t jerr;
-	json_t *reply = json_loadb(line, len, 0, &jerr);
-	if (reply == NULL)
-		die(EXIT_FAILED, "notifyd sent a malformed reply: %s", jerr.text);
 	int status = 0;
 	if (json_is_true(json_object_get(reply, "ok")) && (op->flags & OP_STREAM)) {
 		/* Events, one per line, until notifyd hangs up or we are interrupted. */

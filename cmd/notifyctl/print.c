@@ -273,6 +273,30 @@ print_mail(FILE *f, json_t *r)
 	fprintf(f, "\n%s\n", body);
 }
 
+/* What is running, and the links a person opens. */
+static void
+print_status(FILE *f, json_t *r)
+{
+	json_t *l = json_object_get(r, "listeners"), *c = json_object_get(r, "counts");
+	long long up = (long long)json_integer_value(json_object_get(r, "uptime_s"));
+	fprintf(f, "notifyd %s, up %lldd %02lld:%02lld:%02lld\n", field(r, "version", "?"),
+	    up / 86400, up / 3600 % 24, up / 60 % 60, up % 60);
+	fprintf(f, "%-14s %s\n%-14s %s\n%-14s %s\n", "http", field(l, "http", "off"), "smtp",
+	    field(l, "smtp", "off"), "control", field(l, "control", "?"));
+	if (*field(r, "base_url", "") != '\0')
+		fprintf(f, "%-14s %s/  %s/inbox  %s/mail\n", "pages", field(r, "base_url", ""),
+		    field(r, "base_url", ""), field(r, "base_url", ""));
+	fprintf(f, "%-14s %lld\n%-14s %lld\n%-14s %lld\n%-14s %lld (%lld inbox, %lld mailbox), "
+	    "%lld user(s) online\n", "notifications",
+	    (long long)json_integer_value(json_object_get(c, "notifications")), "users",
+	    (long long)json_integer_value(json_object_get(c, "users")), "captured mail",
+	    (long long)json_integer_value(json_object_get(c, "mail")), "websockets",
+	    (long long)json_integer_value(json_object_get(c, "websockets")),
+	    (long long)json_integer_value(json_object_get(c, "inbox_streams")),
+	    (long long)json_integer_value(json_object_get(c, "mailbox_streams")),
+	    (long long)json_integer_value(json_object_get(c, "users_online")));
+}
+
 /* A digest run: one line per user it looked at, then the sums. */
 static void
 print_digest(FILE *f, json_t *r)
@@ -307,6 +331,8 @@ print_result(FILE *f, const char *name, json_t *r)
 		fprintf(f, "notifyd %s is running (control protocol %lld)\n",
 		    field(r, "version", "?"),
 		    (long long)json_integer_value(json_object_get(r, "protocol")));
+	} else if (strcmp(name, "status") == 0) {
+		print_status(f, r);
 	} else if (strcmp(name, "send") == 0 && json_object_get(r, "count") != NULL) {
 		json_t *n;
 		size_t i;

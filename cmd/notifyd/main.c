@@ -272,6 +272,14 @@ base_url(const char *listen, int port, char *out, size_t n)
 	    local ? "localhost" : host, port);
 }
 
+/* listen (HOST:PORT) with the port listened on, which differs when it was 0. */
+static void
+listen_addr(const char *listen, int port, char *out, size_t n)
+{
+	const char *colon = strrchr(listen, ':');
+	snprintf(out, n, "%.*s:%d", colon ? (int)(colon - listen) : 0, listen, port);
+}
+
 /* SIGHUP: load the templates again; a broken set leaves the old one in place. */
 static void
 reload_templates(const struct config *cfg)
@@ -422,12 +430,19 @@ main(int argc, char **argv)
 	if (act.verbose)
 		log_set_level(LOG_DEBUG);
 
-	/* Signals are taken by sigwait() below; every thread inherits the mask. */
+	/*
+	 * Signals are taken by sigwait() below; every thread inherits the mask.
+	 * A signal ignored when notifyd was started is discarded, not waited
+	 * for (a shell starts `notifyd &` with SIGINT ignored): take them back.
+	 */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 
 	/*
@@ -486,6 +501,7 @@ main(int argc, char **argv)
 		}
 		log_info("http listening", "listen=%s port=%d", cfg.http_listen, http_port(http));
 		base_url(cfg.http_listen, http_port(http), app.base_url, sizeof app.base_url);
+		listen_addr(cfg.http_listen, http_port(http), app.http_addr, sizeof app.http_addr);
 	}
 	if (strcmp(cfg.smtp_listen, "off") != 0) {
 		if (smtpd_start(&smtp, &app, err, sizeof err) != 0) {
@@ -493,6 +509,7 @@ main(int argc, char **argv)
 			goto out;
 		}
 		log_info("smtp listening", "listen=%s port=%d", cfg.smtp_listen, smtpd_port(smtp));
+		listen_addr(cfg.smtp_listen, smtpd_port(smtp), app.smtp_addr, sizeof app.smtp_addr);
 	}
 	char relay[300];
 	if (*cfg.mailer_relay != '\0' || smtp == NULL)

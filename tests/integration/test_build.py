@@ -128,7 +128,7 @@ def test_removed_inputs_leave_the_build(tmp):
     it; the build must drop it all the same, not keep the stale copy."""
     src = os.path.join(tmp, "src")
     os.mkdir(src)
-    for part in ("Makefile", "core", "cmd", "sql", "templates", "tools"):
+    for part in ("Makefile", "core", "cmd", "sql", "templates", "tools", "web", "man"):
         s = os.path.join(ROOT, part)
         (shutil.copytree if os.path.isdir(s) else shutil.copy)(s, os.path.join(src, part))
 

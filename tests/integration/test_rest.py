@@ -294,7 +294,7 @@ def test_http_errors(daemons, tmp):
     err(api.req("GET", "/api/v1/users/a/unread_count", data="{}",
                 headers={"Content-Type": "application/json"}), 400, "unexpected_body")
     err(api.req("GET", "/api/v2/whatever"), 404, "not_found")
-    err(api.req("GET", "/"), 404, "not_found")
+    err(api.req("GET", "/nope"), 404, "not_found")
     r = api.req("DELETE", url)
     err(r, 405, "method_not_allowed")
     assert r.headers["Allow"] == "POST"
