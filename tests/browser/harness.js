@@ -148,8 +148,12 @@ export async function tracker() {
 }
 
 let browser = null;
+let keepAlive = null;
 export async function launch() {
 	if (!browser) {
+		// Playwright leaves the event loop free to end: a promise that never
+		// settles would end the run silently. Held open, it times out instead.
+		keepAlive = setInterval(() => {}, 1 << 30);
 		browser = await chromium.launch({
 			executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
 			args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -161,6 +165,7 @@ export async function launch() {
 export async function closeBrowser() {
 	if (browser) await browser.close();
 	browser = null;
+	clearInterval(keepAlive);
 }
 
 // A page that records console errors, uncaught exceptions and every request.

@@ -2,7 +2,8 @@
 // nor loads anything, the message's views, delete and mark read, 375 px.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Daemon, newPage, closeBrowser, finish, shot, smtpSend, tracker } from './harness.js';
+import { join } from 'node:path';
+import { Daemon, newPage, closeBrowser, finish, shot, smtpSend, tracker, SHOTS } from './harness.js';
 
 let d;
 before(async () => { d = await new Daemon().start(); });
@@ -148,7 +149,11 @@ test('at 375 px the list and the message fit', async () => {
 	await mail('Narrow screen', { html: '<table width="600"><tr><td>A wide newsletter layout</td></tr></table>' });
 	const page = await mailPage({ width: 375, height: 740 });
 	await page.click('.msgs >> text=Narrow screen');
-	await page.waitForSelector('iframe.html-frame');
+	const frame = await (await page.waitForSelector('iframe.html-frame')).contentFrame();
+	await frame.waitForSelector('text=A wide newsletter layout');
+	// A full-page capture leaves the sandboxed frame (another process)
+	// blank; the frame on its own shows what a phone shows.
+	await page.locator('iframe.html-frame').screenshot({ path: join(SHOTS, 'mail-375-html.png') });
 	const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 	assert.ok(overflow <= 0, 'horizontal overflow of ' + overflow + ' px');
 	// Opening a message moves focus to it, which on a phone is below the list.
