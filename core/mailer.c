@@ -360,8 +360,8 @@ deliver_digest(struct mailer *m, CURL *curl, const struct delivery *d, unsigned 
 		store_delivery_finish(st, d->id, DS_SKIPPED, 0, "no email address", time_now_ms());
 		goto done;
 	}
-	const char *tzname = json_string_value(json_object_get(e.user, "tz"));
-	const struct tz *z = tzname ? tz_get(tzname) : NULL;
+	const char *zone = json_string_value(json_object_get(e.user, "tz"));
+	const struct tz *z = zone ? tz_get(zone) : NULL;
 	if (*cfg->digest_inbox_url != '\0')
 		snprintf(inbox, sizeof inbox, "%s", cfg->digest_inbox_url);
 	else
