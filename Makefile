@@ -4,7 +4,7 @@
 #   make run         install missing dependencies, build, run notifyd in the foreground
 #   make demo        the marketplace story, on the running notifyd or a new one (FAST=1)
 #   make test        install missing dependencies, build, run every test (a few minutes)
-#   make check       the slower checks CI runs too: valgrind, ASan + UBSan
+#   make check       the slower checks CI runs too: valgrind, ASan + UBSan, 10 s of each fuzzer
 #   make SANITIZE=1  the same with ASan + UBSan, built in build/sanitize/
 #   make install     PREFIX=/usr/local DESTDIR= (and BINDIR, SBINDIR, MANDIR, SYSCONFDIR...)
 #   make uninstall   the same variables: removes what install put there
@@ -75,6 +75,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
 FUZZ_SRC  := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=$(OUT)/fuzz/%)
 FUZZ_SECONDS ?= 60
+CHECK_FUZZ_SECONDS ?= 10
 DIST      := $(OUT)/dist
 
 .PHONY: all deps test-deps fuzz-deps run demo test check fuzz install uninstall clean bench FORCE
@@ -210,10 +211,12 @@ test: test-deps $(BIN)/notifyd $(BIN)/notifyctl $(UNIT_BIN) $(FUZZ_BIN)
 	@BIN=$(BIN) OUT=$(OUT) sh tests/run.sh
 
 # The slower checks: the integration tests again with every daemon under
-# valgrind, and the whole suite built with ASan + UBSan.
+# valgrind, the whole suite built with ASan + UBSan, and each fuzz target
+# for a short while (which also keeps the clang build free of warnings).
 check: test-deps $(BIN)/notifyd $(BIN)/notifyctl $(UNIT_BIN) $(FUZZ_BIN)
 	@BIN=$(BIN) OUT=$(OUT) sh tests/run.sh valgrind
 	@$(MAKE) --no-print-directory SANITIZE=1 test
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 
 # What install writes besides the binaries and man pages: a unit whose
 # Type= follows the build (notify with libsystemd) and whose paths follow
