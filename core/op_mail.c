@@ -272,6 +272,25 @@ clear_run(struct op_ctx *ctx, json_t *a)
 	return json_pack("{s:I}", "deleted", (json_int_t)n);
 }
 
+/* mail.wait's scan: the newest match, and the newest message looked at. */
+struct newest {
+	struct mailq	*q;
+	int64_t		 top;		/* scan only after this sequence next time */
+	json_t		*first;
+};
+
+static int
+newest_one(void *arg, json_t *sum, const char *search, int64_t seq)
+{
+	struct newest *w = arg;
+	if (seq > w->top)
+		w->top = seq;
+	if (!mailq_match(w->q, sum, search))
+		return 0;
+	w->first = json_incref(sum);
+	return 1;	/* newest first: this is it */
+}
+
 /* The newest message matching the query: one already there, or the next to arrive. */
 static json_t *
 wait_run(struct op_ctx *ctx, json_t *a)
@@ -280,17 +299,34 @@ wait_run(struct op_ctx *ctx, json_t *a)
 	const char *t = json_string_value(json_object_get(a, "timeout"));
 	if (t != NULL && (!duration_parse(t, &timeout) || timeout > 3600000))
 		return op_fail(ctx, 422, "invalid_field", "'timeout' must be a duration up to 1h");
-	struct scan s = {0};
+	struct newest w = {0};
+	bool waiting = false;
 	int64_t deadline = time_mono_ms() + timeout;
+	if (!query_arg(ctx, a, &w.q))
+		return NULL;
 	for (;;) {
 		pthread_mutex_lock(&arrival_lock);
 		uint64_t seen = arrivals;
 		pthread_mutex_unlock(&arrival_lock);
-		/* Scan after noting the arrivals seen: nothing can slip between. */
-		if (!scan_mailbox(ctx, a, &s))
-			return NULL;
-		if (s.first != NULL)
-			return s.first;
+		/*
+		 * Scan after noting the arrivals seen: nothing can slip between.
+		 * Newest first, to the first match; and after the first scan only
+		 * what arrived since, so a wait costs O(new mail), not O(mailbox)
+		 * per arrival.
+		 */
+		if (store_mail_scan(ctx->app->store, w.top, newest_one, &w) < 0) {
+			mailq_free(w.q);
+			return op_fail(ctx, 500, "internal", "the mailbox could not be read");
+		}
+		if (w.first != NULL) {
+			mailq_free(w.q);
+			return w.first;
+		}
+		if (!waiting)
+			log_info("mail wait started", "query=\"%s\" timeout_ms=%lld",
+			    json_string_value(json_object_get(a, "query")) ?
+			    json_string_value(json_object_get(a, "query")) : "", (long long)timeout);
+		waiting = true;
 		pthread_mutex_lock(&arrival_lock);
 		int64_t left;
 		while (arrivals == seen && (left = deadline - time_mono_ms()) > 0) {
@@ -309,6 +345,7 @@ wait_run(struct op_ctx *ctx, json_t *a)
 		if (!more)
 			break;
 	}
+	mailq_free(w.q);
 	return op_fail(ctx, 408, "timeout", "no matching message arrived in time");
 }
 

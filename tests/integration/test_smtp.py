@@ -473,3 +473,24 @@ def test_big_message_parsed_off_the_session_loop(sink):
     full = requests.get(sink.url + "/api/v1/message/%s" % by["big one"]["ID"]).json()
     assert full["Text"].replace("\r\n", "\n") == body.replace("\r\n", "\n")
     assert messages(sink, query="big")["messages"][0]["Subject"] == "big one"
+
+
+def test_mail_wait_finds_the_newest_match(sink):
+    """Of several matches the newest, there already or arriving while it waits."""
+    with smtplib.SMTP("127.0.0.1", sink.smtp) as s:
+        s.sendmail("a@x", ["b@y"], "Subject: Welcome\r\n\r\nx\r\n")
+        s.sendmail("a@x", ["b@y"], "Subject: Welcome back\r\n\r\nx\r\n")
+    assert sink.ok("mail", "wait", "--query", "subject:welcome")["Subject"] == "Welcome back"
+    # Waiting: after its first look it scans only what arrived since, and
+    # finds the match among it, whatever else came with it.
+    waiter = subprocess.Popen([NOTIFYCTL, "-s", sink.socket, "--json", "mail", "wait",
+                               "--query", "subject:third", "--timeout", "20s"],
+                              stdout=subprocess.PIPE, text=True)
+    sink.wait_log('msg="mail wait started" query="subject:third"')
+    with smtplib.SMTP("127.0.0.1", sink.smtp) as s:
+        for i in range(3):
+            s.sendmail("a@x", ["b@y"], "Subject: filler %d\r\n\r\nx\r\n" % i)
+        s.sendmail("a@x", ["b@y"], "Subject: the third welcome\r\n\r\nx\r\n")
+        s.sendmail("a@x", ["b@y"], "Subject: filler after\r\n\r\nx\r\n")
+    out, _ = waiter.communicate(timeout=30)
+    assert json.loads(out)["Subject"] == "the third welcome"
