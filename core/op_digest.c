@@ -96,6 +96,9 @@ make_batch(struct op_ctx *ctx, struct digest_new *in, const struct digest_slot *
 		note(t, in[i].user, out[i].delivery_id > 0 ? "queued" : "nothing_left", &slots[i],
 		    &out[i]);
 	}
+	/* Sending starts with the first batch, not after the last. */
+	if (t->emailed > 0)
+		mailer_kick(ctx->app->mailer);
 	return true;
 }
 
@@ -165,8 +168,6 @@ op_digest_run(struct op_ctx *ctx, int period_mode, const char *user, int hour, i
 	if (!make_batch(ctx, batch, slots, n, &t))
 		goto fail;
 	json_decref(cand);
-	if (t.emailed > 0 && !dry_run)
-		mailer_kick(ctx->app->mailer);
 	return json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:o}", "period",
 	    prefs_digest_name(period), "dry_run", dry_run, "users_emailed", (json_int_t)t.emailed,
 	    "items", (json_int_t)t.items, "skipped_read", (json_int_t)t.skipped_read,
