@@ -285,17 +285,20 @@ def soak(args):
         tmp, "[smtp]\nmail_max = 2000\n[mailer]\nretry_base = 100ms\n"))
     d.start()
     load = Load(d)
-    load.start()
-    warm = max(10.0, args.seconds / 10)
-    time.sleep(warm)
-    samples = [(warm, rss_kib(d.proc.pid))]
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < args.seconds - warm:
-        time.sleep(min(10, args.seconds / 20))
-        samples.append((warm + time.monotonic() - t0, rss_kib(d.proc.pid)))
-    load.stop()
-    rc = d.stop()
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        load.start()
+        warm = max(10.0, args.seconds / 10)
+        time.sleep(warm)    # a soak is measured over time: these sleeps are the clock
+        samples = [(warm, rss_kib(d.proc.pid))]
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < args.seconds - warm:
+            time.sleep(min(10, args.seconds / 20))
+            samples.append((warm + time.monotonic() - t0, rss_kib(d.proc.pid)))
+    finally:
+        # Interrupted or not, nothing is left running.
+        load.stop()
+        rc = d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     first, last = samples[0][1], samples[-1][1]
     growth = (last - first) / first if first else 0
     print("| soak (%s) | figure |\n|---|---|" % os.path.basename(d.notifyd))
