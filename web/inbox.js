@@ -207,8 +207,18 @@ async function loadPage() {
 	if (nextBefore !== null && sentinelVisible) loadPage();
 }
 
+// One that arrived while the page was offline (created before it came
+// back), whichever brought it first: the replay or the resync.
+function noteMissed(n, back) {
+	if (new Date(n.created_at).getTime() >= back) return;
+	missed++;
+	const p = $('#missed');
+	p.textContent = missed + (missed === 1 ? ' notification' : ' notifications') + ' arrived while this page was offline.';
+	p.hidden = false;
+}
+
 // After a reconnect: the read and archived state changed while away.
-async function resync() {
+async function resync(back) {
 	const f = filters();
 	const q = new URLSearchParams({ limit: Math.min(100, Math.max(PAGE, items.size)) });
 	if (f.type) q.set('type', f.type);
@@ -218,7 +228,10 @@ async function resync() {
 		const page = await call(base() + '/notifications?' + q);
 		const got = new Set(page.notifications.map((n) => n.id));
 		const oldest = page.notifications.length ? page.notifications[page.notifications.length - 1].id : Infinity;
-		for (const n of page.notifications) if (items.has(n.id)) update(n); else place(n, true);
+		for (const n of page.notifications) {
+			if (items.has(n.id)) update(n);
+			else if (place(n, true)) noteMissed(n, back);
+		}
 		for (const id of [...items.keys()]) {
 			if (id >= oldest && !got.has(id) && !f.unread) remove(id);
 		}
@@ -339,18 +352,11 @@ function connect() {
 				clearList();
 				loadPage();
 			} else if (reconnect) {
-				resync();
+				resync(connectedAt);
 			}
 			break;
 		case 'notification':
-			if (place(d, true) && reconnect) {
-				if (new Date(d.created_at).getTime() < connectedAt) {
-					missed++;
-					const p = $('#missed');
-					p.textContent = missed + (missed === 1 ? ' notification' : ' notifications') + ' arrived while this page was offline.';
-					p.hidden = false;
-				}
-			}
+			if (place(d, true) && reconnect) noteMissed(d, connectedAt);
 			break;
 		case 'read':
 			applyState(d.ids || [], 'read_at', new Date().toISOString());
