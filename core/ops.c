@@ -12,6 +12,7 @@
 const struct op *const op_table[] = {
 	&op_ping,
 	&op_status,
+	&op_check,
 	&op_send,
 	&op_list,
 	&op_show,

@@ -107,7 +107,7 @@ bool		 op_own_new_user(const struct op_ctx *ctx, const char *user);
 const char	*op_user_arg(struct op_ctx *ctx, json_t *args, bool required);
 
 /* The operations, one per file core/op_*.c. */
-extern const struct op op_ping, op_status, op_send, op_list, op_show, op_read, op_unread,
+extern const struct op op_ping, op_status, op_check, op_send, op_list, op_show, op_read, op_unread,
     op_count, op_archive, op_unarchive, op_delete, op_user_show, op_user_set,
     op_topic_add, op_topic_rm, op_topic_show, op_key_create, op_key_list,
     op_key_revoke, op_token, op_presence, op_connections, op_disconnect, op_watch,

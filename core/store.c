@@ -56,6 +56,8 @@ enum stmt_id {
 	S_NOTIF_GET,
 	S_NOTIF_GET_RELEASED,
 	S_NOTIF_LIST,
+	S_NOTIF_LIST_UNREAD,
+	S_NOTIF_LIST_ARCHIVED,
 	S_NOTIF_OWNED,
 	S_NOTIF_OWNED_RELEASED,
 	S_NOTIF_SET_READ,
@@ -66,6 +68,10 @@ enum stmt_id {
 	S_NOTIF_READ_ALL,
 	S_NOTIF_DELETE,
 	S_UNREAD_COUNT,
+	S_UNREAD_ADD,
+	S_UNREAD_SET,
+	S_UNREAD_RELEASED,
+	S_UNREAD_CHECK,
 	S_NOTIF_AFTER,
 	S_TOPIC_ADD,
 	S_TOPIC_REMOVE,
@@ -150,34 +156,63 @@ static const char *const stmt_sql[S__COUNT] = {
 	    "WHERE user_id = ?1 AND dedupe_key = ?2",
 	[S_NOTIF_GET] = "SELECT " NCOLS " FROM notifications WHERE id = ?1",
 	[S_NOTIF_GET_RELEASED] = "SELECT " NCOLS " FROM notifications WHERE scheduled_id = ?1",
-	[S_NOTIF_LIST] = "SELECT " NCOLS " FROM notifications "
-	    "WHERE user_id = ?1 AND id < ?2 AND (?3 = 0 OR read_at IS NULL) "
-	    "AND (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR category = ?5) "
-	    "AND (archived_at IS NOT NULL) = (?6 != 0) "
+	/*
+	 * A page of the inbox, of its unread, of the archived; each walks its
+	 * own index (sql/010_inbox_indexes.sql) in id order. test_store
+	 * checks their plans with EXPLAIN QUERY PLAN.
+	 */
+	[S_NOTIF_LIST] = "SELECT " NCOLS " FROM notifications INDEXED BY notifications_by_user "
+	    "WHERE user_id = ?1 AND id < ?2 AND archived_at IS NULL "
 	    "AND (deliver_at IS NULL OR deliver_at <= ?7) "
+	    "AND (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR category = ?5) "
 	    "ORDER BY id DESC LIMIT ?8",
+	[S_NOTIF_LIST_UNREAD] = "SELECT " NCOLS " FROM notifications INDEXED BY "
+	    "notifications_unread WHERE user_id = ?1 AND id < ?2 AND read_at IS NULL "
+	    "AND archived_at IS NULL AND (deliver_at IS NULL OR deliver_at <= ?7) "
+	    "AND (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR category = ?5) "
+	    "ORDER BY id DESC LIMIT ?8",
+	[S_NOTIF_LIST_ARCHIVED] = "SELECT " NCOLS " FROM notifications INDEXED BY "
+	    "notifications_archived WHERE user_id = ?1 AND id < ?2 AND archived_at IS NOT NULL "
+	    "AND (?3 = 0 OR read_at IS NULL) "
+	    "AND (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR category = ?5) "
+	    "AND (deliver_at IS NULL OR deliver_at <= ?7) ORDER BY id DESC LIMIT ?8",
 	[S_NOTIF_OWNED] = "SELECT id FROM notifications "
 	    "WHERE id = ?1 AND user_id = ?2 AND (deliver_at IS NULL OR deliver_at <= ?3)",
 	[S_NOTIF_OWNED_RELEASED] = "SELECT id FROM notifications "
 	    "WHERE scheduled_id = ?1 AND user_id = ?2 AND (deliver_at IS NULL OR deliver_at <= ?3)",
+	/* Each returns what the change does to the unread count: -1, 0 or +1. */
 	[S_NOTIF_SET_READ] = "UPDATE notifications SET read_at = ?3 "
-	    "WHERE id = ?1 AND user_id = ?2 AND read_at IS NULL",
+	    "WHERE id = ?1 AND user_id = ?2 AND read_at IS NULL "
+	    "RETURNING -(archived_at IS NULL)",
 	[S_NOTIF_SET_UNREAD] = "UPDATE notifications SET read_at = NULL "
-	    "WHERE id = ?1 AND user_id = ?2 AND read_at IS NOT NULL",
+	    "WHERE id = ?1 AND user_id = ?2 AND read_at IS NOT NULL "
+	    "RETURNING archived_at IS NULL",
 	[S_NOTIF_SET_ARCHIVED] = "UPDATE notifications SET archived_at = ?3 "
-	    "WHERE id = ?1 AND user_id = ?2 AND archived_at IS NULL",
+	    "WHERE id = ?1 AND user_id = ?2 AND archived_at IS NULL "
+	    "RETURNING -(read_at IS NULL)",
 	[S_NOTIF_SET_UNARCHIVED] = "UPDATE notifications SET archived_at = NULL "
-	    "WHERE id = ?1 AND user_id = ?2 AND archived_at IS NOT NULL",
+	    "WHERE id = ?1 AND user_id = ?2 AND archived_at IS NOT NULL "
+	    "RETURNING read_at IS NULL",
 	[S_NOTIF_MAX_VISIBLE] = "SELECT coalesce(max(id), 0) FROM notifications "
 	    "WHERE user_id = ?1 AND (deliver_at IS NULL OR deliver_at <= ?2)",
 	[S_NOTIF_READ_ALL] = "UPDATE notifications SET read_at = ?2 "
 	    "WHERE user_id = ?1 AND id <= ?3 AND read_at IS NULL "
 	    "AND (deliver_at IS NULL OR deliver_at <= ?2)",
 	[S_NOTIF_DELETE] = "DELETE FROM notifications WHERE id = ?1 "
-	    "AND (?2 IS NULL OR user_id = ?2) RETURNING user_id",
-	[S_UNREAD_COUNT] = "SELECT count(*) FROM notifications "
-	    "WHERE user_id = ?1 AND read_at IS NULL AND archived_at IS NULL "
-	    "AND (deliver_at IS NULL OR deliver_at <= ?2)",
+	    "AND (?2 IS NULL OR user_id = ?2) RETURNING user_id, "
+	    "read_at IS NULL AND archived_at IS NULL AND (deliver_at IS NULL OR deliver_at < ?3)",
+	/* The user's counter (sql/009_unread_counter.sql); no row: no such user. */
+	[S_UNREAD_COUNT] = "SELECT unread FROM users WHERE id = ?1",
+	[S_UNREAD_ADD] = "UPDATE users SET unread = unread + ?2 WHERE id = ?1 RETURNING unread",
+	[S_UNREAD_SET] = "UPDATE users SET unread = ?2 WHERE id = ?1",
+	/* The released row, when it counts: visible by then, unread, not archived. */
+	[S_UNREAD_RELEASED] = "UPDATE users SET unread = unread + 1 WHERE id = (SELECT user_id "
+	    "FROM notifications WHERE id = ?1 AND read_at IS NULL AND archived_at IS NULL)",
+	/* For check: users whose counter disagrees with their rows. */
+	[S_UNREAD_CHECK] = "SELECT u.id, u.unread, (SELECT count(*) FROM notifications n "
+	    "WHERE n.user_id = u.id AND n.read_at IS NULL AND n.archived_at IS NULL "
+	    "AND (n.deliver_at IS NULL OR n.deliver_at < ?1)) AS actual FROM users u "
+	    "WHERE unread != actual ORDER BY u.id",
 	[S_NOTIF_AFTER] = "SELECT " NCOLS " FROM notifications "
 	    "WHERE user_id = ?1 AND id > ?2 AND (deliver_at IS NULL OR deliver_at <= ?3) "
 	    "ORDER BY id LIMIT ?4",
@@ -987,6 +1022,126 @@ store_counts(struct store *st, int64_t *users, int64_t *notifications, int64_t *
 	return rc;
 }
 
+int
+store_explain(struct store *st, const char *which, char *out, size_t n)
+{
+	static const struct {
+		const char	*name;
+		enum stmt_id	 id;
+	} named[] = {
+		{"list", S_NOTIF_LIST}, {"list_unread", S_NOTIF_LIST_UNREAD},
+		{"list_archived", S_NOTIF_LIST_ARCHIVED}, {"unread_count", S_UNREAD_COUNT},
+		{"after", S_NOTIF_AFTER}, {"owned", S_NOTIF_OWNED},
+	};
+	const char *sql = NULL;
+	for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+		if (strcmp(named[i].name, which) == 0)
+			sql = stmt_sql[named[i].id];
+	if (sql == NULL)
+		return 0;
+	struct conn *c = reader_get(st);
+	char *q = NULL;
+	sqlite3_stmt *s = NULL;
+	int rc = asprintf(&q, "EXPLAIN QUERY PLAN %s", sql) < 0 ? -1 :
+	    sqlite3_prepare_v2(c->db, q, -1, &s, NULL) == SQLITE_OK ? 1 : fail(c, "explain");
+	struct buf b;
+	buf_init_stack(&b, out, n);
+	while (rc > 0 && sqlite3_step(s) == SQLITE_ROW)
+		buf_printf(&b, "%s\n", (const char *)sqlite3_column_text(s, 3));
+	if (b.oom || !b.on_stack)
+		rc = -1;
+	buf_free(&b);
+	sqlite3_finalize(s);
+	free(q);
+	reader_put(c);
+	return rc;
+}
+
+/* users whose unread counter disagrees with their rows, {"user","counter","actual"}. */
+static int
+unread_mismatches(struct conn *c, json_t *list)
+{
+	sqlite3_stmt *s = stmt(c, S_UNREAD_CHECK);
+	sqlite3_bind_int64(s, 1, HIDDEN);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, json_pack("{s:o, s:I, s:I}", "user", text_json(s, 0),
+		    "counter", (json_int_t)sqlite3_column_int64(s, 1),
+		    "actual", (json_int_t)sqlite3_column_int64(s, 2)));
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : fail(c, "unread_check");
+}
+
+static int
+repair_w(struct conn *c, void *arg)
+{
+	json_t *fixed = arg, *m;
+	size_t i;
+	json_array_clear(fixed);
+	if (unread_mismatches(c, fixed) < 0)
+		return -1;
+	json_array_foreach(fixed, i, m) {
+		sqlite3_stmt *s = stmt(c, S_UNREAD_SET);
+		bind_text(s, 1, json_string_value(json_object_get(m, "user")));
+		sqlite3_bind_int64(s, 2, json_integer_value(json_object_get(m, "actual")));
+		if (step_done(c, s, "unread_set") != 0)
+			return -1;
+	}
+	return 1;
+}
+
+int
+store_check(struct store *st, bool full, bool repair, json_t **out)
+{
+	json_t *integrity = json_array(), *fks = json_array(), *counts = json_array();
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(c->db, full ? "PRAGMA integrity_check" : "PRAGMA quick_check",
+	    -1, &s, NULL) == SQLITE_OK ? 0 : -1;
+	while (rc == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *m = (const char *)sqlite3_column_text(s, 0);
+		if (m != NULL && strcmp(m, "ok") != 0)
+			json_array_append_new(integrity, json_string(m));
+		rc = 0;
+	}
+	sqlite3_finalize(s);
+	rc = rc == SQLITE_DONE ? 0 : -1;
+	if (rc == 0 && sqlite3_prepare_v2(c->db, "PRAGMA foreign_key_check", -1, &s, NULL) ==
+	    SQLITE_OK) {
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+			json_array_append_new(fks, json_pack("{s:s?, s:I, s:s?}", "table",
+			    (const char *)sqlite3_column_text(s, 0), "rowid",
+			    (json_int_t)sqlite3_column_int64(s, 1), "parent",
+			    (const char *)sqlite3_column_text(s, 2)));
+		sqlite3_finalize(s);
+		rc = rc == SQLITE_DONE ? 0 : -1;
+	}
+	if (rc == 0)
+		rc = unread_mismatches(c, counts);
+	if (rc < 0)
+		fail(c, "check");
+	reader_put(c);
+	json_int_t repaired = 0;
+	if (rc == 0 && repair && json_array_size(counts) > 0) {
+		json_t *fixed = json_array();
+		rc = store_write(st, repair_w, fixed) > 0 ? 0 : -1;
+		repaired = (json_int_t)json_array_size(fixed);
+		json_decref(fixed);
+	}
+	if (rc < 0) {
+		json_decref(integrity);
+		json_decref(fks);
+		json_decref(counts);
+		return -1;
+	}
+	bool ok = json_array_size(integrity) == 0 && json_array_size(fks) == 0 &&
+	    (json_array_size(counts) == 0 || repaired > 0);
+	*out = json_pack("{s:b, s:s, s:o, s:o, s:o, s:I}", "ok", ok, "integrity",
+	    json_array_size(integrity) ? "damaged" : "ok", "integrity_errors", integrity,
+	    "foreign_key_errors", fks, "unread_mismatches", counts, "repaired", repaired);
+	return 1;
+}
+
 /* Does the user exist? */
 static int
 user_exists(struct conn *c, const char *user)
@@ -1194,14 +1349,31 @@ route_one(struct conn *c, const struct notification_new *in, int64_t id, int64_t
 	return 1;
 }
 
-/* Unread count of user. */
+/* User's unread count, kept in users.unread: 1, or 0 (count 0) when there is no such user. */
 static int
-unread_count(struct conn *c, const char *user, int64_t now, int64_t *count)
+unread_count(struct conn *c, const char *user, int64_t *count)
 {
 	sqlite3_stmt *s = stmt(c, S_UNREAD_COUNT);
 	bind_text(s, 1, user);
-	sqlite3_bind_int64(s, 2, now);
-	return step_int64(c, s, count, "unread_count") < 0 ? -1 : 1;
+	int rc = sqlite3_step(s);
+	*count = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(c, "unread_count");
+}
+
+/* Add delta to user's unread count; *count: the count after it. */
+static int
+unread_add(struct conn *c, const char *user, int64_t delta, int64_t *count)
+{
+	if (delta == 0)
+		return unread_count(c, user, count) < 0 ? -1 : 0;
+	sqlite3_stmt *s = stmt(c, S_UNREAD_ADD);
+	bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, delta);
+	int rc = sqlite3_step(s);
+	*count = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c, "unread_add");
 }
 
 /* Insert one notification (and its user); *count: the unread count after it, when asked. */
@@ -1231,9 +1403,10 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 		*id = sqlite3_last_insert_rowid(c->db);
 		*created = true;
 		int rc = in->route ? route_one(c, in, *id, now, hidden) : 1;
-		/* One indexed count in the open transaction; a sender would need a read. */
-		if (rc > 0 && in->count && !*hidden && in->deliver_at <= now &&
-		    unread_count(c, in->user, now, count) < 0)
+		/* Shown now (not held, not hidden): one more unread, and the count after it. */
+		int64_t after;
+		if (rc > 0 && !*hidden && in->deliver_at <= now &&
+		    unread_add(c, in->user, 1, in->count ? count : &after) < 0)
 			return -1;
 		return rc;
 	}
@@ -1393,9 +1566,8 @@ int
 store_unread_count(struct store *st, const char *user, int64_t now, int64_t *count)
 {
 	struct conn *c = reader_get(st);
-	int rc = user_exists(c, user);
-	if (rc > 0)
-		rc = unread_count(c, user, now, count);
+	(void)now;
+	int rc = unread_count(c, user, count);
 	reader_put(c);
 	return rc;
 }
@@ -1451,10 +1623,12 @@ store_notification_list(struct store *st, const struct notification_query *q,
 		rc = fail(c, "begin");
 		goto done;
 	}
-	rc = user_exists(c, q->user);
+	/* The user's existence and count in one read, then the page. */
+	rc = unread_count(c, q->user, &count);
 	if (rc <= 0)
 		goto done;
-	sqlite3_stmt *s = stmt(c, S_NOTIF_LIST);
+	sqlite3_stmt *s = stmt(c, q->archived ? S_NOTIF_LIST_ARCHIVED :
+	    q->unread_only ? S_NOTIF_LIST_UNREAD : S_NOTIF_LIST);
 	bind_text(s, 1, q->user);
 	sqlite3_bind_int64(s, 2, q->before > 0 ? q->before : INT64_MAX);
 	sqlite3_bind_int(s, 3, q->unread_only);
@@ -1470,11 +1644,7 @@ store_notification_list(struct store *st, const struct notification_query *q,
 		json_array_append_new(list, row_notification(s));
 	}
 	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		rc = fail(c, "notification_list");
-		goto done;
-	}
-	rc = unread_count(c, q->user, now, &count);
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 1 : fail(c, "notification_list");
 done:
 	if (!sqlite3_get_autocommit(c->db))
 		sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
@@ -1510,6 +1680,7 @@ mark_w(struct conn *c, void *arg)
 		[MARK_UNARCHIVED] = S_NOTIF_SET_UNARCHIVED,
 	};
 	struct mark_args *p = arg;
+	int64_t delta = 0;
 	json_array_clear(p->changed);
 	for (size_t i = 0; i < p->n; i++) {
 		/* Its id, or the one its send returned when it was scheduled. */
@@ -1535,13 +1706,17 @@ mark_w(struct conn *c, void *arg)
 		bind_text(s, 2, p->user);
 		if (p->how == MARK_READ || p->how == MARK_ARCHIVED)
 			sqlite3_bind_int64(s, 3, p->now);
-		if (step_done(c, s, "notification_mark") != 0)
-			return -1;
-		if (sqlite3_changes(c->db) > 0)
+		int r2 = sqlite3_step(s);
+		if (r2 == SQLITE_ROW) {		/* changed: what it does to the count */
+			delta += sqlite3_column_int64(s, 0);
 			json_array_append_new(p->changed, json_integer(id));
+		}
+		sqlite3_reset(s);
+		if (r2 != SQLITE_ROW && r2 != SQLITE_DONE)
+			return fail(c, "notification_mark");
 	}
 	/* The count as of this commit, so events never carry a stale one. */
-	return unread_count(c, p->user, p->now, &p->count);
+	return unread_add(c, p->user, delta, &p->count) < 0 ? -1 : 1;
 }
 
 static void
@@ -1602,7 +1777,12 @@ read_all_w(struct conn *c, void *arg)
 	if (step_done(c, s, "notification_read_all") != 0)
 		return -1;
 	p->marked = sqlite3_changes(c->db);
-	return unread_count(c, p->user, p->now, &p->count);
+	/* Every visible notification is read now, up to the newest: none unread. */
+	p->count = 0;
+	s = stmt(c, S_UNREAD_SET);
+	bind_text(s, 1, p->user);
+	sqlite3_bind_int64(s, 2, 0);
+	return step_done(c, s, "unread_set") == 0 ? 1 : -1;
 }
 
 static void
@@ -1641,15 +1821,21 @@ delete_w(struct conn *c, void *arg)
 	sqlite3_stmt *s = stmt(c, S_NOTIF_DELETE);
 	sqlite3_bind_int64(s, 1, p->id);
 	bind_text(s, 2, p->user);
+	sqlite3_bind_int64(s, 3, HIDDEN);
 	int rc = sqlite3_step(s);
+	int64_t counted = 0;
 	free(p->owner);
 	p->owner = NULL;
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
 		p->owner = strdup((const char *)sqlite3_column_text(s, 0));
+		counted = sqlite3_column_int64(s, 1);
+	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? 0 : fail(c, "notification_delete");
-	return unread_count(c, p->owner, p->now, &p->count);
+	if (p->owner == NULL)
+		return -1;
+	return unread_add(c, p->owner, -counted, &p->count) < 0 ? -1 : 1;
 }
 
 static void
@@ -1898,6 +2084,11 @@ release(struct conn *c, int64_t old, int64_t *id)
 		s = stmt(c, S_NOTIF_DROP);
 		sqlite3_bind_int64(s, 1, old);
 		rc = step_done(c, s, "notification_drop");
+	}
+	if (rc == 0 && *id > 0) {	/* visible from now: one more unread */
+		s = stmt(c, S_UNREAD_RELEASED);
+		sqlite3_bind_int64(s, 1, *id);
+		rc = step_done(c, s, "unread_released");
 	}
 	if (rc == 0 && *id > 0 && key != NULL) {
 		s = stmt(c, S_NOTIF_SET_KEY);

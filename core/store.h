@@ -96,6 +96,20 @@ void	 store_close(struct store *st);
 int	 store_schema_version(void);
 /* Is the database answering? */
 int	 store_ping(struct store *st);
+/*
+ * Check the database: SQLite's integrity (quick_check, or integrity_check
+ * when full), foreign keys, and every user's unread counter against the
+ * rows it counts; with repair, set the counters that disagree.
+ * {"ok","integrity","integrity_errors","foreign_key_errors",
+ * "unread_mismatches":[{"user","counter","actual"}],"repaired"}.
+ */
+int	 store_check(struct store *st, bool full, bool repair, json_t **out);
+/*
+ * The query plan (EXPLAIN QUERY PLAN, one detail a line) of the statement
+ * which names: list, list_unread, list_archived, unread_count, after,
+ * owned; for tests that keep reads from turning into scans. 0: no such.
+ */
+int	 store_explain(struct store *st, const char *which, char *out, size_t n);
 /* How many users, notifications and captured messages there are. */
 int	 store_counts(struct store *st, int64_t *users, int64_t *notifications,
 	    int64_t *mail);

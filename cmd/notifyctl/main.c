@@ -563,6 +563,9 @@ main(int argc, char **argv)
 			print_json(stdout, result);
 		else
 			print_result(stdout, op->name, result);
+		/* A check that found problems (and did not repair them all) fails. */
+		if (op == &op_check && !json_is_true(json_object_get(result, "ok")))
+			status = EXIT_FAILED;
 	} else {
 		json_t *e = json_object_get(reply, "error");
 		fprintf(stderr, "notifyctl: %s\n", json_string_value(json_object_get(e, "message")));

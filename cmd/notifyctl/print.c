@@ -297,6 +297,29 @@ print_status(FILE *f, json_t *r)
 	    (long long)json_integer_value(json_object_get(c, "users_online")));
 }
 
+/* The database check: each part, then every counter that disagreed. */
+static void
+print_check(FILE *f, json_t *r)
+{
+	json_t *e;
+	size_t i;
+	json_t *fk = json_object_get(r, "foreign_key_errors"), *m = json_object_get(r,
+	    "unread_mismatches");
+	fprintf(f, "integrity      %s\n", field(r, "integrity", "?"));
+	json_array_foreach(json_object_get(r, "integrity_errors"), i, e)
+		fprintf(f, "  %s\n", json_string_value(e));
+	fprintf(f, "foreign keys   %s\n", json_array_size(fk) ? "broken" : "ok");
+	json_array_foreach(fk, i, e)
+		fprintf(f, "  %s row %lld -> %s\n", field(e, "table", "?"),
+		    (long long)json_integer_value(json_object_get(e, "rowid")), field(e, "parent", "?"));
+	fprintf(f, "unread counts  %s\n", json_array_size(m) == 0 ? "ok" :
+	    json_integer_value(json_object_get(r, "repaired")) > 0 ? "repaired" : "wrong");
+	json_array_foreach(m, i, e)
+		fprintf(f, "  %s: counter %lld, rows %lld\n", field(e, "user", "?"),
+		    (long long)json_integer_value(json_object_get(e, "counter")),
+		    (long long)json_integer_value(json_object_get(e, "actual")));
+}
+
 /* A digest run: one line per user it looked at, then the sums. */
 static void
 print_digest(FILE *f, json_t *r)
@@ -333,6 +356,8 @@ print_result(FILE *f, const char *name, json_t *r)
 		    (long long)json_integer_value(json_object_get(r, "protocol")));
 	} else if (strcmp(name, "status") == 0) {
 		print_status(f, r);
+	} else if (strcmp(name, "check") == 0) {
+		print_check(f, r);
 	} else if (strcmp(name, "send") == 0 && json_object_get(r, "count") != NULL) {
 		json_t *n;
 		size_t i;

@@ -1,0 +1,31 @@
+/* check — is the database sound, and does every unread counter agree with its rows? */
+#include "app.h"
+#include "log.h"
+#include "ops.h"
+#include "store.h"
+
+static const struct op_arg check_args[] = {
+	{"full", ARG_BOOL, 0, NULL, "SQLite's full integrity_check, not quick_check (slower)"},
+	{"repair", ARG_BOOL, 0, NULL, "set each unread counter that disagrees to its rows' count"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static json_t *
+check_run(struct op_ctx *ctx, json_t *a)
+{
+	json_t *r = NULL;
+	bool repair = json_is_true(json_object_get(a, "repair"));
+	if (store_check(ctx->app->store, json_is_true(json_object_get(a, "full")), repair, &r) < 0)
+		return op_fail(ctx, 500, "internal", "the database could not be checked");
+	size_t bad = json_array_size(json_object_get(r, "unread_mismatches"));
+	if (!json_is_true(json_object_get(r, "ok")) || bad > 0)
+		log_warn("database check found problems", "integrity=%s foreign_key_errors=%zu "
+		    "unread_mismatches=%zu repaired=%lld",
+		    json_string_value(json_object_get(r, "integrity")),
+		    json_array_size(json_object_get(r, "foreign_key_errors")), bad,
+		    (long long)json_integer_value(json_object_get(r, "repaired")));
+	return r;
+}
+
+const struct op op_check = {"check", "check the database and every user's unread counter",
+    check_args, check_run, OP_ADMIN, NULL};

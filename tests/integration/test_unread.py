@@ -1,0 +1,241 @@
+"""Each user's unread counter against the rows it counts: after a random run
+of every operation that changes it, and after SIGKILLs under load."""
+import datetime
+import os
+import random
+import threading
+import time
+
+import requests
+
+from conftest import WRAPPER
+
+USERS = ["u0", "u1", "u2", "u3", "u4"]
+
+
+def iso(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
+
+
+def api(d):
+    s = requests.Session()
+    s.headers["Authorization"] = "Bearer " + d.ok("key", "create", "k%d" % time.monotonic_ns())["key"]
+    return s
+
+
+def unread_by_rows(d, s, user):
+    """The user's unread notifications counted from pages of the inbox: not the counter."""
+    n, before = 0, None
+    while True:
+        q = {"unread": "true", "limit": 200}
+        if before:
+            q["before"] = before
+        page = s.get(d.url + "/api/v1/users/%s/notifications" % user, params=q, timeout=30).json()
+        n += len(page["notifications"])
+        if not page["next_before"]:
+            return n, page["unread_count"]
+        before = page["next_before"]
+
+
+def assert_counters_agree(d, s):
+    check = d.ok("check")
+    assert check["ok"] and check["unread_mismatches"] == [], check
+    for u in USERS:
+        rows, counted = unread_by_rows(d, s, u)
+        r = s.get(d.url + "/api/v1/users/%s/unread_count" % u, timeout=30)
+        if r.status_code == 404:
+            assert rows == 0
+            continue
+        assert rows == counted == r.json()["unread_count"], (u, rows, counted, r.json())
+
+
+def test_the_counter_follows_every_change(daemons):
+    d = daemons(http=True).start()
+    s = api(d)
+    seed = int(os.environ.get("UNREAD_SEED", time.time()))
+    rng = random.Random(seed)
+    for u in USERS:
+        s.put(d.url + "/api/v1/topics/all/members/" + u, timeout=10)
+    # u3 switched in-app off for one type: those are stored archived, never unread.
+    s.put(d.url + "/api/v1/users/u3/preferences", json={"types": {"muted": {"in_app": False}}},
+          timeout=10)
+    ids = {u: [] for u in USERS}
+    scheduled = []
+    # Releases of scheduled ones, heard as they happen by a reader that keeps
+    # up with the stream (a watcher that falls behind is dropped).
+    released = set()
+    heard = threading.Condition()
+    watch = d.connect()
+    watch.call("watch")
+
+    def listen():
+        while True:
+            try:
+                ev = watch.read()
+            except OSError:
+                return
+            if ev is None:
+                return
+            if ev.get("type") == "notification" and ev["data"].get("scheduled_id"):
+                with heard:
+                    released.add(ev["data"]["scheduled_id"])
+                    heard.notify_all()
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+
+    def send(body):
+        r = s.post(d.url + "/api/v1/notifications", json=body, timeout=30)
+        assert r.status_code in (200, 201), (seed, r.text)
+        j = r.json()
+        for n in j.get("notifications", [j]):
+            if body.get("deliver_at"):
+                scheduled.append(n["id"])
+            else:
+                ids[n["user"]].append(n["id"])
+        return j
+
+    def mark(how):
+        u = rng.choice(USERS)
+        if not ids[u]:
+            return
+        pick = rng.sample(ids[u], min(len(ids[u]), rng.randint(1, 4)))
+        r = s.post(d.url + "/api/v1/users/%s/notifications/%s/%s" %
+                   (u, ",".join(map(str, pick)), how), timeout=30)
+        assert r.status_code in (200, 404), (seed, r.text)
+
+    for step in range(500):
+        k = rng.random()
+        if k < 0.30:
+            send({"user": rng.choice(USERS), "type": rng.choice(["message", "muted"]),
+                  "title": "n%d" % step})
+        elif k < 0.36:
+            send({"users": rng.sample(USERS, 3), "type": "message", "title": "many %d" % step})
+        elif k < 0.40:
+            send({"topic": "all", "type": rng.choice(["message", "muted"]), "title": "all %d" % step})
+        elif k < 0.45:
+            j = send({"user": rng.choice(USERS), "type": "message", "title": "later %d" % step,
+                      "deliver_at": iso(time.time() + rng.uniform(0.2, 1.0))})
+            if rng.random() < 0.3:
+                r = s.post(d.url + "/api/v1/notifications/%d/cancel" % j["id"], timeout=30)
+                if r.status_code == 200:
+                    scheduled.remove(j["id"])
+        elif k < 0.60:
+            mark("read")
+        elif k < 0.70:
+            mark("unread")
+        elif k < 0.78:
+            mark("archive")
+        elif k < 0.84:
+            mark("unarchive")
+        elif k < 0.92:
+            u = rng.choice(USERS)
+            if ids[u]:
+                nid = ids[u].pop(rng.randrange(len(ids[u])))
+                r = s.delete(d.url + "/api/v1/users/%s/notifications/%d" % (u, nid), timeout=30)
+                assert r.status_code in (200, 404), (seed, r.text)
+        else:
+            s.post(d.url + "/api/v1/users/%s/notifications/read_all" % rng.choice(USERS),
+                   timeout=30)
+    # Every scheduled one not cancelled is released (an event each), then counted.
+    with heard:
+        assert heard.wait_for(lambda: set(scheduled) <= released, 60 if WRAPPER else 20), \
+            (seed, set(scheduled) - released)
+    watch.sock.shutdown(2)
+    listener.join()
+    watch.close()
+    assert_counters_agree(d, s)
+
+
+def test_the_counter_survives_sigkill_under_load(daemons):
+    d = daemons(http=True).start()
+    s = api(d)
+    stop = threading.Event()
+
+    def load(seed):
+        rng = random.Random(seed)
+        sess = requests.Session()
+        sess.headers.update(s.headers)
+        while not stop.is_set():
+            u = rng.choice(USERS)
+            try:
+                if rng.random() < 0.5:
+                    sess.post(d.url + "/api/v1/notifications", json={"user": u, "type": "message",
+                              "title": "x"}, timeout=5)
+                else:
+                    page = sess.get(d.url + "/api/v1/users/%s/notifications" % u, timeout=5).json()
+                    got = [n["id"] for n in page.get("notifications", [])][:3]
+                    if got:
+                        how = rng.choice(["read", "unread", "archive", "unarchive"])
+                        sess.post(d.url + "/api/v1/users/%s/notifications/%s/%s" %
+                                  (u, ",".join(map(str, got)), how), timeout=5)
+            except (requests.RequestException, ValueError):
+                pass    # the daemon is down for a moment: that is the test
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    def created():
+        return d.ok("status")["counts"]["notifications"]
+    try:
+        for _ in range(3):
+            before = created()
+            deadline = time.monotonic() + 30
+            while created() < before + 20:     # the load is writing again
+                assert time.monotonic() < deadline
+            d.stop("KILL")
+            d.start()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert_counters_agree(d, s)
+
+
+def test_check_finds_and_repairs_a_wrong_counter(daemons):
+    import sqlite3
+    import subprocess
+    from conftest import NOTIFYCTL
+    d = daemons().start()
+    for i in range(3):
+        d.ok("send", "--user", "ann", "--type", "message", "--title", "t%d" % i)
+    db = sqlite3.connect(os.path.join(d.data_dir, "notifyd.db"))
+    with db:
+        db.execute("UPDATE users SET unread = 9 WHERE id = 'ann'")
+    db.close()
+    p = subprocess.run([NOTIFYCTL, "-s", d.socket, "check"], capture_output=True, text=True)
+    assert p.returncode == 1 and "ann: counter 9, rows 3" in p.stdout, p.stdout
+    assert d.ok("check", "--repair")["repaired"] == 1
+    assert d.ok("check") == {"ok": True, "integrity": "ok", "integrity_errors": [],
+                             "foreign_key_errors": [], "unread_mismatches": [], "repaired": 0}
+    assert d.ok("count", "--user", "ann")["unread_count"] == 3
+    assert d.ok("check", "--full")["integrity"] == "ok"
+
+
+def test_the_migration_counts_what_is_there(daemons, tmp):
+    """A database of schema 8 (no counter) gets each user's count at the upgrade."""
+    import sqlite3
+    d = daemons().start()
+    for i in range(4):
+        d.ok("send", "--user", "bob", "--type", "message", "--title", "t%d" % i)
+    d.ok("read", "--user", "bob", "1")
+    d.ok("archive", "--user", "bob", "2")
+    d.ok("send", "--user", "bob", "--type", "message", "--title", "later",
+         "--at", iso(time.time() + 3600))
+    assert d.stop() == 0
+    db = sqlite3.connect(os.path.join(d.data_dir, "notifyd.db"))
+    # Back to schema 8: no counter, the indexes of then.
+    db.executescript("""
+        ALTER TABLE users DROP COLUMN unread;
+        DROP INDEX notifications_archived;
+        DROP INDEX notifications_unread;
+        CREATE INDEX notifications_unread ON notifications (user_id, deliver_at)
+            WHERE read_at IS NULL AND archived_at IS NULL;
+        DROP INDEX notifications_by_user;
+        CREATE INDEX notifications_by_user ON notifications (user_id, id);
+    """)
+    db.execute("PRAGMA user_version = 8")
+    db.commit()
+    db.close()
+    d.start()
+    assert d.ok("count", "--user", "bob")["unread_count"] == 2
+    assert d.ok("check")["ok"]
