@@ -978,11 +978,21 @@ handle(struct mg_connection *c, void *cbdata)
 		rename_keys(body, ren);
 	json_object_update(args, body);
 	json_object_update(args, h->fixed[route]);
+	struct buf text;
+	char text_mem[16384];
+	buf_init_stack(&text, text_mem, sizeof text_mem);
+	ctx.text = &text;
 	result = op_call(&ctx, op, args);
-	if (result == NULL)
+	if (result == NULL) {
+		buf_free(&text);
 		goto fail;
+	}
 	status = ctx.status;
-	respond_json(c, status, result, hdr);
+	if (text.len > 0)
+		respond(c, status, "application/json", text.data, text.len, hdr);
+	else
+		respond_json(c, status, result, hdr);
+	buf_free(&text);
 	log_debug("http request", "method=%s route=%s status=%d", ri->request_method,
 	    routes[route].path, status);
 	goto done;

@@ -37,7 +37,11 @@ list_run(struct op_ctx *ctx, json_t *a)
 		return NULL;
 	if (q.category != NULL && !op_check_name(ctx, "category", q.category))
 		return NULL;
-	int rc = store_notification_list(ctx->app->store, &q, ctx->now, &out);
+	/* As text when the transport takes it: the hottest read there is. */
+	int rc = ctx->text ? store_notification_list_text(ctx->app->store, &q, ctx->now, ctx->text) :
+	    store_notification_list(ctx->app->store, &q, ctx->now, &out);
+	if (rc > 0 && ctx->text)
+		return json_null();
 	if (rc == 0 && op_own_new_user(ctx, q.user))
 		return json_pack("{s:[], s:n, s:i}", "notifications", "next_before", "unread_count", 0);
 	if (rc == 0)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct app;
+struct buf;
 
 enum arg_type {
 	ARG_STRING,	/* JSON string */
@@ -54,6 +55,12 @@ struct op_ctx {
 	int		 status;	/* success status: 200, or 201 when something was created */
 	struct op_error	 err;
 	int64_t		 now;		/* ms, fixed for the call */
+	/*
+	 * Given by a transport that sends JSON text (HTTP): an operation may
+	 * append its result there instead of building it, and return
+	 * json_null() as the result; the transport sends the text.
+	 */
+	struct buf	*text;
 };
 
 /* Handler: returns the result (new reference), or NULL with ctx->err set. */

@@ -40,6 +40,7 @@
 /* Every statement, prepared once per connection at open and reused. */
 enum stmt_id {
 	S_BEGIN,
+	S_READ_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
 	S_SAVEPOINT,
@@ -130,6 +131,7 @@ enum stmt_id {
 
 static const char *const stmt_sql[S__COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_READ_BEGIN] = "BEGIN",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_SAVEPOINT] = "SAVEPOINT w",
@@ -1609,18 +1611,105 @@ store_last_id(struct store *st, const char *user, int64_t now, int64_t *id)
 	return rc;
 }
 
-int
-store_notification_list(struct store *st, const struct notification_query *q,
-    int64_t now, json_t **out)
+/* v as decimal digits. */
+static void
+put_int(struct buf *b, int64_t v)
 {
-	json_t *list = json_array();
+	char d[24], *p = d + sizeof d;
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) > 0);
+	if (v < 0)
+		*--p = '-';
+	buf_put(b, p, (size_t)(d + sizeof d - p));
+}
+
+static void
+put_text(struct buf *b, sqlite3_stmt *s, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(s, col);
+	if (t == NULL)
+		buf_puts(b, "null");
+	else
+		buf_json_string(b, t, (size_t)sqlite3_column_bytes(s, col));
+}
+
+static void
+put_time(struct buf *b, int64_t ms)
+{
+	char ts[40];
+	time_format_rfc3339(ts, sizeof ts, ms);
+	buf_putc(b, '"');
+	buf_puts(b, ts);
+	buf_putc(b, '"');
+}
+
+/*
+ * The current row of a statement selecting NCOLS as JSON text: what
+ * json_dumps(row_notification()) writes, without building the object.
+ * data is stored as notifyd wrote it (compact, checked json_valid) and is
+ * copied as it is.
+ */
+static void
+row_notification_text(struct buf *b, sqlite3_stmt *s)
+{
+	static const char *const keys[] = {"{\"id\":", ",\"user\":", ",\"type\":",
+	    ",\"category\":", ",\"priority\":", ",\"title\":", ",\"body\":"};
+	buf_puts(b, keys[0]);
+	put_int(b, sqlite3_column_int64(s, 0));
+	for (int col = 1; col <= 6; col++) {
+		buf_puts(b, keys[col]);
+		put_text(b, s, col);
+	}
+	buf_puts(b, ",\"data\":");
+	const char *d = (const char *)sqlite3_column_text(s, 7);
+	if (d == NULL)
+		buf_puts(b, "null");
+	else
+		buf_put(b, d, (size_t)sqlite3_column_bytes(s, 7));
+	buf_puts(b, ",\"url\":");
+	put_text(b, s, 8);
+	static const char *const times[] = {",\"created_at\":", ",\"read_at\":",
+	    ",\"archived_at\":"};
+	for (int col = 9; col <= 11; col++) {
+		buf_puts(b, times[col - 9]);
+		if (sqlite3_column_type(s, col) == SQLITE_NULL)
+			buf_puts(b, "null");
+		else
+			put_time(b, sqlite3_column_int64(s, col));
+	}
+	if (sqlite3_column_type(s, 12) != SQLITE_NULL) {
+		int64_t at = sqlite3_column_int64(s, 12);
+		buf_puts(b, ",\"deliver_at\":");
+		put_time(b, at >= HIDDEN ? at - HIDDEN : at);
+	}
+	if (sqlite3_column_type(s, 13) != SQLITE_NULL) {
+		buf_puts(b, ",\"scheduled_id\":");
+		put_int(b, sqlite3_column_int64(s, 13));
+	}
+	buf_putc(b, '}');
+}
+
+/*
+ * A page of q: {"notifications":[...],"next_before","unread_count"}, as an
+ * object in *out, or, when text is given, as JSON text appended to it (the
+ * inbox page is the hottest read there is; building and dumping objects
+ * was three quarters of its CPU).
+ */
+static int
+notification_page(struct store *st, const struct notification_query *q, int64_t now,
+    json_t **out, struct buf *text)
+{
+	json_t *list = text ? NULL : json_array();
 	int64_t count = 0, last = 0;
 	int n = 0, rc;
 	struct conn *c = reader_get(st);
+	size_t start = text ? text->len : 0;
 
 	/* One read transaction, so the page and the count agree. */
-	if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-		rc = fail(c, "begin");
+	if (step_done(c, stmt(c, S_READ_BEGIN), "begin") != 0) {
+		rc = -1;
 		goto done;
 	}
 	/* The user's existence and count in one read, then the page. */
@@ -1637,26 +1726,64 @@ store_notification_list(struct store *st, const struct notification_query *q,
 	sqlite3_bind_int(s, 6, q->archived);
 	sqlite3_bind_int64(s, 7, now);
 	sqlite3_bind_int(s, 8, q->limit + 1);	/* one more tells whether a next page exists */
+	if (text)
+		buf_puts(text, "{\"notifications\":[");
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (n++ == q->limit)
 			break;
 		last = sqlite3_column_int64(s, 0);
-		json_array_append_new(list, row_notification(s));
+		if (!text) {
+			json_array_append_new(list, row_notification(s));
+			continue;
+		}
+		if (n > 1)
+			buf_putc(text, ',');
+		row_notification_text(text, s);
 	}
 	sqlite3_reset(s);
 	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 1 : fail(c, "notification_list");
 done:
 	if (!sqlite3_get_autocommit(c->db))
-		sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+		step_done(c, stmt(c, S_COMMIT), "commit");
 	reader_put(c);
-	if (rc <= 0) {
+	if (rc <= 0 || (text && text->oom)) {
 		json_decref(list);
-		return rc;
+		if (text) {
+			text->len = start;
+			if (text->data)
+				text->data[start] = '\0';
+		}
+		return rc <= 0 ? rc : -1;
+	}
+	if (text) {
+		buf_puts(text, "],\"next_before\":");
+		if (n > q->limit)
+			put_int(text, last);
+		else
+			buf_puts(text, "null");
+		buf_puts(text, ",\"unread_count\":");
+		put_int(text, count);
+		buf_putc(text, '}');
+		return 1;
 	}
 	*out = json_pack("{s:o, s:o, s:I}", "notifications", list, "next_before",
 	    n > q->limit ? json_integer(last) : json_null(), "unread_count",
 	    (json_int_t)count);
 	return 1;
+}
+
+int
+store_notification_list(struct store *st, const struct notification_query *q,
+    int64_t now, json_t **out)
+{
+	return notification_page(st, q, now, out, NULL);
+}
+
+int
+store_notification_list_text(struct store *st, const struct notification_query *q,
+    int64_t now, struct buf *out)
+{
+	return notification_page(st, q, now, NULL, out);
 }
 
 struct mark_args {

@@ -13,6 +13,8 @@
 #define STORE_BATCH_MAX 64
 
 #include <jansson.h>
+
+struct buf;
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -137,6 +139,9 @@ int	 store_notification_get(struct store *st, int64_t id, json_t **out);
 /* A page of a user's visible notifications: {"notifications","next_before","unread_count"}. */
 int	 store_notification_list(struct store *st,
 	    const struct notification_query *q, int64_t now, json_t **out);
+/* The same page as JSON text, appended to out (its own object). */
+int	 store_notification_list_text(struct store *st, const struct notification_query *q,
+	    int64_t now, struct buf *out);
 /*
  * Mark ids of user, all or nothing: when one id is not the user's,
  * returns 0 with *missing set and changes nothing. *result (new

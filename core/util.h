@@ -28,6 +28,11 @@ void	 buf_putc(struct buf *b, char c);
 void	 buf_printf(struct buf *b, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	 buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/*
+ * Append s (len bytes of UTF-8) as a JSON string, escaped as jansson's
+ * compact output escapes it: quote, backslash and control characters.
+ */
+void	 buf_json_string(struct buf *b, const char *s, size_t len);
 /* Hand the contents to the caller (malloc'd, NUL-terminated) and reset. */
 char	*buf_take(struct buf *b);
 

@@ -239,3 +239,42 @@ def test_the_migration_counts_what_is_there(daemons, tmp):
     d.start()
     assert d.ok("count", "--user", "bob")["unread_count"] == 2
     assert d.ok("check")["ok"]
+
+
+def test_pages_over_http_are_the_pages_of_the_operation(daemons):
+    """HTTP writes a page as text straight from the rows; the control socket
+    builds it as an object. Both say the same, field for field."""
+    d = daemons(http=True).start()
+    s = api(d)
+    bodies = [
+        {"title": "plain", "body": "b"},
+        {"title": "quote \" back \\ tab\t nl\n ctl \u0001 del \u007f", "body": None},
+        {"title": "ünïcödé ✓ 𝄞 ", "body": "emoji 🎉", "category": "cat", "priority": "high",
+         "url": "https://example.com/a?b=c&d=\"e\"", "data": {"n": [1, 2.5, True, None],
+                                                         "s": "ü\"\\", "o": {"k": {}}}},
+        {"title": None, "body": None, "data": {}},
+    ]
+    for b in bodies:
+        body = {"user": "pat", "type": "message", **{k: v for k, v in b.items() if v is not None}}
+        assert s.post(d.url + "/api/v1/notifications", json=body, timeout=10).status_code == 201
+    s.post(d.url + "/api/v1/notifications", json={"user": "pat", "type": "message",
+           "title": "later", "deliver_at": iso(time.time() + 0.3)}, timeout=10)
+    d.ok("read", "--user", "pat", "2")
+    d.ok("archive", "--user", "pat", "3")
+    listener = d.connect()
+    listener.call("watch")
+    while True:     # the scheduled one, released
+        ev = listener.read()
+        if ev.get("type") == "notification" and ev["data"].get("scheduled_id"):
+            break
+    listener.close()
+    for q in ({}, {"unread": "true"}, {"archived": "true"}, {"limit": 2},
+              {"limit": 2, "before": 4}, {"type": "message", "category": "cat"}):
+        over_http = s.get(d.url + "/api/v1/users/pat/notifications", params=q, timeout=10)
+        assert over_http.status_code == 200
+        args = ["list", "--user", "pat"]
+        for k, v in q.items():
+            args += ["--" + k] if v == "true" else ["--" + k, str(v)]
+        assert over_http.json() == d.ok(*args), q
+    page = s.get(d.url + "/api/v1/users/pat/notifications", timeout=10).json()
+    assert any(n.get("scheduled_id") and n.get("deliver_at") for n in page["notifications"])

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -190,11 +191,66 @@ test_default_socket(void **state)
 	assert_string_equal(path, want);
 }
 
+/* The formatter without gmtime agrees with gmtime over centuries, both signs of ms. */
+static void
+test_rfc3339_against_gmtime(void **state)
+{
+	(void)state;
+	uint64_t x = 88172645463325252ULL;
+	for (int i = 0; i < 200000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* 1900 .. 2200, and the edges of each day and year. */
+		int64_t ms = (int64_t)(x % 9467280000000ULL) - 2208988800000LL;
+		if (i % 4 == 1)
+			ms -= ms % 86400000;
+		if (i % 4 == 2)
+			ms -= ms % 86400000 + 1;
+		char got[40], want[96];
+		time_t secs = (time_t)(ms / 1000);
+		int frac = (int)(ms % 1000);
+		if (frac < 0) {
+			frac += 1000;
+			secs--;
+		}
+		struct tm tm;
+		gmtime_r(&secs, &tm);
+		snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+		time_format_rfc3339(got, sizeof got, ms);
+		if (strcmp(got, want) != 0)
+			fail_msg("%lld: %s, gmtime says %s", (long long)ms, got, want);
+	}
+}
+
+/* buf_json_string writes what jansson's compact dump writes, byte for byte. */
+static void
+test_json_string_as_jansson(void **state)
+{
+	(void)state;
+	static const char *const cases[] = {"", "plain", "quote \" and \\ back", "\t\n\r\b\f",
+	    "\x01\x1f\x7f ctl", "ünïcödé ✓ 𝄞", "a/b", "end\\"};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct buf b;
+		buf_init(&b);
+		buf_json_string(&b, cases[i], strlen(cases[i]));
+		json_t *j = json_string(cases[i]);
+		char *want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		assert_string_equal(b.data, want);
+		free(want);
+		json_decref(j);
+		buf_free(&b);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rfc3339_roundtrip),
+		cmocka_unit_test(test_rfc3339_against_gmtime),
+		cmocka_unit_test(test_json_string_as_jansson),
 		cmocka_unit_test(test_rfc3339_rejects),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_utf8),
