@@ -57,6 +57,9 @@ INSERT INTO notifications (user_id, type, title, body, data, created_at)
 SELECT 'u' || (i % 1000), 'message', 'Seeded notification ' || i,
        'Body text of a seeded notification, about as long as a real one.',
        '{"order":"A-' || i || '"}', 1700000000000 + i FROM n;
+-- What notifyd keeps itself: each user's unread count.
+UPDATE users SET unread = c.n FROM (SELECT user_id, count(*) AS n FROM notifications
+    GROUP BY user_id) AS c WHERE c.user_id = users.id;
 COMMIT;
 PRAGMA wal_checkpoint(TRUNCATE);
 SQL

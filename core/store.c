@@ -50,6 +50,7 @@ enum stmt_id {
 	S_COUNTS,
 	S_USER_EXISTS,
 	S_USER_ENSURE,
+	S_USER_ENSURE_UNREAD,
 	S_USER_GET,
 	S_USER_UPDATE,
 	S_NOTIF_INSERT,
@@ -102,10 +103,8 @@ enum stmt_id {
 	S_PREFS_CLEAR,
 	S_PREFS_INSERT,
 	S_PREFS_SET_USER,
-	S_NOTIF_HIDE,
 	S_NOTIF_SCHEDULED,
 	S_NOTIF_CANCEL,
-	S_NOTIF_HOLD,
 	S_NOTIF_RELEASE,
 	S_NOTIF_KEY_OF,
 	S_NOTIF_SET_KEY,
@@ -143,6 +142,9 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_USER_EXISTS] = "SELECT 1 FROM users WHERE id = ?1",
 	[S_USER_ENSURE] = "INSERT INTO users (id, created_at) VALUES (?1, ?2) "
 	    "ON CONFLICT (id) DO NOTHING",
+	/* The user, made if new, with one more unread: a create's one write to users. */
+	[S_USER_ENSURE_UNREAD] = "INSERT INTO users (id, created_at, unread) VALUES (?1, ?2, 1) "
+	    "ON CONFLICT (id) DO UPDATE SET unread = unread + 1",
 	[S_USER_GET] = "SELECT " UCOLS " FROM users WHERE id = ?1",
 	[S_USER_UPDATE] = "UPDATE users SET "
 	    "email = CASE WHEN ?2 THEN ?3 ELSE email END, "
@@ -152,8 +154,8 @@ static const char *const stmt_sql[S__COUNT] = {
 	    "WHERE id = ?1 RETURNING " UCOLS,
 	[S_NOTIF_INSERT] = "INSERT INTO notifications (user_id, type, category, "
 	    "priority, title, body, data, action_url, dedupe_key, created_at, "
-	    "deliver_at) VALUES (?1, ?2, ?3, coalesce(?4, 'normal'), ?5, ?6, ?7, "
-	    "?8, ?9, ?10, ?11) ON CONFLICT (user_id, dedupe_key) DO NOTHING",
+	    "deliver_at, archived_at, email_skipped) VALUES (?1, ?2, ?3, coalesce(?4, 'normal'), "
+	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (user_id, dedupe_key) DO NOTHING",
 	[S_NOTIF_BY_KEY] = "SELECT " NCOLS " FROM notifications "
 	    "WHERE user_id = ?1 AND dedupe_key = ?2",
 	[S_NOTIF_GET] = "SELECT " NCOLS " FROM notifications WHERE id = ?1",
@@ -265,16 +267,14 @@ static const char *const stmt_sql[S__COUNT] = {
 	    "VALUES (?1, ?2, ?3, ?4)",
 	[S_PREFS_SET_USER] = "UPDATE users SET quiet_start = ?2, quiet_end = ?3, quiet_days = ?4, "
 	    "digest = ?5, email_if_unread = ?6 WHERE id = ?1",
-	[S_NOTIF_HIDE] = "UPDATE notifications SET archived_at = ?2 WHERE id = ?1",
 	[S_NOTIF_SCHEDULED] = "SELECT deliver_at, id FROM notifications "
 	    "WHERE (id = ?1 OR scheduled_id = ?1) AND (?2 IS NULL OR user_id = ?2) "
 	    "ORDER BY id = ?1 DESC LIMIT 1",
-	[S_NOTIF_HOLD] = "UPDATE notifications SET deliver_at = deliver_at + ?2 WHERE id = ?1",
 	[S_NOTIF_RELEASE] = "INSERT INTO notifications (user_id, type, category, priority, title, "
 	    "body, data, action_url, created_at, deliver_at, read_at, seen_at, archived_at, "
-	    "scheduled_id) SELECT user_id, type, category, priority, title, body, data, action_url, "
-	    "created_at, deliver_at - ?2, read_at, seen_at, archived_at, id FROM notifications "
-	    "WHERE id = ?1 AND deliver_at >= ?2",
+	    "scheduled_id, email_skipped) SELECT user_id, type, category, priority, title, body, "
+	    "data, action_url, created_at, deliver_at - ?2, read_at, seen_at, archived_at, id, "
+	    "email_skipped FROM notifications WHERE id = ?1 AND deliver_at >= ?2",
 	[S_NOTIF_KEY_OF] = "SELECT dedupe_key FROM notifications WHERE id = ?1",
 	[S_NOTIF_SET_KEY] = "UPDATE notifications SET dedupe_key = ?2 WHERE id = ?1",
 	[S_NOTIF_DROP] = "DELETE FROM notifications WHERE id = ?1",
@@ -296,8 +296,24 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_DELIV_FINISH] = "UPDATE deliveries SET status = ?2, claimed = 0, next_attempt_at = ?3, "
 	    "last_error = coalesce(?4, last_error), sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END, "
 	    "updated_at = ?5 WHERE id = ?1",
+	/*
+	 * A notification shown at once has no in-app row (a create writes one
+	 * only to hold or skip it): it is reported as sent when it was made;
+	 * one whose email could not happen has no email row, but the reason
+	 * (email_skipped): reported as a skipped delivery.
+	 */
 	[S_DELIV_OF] = "SELECT channel, status, attempts, next_attempt_at, last_error, created_at, "
-	    "updated_at, sent_at, digest_id FROM deliveries WHERE notification_id = ?1 ORDER BY id",
+	    "updated_at, sent_at, digest_id FROM (SELECT 0 AS k, 0 AS id, 'in_app' AS channel, "
+	    "'sent' AS status, 0 AS attempts, NULL AS next_attempt_at, NULL AS last_error, "
+	    "n.created_at, n.created_at AS updated_at, n.created_at AS sent_at, NULL AS digest_id "
+	    "FROM notifications n WHERE n.id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries d "
+	    "WHERE d.notification_id = ?1 AND d.channel = 'in_app') "
+	    "UNION ALL SELECT 1, id, channel, status, attempts, next_attempt_at, last_error, "
+	    "created_at, updated_at, sent_at, digest_id FROM deliveries WHERE notification_id = ?1 "
+	    "UNION ALL SELECT 2, 0, 'email', 'skipped', 0, NULL, n.email_skipped, n.created_at, "
+	    "n.created_at, NULL, NULL FROM notifications n WHERE n.id = ?1 "
+	    "AND n.email_skipped IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries d "
+	    "WHERE d.notification_id = ?1 AND d.channel = 'email')) ORDER BY k, id",
 	/*
 	 * The users a digest run of period ?1 looks at: in that mode, or switched
 	 * off since with email parked for it (?2 is the reason parking wrote,
@@ -1315,39 +1331,29 @@ delivery_insert(struct conn *c, int64_t nid, unsigned ch, const struct routing *
 	return step_done(c, s, "delivery_insert");
 }
 
-/* Write the deliveries of a new notification as its recipient's preferences route it. */
+/*
+ * How the recipient's preferences route a new notification: in-app (shown
+ * now, held until due, or skipped: stored archived) and email. A user not
+ * stored yet has every default. Without a router (tests): shown, no rows.
+ */
 static int
-route_one(struct conn *c, const struct notification_new *in, int64_t id, int64_t now,
-    bool *hidden)
+route_decide(struct conn *c, const struct notification_new *in, int64_t now,
+    struct routing *ia, struct routing *em)
 {
-	char email[320], tz[80];
-	struct routing ia, em;
+	char email[320] = "", tz[80] = "";
+	*ia = (struct routing){DS_SENT, 0, NULL};
+	*em = (struct routing){DS_SKIPPED, 0, NULL};
+	if (in->route == NULL)
+		return 0;
 	if (c->prefs == NULL && (c->prefs = malloc(sizeof *c->prefs)) == NULL)
 		return -1;
 	struct prefs *p = c->prefs;
-	if (prefs_read(c, in->user, p, email, sizeof email, tz, sizeof tz) <= 0)
+	if (prefs_read(c, in->user, p, email, sizeof email, tz, sizeof tz) < 0)
 		return -1;
-	in->route(in->route_arg, in, p, email, tz, &ia, &em);
+	in->route(in->route_arg, in, p, email, tz, ia, em);
 	/* In-app: shown now, when due (the worker releases it), or not at all. */
-	if (ia.status == DS_SENT && in->deliver_at > now) {
-		ia = (struct routing){DS_PENDING, in->deliver_at, NULL};
-		sqlite3_stmt *s = stmt(c, S_NOTIF_HOLD);
-		sqlite3_bind_int64(s, 1, id);
-		sqlite3_bind_int64(s, 2, HIDDEN);
-		if (step_done(c, s, "notification_hold") != 0)
-			return -1;
-	}
-	*hidden = ia.status == DS_SKIPPED;
-	if (*hidden) {
-		sqlite3_stmt *s = stmt(c, S_NOTIF_HIDE);
-		sqlite3_bind_int64(s, 1, id);
-		sqlite3_bind_int64(s, 2, now);
-		if (step_done(c, s, "notification_hide") != 0)
-			return -1;
-	}
-	if (delivery_insert(c, id, CHANNEL_IN_APP, &ia, now) != 0 ||
-	    delivery_insert(c, id, CHANNEL_EMAIL, &em, now) != 0)
-		return -1;
+	if (ia->status == DS_SENT && in->deliver_at > now)
+		*ia = (struct routing){DS_PENDING, in->deliver_at, NULL};
 	return 1;
 }
 
@@ -1378,14 +1384,32 @@ unread_add(struct conn *c, const char *user, int64_t delta, int64_t *count)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c, "unread_add");
 }
 
-/* Insert one notification (and its user); *count: the unread count after it, when asked. */
+/*
+ * Insert one notification (and its user, when new), routed: held until
+ * due, or stored archived when in-app is off. Its rows: the notification,
+ * the user's (made or its count raised, one statement), an in-app delivery
+ * only to hold or skip it, and the email delivery. *count: the unread
+ * count after it, when asked.
+ */
 static int
 create_one(struct conn *c, const struct notification_new *in, int64_t now,
     json_t **out, int64_t *id, bool *created, bool *hidden, int64_t *count)
 {
-	if (user_ensure(c, in->user, now) < 0)
+	struct routing ia, em;
+	int routed = route_decide(c, in, now, &ia, &em);
+	if (routed < 0)
 		return -1;
-	sqlite3_stmt *s = stmt(c, S_NOTIF_INSERT);
+	*hidden = ia.status == DS_SKIPPED;
+	bool held = ia.status == DS_PENDING;
+	bool shown = !*hidden && !held && in->deliver_at <= now;
+	/* Without a key nothing can conflict: the user's write can count it at once. */
+	bool counted = shown && in->key == NULL;
+	sqlite3_stmt *s = stmt(c, counted ? S_USER_ENSURE_UNREAD : S_USER_ENSURE);
+	bind_text(s, 1, in->user);
+	sqlite3_bind_int64(s, 2, now);
+	if (step_done(c, s, "user_ensure") != 0)
+		return -1;
+	s = stmt(c, S_NOTIF_INSERT);
 	bind_text(s, 1, in->user);
 	bind_text(s, 2, in->type);
 	bind_text(s, 3, in->category);
@@ -1397,20 +1421,27 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 	bind_text(s, 9, in->key);
 	sqlite3_bind_int64(s, 10, now);
 	if (in->deliver_at > 0)
-		sqlite3_bind_int64(s, 11, in->deliver_at);
+		sqlite3_bind_int64(s, 11, in->deliver_at + (held ? HIDDEN : 0));
+	if (*hidden)
+		sqlite3_bind_int64(s, 12, now);
+	if (routed > 0 && em.status == DS_SKIPPED)
+		bind_text(s, 13, em.why ? em.why : "skipped");
 	if (step_done(c, s, "notification_insert") != 0)
 		return -1;
 	if (sqlite3_changes(c->db) > 0) {
 		/* The object is built after the commit, outside the writer's lock. */
 		*id = sqlite3_last_insert_rowid(c->db);
 		*created = true;
-		int rc = in->route ? route_one(c, in, *id, now, hidden) : 1;
-		/* Shown now (not held, not hidden): one more unread, and the count after it. */
 		int64_t after;
-		if (rc > 0 && !*hidden && in->deliver_at <= now &&
-		    unread_add(c, in->user, 1, in->count ? count : &after) < 0)
+		if (shown && !counted && unread_add(c, in->user, 1, &after) < 0)
 			return -1;
-		return rc;
+		if (shown && in->count && unread_count(c, in->user, count) < 0)
+			return -1;
+		if (routed > 0 && ((ia.status != DS_SENT &&
+		    delivery_insert(c, *id, CHANNEL_IN_APP, &ia, now) != 0) ||
+		    (em.status != DS_SKIPPED && delivery_insert(c, *id, CHANNEL_EMAIL, &em, now) != 0)))
+			return -1;
+		return 1;
 	}
 
 	/* The key was taken: hand back what it names. */

@@ -225,6 +225,7 @@ def test_the_migration_counts_what_is_there(daemons, tmp):
     db = sqlite3.connect(os.path.join(d.data_dir, "notifyd.db"))
     # Back to schema 8: no counter, the indexes of then.
     db.executescript("""
+        ALTER TABLE notifications DROP COLUMN email_skipped;
         ALTER TABLE users DROP COLUMN unread;
         DROP INDEX notifications_archived;
         DROP INDEX notifications_unread;
@@ -278,3 +279,30 @@ def test_pages_over_http_are_the_pages_of_the_operation(daemons):
         assert over_http.json() == d.ok(*args), q
     page = s.get(d.url + "/api/v1/users/pat/notifications", timeout=10).json()
     assert any(n.get("scheduled_id") and n.get("deliver_at") for n in page["notifications"])
+
+
+def test_a_create_writes_the_rows_that_can_happen(daemons):
+    """In-app shown at once and email that cannot happen are no delivery rows,
+    yet show reports both as before."""
+    import sqlite3
+    d = daemons().start()
+    nobody = d.ok("send", "--user", "nomail", "--type", "message", "--title", "a")["id"]
+    d.ok("user", "set", "off", "--email", "off@example.com")
+    d.ok("prefs", "set", "--user", "off", "email", "off")
+    opted_out = d.ok("send", "--user", "off", "--type", "message", "--title", "b")["id"]
+    d.ok("user", "set", "on", "--email", "on@example.com")
+    emailed = d.ok("send", "--user", "on", "--type", "message", "--title", "c")["id"]
+
+    def show(nid):
+        return {x["channel"]: x for x in d.ok("show", nid, "--deliveries")["deliveries"]}
+    assert show(nobody)["in_app"]["status"] == "sent"
+    assert (show(nobody)["email"]["status"], show(nobody)["email"]["last_error"]) == \
+        ("skipped", "no email address")
+    assert show(opted_out)["email"]["last_error"] == "email turned off"
+    assert show(emailed)["email"]["status"] in ("pending", "sent", "failed")
+    assert [x["channel"] for x in d.ok("show", emailed, "--deliveries")["deliveries"]] == \
+        ["in_app", "email"]
+    db = sqlite3.connect(os.path.join(d.data_dir, "notifyd.db"))
+    rows = db.execute("SELECT notification_id, channel FROM deliveries ORDER BY id").fetchall()
+    db.close()
+    assert rows == [(emailed, "email")]
