@@ -356,6 +356,7 @@ def test_migration_that_breaks_a_foreign_key_is_refused(daemons, tmp):
 
 def test_logs_are_logfmt_and_hold_no_secrets(nd):
     nd.ok("send", "--user", "alice smith", "--type", "m", "--title", "secret-title-text")
+    nd.ok("read", "--user", "alice smith", "--all")     # logged at info, with the user
     nd.wait_log('user="alice smith"')
     for line in nd.log().splitlines():
         assert line.startswith("ts=") and " level=" in line and " msg=" in line, line
