@@ -58,10 +58,11 @@ include $(OUT)/config.mk
 endif
 
 ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARNINGS) $(CFLAGS) \
-             -Icore -I$(OUT)/gen $(PKG_CFLAGS) -DHAVE_SYSTEMD=$(HAVE_SYSTEMD)
+             $(CORE_DIRS:%=-I%) -I$(OUT)/gen $(PKG_CFLAGS) -DHAVE_SYSTEMD=$(HAVE_SYSTEMD)
 LDLIBS     = $(PKG_LIBS) -lcivetweb -lpthread
 
-CORE_SRC  := $(sort $(wildcard core/*.c))
+CORE_DIRS := core $(sort $(patsubst %/,%,$(dir $(wildcard core/*/*.c))))
+CORE_SRC  := $(sort $(wildcard core/*.c core/*/*.c))
 CORE_OBJ  := $(CORE_SRC:%.c=$(OUT)/%.o) $(OUT)/gen/embedded_sql.o \
              $(OUT)/gen/embedded_templates.o $(OUT)/gen/embedded_web.o
 SQL       := $(sort $(wildcard sql/*.sql))

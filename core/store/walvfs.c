@@ -10,7 +10,7 @@
  *
  * This is only right when every commit syncs the WAL (synchronous=FULL):
  * other connections read committed frames from their own descriptors, and
- * SQLite makes a commit visible to them only after that sync. store.c uses
+ * SQLite makes a commit visible to them only after that sync. core/store/engine.c uses
  * it only then.
  *
  * A transaction that spilled pages into the WAL and was rolled back can

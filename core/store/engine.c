@@ -1,0 +1,734 @@
+/*
+ * engine — the SQLite store's machinery: open and migrate the database,
+ * one writer and a pool of readers, the group commit, and checkpoints off
+ * the commit path.
+ *
+ * Writes are queued and run by whichever writer gets there first, each in
+ * its own SAVEPOINT inside one transaction with the writes queued behind
+ * it: concurrent writers share one commit (and one fsync), and every
+ * caller returns only after the commit that carried its write.
+ */
+#define _GNU_SOURCE
+#include "store_impl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embed.h"
+#include "log.h"
+#include "util.h"
+#include "walvfs.h"
+
+/* The engine's own statements: transactions, and what is about the whole. */
+enum engine_stmt {
+	S_BEGIN,
+	S_READ_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
+	S_PING,
+	S_COUNTS,
+	S_ENGINE__COUNT
+};
+
+static const char *const statements[S_ENGINE__COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_READ_BEGIN] = "BEGIN",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT w",
+	[S_RELEASE] = "RELEASE w",
+	[S_ROLLBACK_TO] = "ROLLBACK TO w",
+	[S_PING] = "SELECT count(*) FROM sqlite_schema",
+	[S_COUNTS] = "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM notifications), "
+	    "(SELECT count(*) FROM mail)",
+};
+
+const struct stmt_table engine_sql = {statements, S_ENGINE__COUNT};
+
+#define stmt(c, id) stmt_get((c), T_ENGINE, (id))
+
+/* Every file's statements, in the order of T_*. */
+static const struct stmt_table *const tables[T__COUNT] = {
+	[T_ENGINE] = &engine_sql, [T_PEOPLE] = &people_sql, [T_NOTIF] = &notif_sql,
+	[T_MAIL] = &mail_sql,
+};
+
+/* Why the calling thread's last write failed (store_last_error). */
+static _Thread_local enum store_error last_error;
+
+/* Log the connection's last error for what was being done. */
+int
+fail(struct conn *c, const char *what)
+{
+	log_error("database error", "op=%s error=%s", what, sqlite3_errmsg(c->db));
+	return -1;
+}
+
+sqlite3_stmt *
+stmt_get(struct conn *c, int t, int id)
+{
+	sqlite3_stmt *s = c->stmt[t][id];
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+void
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v == NULL)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+/* Run a statement that returns no rows (after binding); <0 on error. */
+int
+step_done(struct conn *c, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : fail(c, what);
+}
+
+/* Run a statement that returns one integer (after binding) into *out; <0 on error. */
+int
+step_int64(struct conn *c, sqlite3_stmt *s, int64_t *out, const char *what)
+{
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : fail(c, what);
+}
+
+static int
+exec(struct conn *c, enum engine_stmt id)
+{
+	return step_done(c, stmt(c, id), statements[id]);
+}
+
+int
+read_begin(struct conn *c)
+{
+	return exec(c, S_READ_BEGIN);
+}
+
+void
+read_end(struct conn *c)
+{
+	if (!sqlite3_get_autocommit(c->db))
+		exec(c, S_COMMIT);
+}
+
+/* A time column as RFC 3339 text, or JSON null. */
+json_t *
+time_json(sqlite3_stmt *s, int col)
+{
+	char ts[40];
+	if (sqlite3_column_type(s, col) == SQLITE_NULL)
+		return json_null();
+	time_format_rfc3339(ts, sizeof ts, sqlite3_column_int64(s, col));
+	return json_string(ts);
+}
+
+json_t *
+text_json(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	return t == NULL ? json_null() : json_string((const char *)t);
+}
+
+/* A reader connection, locked; give it back with reader_put(). */
+struct conn *
+reader_get(struct store *st)
+{
+	unsigned start = __atomic_fetch_add(&st->next_reader, 1, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < READERS; i++) {
+		struct conn *c = &st->r[(start + i) % READERS];
+		if (pthread_mutex_trylock(&c->lock) == 0)
+			return c;
+	}
+	struct conn *c = &st->r[start % READERS];
+	pthread_mutex_lock(&c->lock);
+	return c;
+}
+
+void
+reader_put(struct conn *c)
+{
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* What a failure of connection c's last statement means to a caller. */
+static enum store_error
+error_class(struct conn *c)
+{
+	switch (sqlite3_errcode(c->db)) {
+	case SQLITE_FULL:
+		return STORE_FULL;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return STORE_BUSY;
+	default:
+		return STORE_FAILED;
+	}
+}
+
+/*
+ * Run a batch of writes in one transaction. The common case runs them
+ * straight; when one fails or finds nothing (a write that must change
+ * nothing), the transaction is rolled back and the batch run again with
+ * each write in its own savepoint. Writes must be safe to run twice.
+ */
+static void
+run_batch(struct store *st, struct wreq *batch)
+{
+	struct conn *c = &st->w;
+	int n = 0;
+	bool isolate = false;
+	pthread_mutex_lock(&c->lock);
+again:
+	if (exec(c, S_BEGIN) != 0) {
+		enum store_error e = error_class(c);
+		for (struct wreq *r = batch; r; r = r->next) {
+			r->rc = -1;
+			r->err = e;
+		}
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	n = 0;
+	for (struct wreq *r = batch; r; r = r->next, n++) {
+		if (!isolate) {
+			r->rc = r->fn(c, r->arg);
+			r->err = r->rc < 0 ? error_class(c) : STORE_OK;
+			if (r->rc <= 0 && (batch->next != NULL || r->rc < 0)) {
+				exec(c, S_ROLLBACK);
+				isolate = true;
+				goto again;
+			}
+			continue;
+		}
+		if (exec(c, S_SAVEPOINT) != 0) {
+			r->rc = -1;
+			r->err = error_class(c);
+			continue;
+		}
+		r->rc = r->fn(c, r->arg);
+		r->err = r->rc < 0 ? error_class(c) : STORE_OK;
+		/* Not found or refused is all or nothing too. */
+		if (r->rc <= 0)
+			exec(c, S_ROLLBACK_TO);
+		exec(c, S_RELEASE);
+	}
+	/* A lone write that found nothing: nothing to keep. */
+	if (!isolate && batch->next == NULL && batch->rc == 0) {
+		exec(c, S_ROLLBACK);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	if (exec(c, S_COMMIT) != 0) {
+		enum store_error e = error_class(c);
+		exec(c, S_ROLLBACK);
+		for (struct wreq *r = batch; r; r = r->next) {
+			r->rc = -1;
+			r->err = e;
+		}
+	} else {
+		st->commits++;
+		st->writes += n;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * Lead a write batch: take everything queued (self among it), run it in
+ * one transaction, publish, then wake each of the batch and the first of
+ * those queued meanwhile, who leads the next. Each waiter is woken exactly
+ * once, after the queue's lock is released, so waking never holds anyone up.
+ */
+static void
+lead_batch(struct store *st, struct wreq *self)
+{
+	struct wreq *batch, *next_leader;
+
+	pthread_mutex_lock(&st->qlock);
+	batch = st->queue;
+	st->queue = NULL;
+	st->qtail = &st->queue;
+	pthread_mutex_unlock(&st->qlock);
+	run_batch(st, batch);
+	/* One leader at a time: events leave in the order their writes committed. */
+	for (struct wreq *r = batch; r; r = r->next)
+		if (r->rc > 0 && r->publish != NULL)
+			r->publish(r->arg);
+	pthread_mutex_lock(&st->qlock);
+	next_leader = st->queue;
+	if (next_leader == NULL)
+		st->writing = false;
+	pthread_mutex_unlock(&st->qlock);
+	for (struct wreq *r = batch, *next; r; r = next) {
+		next = r->next;		/* r is gone once posted */
+		r->done = true;
+		if (r != self)
+			sem_post(&r->wake);
+	}
+	if (next_leader != NULL)
+		sem_post(&next_leader->wake);
+}
+
+/*
+ * Run fn(writer, args[i]) for each of n writes (reqs: room for n), queued
+ * together so they share a transaction, and put each result in rcs[i] once
+ * it is committed (or failed: then <0, whatever fn returned). The first
+ * writer leads a batch of everything queued; the others sleep until their
+ * batch is done.
+ */
+void
+store_write_many(struct store *st, int (*fn)(struct conn *, void *), void (*publish)(void *),
+    void **args, int n, int *rcs, struct wreq *reqs)
+{
+	bool lead;
+
+	for (int i = 0; i < n; i++) {
+		reqs[i] = (struct wreq){.fn = fn, .arg = args[i], .publish = publish,
+		    .next = i + 1 < n ? &reqs[i + 1] : NULL};
+		sem_init(&reqs[i].wake, 0, 0);
+	}
+	pthread_mutex_lock(&st->qlock);
+	*st->qtail = &reqs[0];
+	st->qtail = &reqs[n - 1].next;
+	lead = !st->writing;
+	st->writing = true;
+	pthread_mutex_unlock(&st->qlock);
+	for (int i = 0; i < n; i++) {
+		if (!lead) {
+			while (sem_wait(&reqs[i].wake) != 0 && errno == EINTR)
+				;
+			if (reqs[i].done)
+				continue;
+		}
+		/* Woken to lead (or first): the batch holds this one and those after it. */
+		lead = false;
+		lead_batch(st, &reqs[i]);
+	}
+	last_error = STORE_OK;
+	for (int i = 0; i < n; i++) {
+		rcs[i] = reqs[i].rc;
+		if (reqs[i].rc < 0 && last_error != STORE_FULL)
+			last_error = reqs[i].err;
+		sem_destroy(&reqs[i].wake);
+	}
+}
+
+enum store_error
+store_last_error(void)
+{
+	enum store_error e = last_error;
+	last_error = STORE_OK;
+	return e;
+}
+
+int
+store_write_pub(struct store *st, int (*fn)(struct conn *, void *), void (*publish)(void *),
+    void *arg)
+{
+	struct wreq req;
+	int rc;
+	store_write_many(st, fn, publish, &arg, 1, &rc, &req);
+	return rc;
+}
+
+int
+store_write(struct store *st, int (*fn)(struct conn *, void *), void *arg)
+{
+	return store_write_pub(st, fn, NULL, arg);
+}
+
+int
+store_schema_version(void)
+{
+	int n = 0;
+	while (embedded_sql[n].name != NULL)
+		n++;
+	return n;
+}
+
+/* Read PRAGMA user_version. */
+static int
+user_version(sqlite3 *db, int *v)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* The first row of PRAGMA foreign_key_check, as "table rowid -> parent"; 0 when none. */
+static int
+foreign_key_broken(sqlite3 *db, char *buf, size_t len)
+{
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		snprintf(buf, len, "%s row %lld -> %s", (const char *)sqlite3_column_text(s, 0),
+		    (long long)sqlite3_column_int64(s, 1), (const char *)sqlite3_column_text(s, 2));
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Apply the embedded migrations newer than the database, one transaction
+ * each. Foreign keys are off while they run, so that a migration can
+ * rebuild a table (dropping a parent table would otherwise delete its
+ * children), and each is checked with foreign_key_check before it commits.
+ */
+static int
+migrate(sqlite3 *db, const char *path, int have, char *err, size_t errlen)
+{
+	int want = store_schema_version(), rc = 0;
+	if (have < want &&
+	    sqlite3_exec(db, "PRAGMA foreign_keys = OFF", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		return -1;
+	}
+	if (have < want)
+		log_info("migrating", "db=%s from=%d to=%d", path, have, want);
+	for (int i = have; i < want && rc == 0; i++) {
+		const struct embedded *m = &embedded_sql[i];
+		char *sql = NULL, *msg = NULL, broken[200] = "";
+		if (asprintf(&sql, "BEGIN IMMEDIATE;\n%s\n;PRAGMA user_version = %d;",
+		    (const char *)m->data, i + 1) < 0) {
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+			break;
+		}
+		int src = sqlite3_exec(db, sql, NULL, NULL, &msg);
+		free(sql);
+		int fk = src == SQLITE_OK ? foreign_key_broken(db, broken, sizeof broken) : 0;
+		if (src == SQLITE_OK && fk == 0)
+			src = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
+		if (src != SQLITE_OK || fk != 0) {
+			snprintf(err, errlen, "%s: migration %s failed: %s%s", path, m->name,
+			    fk > 0 ? "it breaks a foreign key: " : "",
+			    fk > 0 ? broken : msg ? msg : sqlite3_errmsg(db));
+			sqlite3_free(msg);
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			rc = -1;
+			break;
+		}
+		log_info("migrated", "db=%s migration=%s version=%d", path, m->name, i + 1);
+	}
+	if (sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK && rc == 0) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		rc = -1;
+	}
+	return rc;
+}
+
+/* Open one connection with its pragmas; the first one checks and migrates the schema. */
+static int
+conn_open(struct conn *c, const char *path, const struct store_options *opt,
+    bool first, char *err, size_t errlen)
+{
+	int have = 0, want = store_schema_version();
+	char pragmas[160];
+
+	pthread_mutex_init(&c->lock, NULL);
+	/* With every commit synced, the WAL's writes can wait for that sync. */
+	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE |
+	    (first ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX,
+	    opt->sync_full ? walvfs_register() : NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+		    c->db ? sqlite3_errmsg(c->db) : "cannot open");
+		return -1;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, (int)opt->busy_timeout);
+	if (first) {
+		/* Look before touching: a newer schema must not be modified at all. */
+		if (user_version(c->db, &have) != 0) {
+			snprintf(err, errlen, "%s: not a notifyd database: %s", path,
+			    sqlite3_errmsg(c->db));
+			return -1;
+		}
+		if (have > want) {
+			snprintf(err, errlen, "%s: database schema version %d is newer than "
+			    "this notifyd understands (%d); run a newer notifyd or restore "
+			    "a backup", path, have, want);
+			return -1;
+		}
+	}
+	snprintf(pragmas, sizeof pragmas, "PRAGMA journal_mode = WAL; "
+	    "PRAGMA synchronous = %s; PRAGMA foreign_keys = ON;%s",
+	    opt->sync_full ? "FULL" : "NORMAL", first ? "" : " PRAGMA query_only = 1;");
+	char *msg = NULL;
+	if (sqlite3_exec(c->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(c->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	if (first && migrate(c->db, path, have, err, errlen) != 0)
+		return -1;
+	for (int t = 0; t < T__COUNT; t++) {
+		const struct stmt_table *tab = tables[t];
+		if ((c->stmt[t] = calloc((size_t)tab->n, sizeof *c->stmt[t])) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		for (int i = 0; i < tab->n; i++)
+			if (sqlite3_prepare_v3(c->db, tab->sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+			    &c->stmt[t][i], NULL) != SQLITE_OK) {
+				snprintf(err, errlen, "%s: preparing statement %d of %d: %s",
+				    path, i, t, sqlite3_errmsg(c->db));
+				return -1;
+			}
+	}
+	return 0;
+}
+
+static void
+conn_close(struct conn *c, bool optimize)
+{
+	for (int t = 0; t < T__COUNT; t++) {
+		for (int i = 0; c->stmt[t] != NULL && i < tables[t]->n; i++)
+			sqlite3_finalize(c->stmt[t][i]);
+		free(c->stmt[t]);
+	}
+	if (c->db != NULL) {
+		if (optimize)
+			sqlite3_exec(c->db, "PRAGMA optimize", NULL, NULL, NULL);
+		sqlite3_close(c->db);
+	}
+	free(c->prefs);
+	pthread_mutex_destroy(&c->lock);
+}
+
+/* After each commit: wake the checkpointer when the WAL has grown enough. */
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store *st = arg;
+	(void)db;
+	(void)name;
+	pthread_mutex_lock(&st->ckpt_lock);
+	st->wal_pages = pages;
+	if (pages >= CHECKPOINT_PAGES)
+		pthread_cond_signal(&st->ckpt_cond);
+	pthread_mutex_unlock(&st->ckpt_lock);
+	return SQLITE_OK;
+}
+
+/* Copy the WAL into the database whenever it has grown; never blocks writers. */
+static void *
+checkpointer_main(void *arg)
+{
+	struct store *st = arg;
+	pthread_mutex_lock(&st->ckpt_lock);
+	for (;;) {
+		while (!st->ckpt_stop && st->wal_pages < CHECKPOINT_PAGES)
+			pthread_cond_wait(&st->ckpt_cond, &st->ckpt_lock);
+		if (st->ckpt_stop)
+			break;
+		st->wal_pages = 0;
+		pthread_mutex_unlock(&st->ckpt_lock);
+		int logged = 0, done = 0;
+		int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+		    &logged, &done);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			log_warn("checkpoint failed", "error=%s", sqlite3_errmsg(st->ckpt_db));
+		pthread_mutex_lock(&st->ckpt_lock);
+	}
+	pthread_mutex_unlock(&st->ckpt_lock);
+	return NULL;
+}
+
+/* Open the checkpointer's connection and start it. */
+static int
+checkpointer_start(struct store *st, const struct store_options *opt, char *err, size_t errlen)
+{
+	if (sqlite3_open_v2(st->path, &st->ckpt_db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, opt->sync_full ? walvfs_register() : NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->ckpt_db));
+		return -1;
+	}
+	sqlite3_busy_timeout(st->ckpt_db, (int)opt->busy_timeout);
+	sqlite3_exec(st->ckpt_db, opt->sync_full ? "PRAGMA synchronous = FULL" :
+	    "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+	/* The writer no longer checkpoints inside its commits. */
+	sqlite3_exec(st->w.db, "PRAGMA wal_autocheckpoint = 0", NULL, NULL, NULL);
+	sqlite3_wal_hook(st->w.db, wal_hook, st);
+	if (pthread_create(&st->ckpt_thread, NULL, checkpointer_main, st) != 0) {
+		snprintf(err, errlen, "cannot start the checkpoint thread");
+		return -1;
+	}
+	st->ckpt_running = true;
+	return 0;
+}
+
+int
+store_open(struct store **out, const char *path, const struct store_options *opt,
+    char *err, size_t errlen)
+{
+	struct store *st = calloc(1, sizeof *st);
+	if (st == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	st->path = strdup(path);
+	st->qtail = &st->queue;
+	pthread_mutex_init(&st->qlock, NULL);
+	pthread_mutex_init(&st->klock, NULL);
+	pthread_mutex_init(&st->ckpt_lock, NULL);
+	pthread_cond_init(&st->ckpt_cond, NULL);
+	if (conn_open(&st->w, path, opt, true, err, errlen) != 0)
+		goto bad;
+	for (int i = 0; i < READERS; i++)
+		if (conn_open(&st->r[i], path, opt, false, err, errlen) != 0)
+			goto bad;
+	if (checkpointer_start(st, opt, err, errlen) != 0)
+		goto bad;
+	*out = st;
+	return 1;
+bad:
+	store_close(st);
+	return -1;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	if (st->ckpt_running) {
+		pthread_mutex_lock(&st->ckpt_lock);
+		st->ckpt_stop = true;
+		pthread_cond_signal(&st->ckpt_cond);
+		pthread_mutex_unlock(&st->ckpt_lock);
+		pthread_join(st->ckpt_thread, NULL);
+	}
+	sqlite3_close(st->ckpt_db);
+	for (int i = 0; i < READERS; i++)
+		conn_close(&st->r[i], false);
+	conn_close(&st->w, true);
+	pthread_mutex_destroy(&st->qlock);
+	pthread_mutex_destroy(&st->klock);
+	pthread_mutex_destroy(&st->ckpt_lock);
+	pthread_cond_destroy(&st->ckpt_cond);
+	free(st->path);
+	free(st);
+}
+
+void
+store_stats(struct store *st, int64_t *commits, int64_t *writes)
+{
+	pthread_mutex_lock(&st->w.lock);
+	*commits = st->commits;
+	*writes = st->writes;
+	pthread_mutex_unlock(&st->w.lock);
+}
+
+int
+store_ping(struct store *st)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_PING);
+	int rc = sqlite3_step(s) == SQLITE_ROW ? 1 : fail(c, "ping");
+	sqlite3_reset(s);
+	reader_put(c);
+	return rc;
+}
+
+int
+store_counts(struct store *st, int64_t *users, int64_t *notifications, int64_t *mail)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_COUNTS);
+	int rc = sqlite3_step(s) == SQLITE_ROW ? 1 : fail(c, "counts");
+	if (rc > 0) {
+		*users = sqlite3_column_int64(s, 0);
+		*notifications = sqlite3_column_int64(s, 1);
+		*mail = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	reader_put(c);
+	return rc;
+}
+
+int
+store_check(struct store *st, bool full, bool repair, json_t **out)
+{
+	json_t *integrity = json_array(), *fks = json_array(), *counts = json_array();
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(c->db, full ? "PRAGMA integrity_check" : "PRAGMA quick_check",
+	    -1, &s, NULL) == SQLITE_OK ? 0 : -1;
+	while (rc == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *m = (const char *)sqlite3_column_text(s, 0);
+		if (m != NULL && strcmp(m, "ok") != 0)
+			json_array_append_new(integrity, json_string(m));
+		rc = 0;
+	}
+	sqlite3_finalize(s);
+	rc = rc == SQLITE_DONE ? 0 : -1;
+	if (rc == 0 && sqlite3_prepare_v2(c->db, "PRAGMA foreign_key_check", -1, &s, NULL) ==
+	    SQLITE_OK) {
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+			json_array_append_new(fks, json_pack("{s:s?, s:I, s:s?}", "table",
+			    (const char *)sqlite3_column_text(s, 0), "rowid",
+			    (json_int_t)sqlite3_column_int64(s, 1), "parent",
+			    (const char *)sqlite3_column_text(s, 2)));
+		sqlite3_finalize(s);
+		rc = rc == SQLITE_DONE ? 0 : -1;
+	}
+	if (rc == 0)
+		rc = unread_mismatches(c, counts);
+	if (rc < 0)
+		fail(c, "check");
+	reader_put(c);
+	json_int_t repaired = 0;
+	if (rc == 0 && repair && json_array_size(counts) > 0) {
+		json_t *fixed = json_array();
+		rc = store_write(st, repair_w, fixed) > 0 ? 0 : -1;
+		repaired = (json_int_t)json_array_size(fixed);
+		json_decref(fixed);
+	}
+	if (rc < 0) {
+		json_decref(integrity);
+		json_decref(fks);
+		json_decref(counts);
+		return -1;
+	}
+	bool ok = json_array_size(integrity) == 0 && json_array_size(fks) == 0 &&
+	    (json_array_size(counts) == 0 || repaired > 0);
+	*out = json_pack("{s:b, s:s, s:o, s:o, s:o, s:I}", "ok", ok, "integrity",
+	    json_array_size(integrity) ? "damaged" : "ok", "integrity_errors", integrity,
+	    "foreign_key_errors", fks, "unread_mismatches", counts, "repaired", repaired);
+	return 1;
+}
+
+/* Two integers a statement's one row holds; false on an error. */
+bool
+step_two(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *a, int64_t *b)
+{
+	int rc = sqlite3_step(s);
+	*a = *b = 0;
+	if (rc == SQLITE_ROW) {
+		*a = sqlite3_column_int64(s, 0);
+		*b = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE || fail(c, what) == 0;
+}

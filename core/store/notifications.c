@@ -1,0 +1,1481 @@
+/*
+ * notifications — notifications, each user's unread count, their
+ * deliveries (the outbox) and digests.
+ */
+#define _GNU_SOURCE
+#include "store_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "log.h"
+#include "util.h"
+
+/* The columns a notification object is made of, in row_notification() order. */
+#define NCOLS "id, user_id, type, category, priority, title, body, data, " \
+	"action_url, created_at, read_at, archived_at, deliver_at, scheduled_id"
+/*
+ * While a scheduled notification waits for the worker to release it, its
+ * deliver_at holds the due time plus HIDDEN, so that every visibility test
+ * (deliver_at <= now) keeps it out of sight even once the time has passed:
+ * it becomes visible only as the new row the release writes.
+ */
+#define HIDDEN (1LL << 52)
+
+/* Statements about notifications, their deliveries and digests. */
+enum notif_stmt {
+	S_USER_ENSURE_UNREAD,
+	S_NOTIF_INSERT,
+	S_NOTIF_BY_KEY,
+	S_NOTIF_GET,
+	S_NOTIF_GET_RELEASED,
+	S_NOTIF_LIST,
+	S_NOTIF_LIST_UNREAD,
+	S_NOTIF_LIST_ARCHIVED,
+	S_NOTIF_OWNED,
+	S_NOTIF_OWNED_RELEASED,
+	S_NOTIF_SET_READ,
+	S_NOTIF_SET_UNREAD,
+	S_NOTIF_SET_ARCHIVED,
+	S_NOTIF_SET_UNARCHIVED,
+	S_NOTIF_MAX_VISIBLE,
+	S_NOTIF_READ_ALL,
+	S_NOTIF_DELETE,
+	S_UNREAD_COUNT,
+	S_UNREAD_ADD,
+	S_UNREAD_SET,
+	S_UNREAD_RELEASED,
+	S_UNREAD_CHECK,
+	S_NOTIF_AFTER,
+	S_NOTIF_SCHEDULED,
+	S_NOTIF_CANCEL,
+	S_NOTIF_RELEASE,
+	S_NOTIF_KEY_OF,
+	S_NOTIF_SET_KEY,
+	S_NOTIF_DROP,
+	S_DELIV_MOVE,
+	S_DELIV_NOTIF,
+	S_DELIV_INSERT,
+	S_DELIV_CLAIM,
+	S_DELIV_NEXT,
+	S_DELIV_UNCLAIM,
+	S_DELIV_FINISH,
+	S_DELIV_OF,
+	S_DIGEST_CANDIDATES,
+	S_DIGEST_INSERT,
+	S_DIGEST_TALLY,
+	S_DIGEST_PARKED_DONE,
+	S_DIGEST_EMAIL,
+	S_DIGEST_SET,
+	S_DIGEST_GET,
+	S_DIGEST_ITEMS,
+	S_NOTIF__COUNT
+};
+
+static const char *const statements[S_NOTIF__COUNT] = {
+	[S_USER_ENSURE_UNREAD] = "INSERT INTO users (id, created_at, unread) VALUES (?1, ?2, 1) "
+	    "ON CONFLICT (id) DO UPDATE SET unread = unread + 1",
+	[S_NOTIF_INSERT] = "INSERT INTO notifications (user_id, type, category, "
+	    "priority, title, body, data, action_url, dedupe_key, created_at, "
+	    "deliver_at, archived_at, email_skipped) VALUES (?1, ?2, ?3, coalesce(?4, 'normal'), "
+	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (user_id, dedupe_key) DO NOTHING",
+	[S_NOTIF_BY_KEY] = "SELECT " NCOLS " FROM notifications "
+	    "WHERE user_id = ?1 AND dedupe_key = ?2",
+	[S_NOTIF_GET] = "SELECT " NCOLS " FROM notifications WHERE id = ?1",
+	[S_NOTIF_GET_RELEASED] = "SELECT " NCOLS " FROM notifications WHERE scheduled_id = ?1",
+	/*
+	 * A page of the inbox, of its unread, of the archived; each walks its
+	 * own index (sql/010_inbox_indexes.sql) in id order. test_store
+	 * checks their plans with EXPLAIN QUERY PLAN.
+	 */
+	[S_NOTIF_LIST] = "SELECT " NCOLS " FROM notifications INDEXED BY notifications_by_user "
+	    "WHERE user_id = ?1 AND id < ?2 AND archived_at IS NULL "
+	    "AND (deliver_at IS NULL OR deliver_at <= ?7) "
+	    "AND (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR category = ?5) "
+	    "ORDER BY id DESC LIMIT ?8",
+	[S_NOTIF_LIST_UNREAD] = "SELECT " NCOLS " FROM notifications INDEXED BY "
+	    "notifications_unread WHERE user_id = ?1 AND id < ?2 AND read_at IS NULL "
+	    "AND archived_at IS NULL AND (deliver_at IS NULL OR deliver_at <= ?7) "
+	    "AND (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR category = ?5) "
+	    "ORDER BY id DESC LIMIT ?8",
+	[S_NOTIF_LIST_ARCHIVED] = "SELECT " NCOLS " FROM notifications INDEXED BY "
+	    "notifications_archived WHERE user_id = ?1 AND id < ?2 AND archived_at IS NOT NULL "
+	    "AND (?3 = 0 OR read_at IS NULL) "
+	    "AND (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR category = ?5) "
+	    "AND (deliver_at IS NULL OR deliver_at <= ?7) ORDER BY id DESC LIMIT ?8",
+	[S_NOTIF_OWNED] = "SELECT id FROM notifications "
+	    "WHERE id = ?1 AND user_id = ?2 AND (deliver_at IS NULL OR deliver_at <= ?3)",
+	[S_NOTIF_OWNED_RELEASED] = "SELECT id FROM notifications "
+	    "WHERE scheduled_id = ?1 AND user_id = ?2 AND (deliver_at IS NULL OR deliver_at <= ?3)",
+	/* Each returns what the change does to the unread count: -1, 0 or +1. */
+	[S_NOTIF_SET_READ] = "UPDATE notifications SET read_at = ?3 "
+	    "WHERE id = ?1 AND user_id = ?2 AND read_at IS NULL "
+	    "RETURNING -(archived_at IS NULL)",
+	[S_NOTIF_SET_UNREAD] = "UPDATE notifications SET read_at = NULL "
+	    "WHERE id = ?1 AND user_id = ?2 AND read_at IS NOT NULL "
+	    "RETURNING archived_at IS NULL",
+	[S_NOTIF_SET_ARCHIVED] = "UPDATE notifications SET archived_at = ?3 "
+	    "WHERE id = ?1 AND user_id = ?2 AND archived_at IS NULL "
+	    "RETURNING -(read_at IS NULL)",
+	[S_NOTIF_SET_UNARCHIVED] = "UPDATE notifications SET archived_at = NULL "
+	    "WHERE id = ?1 AND user_id = ?2 AND archived_at IS NOT NULL "
+	    "RETURNING read_at IS NULL",
+	[S_NOTIF_MAX_VISIBLE] = "SELECT coalesce(max(id), 0) FROM notifications "
+	    "WHERE user_id = ?1 AND (deliver_at IS NULL OR deliver_at <= ?2)",
+	[S_NOTIF_READ_ALL] = "UPDATE notifications SET read_at = ?2 "
+	    "WHERE user_id = ?1 AND id <= ?3 AND read_at IS NULL "
+	    "AND (deliver_at IS NULL OR deliver_at <= ?2)",
+	[S_NOTIF_DELETE] = "DELETE FROM notifications WHERE id = ?1 "
+	    "AND (?2 IS NULL OR user_id = ?2) RETURNING user_id, "
+	    "read_at IS NULL AND archived_at IS NULL AND (deliver_at IS NULL OR deliver_at < ?3)",
+	/* The user's counter (sql/009_unread_counter.sql); no row: no such user. */
+	[S_UNREAD_COUNT] = "SELECT unread FROM users WHERE id = ?1",
+	[S_UNREAD_ADD] = "UPDATE users SET unread = unread + ?2 WHERE id = ?1 RETURNING unread",
+	[S_UNREAD_SET] = "UPDATE users SET unread = ?2 WHERE id = ?1",
+	/* The released row, when it counts: visible by then, unread, not archived. */
+	[S_UNREAD_RELEASED] = "UPDATE users SET unread = unread + 1 WHERE id = (SELECT user_id "
+	    "FROM notifications WHERE id = ?1 AND read_at IS NULL AND archived_at IS NULL)",
+	/* For check: users whose counter disagrees with their rows. */
+	[S_UNREAD_CHECK] = "SELECT u.id, u.unread, (SELECT count(*) FROM notifications n "
+	    "WHERE n.user_id = u.id AND n.read_at IS NULL AND n.archived_at IS NULL "
+	    "AND (n.deliver_at IS NULL OR n.deliver_at < ?1)) AS actual FROM users u "
+	    "WHERE unread != actual ORDER BY u.id",
+	[S_NOTIF_AFTER] = "SELECT " NCOLS " FROM notifications "
+	    "WHERE user_id = ?1 AND id > ?2 AND (deliver_at IS NULL OR deliver_at <= ?3) "
+	    "ORDER BY id LIMIT ?4",
+	[S_NOTIF_SCHEDULED] = "SELECT deliver_at, id FROM notifications "
+	    "WHERE (id = ?1 OR scheduled_id = ?1) AND (?2 IS NULL OR user_id = ?2) "
+	    "ORDER BY id = ?1 DESC LIMIT 1",
+	[S_NOTIF_CANCEL] = "DELETE FROM notifications WHERE id = ?1",
+	[S_NOTIF_RELEASE] = "INSERT INTO notifications (user_id, type, category, priority, title, "
+	    "body, data, action_url, created_at, deliver_at, read_at, seen_at, archived_at, "
+	    "scheduled_id, email_skipped) SELECT user_id, type, category, priority, title, body, "
+	    "data, action_url, created_at, deliver_at - ?2, read_at, seen_at, archived_at, id, "
+	    "email_skipped FROM notifications WHERE id = ?1 AND deliver_at >= ?2",
+	[S_NOTIF_KEY_OF] = "SELECT dedupe_key FROM notifications WHERE id = ?1",
+	[S_NOTIF_SET_KEY] = "UPDATE notifications SET dedupe_key = ?2 WHERE id = ?1",
+	[S_NOTIF_DROP] = "DELETE FROM notifications WHERE id = ?1",
+	[S_DELIV_MOVE] = "UPDATE deliveries SET notification_id = ?2 WHERE notification_id = ?1",
+	[S_DELIV_NOTIF] = "SELECT " NCOLS " FROM notifications WHERE id = "
+	    "(SELECT notification_id FROM deliveries WHERE id = ?1)",
+	[S_DELIV_INSERT] = "INSERT INTO deliveries (notification_id, channel, status, "
+	    "next_attempt_at, last_error, created_at, updated_at, sent_at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+	[S_DELIV_CLAIM] = "UPDATE deliveries SET claimed = 1, attempts = attempts + 1, "
+	    "updated_at = ?1 WHERE id IN (SELECT id FROM deliveries "
+	    "WHERE status IN ('pending', 'deferred') AND next_attempt_at <= ?1 AND claimed = 0 "
+	    "ORDER BY next_attempt_at LIMIT ?2) "
+	    "RETURNING id, coalesce(notification_id, 0), channel, attempts, coalesce(digest_id, 0)",
+	[S_DELIV_NEXT] = "SELECT min(next_attempt_at) FROM deliveries "
+	    "WHERE status IN ('pending', 'deferred') AND claimed = 0",
+	[S_DELIV_UNCLAIM] = "UPDATE deliveries SET claimed = 0 WHERE claimed = 1",
+	[S_DELIV_FINISH] = "UPDATE deliveries SET status = ?2, claimed = 0, next_attempt_at = ?3, "
+	    "last_error = coalesce(?4, last_error), sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END, "
+	    "updated_at = ?5 WHERE id = ?1",
+	/*
+	 * A notification shown at once has no in-app row (a create writes one
+	 * only to hold or skip it): it is reported as sent when it was made;
+	 * one whose email could not happen has no email row, but the reason
+	 * (email_skipped): reported as a skipped delivery.
+	 */
+	[S_DELIV_OF] = "SELECT channel, status, attempts, next_attempt_at, last_error, created_at, "
+	    "updated_at, sent_at, digest_id FROM (SELECT 0 AS k, 0 AS id, 'in_app' AS channel, "
+	    "'sent' AS status, 0 AS attempts, NULL AS next_attempt_at, NULL AS last_error, "
+	    "n.created_at, n.created_at AS updated_at, n.created_at AS sent_at, NULL AS digest_id "
+	    "FROM notifications n WHERE n.id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries d "
+	    "WHERE d.notification_id = ?1 AND d.channel = 'in_app') "
+	    "UNION ALL SELECT 1, id, channel, status, attempts, next_attempt_at, last_error, "
+	    "created_at, updated_at, sent_at, digest_id FROM deliveries WHERE notification_id = ?1 "
+	    "UNION ALL SELECT 2, 0, 'email', 'skipped', 0, NULL, n.email_skipped, n.created_at, "
+	    "n.created_at, NULL, NULL FROM notifications n WHERE n.id = ?1 "
+	    "AND n.email_skipped IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries d "
+	    "WHERE d.notification_id = ?1 AND d.channel = 'email')) ORDER BY k, id",
+	/*
+	 * The users a digest run of period ?1 looks at: in that mode, or switched
+	 * off since with email parked for it (?2 is the reason parking wrote,
+	 * 'daily digest'); with what they have parked and their last slot.
+	 */
+	[S_DIGEST_CANDIDATES] = "SELECT u.id, u.tz, (SELECT count(*) FROM notifications n "
+	    "JOIN deliveries d ON d.notification_id = n.id AND d.channel = 'email' "
+	    "WHERE n.user_id = u.id AND d.status = 'digest'), (SELECT slot FROM digests g "
+	    "WHERE g.user_id = u.id AND g.period = ?1 ORDER BY g.slot DESC LIMIT 1) FROM users u "
+	    "WHERE (?3 IS NULL OR u.id = ?3) AND (u.digest = ?1 OR (u.digest = 'off' AND "
+	    "EXISTS (SELECT 1 FROM notifications n JOIN deliveries d ON d.notification_id = n.id "
+	    "AND d.channel = 'email' WHERE n.user_id = u.id AND d.status = 'digest' "
+	    "AND d.last_error = ?2))) ORDER BY u.id",
+	[S_DIGEST_INSERT] = "INSERT INTO digests (user_id, period, slot, window_start, window_end, "
+	    "items, read_skipped, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6) "
+	    "ON CONFLICT (user_id, period, slot) DO NOTHING RETURNING id",
+	/* A user's parked email before ?2: unread, read. */
+	[S_DIGEST_TALLY] = "SELECT count(*) FILTER (WHERE n.read_at IS NULL), "
+	    "count(*) FILTER (WHERE n.read_at IS NOT NULL) FROM notifications n "
+	    "JOIN deliveries d ON d.notification_id = n.id AND d.channel = 'email' "
+	    "WHERE n.user_id = ?1 AND d.status = 'digest' AND d.created_at < ?2",
+	[S_DIGEST_PARKED_DONE] = "UPDATE deliveries SET status = 'digested', digest_id = ?3, "
+	    "updated_at = ?4 WHERE id IN (SELECT d.id FROM notifications n JOIN deliveries d "
+	    "ON d.notification_id = n.id AND d.channel = 'email' WHERE n.user_id = ?1 "
+	    "AND d.status = 'digest' AND d.created_at < ?2)",
+	[S_DIGEST_EMAIL] = "INSERT INTO deliveries (notification_id, channel, status, "
+	    "next_attempt_at, created_at, updated_at, digest_id) "
+	    "VALUES (NULL, 'email', 'pending', ?2, ?2, ?2, ?1)",
+	[S_DIGEST_SET] = "UPDATE digests SET items = ?2, read_skipped = ?3, delivery_id = ?4 "
+	    "WHERE id = ?1",
+	[S_DIGEST_GET] = "SELECT id, user_id, period, slot, window_start, window_end, items, "
+	    "read_skipped, created_at, delivery_id FROM digests WHERE id = ?1",
+	/* Its notifications, newest first: those unread when it was made (?2: all of them). */
+	[S_DIGEST_ITEMS] = "SELECT " NCOLS " FROM notifications WHERE id IN (SELECT "
+	    "notification_id FROM deliveries WHERE digest_id = ?1 AND notification_id IS NOT NULL) "
+	    "AND (?2 OR read_at IS NULL OR read_at >= ?3) ORDER BY id DESC LIMIT ?4",
+};
+
+const struct stmt_table notif_sql = {statements, S_NOTIF__COUNT};
+
+#define stmt(c, id) stmt_get((c), T_NOTIF, (id))
+
+/* The notification object of the current row of a statement selecting NCOLS. */
+static json_t *
+row_notification(sqlite3_stmt *s)
+{
+	json_t *data = json_null();
+	const unsigned char *d = sqlite3_column_text(s, 7);
+	if (d != NULL) {
+		json_t *parsed = json_loads((const char *)d, JSON_DECODE_ANY, NULL);
+		if (parsed != NULL)
+			data = parsed;
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_integer(sqlite3_column_int64(s, 0)));
+	json_object_set_new(o, "user", text_json(s, 1));
+	json_object_set_new(o, "type", text_json(s, 2));
+	json_object_set_new(o, "category", text_json(s, 3));
+	json_object_set_new(o, "priority", text_json(s, 4));
+	json_object_set_new(o, "title", text_json(s, 5));
+	json_object_set_new(o, "body", text_json(s, 6));
+	json_object_set_new(o, "data", data);
+	json_object_set_new(o, "url", text_json(s, 8));
+	json_object_set_new(o, "created_at", time_json(s, 9));
+	json_object_set_new(o, "read_at", time_json(s, 10));
+	json_object_set_new(o, "archived_at", time_json(s, 11));
+	if (sqlite3_column_type(s, 12) != SQLITE_NULL) {
+		char ts[40];
+		int64_t at = sqlite3_column_int64(s, 12);
+		time_format_rfc3339(ts, sizeof ts, at >= HIDDEN ? at - HIDDEN : at);
+		json_object_set_new(o, "deliver_at", json_string(ts));
+	}
+	if (sqlite3_column_type(s, 13) != SQLITE_NULL)
+		json_object_set_new(o, "scheduled_id", json_integer(sqlite3_column_int64(s, 13)));
+	return o;
+}
+
+int
+store_explain(struct store *st, const char *which, char *out, size_t n)
+{
+	static const struct {
+		const char	*name;
+		enum notif_stmt	 id;
+	} named[] = {
+		{"list", S_NOTIF_LIST}, {"list_unread", S_NOTIF_LIST_UNREAD},
+		{"list_archived", S_NOTIF_LIST_ARCHIVED}, {"unread_count", S_UNREAD_COUNT},
+		{"after", S_NOTIF_AFTER}, {"owned", S_NOTIF_OWNED},
+	};
+	const char *sql = NULL;
+	for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+		if (strcmp(named[i].name, which) == 0)
+			sql = statements[named[i].id];
+	if (sql == NULL)
+		return 0;
+	struct conn *c = reader_get(st);
+	char *q = NULL;
+	sqlite3_stmt *s = NULL;
+	int rc = asprintf(&q, "EXPLAIN QUERY PLAN %s", sql) < 0 ? -1 :
+	    sqlite3_prepare_v2(c->db, q, -1, &s, NULL) == SQLITE_OK ? 1 : fail(c, "explain");
+	struct buf b;
+	buf_init_stack(&b, out, n);
+	while (rc > 0 && sqlite3_step(s) == SQLITE_ROW)
+		buf_printf(&b, "%s\n", (const char *)sqlite3_column_text(s, 3));
+	if (b.oom || !b.on_stack)
+		rc = -1;
+	buf_free(&b);
+	sqlite3_finalize(s);
+	free(q);
+	reader_put(c);
+	return rc;
+}
+
+/* users whose unread counter disagrees with their rows, {"user","counter","actual"}. */
+int
+unread_mismatches(struct conn *c, json_t *list)
+{
+	sqlite3_stmt *s = stmt(c, S_UNREAD_CHECK);
+	sqlite3_bind_int64(s, 1, HIDDEN);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, json_pack("{s:o, s:I, s:I}", "user", text_json(s, 0),
+		    "counter", (json_int_t)sqlite3_column_int64(s, 1),
+		    "actual", (json_int_t)sqlite3_column_int64(s, 2)));
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : fail(c, "unread_check");
+}
+
+int
+repair_w(struct conn *c, void *arg)
+{
+	json_t *fixed = arg, *m;
+	size_t i;
+	json_array_clear(fixed);
+	if (unread_mismatches(c, fixed) < 0)
+		return -1;
+	json_array_foreach(fixed, i, m) {
+		sqlite3_stmt *s = stmt(c, S_UNREAD_SET);
+		bind_text(s, 1, json_string_value(json_object_get(m, "user")));
+		sqlite3_bind_int64(s, 2, json_integer_value(json_object_get(m, "actual")));
+		if (step_done(c, s, "unread_set") != 0)
+			return -1;
+	}
+	return 1;
+}
+
+static int
+delivery_insert(struct conn *c, int64_t nid, unsigned ch, const struct routing *r, int64_t now)
+{
+	sqlite3_stmt *s = stmt(c, S_DELIV_INSERT);
+	sqlite3_bind_int64(s, 1, nid);
+	bind_text(s, 2, channel_str(ch));
+	bind_text(s, 3, delivery_status_name(r->status));
+	if (r->status == DS_PENDING || r->status == DS_DEFERRED)
+		sqlite3_bind_int64(s, 4, r->next_at);
+	bind_text(s, 5, r->why);
+	sqlite3_bind_int64(s, 6, now);
+	if (r->status == DS_SENT)
+		sqlite3_bind_int64(s, 7, now);
+	return step_done(c, s, "delivery_insert");
+}
+
+/*
+ * How the recipient's preferences route a new notification: in-app (shown
+ * now, held until due, or skipped: stored archived) and email. A user not
+ * stored yet has every default. Without a router (tests): shown, no rows.
+ */
+static int
+route_decide(struct conn *c, const struct notification_new *in, int64_t now,
+    struct routing *ia, struct routing *em)
+{
+	char email[320] = "", tz[80] = "";
+	*ia = (struct routing){DS_SENT, 0, NULL};
+	*em = (struct routing){DS_SKIPPED, 0, NULL};
+	if (in->route == NULL)
+		return 0;
+	if (c->prefs == NULL && (c->prefs = malloc(sizeof *c->prefs)) == NULL)
+		return -1;
+	struct prefs *p = c->prefs;
+	if (prefs_read(c, in->user, p, email, sizeof email, tz, sizeof tz) < 0)
+		return -1;
+	in->route(in->route_arg, in, p, email, tz, ia, em);
+	/* In-app: shown now, when due (the worker releases it), or not at all. */
+	if (ia->status == DS_SENT && in->deliver_at > now)
+		*ia = (struct routing){DS_PENDING, in->deliver_at, NULL};
+	return 1;
+}
+
+/* User's unread count, kept in users.unread: 1, or 0 (count 0) when there is no such user. */
+static int
+unread_count(struct conn *c, const char *user, int64_t *count)
+{
+	sqlite3_stmt *s = stmt(c, S_UNREAD_COUNT);
+	bind_text(s, 1, user);
+	int rc = sqlite3_step(s);
+	*count = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(c, "unread_count");
+}
+
+/* Add delta to user's unread count; *count: the count after it. */
+static int
+unread_add(struct conn *c, const char *user, int64_t delta, int64_t *count)
+{
+	if (delta == 0)
+		return unread_count(c, user, count) < 0 ? -1 : 0;
+	sqlite3_stmt *s = stmt(c, S_UNREAD_ADD);
+	bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, delta);
+	int rc = sqlite3_step(s);
+	*count = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c, "unread_add");
+}
+
+/*
+ * Insert one notification (and its user, when new), routed: held until
+ * due, or stored archived when in-app is off. Its rows: the notification,
+ * the user's (made or its count raised, one statement), an in-app delivery
+ * only to hold or skip it, and the email delivery. *count: the unread
+ * count after it, when asked.
+ */
+static int
+create_one(struct conn *c, const struct notification_new *in, int64_t now,
+    json_t **out, int64_t *id, bool *created, bool *hidden, int64_t *count)
+{
+	struct routing ia, em;
+	int routed = route_decide(c, in, now, &ia, &em);
+	if (routed < 0)
+		return -1;
+	*hidden = ia.status == DS_SKIPPED;
+	bool held = ia.status == DS_PENDING;
+	bool shown = !*hidden && !held && in->deliver_at <= now;
+	/* Without a key nothing can conflict: the user's write can count it at once. */
+	bool counted = shown && in->key == NULL;
+	sqlite3_stmt *s;
+	if (counted) {
+		s = stmt(c, S_USER_ENSURE_UNREAD);
+		bind_text(s, 1, in->user);
+		sqlite3_bind_int64(s, 2, now);
+		if (step_done(c, s, "user_ensure") != 0)
+			return -1;
+	} else if (user_ensure(c, in->user, now) < 0) {
+		return -1;
+	}
+	s = stmt(c, S_NOTIF_INSERT);
+	bind_text(s, 1, in->user);
+	bind_text(s, 2, in->type);
+	bind_text(s, 3, in->category);
+	bind_text(s, 4, in->priority);
+	bind_text(s, 5, in->title);
+	bind_text(s, 6, in->body);
+	bind_text(s, 7, in->data);
+	bind_text(s, 8, in->url);
+	bind_text(s, 9, in->key);
+	sqlite3_bind_int64(s, 10, now);
+	if (in->deliver_at > 0)
+		sqlite3_bind_int64(s, 11, in->deliver_at + (held ? HIDDEN : 0));
+	if (*hidden)
+		sqlite3_bind_int64(s, 12, now);
+	if (routed > 0 && em.status == DS_SKIPPED)
+		bind_text(s, 13, em.why ? em.why : "skipped");
+	if (step_done(c, s, "notification_insert") != 0)
+		return -1;
+	if (sqlite3_changes(c->db) > 0) {
+		/* The object is built after the commit, outside the writer's lock. */
+		*id = sqlite3_last_insert_rowid(c->db);
+		*created = true;
+		int64_t after;
+		if (shown && !counted && unread_add(c, in->user, 1, &after) < 0)
+			return -1;
+		if (shown && in->count && unread_count(c, in->user, count) < 0)
+			return -1;
+		if (routed > 0 && ((ia.status != DS_SENT &&
+		    delivery_insert(c, *id, CHANNEL_IN_APP, &ia, now) != 0) ||
+		    (em.status != DS_SKIPPED && delivery_insert(c, *id, CHANNEL_EMAIL, &em, now) != 0)))
+			return -1;
+		return 1;
+	}
+
+	/* The key was taken: hand back what it names. */
+	s = stmt(c, S_NOTIF_BY_KEY);
+	bind_text(s, 1, in->user);
+	bind_text(s, 2, in->key);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = row_notification(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : fail(c, "notification_by_key");
+}
+
+/* The object of a notification just stored from in, as row_notification() would make it. */
+static json_t *
+new_notification(const struct notification_new *in, int64_t id, int64_t now)
+{
+	char ts[40];
+	json_t *data = in->data ? json_loads(in->data, JSON_DECODE_ANY, NULL) : NULL;
+	json_t *o = json_object();
+#define S(v) ((v) ? json_string(v) : json_null())
+	json_object_set_new(o, "id", json_integer(id));
+	json_object_set_new(o, "user", S(in->user));
+	json_object_set_new(o, "type", S(in->type));
+	json_object_set_new(o, "category", S(in->category));
+	json_object_set_new(o, "priority", json_string(in->priority ? in->priority : "normal"));
+	json_object_set_new(o, "title", S(in->title));
+	json_object_set_new(o, "body", S(in->body));
+	json_object_set_new(o, "data", data ? data : json_null());
+	json_object_set_new(o, "url", S(in->url));
+#undef S
+	time_format_rfc3339(ts, sizeof ts, now);
+	json_object_set_new(o, "created_at", json_string(ts));
+	json_object_set_new(o, "read_at", json_null());
+	json_object_set_new(o, "archived_at", json_null());
+	if (in->deliver_at > 0) {
+		time_format_rfc3339(ts, sizeof ts, in->deliver_at);
+		json_object_set_new(o, "deliver_at", json_string(ts));
+	}
+	return o;
+}
+
+struct create {
+	const struct notification_new *in;
+	size_t		 n;
+	int64_t		 now;
+	json_t		**out;
+	int64_t		*ids;
+	bool		*created;
+	bool		*hidden;	/* in-app is off: stored archived, not announced */
+	int64_t		*counts;	/* unread counts to announce; -1: not counted */
+};
+
+/* Forget what a failed create had built. */
+static void
+create_clear(struct create *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		json_decref(p->out[i]);
+		p->out[i] = NULL;
+		p->created[i] = false;
+		p->hidden[i] = false;
+		p->counts[i] = -1;
+	}
+}
+
+static int
+create_w(struct conn *c, void *arg)
+{
+	struct create *p = arg;
+	create_clear(p);
+	for (size_t i = 0; i < p->n; i++)
+		if (create_one(c, &p->in[i], p->now, &p->out[i], &p->ids[i], &p->created[i],
+		    &p->hidden[i], &p->counts[i]) < 0) {
+			create_clear(p);
+			return -1;
+		}
+	return 1;
+}
+
+/* Build the new objects and announce the ones that are visible now. */
+static void
+create_publish(void *arg)
+{
+	struct create *p = arg;
+	for (size_t i = 0; i < p->n; i++) {
+		if (!p->created[i])
+			continue;
+		p->out[i] = new_notification(&p->in[i], p->ids[i], p->now);
+		if (p->hidden[i]) {
+			char ts[40];
+			time_format_rfc3339(ts, sizeof ts, p->now);
+			json_object_set_new(p->out[i], "archived_at", json_string(ts));
+		} else if (p->in[i].deliver_at <= p->now) {
+			events_emit_notification(p->in[i].user, p->out[i], p->counts[i]);
+		}
+	}
+}
+
+int
+store_notifications_create(struct store *st, const struct notification_new *in,
+    size_t n, int64_t now, json_t **out, bool *created)
+{
+	int64_t one, *ids = n == 1 ? &one : calloc(n, sizeof *ids);
+	int64_t cnt, *counts = n == 1 ? &cnt : calloc(n, sizeof *counts);
+	bool hid, *hidden = n == 1 ? &hid : calloc(n, sizeof *hidden);
+	struct create p = {in, n, now, out, ids, created, hidden, counts};
+	int rc = -1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = NULL;
+	if (ids != NULL && hidden != NULL && counts != NULL) {
+		create_clear(&p);
+		rc = store_write_pub(st, create_w, create_publish, &p);
+		if (rc < 0)
+			create_clear(&p);
+	}
+	if (ids != &one)
+		free(ids);
+	if (counts != &cnt)
+		free(counts);
+	if (hidden != &hid)
+		free(hidden);
+	return rc;
+}
+
+/* The notification statement which selects for key (an id), on a reader. */
+static int
+notification_by(struct store *st, enum notif_stmt which, int64_t key, json_t **out)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, which);
+	sqlite3_bind_int64(s, 1, key);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = row_notification(s);
+		rc = 1;
+	} else {
+		rc = rc == SQLITE_DONE ? 0 : fail(c, statements[which]);
+	}
+	sqlite3_reset(s);
+	reader_put(c);
+	return rc;
+}
+
+int
+store_notification_get(struct store *st, int64_t id, json_t **out)
+{
+	int rc = notification_by(st, S_NOTIF_GET, id, out);
+	/* Ids are never reused, so no row has id as its id and another as
+	 * the id it was scheduled with. */
+	return rc == 0 ? notification_by(st, S_NOTIF_GET_RELEASED, id, out) : rc;
+}
+
+int
+store_unread_count(struct store *st, const char *user, int64_t now, int64_t *count)
+{
+	struct conn *c = reader_get(st);
+	(void)now;
+	int rc = unread_count(c, user, count);
+	reader_put(c);
+	return rc;
+}
+
+int
+store_notifications_after(struct store *st, const char *user, int64_t after, int limit,
+    int64_t now, json_t **out)
+{
+	json_t *list = json_array();
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_NOTIF_AFTER);
+	bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, after);
+	sqlite3_bind_int64(s, 3, now);
+	sqlite3_bind_int(s, 4, limit);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, row_notification(s));
+	sqlite3_reset(s);
+	rc = rc == SQLITE_DONE ? 1 : fail(c, "notifications_after");
+	reader_put(c);
+	if (rc < 0) {
+		json_decref(list);
+		return rc;
+	}
+	*out = list;
+	return 1;
+}
+
+int
+store_last_id(struct store *st, const char *user, int64_t now, int64_t *id)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_NOTIF_MAX_VISIBLE);
+	bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, now);
+	int rc = step_int64(c, s, id, "last_id") < 0 ? -1 : 1;
+	reader_put(c);
+	return rc;
+}
+
+/* v as decimal digits. */
+static void
+put_int(struct buf *b, int64_t v)
+{
+	char d[24], *p = d + sizeof d;
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) > 0);
+	if (v < 0)
+		*--p = '-';
+	buf_put(b, p, (size_t)(d + sizeof d - p));
+}
+
+static void
+put_text(struct buf *b, sqlite3_stmt *s, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(s, col);
+	if (t == NULL)
+		buf_puts(b, "null");
+	else
+		buf_json_string(b, t, (size_t)sqlite3_column_bytes(s, col));
+}
+
+static void
+put_time(struct buf *b, int64_t ms)
+{
+	char ts[40];
+	time_format_rfc3339(ts, sizeof ts, ms);
+	buf_putc(b, '"');
+	buf_puts(b, ts);
+	buf_putc(b, '"');
+}
+
+/*
+ * The current row of a statement selecting NCOLS as JSON text: what
+ * json_dumps(row_notification()) writes, without building the object.
+ * data is stored as notifyd wrote it (compact, checked json_valid) and is
+ * copied as it is.
+ */
+static void
+row_notification_text(struct buf *b, sqlite3_stmt *s)
+{
+	static const char *const keys[] = {"{\"id\":", ",\"user\":", ",\"type\":",
+	    ",\"category\":", ",\"priority\":", ",\"title\":", ",\"body\":"};
+	buf_puts(b, keys[0]);
+	put_int(b, sqlite3_column_int64(s, 0));
+	for (int col = 1; col <= 6; col++) {
+		buf_puts(b, keys[col]);
+		put_text(b, s, col);
+	}
+	buf_puts(b, ",\"data\":");
+	const char *d = (const char *)sqlite3_column_text(s, 7);
+	if (d == NULL)
+		buf_puts(b, "null");
+	else
+		buf_put(b, d, (size_t)sqlite3_column_bytes(s, 7));
+	buf_puts(b, ",\"url\":");
+	put_text(b, s, 8);
+	static const char *const times[] = {",\"created_at\":", ",\"read_at\":",
+	    ",\"archived_at\":"};
+	for (int col = 9; col <= 11; col++) {
+		buf_puts(b, times[col - 9]);
+		if (sqlite3_column_type(s, col) == SQLITE_NULL)
+			buf_puts(b, "null");
+		else
+			put_time(b, sqlite3_column_int64(s, col));
+	}
+	if (sqlite3_column_type(s, 12) != SQLITE_NULL) {
+		int64_t at = sqlite3_column_int64(s, 12);
+		buf_puts(b, ",\"deliver_at\":");
+		put_time(b, at >= HIDDEN ? at - HIDDEN : at);
+	}
+	if (sqlite3_column_type(s, 13) != SQLITE_NULL) {
+		buf_puts(b, ",\"scheduled_id\":");
+		put_int(b, sqlite3_column_int64(s, 13));
+	}
+	buf_putc(b, '}');
+}
+
+/*
+ * A page of q: {"notifications":[...],"next_before","unread_count"}, as an
+ * object in *out, or, when text is given, as JSON text appended to it (the
+ * inbox page is the hottest read there is; building and dumping objects
+ * was three quarters of its CPU).
+ */
+static int
+notification_page(struct store *st, const struct notification_query *q, int64_t now,
+    json_t **out, struct buf *text)
+{
+	json_t *list = text ? NULL : json_array();
+	int64_t count = 0, last = 0;
+	int n = 0, rc;
+	struct conn *c = reader_get(st);
+	size_t start = text ? text->len : 0;
+
+	/* One read transaction, so the page and the count agree. */
+	if (read_begin(c) != 0) {
+		rc = -1;
+		goto done;
+	}
+	/* The user's existence and count in one read, then the page. */
+	rc = unread_count(c, q->user, &count);
+	if (rc <= 0)
+		goto done;
+	sqlite3_stmt *s = stmt(c, q->archived ? S_NOTIF_LIST_ARCHIVED :
+	    q->unread_only ? S_NOTIF_LIST_UNREAD : S_NOTIF_LIST);
+	bind_text(s, 1, q->user);
+	sqlite3_bind_int64(s, 2, q->before > 0 ? q->before : INT64_MAX);
+	sqlite3_bind_int(s, 3, q->unread_only);
+	bind_text(s, 4, q->type);
+	bind_text(s, 5, q->category);
+	sqlite3_bind_int(s, 6, q->archived);
+	sqlite3_bind_int64(s, 7, now);
+	sqlite3_bind_int(s, 8, q->limit + 1);	/* one more tells whether a next page exists */
+	if (text)
+		buf_puts(text, "{\"notifications\":[");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n++ == q->limit)
+			break;
+		last = sqlite3_column_int64(s, 0);
+		if (!text) {
+			json_array_append_new(list, row_notification(s));
+			continue;
+		}
+		if (n > 1)
+			buf_putc(text, ',');
+		row_notification_text(text, s);
+	}
+	sqlite3_reset(s);
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 1 : fail(c, "notification_list");
+done:
+	read_end(c);
+	reader_put(c);
+	if (rc <= 0 || (text && text->oom)) {
+		json_decref(list);
+		if (text) {
+			text->len = start;
+			if (text->data)
+				text->data[start] = '\0';
+		}
+		return rc <= 0 ? rc : -1;
+	}
+	if (text) {
+		buf_puts(text, "],\"next_before\":");
+		if (n > q->limit)
+			put_int(text, last);
+		else
+			buf_puts(text, "null");
+		buf_puts(text, ",\"unread_count\":");
+		put_int(text, count);
+		buf_putc(text, '}');
+		return 1;
+	}
+	*out = json_pack("{s:o, s:o, s:I}", "notifications", list, "next_before",
+	    n > q->limit ? json_integer(last) : json_null(), "unread_count",
+	    (json_int_t)count);
+	return 1;
+}
+
+int
+store_notification_list(struct store *st, const struct notification_query *q,
+    int64_t now, json_t **out)
+{
+	return notification_page(st, q, now, out, NULL);
+}
+
+int
+store_notification_list_text(struct store *st, const struct notification_query *q,
+    int64_t now, struct buf *out)
+{
+	return notification_page(st, q, now, NULL, out);
+}
+
+struct mark_args {
+	const char	*user;
+	const int64_t	*ids;
+	size_t		 n;
+	enum mark	 how;
+	int64_t		 now;
+	json_t		*changed;
+	int64_t		 missing, count;
+	json_t		*result;
+};
+
+static int
+mark_w(struct conn *c, void *arg)
+{
+	static const enum notif_stmt set[] = {
+		[MARK_READ] = S_NOTIF_SET_READ,
+		[MARK_UNREAD] = S_NOTIF_SET_UNREAD,
+		[MARK_ARCHIVED] = S_NOTIF_SET_ARCHIVED,
+		[MARK_UNARCHIVED] = S_NOTIF_SET_UNARCHIVED,
+	};
+	struct mark_args *p = arg;
+	int64_t delta = 0;
+	json_array_clear(p->changed);
+	for (size_t i = 0; i < p->n; i++) {
+		/* Its id, or the one its send returned when it was scheduled. */
+		int r = SQLITE_DONE;
+		int64_t id = 0;
+		for (int k = 0; k < 2 && r == SQLITE_DONE; k++) {
+			sqlite3_stmt *s = stmt(c, k == 0 ? S_NOTIF_OWNED : S_NOTIF_OWNED_RELEASED);
+			sqlite3_bind_int64(s, 1, p->ids[i]);
+			bind_text(s, 2, p->user);
+			sqlite3_bind_int64(s, 3, p->now);
+			if ((r = sqlite3_step(s)) == SQLITE_ROW)
+				id = sqlite3_column_int64(s, 0);
+			sqlite3_reset(s);
+		}
+		if (r == SQLITE_DONE) {
+			p->missing = p->ids[i];
+			return 0;	/* run_batch() undoes the ids before it */
+		}
+		if (r != SQLITE_ROW)
+			return fail(c, "notification_owned");
+		sqlite3_stmt *s = stmt(c, set[p->how]);
+		sqlite3_bind_int64(s, 1, id);
+		bind_text(s, 2, p->user);
+		if (p->how == MARK_READ || p->how == MARK_ARCHIVED)
+			sqlite3_bind_int64(s, 3, p->now);
+		int r2 = sqlite3_step(s);
+		if (r2 == SQLITE_ROW) {		/* changed: what it does to the count */
+			delta += sqlite3_column_int64(s, 0);
+			json_array_append_new(p->changed, json_integer(id));
+		}
+		sqlite3_reset(s);
+		if (r2 != SQLITE_ROW && r2 != SQLITE_DONE)
+			return fail(c, "notification_mark");
+	}
+	/* The count as of this commit, so events never carry a stale one. */
+	return unread_add(c, p->user, delta, &p->count) < 0 ? -1 : 1;
+}
+
+static void
+mark_publish(void *arg)
+{
+	static const enum event_type ev[] = {
+		[MARK_READ] = EVENT_READ,
+		[MARK_UNREAD] = EVENT_UNREAD,
+		[MARK_ARCHIVED] = EVENT_ARCHIVED,
+		[MARK_UNARCHIVED] = EVENT_UNARCHIVED,
+	};
+	struct mark_args *p = arg;
+	p->result = json_pack("{s:O, s:I}", "ids", p->changed, "unread_count",
+	    (json_int_t)p->count);
+	if (json_array_size(p->changed) > 0)
+		events_emit(ev[p->how], p->user, p->result);
+}
+
+int
+store_notifications_mark(struct store *st, const char *user, const int64_t *ids,
+    size_t n, enum mark how, int64_t now, json_t **result, int64_t *missing)
+{
+	struct mark_args p = {.user = user, .ids = ids, .n = n, .how = how, .now = now,
+	    .changed = json_array()};
+	int rc = store_write_pub(st, mark_w, mark_publish, &p);
+	json_decref(p.changed);
+	if (rc <= 0) {
+		*missing = p.missing;
+		json_decref(p.result);
+		return rc;
+	}
+	*result = p.result;
+	return rc;
+}
+
+struct read_all {
+	const char	*user;
+	int64_t		 now, up_to, marked, count;
+	json_t		*result;
+};
+
+static int
+read_all_w(struct conn *c, void *arg)
+{
+	struct read_all *p = arg;
+	int rc = user_exists(c, p->user);
+	if (rc <= 0)
+		return rc;
+	sqlite3_stmt *s = stmt(c, S_NOTIF_MAX_VISIBLE);
+	bind_text(s, 1, p->user);
+	sqlite3_bind_int64(s, 2, p->now);
+	if (step_int64(c, s, &p->up_to, "notification_max") < 0)
+		return -1;
+	s = stmt(c, S_NOTIF_READ_ALL);
+	bind_text(s, 1, p->user);
+	sqlite3_bind_int64(s, 2, p->now);
+	sqlite3_bind_int64(s, 3, p->up_to);
+	if (step_done(c, s, "notification_read_all") != 0)
+		return -1;
+	p->marked = sqlite3_changes(c->db);
+	/* Every visible notification is read now, up to the newest: none unread. */
+	p->count = 0;
+	s = stmt(c, S_UNREAD_SET);
+	bind_text(s, 1, p->user);
+	sqlite3_bind_int64(s, 2, 0);
+	return step_done(c, s, "unread_set") == 0 ? 1 : -1;
+}
+
+static void
+read_all_publish(void *arg)
+{
+	struct read_all *p = arg;
+	p->result = json_pack("{s:I, s:I, s:I}", "up_to", (json_int_t)p->up_to, "marked",
+	    (json_int_t)p->marked, "unread_count", (json_int_t)p->count);
+	if (p->marked > 0)
+		events_emit(EVENT_READ_ALL, p->user, p->result);
+}
+
+int
+store_notifications_read_all(struct store *st, const char *user, int64_t now,
+    json_t **result)
+{
+	struct read_all p = {.user = user, .now = now};
+	int rc = store_write_pub(st, read_all_w, read_all_publish, &p);
+	if (rc > 0)
+		*result = p.result;
+	else
+		json_decref(p.result);
+	return rc;
+}
+
+struct del {
+	const char	*user;
+	int64_t		 id, now, count;
+	char		*owner;
+};
+
+static int
+delete_w(struct conn *c, void *arg)
+{
+	struct del *p = arg;
+	sqlite3_stmt *s = stmt(c, S_NOTIF_DELETE);
+	sqlite3_bind_int64(s, 1, p->id);
+	bind_text(s, 2, p->user);
+	sqlite3_bind_int64(s, 3, HIDDEN);
+	int rc = sqlite3_step(s);
+	int64_t counted = 0;
+	free(p->owner);
+	p->owner = NULL;
+	if (rc == SQLITE_ROW) {
+		p->owner = strdup((const char *)sqlite3_column_text(s, 0));
+		counted = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : fail(c, "notification_delete");
+	if (p->owner == NULL)
+		return -1;
+	return unread_add(c, p->owner, -counted, &p->count) < 0 ? -1 : 1;
+}
+
+static void
+delete_publish(void *arg)
+{
+	struct del *p = arg;
+	json_t *ev = json_pack("{s:I, s:I}", "id", (json_int_t)p->id, "unread_count",
+	    (json_int_t)p->count);
+	events_emit(EVENT_DELETED, p->owner, ev);
+	json_decref(ev);
+}
+
+int
+store_notification_delete(struct store *st, const char *user, int64_t id, int64_t now)
+{
+	struct del p = {.user = user, .id = id, .now = now};
+	int rc = store_write_pub(st, delete_w, delete_publish, &p);
+	free(p.owner);
+	return rc;
+}
+
+struct cancel {
+	const char	*user;
+	int64_t		 id, now;
+	bool		 too_late;
+	int64_t		 released_as;	/* the id it was released with, when it was */
+};
+
+static int
+cancel_w(struct conn *c, void *arg)
+{
+	struct cancel *p = arg;
+	sqlite3_stmt *s = stmt(c, S_NOTIF_SCHEDULED);
+	sqlite3_bind_int64(s, 1, p->id);
+	bind_text(s, 2, p->user);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		int64_t at = sqlite3_column_int64(s, 0), id = sqlite3_column_int64(s, 1);
+		if (at >= HIDDEN)
+			at -= HIDDEN;
+		p->released_as = id != p->id ? id : 0;
+		p->too_late = id != p->id || sqlite3_column_type(s, 0) == SQLITE_NULL ||
+		    at <= p->now;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : fail(c, "notification_scheduled");
+	if (p->too_late)
+		return 0;
+	s = stmt(c, S_NOTIF_CANCEL);
+	sqlite3_bind_int64(s, 1, p->id);
+	if (step_done(c, s, "notification_cancel") != 0)
+		return -1;
+	return sqlite3_changes(c->db) > 0 ? 1 : 0;
+}
+
+int
+store_notification_cancel(struct store *st, const char *user, int64_t id, int64_t now,
+    bool *too_late, int64_t *released_as)
+{
+	struct cancel p = {user, id, now, false, 0};
+	int rc = store_write(st, cancel_w, &p);
+	*too_late = p.too_late;
+	*released_as = p.released_as;
+	return rc;
+}
+
+struct claim {
+	int64_t		 now;
+	struct delivery	*out;
+	size_t		 max, n;
+};
+
+static int
+claim_w(struct conn *c, void *arg)
+{
+	struct claim *p = arg;
+	sqlite3_stmt *s = stmt(c, S_DELIV_CLAIM);
+	int rc;
+	p->n = 0;
+	sqlite3_bind_int64(s, 1, p->now);
+	sqlite3_bind_int64(s, 2, (int64_t)p->max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && p->n < p->max) {
+		struct delivery *d = &p->out[p->n++];
+		d->id = sqlite3_column_int64(s, 0);
+		d->notification_id = sqlite3_column_int64(s, 1);
+		d->channel = strcmp((const char *)sqlite3_column_text(s, 2), "in_app") == 0 ?
+		    CHANNEL_IN_APP : CHANNEL_EMAIL;
+		d->attempts = sqlite3_column_int(s, 3);
+		d->digest_id = d->notification_id == 0 ? sqlite3_column_int64(s, 4) : 0;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return fail(c, "deliveries_claim");
+	return 1;	/* claiming nothing is an answer too */
+}
+
+int
+store_deliveries_claim(struct store *st, int64_t now, struct delivery *out, size_t max,
+    size_t *n)
+{
+	struct claim p = {now, out, max, 0};
+	int rc = store_write(st, claim_w, &p);
+	*n = rc > 0 ? p.n : 0;
+	return rc;
+}
+
+int
+store_deliveries_next(struct store *st, int64_t *at)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_DELIV_NEXT);
+	int rc = sqlite3_step(s);
+	*at = 0;
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		*at = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	rc = rc == SQLITE_ROW ? (*at > 0) : fail(c, "deliveries_next");
+	reader_put(c);
+	return rc;
+}
+
+static int
+unclaim_w(struct conn *c, void *arg)
+{
+	int *n = arg;
+	if (step_done(c, stmt(c, S_DELIV_UNCLAIM), "deliveries_unclaim") != 0)
+		return -1;
+	*n = sqlite3_changes(c->db);
+	return 1;
+}
+
+int
+store_deliveries_unclaim(struct store *st)
+{
+	int n = 0;
+	int rc = store_write(st, unclaim_w, &n);
+	if (n > 0)
+		log_info("deliveries resumed", "claimed=%d", n);
+	return rc;
+}
+
+struct finish {
+	int64_t		 id, next_at, now;
+	enum delivery_status status;
+	const char	*error;
+	/* release: the notification, announced after the commit */
+	const struct delivery *d;
+	json_t		*notification;
+};
+
+/*
+ * Release held notification old: it is written again with a new id (so ids
+ * keep the order in which notifications became visible), its deliveries
+ * and key move to the new row, and the held row goes. *id: the new id, 0
+ * when there was nothing held.
+ */
+static int
+release(struct conn *c, int64_t old, int64_t *id)
+{
+	char *key = NULL;
+	sqlite3_stmt *s = stmt(c, S_NOTIF_KEY_OF);
+	sqlite3_bind_int64(s, 1, old);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		key = strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	s = stmt(c, S_NOTIF_RELEASE);
+	sqlite3_bind_int64(s, 1, old);
+	sqlite3_bind_int64(s, 2, HIDDEN);
+	int rc = step_done(c, s, "notification_release");
+	*id = rc == 0 && sqlite3_changes(c->db) > 0 ? sqlite3_last_insert_rowid(c->db) : 0;
+	if (rc == 0 && *id > 0) {
+		s = stmt(c, S_DELIV_MOVE);
+		sqlite3_bind_int64(s, 1, old);
+		sqlite3_bind_int64(s, 2, *id);
+		rc = step_done(c, s, "deliveries_move");
+	}
+	if (rc == 0 && *id > 0) {
+		s = stmt(c, S_NOTIF_DROP);
+		sqlite3_bind_int64(s, 1, old);
+		rc = step_done(c, s, "notification_drop");
+	}
+	if (rc == 0 && *id > 0) {	/* visible from now: one more unread */
+		s = stmt(c, S_UNREAD_RELEASED);
+		sqlite3_bind_int64(s, 1, *id);
+		rc = step_done(c, s, "unread_released");
+	}
+	if (rc == 0 && *id > 0 && key != NULL) {
+		s = stmt(c, S_NOTIF_SET_KEY);
+		sqlite3_bind_int64(s, 1, *id);
+		bind_text(s, 2, key);
+		rc = step_done(c, s, "notification_set_key");
+	}
+	free(key);
+	return rc;
+}
+
+static int
+finish_w(struct conn *c, void *arg)
+{
+	struct finish *p = arg;
+	sqlite3_stmt *s = stmt(c, S_DELIV_FINISH);
+	sqlite3_bind_int64(s, 1, p->id);
+	bind_text(s, 2, delivery_status_name(p->status));
+	if (p->status == DS_PENDING || p->status == DS_DEFERRED)
+		sqlite3_bind_int64(s, 3, p->next_at);
+	bind_text(s, 4, p->error);
+	sqlite3_bind_int64(s, 5, p->now);
+	if (step_done(c, s, "delivery_finish") != 0)
+		return -1;
+	if (sqlite3_changes(c->db) == 0)
+		return 0;	/* cancelled or deleted meanwhile */
+	if (p->d == NULL)
+		return 1;
+	json_decref(p->notification);
+	p->notification = NULL;
+	int64_t id = 0;
+	if (release(c, p->d->notification_id, &id) < 0)
+		return -1;
+	if (id == 0)
+		return 0;	/* cancelled or deleted meanwhile */
+	s = stmt(c, S_NOTIF_GET);
+	sqlite3_bind_int64(s, 1, id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		p->notification = row_notification(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(c, "notification_get");
+}
+
+static void
+release_publish(void *arg)
+{
+	struct finish *p = arg;
+	if (p->notification != NULL)
+		events_emit(EVENT_NOTIFICATION, json_string_value(json_object_get(p->notification,
+		    "user")), p->notification);
+}
+
+int
+store_delivery_finish(struct store *st, int64_t id, enum delivery_status status,
+    int64_t next_at, const char *error, int64_t now)
+{
+	struct finish p = {.id = id, .next_at = next_at, .now = now, .status = status,
+	    .error = error};
+	return store_write(st, finish_w, &p);
+}
+
+int
+store_delivery_release(struct store *st, const struct delivery *d, int64_t now)
+{
+	struct finish p = {.id = d->id, .now = now, .status = DS_SENT, .d = d};
+	int rc = store_write_pub(st, finish_w, release_publish, &p);
+	json_decref(p.notification);
+	return rc;
+}
+
+int
+store_delivery_notification(struct store *st, int64_t delivery, json_t **out)
+{
+	return notification_by(st, S_DELIV_NOTIF, delivery, out);
+}
+
+int
+store_deliveries_of(struct store *st, int64_t id, json_t **out)
+{
+	json_t *list = json_array();
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_DELIV_OF);
+	int rc;
+	sqlite3_bind_int64(s, 1, id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o}",
+		    "channel", text_json(s, 0), "status", text_json(s, 1),
+		    "attempts", sqlite3_column_int(s, 2), "next_attempt_at", time_json(s, 3),
+		    "last_error", text_json(s, 4), "created_at", time_json(s, 5),
+		    "updated_at", time_json(s, 6), "sent_at", time_json(s, 7),
+		    "digest_id", sqlite3_column_type(s, 8) == SQLITE_NULL ? json_null() :
+		    json_integer(sqlite3_column_int64(s, 8))));
+	sqlite3_reset(s);
+	rc = rc == SQLITE_DONE ? 1 : fail(c, "deliveries_of");
+	reader_put(c);
+	if (rc < 0) {
+		json_decref(list);
+		return rc;
+	}
+	*out = list;
+	return 1;
+}
+
+int
+store_digest_candidates(struct store *st, enum digest_mode period, const char *user,
+    json_t **out)
+{
+	json_t *list = json_array();
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_DIGEST_CANDIDATES);
+	char why[32];
+	int rc;
+	snprintf(why, sizeof why, "%s digest", prefs_digest_name(period));
+	bind_text(s, 1, prefs_digest_name(period));
+	bind_text(s, 2, why);
+	bind_text(s, 3, user);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, json_pack("{s:o, s:o, s:I, s:o}", "user", text_json(s, 0),
+		    "tz", text_json(s, 1), "parked", (json_int_t)sqlite3_column_int64(s, 2),
+		    "last_slot", text_json(s, 3)));
+	sqlite3_reset(s);
+	rc = rc == SQLITE_DONE ? 1 : fail(c, "digest_candidates");
+	reader_put(c);
+	if (rc < 0) {
+		json_decref(list);
+		return rc;
+	}
+	*out = list;
+	return 1;
+}
+
+/* One digest to make, and what became of it. */
+struct digest_put {
+	const struct digest_new	*in;
+	int64_t			 now;
+	struct digest_made	*out;
+};
+
+/*
+ * In one transaction: the digests row (none when the user's slot has one:
+ * made before, or by a run at the same time), the parked email it covers
+ * made 'digested', and its own email queued in the outbox when anything is
+ * left to tell.
+ */
+static int
+digest_make_w(struct conn *c, void *arg)
+{
+	struct digest_put *p = arg;
+	const struct digest_new *d = p->in;
+	struct digest_made *m = p->out;
+	int64_t unread, read;
+	memset(m, 0, sizeof *m);
+	sqlite3_stmt *s = stmt(c, S_DIGEST_INSERT);
+	bind_text(s, 1, d->user);
+	bind_text(s, 2, prefs_digest_name(d->period));
+	bind_text(s, 3, d->slot);
+	sqlite3_bind_int64(s, 4, d->window_start);
+	sqlite3_bind_int64(s, 5, d->window_end);
+	sqlite3_bind_int64(s, 6, p->now);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		m->id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(c, "digest_insert");
+	if (m->id == 0) {
+		m->existed = true;
+		return 1;	/* done already: this run changes nothing */
+	}
+	s = stmt(c, S_DIGEST_TALLY);
+	bind_text(s, 1, d->user);
+	sqlite3_bind_int64(s, 2, d->cutoff);
+	if (!step_two(c, s, "digest_tally", &unread, &read))
+		return -1;
+	m->items = d->include_read ? unread + read : unread;
+	m->read_skipped = d->include_read ? 0 : read;
+	s = stmt(c, S_DIGEST_PARKED_DONE);
+	bind_text(s, 1, d->user);
+	sqlite3_bind_int64(s, 2, d->cutoff);
+	sqlite3_bind_int64(s, 3, m->id);
+	sqlite3_bind_int64(s, 4, p->now);
+	if (step_done(c, s, "digest_parked") != 0)
+		return -1;
+	if (m->items > 0) {
+		s = stmt(c, S_DIGEST_EMAIL);
+		sqlite3_bind_int64(s, 1, m->id);
+		sqlite3_bind_int64(s, 2, p->now);
+		if (step_done(c, s, "digest_email") != 0)
+			return -1;
+		m->delivery_id = sqlite3_last_insert_rowid(c->db);
+	}
+	s = stmt(c, S_DIGEST_SET);
+	sqlite3_bind_int64(s, 1, m->id);
+	sqlite3_bind_int64(s, 2, m->items);
+	sqlite3_bind_int64(s, 3, m->read_skipped);
+	if (m->delivery_id > 0)
+		sqlite3_bind_int64(s, 4, m->delivery_id);
+	return step_done(c, s, "digest_set") == 0 ? 1 : -1;
+}
+
+void
+store_digests_make(struct store *st, const struct digest_new *in, size_t n, int64_t now,
+    struct digest_made *out, int *rcs)
+{
+	struct digest_put p[STORE_BATCH_MAX];
+	void *args[STORE_BATCH_MAX];
+	struct wreq reqs[STORE_BATCH_MAX];
+	for (size_t i = 0; i < n; i++) {
+		p[i] = (struct digest_put){&in[i], now, &out[i]};
+		args[i] = &p[i];
+	}
+	store_write_many(st, digest_make_w, NULL, args, (int)n, rcs, reqs);
+}
+
+int
+store_digest_tally(struct store *st, const char *user, int64_t cutoff, int64_t *unread,
+    int64_t *read)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_DIGEST_TALLY);
+	bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, cutoff);
+	int rc = step_two(c, s, "digest_tally", unread, read) ? 1 : -1;
+	reader_put(c);
+	return rc;
+}
+
+int
+store_digest_get(struct store *st, int64_t id, bool include_read, int limit, json_t **out)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_DIGEST_GET);
+	json_t *o = NULL, *items = NULL;
+	int64_t created = 0;
+	sqlite3_bind_int64(s, 1, id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		created = sqlite3_column_int64(s, 8);
+		o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o, s:o}",
+		    "id", (json_int_t)sqlite3_column_int64(s, 0), "user", text_json(s, 1),
+		    "period", text_json(s, 2), "slot", text_json(s, 3),
+		    "window_start", time_json(s, 4), "window_end", time_json(s, 5),
+		    "items", (json_int_t)sqlite3_column_int64(s, 6),
+		    "read_skipped", (json_int_t)sqlite3_column_int64(s, 7),
+		    "created_at", time_json(s, 8),
+		    "delivery_id", sqlite3_column_type(s, 9) == SQLITE_NULL ? json_null() :
+		    json_integer(sqlite3_column_int64(s, 9)));
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW) {
+		items = json_array();
+		s = stmt(c, S_DIGEST_ITEMS);
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int(s, 2, include_read);
+		sqlite3_bind_int64(s, 3, created);
+		sqlite3_bind_int(s, 4, limit);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+			json_array_append_new(items, row_notification(s));
+		sqlite3_reset(s);
+		rc = rc == SQLITE_DONE ? SQLITE_ROW : rc;
+	}
+	int result = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(c, "digest_get");
+	reader_put(c);
+	if (result <= 0) {
+		json_decref(o);
+		json_decref(items);
+		return result;
+	}
+	json_object_set_new(o, "notifications", items);
+	*out = o;
+	return 1;
+}

@@ -1,0 +1,550 @@
+/* people — users, their preferences, topics and API keys. */
+#define _GNU_SOURCE
+#include "store_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Statements about users, their preferences, topics and API keys. */
+enum people_stmt {
+	S_USER_EXISTS,
+	S_USER_ENSURE,
+	S_USER_GET,
+	S_USER_UPDATE,
+	S_TOPIC_ADD,
+	S_TOPIC_REMOVE,
+	S_TOPIC_MEMBERS,
+	S_TOPIC_COUNT,
+	S_KEY_INSERT,
+	S_KEY_LOOKUP,
+	S_KEY_TOUCH,
+	S_KEY_LIST,
+	S_KEY_REVOKE,
+	S_PREFS_RULES,
+	S_PREFS_USER,
+	S_PREFS_CLEAR,
+	S_PREFS_INSERT,
+	S_PREFS_SET_USER,
+	S_PEOPLE__COUNT
+};
+
+static const char *const statements[S_PEOPLE__COUNT] = {
+	[S_USER_EXISTS] = "SELECT 1 FROM users WHERE id = ?1",
+	[S_USER_ENSURE] = "INSERT INTO users (id, created_at) VALUES (?1, ?2) "
+	    "ON CONFLICT (id) DO NOTHING",
+	/* The user, made if new, with one more unread: a create's one write to users. */
+	[S_USER_GET] = "SELECT " UCOLS " FROM users WHERE id = ?1",
+	[S_USER_UPDATE] = "UPDATE users SET "
+	    "email = CASE WHEN ?2 THEN ?3 ELSE email END, "
+	    "name = CASE WHEN ?4 THEN ?5 ELSE name END, "
+	    "tz = CASE WHEN ?6 THEN ?7 ELSE tz END, "
+	    "locale = CASE WHEN ?8 THEN ?9 ELSE locale END "
+	    "WHERE id = ?1 RETURNING " UCOLS,
+	[S_TOPIC_ADD] = "INSERT INTO topic_members (topic, user_id, added_at) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+	[S_TOPIC_REMOVE] = "DELETE FROM topic_members WHERE topic = ?1 AND user_id = ?2",
+	[S_TOPIC_MEMBERS] = "SELECT user_id FROM topic_members WHERE topic = ?1 "
+	    "ORDER BY user_id",
+	[S_TOPIC_COUNT] = "SELECT count(*) FROM topic_members WHERE topic = ?1",
+	[S_KEY_INSERT] = "INSERT INTO api_keys (name, hash, created_at) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING RETURNING id",
+	[S_KEY_LOOKUP] = "SELECT id, coalesce(last_used_at, 0) FROM api_keys "
+	    "WHERE hash = ?1 AND revoked_at IS NULL",
+	[S_KEY_TOUCH] = "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
+	[S_KEY_LIST] = "SELECT id, name, created_at, last_used_at, revoked_at "
+	    "FROM api_keys ORDER BY id",
+	[S_KEY_REVOKE] = "UPDATE api_keys SET revoked_at = ?3 WHERE revoked_at IS NULL "
+	    "AND CASE WHEN ?2 IS NULL THEN id = ?1 ELSE name = ?2 END",
+	[S_PREFS_RULES] = "SELECT type, channel, enabled FROM preferences WHERE user_id = ?1 "
+	    "ORDER BY type, channel",
+	[S_PREFS_USER] = "SELECT email, tz, quiet_start, quiet_end, quiet_days, digest, "
+	    "email_if_unread FROM users WHERE id = ?1",
+	[S_PREFS_CLEAR] = "DELETE FROM preferences WHERE user_id = ?1",
+	[S_PREFS_INSERT] = "INSERT INTO preferences (user_id, type, channel, enabled) "
+	    "VALUES (?1, ?2, ?3, ?4)",
+	[S_PREFS_SET_USER] = "UPDATE users SET quiet_start = ?2, quiet_end = ?3, quiet_days = ?4, "
+	    "digest = ?5, email_if_unread = ?6 WHERE id = ?1",
+};
+
+const struct stmt_table people_sql = {statements, S_PEOPLE__COUNT};
+
+#define stmt(c, id) stmt_get((c), T_PEOPLE, (id))
+
+/* The user object of the current row of a statement selecting UCOLS. */
+json_t *
+row_user(sqlite3_stmt *s)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "id", text_json(s, 0),
+	    "email", text_json(s, 1), "name", text_json(s, 2), "tz", text_json(s, 3),
+	    "locale", text_json(s, 4), "created_at", time_json(s, 5));
+}
+
+/* Does the user exist? */
+int
+user_exists(struct conn *c, const char *user)
+{
+	sqlite3_stmt *s = stmt(c, S_USER_EXISTS);
+	bind_text(s, 1, user);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : fail(c, "user_exists");
+}
+
+/* Create the user if missing. */
+int
+user_ensure(struct conn *c, const char *user, int64_t now)
+{
+	sqlite3_stmt *s = stmt(c, S_USER_ENSURE);
+	bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, now);
+	if (step_done(c, s, "user_ensure") != 0)
+		return -1;
+	return sqlite3_changes(c->db);
+}
+
+int
+store_user_exists(struct store *st, const char *user)
+{
+	struct conn *c = reader_get(st);
+	int rc = user_exists(c, user);
+	reader_put(c);
+	return rc;
+}
+
+int
+store_user_get(struct store *st, const char *user, json_t **out)
+{
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_USER_GET);
+	bind_text(s, 1, user);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = row_user(s);
+		rc = 1;
+	} else {
+		rc = rc == SQLITE_DONE ? 0 : fail(c, "user_get");
+	}
+	sqlite3_reset(s);
+	reader_put(c);
+	return rc;
+}
+
+struct user_put {
+	const struct user_update *u;
+	int64_t		 now;
+	json_t		*out;
+	bool		 created;
+};
+
+static int
+user_put_w(struct conn *c, void *arg)
+{
+	struct user_put *p = arg;
+	json_decref(p->out);
+	p->out = NULL;
+	const struct user_update *u = p->u;
+	int made = user_ensure(c, u->id, p->now);
+	if (made < 0)
+		return -1;
+	p->created = made > 0;
+	sqlite3_stmt *s = stmt(c, S_USER_UPDATE);
+	bind_text(s, 1, u->id);
+	sqlite3_bind_int(s, 2, u->set_email);
+	bind_text(s, 3, u->email);
+	sqlite3_bind_int(s, 4, u->set_name);
+	bind_text(s, 5, u->name);
+	sqlite3_bind_int(s, 6, u->set_tz);
+	bind_text(s, 7, u->tz);
+	sqlite3_bind_int(s, 8, u->set_locale);
+	bind_text(s, 9, u->locale);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		p->out = row_user(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : fail(c, "user_update");
+}
+
+int
+store_user_put(struct store *st, const struct user_update *u, int64_t now,
+    json_t **out, bool *created)
+{
+	struct user_put p = {.u = u, .now = now};
+	int rc = store_write(st, user_put_w, &p);
+	if (rc <= 0) {
+		json_decref(p.out);
+		return rc;
+	}
+	*out = p.out;
+	*created = p.created;
+	return rc;
+}
+
+const char *
+channel_str(unsigned ch)
+{
+	return ch == CHANNEL_IN_APP ? "in_app" : "email";
+}
+
+/* Read a user's preferences and address on connection c; 0 when no such user. */
+int
+prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_t elen,
+    char *tz, size_t tzlen)
+{
+	/* Not the rules: only the first p->n of them are ever read. */
+	p->n = 0;
+	p->quiet = false;
+	p->quiet_start = p->quiet_end = 0;
+	p->quiet_days = 0x7f;
+	p->digest = DIGEST_OFF;
+	p->email_if_unread = 0;
+	sqlite3_stmt *s = stmt(c, S_PREFS_USER);
+	bind_text(s, 1, user);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *e = (const char *)sqlite3_column_text(s, 0);
+		const char *z = (const char *)sqlite3_column_text(s, 1);
+		if (email)
+			snprintf(email, elen, "%s", e ? e : "");
+		if (tz)
+			snprintf(tz, tzlen, "%s", z ? z : "");
+		if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
+			p->quiet = true;
+			p->quiet_start = sqlite3_column_int(s, 2);
+			p->quiet_end = sqlite3_column_int(s, 3);
+			p->quiet_days = (unsigned)sqlite3_column_int(s, 4);
+		}
+		prefs_parse_digest((const char *)sqlite3_column_text(s, 5), &p->digest);
+		p->email_if_unread = sqlite3_column_int64(s, 6);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : fail(c, "prefs_user");
+	s = stmt(c, S_PREFS_RULES);
+	bind_text(s, 1, user);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && p->n < PREFS_MAX_RULES) {
+		struct prefs_rule *r = &p->rules[p->n++];
+		snprintf(r->type, sizeof r->type, "%s", (const char *)sqlite3_column_text(s, 0));
+		r->channel = strcmp((const char *)sqlite3_column_text(s, 1), "in_app") == 0 ?
+		    CHANNEL_IN_APP : CHANNEL_EMAIL;
+		r->enabled = sqlite3_column_int(s, 2) != 0;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 1 : fail(c, "prefs_rules");
+}
+
+int
+store_prefs_get(struct store *st, const char *user, struct prefs *p)
+{
+	struct conn *c = reader_get(st);
+	int rc = prefs_read(c, user, p, NULL, 0, NULL, 0);
+	reader_put(c);
+	return rc;
+}
+
+struct prefs_change {
+	const char	*user;
+	int64_t		 now;
+	bool		(*fn)(struct prefs *p, void *arg);
+	void		*arg;
+	struct prefs	 p;
+};
+
+static int
+prefs_update_w(struct conn *c, void *arg)
+{
+	struct prefs_change *pc = arg;
+	struct prefs *p = &pc->p;
+	if (user_ensure(c, pc->user, pc->now) < 0 || prefs_read(c, pc->user, p, NULL, 0, NULL, 0) < 0)
+		return -1;
+	if (!pc->fn(p, pc->arg))
+		return 0;
+	sqlite3_stmt *s = stmt(c, S_PREFS_CLEAR);
+	bind_text(s, 1, pc->user);
+	if (step_done(c, s, "prefs_clear") != 0)
+		return -1;
+	for (size_t i = 0; i < p->n; i++) {
+		s = stmt(c, S_PREFS_INSERT);
+		bind_text(s, 1, pc->user);
+		bind_text(s, 2, p->rules[i].type);
+		bind_text(s, 3, channel_str(p->rules[i].channel));
+		sqlite3_bind_int(s, 4, p->rules[i].enabled);
+		if (step_done(c, s, "prefs_insert") != 0)
+			return -1;
+	}
+	s = stmt(c, S_PREFS_SET_USER);
+	bind_text(s, 1, pc->user);
+	if (p->quiet) {
+		sqlite3_bind_int(s, 2, p->quiet_start);
+		sqlite3_bind_int(s, 3, p->quiet_end);
+		sqlite3_bind_int(s, 4, (int)p->quiet_days);
+	}
+	bind_text(s, 5, prefs_digest_name(p->digest));
+	if (p->email_if_unread > 0)
+		sqlite3_bind_int64(s, 6, p->email_if_unread);
+	return step_done(c, s, "prefs_set_user") == 0 ? 1 : -1;
+}
+
+int
+store_prefs_update(struct store *st, const char *user, int64_t now,
+    bool (*fn)(struct prefs *p, void *arg), void *arg, struct prefs *out)
+{
+	struct prefs_change *pc = calloc(1, sizeof *pc);
+	if (pc == NULL)
+		return -1;
+	*pc = (struct prefs_change){.user = user, .now = now, .fn = fn, .arg = arg};
+	int rc = store_write(st, prefs_update_w, pc);
+	if (rc > 0 && out != NULL)
+		*out = pc->p;
+	free(pc);
+	return rc;
+}
+
+struct topic_change {
+	const char	*topic, *user;
+	int64_t		 now;
+	bool		 changed;
+	int64_t		 count;		/* members after the change */
+};
+
+static int
+topic_count(struct conn *c, struct topic_change *p)
+{
+	sqlite3_stmt *s = stmt(c, S_TOPIC_COUNT);
+	bind_text(s, 1, p->topic);
+	return step_int64(c, s, &p->count, "topic_count");
+}
+
+static int
+topic_add_w(struct conn *c, void *arg)
+{
+	struct topic_change *p = arg;
+	if (user_ensure(c, p->user, p->now) < 0)
+		return -1;
+	sqlite3_stmt *s = stmt(c, S_TOPIC_ADD);
+	bind_text(s, 1, p->topic);
+	bind_text(s, 2, p->user);
+	sqlite3_bind_int64(s, 3, p->now);
+	if (step_done(c, s, "topic_add") != 0)
+		return -1;
+	p->changed = sqlite3_changes(c->db) > 0;
+	return topic_count(c, p) < 0 ? -1 : 1;
+}
+
+static int
+topic_remove_w(struct conn *c, void *arg)
+{
+	struct topic_change *p = arg;
+	sqlite3_stmt *s = stmt(c, S_TOPIC_REMOVE);
+	bind_text(s, 1, p->topic);
+	bind_text(s, 2, p->user);
+	if (step_done(c, s, "topic_remove") != 0)
+		return -1;
+	if (sqlite3_changes(c->db) == 0)
+		return 0;
+	return topic_count(c, p) < 0 ? -1 : 1;
+}
+
+int
+store_topic_add(struct store *st, const char *topic, const char *user, int64_t now,
+    bool *added, int64_t *count)
+{
+	struct topic_change p = {topic, user, now, false, 0};
+	int rc = store_write(st, topic_add_w, &p);
+	*added = p.changed;
+	*count = p.count;
+	return rc;
+}
+
+int
+store_topic_remove(struct store *st, const char *topic, const char *user, int64_t *count)
+{
+	struct topic_change p = {topic, user, 0, false, 0};
+	int rc = store_write(st, topic_remove_w, &p);
+	*count = p.count;
+	return rc;
+}
+
+int
+store_topic_members(struct store *st, const char *topic, json_t **members)
+{
+	json_t *list = json_array();
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_TOPIC_MEMBERS);
+	bind_text(s, 1, topic);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, text_json(s, 0));
+	sqlite3_reset(s);
+	rc = rc == SQLITE_DONE ? 1 : fail(c, "topic_members");
+	reader_put(c);
+	if (rc > 0 && json_array_size(list) == 0)
+		rc = 0;
+	if (rc <= 0) {
+		json_decref(list);
+		return rc;
+	}
+	*members = list;
+	return 1;
+}
+
+struct key_args {
+	const char		*name;
+	const unsigned char	*hash;
+	int64_t			 id, now;
+};
+
+static int
+key_create_w(struct conn *c, void *arg)
+{
+	struct key_args *p = arg;
+	sqlite3_stmt *s = stmt(c, S_KEY_INSERT);
+	bind_text(s, 1, p->name);
+	sqlite3_bind_blob(s, 2, p->hash, 32, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 3, p->now);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		p->id = sqlite3_column_int64(s, 0);
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? 1 : fail(c, "key_insert");
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : fail(c, "key_insert");
+}
+
+int
+store_key_create(struct store *st, const char *name, const unsigned char hash[32],
+    int64_t now, int64_t *id)
+{
+	struct key_args p = {name, hash, 0, now};
+	int rc = store_write(st, key_create_w, &p);
+	*id = p.id;
+	return rc;
+}
+
+static int
+key_touch_w(struct conn *c, void *arg)
+{
+	struct key_args *p = arg;
+	sqlite3_stmt *s = stmt(c, S_KEY_TOUCH);
+	sqlite3_bind_int64(s, 1, p->id);
+	sqlite3_bind_int64(s, 2, p->now);
+	return step_done(c, s, "key_touch") == 0 ? 1 : -1;
+}
+
+/* The cache slot of a key hash. */
+static struct key_cache *
+key_slot(struct store *st, const unsigned char hash[32])
+{
+	return &st->keys[(hash[0] | (unsigned)hash[1] << 8) % KEY_CACHE];
+}
+
+int
+store_key_lookup(struct store *st, const unsigned char hash[32], int64_t now, int64_t *id)
+{
+	int64_t last = 0;
+	int rc;
+	struct key_cache *slot = key_slot(st, hash);
+	uint64_t gen;
+
+	pthread_mutex_lock(&st->klock);
+	gen = st->key_gen;
+	bool hit = slot->id > 0 && memcmp(slot->hash, hash, 32) == 0;
+	if (hit) {
+		*id = slot->id;
+		last = slot->touched;
+	}
+	pthread_mutex_unlock(&st->klock);
+	rc = hit;
+	if (!rc) {
+		struct conn *c = reader_get(st);
+		sqlite3_stmt *s = stmt(c, S_KEY_LOOKUP);
+		sqlite3_bind_blob(s, 1, hash, 32, SQLITE_TRANSIENT);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			*id = sqlite3_column_int64(s, 0);
+			last = sqlite3_column_int64(s, 1);
+			rc = 1;
+		} else {
+			rc = rc == SQLITE_DONE ? 0 : fail(c, "key_lookup");
+		}
+		sqlite3_reset(s);
+		reader_put(c);
+	}
+	if (rc <= 0)
+		return rc;
+	bool cached = hit;
+	/* Note the use at most once a minute: a write per request would cost a commit. */
+	if (now - last >= 60000) {
+		struct key_args p = {NULL, NULL, *id, now};
+		if (store_write(st, key_touch_w, &p) > 0)
+			last = now;
+		cached = false;
+	}
+	if (cached)
+		return rc;
+	/* Cache it unless a revoke ran meanwhile: what we read may be stale. */
+	pthread_mutex_lock(&st->klock);
+	if (st->key_gen == gen) {
+		memcpy(slot->hash, hash, 32);
+		slot->id = *id;
+		slot->touched = last;
+	}
+	pthread_mutex_unlock(&st->klock);
+	return rc;
+}
+
+int
+store_key_list(struct store *st, json_t **out)
+{
+	json_t *keys = json_array();
+	struct conn *c = reader_get(st);
+	sqlite3_stmt *s = stmt(c, S_KEY_LIST);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(keys, json_pack("{s:I, s:o, s:o, s:o, s:o}",
+		    "id", (json_int_t)sqlite3_column_int64(s, 0), "name", text_json(s, 1),
+		    "created_at", time_json(s, 2), "last_used_at", time_json(s, 3),
+		    "revoked_at", time_json(s, 4)));
+	sqlite3_reset(s);
+	rc = rc == SQLITE_DONE ? 1 : fail(c, "key_list");
+	reader_put(c);
+	if (rc <= 0) {
+		json_decref(keys);
+		return rc;
+	}
+	*out = json_pack("{s:o}", "keys", keys);
+	return 1;
+}
+
+static int
+key_revoke_w(struct conn *c, void *arg)
+{
+	struct key_args *p = arg;
+	sqlite3_stmt *s = stmt(c, S_KEY_REVOKE);
+	sqlite3_bind_int64(s, 1, p->id);
+	bind_text(s, 2, p->name);
+	sqlite3_bind_int64(s, 3, p->now);
+	if (step_done(c, s, "key_revoke") != 0)
+		return -1;
+	return sqlite3_changes(c->db) > 0;
+}
+
+int
+store_key_revoke(struct store *st, int64_t id, const char *name, int64_t now)
+{
+	struct key_args p = {name, NULL, id, now};
+	int rc = store_write(st, key_revoke_w, &p);
+	/* Forget every cached key: the next use of each is checked in the database. */
+	pthread_mutex_lock(&st->klock);
+	memset(st->keys, 0, sizeof st->keys);
+	st->key_gen++;
+	pthread_mutex_unlock(&st->klock);
+	return rc;
+}

@@ -1,0 +1,129 @@
+/*
+ * store_impl — what the files of the SQLite store share, and nothing
+ * outside core/store/ includes: connections, the write queue, the
+ * statement tables, and the small helpers every query uses.
+ *
+ * engine.c	open, migrate, connections, readers, the group commit, checkpoints
+ * people.c	users, preferences, topics, API keys
+ * notifications.c	notifications, unread counts, deliveries, digests
+ * mailbox.c	captured mail
+ */
+#ifndef NOTIFYD_STORE_IMPL_H
+#define NOTIFYD_STORE_IMPL_H
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define READERS 4
+#define UCOLS "id, email, name, tz, locale, created_at"
+
+/* Each file's statements, prepared on every connection at open, in its own range. */
+enum { T_ENGINE, T_PEOPLE, T_NOTIF, T_MAIL, T__COUNT };
+struct stmt_table {
+	const char *const *sql;
+	int		 n;
+};
+extern const struct stmt_table engine_sql, people_sql, notif_sql, mail_sql;
+
+/* One SQLite connection and its statements; used by one thread at a time. */
+struct conn {
+	sqlite3		*db;
+	pthread_mutex_t	 lock;
+	sqlite3_stmt	**stmt[T__COUNT];
+	struct prefs	*prefs;		/* the writer's, for routing: ~18 KiB, made once */
+	int64_t		 mail_unpruned;	/* the writer's: bytes of mail since retention ran */
+};
+
+/* A write waiting for (or done by) a batch. */
+struct wreq {
+	int		(*fn)(struct conn *c, void *arg);
+	void		*arg;
+	/* After the commit, in commit order, before anyone is woken: tell the world. */
+	void		(*publish)(void *arg);
+	int		 rc;
+	enum store_error err;		/* why, when rc < 0 */
+	bool		 done;		/* its batch is committed (or failed) */
+	sem_t		 wake;		/* posted once: done, or lead the next batch */
+	struct wreq	*next;
+};
+
+/* A recently used API key, so a request needs no query to check it. */
+struct key_cache {
+	unsigned char	 hash[32];
+	int64_t		 id;
+	int64_t		 touched;	/* ms: last_used_at as stored */
+};
+#define KEY_CACHE 64
+
+struct store {
+	struct conn	 w;			/* the writer */
+	struct conn	 r[READERS];		/* readers */
+	unsigned	 next_reader;
+	pthread_mutex_t	 qlock;			/* guards the queue below */
+	struct wreq	*queue, **qtail;
+	bool		 writing;		/* a batch is running or handed on */
+	pthread_mutex_t	 klock;			/* guards keys and key_gen */
+	struct key_cache keys[KEY_CACHE];
+	uint64_t	 key_gen;		/* bumped by every revoke */
+	int64_t		 commits, writes;
+	char		*path;
+	/* Checkpoints run in their own thread, off the commit path. */
+	sqlite3		*ckpt_db;
+	pthread_t	 ckpt_thread;
+	bool		 ckpt_running, ckpt_stop;
+	int		 wal_pages;		/* in the WAL since the last checkpoint */
+	pthread_mutex_t	 ckpt_lock;
+	pthread_cond_t	 ckpt_cond;
+};
+
+/* Pages in the WAL that start a checkpoint (SQLite's own default is the same). */
+#define CHECKPOINT_PAGES 1000
+
+/* Log the connection's last error for what was being done; -1. */
+int		 fail(struct conn *c, const char *what);
+/* Statement id of file table t, reset and unbound, ready to bind. */
+sqlite3_stmt	*stmt_get(struct conn *c, int t, int id);
+void		 bind_text(sqlite3_stmt *s, int i, const char *v);
+/* Step a statement that returns no row; 0, or -1 logged. */
+int		 step_done(struct conn *c, sqlite3_stmt *s, const char *what);
+/* Step a statement that returns one integer (or two). */
+int		 step_int64(struct conn *c, sqlite3_stmt *s, int64_t *v, const char *what);
+bool		 step_two(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *a,
+		    int64_t *b);
+/* A column as JSON: a time (RFC 3339) or text, null when NULL. */
+json_t		*time_json(sqlite3_stmt *s, int col);
+json_t		*text_json(sqlite3_stmt *s, int col);
+/* A reader connection, locked; give it back with reader_put(). */
+struct conn	*reader_get(struct store *st);
+void		 reader_put(struct conn *c);
+/* A read transaction on a reader, so several statements see one state. */
+int		 read_begin(struct conn *c);
+void		 read_end(struct conn *c);
+/*
+ * Run fn on the writer inside the group commit; publish (may be NULL) after
+ * the commit, in commit order. The result of fn once committed, <0 on failure.
+ */
+int		 store_write(struct store *st, int (*fn)(struct conn *, void *), void *arg);
+int		 store_write_pub(struct store *st, int (*fn)(struct conn *, void *),
+		    void (*publish)(void *), void *arg);
+/* n writes queued together (reqs: room for n); each result in rcs[i]. */
+void		 store_write_many(struct store *st, int (*fn)(struct conn *, void *),
+		    void (*publish)(void *), void **args, int n, int *rcs, struct wreq *reqs);
+
+/* people.c, for the other files' transactions. */
+json_t		*row_user(sqlite3_stmt *s);
+int		 user_exists(struct conn *c, const char *user);
+int		 user_ensure(struct conn *c, const char *user, int64_t now);
+const char	*channel_str(unsigned ch);
+int		 prefs_read(struct conn *c, const char *user, struct prefs *p, char *email,
+		    size_t elen, char *tz, size_t tzlen);
+/* notifications.c, for the check. */
+int		 unread_mismatches(struct conn *c, json_t *list);
+int		 repair_w(struct conn *c, void *arg);
+
+#endif
