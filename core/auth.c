@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "events.h"
 #include "log.h"
 #include "ops.h"
 #include "proto.h"
@@ -24,10 +26,34 @@
 
 #define SECRET_BYTES 32
 
+/* A recently used API key, so a request needs no query to check it. */
+struct key_cache {
+	unsigned char	 hash[32];
+	int64_t		 id;
+	int64_t		 touched;	/* ms: its last use as stored */
+};
+#define KEY_CACHE 64
+
 struct auth {
 	unsigned char	*secret;
 	size_t		 secret_len;
+	pthread_mutex_t	 klock;		/* guards keys and key_gen */
+	struct key_cache keys[KEY_CACHE];
+	uint64_t	 key_gen;	/* bumped by every revoke */
 };
+
+/* A key was revoked (here or, sharing the database, elsewhere): forget every cached one. */
+static void
+on_event(const struct event *ev, void *arg)
+{
+	struct auth *a = arg;
+	if (ev->type != EVENT_KEY_REVOKED)
+		return;
+	pthread_mutex_lock(&a->klock);
+	memset(a->keys, 0, sizeof a->keys);
+	a->key_gen++;
+	pthread_mutex_unlock(&a->klock);
+}
 
 static const char b64url[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -144,6 +170,8 @@ auth_open(struct auth **out, const char *data_dir, const char *secret,
 		free(a);
 		return -1;
 	}
+	pthread_mutex_init(&a->klock, NULL);
+	events_subscribe(on_event, a);
 	*out = a;
 	return 0;
 }
@@ -153,6 +181,8 @@ auth_close(struct auth *a)
 {
 	if (a == NULL)
 		return;
+	events_unsubscribe(on_event, a);
+	pthread_mutex_destroy(&a->klock);
 	if (a->secret != NULL)
 		memset(a->secret, 0, a->secret_len);
 	free(a->secret);
@@ -270,6 +300,45 @@ auth_check_token(struct auth *a, const char *token, int64_t now,
 	return 0;
 }
 
+/*
+ * Check an API key by its hash: 1 live (*id), 0 unknown or revoked, <0
+ * not checked. A cached key needs no query; its use is noted in the
+ * database at most once a minute, since a write per request would cost
+ * a commit.
+ */
+static int
+key_check(struct auth *a, struct store *st, const unsigned char hash[32], int64_t now,
+    int64_t *id)
+{
+	struct key_cache *slot = &a->keys[(hash[0] | (unsigned)hash[1] << 8) % KEY_CACHE];
+	int64_t last = 0;
+	int rc;
+
+	pthread_mutex_lock(&a->klock);
+	uint64_t gen = a->key_gen;
+	bool hit = slot->id > 0 && memcmp(slot->hash, hash, 32) == 0;
+	if (hit) {
+		*id = slot->id;
+		last = slot->touched;
+	}
+	pthread_mutex_unlock(&a->klock);
+	if (!hit && (rc = store_key_lookup(st, hash, id, &last)) <= 0)
+		return rc;
+	if (hit && now - last < 60000)
+		return 1;
+	if (now - last >= 60000 && store_key_touch(st, *id, now) > 0)
+		last = now;
+	/* Cache it unless a revoke ran meanwhile: what was read may be stale. */
+	pthread_mutex_lock(&a->klock);
+	if (a->key_gen == gen) {
+		memcpy(slot->hash, hash, 32);
+		slot->id = *id;
+		slot->touched = last;
+	}
+	pthread_mutex_unlock(&a->klock);
+	return 1;
+}
+
 int
 auth_check(struct auth *a, struct store *st, const char *header, int64_t now,
     struct principal *who, struct op_error *err)
@@ -288,7 +357,7 @@ auth_check(struct auth *a, struct store *st, const char *header, int64_t now,
 		unsigned char hash[32];
 		int64_t id;
 		auth_key_hash(cred, hash);
-		int rc = store_key_lookup(st, hash, now, &id);
+		int rc = key_check(a, st, hash, now, &id);
 		if (rc < 0) {
 			err->status = 503;
 			snprintf(err->code, sizeof err->code, "unavailable");

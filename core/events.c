@@ -20,6 +20,16 @@ events_subscribe(event_fn fn, void *arg)
 	return 0;
 }
 
+void
+events_unsubscribe(event_fn fn, void *arg)
+{
+	for (int i = 0; i < nsubs; i++)
+		if (subs[i].fn == fn && subs[i].arg == arg) {
+			subs[i] = subs[--nsubs];
+			return;
+		}
+}
+
 /* Call every subscriber with ev. */
 static void
 emit(const struct event *ev)
@@ -55,6 +65,7 @@ events_name(enum event_type type)
 		[EVENT_MAIL_DELETED] = "mail_deleted",
 		[EVENT_MAIL_TRUNCATED] = "mail_truncated",
 		[EVENT_MAIL_PRUNED] = "mail_pruned",
+		[EVENT_KEY_REVOKED] = "key_revoked",
 	};
 	return type < EVENT__COUNT ? names[type] : "?";
 }

@@ -21,6 +21,7 @@ enum event_type {
 	EVENT_MAIL_DELETED,	/* user "": data: {"IDs":[...]} */
 	EVENT_MAIL_TRUNCATED,	/* user "": data: {} (every message deleted) */
 	EVENT_MAIL_PRUNED,	/* user "": data: {"deleted":N} (retention removed the oldest) */
+	EVENT_KEY_REVOKED,	/* user "": data: NULL (an API key was revoked) */
 	EVENT__COUNT
 };
 
@@ -41,6 +42,10 @@ void	 events_emit(enum event_type type, const char *user, json_t *data);
 void	 events_emit_notification(const char *user, json_t *data, int64_t unread_count);
 /* The event's name as the wire formats spell it, e.g. "read_all". */
 const char *events_name(enum event_type type);
+/* Is it about the captured mailbox? */
+#define EVENT_IS_MAIL(t)	((t) >= EVENT_MAIL && (t) <= EVENT_MAIL_PRUNED)
+/* Stop calling fn with arg. */
+void	 events_unsubscribe(event_fn fn, void *arg);
 /* Drop every subscriber (for tests and shutdown). */
 void	 events_reset(void);
 

@@ -289,6 +289,8 @@ on_event(const struct event *ev, void *arg)
 	json_t *data = ev->data, *count_data = NULL;
 	int64_t nid = 0;
 
+	if (ev->type == EVENT_KEY_REVOKED)
+		return;		/* not for clients */
 	pthread_mutex_lock(&h->lock);
 	struct user_ent *e = user_get(h, ev->user, false);
 	bool to_user = e != NULL && e->list != NULL, to_watchers = h->watchers != NULL;
@@ -298,7 +300,7 @@ on_event(const struct event *ev, void *arg)
 
 	/* Build outside the lock; each frame once, however many clients get it. */
 	json_t *own = NULL;
-	if (ev->type >= EVENT_MAIL) {
+	if (EVENT_IS_MAIL(ev->type)) {
 		/* Mailbox events have no user: watchers get them as they are. */
 	} else if (ev->type == EVENT_NOTIFICATION) {
 		nid = json_integer_value(json_object_get(data, "id"));
@@ -318,7 +320,7 @@ on_event(const struct event *ev, void *arg)
 	}
 	if (to_watchers)
 		wf = frame_new(type, ev->user, own ? own : data);
-	if (to_watchers && ev->type >= EVENT_MAIL)
+	if (to_watchers && EVENT_IS_MAIL(ev->type))
 		mailpit_frames(h, ev, &mf, &stats);
 	json_decref(own);
 	json_decref(count_data);

@@ -92,17 +92,24 @@ struct send_route {
 	int64_t		 now;		/* of the send */
 };
 
-/* route_fn for the store: the recipient's preferences decide each channel. */
-static void
-route(void *arg, const struct notification_new *n, const struct prefs *p, const char *email,
-    const char *tz, struct routing *in_app, struct routing *email_route)
+/*
+ * Route n by its recipient's preferences, as stored now (a user not
+ * stored yet has every default); p is room for them. The store writes
+ * what this decides. 0, or -1 when they could not be read.
+ */
+static int
+route(struct op_ctx *ctx, struct send_route *r, struct prefs *p, struct notification_new *n)
 {
-	struct send_route *r = arg;
-	struct route_in in = {n->type, r->channels, r->critical, r->urgent,
-	    email != NULL && *email != '\0', tz, n->deliver_at > 0 ? n->deliver_at : r->now};
-	prefs_route(p, &in, in_app, email_route);
-	if (email_route->status == DS_PENDING || n->deliver_at > 0)
-		__atomic_store_n(&r->wake, true, __ATOMIC_RELAXED);
+	char email[320], tz[80];
+	if (store_recipient(ctx->app->store, n->user, p, email, sizeof email, tz, sizeof tz) < 0)
+		return -1;
+	struct route_in in = {n->type, r->channels, r->critical, r->urgent, *email != '\0', tz,
+	    n->deliver_at > 0 ? n->deliver_at : r->now};
+	prefs_route(p, &in, &n->in_app, &n->email);
+	n->routed = true;
+	if (n->email.status == DS_PENDING || n->deliver_at > 0)
+		r->wake = true;
+	return 0;
 }
 
 #define MAX_RECIPIENTS 1000
@@ -246,6 +253,7 @@ send_run(struct op_ctx *ctx, json_t *args)
 	char *data_text = NULL;
 	bool *created = NULL, any = false;
 	struct rendered *r = NULL;
+	struct prefs *prefs = NULL;
 	struct template_set *ts = NULL;
 	json_t *warnings = NULL;
 	size_t n, i;
@@ -268,7 +276,8 @@ send_run(struct op_ctx *ctx, json_t *args)
 	out = calloc(n, sizeof *out);
 	created = calloc(n, sizeof *created);
 	r = calloc(n, sizeof *r);
-	if (in == NULL || out == NULL || created == NULL || r == NULL) {
+	prefs = malloc(sizeof *prefs);	/* ~18 KiB: one for every recipient in turn */
+	if (in == NULL || out == NULL || created == NULL || r == NULL || prefs == NULL) {
 		op_fail(ctx, 500, "internal", "out of memory");
 		goto done;
 	}
@@ -300,11 +309,14 @@ send_run(struct op_ctx *ctx, json_t *args)
 	}
 	if (!render(ctx, args, ts, tt, &proto, users, r, n))
 		goto done;
-	proto.route = route;
-	proto.route_arg = &sr;
 	for (i = 0; i < n; i++) {
 		in[i] = proto;
 		in[i].user = json_string_value(json_array_get(users, i));
+		if (route(ctx, &sr, prefs, &in[i]) != 0) {
+			op_fail(ctx, 500, "internal", "the preferences of '%s' could not be read",
+			    in[i].user);
+			goto done;
+		}
 		/* Clients of the user want the new unread count: the write has it cheapest. */
 		in[i].count = ctx->app->hub != NULL && hub_presence(ctx->app->hub, in[i].user) > 0;
 		if (in[i].title == NULL)
@@ -359,6 +371,7 @@ done:
 		free(r[i].body);
 	}
 	free(r);
+	free(prefs);
 	template_set_unref(ts);
 	free(in);
 	free(data_text);

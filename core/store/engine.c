@@ -12,6 +12,7 @@
 #include "store_impl.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,15 +97,136 @@ step_done(struct conn *c, sqlite3_stmt *s, const char *what)
 	return rc == SQLITE_DONE ? 0 : fail(c, what);
 }
 
-/* Run a statement that returns one integer (after binding) into *out; <0 on error. */
-int
-step_int64(struct conn *c, sqlite3_stmt *s, int64_t *out, const char *what)
+/* Bind fmt's arguments to s, as query() says. */
+static void
+bind_va(sqlite3_stmt *s, const char *fmt, va_list ap)
 {
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(s, 0);
+	for (int i = 1; fmt != NULL && *fmt != '\0'; fmt++, i++)
+		switch (*fmt) {
+		case 't':
+			bind_text(s, i, va_arg(ap, const char *));
+			break;
+		case 'i':
+			sqlite3_bind_int64(s, i, va_arg(ap, int64_t));
+			break;
+		case 'h':
+			sqlite3_bind_blob(s, i, va_arg(ap, const unsigned char *), 32,
+			    SQLITE_TRANSIENT);
+			break;
+		}
+}
+
+/* Step s until row says stop or the rows end; the rows seen, or -1 logged as what. */
+static int
+rows(struct conn *c, sqlite3_stmt *s, const char *what, row_fn row, void *arg)
+{
+	int rc, n = 0;
+	bool more = true;
+	while (more && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		n++;
+		more = row != NULL && row(s, arg);
+	}
+	if (more && rc != SQLITE_DONE)
+		n = fail(c, what);
 	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 0 : fail(c, what);
+	return n;
+}
+
+/* Statement id of table t on c, bound from ap, run through row. */
+static int
+vquery(struct conn *c, int t, int id, const char *what, row_fn row, void *arg,
+    const char *fmt, va_list ap)
+{
+	sqlite3_stmt *s = stmt_get(c, t, id);
+	bind_va(s, fmt, ap);
+	return rows(c, s, what, row, arg);
+}
+
+int
+query_on(struct conn *c, int t, int id, const char *what, row_fn row, void *arg,
+    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vquery(c, t, id, what, row, arg, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+int
+query(struct store *st, int t, int id, const char *what, row_fn row, void *arg,
+    const char *fmt, ...)
+{
+	va_list ap;
+	struct conn *c = reader_get(st);
+	va_start(ap, fmt);
+	int n = vquery(c, t, id, what, row, arg, fmt, ap);
+	va_end(ap);
+	reader_put(c);
+	return n;
+}
+
+bool
+row_ints(sqlite3_stmt *s, void *arg)
+{
+	int64_t *v = arg;
+	for (int i = 0; i < sqlite3_column_count(s); i++)
+		v[i] = sqlite3_column_int64(s, i);
+	return false;
+}
+
+struct json_rows {
+	json_t		*(*make)(sqlite3_stmt *s);
+	json_t		*one;
+	json_t		*list;
+};
+
+static bool
+row_json(sqlite3_stmt *s, void *arg)
+{
+	struct json_rows *j = arg;
+	json_t *o = j->make(s);
+	if (j->list == NULL) {
+		j->one = o;
+		return false;
+	}
+	json_array_append_new(j->list, o);
+	return true;
+}
+
+int
+query_one(struct store *st, int t, int id, const char *what, json_t *(*make)(sqlite3_stmt *),
+    json_t **out, const char *fmt, ...)
+{
+	va_list ap;
+	struct json_rows j = {make, NULL, NULL};
+	struct conn *c = reader_get(st);
+	va_start(ap, fmt);
+	int n = vquery(c, t, id, what, row_json, &j, fmt, ap);
+	va_end(ap);
+	reader_put(c);
+	if (n > 0)
+		*out = j.one;
+	return n;
+}
+
+int
+query_list(struct store *st, int t, int id, const char *what, json_t *(*make)(sqlite3_stmt *),
+    json_t **out, const char *fmt, ...)
+{
+	va_list ap;
+	struct json_rows j = {make, NULL, json_array()};
+	struct conn *c = reader_get(st);
+	va_start(ap, fmt);
+	int n = vquery(c, t, id, what, row_json, &j, fmt, ap);
+	va_end(ap);
+	reader_put(c);
+	if (n < 0) {
+		json_decref(j.list);
+		return -1;
+	}
+	*out = j.list;
+	return 1;
 }
 
 static int
@@ -512,7 +634,6 @@ conn_close(struct conn *c, bool optimize)
 			sqlite3_exec(c->db, "PRAGMA optimize", NULL, NULL, NULL);
 		sqlite3_close(c->db);
 	}
-	free(c->prefs);
 	pthread_mutex_destroy(&c->lock);
 }
 
@@ -590,7 +711,6 @@ store_open(struct store **out, const char *path, const struct store_options *opt
 	st->path = strdup(path);
 	st->qtail = &st->queue;
 	pthread_mutex_init(&st->qlock, NULL);
-	pthread_mutex_init(&st->klock, NULL);
 	pthread_mutex_init(&st->ckpt_lock, NULL);
 	pthread_cond_init(&st->ckpt_cond, NULL);
 	if (conn_open(&st->w, path, opt, true, err, errlen) != 0)
@@ -624,7 +744,6 @@ store_close(struct store *st)
 		conn_close(&st->r[i], false);
 	conn_close(&st->w, true);
 	pthread_mutex_destroy(&st->qlock);
-	pthread_mutex_destroy(&st->klock);
 	pthread_mutex_destroy(&st->ckpt_lock);
 	pthread_cond_destroy(&st->ckpt_cond);
 	free(st->path);
@@ -643,27 +762,17 @@ store_stats(struct store *st, int64_t *commits, int64_t *writes)
 int
 store_ping(struct store *st)
 {
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_PING);
-	int rc = sqlite3_step(s) == SQLITE_ROW ? 1 : fail(c, "ping");
-	sqlite3_reset(s);
-	reader_put(c);
-	return rc;
+	return query(st, T_ENGINE, S_PING, "ping", NULL, NULL, NULL) > 0 ? 1 : -1;
 }
 
 int
 store_counts(struct store *st, int64_t *users, int64_t *notifications, int64_t *mail)
 {
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_COUNTS);
-	int rc = sqlite3_step(s) == SQLITE_ROW ? 1 : fail(c, "counts");
-	if (rc > 0) {
-		*users = sqlite3_column_int64(s, 0);
-		*notifications = sqlite3_column_int64(s, 1);
-		*mail = sqlite3_column_int64(s, 2);
-	}
-	sqlite3_reset(s);
-	reader_put(c);
+	int64_t v[3] = {0, 0, 0};
+	int rc = query(st, T_ENGINE, S_COUNTS, "counts", row_ints, v, NULL) > 0 ? 1 : -1;
+	*users = v[0];
+	*notifications = v[1];
+	*mail = v[2];
 	return rc;
 }
 
@@ -719,16 +828,3 @@ store_check(struct store *st, bool full, bool repair, json_t **out)
 	return 1;
 }
 
-/* Two integers a statement's one row holds; false on an error. */
-bool
-step_two(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *a, int64_t *b)
-{
-	int rc = sqlite3_step(s);
-	*a = *b = 0;
-	if (rc == SQLITE_ROW) {
-		*a = sqlite3_column_int64(s, 0);
-		*b = sqlite3_column_int64(s, 1);
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE || fail(c, what) == 0;
-}

@@ -230,24 +230,32 @@ store_mail_get(struct store *st, const char *uid, struct mail_got *m)
 	return rc;
 }
 
+/* A summary and its sequence, from S_MAIL_AFTER. */
+struct mail_next {
+	json_t		*summary;
+	int64_t		 seq;
+};
+
+static bool
+row_mail_next(sqlite3_stmt *s, void *arg)
+{
+	struct mail_next *m = arg;
+	m->summary = row_mail_summary(s);
+	m->seq = sqlite3_column_int64(s, 5);
+	return false;
+}
+
 int
 store_mail_next(struct store *st, int64_t after_seq, const char *like, json_t **summary,
     int64_t *seq)
 {
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_MAIL_AFTER);
-	sqlite3_bind_int64(s, 1, after_seq);
-	bind_text(s, 2, like);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*summary = row_mail_summary(s);
-		*seq = sqlite3_column_int64(s, 5);
-		rc = 1;
-	} else {
-		rc = rc == SQLITE_DONE ? 0 : fail(c, "mail_next");
+	struct mail_next m = {NULL, 0};
+	int rc = query(st, T_MAIL, S_MAIL_AFTER, "mail_next", row_mail_next, &m, "it", after_seq,
+	    like);
+	if (rc > 0) {
+		*summary = m.summary;
+		*seq = m.seq;
 	}
-	sqlite3_reset(s);
-	reader_put(c);
 	return rc;
 }
 

@@ -54,7 +54,6 @@ enum notif_stmt {
 	S_NOTIF_RELEASE,
 	S_NOTIF_KEY_OF,
 	S_NOTIF_SET_KEY,
-	S_NOTIF_DROP,
 	S_DELIV_MOVE,
 	S_DELIV_NOTIF,
 	S_DELIV_INSERT,
@@ -156,7 +155,6 @@ static const char *const statements[S_NOTIF__COUNT] = {
 	    "email_skipped FROM notifications WHERE id = ?1 AND deliver_at >= ?2",
 	[S_NOTIF_KEY_OF] = "SELECT dedupe_key FROM notifications WHERE id = ?1",
 	[S_NOTIF_SET_KEY] = "UPDATE notifications SET dedupe_key = ?2 WHERE id = ?1",
-	[S_NOTIF_DROP] = "DELETE FROM notifications WHERE id = ?1",
 	[S_DELIV_MOVE] = "UPDATE deliveries SET notification_id = ?2 WHERE notification_id = ?1",
 	[S_DELIV_NOTIF] = "SELECT " NCOLS " FROM notifications WHERE id = "
 	    "(SELECT notification_id FROM deliveries WHERE id = ?1)",
@@ -353,42 +351,12 @@ delivery_insert(struct conn *c, int64_t nid, unsigned ch, const struct routing *
 	return step_done(c, s, "delivery_insert");
 }
 
-/*
- * How the recipient's preferences route a new notification: in-app (shown
- * now, held until due, or skipped: stored archived) and email. A user not
- * stored yet has every default. Without a router (tests): shown, no rows.
- */
-static int
-route_decide(struct conn *c, const struct notification_new *in, int64_t now,
-    struct routing *ia, struct routing *em)
-{
-	char email[320] = "", tz[80] = "";
-	*ia = (struct routing){DS_SENT, 0, NULL};
-	*em = (struct routing){DS_SKIPPED, 0, NULL};
-	if (in->route == NULL)
-		return 0;
-	if (c->prefs == NULL && (c->prefs = malloc(sizeof *c->prefs)) == NULL)
-		return -1;
-	struct prefs *p = c->prefs;
-	if (prefs_read(c, in->user, p, email, sizeof email, tz, sizeof tz) < 0)
-		return -1;
-	in->route(in->route_arg, in, p, email, tz, ia, em);
-	/* In-app: shown now, when due (the worker releases it), or not at all. */
-	if (ia->status == DS_SENT && in->deliver_at > now)
-		*ia = (struct routing){DS_PENDING, in->deliver_at, NULL};
-	return 1;
-}
-
 /* User's unread count, kept in users.unread: 1, or 0 (count 0) when there is no such user. */
 static int
 unread_count(struct conn *c, const char *user, int64_t *count)
 {
-	sqlite3_stmt *s = stmt(c, S_UNREAD_COUNT);
-	bind_text(s, 1, user);
-	int rc = sqlite3_step(s);
-	*count = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(c, "unread_count");
+	*count = 0;
+	return query_on(c, T_NOTIF, S_UNREAD_COUNT, "unread_count", row_ints, count, "t", user);
 }
 
 /* Add delta to user's unread count; *count: the count after it. */
@@ -417,10 +385,15 @@ static int
 create_one(struct conn *c, const struct notification_new *in, int64_t now,
     json_t **out, int64_t *id, bool *created, bool *hidden, int64_t *count)
 {
-	struct routing ia, em;
-	int routed = route_decide(c, in, now, &ia, &em);
-	if (routed < 0)
-		return -1;
+	struct routing ia = {DS_SENT, 0, NULL}, em = {DS_SKIPPED, 0, NULL};
+	bool routed = in->routed;
+	if (routed) {
+		ia = in->in_app;
+		em = in->email;
+	}
+	/* In-app: shown now, when due (the worker releases it), or not at all. */
+	if (ia.status == DS_SENT && in->deliver_at > now)
+		ia = (struct routing){DS_PENDING, in->deliver_at, NULL};
 	*hidden = ia.status == DS_SKIPPED;
 	bool held = ia.status == DS_PENDING;
 	bool shown = !*hidden && !held && in->deliver_at <= now;
@@ -451,7 +424,7 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 		sqlite3_bind_int64(s, 11, in->deliver_at + (held ? HIDDEN : 0));
 	if (*hidden)
 		sqlite3_bind_int64(s, 12, now);
-	if (routed > 0 && em.status == DS_SKIPPED)
+	if (routed && em.status == DS_SKIPPED)
 		bind_text(s, 13, em.why ? em.why : "skipped");
 	if (step_done(c, s, "notification_insert") != 0)
 		return -1;
@@ -464,7 +437,7 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 			return -1;
 		if (shown && in->count && unread_count(c, in->user, count) < 0)
 			return -1;
-		if (routed > 0 && ((ia.status != DS_SENT &&
+		if (routed && ((ia.status != DS_SENT &&
 		    delivery_insert(c, *id, CHANNEL_IN_APP, &ia, now) != 0) ||
 		    (em.status != DS_SKIPPED && delivery_insert(c, *id, CHANNEL_EMAIL, &em, now) != 0)))
 			return -1;
@@ -598,19 +571,7 @@ store_notifications_create(struct store *st, const struct notification_new *in,
 static int
 notification_by(struct store *st, enum notif_stmt which, int64_t key, json_t **out)
 {
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, which);
-	sqlite3_bind_int64(s, 1, key);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*out = row_notification(s);
-		rc = 1;
-	} else {
-		rc = rc == SQLITE_DONE ? 0 : fail(c, statements[which]);
-	}
-	sqlite3_reset(s);
-	reader_put(c);
-	return rc;
+	return query_one(st, T_NOTIF, which, statements[which], row_notification, out, "i", key);
 }
 
 int
@@ -636,37 +597,16 @@ int
 store_notifications_after(struct store *st, const char *user, int64_t after, int limit,
     int64_t now, json_t **out)
 {
-	json_t *list = json_array();
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_NOTIF_AFTER);
-	bind_text(s, 1, user);
-	sqlite3_bind_int64(s, 2, after);
-	sqlite3_bind_int64(s, 3, now);
-	sqlite3_bind_int(s, 4, limit);
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, row_notification(s));
-	sqlite3_reset(s);
-	rc = rc == SQLITE_DONE ? 1 : fail(c, "notifications_after");
-	reader_put(c);
-	if (rc < 0) {
-		json_decref(list);
-		return rc;
-	}
-	*out = list;
-	return 1;
+	return query_list(st, T_NOTIF, S_NOTIF_AFTER, "notifications_after", row_notification,
+	    out, "tiii", user, after, now, (int64_t)limit);
 }
 
 int
 store_last_id(struct store *st, const char *user, int64_t now, int64_t *id)
 {
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_NOTIF_MAX_VISIBLE);
-	bind_text(s, 1, user);
-	sqlite3_bind_int64(s, 2, now);
-	int rc = step_int64(c, s, id, "last_id") < 0 ? -1 : 1;
-	reader_put(c);
-	return rc;
+	*id = 0;
+	return query(st, T_NOTIF, S_NOTIF_MAX_VISIBLE, "last_id", row_ints, id, "ti", user,
+	    now) < 0 ? -1 : 1;
 }
 
 /* v as decimal digits. */
@@ -949,12 +889,11 @@ read_all_w(struct conn *c, void *arg)
 	int rc = user_exists(c, p->user);
 	if (rc <= 0)
 		return rc;
-	sqlite3_stmt *s = stmt(c, S_NOTIF_MAX_VISIBLE);
-	bind_text(s, 1, p->user);
-	sqlite3_bind_int64(s, 2, p->now);
-	if (step_int64(c, s, &p->up_to, "notification_max") < 0)
+	p->up_to = 0;
+	if (query_on(c, T_NOTIF, S_NOTIF_MAX_VISIBLE, "notification_max", row_ints, &p->up_to,
+	    "ti", p->user, p->now) < 0)
 		return -1;
-	s = stmt(c, S_NOTIF_READ_ALL);
+	sqlite3_stmt *s = stmt(c, S_NOTIF_READ_ALL);
 	bind_text(s, 1, p->user);
 	sqlite3_bind_int64(s, 2, p->now);
 	sqlite3_bind_int64(s, 3, p->up_to);
@@ -1130,16 +1069,10 @@ store_deliveries_claim(struct store *st, int64_t now, struct delivery *out, size
 int
 store_deliveries_next(struct store *st, int64_t *at)
 {
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_DELIV_NEXT);
-	int rc = sqlite3_step(s);
 	*at = 0;
-	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-		*at = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	rc = rc == SQLITE_ROW ? (*at > 0) : fail(c, "deliveries_next");
-	reader_put(c);
-	return rc;
+	if (query(st, T_NOTIF, S_DELIV_NEXT, "deliveries_next", row_ints, at, NULL) < 0)
+		return -1;
+	return *at > 0;
 }
 
 static int
@@ -1198,7 +1131,7 @@ release(struct conn *c, int64_t old, int64_t *id)
 		rc = step_done(c, s, "deliveries_move");
 	}
 	if (rc == 0 && *id > 0) {
-		s = stmt(c, S_NOTIF_DROP);
+		s = stmt(c, S_NOTIF_CANCEL);
 		sqlite3_bind_int64(s, 1, old);
 		rc = step_done(c, s, "notification_drop");
 	}
@@ -1283,59 +1216,41 @@ store_delivery_notification(struct store *st, int64_t delivery, json_t **out)
 	return notification_by(st, S_DELIV_NOTIF, delivery, out);
 }
 
+/* A delivery of S_DELIV_OF. */
+static json_t *
+row_delivery(sqlite3_stmt *s)
+{
+	return json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o}",
+	    "channel", text_json(s, 0), "status", text_json(s, 1),
+	    "attempts", sqlite3_column_int(s, 2), "next_attempt_at", time_json(s, 3),
+	    "last_error", text_json(s, 4), "created_at", time_json(s, 5),
+	    "updated_at", time_json(s, 6), "sent_at", time_json(s, 7),
+	    "digest_id", sqlite3_column_type(s, 8) == SQLITE_NULL ? json_null() :
+	    json_integer(sqlite3_column_int64(s, 8)));
+}
+
 int
 store_deliveries_of(struct store *st, int64_t id, json_t **out)
 {
-	json_t *list = json_array();
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_DELIV_OF);
-	int rc;
-	sqlite3_bind_int64(s, 1, id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o}",
-		    "channel", text_json(s, 0), "status", text_json(s, 1),
-		    "attempts", sqlite3_column_int(s, 2), "next_attempt_at", time_json(s, 3),
-		    "last_error", text_json(s, 4), "created_at", time_json(s, 5),
-		    "updated_at", time_json(s, 6), "sent_at", time_json(s, 7),
-		    "digest_id", sqlite3_column_type(s, 8) == SQLITE_NULL ? json_null() :
-		    json_integer(sqlite3_column_int64(s, 8))));
-	sqlite3_reset(s);
-	rc = rc == SQLITE_DONE ? 1 : fail(c, "deliveries_of");
-	reader_put(c);
-	if (rc < 0) {
-		json_decref(list);
-		return rc;
-	}
-	*out = list;
-	return 1;
+	return query_list(st, T_NOTIF, S_DELIV_OF, "deliveries_of", row_delivery, out, "i", id);
+}
+
+/* A user of S_DIGEST_CANDIDATES. */
+static json_t *
+row_candidate(sqlite3_stmt *s)
+{
+	return json_pack("{s:o, s:o, s:I, s:o}", "user", text_json(s, 0), "tz", text_json(s, 1),
+	    "parked", (json_int_t)sqlite3_column_int64(s, 2), "last_slot", text_json(s, 3));
 }
 
 int
 store_digest_candidates(struct store *st, enum digest_mode period, const char *user,
     json_t **out)
 {
-	json_t *list = json_array();
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_DIGEST_CANDIDATES);
 	char why[32];
-	int rc;
 	snprintf(why, sizeof why, "%s digest", prefs_digest_name(period));
-	bind_text(s, 1, prefs_digest_name(period));
-	bind_text(s, 2, why);
-	bind_text(s, 3, user);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, json_pack("{s:o, s:o, s:I, s:o}", "user", text_json(s, 0),
-		    "tz", text_json(s, 1), "parked", (json_int_t)sqlite3_column_int64(s, 2),
-		    "last_slot", text_json(s, 3)));
-	sqlite3_reset(s);
-	rc = rc == SQLITE_DONE ? 1 : fail(c, "digest_candidates");
-	reader_put(c);
-	if (rc < 0) {
-		json_decref(list);
-		return rc;
-	}
-	*out = list;
-	return 1;
+	return query_list(st, T_NOTIF, S_DIGEST_CANDIDATES, "digest_candidates", row_candidate,
+	    out, "ttt", prefs_digest_name(period), why, user);
 }
 
 /* One digest to make, and what became of it. */
@@ -1376,11 +1291,12 @@ digest_make_w(struct conn *c, void *arg)
 		m->existed = true;
 		return 1;	/* done already: this run changes nothing */
 	}
-	s = stmt(c, S_DIGEST_TALLY);
-	bind_text(s, 1, d->user);
-	sqlite3_bind_int64(s, 2, d->cutoff);
-	if (!step_two(c, s, "digest_tally", &unread, &read))
+	int64_t v[2] = {0, 0};
+	if (query_on(c, T_NOTIF, S_DIGEST_TALLY, "digest_tally", row_ints, v, "ti", d->user,
+	    d->cutoff) < 0)
 		return -1;
+	unread = v[0];
+	read = v[1];
 	m->items = d->include_read ? unread + read : unread;
 	m->read_skipped = d->include_read ? 0 : read;
 	s = stmt(c, S_DIGEST_PARKED_DONE);
@@ -1425,13 +1341,12 @@ int
 store_digest_tally(struct store *st, const char *user, int64_t cutoff, int64_t *unread,
     int64_t *read)
 {
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_DIGEST_TALLY);
-	bind_text(s, 1, user);
-	sqlite3_bind_int64(s, 2, cutoff);
-	int rc = step_two(c, s, "digest_tally", unread, read) ? 1 : -1;
-	reader_put(c);
-	return rc;
+	int64_t v[2] = {0, 0};
+	int rc = query(st, T_NOTIF, S_DIGEST_TALLY, "digest_tally", row_ints, v, "ti", user,
+	    cutoff);
+	*unread = v[0];
+	*read = v[1];
+	return rc < 0 ? -1 : 1;
 }
 
 int

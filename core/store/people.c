@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "log.h"
 #include "util.h"
 
@@ -87,13 +88,7 @@ row_user(sqlite3_stmt *s)
 int
 user_exists(struct conn *c, const char *user)
 {
-	sqlite3_stmt *s = stmt(c, S_USER_EXISTS);
-	bind_text(s, 1, user);
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
-		return 1;
-	return rc == SQLITE_DONE ? 0 : fail(c, "user_exists");
+	return query_on(c, T_PEOPLE, S_USER_EXISTS, "user_exists", NULL, NULL, "t", user);
 }
 
 /* Create the user if missing. */
@@ -120,19 +115,7 @@ store_user_exists(struct store *st, const char *user)
 int
 store_user_get(struct store *st, const char *user, json_t **out)
 {
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_USER_GET);
-	bind_text(s, 1, user);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*out = row_user(s);
-		rc = 1;
-	} else {
-		rc = rc == SQLITE_DONE ? 0 : fail(c, "user_get");
-	}
-	sqlite3_reset(s);
-	reader_put(c);
-	return rc;
+	return query_one(st, T_PEOPLE, S_USER_GET, "user_get", row_user, out, "t", user);
 }
 
 struct user_put {
@@ -197,6 +180,10 @@ prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_
     char *tz, size_t tzlen)
 {
 	/* Not the rules: only the first p->n of them are ever read. */
+	if (email != NULL && elen > 0)
+		*email = '\0';
+	if (tz != NULL && tzlen > 0)
+		*tz = '\0';
 	p->n = 0;
 	p->quiet = false;
 	p->quiet_start = p->quiet_end = 0;
@@ -241,8 +228,15 @@ prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_
 int
 store_prefs_get(struct store *st, const char *user, struct prefs *p)
 {
+	return store_recipient(st, user, p, NULL, 0, NULL, 0);
+}
+
+int
+store_recipient(struct store *st, const char *user, struct prefs *p, char *email, size_t elen,
+    char *tz, size_t tzlen)
+{
 	struct conn *c = reader_get(st);
-	int rc = prefs_read(c, user, p, NULL, 0, NULL, 0);
+	int rc = prefs_read(c, user, p, email, elen, tz, tzlen);
 	reader_put(c);
 	return rc;
 }
@@ -315,9 +309,9 @@ struct topic_change {
 static int
 topic_count(struct conn *c, struct topic_change *p)
 {
-	sqlite3_stmt *s = stmt(c, S_TOPIC_COUNT);
-	bind_text(s, 1, p->topic);
-	return step_int64(c, s, &p->count, "topic_count");
+	p->count = 0;
+	return query_on(c, T_PEOPLE, S_TOPIC_COUNT, "topic_count", row_ints, &p->count, "t",
+	    p->topic);
 }
 
 static int
@@ -370,27 +364,23 @@ store_topic_remove(struct store *st, const char *topic, const char *user, int64_
 	return rc;
 }
 
+/* The first column, as text. */
+static json_t *
+row_text(sqlite3_stmt *s)
+{
+	return text_json(s, 0);
+}
+
 int
 store_topic_members(struct store *st, const char *topic, json_t **members)
 {
-	json_t *list = json_array();
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_TOPIC_MEMBERS);
-	bind_text(s, 1, topic);
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, text_json(s, 0));
-	sqlite3_reset(s);
-	rc = rc == SQLITE_DONE ? 1 : fail(c, "topic_members");
-	reader_put(c);
-	if (rc > 0 && json_array_size(list) == 0)
+	int rc = query_list(st, T_PEOPLE, S_TOPIC_MEMBERS, "topic_members", row_text, members,
+	    "t", topic);
+	if (rc > 0 && json_array_size(*members) == 0) {
+		json_decref(*members);
 		rc = 0;
-	if (rc <= 0) {
-		json_decref(list);
-		return rc;
 	}
-	*members = list;
-	return 1;
+	return rc;
 }
 
 struct key_args {
@@ -438,87 +428,39 @@ key_touch_w(struct conn *c, void *arg)
 	return step_done(c, s, "key_touch") == 0 ? 1 : -1;
 }
 
-/* The cache slot of a key hash. */
-static struct key_cache *
-key_slot(struct store *st, const unsigned char hash[32])
+int
+store_key_lookup(struct store *st, const unsigned char hash[32], int64_t *id,
+    int64_t *last_used)
 {
-	return &st->keys[(hash[0] | (unsigned)hash[1] << 8) % KEY_CACHE];
+	int64_t v[2] = {0, 0};
+	int rc = query(st, T_PEOPLE, S_KEY_LOOKUP, "key_lookup", row_ints, v, "h", hash);
+	*id = v[0];
+	*last_used = v[1];
+	return rc;
 }
 
 int
-store_key_lookup(struct store *st, const unsigned char hash[32], int64_t now, int64_t *id)
+store_key_touch(struct store *st, int64_t id, int64_t now)
 {
-	int64_t last = 0;
-	int rc;
-	struct key_cache *slot = key_slot(st, hash);
-	uint64_t gen;
+	struct key_args p = {NULL, NULL, id, now};
+	return store_write(st, key_touch_w, &p);
+}
 
-	pthread_mutex_lock(&st->klock);
-	gen = st->key_gen;
-	bool hit = slot->id > 0 && memcmp(slot->hash, hash, 32) == 0;
-	if (hit) {
-		*id = slot->id;
-		last = slot->touched;
-	}
-	pthread_mutex_unlock(&st->klock);
-	rc = hit;
-	if (!rc) {
-		struct conn *c = reader_get(st);
-		sqlite3_stmt *s = stmt(c, S_KEY_LOOKUP);
-		sqlite3_bind_blob(s, 1, hash, 32, SQLITE_TRANSIENT);
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW) {
-			*id = sqlite3_column_int64(s, 0);
-			last = sqlite3_column_int64(s, 1);
-			rc = 1;
-		} else {
-			rc = rc == SQLITE_DONE ? 0 : fail(c, "key_lookup");
-		}
-		sqlite3_reset(s);
-		reader_put(c);
-	}
-	if (rc <= 0)
-		return rc;
-	bool cached = hit;
-	/* Note the use at most once a minute: a write per request would cost a commit. */
-	if (now - last >= 60000) {
-		struct key_args p = {NULL, NULL, *id, now};
-		if (store_write(st, key_touch_w, &p) > 0)
-			last = now;
-		cached = false;
-	}
-	if (cached)
-		return rc;
-	/* Cache it unless a revoke ran meanwhile: what we read may be stale. */
-	pthread_mutex_lock(&st->klock);
-	if (st->key_gen == gen) {
-		memcpy(slot->hash, hash, 32);
-		slot->id = *id;
-		slot->touched = last;
-	}
-	pthread_mutex_unlock(&st->klock);
-	return rc;
+/* A key of S_KEY_LIST. */
+static json_t *
+row_key(sqlite3_stmt *s)
+{
+	return json_pack("{s:I, s:o, s:o, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(s, 0),
+	    "name", text_json(s, 1), "created_at", time_json(s, 2),
+	    "last_used_at", time_json(s, 3), "revoked_at", time_json(s, 4));
 }
 
 int
 store_key_list(struct store *st, json_t **out)
 {
-	json_t *keys = json_array();
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_KEY_LIST);
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(keys, json_pack("{s:I, s:o, s:o, s:o, s:o}",
-		    "id", (json_int_t)sqlite3_column_int64(s, 0), "name", text_json(s, 1),
-		    "created_at", time_json(s, 2), "last_used_at", time_json(s, 3),
-		    "revoked_at", time_json(s, 4)));
-	sqlite3_reset(s);
-	rc = rc == SQLITE_DONE ? 1 : fail(c, "key_list");
-	reader_put(c);
-	if (rc <= 0) {
-		json_decref(keys);
-		return rc;
-	}
+	json_t *keys;
+	if (query_list(st, T_PEOPLE, S_KEY_LIST, "key_list", row_key, &keys, NULL) < 0)
+		return -1;
 	*out = json_pack("{s:o}", "keys", keys);
 	return 1;
 }
@@ -536,15 +478,17 @@ key_revoke_w(struct conn *c, void *arg)
 	return sqlite3_changes(c->db) > 0;
 }
 
+/* After the commit: whoever keeps keys forgets them. */
+static void
+key_revoke_pub(void *arg)
+{
+	(void)arg;
+	events_emit(EVENT_KEY_REVOKED, "", NULL);
+}
+
 int
 store_key_revoke(struct store *st, int64_t id, const char *name, int64_t now)
 {
 	struct key_args p = {name, NULL, id, now};
-	int rc = store_write(st, key_revoke_w, &p);
-	/* Forget every cached key: the next use of each is checked in the database. */
-	pthread_mutex_lock(&st->klock);
-	memset(st->keys, 0, sizeof st->keys);
-	st->key_gen++;
-	pthread_mutex_unlock(&st->klock);
-	return rc;
+	return store_write_pub(st, key_revoke_w, key_revoke_pub, &p);
 }

@@ -1,10 +1,20 @@
 /*
- * store — persistent state. The only module that knows SQL; another
- * backend would be another file behind this same header.
- * Functions return <0 on error (logged here), 0 when the thing is not
- * there (or, where said, not allowed), >0 on success. Every write is
- * committed before it returns; concurrent writes share one commit. After
- * each commit the store emits its events (events.h) in commit order.
+ * store — persistent state, and the seam between notifyd and its
+ * database. This header is the interface a storage backend implements:
+ * core/store/ implements it on SQLite (engine.c, with one file per
+ * concern), and a second backend (PostgreSQL) implements it again. So
+ * nothing here names a database type, and nothing outside a backend
+ * knows SQL.
+ *
+ * What every backend keeps:
+ * - Functions return <0 on error (logged by the backend), 0 when the thing
+ *   is not there (or, where said, not allowed), >0 on success.
+ * - Every write is committed before it returns; concurrent writes may
+ *   share one commit.
+ * - After each commit the backend emits its events (events.h) in commit
+ *   order, so the hub, the mailer and auth hear of every change.
+ * - The store stores what it is told: routing (prefs_route) and caching
+ *   (auth's keys) are decided by the callers.
  */
 #ifndef NOTIFYD_STORE_H
 #define NOTIFYD_STORE_H
@@ -24,13 +34,6 @@ struct buf;
 struct store;
 struct notification_new;
 
-/*
- * Route a new notification for its recipient, in the transaction that
- * stores it: p, email and tz are the recipient's as stored.
- */
-typedef void (*route_fn)(void *arg, const struct notification_new *n, const struct prefs *p,
-    const char *email, const char *tz, struct routing *in_app, struct routing *email_route);
-
 struct store_options {
 	bool		 sync_full;	/* fsync every commit (else only WAL writes) */
 	int64_t		 busy_timeout;	/* ms */
@@ -48,8 +51,14 @@ struct notification_new {
 	const char	*url;
 	const char	*key;		/* idempotency key, unique per user */
 	int64_t		 deliver_at;	/* ms; 0: at once */
-	route_fn	 route;		/* NULL: no deliveries are written */
-	void		*route_arg;
+	/*
+	 * What the recipient's preferences decided (prefs_route): in-app SENT
+	 * shows it (at deliver_at when later), PENDING holds it until next_at,
+	 * SKIPPED stores it archived; an email row is written unless SKIPPED.
+	 * Not routed: shown, and no delivery rows at all.
+	 */
+	bool		 routed;
+	struct routing	 in_app, email;
 	bool		 count;		/* announce it with the user's unread count after it */
 };
 
@@ -173,8 +182,11 @@ int	 store_unread_count(struct store *st, const char *user, int64_t now,
 int	 store_notification_cancel(struct store *st, const char *user, int64_t id,
 	    int64_t now, bool *too_late, int64_t *released_as);
 
-/* Preferences (0: no such user). */
+/* Preferences (0: no such user, and p has every default). */
 int	 store_prefs_get(struct store *st, const char *user, struct prefs *p);
+/* The same with what routing needs besides: the user's address and zone ("" when none). */
+int	 store_recipient(struct store *st, const char *user, struct prefs *p, char *email,
+	    size_t elen, char *tz, size_t tzlen);
 /*
  * Change a user's preferences (creating the user): fn edits *p in the
  * write transaction; when it returns false nothing changes and 0 is
@@ -265,12 +277,14 @@ int	 store_topic_members(struct store *st, const char *topic, json_t **members);
 /* 0 when a live key already has that name. */
 int	 store_key_create(struct store *st, const char *name,
 	    const unsigned char hash[32], int64_t now, int64_t *id);
-/* The id of the live key with this hash; notes its use. */
-int	 store_key_lookup(struct store *st, const unsigned char hash[32],
-	    int64_t now, int64_t *id);
+/* The id of the live key with this hash and when its use was last noted (ms, 0: never). */
+int	 store_key_lookup(struct store *st, const unsigned char hash[32], int64_t *id,
+	    int64_t *last_used);
+/* Note a use of key id at now. */
+int	 store_key_touch(struct store *st, int64_t id, int64_t now);
 /* {"keys":[{"id","name","created_at","last_used_at","revoked_at"}]}. */
 int	 store_key_list(struct store *st, json_t **out);
-/* Revoke the live key with this id (when name is NULL) or name. */
+/* Revoke the live key with this id (when name is NULL) or name; emits EVENT_KEY_REVOKED. */
 int	 store_key_revoke(struct store *st, int64_t id, const char *name, int64_t now);
 
 /* A message the SMTP sink received. */

@@ -35,7 +35,6 @@ struct conn {
 	sqlite3		*db;
 	pthread_mutex_t	 lock;
 	sqlite3_stmt	**stmt[T__COUNT];
-	struct prefs	*prefs;		/* the writer's, for routing: ~18 KiB, made once */
 	int64_t		 mail_unpruned;	/* the writer's: bytes of mail since retention ran */
 };
 
@@ -52,14 +51,6 @@ struct wreq {
 	struct wreq	*next;
 };
 
-/* A recently used API key, so a request needs no query to check it. */
-struct key_cache {
-	unsigned char	 hash[32];
-	int64_t		 id;
-	int64_t		 touched;	/* ms: last_used_at as stored */
-};
-#define KEY_CACHE 64
-
 struct store {
 	struct conn	 w;			/* the writer */
 	struct conn	 r[READERS];		/* readers */
@@ -67,9 +58,6 @@ struct store {
 	pthread_mutex_t	 qlock;			/* guards the queue below */
 	struct wreq	*queue, **qtail;
 	bool		 writing;		/* a batch is running or handed on */
-	pthread_mutex_t	 klock;			/* guards keys and key_gen */
-	struct key_cache keys[KEY_CACHE];
-	uint64_t	 key_gen;		/* bumped by every revoke */
 	int64_t		 commits, writes;
 	char		*path;
 	/* Checkpoints run in their own thread, off the commit path. */
@@ -91,10 +79,26 @@ sqlite3_stmt	*stmt_get(struct conn *c, int t, int id);
 void		 bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Step a statement that returns no row; 0, or -1 logged. */
 int		 step_done(struct conn *c, sqlite3_stmt *s, const char *what);
-/* Step a statement that returns one integer (or two). */
-int		 step_int64(struct conn *c, sqlite3_stmt *s, int64_t *v, const char *what);
-bool		 step_two(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *a,
-		    int64_t *b);
+/*
+ * The one sequence of a read: statement id of file table t on a reader of
+ * st (query) or on c (query_on), bound from the arguments as fmt says,
+ * one character each ('t' text, NULL for null; 'i' int64_t; 'h' a 32-byte
+ * hash), then row(s, arg) for each row until it returns false (row NULL:
+ * count them). The rows seen (0: none), or -1 logged as what.
+ */
+typedef bool	(*row_fn)(sqlite3_stmt *s, void *arg);
+int		 query(struct store *st, int t, int id, const char *what, row_fn row,
+		    void *arg, const char *fmt, ...);
+int		 query_on(struct conn *c, int t, int id, const char *what, row_fn row,
+		    void *arg, const char *fmt, ...);
+/* row_fn: every column of the first row as an integer (NULL: 0) into arg, an int64_t[]. */
+bool		 row_ints(sqlite3_stmt *s, void *arg);
+/* The first row as make builds it into *out: 1, 0 (none) or -1. */
+int		 query_one(struct store *st, int t, int id, const char *what,
+		    json_t *(*make)(sqlite3_stmt *s), json_t **out, const char *fmt, ...);
+/* Every row as make builds it, a new array in *out: 1, or -1 (nothing in *out). */
+int		 query_list(struct store *st, int t, int id, const char *what,
+		    json_t *(*make)(sqlite3_stmt *s), json_t **out, const char *fmt, ...);
 /* A column as JSON: a time (RFC 3339) or text, null when NULL. */
 json_t		*time_json(sqlite3_stmt *s, int col);
 json_t		*text_json(sqlite3_stmt *s, int col);

@@ -356,14 +356,18 @@ test_users_topics_keys(void **state)
 	assert_int_equal(store_topic_remove(f->st, "team", "ann", &count), 0);
 
 	unsigned char h1[32] = {1}, h2[32] = {2};
-	int64_t id1, id2, found;
+	int64_t id1, id2, found, used;
 	assert_int_equal(store_key_create(f->st, "ci", h1, 1, &id1), 1);
 	assert_int_equal(store_key_create(f->st, "ci", h2, 1, &id2), 0);	/* name taken */
-	assert_int_equal(store_key_lookup(f->st, h1, 100000, &found), 1);
+	assert_int_equal(store_key_lookup(f->st, h1, &found, &used), 1);
 	assert_int_equal(found, id1);
-	assert_int_equal(store_key_lookup(f->st, h2, 1, &found), 0);
+	assert_int_equal(used, 0);
+	assert_int_equal(store_key_touch(f->st, id1, 100000), 1);
+	assert_int_equal(store_key_lookup(f->st, h1, &found, &used), 1);
+	assert_int_equal(used, 100000);
+	assert_int_equal(store_key_lookup(f->st, h2, &found, &used), 0);
 	assert_int_equal(store_key_revoke(f->st, 0, "ci", 2), 1);
-	assert_int_equal(store_key_lookup(f->st, h1, 3, &found), 0);
+	assert_int_equal(store_key_lookup(f->st, h1, &found, &used), 0);
 	assert_int_equal(store_key_revoke(f->st, id1, NULL, 2), 0);
 	assert_int_equal(store_key_create(f->st, "ci", h2, 1, &id2), 1);	/* name free again */
 	assert_int_equal(store_key_list(f->st, &out), 1);
