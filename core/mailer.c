@@ -429,10 +429,6 @@ worker_main(void *arg)
 		if (n == BATCH)
 			mailer_kick(m);
 		for (size_t i = 0; i < n; i++) {
-			if (batch[i].channel == CHANNEL_IN_APP) {
-				store_delivery_release(m->app->store, &batch[i], time_now_ms());
-				continue;
-			}
 			if (curl == NULL) {
 				store_delivery_finish(m->app->store, batch[i].id, DS_PENDING,
 				    time_now_ms() + m->cfg->mailer_retry_base, "libcurl failed to start",

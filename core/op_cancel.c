@@ -10,12 +10,13 @@ static const struct op_arg cancel_args[] = {
 	{NULL, 0, 0, NULL, NULL},
 };
 
-json_t *
-op_cancel_scheduled(struct op_ctx *ctx, const char *user, int64_t id)
+/* Cancel scheduled notification id (of user, when not NULL); the result or NULL with ctx->err. */
+static json_t *
+cancel_scheduled(struct op_ctx *ctx, const char *user, int64_t id)
 {
 	bool too_late = false;
 	int64_t as = 0;
-	int rc = store_notification_cancel(ctx->app->store, user, id, ctx->now, &too_late, &as);
+	int rc = store_notification_cancel(ctx->app->store, user, id, &too_late, &as);
 	if (rc < 0)
 		return op_fail(ctx, 500, "internal", "the notification could not be cancelled");
 	if (too_late && as > 0)
@@ -41,7 +42,7 @@ cancel_run(struct op_ctx *ctx, json_t *a)
 		return NULL;
 	if (ctx->as_user != NULL)
 		return op_fail(ctx, 403, "forbidden", "a user token may not cancel sends");
-	return op_cancel_scheduled(ctx, user, json_integer_value(json_object_get(a, "id")));
+	return cancel_scheduled(ctx, user, json_integer_value(json_object_get(a, "id")));
 }
 
 const struct op op_cancel = {"cancel", "cancel a scheduled notification before it is due",

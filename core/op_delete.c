@@ -1,5 +1,5 @@
 /* delete — remove a notification for good. */
-#include <string.h>
+#include <stdlib.h>
 
 #include "app.h"
 #include "log.h"
@@ -12,55 +12,32 @@ static const struct op_arg delete_args[] = {
 	{NULL, 0, 0, NULL, NULL},
 };
 
-/* Delete it; answers {"id":ID,"deleted":true}. */
+/*
+ * Delete it: {"id":ID,"deleted":true}, ID the one it has (it may be asked
+ * for by the id its send returned). One still scheduled is cancelled
+ * instead, {"id":ID,"cancelled":true}; a user token does not see those.
+ */
 static json_t *
 delete_run(struct op_ctx *ctx, json_t *a)
 {
 	json_int_t id = json_integer_value(json_object_get(a, "id"));
 	const char *user = op_user_arg(ctx, a, false);
-	json_t *n = NULL;
+	struct deleted d;
 
 	if (user == NULL && ctx->err.status != 0)
 		return NULL;
-	/* Who owned it, for the log; and its id, if id is the one it was
-	 * scheduled with. */
-	int rc = store_notification_get(ctx->app->store, id, &n);
-	const char *owner = rc > 0 ? json_string_value(json_object_get(n, "user")) : NULL;
-	json_int_t nid = rc > 0 ? json_integer_value(json_object_get(n, "id")) : id;
-	/* One not due yet is cancelled: withdrawn with its deliveries, announced to no one. */
-	if (rc > 0 && op_not_due(ctx, n) && (user == NULL || strcmp(user, owner) == 0)) {
-		/* Not there yet for its user: a user token finds nothing to delete. */
-		if (ctx->as_user != NULL) {
-			json_decref(n);
-			return op_fail(ctx, 404, "not_found", "no notification %lld for user %s",
-			    (long long)id, user);
-		}
-		json_t *r = op_cancel_scheduled(ctx, user ? user : owner, nid);
-		if (r != NULL || ctx->err.status != 409) {
-			json_decref(n);
-			return r;
-		}
-		/* Fell due meanwhile: delete it, by the id it was released with. */
-		ctx->err = (struct op_error){0};
-		json_t *m = NULL;
-		if (store_notification_get(ctx->app->store, id, &m) > 0)
-			nid = json_integer_value(json_object_get(m, "id"));
-		json_decref(m);
-	}
-	if (rc > 0)
-		rc = store_notification_delete(ctx->app->store, user ? user : owner, nid, ctx->now);
-	if (rc == 0) {
-		json_decref(n);
+	int rc = store_notification_delete(ctx->app->store, user, id, ctx->as_user == NULL,
+	    ctx->now, &d);
+	if (rc == 0)
 		return op_fail(ctx, 404, "not_found", "no notification %lld%s%s", (long long)id,
 		    user ? " for user " : "", user ? user : "");
-	}
-	if (rc < 0) {
-		json_decref(n);
+	if (rc < 0)
 		return op_fail(ctx, 500, "internal", "the notification could not be deleted");
-	}
-	log_info("notification deleted", "id=%lld user=%s", (long long)nid, owner);
-	json_decref(n);
-	return json_pack("{s:I, s:b}", "id", nid, "deleted", 1);
+	log_info(d.cancelled ? "notification cancelled" : "notification deleted",
+	    "id=%lld user=%s", (long long)d.id, d.user);
+	free(d.user);
+	return json_pack("{s:I, s:b}", "id", (json_int_t)d.id,
+	    d.cancelled ? "cancelled" : "deleted", 1);
 }
 
 const struct op op_delete = {"delete", "delete a notification", delete_args, delete_run, 0, NULL};

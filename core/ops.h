@@ -121,9 +121,6 @@ extern const struct op op_ping, op_status, op_check, op_send, op_list, op_show, 
     op_mail_list, op_mail_show, op_mail_read, op_mail_clear, op_mail_wait, op_mail_info,
     op_template_list, op_template_render, op_prefs_get, op_prefs_set, op_cancel, op_digest;
 
-/* Cancel scheduled notification id (of user, when not NULL); the result or NULL with ctx->err. */
-json_t		*op_cancel_scheduled(struct op_ctx *ctx, const char *user, int64_t id);
-
 /*
  * Make the due digests of period (mode enum digest_mode of prefs.h): of
  * user only when not NULL, of those whose local hour is hour and local day

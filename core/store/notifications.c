@@ -16,13 +16,11 @@
 /* The columns a notification object is made of, in row_notification() order. */
 #define NCOLS "id, user_id, type, category, priority, title, body, data, " \
 	"action_url, created_at, read_at, archived_at, deliver_at, scheduled_id"
-/*
- * While a scheduled notification waits for the worker to release it, its
- * deliver_at holds the due time plus HIDDEN, so that every visibility test
- * (deliver_at <= now) keeps it out of sight even once the time has passed:
- * it becomes visible only as the new row the release writes.
- */
-#define HIDDEN (1LL << 52)
+/* The same of a scheduled one (sql/012_scheduled.sql), not shown yet: never read, nor archived unless skipped. */
+#define SCOLS "id, user_id, type, category, priority, title, body, data, action_url, " \
+	"created_at, NULL, CASE in_app WHEN 'skipped' THEN created_at END, deliver_at, NULL"
+/* Scheduled ones the worker releases at a time. */
+#define RELEASE_MAX 64
 
 /* Statements about notifications, their deliveries and digests. */
 enum notif_stmt {
@@ -30,12 +28,10 @@ enum notif_stmt {
 	S_NOTIF_INSERT,
 	S_NOTIF_BY_KEY,
 	S_NOTIF_GET,
-	S_NOTIF_GET_RELEASED,
 	S_NOTIF_LIST,
 	S_NOTIF_LIST_UNREAD,
 	S_NOTIF_LIST_ARCHIVED,
 	S_NOTIF_OWNED,
-	S_NOTIF_OWNED_RELEASED,
 	S_NOTIF_SET_READ,
 	S_NOTIF_SET_UNREAD,
 	S_NOTIF_SET_ARCHIVED,
@@ -46,15 +42,20 @@ enum notif_stmt {
 	S_UNREAD_COUNT,
 	S_UNREAD_ADD,
 	S_UNREAD_SET,
-	S_UNREAD_RELEASED,
 	S_UNREAD_CHECK,
 	S_NOTIF_AFTER,
-	S_NOTIF_SCHEDULED,
-	S_NOTIF_CANCEL,
-	S_NOTIF_RELEASE,
-	S_NOTIF_KEY_OF,
-	S_NOTIF_SET_KEY,
-	S_DELIV_MOVE,
+	S_NOTIF_RESOLVE,
+	S_SEQ_INIT,
+	S_SEQ_NEXT,
+	S_SCHED_INSERT,
+	S_SCHED_BY_KEY,
+	S_SCHED_GET,
+	S_SCHED_DUE,
+	S_SCHED_RELEASE,
+	S_SCHED_IN_APP,
+	S_SCHED_EMAIL,
+	S_SCHED_DELETE,
+	S_SCHED_DONE,
 	S_DELIV_NOTIF,
 	S_DELIV_INSERT,
 	S_DELIV_CLAIM,
@@ -82,8 +83,12 @@ static const char *const statements[S_NOTIF__COUNT] = {
 	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (user_id, dedupe_key) DO NOTHING",
 	[S_NOTIF_BY_KEY] = "SELECT " NCOLS " FROM notifications "
 	    "WHERE user_id = ?1 AND dedupe_key = ?2",
-	[S_NOTIF_GET] = "SELECT " NCOLS " FROM notifications WHERE id = ?1",
-	[S_NOTIF_GET_RELEASED] = "SELECT " NCOLS " FROM notifications WHERE scheduled_id = ?1",
+	/*
+	 * By its id, or the one its send returned when it was scheduled (an IN
+	 * list, not OR, so that each is one index lookup).
+	 */
+	[S_NOTIF_GET] = "SELECT " NCOLS " FROM notifications "
+	    "WHERE id IN (?1, (SELECT id FROM notifications WHERE scheduled_id = ?1))",
 	/*
 	 * A page of the inbox, of its unread, of the archived; each walks its
 	 * own index (sql/010_inbox_indexes.sql) in id order. test_store
@@ -105,9 +110,8 @@ static const char *const statements[S_NOTIF__COUNT] = {
 	    "AND (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR category = ?5) "
 	    "AND (deliver_at IS NULL OR deliver_at <= ?7) ORDER BY id DESC LIMIT ?8",
 	[S_NOTIF_OWNED] = "SELECT id FROM notifications "
-	    "WHERE id = ?1 AND user_id = ?2 AND (deliver_at IS NULL OR deliver_at <= ?3)",
-	[S_NOTIF_OWNED_RELEASED] = "SELECT id FROM notifications "
-	    "WHERE scheduled_id = ?1 AND user_id = ?2 AND (deliver_at IS NULL OR deliver_at <= ?3)",
+	    "WHERE id IN (?1, (SELECT id FROM notifications WHERE scheduled_id = ?1)) "
+	    "AND +user_id = ?2 AND (deliver_at IS NULL OR deliver_at <= ?3)",
 	/* Each returns what the change does to the unread count: -1, 0 or +1. */
 	[S_NOTIF_SET_READ] = "UPDATE notifications SET read_at = ?3 "
 	    "WHERE id = ?1 AND user_id = ?2 AND read_at IS NULL "
@@ -126,36 +130,58 @@ static const char *const statements[S_NOTIF__COUNT] = {
 	[S_NOTIF_READ_ALL] = "UPDATE notifications SET read_at = ?2 "
 	    "WHERE user_id = ?1 AND id <= ?3 AND read_at IS NULL "
 	    "AND (deliver_at IS NULL OR deliver_at <= ?2)",
-	[S_NOTIF_DELETE] = "DELETE FROM notifications WHERE id = ?1 "
+	[S_NOTIF_DELETE] = "DELETE FROM notifications "
+	    "WHERE id IN (?1, (SELECT id FROM notifications WHERE scheduled_id = ?1)) "
 	    "AND (?2 IS NULL OR user_id = ?2) RETURNING user_id, "
-	    "read_at IS NULL AND archived_at IS NULL AND (deliver_at IS NULL OR deliver_at < ?3)",
+	    "read_at IS NULL AND archived_at IS NULL, id",
 	/* The user's counter (sql/009_unread_counter.sql); no row: no such user. */
 	[S_UNREAD_COUNT] = "SELECT unread FROM users WHERE id = ?1",
 	[S_UNREAD_ADD] = "UPDATE users SET unread = unread + ?2 WHERE id = ?1 RETURNING unread",
 	[S_UNREAD_SET] = "UPDATE users SET unread = ?2 WHERE id = ?1",
-	/* The released row, when it counts: visible by then, unread, not archived. */
-	[S_UNREAD_RELEASED] = "UPDATE users SET unread = unread + 1 WHERE id = (SELECT user_id "
-	    "FROM notifications WHERE id = ?1 AND read_at IS NULL AND archived_at IS NULL)",
 	/* For check: users whose counter disagrees with their rows. */
 	[S_UNREAD_CHECK] = "SELECT u.id, u.unread, (SELECT count(*) FROM notifications n "
-	    "WHERE n.user_id = u.id AND n.read_at IS NULL AND n.archived_at IS NULL "
-	    "AND (n.deliver_at IS NULL OR n.deliver_at < ?1)) AS actual FROM users u "
+	    "WHERE n.user_id = u.id AND n.read_at IS NULL AND n.archived_at IS NULL) "
+	    "AS actual FROM users u "
 	    "WHERE unread != actual ORDER BY u.id",
 	[S_NOTIF_AFTER] = "SELECT " NCOLS " FROM notifications "
 	    "WHERE user_id = ?1 AND id > ?2 AND (deliver_at IS NULL OR deliver_at <= ?3) "
 	    "ORDER BY id LIMIT ?4",
-	[S_NOTIF_SCHEDULED] = "SELECT deliver_at, id FROM notifications "
-	    "WHERE (id = ?1 OR scheduled_id = ?1) AND (?2 IS NULL OR user_id = ?2) "
-	    "ORDER BY id = ?1 DESC LIMIT 1",
-	[S_NOTIF_CANCEL] = "DELETE FROM notifications WHERE id = ?1",
-	[S_NOTIF_RELEASE] = "INSERT INTO notifications (user_id, type, category, priority, title, "
-	    "body, data, action_url, created_at, deliver_at, read_at, seen_at, archived_at, "
-	    "scheduled_id, email_skipped) SELECT user_id, type, category, priority, title, body, "
-	    "data, action_url, created_at, deliver_at - ?2, read_at, seen_at, archived_at, id, "
-	    "email_skipped FROM notifications WHERE id = ?1 AND deliver_at >= ?2",
-	[S_NOTIF_KEY_OF] = "SELECT dedupe_key FROM notifications WHERE id = ?1",
-	[S_NOTIF_SET_KEY] = "UPDATE notifications SET dedupe_key = ?2 WHERE id = ?1",
-	[S_DELIV_MOVE] = "UPDATE deliveries SET notification_id = ?2 WHERE notification_id = ?1",
+	/*
+	 * Scheduled ones take their ids from notifications' own sequence (the
+	 * AUTOINCREMENT row, made here before the first notification), so an
+	 * id names one thing whichever table holds it.
+	 */
+	[S_NOTIF_RESOLVE] = "SELECT id FROM notifications "
+	    "WHERE id IN (?1, (SELECT id FROM notifications WHERE scheduled_id = ?1)) "
+	    "AND (?2 IS NULL OR user_id = ?2)",
+	[S_SEQ_INIT] = "INSERT INTO sqlite_sequence (name, seq) SELECT 'notifications', 0 "
+	    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'notifications')",
+	[S_SEQ_NEXT] = "UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(id), 0) "
+	    "FROM notifications)) + 1 WHERE name = 'notifications' RETURNING seq",
+	[S_SCHED_INSERT] = "INSERT INTO scheduled (id, user_id, type, category, priority, title, "
+	    "body, data, action_url, dedupe_key, created_at, deliver_at, in_app, in_app_why, "
+	    "email, email_next_at, email_why) VALUES (?1, ?2, ?3, ?4, coalesce(?5, 'normal'), ?6, "
+	    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) "
+	    "ON CONFLICT (user_id, dedupe_key) DO NOTHING",
+	[S_SCHED_BY_KEY] = "SELECT " SCOLS " FROM scheduled WHERE user_id = ?1 AND dedupe_key = ?2",
+	[S_SCHED_GET] = "SELECT " SCOLS " FROM scheduled WHERE id = ?1",
+	[S_SCHED_DUE] = "SELECT id, user_id, in_app = 'sent' FROM scheduled WHERE deliver_at <= ?1 "
+	    "ORDER BY deliver_at, id LIMIT ?2",
+	[S_SCHED_RELEASE] = "INSERT INTO notifications (user_id, type, category, priority, title, "
+	    "body, data, action_url, dedupe_key, created_at, deliver_at, archived_at, "
+	    "email_skipped, scheduled_id) SELECT user_id, type, category, priority, title, body, "
+	    "data, action_url, dedupe_key, created_at, deliver_at, CASE in_app WHEN 'skipped' "
+	    "THEN created_at END, CASE email WHEN 'skipped' THEN coalesce(email_why, 'skipped') "
+	    "END, id FROM scheduled WHERE id = ?1",
+	[S_SCHED_IN_APP] = "INSERT INTO deliveries (notification_id, channel, status, last_error, "
+	    "created_at, updated_at) SELECT ?2, 'in_app', 'skipped', in_app_why, ?3, ?3 "
+	    "FROM scheduled WHERE id = ?1 AND in_app = 'skipped'",
+	[S_SCHED_EMAIL] = "INSERT INTO deliveries (notification_id, channel, status, "
+	    "next_attempt_at, last_error, created_at, updated_at) SELECT ?2, 'email', email, "
+	    "email_next_at, email_why, ?3, ?3 FROM scheduled WHERE id = ?1 AND email != 'skipped'",
+	[S_SCHED_DELETE] = "DELETE FROM scheduled WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2) "
+	    "RETURNING user_id",
+	[S_SCHED_DONE] = "DELETE FROM scheduled WHERE id = ?1",
 	[S_DELIV_NOTIF] = "SELECT " NCOLS " FROM notifications WHERE id = "
 	    "(SELECT notification_id FROM deliveries WHERE id = ?1)",
 	[S_DELIV_INSERT] = "INSERT INTO deliveries (notification_id, channel, status, "
@@ -166,8 +192,10 @@ static const char *const statements[S_NOTIF__COUNT] = {
 	    "WHERE status IN ('pending', 'deferred') AND next_attempt_at <= ?1 AND claimed = 0 "
 	    "ORDER BY next_attempt_at LIMIT ?2) "
 	    "RETURNING id, coalesce(notification_id, 0), channel, attempts, coalesce(digest_id, 0)",
-	[S_DELIV_NEXT] = "SELECT min(next_attempt_at) FROM deliveries "
-	    "WHERE status IN ('pending', 'deferred') AND claimed = 0",
+	/* The worker's next thing to do: a delivery, or a scheduled one to release. */
+	[S_DELIV_NEXT] = "SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM deliveries "
+	    "WHERE status IN ('pending', 'deferred') AND claimed = 0 "
+	    "UNION ALL SELECT min(deliver_at) FROM scheduled)",
 	[S_DELIV_UNCLAIM] = "UPDATE deliveries SET claimed = 0 WHERE claimed = 1",
 	[S_DELIV_FINISH] = "UPDATE deliveries SET status = ?2, claimed = 0, next_attempt_at = ?3, "
 	    "last_error = coalesce(?4, last_error), sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END, "
@@ -189,7 +217,13 @@ static const char *const statements[S_NOTIF__COUNT] = {
 	    "UNION ALL SELECT 2, 0, 'email', 'skipped', 0, NULL, n.email_skipped, n.created_at, "
 	    "n.created_at, NULL, NULL FROM notifications n WHERE n.id = ?1 "
 	    "AND n.email_skipped IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries d "
-	    "WHERE d.notification_id = ?1 AND d.channel = 'email')) ORDER BY k, id",
+	    "WHERE d.notification_id = ?1 AND d.channel = 'email') "
+	    "UNION ALL SELECT 3, 0, 'in_app', CASE in_app WHEN 'sent' THEN 'pending' ELSE in_app END, "
+	    "0, CASE in_app WHEN 'sent' THEN deliver_at END, in_app_why, created_at, created_at, "
+	    "NULL, NULL FROM scheduled WHERE id = ?1 "
+	    "UNION ALL SELECT 4, 0, 'email', email, 0, email_next_at, email_why, created_at, "
+	    "created_at, NULL, NULL FROM scheduled WHERE id = ?1 AND email IS NOT NULL) "
+	    "ORDER BY k, id",
 	/*
 	 * The users a digest run of period ?1 looks at: in that mode, or switched
 	 * off since with email parked for it (?2 is the reason parking wrote,
@@ -258,8 +292,7 @@ row_notification(sqlite3_stmt *s)
 	json_object_set_new(o, "archived_at", time_json(s, 11));
 	if (sqlite3_column_type(s, 12) != SQLITE_NULL) {
 		char ts[40];
-		int64_t at = sqlite3_column_int64(s, 12);
-		time_format_rfc3339(ts, sizeof ts, at >= HIDDEN ? at - HIDDEN : at);
+		time_format_rfc3339(ts, sizeof ts, sqlite3_column_int64(s, 12));
 		json_object_set_new(o, "deliver_at", json_string(ts));
 	}
 	if (sqlite3_column_type(s, 13) != SQLITE_NULL)
@@ -307,7 +340,6 @@ int
 unread_mismatches(struct conn *c, json_t *list)
 {
 	sqlite3_stmt *s = stmt(c, S_UNREAD_CHECK);
-	sqlite3_bind_int64(s, 1, HIDDEN);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		json_array_append_new(list, json_pack("{s:o, s:I, s:I}", "user", text_json(s, 0),
@@ -374,12 +406,71 @@ unread_add(struct conn *c, const char *user, int64_t delta, int64_t *count)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(c, "unread_add");
 }
 
+/* row_fn: the notification of the first row into *(json_t **)arg. */
+static bool
+row_one(sqlite3_stmt *s, void *arg)
+{
+	*(json_t **)arg = row_notification(s);
+	return false;
+}
+
 /*
- * Insert one notification (and its user, when new), routed: held until
- * due, or stored archived when in-app is off. Its rows: the notification,
- * the user's (made or its count raised, one statement), an in-app delivery
- * only to hold or skip it, and the email delivery. *count: the unread
- * count after it, when asked.
+ * Keep a notification for later in scheduled, with the routing decided for
+ * it, under an id from the notifications' own sequence. A key names one
+ * notification whichever table holds it: when taken, *out is that one.
+ */
+static int
+schedule_one(struct conn *c, const struct notification_new *in, const struct routing *ia,
+    const struct routing *em, int64_t now, json_t **out, int64_t *id, bool *created)
+{
+	int64_t sid = 0;
+	int rc;
+	if (in->key != NULL && (rc = query_on(c, T_NOTIF, S_NOTIF_BY_KEY, "notification_by_key",
+	    row_one, out, "tt", in->user, in->key)) != 0)
+		return rc;
+	if (user_ensure(c, in->user, now) < 0 ||
+	    step_done(c, stmt(c, S_SEQ_INIT), "sequence_init") != 0 ||
+	    query_on(c, T_NOTIF, S_SEQ_NEXT, "sequence_next", row_ints, &sid, NULL) <= 0)
+		return -1;
+	sqlite3_stmt *s = stmt(c, S_SCHED_INSERT);
+	sqlite3_bind_int64(s, 1, sid);
+	bind_text(s, 2, in->user);
+	bind_text(s, 3, in->type);
+	bind_text(s, 4, in->category);
+	bind_text(s, 5, in->priority);
+	bind_text(s, 6, in->title);
+	bind_text(s, 7, in->body);
+	bind_text(s, 8, in->data);
+	bind_text(s, 9, in->url);
+	bind_text(s, 10, in->key);
+	sqlite3_bind_int64(s, 11, now);
+	sqlite3_bind_int64(s, 12, in->deliver_at);
+	bind_text(s, 13, ia->status == DS_SKIPPED ? "skipped" : "sent");
+	bind_text(s, 14, ia->status == DS_SKIPPED ? ia->why : NULL);
+	if (in->routed) {
+		bind_text(s, 15, delivery_status_name(em->status));
+		if (em->status == DS_PENDING || em->status == DS_DEFERRED)
+			sqlite3_bind_int64(s, 16, em->next_at);
+		bind_text(s, 17, em->status == DS_SKIPPED && em->why == NULL ? "skipped" : em->why);
+	}
+	if (step_done(c, s, "scheduled_insert") != 0)
+		return -1;
+	if (sqlite3_changes(c->db) > 0) {
+		*id = sid;
+		*created = true;
+		return 1;
+	}
+	rc = query_on(c, T_NOTIF, S_SCHED_BY_KEY, "scheduled_by_key", row_one, out, "tt",
+	    in->user, in->key);
+	return rc > 0 ? 1 : -1;
+}
+
+/*
+ * Insert one notification (and its user, when new), routed: kept in
+ * scheduled until due, or stored archived when in-app is off. Its rows:
+ * the notification, the user's (made or its count raised, one
+ * statement), an in-app delivery only to record a skip, and the email
+ * delivery. *count: the unread count after it, when asked.
  */
 static int
 create_one(struct conn *c, const struct notification_new *in, int64_t now,
@@ -391,12 +482,15 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 		ia = in->in_app;
 		em = in->email;
 	}
-	/* In-app: shown now, when due (the worker releases it), or not at all. */
-	if (ia.status == DS_SENT && in->deliver_at > now)
-		ia = (struct routing){DS_PENDING, in->deliver_at, NULL};
 	*hidden = ia.status == DS_SKIPPED;
-	bool held = ia.status == DS_PENDING;
-	bool shown = !*hidden && !held && in->deliver_at <= now;
+	if (in->deliver_at > now)
+		return schedule_one(c, in, &ia, &em, now, out, id, created);
+	bool shown = !*hidden;
+	int rc;
+	/* A key may be waiting in scheduled. */
+	if (in->key != NULL && (rc = query_on(c, T_NOTIF, S_SCHED_BY_KEY, "scheduled_by_key",
+	    row_one, out, "tt", in->user, in->key)) != 0)
+		return rc;
 	/* Without a key nothing can conflict: the user's write can count it at once. */
 	bool counted = shown && in->key == NULL;
 	sqlite3_stmt *s;
@@ -421,7 +515,7 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 	bind_text(s, 9, in->key);
 	sqlite3_bind_int64(s, 10, now);
 	if (in->deliver_at > 0)
-		sqlite3_bind_int64(s, 11, in->deliver_at + (held ? HIDDEN : 0));
+		sqlite3_bind_int64(s, 11, in->deliver_at);
 	if (*hidden)
 		sqlite3_bind_int64(s, 12, now);
 	if (routed && em.status == DS_SKIPPED)
@@ -445,14 +539,9 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 	}
 
 	/* The key was taken: hand back what it names. */
-	s = stmt(c, S_NOTIF_BY_KEY);
-	bind_text(s, 1, in->user);
-	bind_text(s, 2, in->key);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = row_notification(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 1 : fail(c, "notification_by_key");
+	rc = query_on(c, T_NOTIF, S_NOTIF_BY_KEY, "notification_by_key", row_one, out, "tt",
+	    in->user, in->key);
+	return rc > 0 ? 1 : -1;
 }
 
 /* The object of a notification just stored from in, as row_notification() would make it. */
@@ -578,9 +667,7 @@ int
 store_notification_get(struct store *st, int64_t id, json_t **out)
 {
 	int rc = notification_by(st, S_NOTIF_GET, id, out);
-	/* Ids are never reused, so no row has id as its id and another as
-	 * the id it was scheduled with. */
-	return rc == 0 ? notification_by(st, S_NOTIF_GET_RELEASED, id, out) : rc;
+	return rc == 0 ? notification_by(st, S_SCHED_GET, id, out) : rc;
 }
 
 int
@@ -678,9 +765,8 @@ row_notification_text(struct buf *b, sqlite3_stmt *s)
 			put_time(b, sqlite3_column_int64(s, col));
 	}
 	if (sqlite3_column_type(s, 12) != SQLITE_NULL) {
-		int64_t at = sqlite3_column_int64(s, 12);
 		buf_puts(b, ",\"deliver_at\":");
-		put_time(b, at >= HIDDEN ? at - HIDDEN : at);
+		put_time(b, sqlite3_column_int64(s, 12));
 	}
 	if (sqlite3_column_type(s, 13) != SQLITE_NULL) {
 		buf_puts(b, ",\"scheduled_id\":");
@@ -808,23 +894,15 @@ mark_w(struct conn *c, void *arg)
 	json_array_clear(p->changed);
 	for (size_t i = 0; i < p->n; i++) {
 		/* Its id, or the one its send returned when it was scheduled. */
-		int r = SQLITE_DONE;
 		int64_t id = 0;
-		for (int k = 0; k < 2 && r == SQLITE_DONE; k++) {
-			sqlite3_stmt *s = stmt(c, k == 0 ? S_NOTIF_OWNED : S_NOTIF_OWNED_RELEASED);
-			sqlite3_bind_int64(s, 1, p->ids[i]);
-			bind_text(s, 2, p->user);
-			sqlite3_bind_int64(s, 3, p->now);
-			if ((r = sqlite3_step(s)) == SQLITE_ROW)
-				id = sqlite3_column_int64(s, 0);
-			sqlite3_reset(s);
-		}
-		if (r == SQLITE_DONE) {
+		int r = query_on(c, T_NOTIF, S_NOTIF_OWNED, "notification_owned", row_ints, &id,
+		    "iti", p->ids[i], p->user, p->now);
+		if (r == 0) {
 			p->missing = p->ids[i];
 			return 0;	/* run_batch() undoes the ids before it */
 		}
-		if (r != SQLITE_ROW)
-			return fail(c, "notification_owned");
+		if (r < 0)
+			return -1;
 		sqlite3_stmt *s = stmt(c, set[p->how]);
 		sqlite3_bind_int64(s, 1, id);
 		bind_text(s, 2, p->user);
@@ -934,55 +1012,81 @@ store_notifications_read_all(struct store *st, const char *user, int64_t now,
 struct del {
 	const char	*user;
 	int64_t		 id, now, count;
-	char		*owner;
+	bool		 scheduled;
+	struct deleted	*d;
 };
 
 static int
 delete_w(struct conn *c, void *arg)
 {
 	struct del *p = arg;
-	sqlite3_stmt *s = stmt(c, S_NOTIF_DELETE);
+	sqlite3_stmt *s;
+	int rc;
+	free(p->d->user);
+	*p->d = (struct deleted){0};
+	if (p->scheduled) {		/* not due yet: withdrawn */
+		s = stmt(c, S_SCHED_DELETE);
+		sqlite3_bind_int64(s, 1, p->id);
+		bind_text(s, 2, p->user);
+		if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			p->d->user = strdup((const char *)sqlite3_column_text(s, 0));
+			p->d->id = p->id;
+			p->d->cancelled = true;
+		}
+		sqlite3_reset(s);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return fail(c, "scheduled_delete");
+		if (rc == SQLITE_ROW)
+			return p->d->user ? 1 : -1;
+	}
+	s = stmt(c, S_NOTIF_DELETE);
 	sqlite3_bind_int64(s, 1, p->id);
 	bind_text(s, 2, p->user);
-	sqlite3_bind_int64(s, 3, HIDDEN);
-	int rc = sqlite3_step(s);
+	rc = sqlite3_step(s);
 	int64_t counted = 0;
-	free(p->owner);
-	p->owner = NULL;
 	if (rc == SQLITE_ROW) {
-		p->owner = strdup((const char *)sqlite3_column_text(s, 0));
+		p->d->user = strdup((const char *)sqlite3_column_text(s, 0));
 		counted = sqlite3_column_int64(s, 1);
+		p->d->id = sqlite3_column_int64(s, 2);
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? 0 : fail(c, "notification_delete");
-	if (p->owner == NULL)
+	if (p->d->user == NULL)
 		return -1;
-	return unread_add(c, p->owner, -counted, &p->count) < 0 ? -1 : 1;
+	return unread_add(c, p->d->user, -counted, &p->count) < 0 ? -1 : 1;
 }
 
+/* A delete is announced; a cancel is not (nobody saw it). */
 static void
 delete_publish(void *arg)
 {
 	struct del *p = arg;
-	json_t *ev = json_pack("{s:I, s:I}", "id", (json_int_t)p->id, "unread_count",
+	if (p->d->cancelled)
+		return;
+	json_t *ev = json_pack("{s:I, s:I}", "id", (json_int_t)p->d->id, "unread_count",
 	    (json_int_t)p->count);
-	events_emit(EVENT_DELETED, p->owner, ev);
+	events_emit(EVENT_DELETED, p->d->user, ev);
 	json_decref(ev);
 }
 
 int
-store_notification_delete(struct store *st, const char *user, int64_t id, int64_t now)
+store_notification_delete(struct store *st, const char *user, int64_t id, bool scheduled,
+    int64_t now, struct deleted *d)
 {
-	struct del p = {.user = user, .id = id, .now = now};
+	*d = (struct deleted){0};
+	struct del p = {.user = user, .id = id, .now = now, .scheduled = scheduled, .d = d};
 	int rc = store_write_pub(st, delete_w, delete_publish, &p);
-	free(p.owner);
+	if (rc <= 0) {
+		free(d->user);
+		*d = (struct deleted){0};
+	}
 	return rc;
 }
 
 struct cancel {
 	const char	*user;
-	int64_t		 id, now;
+	int64_t		 id;
 	bool		 too_late;
 	int64_t		 released_as;	/* the id it was released with, when it was */
 };
@@ -991,35 +1095,30 @@ static int
 cancel_w(struct conn *c, void *arg)
 {
 	struct cancel *p = arg;
-	sqlite3_stmt *s = stmt(c, S_NOTIF_SCHEDULED);
+	sqlite3_stmt *s = stmt(c, S_SCHED_DELETE);
 	sqlite3_bind_int64(s, 1, p->id);
 	bind_text(s, 2, p->user);
 	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		int64_t at = sqlite3_column_int64(s, 0), id = sqlite3_column_int64(s, 1);
-		if (at >= HIDDEN)
-			at -= HIDDEN;
-		p->released_as = id != p->id ? id : 0;
-		p->too_late = id != p->id || sqlite3_column_type(s, 0) == SQLITE_NULL ||
-		    at <= p->now;
-	}
 	sqlite3_reset(s);
-	if (rc != SQLITE_ROW)
-		return rc == SQLITE_DONE ? 0 : fail(c, "notification_scheduled");
-	if (p->too_late)
-		return 0;
-	s = stmt(c, S_NOTIF_CANCEL);
-	sqlite3_bind_int64(s, 1, p->id);
-	if (step_done(c, s, "notification_cancel") != 0)
-		return -1;
-	return sqlite3_changes(c->db) > 0 ? 1 : 0;
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc != SQLITE_DONE)
+		return fail(c, "scheduled_delete");
+	/* Released already, or never scheduled: too late either way. */
+	int64_t id = 0;
+	if ((rc = query_on(c, T_NOTIF, S_NOTIF_RESOLVE, "notification_resolve", row_ints, &id,
+	    "it", p->id, p->user)) <= 0)
+		return rc;
+	p->too_late = true;
+	p->released_as = id != p->id ? id : 0;
+	return 0;
 }
 
 int
-store_notification_cancel(struct store *st, const char *user, int64_t id, int64_t now,
-    bool *too_late, int64_t *released_as)
+store_notification_cancel(struct store *st, const char *user, int64_t id, bool *too_late,
+    int64_t *released_as)
 {
-	struct cancel p = {user, id, now, false, 0};
+	struct cancel p = {user, id, false, 0};
 	int rc = store_write(st, cancel_w, &p);
 	*too_late = p.too_late;
 	*released_as = p.released_as;
@@ -1030,15 +1129,91 @@ struct claim {
 	int64_t		 now;
 	struct delivery	*out;
 	size_t		 max, n;
+	/* Released, to announce: the notification and its user's unread count after it. */
+	json_t		*released[RELEASE_MAX];
+	int64_t		 counts[RELEASE_MAX];
+	size_t		 nreleased;
 };
+
+/* A scheduled one that fell due. */
+struct due {
+	int64_t		 id;
+	char		*user;
+	bool		 shown;		/* in-app is on: it joins the inbox */
+};
+
+/*
+ * Release one: written to notifications with a new id (ids keep the
+ * order in which notifications became visible, so since=ID replay misses
+ * none) and scheduled_id, with the deliveries routing decided, counted
+ * when shown; gone from scheduled.
+ */
+static int
+release_one(struct conn *c, struct claim *p, const struct due *d)
+{
+	sqlite3_stmt *s = stmt(c, S_SCHED_RELEASE);
+	sqlite3_bind_int64(s, 1, d->id);
+	if (step_done(c, s, "scheduled_release") != 0)
+		return -1;
+	int64_t nid = sqlite3_last_insert_rowid(c->db), count = 0;
+	if (query_on(c, T_NOTIF, S_SCHED_IN_APP, "scheduled_in_app", NULL, NULL, "iii", d->id, nid,
+	    p->now) < 0 ||
+	    query_on(c, T_NOTIF, S_SCHED_EMAIL, "scheduled_email", NULL, NULL, "iii", d->id, nid,
+	    p->now) < 0 ||
+	    query_on(c, T_NOTIF, S_SCHED_DONE, "scheduled_done", NULL, NULL, "i", d->id) < 0)
+		return -1;
+	if (!d->shown)
+		return 0;
+	json_t *o = NULL;
+	if (unread_add(c, d->user, 1, &count) < 0 ||
+	    query_on(c, T_NOTIF, S_NOTIF_GET, "notification_get", row_one, &o, "i", nid) <= 0)
+		return -1;
+	p->counts[p->nreleased] = count;
+	p->released[p->nreleased++] = o;
+	return 0;
+}
+
+/* Forget what a failed claim released. */
+static void
+claim_clear(struct claim *p)
+{
+	for (size_t i = 0; i < p->nreleased; i++)
+		json_decref(p->released[i]);
+	p->nreleased = 0;
+	p->n = 0;
+}
 
 static int
 claim_w(struct conn *c, void *arg)
 {
 	struct claim *p = arg;
-	sqlite3_stmt *s = stmt(c, S_DELIV_CLAIM);
+	struct due due[RELEASE_MAX];
+	size_t ndue = 0;
 	int rc;
-	p->n = 0;
+	claim_clear(p);
+	/* Collect the due ones first: the release changes the table the query reads. */
+	sqlite3_stmt *s = stmt(c, S_SCHED_DUE);
+	sqlite3_bind_int64(s, 1, p->now);
+	sqlite3_bind_int64(s, 2, RELEASE_MAX);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && ndue < RELEASE_MAX) {
+		due[ndue].id = sqlite3_column_int64(s, 0);
+		due[ndue].user = strdup((const char *)sqlite3_column_text(s, 1));
+		due[ndue].shown = sqlite3_column_int(s, 2) != 0;
+		ndue++;
+	}
+	sqlite3_reset(s);
+	rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fail(c, "scheduled_due");
+	for (size_t i = 0; i < ndue; i++) {
+		if (rc == 0 && (due[i].user == NULL || release_one(c, p, &due[i]) < 0))
+			rc = -1;
+		free(due[i].user);
+	}
+	if (rc < 0) {
+		claim_clear(p);
+		return -1;
+	}
+
+	s = stmt(c, S_DELIV_CLAIM);
 	sqlite3_bind_int64(s, 1, p->now);
 	sqlite3_bind_int64(s, 2, (int64_t)p->max);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW && p->n < p->max) {
@@ -1051,18 +1226,31 @@ claim_w(struct conn *c, void *arg)
 		d->digest_id = d->notification_id == 0 ? sqlite3_column_int64(s, 4) : 0;
 	}
 	sqlite3_reset(s);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		claim_clear(p);
 		return fail(c, "deliveries_claim");
+	}
 	return 1;	/* claiming nothing is an answer too */
+}
+
+/* After the commit: the released ones join their users' inboxes. */
+static void
+claim_publish(void *arg)
+{
+	struct claim *p = arg;
+	for (size_t i = 0; i < p->nreleased; i++)
+		events_emit_notification(json_string_value(json_object_get(p->released[i], "user")),
+		    p->released[i], p->counts[i]);
 }
 
 int
 store_deliveries_claim(struct store *st, int64_t now, struct delivery *out, size_t max,
     size_t *n)
 {
-	struct claim p = {now, out, max, 0};
-	int rc = store_write(st, claim_w, &p);
+	struct claim p = {.now = now, .out = out, .max = max};
+	int rc = store_write_pub(st, claim_w, claim_publish, &p);
 	*n = rc > 0 ? p.n : 0;
+	claim_clear(&p);
 	return rc;
 }
 
@@ -1099,56 +1287,7 @@ struct finish {
 	int64_t		 id, next_at, now;
 	enum delivery_status status;
 	const char	*error;
-	/* release: the notification, announced after the commit */
-	const struct delivery *d;
-	json_t		*notification;
 };
-
-/*
- * Release held notification old: it is written again with a new id (so ids
- * keep the order in which notifications became visible), its deliveries
- * and key move to the new row, and the held row goes. *id: the new id, 0
- * when there was nothing held.
- */
-static int
-release(struct conn *c, int64_t old, int64_t *id)
-{
-	char *key = NULL;
-	sqlite3_stmt *s = stmt(c, S_NOTIF_KEY_OF);
-	sqlite3_bind_int64(s, 1, old);
-	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-		key = strdup((const char *)sqlite3_column_text(s, 0));
-	sqlite3_reset(s);
-	s = stmt(c, S_NOTIF_RELEASE);
-	sqlite3_bind_int64(s, 1, old);
-	sqlite3_bind_int64(s, 2, HIDDEN);
-	int rc = step_done(c, s, "notification_release");
-	*id = rc == 0 && sqlite3_changes(c->db) > 0 ? sqlite3_last_insert_rowid(c->db) : 0;
-	if (rc == 0 && *id > 0) {
-		s = stmt(c, S_DELIV_MOVE);
-		sqlite3_bind_int64(s, 1, old);
-		sqlite3_bind_int64(s, 2, *id);
-		rc = step_done(c, s, "deliveries_move");
-	}
-	if (rc == 0 && *id > 0) {
-		s = stmt(c, S_NOTIF_CANCEL);
-		sqlite3_bind_int64(s, 1, old);
-		rc = step_done(c, s, "notification_drop");
-	}
-	if (rc == 0 && *id > 0) {	/* visible from now: one more unread */
-		s = stmt(c, S_UNREAD_RELEASED);
-		sqlite3_bind_int64(s, 1, *id);
-		rc = step_done(c, s, "unread_released");
-	}
-	if (rc == 0 && *id > 0 && key != NULL) {
-		s = stmt(c, S_NOTIF_SET_KEY);
-		sqlite3_bind_int64(s, 1, *id);
-		bind_text(s, 2, key);
-		rc = step_done(c, s, "notification_set_key");
-	}
-	free(key);
-	return rc;
-}
 
 static int
 finish_w(struct conn *c, void *arg)
@@ -1163,33 +1302,7 @@ finish_w(struct conn *c, void *arg)
 	sqlite3_bind_int64(s, 5, p->now);
 	if (step_done(c, s, "delivery_finish") != 0)
 		return -1;
-	if (sqlite3_changes(c->db) == 0)
-		return 0;	/* cancelled or deleted meanwhile */
-	if (p->d == NULL)
-		return 1;
-	json_decref(p->notification);
-	p->notification = NULL;
-	int64_t id = 0;
-	if (release(c, p->d->notification_id, &id) < 0)
-		return -1;
-	if (id == 0)
-		return 0;	/* cancelled or deleted meanwhile */
-	s = stmt(c, S_NOTIF_GET);
-	sqlite3_bind_int64(s, 1, id);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		p->notification = row_notification(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(c, "notification_get");
-}
-
-static void
-release_publish(void *arg)
-{
-	struct finish *p = arg;
-	if (p->notification != NULL)
-		events_emit(EVENT_NOTIFICATION, json_string_value(json_object_get(p->notification,
-		    "user")), p->notification);
+	return sqlite3_changes(c->db) > 0;	/* 0: cancelled or deleted meanwhile */
 }
 
 int
@@ -1199,15 +1312,6 @@ store_delivery_finish(struct store *st, int64_t id, enum delivery_status status,
 	struct finish p = {.id = id, .next_at = next_at, .now = now, .status = status,
 	    .error = error};
 	return store_write(st, finish_w, &p);
-}
-
-int
-store_delivery_release(struct store *st, const struct delivery *d, int64_t now)
-{
-	struct finish p = {.id = d->id, .now = now, .status = DS_SENT, .d = d};
-	int rc = store_write_pub(st, finish_w, release_publish, &p);
-	json_decref(p.notification);
-	return rc;
 }
 
 int

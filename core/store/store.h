@@ -162,9 +162,19 @@ int	 store_notifications_mark(struct store *st, const char *user,
 /* Mark every visible notification of user read: {"up_to":ID,"marked":N,"unread_count":N}. */
 int	 store_notifications_read_all(struct store *st, const char *user,
 	    int64_t now, json_t **result);
-/* Delete notification id (of user, when user is not NULL). */
+/* What a delete did. */
+struct deleted {
+	int64_t		 id;		/* the notification's id (asked for, maybe, by its scheduled one) */
+	bool		 cancelled;	/* it was scheduled: withdrawn before anyone saw it */
+	char		*user;		/* whose it was (malloc'd) */
+};
+/*
+ * Delete notification id (of user, when user is not NULL), by its id or
+ * the one its send returned. One still scheduled is withdrawn when
+ * scheduled is true, and not found otherwise. One transaction.
+ */
 int	 store_notification_delete(struct store *st, const char *user, int64_t id,
-	    int64_t now);
+	    bool scheduled, int64_t now, struct deleted *d);
 /* Up to limit visible notifications of user with ids above after, oldest first. */
 int	 store_notifications_after(struct store *st, const char *user, int64_t after,
 	    int limit, int64_t now, json_t **out);
@@ -176,11 +186,11 @@ int	 store_unread_count(struct store *st, const char *user, int64_t now,
 
 /*
  * Cancel a scheduled notification of user (any when NULL) before it is
- * due: removes it and its deliveries. *too_late when it is due already;
+ * released. *too_late when it has been (or was never scheduled);
  * *released_as then names the id it was released with (0: the same).
  */
 int	 store_notification_cancel(struct store *st, const char *user, int64_t id,
-	    int64_t now, bool *too_late, int64_t *released_as);
+	    bool *too_late, int64_t *released_as);
 
 /* Preferences (0: no such user, and p has every default). */
 int	 store_prefs_get(struct store *st, const char *user, struct prefs *p);
@@ -204,24 +214,24 @@ struct delivery {
 	int		 attempts;	/* this one included */
 };
 
-/* Claim up to max deliveries due at now (pending or deferred), counting an attempt. */
+/*
+ * Claim up to max deliveries due at now (pending or deferred), counting an
+ * attempt. First, in the same commit, scheduled notifications that are due
+ * are released: each is written as a notification with a new id (its
+ * object's scheduled_id is the id its send returned), with its email
+ * delivery, and announced.
+ */
 int	 store_deliveries_claim(struct store *st, int64_t now, struct delivery *out,
 	    size_t max, size_t *n);
-/* When the next unclaimed delivery falls due (0 when the outbox is empty). */
+/* When the next unclaimed delivery or scheduled notification falls due (0: none). */
 int	 store_deliveries_next(struct store *st, int64_t *at);
 /* Release every claim: at start, nothing can be in flight. */
 int	 store_deliveries_unclaim(struct store *st);
 /* Record what became of a claimed delivery; next_at for PENDING (a retry). */
 int	 store_delivery_finish(struct store *st, int64_t id, enum delivery_status status,
 	    int64_t next_at, const char *error, int64_t now);
-/* The notification a delivery belongs to (it has a new id once released). */
+/* The notification a delivery belongs to. */
 int	 store_delivery_notification(struct store *st, int64_t delivery, json_t **out);
-/*
- * A scheduled notification fell due: it is released with a new id (its
- * object's scheduled_id is the old one), its in-app delivery is sent and
- * it is announced.
- */
-int	 store_delivery_release(struct store *st, const struct delivery *d, int64_t now);
 /* The deliveries of notification id: [{"channel","status","attempts",...}]. */
 int	 store_deliveries_of(struct store *st, int64_t id, json_t **out);
 /*

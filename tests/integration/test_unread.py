@@ -219,12 +219,21 @@ def test_the_migration_counts_what_is_there(daemons, tmp):
         d.ok("send", "--user", "bob", "--type", "message", "--title", "t%d" % i)
     d.ok("read", "--user", "bob", "1")
     d.ok("archive", "--user", "bob", "2")
-    d.ok("send", "--user", "bob", "--type", "message", "--title", "later",
-         "--at", iso(time.time() + 3600))
+    later = d.ok("send", "--user", "bob", "--type", "message", "--title", "later",
+                 "--at", iso(time.time() + 3600))
     assert d.stop() == 0
     db = sqlite3.connect(os.path.join(d.data_dir, "notifyd.db"))
-    # Back to schema 8: no counter, the indexes of then.
+    # Back to schema 8: no counter, the indexes of then, and a scheduled one
+    # waiting as a notification 2^52 ms in the future with its in-app delivery.
     db.executescript("""
+        INSERT INTO notifications (id, user_id, type, category, priority, title, body, data,
+            action_url, dedupe_key, created_at, deliver_at)
+        SELECT id, user_id, type, category, priority, title, body, data, action_url,
+            dedupe_key, created_at, deliver_at + 4503599627370496 FROM scheduled;
+        INSERT INTO deliveries (notification_id, channel, status, next_attempt_at, created_at,
+            updated_at) SELECT id, 'in_app', 'pending', deliver_at, created_at, created_at
+            FROM scheduled;
+        DROP TABLE scheduled;
         ALTER TABLE notifications DROP COLUMN email_skipped;
         ALTER TABLE users DROP COLUMN unread;
         DROP INDEX notifications_archived;
@@ -240,6 +249,11 @@ def test_the_migration_counts_what_is_there(daemons, tmp):
     d.start()
     assert d.ok("count", "--user", "bob")["unread_count"] == 2
     assert d.ok("check")["ok"]
+    # The waiting one still waits, under the id its send returned.
+    shown = d.ok("show", later["id"], "--deliveries")
+    assert shown["title"] == "later" and shown["deliver_at"] == later["deliver_at"]
+    assert shown["deliveries"][0]["status"] == "pending"
+    assert [n["title"] for n in d.ok("list", "--user", "bob")["notifications"]] == ["t3", "t2", "t0"]
 
 
 def test_pages_over_http_are_the_pages_of_the_operation(daemons):

@@ -50,6 +50,16 @@ teardown(void **state)
 }
 
 /* Create one notification for user; returns its id. */
+/* Delete, not cancel; the result of store_notification_delete. */
+static int
+del(struct store *st, const char *user, int64_t id, int64_t now)
+{
+	struct deleted d;
+	int rc = store_notification_delete(st, user, id, false, now, &d);
+	free(d.user);
+	return rc;
+}
+
 static int64_t
 create(struct store *st, const char *user, const char *type, const char *key, bool *created)
 {
@@ -396,9 +406,9 @@ test_archive_and_delete(void **state)
 	json_decref(page);
 	assert_int_equal(store_unread_count(f->st, "al", 6, &count), 1);
 	assert_int_equal(count, 0);
-	assert_int_equal(store_notification_delete(f->st, "someone", a, 7), 0);
-	assert_int_equal(store_notification_delete(f->st, "al", a, 7), 1);
-	assert_int_equal(store_notification_delete(f->st, NULL, a, 7), 0);
+	assert_int_equal(del(f->st, "someone", a, 7), 0);
+	assert_int_equal(del(f->st, "al", a, 7), 1);
+	assert_int_equal(del(f->st, NULL, a, 7), 0);
 }
 
 static json_t *seen_events;
@@ -427,7 +437,7 @@ test_events_in_commit_order(void **state)
 	json_decref(r);
 	assert_int_equal(store_notifications_mark(f->st, "ev", &a, 1, MARK_READ, 2, &r, &missing), 1);
 	json_decref(r);	/* nothing changed: no event */
-	assert_int_equal(store_notification_delete(f->st, NULL, b, 3), 1);
+	assert_int_equal(del(f->st, NULL, b, 3), 1);
 	events_reset();
 	assert_int_equal(json_array_size(seen_events), 5);
 	const char *types[] = {"notification", "notification", "notification", "read", "deleted"};
