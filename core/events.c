@@ -16,7 +16,8 @@ events_subscribe(event_fn fn, void *arg)
 		return -1;
 	subs[nsubs].fn = fn;
 	subs[nsubs].arg = arg;
-	nsubs++;
+	/* Published whole: an emit running meanwhile sees the entry or not at all. */
+	__atomic_store_n(&nsubs, nsubs + 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -34,7 +35,8 @@ events_unsubscribe(event_fn fn, void *arg)
 static void
 emit(const struct event *ev)
 {
-	for (int i = 0; i < nsubs; i++)
+	int n = __atomic_load_n(&nsubs, __ATOMIC_ACQUIRE);
+	for (int i = 0; i < n; i++)
 		subs[i].fn(ev, subs[i].arg);
 }
 
@@ -66,6 +68,7 @@ events_name(enum event_type type)
 		[EVENT_MAIL_TRUNCATED] = "mail_truncated",
 		[EVENT_MAIL_PRUNED] = "mail_pruned",
 		[EVENT_KEY_REVOKED] = "key_revoked",
+		[EVENT_OUTBOX] = "outbox",
 	};
 	return type < EVENT__COUNT ? names[type] : "?";
 }

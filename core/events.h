@@ -1,7 +1,11 @@
 /*
- * events — what core tells the rest: a notification was created, read,
- * archived... Subscribers (metrics, later the WebSocket hub and watch)
- * register before notifyd starts serving; core never knows who listens.
+ * events — what changed, told by the store after each commit: a
+ * notification was created, read, archived, a message captured, a key
+ * revoked, work queued for the worker. Operations change the store and
+ * never call a service; the services listen: the hub (frames to clients
+ * and watchers), the mailer (EVENT_OUTBOX wakes a worker), auth (a revoke
+ * empties its key cache), metrics, and mail wait. Who listens is theirs
+ * to know, not the emitter's.
  */
 #ifndef NOTIFYD_EVENTS_H
 #define NOTIFYD_EVENTS_H
@@ -21,7 +25,9 @@ enum event_type {
 	EVENT_MAIL_DELETED,	/* user "": data: {"IDs":[...]} */
 	EVENT_MAIL_TRUNCATED,	/* user "": data: {} (every message deleted) */
 	EVENT_MAIL_PRUNED,	/* user "": data: {"deleted":N} (retention removed the oldest) */
+	/* Not for clients: between core's parts. */
 	EVENT_KEY_REVOKED,	/* user "": data: NULL (an API key was revoked) */
+	EVENT_OUTBOX,		/* user "": data: NULL (deliveries or scheduled ones to act on) */
 	EVENT__COUNT
 };
 
@@ -34,7 +40,11 @@ struct event {
 
 typedef void (*event_fn)(const struct event *ev, void *arg);
 
-/* Call fn for every event from now on; only before serving starts. */
+/*
+ * Call fn for every event from now on. Subscribers are added from one
+ * thread at start-up (safely while others emit); they are removed only
+ * once nothing emits any more.
+ */
 int	 events_subscribe(event_fn fn, void *arg);
 /* Tell every subscriber, in this thread, after the change is committed. */
 void	 events_emit(enum event_type type, const char *user, json_t *data);
@@ -42,9 +52,11 @@ void	 events_emit(enum event_type type, const char *user, json_t *data);
 void	 events_emit_notification(const char *user, json_t *data, int64_t unread_count);
 /* The event's name as the wire formats spell it, e.g. "read_all". */
 const char *events_name(enum event_type type);
+/* Is it for clients (an inbox or the mailbox), or between core's parts? */
+#define EVENT_IS_INTERNAL(t)	((t) >= EVENT_KEY_REVOKED)
 /* Is it about the captured mailbox? */
 #define EVENT_IS_MAIL(t)	((t) >= EVENT_MAIL && (t) <= EVENT_MAIL_PRUNED)
-/* Stop calling fn with arg. */
+/* Stop calling fn with arg (at shutdown, once nothing emits). */
 void	 events_unsubscribe(event_fn fn, void *arg);
 /* Drop every subscriber (for tests and shutdown). */
 void	 events_reset(void);

@@ -289,8 +289,8 @@ on_event(const struct event *ev, void *arg)
 	json_t *data = ev->data, *count_data = NULL;
 	int64_t nid = 0;
 
-	if (ev->type == EVENT_KEY_REVOKED)
-		return;		/* not for clients */
+	if (EVENT_IS_INTERNAL(ev->type))
+		return;
 	pthread_mutex_lock(&h->lock);
 	struct user_ent *e = user_get(h, ev->user, false);
 	bool to_user = e != NULL && e->list != NULL, to_watchers = h->watchers != NULL;

@@ -5,7 +5,8 @@
  * user; a few sender threads drain the queues, so a client that does not
  * read holds up nobody else, and one whose queue overflows is dropped.
  * The hub knows nothing of civetweb: a client is reached through a
- * transport the caller hands in. Frames are in proto.h / notifyd-api(7).
+ * transport the caller hands in. The frames are built here (frame_new)
+ * and described in notifyd-api(7).
  */
 #ifndef NOTIFYD_HUB_H
 #define NOTIFYD_HUB_H

@@ -19,6 +19,7 @@
 #include "app.h"
 #include "config.h"
 #include "digest.h"
+#include "events.h"
 #include "log.h"
 #include "metrics.h"
 #include "mime.h"
@@ -475,6 +476,14 @@ mailer_free(struct mailer *m)
 	free(m);
 }
 
+/* The store queued something: a worker looks at once (sending starts with a digest's first batch). */
+static void
+on_event(const struct event *ev, void *arg)
+{
+	if (ev->type == EVENT_OUTBOX)
+		mailer_kick(arg);
+}
+
 int
 mailer_start(struct mailer **out, struct app *app, const char *relay, char *err, size_t errlen)
 {
@@ -515,6 +524,7 @@ mailer_start(struct mailer **out, struct app *app, const char *relay, char *err,
 		snprintf(err, errlen, "mailer: cannot start a thread");
 		goto fail_curl;
 	}
+	events_subscribe(on_event, m);
 	*out = m;
 	return 0;
 fail_curl:
@@ -550,6 +560,7 @@ mailer_stop(struct mailer *m)
 	pthread_mutex_unlock(&m->lock);
 	for (int i = 0; i < m->nthreads; i++)
 		pthread_join(m->workers[i].thread, NULL);
+	events_unsubscribe(on_event, m);	/* the last that emitted were the workers */
 	curl_global_cleanup();
 	mailer_free(m);
 }

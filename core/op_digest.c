@@ -8,7 +8,6 @@
 #include "config.h"
 #include "digest.h"
 #include "log.h"
-#include "mailer.h"
 #include "ops.h"
 #include "store.h"
 #include "util.h"
@@ -96,9 +95,6 @@ make_batch(struct op_ctx *ctx, struct digest_new *in, const struct digest_slot *
 		note(t, in[i].user, out[i].delivery_id > 0 ? "queued" : "nothing_left", &slots[i],
 		    &out[i]);
 	}
-	/* Sending starts with the first batch, not after the last. */
-	if (t->emailed > 0)
-		mailer_kick(ctx->app->mailer);
 	return true;
 }
 

@@ -4,9 +4,7 @@
 
 #include "app.h"
 #include "config.h"
-#include "hub.h"
 #include "log.h"
-#include "mailer.h"
 #include "ops.h"
 #include "store.h"
 #include "template.h"
@@ -88,7 +86,6 @@ check(struct op_ctx *ctx, json_t *args, struct notification_new *n)
 struct send_route {
 	unsigned	 channels;
 	bool		 critical, urgent;
-	bool		 wake;		/* something for the worker to do soon */
 	int64_t		 now;		/* of the send */
 };
 
@@ -107,8 +104,6 @@ route(struct op_ctx *ctx, struct send_route *r, struct prefs *p, struct notifica
 	    n->deliver_at > 0 ? n->deliver_at : r->now};
 	prefs_route(p, &in, &n->in_app, &n->email);
 	n->routed = true;
-	if (n->email.status == DS_PENDING || n->deliver_at > 0)
-		r->wake = true;
 	return 0;
 }
 
@@ -283,7 +278,7 @@ send_run(struct op_ctx *ctx, json_t *args)
 	}
 	const char *at = json_string_value(json_object_get(args, "at"));
 	struct send_route sr = {CHANNEL_IN_APP | CHANNEL_EMAIL, false,
-	    proto.priority != NULL && strcmp(proto.priority, "urgent") == 0, false, ctx->now};
+	    proto.priority != NULL && strcmp(proto.priority, "urgent") == 0, ctx->now};
 	if (at != NULL) {
 		if (!time_parse_rfc3339(at, &proto.deliver_at) || proto.deliver_at > ctx->now + MAX_AHEAD) {
 			op_fail(ctx, 422, "invalid_field", "'at' must be an RFC 3339 time within 10 years");
@@ -317,8 +312,6 @@ send_run(struct op_ctx *ctx, json_t *args)
 			    in[i].user);
 			goto done;
 		}
-		/* Clients of the user want the new unread count: the write has it cheapest. */
-		in[i].count = ctx->app->hub != NULL && hub_presence(ctx->app->hub, in[i].user) > 0;
 		if (in[i].title == NULL)
 			in[i].title = r[i].title;
 		if (in[i].body == NULL)
@@ -344,8 +337,6 @@ send_run(struct op_ctx *ctx, json_t *args)
 	if (n > 1 || made == 0)
 		log_info(made ? "notifications created" : "notifications existed",
 		    "created=%zu recipients=%zu type=%s", made, n, proto.type);
-	if (sr.wake)
-		mailer_kick(ctx->app->mailer);
 	ctx->status = any ? 201 : 200;
 	if (json_is_string(json_object_get(args, "user"))) {
 		result = out[0];

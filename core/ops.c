@@ -8,7 +8,10 @@
 #include "store.h"
 #include "util.h"
 
-/* Every operation; a new one is an entry here and a file core/op_NAME.c. */
+/*
+ * Every operation. A new one is its file core/op_NAME.c and an entry
+ * here; over REST it is also a line in http.c's routes[].
+ */
 const struct op *const op_table[] = {
 	&op_ping,
 	&op_status,

@@ -76,7 +76,7 @@ enum notif_stmt {
 
 static const char *const statements[S_NOTIF__COUNT] = {
 	[S_USER_ENSURE_UNREAD] = "INSERT INTO users (id, created_at, unread) VALUES (?1, ?2, 1) "
-	    "ON CONFLICT (id) DO UPDATE SET unread = unread + 1",
+	    "ON CONFLICT (id) DO UPDATE SET unread = unread + 1 RETURNING unread",
 	[S_NOTIF_INSERT] = "INSERT INTO notifications (user_id, type, category, "
 	    "priority, title, body, data, action_url, dedupe_key, created_at, "
 	    "deliver_at, archived_at, email_skipped) VALUES (?1, ?2, ?3, coalesce(?4, 'normal'), "
@@ -421,7 +421,8 @@ row_one(sqlite3_stmt *s, void *arg)
  */
 static int
 schedule_one(struct conn *c, const struct notification_new *in, const struct routing *ia,
-    const struct routing *em, int64_t now, json_t **out, int64_t *id, bool *created)
+    const struct routing *em, int64_t now, json_t **out, int64_t *id, bool *created,
+    bool *outbox)
 {
 	int64_t sid = 0;
 	int rc;
@@ -458,6 +459,7 @@ schedule_one(struct conn *c, const struct notification_new *in, const struct rou
 	if (sqlite3_changes(c->db) > 0) {
 		*id = sid;
 		*created = true;
+		*outbox = true;		/* the worker releases it */
 		return 1;
 	}
 	rc = query_on(c, T_NOTIF, S_SCHED_BY_KEY, "scheduled_by_key", row_one, out, "tt",
@@ -470,11 +472,12 @@ schedule_one(struct conn *c, const struct notification_new *in, const struct rou
  * scheduled until due, or stored archived when in-app is off. Its rows:
  * the notification, the user's (made or its count raised, one
  * statement), an in-app delivery only to record a skip, and the email
- * delivery. *count: the unread count after it, when asked.
+ * delivery. *count: the unread count after it, when shown; *outbox when
+ * the worker has something new to do.
  */
 static int
 create_one(struct conn *c, const struct notification_new *in, int64_t now,
-    json_t **out, int64_t *id, bool *created, bool *hidden, int64_t *count)
+    json_t **out, int64_t *id, bool *created, bool *hidden, int64_t *count, bool *outbox)
 {
 	struct routing ia = {DS_SENT, 0, NULL}, em = {DS_SKIPPED, 0, NULL};
 	bool routed = in->routed;
@@ -484,7 +487,7 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 	}
 	*hidden = ia.status == DS_SKIPPED;
 	if (in->deliver_at > now)
-		return schedule_one(c, in, &ia, &em, now, out, id, created);
+		return schedule_one(c, in, &ia, &em, now, out, id, created, outbox);
 	bool shown = !*hidden;
 	int rc;
 	/* A key may be waiting in scheduled. */
@@ -495,10 +498,8 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 	bool counted = shown && in->key == NULL;
 	sqlite3_stmt *s;
 	if (counted) {
-		s = stmt(c, S_USER_ENSURE_UNREAD);
-		bind_text(s, 1, in->user);
-		sqlite3_bind_int64(s, 2, now);
-		if (step_done(c, s, "user_ensure") != 0)
+		if (query_on(c, T_NOTIF, S_USER_ENSURE_UNREAD, "user_ensure", row_ints, count, "ti",
+		    in->user, now) <= 0)
 			return -1;
 	} else if (user_ensure(c, in->user, now) < 0) {
 		return -1;
@@ -526,11 +527,10 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 		/* The object is built after the commit, outside the writer's lock. */
 		*id = sqlite3_last_insert_rowid(c->db);
 		*created = true;
-		int64_t after;
-		if (shown && !counted && unread_add(c, in->user, 1, &after) < 0)
+		if (shown && !counted && unread_add(c, in->user, 1, count) < 0)
 			return -1;
-		if (shown && in->count && unread_count(c, in->user, count) < 0)
-			return -1;
+		if (routed && (em.status == DS_PENDING || em.status == DS_DEFERRED))
+			*outbox = true;
 		if (routed && ((ia.status != DS_SENT &&
 		    delivery_insert(c, *id, CHANNEL_IN_APP, &ia, now) != 0) ||
 		    (em.status != DS_SKIPPED && delivery_insert(c, *id, CHANNEL_EMAIL, &em, now) != 0)))
@@ -582,6 +582,7 @@ struct create {
 	bool		*created;
 	bool		*hidden;	/* in-app is off: stored archived, not announced */
 	int64_t		*counts;	/* unread counts to announce; -1: not counted */
+	bool		 outbox;	/* an email or a scheduled one for the worker */
 };
 
 /* Forget what a failed create had built. */
@@ -595,6 +596,7 @@ create_clear(struct create *p)
 		p->hidden[i] = false;
 		p->counts[i] = -1;
 	}
+	p->outbox = false;
 }
 
 static int
@@ -604,7 +606,7 @@ create_w(struct conn *c, void *arg)
 	create_clear(p);
 	for (size_t i = 0; i < p->n; i++)
 		if (create_one(c, &p->in[i], p->now, &p->out[i], &p->ids[i], &p->created[i],
-		    &p->hidden[i], &p->counts[i]) < 0) {
+		    &p->hidden[i], &p->counts[i], &p->outbox) < 0) {
 			create_clear(p);
 			return -1;
 		}
@@ -628,6 +630,8 @@ create_publish(void *arg)
 			events_emit_notification(p->in[i].user, p->out[i], p->counts[i]);
 		}
 	}
+	if (p->outbox)
+		events_emit(EVENT_OUTBOX, "", NULL);
 }
 
 int
@@ -637,7 +641,7 @@ store_notifications_create(struct store *st, const struct notification_new *in,
 	int64_t one, *ids = n == 1 ? &one : calloc(n, sizeof *ids);
 	int64_t cnt, *counts = n == 1 ? &cnt : calloc(n, sizeof *counts);
 	bool hid, *hidden = n == 1 ? &hid : calloc(n, sizeof *hidden);
-	struct create p = {in, n, now, out, ids, created, hidden, counts};
+	struct create p = {in, n, now, out, ids, created, hidden, counts, false};
 	int rc = -1;
 	for (size_t i = 0; i < n; i++)
 		out[i] = NULL;
@@ -1427,6 +1431,15 @@ digest_make_w(struct conn *c, void *arg)
 	return step_done(c, s, "digest_set") == 0 ? 1 : -1;
 }
 
+/* A digest's email is queued: the worker has it to send. */
+static void
+digest_publish(void *arg)
+{
+	struct digest_put *p = arg;
+	if (p->out->delivery_id > 0 && !p->out->existed)
+		events_emit(EVENT_OUTBOX, "", NULL);
+}
+
 void
 store_digests_make(struct store *st, const struct digest_new *in, size_t n, int64_t now,
     struct digest_made *out, int *rcs)
@@ -1438,7 +1451,7 @@ store_digests_make(struct store *st, const struct digest_new *in, size_t n, int6
 		p[i] = (struct digest_put){&in[i], now, &out[i]};
 		args[i] = &p[i];
 	}
-	store_write_many(st, digest_make_w, NULL, args, (int)n, rcs, reqs);
+	store_write_many(st, digest_make_w, digest_publish, args, (int)n, rcs, reqs);
 }
 
 int

@@ -59,7 +59,6 @@ struct notification_new {
 	 */
 	bool		 routed;
 	struct routing	 in_app, email;
-	bool		 count;		/* announce it with the user's unread count after it */
 };
 
 /* What to list. */
