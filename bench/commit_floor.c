@@ -118,7 +118,7 @@ main(int argc, char **argv)
 	work_us = atol(argv[3]);
 	if ((wal = open(argv[2], O_RDWR | O_CREAT, 0600)) < 0)
 		die(argv[2], strerror(errno));
-	/* civetweb as notifyd runs it by default (core/http.c). */
+	/* civetweb as notifyd runs it by default (core/serve/http.c). */
 	const char *opts[] = {"listening_ports", argv[1], "num_threads", "264",
 	    "enable_keep_alive", "yes", "keep_alive_timeout_ms", "30000",
 	    "request_timeout_ms", "30000", "tcp_nodelay", "1", "decode_url", "no",

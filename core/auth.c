@@ -20,6 +20,7 @@
 #include "events.h"
 #include "log.h"
 #include "ops.h"
+#include "lineio.h"
 #include "proto.h"
 #include "store.h"
 #include "util.h"

@@ -13,7 +13,8 @@ void log_set_level(enum log_level level);
  * NULL prints as empty), %d, %u, %ld, %lld, %zu and %%. Everything else in
  * fmt is copied as is, so fmt holds the keys: "user=%s id=%lld".
  */
-void log_write(enum log_level level, const char *msg, const char *fmt, ...);
+void log_write(enum log_level level, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)  log_write(LOG_INFO, __VA_ARGS__)

@@ -464,7 +464,7 @@ hash_str(const char *s)
 }
 
 char *
-xstrdup(const char *s)
+strdup_or_null(const char *s)
 {
 	return s == NULL ? NULL : strdup(s);
 }

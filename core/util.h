@@ -72,6 +72,6 @@ json_t	*json_load_bounded(const char *s, size_t len, size_t flags, json_error_t 
 /* FNV-1a hash of a string, for hash tables. */
 uint64_t hash_str(const char *s);
 /* strdup that returns NULL for NULL. */
-char	*xstrdup(const char *s);
+char	*strdup_or_null(const char *s);
 
 #endif

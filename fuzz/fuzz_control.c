@@ -9,6 +9,7 @@
 
 #include "control.h"
 #include "fuzz.h"
+#include "lineio.h"
 #include "proto.h"
 #include "util.h"
 

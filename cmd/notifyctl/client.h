@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 
+#include "lineio.h"
 #include "proto.h"
 
 #define EXIT_FAILED	1

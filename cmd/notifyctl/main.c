@@ -17,6 +17,7 @@
 #include "config.h"
 #include "ops.h"
 #include "print.h"
+#include "lineio.h"
 #include "proto.h"
 #include "util.h"
 

@@ -557,7 +557,7 @@ out:
 	auth_close(app.auth);
 	store_close(app.store);
 	if (rc == 0)
-		log_info("notifyd stopped", "");
+		log_info("notifyd stopped", "pid=%ld", (long)getpid());
 	config_free(&cfg);
 	return rc;
 }

@@ -9,7 +9,7 @@
 #include "util.h"
 
 /*
- * Every operation. A new one is its file core/op_NAME.c and an entry
+ * Every operation. A new one is its file core/ops/op_NAME.c and an entry
  * here; over REST it is also a line in http.c's routes[].
  */
 const struct op *const op_table[] = {

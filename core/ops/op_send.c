@@ -187,8 +187,8 @@ render(struct op_ctx *ctx, json_t *args, const struct template_set *s,
 		json_t *profile = NULL;
 		const char *user = json_string_value(json_array_get(users, i));
 		if (i > 0 && !per_user) {
-			r[i].title = xstrdup(r[0].title);
-			r[i].body = xstrdup(r[0].body);
+			r[i].title = strdup_or_null(r[0].title);
+			r[i].body = strdup_or_null(r[0].body);
 			continue;
 		}
 		json_object_set_new(nt, "user", json_string(user));

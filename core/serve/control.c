@@ -26,6 +26,7 @@
 #include "listener.h"
 #include "log.h"
 #include "ops.h"
+#include "lineio.h"
 #include "proto.h"
 #include "util.h"
 
@@ -180,7 +181,7 @@ control_answer(struct app *app, unsigned client, const char *line, size_t len, s
 	reply_json(b, id, result, &ctx.err);
 	if (result == NULL)
 		log_warn("control request failed", "client=%u cmd=%s status=%d code=%s error=%s",
-		    client, cmd, ctx.err.status, ctx.err.code, ctx.err.message);
+		    client, cmd ? cmd : "", ctx.err.status, ctx.err.code, ctx.err.message);
 	json_decref(result);
 	json_decref(req);
 }

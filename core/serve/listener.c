@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "lineio.h"
 #include "proto.h"
 
 struct listener {

@@ -1,5 +1,5 @@
 /*
- * fuzz_mailq — the mailbox's search syntax (Mailpit's): a query parsed,
+ * fuzz_mailsearch — the mailbox's search syntax (Mailpit's): a query parsed,
  * then matched against a message.
  */
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 #include <jansson.h>
 
 #include "fuzz.h"
-#include "mailq.h"
+#include "mailsearch.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -17,17 +17,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *err = NULL;
 	if (q == NULL)
 		return 0;
-	struct mailq *m = mailq_parse(q, &err);
+	struct mailsearch *m = mailsearch_parse(q, &err);
 	if (m == NULL && err == NULL && *q != '\0')
 		__builtin_trap();	/* refused without saying why */
 	if (m != NULL) {
 		json_t *sum = json_pack("{s:{s:s,s:s}, s:[{s:s,s:s}], s:s, s:b, s:i}", "From",
 		    "Name", "Ann", "Address", "ann@example.com", "To", "Name", "Bob", "Address",
 		    "bob@example.com", "Subject", "Password reset", "Read", 0, "Attachments", 1);
-		mailq_match(m, sum, "ann ann@example.com bob bob@example.com password reset "
+		mailsearch_match(m, sum, "ann ann@example.com bob bob@example.com password reset "
 		    "your code is 4711 \x01has:attachment");
 		json_decref(sum);
-		mailq_free(m);
+		mailsearch_free(m);
 	}
 	free(q);
 	return 0;

@@ -1,5 +1,5 @@
-/* proto — line framing for the control protocol, shared by notifyd and notifyctl. */
-#include "proto.h"
+/* lineio — line framing for the control protocol, shared by notifyd and notifyctl; see lineio.h. */
+#include "lineio.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
-#include "mailq.h"
+#include "mailsearch.h"
 #include "mime.h"
 #include "ops.h"
 #include "store.h"
@@ -81,7 +81,7 @@ op_mail_listen(void)
 
 /* What a scan of the mailbox collects. */
 struct scan {
-	struct mailq	*q;
+	struct mailsearch	*q;
 	int64_t		 start, limit, seen, total, unread, matched;
 	json_t		*page;		/* summaries in the window */
 	json_t		*ids;		/* every match's ID, when wanted */
@@ -96,7 +96,7 @@ scan_one(void *arg, json_t *sum, const char *search, int64_t seq)
 	s->total++;
 	if (!json_is_true(json_object_get(sum, "Read")))
 		s->unread++;
-	if (!mailq_match(s->q, sum, search))
+	if (!mailsearch_match(s->q, sum, search))
 		return 0;
 	if (s->matched == 0) {
 		s->first_seq = seq;
@@ -113,10 +113,10 @@ scan_one(void *arg, json_t *sum, const char *search, int64_t seq)
 
 /* The query argument, parsed; NULL with ctx->err set when malformed. */
 static bool
-query_arg(struct op_ctx *ctx, json_t *a, struct mailq **q)
+query_arg(struct op_ctx *ctx, json_t *a, struct mailsearch **q)
 {
 	const char *err;
-	*q = mailq_parse(json_string_value(json_object_get(a, "query")), &err);
+	*q = mailsearch_parse(json_string_value(json_object_get(a, "query")), &err);
 	if (*q == NULL)
 		op_fail(ctx, 422, "invalid_field", "'query': %s", err);
 	return *q != NULL;
@@ -129,7 +129,7 @@ scan_mailbox(struct op_ctx *ctx, json_t *a, struct scan *s)
 	if (!query_arg(ctx, a, &s->q))
 		return false;
 	int rc = store_mail_scan(ctx->app->store, 0, scan_one, s);
-	mailq_free(s->q);
+	mailsearch_free(s->q);
 	s->q = NULL;
 	if (rc < 0)
 		op_fail(ctx, 500, "internal", "the mailbox could not be read");
@@ -274,7 +274,7 @@ clear_run(struct op_ctx *ctx, json_t *a)
 
 /* mail.wait's scan: the newest match, and the newest message looked at. */
 struct newest {
-	struct mailq	*q;
+	struct mailsearch	*q;
 	int64_t		 top;		/* scan only after this sequence next time */
 	json_t		*first;
 };
@@ -285,7 +285,7 @@ newest_one(void *arg, json_t *sum, const char *search, int64_t seq)
 	struct newest *w = arg;
 	if (seq > w->top)
 		w->top = seq;
-	if (!mailq_match(w->q, sum, search))
+	if (!mailsearch_match(w->q, sum, search))
 		return 0;
 	w->first = json_incref(sum);
 	return 1;	/* newest first: this is it */
@@ -315,11 +315,11 @@ wait_run(struct op_ctx *ctx, json_t *a)
 		 * per arrival.
 		 */
 		if (store_mail_scan(ctx->app->store, w.top, newest_one, &w) < 0) {
-			mailq_free(w.q);
+			mailsearch_free(w.q);
 			return op_fail(ctx, 500, "internal", "the mailbox could not be read");
 		}
 		if (w.first != NULL) {
-			mailq_free(w.q);
+			mailsearch_free(w.q);
 			return w.first;
 		}
 		if (!waiting)
@@ -345,7 +345,7 @@ wait_run(struct op_ctx *ctx, json_t *a)
 		if (!more)
 			break;
 	}
-	mailq_free(w.q);
+	mailsearch_free(w.q);
 	return op_fail(ctx, 408, "timeout", "no matching message arrived in time");
 }
 

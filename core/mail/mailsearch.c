@@ -1,6 +1,6 @@
-/* mailq — Mailpit's search syntax over captured mail; see mailq.h. */
+/* mailsearch — Mailpit's search syntax over captured mail; see mailsearch.h. */
 #define _GNU_SOURCE
-#include "mailq.h"
+#include "mailsearch.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@ struct term {
 	char		*value;		/* lower-case */
 };
 
-struct mailq {
+struct mailsearch {
 	struct term	*terms;
 	int		 n;
 };
@@ -45,10 +45,10 @@ next_word(const char **p)
 	return w ? w : strdup("");
 }
 
-struct mailq *
-mailq_parse(const char *q, const char **err)
+struct mailsearch *
+mailsearch_parse(const char *q, const char **err)
 {
-	struct mailq *mq = calloc(1, sizeof *mq);
+	struct mailsearch *mq = calloc(1, sizeof *mq);
 	char *w;
 	*err = NULL;
 	while (q != NULL && (w = next_word(&q)) != NULL) {
@@ -75,7 +75,7 @@ mailq_parse(const char *q, const char **err)
 		} else if (strncmp(v, "is:", 3) == 0 || strncmp(v, "has:", 4) == 0) {
 			*err = "unknown is: or has: term (is:read, is:unread, has:attachment)";
 			free(w);
-			mailq_free(mq);
+			mailsearch_free(mq);
 			return NULL;
 		}
 		if (*v == '\0' && t.field <= F_SUBJECT) {
@@ -91,7 +91,7 @@ mailq_parse(const char *q, const char **err)
 }
 
 void
-mailq_free(struct mailq *mq)
+mailsearch_free(struct mailsearch *mq)
 {
 	if (mq == NULL)
 		return;
@@ -123,7 +123,7 @@ addr_contains(json_t *v, const char *needle)
 }
 
 bool
-mailq_match(const struct mailq *mq, json_t *sum, const char *search)
+mailsearch_match(const struct mailsearch *mq, json_t *sum, const char *search)
 {
 	for (int i = 0; mq != NULL && i < mq->n; i++) {
 		const struct term *t = &mq->terms[i];
