@@ -85,16 +85,17 @@ all: $(BIN)/notifyd $(BIN)/notifyctl
 
 # The flags of the installed libraries, written once they are installed.
 # A failed bootstrap stops make here, before anything is compiled.
-$(OUT)/config.mk: tools/deps.txt tools/bootstrap.sh
+$(OUT)/config.mk: tools/deps.txt tools/bootstrap.sh Makefile
 	@sh tools/bootstrap.sh build
 	@mkdir -p $(@D)
 	@set -e; cflags=$$(pkg-config --cflags $(PKGS)); libs=$$(pkg-config --libs $(PKGS)); \
+	ctl_libs=$$(pkg-config --libs jansson); \
 	systemd=0; if pkg-config --exists libsystemd; then systemd=1; \
 	    cflags="$$cflags $$(pkg-config --cflags libsystemd)"; \
 	    libs="$$libs $$(pkg-config --libs libsystemd)"; fi; \
 	printf '# Written by the Makefile after tools/bootstrap.sh; make clean removes it.\n' > $@.tmp; \
-	printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\nHAVE_SYSTEMD := %s\n' \
-	    "$$cflags" "$$libs" "$$systemd" >> $@.tmp; \
+	printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\nCTL_LIBS := %s\nHAVE_SYSTEMD := %s\n' \
+	    "$$cflags" "$$libs" "$$ctl_libs" "$$systemd" >> $@.tmp; \
 	mv $@.tmp $@
 
 # Checked on every build: cheap when everything is there, and it names
@@ -162,9 +163,11 @@ $(BIN)/notifyd: $(ND_OBJ) $(OUT)/libnotifyd.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# notifyctl takes from libnotifyd.a only the declarations (core/ops/decl.c),
+# the protocol and util: it links jansson and libc, nothing of the server.
 $(BIN)/notifyctl: $(CTL_OBJ) $(OUT)/libnotifyd.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
 
 # cmocka is a test dependency: its flags are read when the test is linked,
 # after test-deps has installed it.

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proto.h"
 #include "util.h"
 
 #define OFF(f) offsetof(struct config, f)
@@ -137,16 +138,6 @@ const struct config_key config_keys[] = {
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL, 0, 0, 0, NULL},
 };
 
-void
-config_default_socket(char *out, size_t n)
-{
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	if (xdg != NULL && *xdg == '/')
-		snprintf(out, n, "%s/notifyd.sock", xdg);
-	else
-		snprintf(out, n, "/tmp/notifyd-%u/notifyd.sock", (unsigned)getuid());
-}
-
 /* The data directory when none is configured. */
 static void
 default_data_dir(char *out, size_t n)
@@ -168,7 +159,7 @@ config_default(const struct config_key *k, char *out, size_t n)
 	if (k->def != NULL)
 		snprintf(out, n, "%s", k->def);
 	else if (k->offset == OFF(control_socket))
-		config_default_socket(out, n);
+		proto_default_socket(out, n);
 	else if (k->offset == OFF(data_dir))
 		default_data_dir(out, n);
 	else

@@ -124,8 +124,6 @@ void	 config_format(const struct config *cfg, const struct config_key *k, char *
 /* The built-in default of a key as text. */
 void	 config_default(const struct config_key *k, char *out, size_t n);
 
-/* The control socket when none is configured: $XDG_RUNTIME_DIR/notifyd.sock or /tmp/notifyd-UID/notifyd.sock. */
-void	 config_default_socket(char *out, size_t n);
 /* Split HOST:PORT; false when malformed. "off" gives host "" port -1. */
 bool	 config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
 

@@ -20,9 +20,14 @@
 #ifndef NOTIFYD_PROTO_H
 #define NOTIFYD_PROTO_H
 
+#include <stddef.h>
+
 #define NOTIFYD_VERSION	"0.1.0"
 #define PROTO_VERSION	1
 #define PROTO_MAX_LINE	(1024 * 1024)
 #define PROTO_MAX_REPLY	(64 * 1024 * 1024)
+
+/* The socket when none is configured: $XDG_RUNTIME_DIR/notifyd.sock, else /tmp/notifyd-UID/. */
+void	 proto_default_socket(char *out, size_t n);
 
 #endif

@@ -9,26 +9,26 @@
 #define _GNU_SOURCE
 #include "demo.h"
 
-#include <curl/curl.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "client.h"
-#include "tz.h"
 #include "util.h"
 
 struct demo {
 	const char		*sock;
 	int			 fd;
 	struct line_reader	 r;
-	CURL			*curl;
-	char			 api[320];	/* http://HOST:PORT the REST calls go to */
+	char			 host[256], port[16];	/* where the REST calls go */
 	char			 base[320];	/* the links people open */
 	char			 key[128];
 	char			 run[12];	/* this run's mark, in addresses and keys */
@@ -65,47 +65,77 @@ ctl(struct demo *d, const char *cmd, json_t *args)
 	return result;
 }
 
-static size_t
-collect(char *p, size_t size, size_t n, void *arg)
+/*
+ * One HTTP/1.1 request on a connection of its own: the status (0: no
+ * answer, errno says why), and the body in out. notifyd answers every
+ * call with a Content-Length and closes when asked, so reading to the end
+ * is enough; a client this small keeps notifyctl free of libcurl.
+ */
+static int
+http_call(struct demo *d, const char *method, const char *path, const char *body,
+    struct buf *out)
 {
-	buf_put(arg, p, size * n);
-	return size * n;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
+	struct timeval tv = {60, 0};
+	struct buf raw;
+	char head[1024], chunk[8192];
+	int fd = -1, status = 0;
+	ssize_t n;
+
+	if (getaddrinfo(d->host, d->port, &hints, &res) != 0) {
+		errno = EHOSTUNREACH;
+		return 0;
+	}
+	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return 0;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	size_t blen = body ? strlen(body) : 0;
+	int hl = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s:%s\r\n"
+	    "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n", method, path, d->host, d->port,
+	    d->key, blen);
+	buf_init(&raw);
+	if (hl > 0 && (size_t)hl < sizeof head && write_all(fd, head, (size_t)hl) == 0 &&
+	    write_all(fd, body ? body : "", blen) == 0)
+		while ((n = read(fd, chunk, sizeof chunk)) > 0)
+			buf_put(&raw, chunk, (size_t)n);
+	close(fd);
+	const char *text = raw.data ? raw.data : "";
+	const char *end = raw.len > 0 ? memmem(text, raw.len, "\r\n\r\n", 4) : NULL;
+	if (end != NULL && sscanf(text, "HTTP/1.%*c %d", &status) == 1)
+		buf_put(out, end + 4, raw.len - (size_t)(end + 4 - text));
+	else
+		errno = EPROTO;
+	buf_free(&raw);
+	return status;
 }
 
 /* One REST call with the services' API key; its JSON answer, or the demo stops. */
 static json_t *
 rest(struct demo *d, const char *method, const char *path, json_t *body)
 {
-	char url[1024], auth[200];
 	struct buf out;
-	struct curl_slist *h = NULL;
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
-	snprintf(url, sizeof url, "%s%s", d->api, path);
-	snprintf(auth, sizeof auth, "Authorization: Bearer %s", d->key);
-	h = curl_slist_append(h, auth);
-	h = curl_slist_append(h, "Content-Type: application/json");
 	buf_init(&out);
-	curl_easy_setopt(d->curl, CURLOPT_URL, url);
-	curl_easy_setopt(d->curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(d->curl, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(d->curl, CURLOPT_POSTFIELDS, text ? text : "");
-	curl_easy_setopt(d->curl, CURLOPT_POST, strcmp(method, "GET") != 0);
-	if (strcmp(method, "GET") == 0)
-		curl_easy_setopt(d->curl, CURLOPT_HTTPGET, 1L);
-	curl_easy_setopt(d->curl, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(d->curl, CURLOPT_WRITEDATA, &out);
-	CURLcode rc = curl_easy_perform(d->curl);
-	long status = 0;
-	curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(h);
+	int status = http_call(d, method, path, text, &out);
 	free(text);
-	if (rc != CURLE_OK)
-		die(EXIT_UNREACHABLE, "demo: %s %s: %s", method, url, curl_easy_strerror(rc));
+	if (status == 0)
+		die(EXIT_UNREACHABLE, "demo: %s http://%s:%s%s: %s", method, d->host, d->port, path,
+		    strerror(errno));
 	json_t *j = json_loadb(out.data ? out.data : "", out.len, 0, NULL);
 	if (status < 200 || status > 299 || j == NULL) {
 		json_t *e = json_object_get(j, "error");
-		die(EXIT_FAILED, "demo: %s %s: %ld %s", method, path, status,
+		die(EXIT_FAILED, "demo: %s %s: %d %s", method, path, status,
 		    e ? json_string_value(json_object_get(e, "message")) : "(no JSON answer)");
 	}
 	buf_free(&out);
@@ -169,6 +199,24 @@ email_delivery(struct demo *d, const struct person *p, json_int_t id, char *stat
 	json_decref(n);
 }
 
+/* The time at ms in zone, by the C library's reading of the zone files (TZ). */
+static void
+local_time(const char *zone, int64_t ms, struct tm *tm)
+{
+	const char *was = getenv("TZ");
+	char *saved = was ? strdup(was) : NULL;
+	time_t t = (time_t)(ms / 1000);
+	setenv("TZ", zone, 1);
+	tzset();
+	localtime_r(&t, tm);
+	if (saved != NULL)
+		setenv("TZ", saved, 1);
+	else
+		unsetenv("TZ");
+	tzset();
+	free(saved);
+}
+
 /* A zone where it is between 23:00 and 05:59 now, so that quiet hours 22-07 hold. */
 static void
 night_zone(char *out, size_t n)
@@ -177,12 +225,9 @@ night_zone(char *out, size_t n)
 	    "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Pacific/Honolulu", NULL};
 	int64_t now = time_now_ms();
 	for (int i = 0; zones[i]; i++) {
-		const struct tz *z = tz_get(zones[i]);
-		struct civil c;
-		if (z == NULL)
-			continue;
-		tz_local(z, now, &c);
-		if (c.hour >= 23 || c.hour < 6) {
+		struct tm c;
+		local_time(zones[i], now, &c);
+		if (c.tm_hour >= 23 || c.tm_hour < 6) {
 			snprintf(out, n, "%s", zones[i]);
 			return;
 		}
@@ -194,9 +239,9 @@ night_zone(char *out, size_t n)
 static void
 local_hm(const char *zone, int64_t ms, char *out, size_t n)
 {
-	struct civil c;
-	tz_local(tz_get(zone), ms, &c);
-	snprintf(out, n, "%02d:%02d", c.hour, c.minute);
+	struct tm c;
+	local_time(zone, ms, &c);
+	snprintf(out, n, "%02d:%02d", c.tm_hour, c.tm_min);
 }
 
 static int64_t
@@ -214,15 +259,15 @@ usage(void)
 	die(EXIT_USAGE, "usage: notifyctl demo [--fast]");
 }
 
-/* Where the REST calls go: the HTTP listener, an any-address as loopback. */
+/* Where to reach a listener: its host and port, loopback when it listens on every address. */
 static void
-api_url(const char *listen, char *out, size_t n)
+listener_addr(const char *listen, struct demo *d)
 {
 	const char *colon = strrchr(listen, ':');
 	size_t hl = colon ? (size_t)(colon - listen) : 0;
 	bool any = hl == 0 || strncmp(listen, "0.0.0.0", hl) == 0 || strncmp(listen, "[::]", hl) == 0;
-	snprintf(out, n, "http://%.*s:%s", any ? 9 : (int)hl, any ? "127.0.0.1" : listen,
-	    colon ? colon + 1 : "8025");
+	snprintf(d->host, sizeof d->host, "%.*s", any ? 9 : (int)hl, any ? "127.0.0.1" : listen);
+	snprintf(d->port, sizeof d->port, "%s", colon ? colon + 1 : "8025");
 }
 
 static void
@@ -234,7 +279,7 @@ setup(struct demo *d)
 	if (http == NULL)
 		die(EXIT_FAILED, "demo: notifyd's HTTP listener is off ([http] listen); the demo "
 		    "calls the REST API");
-	api_url(http, d->api, sizeof d->api);
+	listener_addr(http, d);
 	snprintf(d->base, sizeof d->base, "%s", json_string_value(json_object_get(st, "base_url")));
 	if (smtp == NULL)
 		printf("note: the SMTP sink is off, so the emails go to notifyd's relay, not to /mail\n");
@@ -432,10 +477,6 @@ demo_main(const char *sock, int argc, char **argv)
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	d.fd = connect_daemon(sock, &d.r);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || (d.curl = curl_easy_init()) == NULL)
-		die(EXIT_FAILED, "demo: cannot start libcurl");
-	curl_easy_setopt(d.curl, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(d.curl, CURLOPT_NOSIGNAL, 1L);
 	setup(&d);
 	play(&d);
 	printf("\nDone: %d notifications, %d emails, every one checked. notifyd keeps them to "
@@ -446,8 +487,6 @@ demo_main(const char *sock, int argc, char **argv)
 		printf("  %-22s %s/inbox#token=%s\n", label, d.base, people[i].token);
 	}
 	printf("  %-22s %s/\n", "overview", d.base);
-	curl_easy_cleanup(d.curl);
-	curl_global_cleanup();
 	line_reader_free(&d.r);
 	close(d.fd);
 	return 0;

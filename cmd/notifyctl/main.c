@@ -1,6 +1,6 @@
 /*
  * notifyctl — control notifyd over its Unix socket.
- * Commands, their flags, help and validation all come from op_table[].
+ * Commands, their flags, help and validation all come from op_table[] (core/ops/decl.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,10 +14,9 @@
 
 #include <jansson.h>
 
-#include "config.h"
-#include "ops.h"
-#include "print.h"
+#include "decl.h"
 #include "lineio.h"
+#include "print.h"
 #include "proto.h"
 #include "util.h"
 
@@ -260,6 +259,7 @@ arg_value(const struct op *op, const struct op_arg *a, const char *word)
 {
 	int64_t v;
 	int64_t ms;
+	json_t *v0;
 	switch (a->type) {
 	case ARG_INT:
 	case ARG_ID:
@@ -278,9 +278,10 @@ arg_value(const struct op *op, const struct op_arg *a, const char *word)
 			    "2026-01-02T15:04:05Z", op->name, word);
 		return json_string(word);
 	default:
-		if (!utf8_valid(word, strlen(word), true))
+		/* jansson takes only valid UTF-8. */
+		if ((v0 = json_string(word)) == NULL)
 			die(EXIT_USAGE, "%s: '%s' is not valid UTF-8", op->name, a->name);
-		return json_string(word);
+		return v0;
 	}
 }
 
@@ -479,7 +480,7 @@ main(int argc, char **argv)
 	if (env != NULL && *env != '\0')
 		snprintf(sock, sizeof sock, "%s", env);
 	else {
-		config_default_socket(sock, sizeof sock);
+		proto_default_socket(sock, sizeof sock);
 		/* notifyd.service's socket, for an administrator on a server. */
 		if (access(sock, F_OK) != 0 && access(SERVICE_SOCKET, F_OK) == 0)
 			snprintf(sock, sizeof sock, "%s", SERVICE_SOCKET);
@@ -563,7 +564,7 @@ main(int argc, char **argv)
 		if (json_out)
 			print_json(stdout, result);
 		else
-			print_result(stdout, op->name, result);
+			print_result(stdout, op, result);
 		/* A check that found problems (and did not repair them all) fails. */
 		if (op == &op_check && !json_is_true(json_object_get(result, "ok")))
 			status = EXIT_FAILED;

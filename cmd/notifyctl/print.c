@@ -1,8 +1,6 @@
 /* print — how notifyctl shows results to people (and as JSON to scripts). */
 #include "print.h"
 
-#include <openssl/evp.h>
-
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,19 +216,41 @@ print_mail_list(FILE *f, json_t *r)
 	    (long long)json_integer_value(json_object_get(r, "unread")));
 }
 
+/*
+ * Decode base64 text (notifyd's own, so well formed) into out; the bytes.
+ * Written here, not taken from OpenSSL or GLib as notifyd does: notifyctl
+ * links jansson and libc only, and this is its one use.
+ */
+static size_t
+base64_decode(const char *in, unsigned char *out)
+{
+	static const char abc[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned acc = 0;
+	int bits = 0;
+	size_t n = 0;
+	for (; *in != '\0' && *in != '='; in++) {
+		const char *p = strchr(abc, *in);
+		if (p == NULL)
+			continue;	/* line breaks */
+		acc = acc << 6 | (unsigned)(p - abc);
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			out[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	return n;
+}
+
 /* A message: its headers as a person reads them, then the text body. */
 static void
 print_mail(FILE *f, json_t *r)
 {
 	const char *raw = field(r, "RawBase64", NULL);
 	if (raw != NULL) {
-		size_t len = strlen(raw);
-		unsigned char *out = malloc(len);
-		int n = EVP_DecodeBlock(out, (const unsigned char *)raw, (int)len);
-		if (n >= 0) {
-			n -= (len > 0 && raw[len - 1] == '=') + (len > 1 && raw[len - 2] == '=');
-			fwrite(out, 1, (size_t)n, f);
-		}
+		unsigned char *out = malloc(strlen(raw) / 4 * 3 + 3);
+		size_t n = out ? base64_decode(raw, out) : 0;
+		fwrite(out, 1, n, f);
 		free(out);
 		return;
 	}
@@ -347,114 +367,242 @@ print_digest(FILE *f, json_t *r)
 	    (long long)json_integer_value(json_object_get(r, "already_done")));
 }
 
-void
-print_result(FILE *f, const char *name, json_t *r)
+static void
+print_ping(FILE *f, const struct op *op, json_t *r)
 {
-	if (strcmp(name, "ping") == 0) {
-		fprintf(f, "notifyd %s is running (control protocol %lld)\n",
-		    field(r, "version", "?"),
-		    (long long)json_integer_value(json_object_get(r, "protocol")));
-	} else if (strcmp(name, "status") == 0) {
-		print_status(f, r);
-	} else if (strcmp(name, "check") == 0) {
-		print_check(f, r);
-	} else if (strcmp(name, "send") == 0 && json_object_get(r, "count") != NULL) {
-		json_t *n;
-		size_t i;
-		json_array_foreach(json_object_get(r, "notifications"), i, n)
-			fprintf(f, "notification %lld for %s\n",
-			    (long long)json_integer_value(json_object_get(n, "id")),
-			    field(n, "user", "?"));
-	} else if (strcmp(name, "send") == 0) {
+	(void)op;
+	fprintf(f, "notifyd %s is running (control protocol %lld)\n", field(r, "version", "?"),
+	    (long long)json_integer_value(json_object_get(r, "protocol")));
+}
+
+static void
+print_sent(FILE *f, const struct op *op, json_t *r)
+{
+	json_t *n;
+	size_t i;
+	(void)op;
+	if (json_object_get(r, "count") == NULL) {
 		fprintf(f, "notification %lld for %s\n",
 		    (long long)json_integer_value(json_object_get(r, "id")), field(r, "user", "?"));
-	} else if (strcmp(name, "list") == 0) {
-		print_list(f, r);
-	} else if (strcmp(name, "show") == 0) {
-		print_notification(f, r);
-	} else if (strcmp(name, "template.render") == 0) {
-		print_rendered(f, r);
-	} else if (strncmp(name, "prefs.", 6) == 0) {
-		print_prefs(f, r);
-	} else if (strcmp(name, "cancel") == 0) {
-		fprintf(f, "notification %lld cancelled\n",
-		    (long long)json_integer_value(json_object_get(r, "id")));
-	} else if (strcmp(name, "count") == 0) {
-		fprintf(f, "%lld\n", (long long)json_integer_value(json_object_get(r, "unread_count")));
-	} else if (strcmp(name, "read") == 0 || strcmp(name, "unread") == 0 ||
-	    strcmp(name, "archive") == 0 || strcmp(name, "unarchive") == 0) {
-		json_t *ids = json_object_get(r, "ids");
-		long long changed = ids ? (long long)json_array_size(ids) :
-		    (long long)json_integer_value(json_object_get(r, "marked"));
-		fprintf(f, "%s: %lld changed; %lld unread\n", name, changed,
-		    (long long)json_integer_value(json_object_get(r, "unread_count")));
-	} else if (strcmp(name, "delete") == 0) {
-		fprintf(f, "notification %lld deleted\n",
-		    (long long)json_integer_value(json_object_get(r, "id")));
-	} else if (strncmp(name, "topic.", 6) == 0) {
-		json_t *m;
-		size_t i;
-		fprintf(f, "topic %s: %lld member(s)\n", field(r, "topic", "?"),
-		    (long long)json_integer_value(json_object_get(r, "count")));
-		json_array_foreach(json_object_get(r, "members"), i, m)
-			fprintf(f, "  %s\n", json_string_value(m));
-	} else if (strcmp(name, "key.create") == 0) {
-		fprintf(f, "%s\n", field(r, "key", ""));
-		fprintf(stderr, "notifyctl: key %lld '%s' created; it is shown only this once\n",
-		    (long long)json_integer_value(json_object_get(r, "id")), field(r, "name", ""));
-	} else if (strcmp(name, "key.list") == 0) {
-		print_keys(f, r);
-	} else if (strcmp(name, "key.revoke") == 0) {
-		fprintf(f, "key %s revoked\n", field(r, "key", "?"));
-	} else if (strcmp(name, "token") == 0) {
-		fprintf(f, "%s\n", field(r, "token", ""));
-	} else if (strncmp(name, "user.", 5) == 0) {
-		print_fields(f, r);
-	} else if (strcmp(name, "presence") == 0) {
-		fprintf(f, "%s: %s (%lld connection%s)\n", field(r, "user", "?"),
-		    json_is_true(json_object_get(r, "connected")) ? "connected" : "not connected",
-		    (long long)json_integer_value(json_object_get(r, "connections")),
-		    json_integer_value(json_object_get(r, "connections")) == 1 ? "" : "s");
-	} else if (strcmp(name, "connections") == 0) {
-		const char *k;
-		json_t *v;
-		json_object_foreach(json_object_get(r, "users"), k, v)
-			fprintf(f, "%-24s %lld\n", k, (long long)json_integer_value(v));
-		if (json_integer_value(json_object_get(r, "mailbox")) > 0)
-			fprintf(f, "%-24s %lld\n", "(mailbox streams)",
-			    (long long)json_integer_value(json_object_get(r, "mailbox")));
-		fprintf(f, "%lld connection(s) in all\n",
-		    (long long)json_integer_value(json_object_get(r, "total")));
-	} else if (strcmp(name, "mail.list") == 0) {
-		print_mail_list(f, r);
-	} else if (strcmp(name, "mail.show") == 0 && json_object_get(r, "ID") == NULL) {
-		print_fields(f, r);	/* --headers */
-	} else if (strcmp(name, "mail.show") == 0 || strcmp(name, "mail.wait") == 0) {
-		print_mail(f, r);
-	} else if (strcmp(name, "mail.info") == 0) {
-		json_t *rs = json_object_get(r, "RuntimeStats");
-		fprintf(f, "%s; %lld messages, %lld unread; database %s (%lld bytes); "
-		    "SMTP accepted %lld, rejected %lld; up %llds\n", field(r, "Version", "?"),
-		    (long long)json_integer_value(json_object_get(r, "Messages")),
-		    (long long)json_integer_value(json_object_get(r, "Unread")), field(r, "Database", "?"),
-		    (long long)json_integer_value(json_object_get(r, "DatabaseSize")),
-		    (long long)json_integer_value(json_object_get(rs, "SMTPAccepted")),
-		    (long long)json_integer_value(json_object_get(rs, "SMTPRejected")),
-		    (long long)json_integer_value(json_object_get(rs, "Uptime")));
-	} else if (strcmp(name, "mail.clear") == 0) {
-		fprintf(f, "deleted %lld message(s)\n",
-		    (long long)json_integer_value(json_object_get(r, "deleted")));
-	} else if (strcmp(name, "mail.read") == 0) {
-		fprintf(f, "updated %lld message(s)\n",
-		    (long long)json_integer_value(json_object_get(r, "updated")));
-	} else if (strcmp(name, "digest") == 0) {
-		print_digest(f, r);
-	} else if (strcmp(name, "disconnect") == 0) {
-		fprintf(f, "closed %lld connection(s) of %s\n",
-		    (long long)json_integer_value(json_object_get(r, "closed")), field(r, "user", "?"));
-	} else {
-		char *s = json_dumps(r, JSON_INDENT(2) | JSON_ENCODE_ANY);
-		fprintf(f, "%s\n", s ? s : "null");
-		free(s);
+		return;
 	}
+	json_array_foreach(json_object_get(r, "notifications"), i, n)
+		fprintf(f, "notification %lld for %s\n",
+		    (long long)json_integer_value(json_object_get(n, "id")), field(n, "user", "?"));
+}
+
+static void
+print_cancelled(FILE *f, const struct op *op, json_t *r)
+{
+	(void)op;
+	fprintf(f, "notification %lld cancelled\n",
+	    (long long)json_integer_value(json_object_get(r, "id")));
+}
+
+static void
+print_count(FILE *f, const struct op *op, json_t *r)
+{
+	(void)op;
+	fprintf(f, "%lld\n", (long long)json_integer_value(json_object_get(r, "unread_count")));
+}
+
+/* read, unread, archive, unarchive: what changed, and the count after it. */
+static void
+print_marked(FILE *f, const struct op *op, json_t *r)
+{
+	json_t *ids = json_object_get(r, "ids");
+	long long changed = ids ? (long long)json_array_size(ids) :
+	    (long long)json_integer_value(json_object_get(r, "marked"));
+	fprintf(f, "%s: %lld changed; %lld unread\n", op->name, changed,
+	    (long long)json_integer_value(json_object_get(r, "unread_count")));
+}
+
+static void
+print_deleted(FILE *f, const struct op *op, json_t *r)
+{
+	(void)op;
+	fprintf(f, "notification %lld deleted\n",
+	    (long long)json_integer_value(json_object_get(r, "id")));
+}
+
+static void
+print_topic(FILE *f, const struct op *op, json_t *r)
+{
+	json_t *m;
+	size_t i;
+	(void)op;
+	fprintf(f, "topic %s: %lld member(s)\n", field(r, "topic", "?"),
+	    (long long)json_integer_value(json_object_get(r, "count")));
+	json_array_foreach(json_object_get(r, "members"), i, m)
+		fprintf(f, "  %s\n", json_string_value(m));
+}
+
+static void
+print_key_created(FILE *f, const struct op *op, json_t *r)
+{
+	(void)op;
+	fprintf(f, "%s\n", field(r, "key", ""));
+	fprintf(stderr, "notifyctl: key %lld '%s' created; it is shown only this once\n",
+	    (long long)json_integer_value(json_object_get(r, "id")), field(r, "name", ""));
+}
+
+static void
+print_key_revoked(FILE *f, const struct op *op, json_t *r)
+{
+	(void)op;
+	fprintf(f, "key %s revoked\n", field(r, "key", "?"));
+}
+
+static void
+print_token(FILE *f, const struct op *op, json_t *r)
+{
+	(void)op;
+	fprintf(f, "%s\n", field(r, "token", ""));
+}
+
+static void
+print_presence(FILE *f, const struct op *op, json_t *r)
+{
+	(void)op;
+	fprintf(f, "%s: %s (%lld connection%s)\n", field(r, "user", "?"),
+	    json_is_true(json_object_get(r, "connected")) ? "connected" : "not connected",
+	    (long long)json_integer_value(json_object_get(r, "connections")),
+	    json_integer_value(json_object_get(r, "connections")) == 1 ? "" : "s");
+}
+
+static void
+print_connections(FILE *f, const struct op *op, json_t *r)
+{
+	const char *k;
+	json_t *v;
+	(void)op;
+	json_object_foreach(json_object_get(r, "users"), k, v)
+		fprintf(f, "%-24s %lld\n", k, (long long)json_integer_value(v));
+	if (json_integer_value(json_object_get(r, "mailbox")) > 0)
+		fprintf(f, "%-24s %lld\n", "(mailbox streams)",
+		    (long long)json_integer_value(json_object_get(r, "mailbox")));
+	fprintf(f, "%lld connection(s) in all\n",
+	    (long long)json_integer_value(json_object_get(r, "total")));
+}
+
+static void
+print_disconnected(FILE *f, const struct op *op, json_t *r)
+{
+	(void)op;
+	fprintf(f, "closed %lld connection(s) of %s\n",
+	    (long long)json_integer_value(json_object_get(r, "closed")), field(r, "user", "?"));
+}
+
+/* mail.show: the message, or with --headers only its headers. */
+static void
+print_mail_shown(FILE *f, const struct op *op, json_t *r)
+{
+	(void)op;
+	if (json_object_get(r, "ID") == NULL)
+		print_fields(f, r);
+	else
+		print_mail(f, r);
+}
+
+static void
+print_mail_info(FILE *f, const struct op *op, json_t *r)
+{
+	json_t *rs = json_object_get(r, "RuntimeStats");
+	(void)op;
+	fprintf(f, "%s; %lld messages, %lld unread; database %s (%lld bytes); "
+	    "SMTP accepted %lld, rejected %lld; up %llds\n", field(r, "Version", "?"),
+	    (long long)json_integer_value(json_object_get(r, "Messages")),
+	    (long long)json_integer_value(json_object_get(r, "Unread")), field(r, "Database", "?"),
+	    (long long)json_integer_value(json_object_get(r, "DatabaseSize")),
+	    (long long)json_integer_value(json_object_get(rs, "SMTPAccepted")),
+	    (long long)json_integer_value(json_object_get(rs, "SMTPRejected")),
+	    (long long)json_integer_value(json_object_get(rs, "Uptime")));
+}
+
+static void
+print_mail_cleared(FILE *f, const struct op *op, json_t *r)
+{
+	(void)op;
+	fprintf(f, "deleted %lld message(s)\n",
+	    (long long)json_integer_value(json_object_get(r, "deleted")));
+}
+
+static void
+print_mail_marked(FILE *f, const struct op *op, json_t *r)
+{
+	(void)op;
+	fprintf(f, "updated %lld message(s)\n",
+	    (long long)json_integer_value(json_object_get(r, "updated")));
+}
+
+/* The ones that take the result alone. */
+#define PLAIN(name, fn) \
+static void name(FILE *f, const struct op *op, json_t *r) { (void)op; fn(f, r); }
+PLAIN(print_status_r, print_status)
+PLAIN(print_check_r, print_check)
+PLAIN(print_list_r, print_list)
+PLAIN(print_shown_r, print_notification)
+PLAIN(print_rendered_r, print_rendered)
+PLAIN(print_prefs_r, print_prefs)
+PLAIN(print_keys_r, print_keys)
+PLAIN(print_user_r, print_fields)
+PLAIN(print_mail_list_r, print_mail_list)
+PLAIN(print_mail_r, print_mail)
+PLAIN(print_digest_r, print_digest)
+#undef PLAIN
+
+/* How each operation's result reads to a person; one not here prints as JSON. */
+static const struct printer {
+	const struct op	*op;
+	void		(*fn)(FILE *f, const struct op *op, json_t *r);
+} printers[] = {
+	{&op_ping, print_ping},
+	{&op_status, print_status_r},
+	{&op_check, print_check_r},
+	{&op_send, print_sent},
+	{&op_list, print_list_r},
+	{&op_show, print_shown_r},
+	{&op_read, print_marked},
+	{&op_unread, print_marked},
+	{&op_archive, print_marked},
+	{&op_unarchive, print_marked},
+	{&op_count, print_count},
+	{&op_delete, print_deleted},
+	{&op_cancel, print_cancelled},
+	{&op_user_show, print_user_r},
+	{&op_user_set, print_user_r},
+	{&op_topic_add, print_topic},
+	{&op_topic_rm, print_topic},
+	{&op_topic_show, print_topic},
+	{&op_key_create, print_key_created},
+	{&op_key_list, print_keys_r},
+	{&op_key_revoke, print_key_revoked},
+	{&op_token, print_token},
+	{&op_presence, print_presence},
+	{&op_connections, print_connections},
+	{&op_disconnect, print_disconnected},
+	{&op_mail_list, print_mail_list_r},
+	{&op_mail_show, print_mail_shown},
+	{&op_mail_wait, print_mail_r},
+	{&op_mail_info, print_mail_info},
+	{&op_mail_clear, print_mail_cleared},
+	{&op_mail_read, print_mail_marked},
+	{&op_template_render, print_rendered_r},
+	{&op_prefs_get, print_prefs_r},
+	{&op_prefs_set, print_prefs_r},
+	{&op_digest, print_digest_r},
+	{NULL, NULL},
+};
+
+void
+print_result(FILE *f, const struct op *op, json_t *r)
+{
+	for (const struct printer *p = printers; p->op != NULL; p++)
+		if (p->op == op) {
+			p->fn(f, op, r);
+			return;
+		}
+	char *s = json_dumps(r, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	fprintf(f, "%s\n", s ? s : "null");
+	free(s);
 }

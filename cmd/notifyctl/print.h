@@ -5,11 +5,13 @@
 #include <jansson.h>
 #include <stdio.h>
 
+#include "decl.h"
+
 /* The result exactly as notifyd sent it, one line of JSON. */
 void	print_json(FILE *f, json_t *result);
 /* One streamed event {"type","user","data"}, for a person. */
 void	print_event(FILE *f, json_t *ev);
-/* The result of operation name, for a person. */
-void	print_result(FILE *f, const char *name, json_t *result);
+/* The result of operation op, for a person (as JSON when it has no printer). */
+void	print_result(FILE *f, const struct op *op, json_t *result);
 
 #endif

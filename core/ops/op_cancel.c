@@ -4,12 +4,6 @@
 #include "ops.h"
 #include "store.h"
 
-static const struct op_arg cancel_args[] = {
-	{"id", ARG_ID, ARG_REQUIRED | ARG_POSITIONAL, "ID", "notification id"},
-	{"user", ARG_STRING, 0, "USER", "only if it belongs to this user"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* Cancel scheduled notification id (of user, when not NULL); the result or NULL with ctx->err. */
 static json_t *
 cancel_scheduled(struct op_ctx *ctx, const char *user, int64_t id)
@@ -45,5 +39,4 @@ cancel_run(struct op_ctx *ctx, json_t *a)
 	return cancel_scheduled(ctx, user, json_integer_value(json_object_get(a, "id")));
 }
 
-const struct op op_cancel = {"cancel", "cancel a scheduled notification before it is due",
-    cancel_args, cancel_run, OP_ADMIN, NULL};
+const struct op_impl op_cancel_impl = {.op = &op_cancel, .fn = cancel_run};

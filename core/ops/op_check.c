@@ -4,12 +4,6 @@
 #include "ops.h"
 #include "store.h"
 
-static const struct op_arg check_args[] = {
-	{"full", ARG_BOOL, 0, NULL, "SQLite's full integrity_check, not quick_check (slower)"},
-	{"repair", ARG_BOOL, 0, NULL, "set each unread counter that disagrees to its rows' count"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 static json_t *
 check_run(struct op_ctx *ctx, json_t *a)
 {
@@ -27,5 +21,4 @@ check_run(struct op_ctx *ctx, json_t *a)
 	return r;
 }
 
-const struct op op_check = {"check", "check the database and every user's unread counter",
-    check_args, check_run, OP_ADMIN, NULL};
+const struct op_impl op_check_impl = {.op = &op_check, .fn = check_run};

@@ -3,11 +3,6 @@
 #include "ops.h"
 #include "store.h"
 
-static const struct op_arg count_args[] = {
-	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose inbox"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* Answer {"unread_count":N}. */
 static json_t *
 count_run(struct op_ctx *ctx, json_t *a)
@@ -26,4 +21,4 @@ count_run(struct op_ctx *ctx, json_t *a)
 	return json_pack("{s:I}", "unread_count", (json_int_t)n);
 }
 
-const struct op op_count = {"count", "count a user's unread notifications", count_args, count_run, 0, NULL};
+const struct op_impl op_count_impl = {.op = &op_count, .fn = count_run};

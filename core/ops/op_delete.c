@@ -6,12 +6,6 @@
 #include "ops.h"
 #include "store.h"
 
-static const struct op_arg delete_args[] = {
-	{"id", ARG_ID, ARG_REQUIRED | ARG_POSITIONAL, "ID", "notification id"},
-	{"user", ARG_STRING, 0, "USER", "only if it belongs to this user"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /*
  * Delete it: {"id":ID,"deleted":true}, ID the one it has (it may be asked
  * for by the id its send returned). One still scheduled is cancelled
@@ -40,4 +34,4 @@ delete_run(struct op_ctx *ctx, json_t *a)
 	    d.cancelled ? "cancelled" : "deleted", 1);
 }
 
-const struct op op_delete = {"delete", "delete a notification", delete_args, delete_run, 0, NULL};
+const struct op_impl op_delete_impl = {.op = &op_delete, .fn = delete_run};

@@ -12,17 +12,6 @@
 #include "store.h"
 #include "util.h"
 
-static const struct op_arg digest_args[] = {
-	{"period", ARG_STRING, ARG_REQUIRED, "PERIOD", "daily or weekly"},
-	{"user", ARG_STRING, 0, "USER", "only this user"},
-	{"local_hour", ARG_INT, 0, "HOUR", "only users for whom it is this hour (0-23) now, "
-	    "in their own zone"},
-	{"local_day", ARG_STRING, 0, "DAY", "weekly: only users for whom it is this day (mon..sun); "
-	    "mon when --local-hour is given"},
-	{"dry_run", ARG_BOOL, 0, NULL, "change nothing; tell who would get how many"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* The day number (0 Monday .. 6 Sunday) of "mon" .. "sun"; -1 when it is none. */
 static int
 day_of(const char *s)
@@ -204,5 +193,4 @@ digest_run(struct op_ctx *ctx, json_t *a)
 	    json_is_true(json_object_get(a, "dry_run")));
 }
 
-const struct op op_digest = {"digest", "send each due user the digest of a period (for cron)",
-    digest_args, digest_run, OP_ADMIN, NULL};
+const struct op_impl op_digest_impl = {.op = &op_digest, .fn = digest_run};

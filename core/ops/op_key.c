@@ -8,20 +8,6 @@
 #include "store.h"
 #include "util.h"
 
-static const struct op_arg create_args[] = {
-	{"name", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "NAME", "what the key is for"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg list_args[] = {
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg revoke_args[] = {
-	{"key", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "NAME|ID", "the key's name or id"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* Make a key; the answer is the only place the key itself ever appears. */
 static json_t *
 create_run(struct op_ctx *ctx, json_t *a)
@@ -75,8 +61,6 @@ revoke_run(struct op_ctx *ctx, json_t *a)
 	return json_pack("{s:s, s:b}", "key", key, "revoked", 1);
 }
 
-const struct op op_key_create = {"key.create", "create an API key (shown once)", create_args,
-    create_run, OP_ADMIN, NULL};
-const struct op op_key_list = {"key.list", "list API keys", list_args, list_run, OP_ADMIN, NULL};
-const struct op op_key_revoke = {"key.revoke", "revoke an API key", revoke_args, revoke_run,
-    OP_ADMIN, NULL};
+const struct op_impl op_key_create_impl = {.op = &op_key_create, .fn = create_run};
+const struct op_impl op_key_list_impl = {.op = &op_key_list, .fn = list_run};
+const struct op_impl op_key_revoke_impl = {.op = &op_key_revoke, .fn = revoke_run};

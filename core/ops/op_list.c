@@ -3,17 +3,6 @@
 #include "ops.h"
 #include "store.h"
 
-static const struct op_arg list_args[] = {
-	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose inbox"},
-	{"limit", ARG_INT, 0, "N", "page size, 1 to 200 (default 50)"},
-	{"before", ARG_ID, 0, "ID", "only notifications older than this id (the next_before of the last page)"},
-	{"unread", ARG_BOOL, 0, NULL, "only unread ones"},
-	{"type", ARG_STRING, 0, "TYPE", "only this type"},
-	{"category", ARG_STRING, 0, "NAME", "only this category"},
-	{"archived", ARG_BOOL, 0, NULL, "list archived notifications instead of the inbox"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* Answer {"notifications":[...],"next_before":ID|null,"unread_count":N}. */
 static json_t *
 list_run(struct op_ctx *ctx, json_t *a)
@@ -51,4 +40,4 @@ list_run(struct op_ctx *ctx, json_t *a)
 	return out;
 }
 
-const struct op op_list = {"list", "list a user's notifications, newest first", list_args, list_run, 0, NULL};
+const struct op_impl op_list_impl = {.op = &op_list, .fn = list_run};

@@ -17,44 +17,6 @@
 #include "store.h"
 #include "util.h"
 
-static const struct op_arg list_args[] = {
-	{"query", ARG_STRING, 0, "QUERY", "search: from: to: subject: is:read is:unread has:attachment \"phrase\" word"},
-	{"start", ARG_INT, 0, "N", "skip this many (newest first)"},
-	{"limit", ARG_INT, 0, "N", "at most this many, 1 to 1000 (default 50)"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg show_args[] = {
-	{"id", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "ID", "message ID, or latest"},
-	{"raw", ARG_BOOL, 0, NULL, "the message as received"},
-	{"html", ARG_BOOL, 0, NULL, "only its HTML body"},
-	{"text", ARG_BOOL, 0, NULL, "only its text body"},
-	{"headers", ARG_BOOL, 0, NULL, "only its headers"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg read_args[] = {
-	{"ids", ARG_STRINGS, ARG_POSITIONAL, "ID", "the messages (none: all)"},
-	{"read", ARG_BOOL, 0, NULL, "read (true, the default) or unread (false)"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg clear_args[] = {
-	{"ids", ARG_STRINGS, ARG_POSITIONAL, "ID", "the messages to delete"},
-	{"query", ARG_STRING, 0, "QUERY", "delete the messages matching this search"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg info_args[] = {
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg wait_args[] = {
-	{"query", ARG_STRING, 0, "QUERY", "wait for a message matching this search"},
-	{"timeout", ARG_DURATION, 0, "DURATION", "give up after this long (default 30s)"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* Mail arrivals, for waiters. */
 static pthread_mutex_t arrival_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t arrival = PTHREAD_COND_INITIALIZER;
@@ -372,15 +334,9 @@ info_run(struct op_ctx *ctx, json_t *a)
 	return r;
 }
 
-const struct op op_mail_info = {"mail.info", "the mailbox in numbers (Mailpit's info)",
-    info_args, info_run, OP_ADMIN, NULL};
-const struct op op_mail_list = {"mail.list", "list (or search) captured mail, newest first",
-    list_args, list_run, OP_ADMIN, NULL};
-const struct op op_mail_show = {"mail.show", "show a captured message (and mark it read)",
-    show_args, show_run, OP_ADMIN, NULL};
-const struct op op_mail_read = {"mail.read", "mark captured messages read or unread",
-    read_args, read_run, OP_ADMIN, NULL};
-const struct op op_mail_clear = {"mail.clear", "delete captured messages (all, some, or matching)",
-    clear_args, clear_run, OP_ADMIN, NULL};
-const struct op op_mail_wait = {"mail.wait", "wait for a message matching a search, print it",
-    wait_args, wait_run, OP_ADMIN, NULL};
+const struct op_impl op_mail_info_impl = {.op = &op_mail_info, .fn = info_run};
+const struct op_impl op_mail_list_impl = {.op = &op_mail_list, .fn = list_run};
+const struct op_impl op_mail_show_impl = {.op = &op_mail_show, .fn = show_run};
+const struct op_impl op_mail_read_impl = {.op = &op_mail_read, .fn = read_run};
+const struct op_impl op_mail_clear_impl = {.op = &op_mail_clear, .fn = clear_run};
+const struct op_impl op_mail_wait_impl = {.op = &op_mail_wait, .fn = wait_run};

@@ -5,10 +5,6 @@
 #include "store.h"
 #include "util.h"
 
-static const struct op_arg ping_args[] = {
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* Answer with the version, the protocol and whether the database answers. */
 static json_t *
 ping(struct op_ctx *ctx, json_t *a)
@@ -22,4 +18,4 @@ ping(struct op_ctx *ctx, json_t *a)
 	    NOTIFYD_VERSION, "protocol", PROTO_VERSION, "server_time", now);
 }
 
-const struct op op_ping = {"ping", "check that notifyd is running", ping_args, ping, 0, NULL};
+const struct op_impl op_ping_impl = {.op = &op_ping, .fn = ping};

@@ -10,24 +10,6 @@
 #include "store.h"
 #include "util.h"
 
-static const struct op_arg get_args[] = {
-	{"user", ARG_STRING, ARG_REQUIRED, "USER", "the user"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg set_args[] = {
-	{"user", ARG_STRING, ARG_REQUIRED, "USER", "the user (created if new)"},
-	{"setting", ARG_STRING, ARG_POSITIONAL, "SETTING",
-	    "email, in_app, quiet, digest or email-if-unread"},
-	{"value", ARG_STRING, ARG_POSITIONAL, "VALUE",
-	    "on|off; HH:MM-HH:MM|off; off|daily|weekly; a duration|off"},
-	{"type", ARG_STRING, 0, "TYPE", "email/in_app: for this type only (default: every type)"},
-	{"days", ARG_STRING, 0, "DAYS", "quiet: the days it starts on, e.g. mon-fri or sat,sun"},
-	{"prefs", ARG_OBJECT, 0, "K:=JSON", "a preferences document, as GET returns it"},
-	{"replace", ARG_BOOL, 0, NULL, "prefs replaces every preference (PUT); else it is merged"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* Answer with the user's preferences document. */
 static json_t *
 get_run(struct op_ctx *ctx, json_t *a)
@@ -190,7 +172,5 @@ set_run(struct op_ctx *ctx, json_t *a)
 	return result;
 }
 
-const struct op op_prefs_get = {"prefs.get", "show a user's delivery preferences", get_args,
-    get_run, 0, "prefs.show"};
-const struct op op_prefs_set = {"prefs.set", "change a user's delivery preferences", set_args,
-    set_run, 0, NULL};
+const struct op_impl op_prefs_get_impl = {.op = &op_prefs_get, .fn = get_run};
+const struct op_impl op_prefs_set_impl = {.op = &op_prefs_set, .fn = set_run};

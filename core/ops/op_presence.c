@@ -4,26 +4,6 @@
 #include "log.h"
 #include "ops.h"
 
-static const struct op_arg presence_args[] = {
-	{"user", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "USER", "the user"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg connections_args[] = {
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg disconnect_args[] = {
-	{"user", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "USER", "the user"},
-	{"reason", ARG_STRING, 0, "TEXT", "told to the clients before they are closed"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg watch_args[] = {
-	{"user", ARG_STRING, 0, "USER", "only this user's events"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* Answer {"user","connected","connections"}. */
 static json_t *
 presence_run(struct op_ctx *ctx, json_t *a)
@@ -65,11 +45,7 @@ watch_run(struct op_ctx *ctx, json_t *a)
 	return json_pack("{s:b, s:s?}", "watching", 1, "user", user);
 }
 
-const struct op op_presence = {"presence", "is a user connected, and how many times",
-    presence_args, presence_run, OP_ADMIN, NULL};
-const struct op op_connections = {"connections", "open connections, by user and in all",
-    connections_args, connections_run, OP_ADMIN, NULL};
-const struct op op_disconnect = {"disconnect", "close every connection of a user",
-    disconnect_args, disconnect_run, OP_ADMIN, NULL};
-const struct op op_watch = {"watch", "stream events (notifications, reads, ...) as they happen",
-    watch_args, watch_run, OP_ADMIN | OP_STREAM, NULL};
+const struct op_impl op_presence_impl = {.op = &op_presence, .fn = presence_run};
+const struct op_impl op_connections_impl = {.op = &op_connections, .fn = connections_run};
+const struct op_impl op_disconnect_impl = {.op = &op_disconnect, .fn = disconnect_run};
+const struct op_impl op_watch_impl = {.op = &op_watch, .fn = watch_run};

@@ -6,22 +6,6 @@
 #include "ops.h"
 #include "store.h"
 
-static const struct op_arg read_args[] = {
-	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose notifications"},
-	{"ids", ARG_IDS, ARG_POSITIONAL, "ID", "the notifications to mark read"},
-	{"all", ARG_BOOL, 0, NULL, "mark every notification of the user read"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
-#define IDS_ARGS(what) { \
-	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose notifications"}, \
-	{"ids", ARG_IDS, ARG_REQUIRED | ARG_POSITIONAL, "ID", "the notifications to " what}, \
-	{NULL, 0, 0, NULL, NULL}, \
-}
-static const struct op_arg unread_args[] = IDS_ARGS("mark unread");
-static const struct op_arg archive_args[] = IDS_ARGS("archive");
-static const struct op_arg unarchive_args[] = IDS_ARGS("bring back to the inbox");
-
 static const char *const logs[] = {
 	[MARK_READ] = "notifications read",
 	[MARK_UNREAD] = "notifications unread",
@@ -110,9 +94,7 @@ unarchive_run(struct op_ctx *ctx, json_t *a)
 	return mark(ctx, a, MARK_UNARCHIVED);
 }
 
-const struct op op_read = {"read", "mark notifications read", read_args, read_run, 0, NULL};
-const struct op op_unread = {"unread", "mark notifications unread", unread_args, unread_run, 0, NULL};
-const struct op op_archive = {"archive", "archive notifications (they leave the inbox)",
-    archive_args, archive_run, 0, NULL};
-const struct op op_unarchive = {"unarchive", "bring archived notifications back to the inbox",
-    unarchive_args, unarchive_run, 0, NULL};
+const struct op_impl op_read_impl = {.op = &op_read, .fn = read_run};
+const struct op_impl op_unread_impl = {.op = &op_unread, .fn = unread_run};
+const struct op_impl op_archive_impl = {.op = &op_archive, .fn = archive_run};
+const struct op_impl op_unarchive_impl = {.op = &op_unarchive, .fn = unarchive_run};

@@ -10,22 +10,6 @@
 #include "template.h"
 #include "util.h"
 
-static const struct op_arg send_args[] = {
-	{"user", ARG_STRING, 0, "USER", "recipient's user id"},
-	{"users", ARG_STRINGS, 0, "USER", "several recipients (up to 1000), instead of user"},
-	{"topic", ARG_STRING, 0, "TOPIC", "every member of this topic, instead of user"},
-	{"type", ARG_STRING, ARG_REQUIRED, "TYPE", "notification type, e.g. order_shipped"},
-	{"title", ARG_STRING, 0, "TEXT", "title"},
-	{"body", ARG_STRING, 0, "TEXT", "body text"},
-	{"data", ARG_OBJECT, 0, "K=V", "data for templates and clients (K:=JSON for non-strings)"},
-	{"priority", ARG_STRING, 0, "PRIORITY", "low, normal (default), high or urgent"},
-	{"category", ARG_STRING, 0, "NAME", "category, for filtering"},
-	{"url", ARG_STRING, 0, "URL", "where the notification leads (http, https or /path)"},
-	{"key", ARG_STRING, 0, "KEY", "idempotency key: a repeat returns the first and creates nothing"},
-	{"at", ARG_TIME, 0, "TIME", "deliver at this time (RFC 3339): invisible and cancellable until then"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 #define MAX_TITLE	1024
 #define MAX_BODY	(64 * 1024)
 #define MAX_DATA	(64 * 1024)
@@ -370,4 +354,4 @@ done:
 	return result;
 }
 
-const struct op op_send = {"send", "send a notification to a user, users or a topic", send_args, send_run, 0, NULL};
+const struct op_impl op_send_impl = {.op = &op_send, .fn = send_run};

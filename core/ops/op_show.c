@@ -5,13 +5,6 @@
 #include "ops.h"
 #include "store.h"
 
-static const struct op_arg show_args[] = {
-	{"id", ARG_ID, ARG_REQUIRED | ARG_POSITIONAL, "ID", "notification id"},
-	{"user", ARG_STRING, 0, "USER", "only if it belongs to this user"},
-	{"deliveries", ARG_BOOL, 0, NULL, "with each channel's delivery: status, attempts, error"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* Answer with the notification; one of another user is as good as absent. */
 static json_t *
 show_run(struct op_ctx *ctx, json_t *a)
@@ -48,4 +41,4 @@ show_run(struct op_ctx *ctx, json_t *a)
 	return n;
 }
 
-const struct op op_show = {"show", "show one notification", show_args, show_run, 0, NULL};
+const struct op_impl op_show_impl = {.op = &op_show, .fn = show_run};

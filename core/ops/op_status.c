@@ -8,10 +8,6 @@
 #include "store.h"
 #include "util.h"
 
-static const struct op_arg status_args[] = {
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /*
  * {"version","started_at","uptime_s","base_url","listeners":{"http","smtp",
  * "control"},"counts":{"users","notifications","mail","websockets",
@@ -45,5 +41,4 @@ status_run(struct op_ctx *ctx, json_t *a)
 	    "mailbox_streams", mailbox, "users_online", online);
 }
 
-const struct op op_status = {"status", "what is running: version, uptime, listeners, counts",
-    status_args, status_run, OP_ADMIN, NULL};
+const struct op_impl op_status_impl = {.op = &op_status, .fn = status_run};

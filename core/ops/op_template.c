@@ -8,20 +8,6 @@
 #include "template.h"
 #include "util.h"
 
-static const struct op_arg list_args[] = {
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg render_args[] = {
-	{"type", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "TYPE", "notification type"},
-	{"data", ARG_OBJECT, 0, "K=V", "template data (K:=JSON for non-strings)"},
-	{"user", ARG_STRING, 0, "USER", "render for this user's profile (name, email)"},
-	{"title", ARG_STRING, 0, "TEXT", "title, instead of the type's"},
-	{"body", ARG_STRING, 0, "TEXT", "body, instead of the type's"},
-	{"url", ARG_STRING, 0, "URL", "the notification's URL"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* The channel bits as a JSON array of names. */
 static json_t *
 channels_json(unsigned channels)
@@ -122,7 +108,5 @@ render_run(struct op_ctx *ctx, json_t *args)
 	return result;
 }
 
-const struct op op_template_list = {"template.list", "list the notification templates",
-    list_args, list_run, OP_ADMIN, NULL};
-const struct op op_template_render = {"template.render",
-    "render every part of a type's templates for some data", render_args, render_run, OP_ADMIN, NULL};
+const struct op_impl op_template_list_impl = {.op = &op_template_list, .fn = list_run};
+const struct op_impl op_template_render_impl = {.op = &op_template_render, .fn = render_run};

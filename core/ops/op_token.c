@@ -7,12 +7,6 @@
 #include "ops.h"
 #include "util.h"
 
-static const struct op_arg token_args[] = {
-	{"user", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "USER", "the token's user (sub)"},
-	{"ttl", ARG_DURATION, 0, "DURATION", "how long it is valid (default 1h, at most 366d)"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* Answer {"token","user","expires_at"}. */
 static json_t *
 token_run(struct op_ctx *ctx, json_t *a)
@@ -36,5 +30,4 @@ token_run(struct op_ctx *ctx, json_t *a)
 	return r;
 }
 
-const struct op op_token = {"token", "mint a user token for clients", token_args, token_run,
-    OP_ADMIN, NULL};
+const struct op_impl op_token_impl = {.op = &op_token, .fn = token_run};

@@ -4,17 +4,6 @@
 #include "ops.h"
 #include "store.h"
 
-static const struct op_arg member_args[] = {
-	{"topic", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "TOPIC", "topic name"},
-	{"user", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "USER", "member"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg show_args[] = {
-	{"topic", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "TOPIC", "topic name"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* The topic argument, checked, or NULL with ctx->err set. */
 static const char *
 topic_arg(struct op_ctx *ctx, json_t *a)
@@ -92,7 +81,6 @@ show_run(struct op_ctx *ctx, json_t *a)
 	return topic == NULL ? NULL : members(ctx, topic);
 }
 
-const struct op op_topic_add = {"topic.add", "add a user to a topic", member_args, add_run, 0, NULL};
-const struct op op_topic_rm = {"topic.rm", "remove a user from a topic", member_args, rm_run, 0, NULL};
-const struct op op_topic_show = {"topic.show", "list a topic's members", show_args, show_run,
-    OP_ADMIN, NULL};
+const struct op_impl op_topic_add_impl = {.op = &op_topic_add, .fn = add_run};
+const struct op_impl op_topic_rm_impl = {.op = &op_topic_rm, .fn = rm_run};
+const struct op_impl op_topic_show_impl = {.op = &op_topic_show, .fn = show_run};

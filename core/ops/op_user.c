@@ -8,20 +8,6 @@
 #include "store.h"
 #include "tz.h"
 
-static const struct op_arg show_args[] = {
-	{"user", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "USER", "the user"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
-static const struct op_arg set_args[] = {
-	{"user", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "USER", "the user (created if new)"},
-	{"email", ARG_STRING, 0, "ADDRESS", "email address (empty or null clears)"},
-	{"name", ARG_STRING, 0, "NAME", "display name"},
-	{"tz", ARG_STRING, 0, "ZONE", "IANA time zone, e.g. Europe/Berlin"},
-	{"locale", ARG_STRING, 0, "LOCALE", "language tag, e.g. en-GB"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 /* Answer the user's profile. */
 static json_t *
 show_run(struct op_ctx *ctx, json_t *a)
@@ -116,6 +102,5 @@ set_run(struct op_ctx *ctx, json_t *a)
 	return out;
 }
 
-const struct op op_user_show = {"user.show", "show a user's profile", show_args, show_run, 0, NULL};
-const struct op op_user_set = {"user.set", "create a user or change a profile", set_args,
-    set_run, 0, NULL};
+const struct op_impl op_user_show_impl = {.op = &op_user_show, .fn = show_run};
+const struct op_impl op_user_set_impl = {.op = &op_user_set, .fn = set_run};

@@ -1,4 +1,4 @@
-/* ops — the operations table, and the argument checks every call goes through. */
+/* ops — the handlers' table, and the argument checks every call goes through. */
 #include "ops.h"
 
 #include <stdarg.h>
@@ -9,71 +9,62 @@
 #include "util.h"
 
 /*
- * Every operation. A new one is its file core/ops/op_NAME.c and an entry
- * here; over REST it is also a line in http.c's routes[].
+ * Every operation's handler. A new operation is its declaration in
+ * decl.c, its file core/ops/op_NAME.c with the handler, and an entry here;
+ * over REST it is also a line in http.c's routes[].
  */
-const struct op *const op_table[] = {
-	&op_ping,
-	&op_status,
-	&op_check,
-	&op_send,
-	&op_list,
-	&op_show,
-	&op_read,
-	&op_unread,
-	&op_count,
-	&op_archive,
-	&op_unarchive,
-	&op_delete,
-	&op_user_show,
-	&op_user_set,
-	&op_topic_add,
-	&op_topic_rm,
-	&op_topic_show,
-	&op_key_create,
-	&op_key_list,
-	&op_key_revoke,
-	&op_token,
-	&op_presence,
-	&op_connections,
-	&op_disconnect,
-	&op_watch,
-	&op_mail_list,
-	&op_mail_show,
-	&op_mail_read,
-	&op_mail_clear,
-	&op_mail_wait,
-	&op_mail_info,
-	&op_template_list,
-	&op_template_render,
-	&op_prefs_get,
-	&op_prefs_set,
-	&op_cancel,
-	&op_digest,
+static const struct op_impl *const op_impls[] = {
+	&op_ping_impl,
+	&op_status_impl,
+	&op_check_impl,
+	&op_send_impl,
+	&op_list_impl,
+	&op_show_impl,
+	&op_read_impl,
+	&op_unread_impl,
+	&op_count_impl,
+	&op_archive_impl,
+	&op_unarchive_impl,
+	&op_delete_impl,
+	&op_user_show_impl,
+	&op_user_set_impl,
+	&op_topic_add_impl,
+	&op_topic_rm_impl,
+	&op_topic_show_impl,
+	&op_key_create_impl,
+	&op_key_list_impl,
+	&op_key_revoke_impl,
+	&op_token_impl,
+	&op_presence_impl,
+	&op_connections_impl,
+	&op_disconnect_impl,
+	&op_watch_impl,
+	&op_mail_list_impl,
+	&op_mail_show_impl,
+	&op_mail_read_impl,
+	&op_mail_clear_impl,
+	&op_mail_wait_impl,
+	&op_mail_info_impl,
+	&op_template_list_impl,
+	&op_template_render_impl,
+	&op_prefs_get_impl,
+	&op_prefs_set_impl,
+	&op_cancel_impl,
+	&op_digest_impl,
 	NULL,
 };
 
+op_fn
+op_handler(const struct op *op)
+{
+	for (const struct op_impl *const *i = op_impls; *i; i++)
+		if ((*i)->op == op)
+			return (*i)->fn;
+	return NULL;
+}
+
 /* Most ids one call may name. */
 #define MAX_IDS 1000
-
-const struct op *
-op_find(const char *name)
-{
-	for (const struct op *const *o = op_table; *o; o++)
-		if (strcmp((*o)->name, name) == 0 ||
-		    ((*o)->alias != NULL && strcmp((*o)->alias, name) == 0))
-			return *o;
-	return NULL;
-}
-
-const struct op_arg *
-op_arg_find(const struct op *op, const char *name)
-{
-	for (const struct op_arg *a = op->args; a->name; a++)
-		if (strcmp(a->name, name) == 0)
-			return a;
-	return NULL;
-}
 
 bool
 op_own_new_user(const struct op_ctx *ctx, const char *user)
@@ -102,23 +93,6 @@ op_fail(struct op_ctx *ctx, int status, const char *code, const char *fmt, ...)
 	vsnprintf(ctx->err.message, sizeof ctx->err.message, fmt, ap);
 	va_end(ap);
 	return NULL;
-}
-
-const char *
-op_arg_type_name(enum arg_type t)
-{
-	switch (t) {
-	case ARG_STRING:	return "a string";
-	case ARG_INT:		return "an integer";
-	case ARG_ID:		return "a positive integer id";
-	case ARG_BOOL:		return "true or false";
-	case ARG_OBJECT:	return "an object";
-	case ARG_IDS:		return "an array of positive integer ids";
-	case ARG_TIME:		return "an RFC 3339 time";
-	case ARG_STRINGS:	return "an array of strings";
-	case ARG_DURATION:	return "a duration such as 30s, 15m or 1h";
-	}
-	return "?";
 }
 
 /* Is v of the declared type? */
@@ -203,7 +177,10 @@ op_call(struct op_ctx *ctx, const struct op *op, json_t *args)
 	if (args == NULL)
 		args = empty = json_object();
 	(void)store_last_error();	/* from an earlier call of this thread: forget it */
-	json_t *r = op->fn(ctx, args);
+	op_fn fn = op_handler(op);
+	if (fn == NULL)
+		return op_fail(ctx, 404, "unknown_command", "%s has no handler here", op->name);
+	json_t *r = fn(ctx, args);
 	json_decref(empty);
 	if (r == NULL && ctx->err.status == 0)
 		op_fail(ctx, 500, "internal", "%s failed", op->name);

@@ -1,10 +1,7 @@
 /*
- * ops — every operation of notifyd, declared once.
- *
- * An operation is one `struct op` in op_table[]: its name, its arguments,
- * its help and its handler. The control socket dispatches into it, REST
- * routes dispatch into it, and notifyctl builds its command line, help and
- * validation from it, so the three cannot drift apart.
+ * ops — running the operations: the context of a call, the checks every
+ * call goes through, and each operation's handler. What an operation is
+ * (its name, arguments and help) is declared in decl.h.
  */
 #ifndef NOTIFYD_OPS_H
 #define NOTIFYD_OPS_H
@@ -13,33 +10,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "decl.h"
+
 struct app;
 struct buf;
-
-enum arg_type {
-	ARG_STRING,	/* JSON string */
-	ARG_INT,	/* JSON integer */
-	ARG_ID,		/* JSON integer > 0 */
-	ARG_BOOL,	/* JSON true/false */
-	ARG_OBJECT,	/* JSON object; on the command line K=V or K:=JSON, repeatable */
-	ARG_IDS,	/* JSON array of integers > 0 */
-	ARG_TIME,	/* RFC 3339 string */
-	ARG_STRINGS,	/* JSON array of strings; on the command line repeatable */
-	ARG_DURATION,	/* a duration string such as 90s, 15m, 1h30m */
-};
-
-/* Argument flags. */
-#define ARG_REQUIRED	0x01	/* must be given */
-#define ARG_POSITIONAL	0x02	/* on the command line a bare word (ARG_IDS: all the rest) */
-
-/* One argument of an operation. */
-struct op_arg {
-	const char	*name;		/* key in "args" */
-	enum arg_type	 type;
-	int		 flags;		/* ARG_* */
-	const char	*metavar;	/* what the command line shows, e.g. USER */
-	const char	*help;		/* one line */
-};
 
 /* Why an operation failed: an HTTP-like status, a snake_case code, a sentence. */
 struct op_error {
@@ -66,25 +40,14 @@ struct op_ctx {
 /* Handler: returns the result (new reference), or NULL with ctx->err set. */
 typedef json_t *(*op_fn)(struct op_ctx *ctx, json_t *args);
 
-/* Operation flags. */
-#define OP_ADMIN	0x01	/* only an admin (control socket, API key) may call it */
-#define OP_STREAM	0x02	/* after its answer, the control socket streams events */
-
-struct op {
-	const char		*name;		/* e.g. "send"; notifyctl words joined by '.' */
-	const char		*summary;	/* one line for help */
-	const struct op_arg	*args;		/* ended by {NULL} */
-	op_fn			 fn;
-	int			 flags;		/* OP_* */
-	const char		*alias;		/* another name, e.g. "prefs.show", or NULL */
+/* How an operation runs: its declaration (decl.h) and its handler (core/ops/op_NAME.c). */
+struct op_impl {
+	const struct op	*op;
+	op_fn		 fn;
 };
 
-extern const struct op *const op_table[];
-
-/* The operation named name, or NULL. */
-const struct op	*op_find(const char *name);
-/* The argument of op named name, or NULL. */
-const struct op_arg *op_arg_find(const struct op *op, const char *name);
+/* The handler of op (each declaration has one: test_ops checks), or NULL. */
+op_fn		 op_handler(const struct op *op);
 /* Check args against the operation's declaration, then run it. */
 json_t		*op_call(struct op_ctx *ctx, const struct op *op, json_t *args);
 /* Look up an operation by name and op_call it; unknown names fail with 404. */
@@ -95,8 +58,6 @@ void		 op_error_set(struct op_error *e, int status, const char *code,
 /* Fill ctx->err and return NULL, for `return op_fail(...)`. */
 json_t		*op_fail(struct op_ctx *ctx, int status, const char *code,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* The JSON name of an argument type, for messages and help. */
-const char	*op_arg_type_name(enum arg_type t);
 
 /* Shared checks for handlers; each fails ctx with 422 naming the field. */
 bool		 op_check_user(struct op_ctx *ctx, const char *field, const char *user);
@@ -113,13 +74,16 @@ bool		 op_own_new_user(const struct op_ctx *ctx, const char *user);
 /* The user the call is about: args.user, checked, and the caller's own when a user token. */
 const char	*op_user_arg(struct op_ctx *ctx, json_t *args, bool required);
 
-/* The operations, one per file core/op_*.c. */
-extern const struct op op_ping, op_status, op_check, op_send, op_list, op_show, op_read, op_unread,
-    op_count, op_archive, op_unarchive, op_delete, op_user_show, op_user_set,
-    op_topic_add, op_topic_rm, op_topic_show, op_key_create, op_key_list,
-    op_key_revoke, op_token, op_presence, op_connections, op_disconnect, op_watch,
-    op_mail_list, op_mail_show, op_mail_read, op_mail_clear, op_mail_wait, op_mail_info,
-    op_template_list, op_template_render, op_prefs_get, op_prefs_set, op_cancel, op_digest;
+/* The handlers, one file core/ops/op_NAME.c each. */
+extern const struct op_impl op_ping_impl, op_status_impl, op_check_impl, op_send_impl,
+    op_list_impl, op_show_impl, op_read_impl, op_unread_impl, op_count_impl, op_archive_impl,
+    op_unarchive_impl, op_delete_impl, op_user_show_impl, op_user_set_impl, op_topic_add_impl,
+    op_topic_rm_impl, op_topic_show_impl, op_key_create_impl, op_key_list_impl,
+    op_key_revoke_impl, op_token_impl, op_presence_impl, op_connections_impl,
+    op_disconnect_impl, op_watch_impl, op_mail_list_impl, op_mail_show_impl, op_mail_read_impl,
+    op_mail_clear_impl, op_mail_wait_impl, op_mail_info_impl, op_template_list_impl,
+    op_template_render_impl, op_prefs_get_impl, op_prefs_set_impl, op_cancel_impl,
+    op_digest_impl;
 
 /*
  * Make the due digests of period (mode enum digest_mode of prefs.h): of

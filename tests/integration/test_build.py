@@ -240,3 +240,18 @@ def test_systemd_unit_verifies(tmp):
     v = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True,
                        env=dict(os.environ, MANPATH=os.path.join(prefix, "share/man")))
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_notifyctl_is_a_small_client():
+    """notifyctl links the declarations, the protocol and jansson: none of
+    the server's libraries (SQLite, libcurl, GMime, civetweb, OpenSSL)."""
+    from conftest import NOTIFYCTL
+    out = subprocess.run(["readelf", "-d", NOTIFYCTL], check=True,
+                         capture_output=True, text=True).stdout
+    needed = {line.split("[", 1)[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line}
+    assert {n.split(".so")[0] for n in needed} <= {"libjansson", "libc"}, needed
+    # And the server's code is not in it: no handler, no store.
+    syms = subprocess.run(["nm", NOTIFYCTL], check=True,
+                          capture_output=True, text=True).stdout
+    for name in ("store_open", "op_call", "hub_start", "sqlite3_open_v2"):
+        assert " " + name + "\n" not in syms, name

@@ -80,7 +80,7 @@ test_table_is_consistent(void **state)
 {
 	(void)state;
 	for (const struct op *const *o = op_table; *o; o++) {
-		assert_non_null((*o)->fn);
+		assert_non_null(op_handler(*o));
 		assert_true(strlen((*o)->summary) > 0);
 		assert_ptr_equal(op_find((*o)->name), *o);
 		int positional_lists = 0;

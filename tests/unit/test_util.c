@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "proto.h"
 #include "util.h"
 
 static void
@@ -183,10 +184,10 @@ test_default_socket(void **state)
 	(void)state;
 	char path[256], want[256];
 	setenv("XDG_RUNTIME_DIR", "/run/user/1234", 1);
-	config_default_socket(path, sizeof path);
+	proto_default_socket(path, sizeof path);
 	assert_string_equal(path, "/run/user/1234/notifyd.sock");
 	unsetenv("XDG_RUNTIME_DIR");
-	config_default_socket(path, sizeof path);
+	proto_default_socket(path, sizeof path);
 	snprintf(want, sizeof want, "/tmp/notifyd-%u/notifyd.sock", (unsigned)getuid());
 	assert_string_equal(path, want);
 }
