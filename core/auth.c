@@ -23,6 +23,7 @@
 #include "lineio.h"
 #include "proto.h"
 #include "store.h"
+#include "text.h"
 #include "util.h"
 
 #define SECRET_BYTES 32
@@ -56,54 +57,6 @@ on_event(const struct event *ev, void *arg)
 	pthread_mutex_unlock(&a->klock);
 }
 
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Base64url without padding of n bytes; out needs 4 * ceil(n / 3) + 1. */
-static void
-b64url_encode(const unsigned char *in, size_t n, char *out)
-{
-	size_t i, o = 0;
-	for (i = 0; i + 2 < n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-		out[o++] = b64url[v >> 18 & 63];
-		out[o++] = b64url[v >> 12 & 63];
-		out[o++] = b64url[v >> 6 & 63];
-		out[o++] = b64url[v & 63];
-	}
-	if (i < n) {
-		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0);
-		out[o++] = b64url[v >> 18 & 63];
-		out[o++] = b64url[v >> 12 & 63];
-		if (i + 1 < n)
-			out[o++] = b64url[v >> 6 & 63];
-	}
-	out[o] = '\0';
-}
-
-/* Decode base64url (no padding) of len chars; returns bytes or -1. out needs len. */
-static ssize_t
-b64url_decode(const char *in, size_t len, unsigned char *out)
-{
-	unsigned v = 0;
-	int bits = 0;
-	ssize_t o = 0;
-	if (len % 4 == 1)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		const char *p = memchr(b64url, in[i], 64);
-		if (p == NULL || in[i] == '\0')
-			return -1;
-		v = v << 6 | (unsigned)(p - b64url);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(v >> bits & 0xff);
-		}
-	}
-	return o;
-}
-
 /* Read the secret file, or create it with fresh random bytes. */
 static int
 load_secret(struct auth *a, const char *data_dir, char *err, size_t errlen)
@@ -119,7 +72,7 @@ load_secret(struct auth *a, const char *data_dir, char *err, size_t errlen)
 			snprintf(err, errlen, "no random bytes for the token secret");
 			return -1;
 		}
-		b64url_encode(raw, sizeof raw, text);
+		base64url_encode(raw, sizeof raw, text);
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0 || write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0) {
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -203,7 +156,7 @@ auth_key_new(char key[64], unsigned char hash[32])
 	if (RAND_bytes(raw, sizeof raw) != 1)
 		return -1;
 	memcpy(key, "nk_", 3);
-	b64url_encode(raw, sizeof raw, key + 3);
+	base64url_encode(raw, sizeof raw, key + 3);
 	auth_key_hash(key, hash);
 	return 0;
 }
@@ -256,7 +209,7 @@ auth_check_token(struct auth *a, const char *token, int64_t now,
 	    strlen(token) > 8192)
 		return deny(err, "malformed_credentials", "the token is not a JWT");
 	unsigned char header[1024], payload[8192];
-	ssize_t n = b64url_decode(token, hlen, header);
+	ssize_t n = base64url_decode(token, hlen, header);
 	json_error_t jerr;
 	json_t *h = n > 0 ? json_load_bounded((const char *)header, (size_t)n, 0, &jerr, NULL) :
 	    NULL;
@@ -273,7 +226,7 @@ auth_check_token(struct auth *a, const char *token, int64_t now,
 	if (dot2[1] == '\0')
 		return deny(err, "invalid_signature", "the token is not signed");
 	/* libjwt parses the claims before it checks the signature: bound them first. */
-	n = b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload);
+	n = base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload);
 	if (n <= 0 || !json_depth_ok((const char *)payload, (size_t)n, JSON_MAX_DEPTH))
 		return deny(err, "malformed_credentials", "the token's claims are not readable");
 

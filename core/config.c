@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "text.h"
 #include "util.h"
 
 #define OFF(f) offsetof(struct config, f)

@@ -12,6 +12,12 @@
  * channels, critical or not), plus the HTML layout every email is
  * placed into. The embedded defaults (templates/ in the source tree) are
  * overridden file by file by a directory.
+ *
+ * Written here, not taken from a library: Debian packages no C Mustache
+ * renderer, and this dialect is smaller than Mustache (no partials, no
+ * lambdas, no delimiter changes) with bounds of its own: a render stops
+ * at TPL_MAX_OUTPUT bytes or TPL_MAX_STEPS steps, whatever the template
+ * (fuzz/fuzz_template.c found the need).
  */
 #ifndef NOTIFYD_TEMPLATE_H
 #define NOTIFYD_TEMPLATE_H

@@ -1,12 +1,15 @@
 /*
- * tz — time zones from TZif files (RFC 8536, version 2 and later: the
- * 64-bit section). Zones are loaded on first use and kept for the life
- * of the process; Debian's files list every change up to 2037, and the
- * last offset holds after that.
+ * tz — time zones through GLib's GTimeZone, which reads the system's
+ * TZif files itself, footer included (the POSIX TZ string that governs
+ * every time past the last listed change, all of them in "slim" files),
+ * and needs no process-wide TZ. Zones are loaded on first use and kept for
+ * the life of the process. What is ours is the arithmetic of civil dates
+ * and the choice of an instant for a wall-clock time.
  */
 #include "tz.h"
 
 #include <ctype.h>
+#include <glib.h>
 #include <limits.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -14,40 +17,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ZONEINFO	"/usr/share/zoneinfo"
 #define MAX_ZONES	1024		/* tzdata has about 600 */
 
 struct tz {
 	char		 name[65];
-	size_t		 n;		/* transitions */
-	int64_t		*at;		/* seconds, ascending */
-	int32_t		*off;		/* offset from at[i] on */
-	int32_t		 first;		/* offset before at[0] */
+	GTimeZone	*z;
 };
 
 static pthread_mutex_t zones_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tz *zones[MAX_ZONES];
 static size_t nzones;
-static struct tz utc = {"UTC", 0, NULL, NULL, 0};
+static struct tz utc = {"UTC", NULL};
 
-static uint32_t
-be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int64_t
-be64(const unsigned char *p)
-{
-	return (int64_t)((uint64_t)be32(p) << 32 | be32(p + 4));
-}
-
-/* A name that can only mean a file under ZONEINFO. */
+/* A name that can only mean a zone of the database (not "+05:00", not a path). */
 static bool
 name_ok(const char *name)
 {
 	size_t len = strlen(name);
-	if (len == 0 || len > 64 || name[0] == '/' || strstr(name, "..") != NULL)
+	if (len == 0 || len > 64 || !isalpha((unsigned char)name[0]) ||
+	    strstr(name, "..") != NULL)
 		return false;
 	for (const char *p = name; *p; p++)
 		if (!isalnum((unsigned char)*p) && strchr("/_+-", *p) == NULL)
@@ -55,93 +43,20 @@ name_ok(const char *name)
 	return true;
 }
 
-/* Parse a TZif file; NULL when it is not one. */
-static struct tz *
-parse(const char *name, const unsigned char *d, size_t len)
-{
-	if (len < 44 || memcmp(d, "TZif", 4) != 0 || d[4] < '2')
-		return NULL;
-	/* Skip the 32-bit section. */
-	uint32_t c[6];
-	for (int i = 0; i < 6; i++)
-		c[i] = be32(d + 20 + 4 * i);
-	size_t skip = 44 + (size_t)c[3] * 5 + (size_t)c[4] * 6 + c[5] + (size_t)c[2] * 8 + c[1] + c[0];
-	if (skip + 44 > len || memcmp(d + skip, "TZif", 4) != 0)
-		return NULL;
-	const unsigned char *h = d + skip;
-	for (int i = 0; i < 6; i++)
-		c[i] = be32(h + 20 + 4 * i);
-	size_t timecnt = c[3], typecnt = c[4];
-	const unsigned char *times = h + 44, *idx = times + timecnt * 8, *types = idx + timecnt;
-	if (typecnt == 0 || (size_t)(types + typecnt * 6 - d) > len)
-		return NULL;
-	struct tz *z = calloc(1, sizeof *z);
-	if (z == NULL)
-		return NULL;
-	snprintf(z->name, sizeof z->name, "%s", name);
-	z->at = calloc(timecnt + 1, sizeof *z->at);
-	z->off = calloc(timecnt + 1, sizeof *z->off);
-	if (z->at == NULL || z->off == NULL)
-		goto bad;
-	/* Before the first change: the first standard-time type (RFC 8536, 3.2). */
-	z->first = (int32_t)be32(types);
-	for (size_t i = 0; i < typecnt; i++)
-		if (types[i * 6 + 4] == 0) {
-			z->first = (int32_t)be32(types + i * 6);
-			break;
-		}
-	for (size_t i = 0; i < timecnt; i++) {
-		if (idx[i] >= typecnt)
-			goto bad;
-		z->at[i] = be64(times + i * 8);
-		z->off[i] = (int32_t)be32(types + idx[i] * 6);
-		if (i > 0 && z->at[i] <= z->at[i - 1])
-			goto bad;
-	}
-	z->n = timecnt;
-	return z;
-bad:
-	free(z->at);
-	free(z->off);
-	free(z);
-	return NULL;
-}
-
-struct tz *
-tz_parse_tzif(const unsigned char *data, size_t len)
-{
-	return parse("tzif", data, len);
-}
-
-void
-tz_free(struct tz *z)
-{
-	if (z == NULL || z == &utc)
-		return;
-	free(z->at);
-	free(z->off);
-	free(z);
-}
-
+/* The zone named name, read by GLib; NULL when there is no such zone. */
 static struct tz *
 load(const char *name)
 {
-	char path[128];
-	unsigned char *buf = NULL;
-	size_t len = 0;
-	snprintf(path, sizeof path, ZONEINFO "/%s", name);
-	FILE *f = fopen(path, "rb");
-	if (f == NULL)
+	GTimeZone *g = g_time_zone_new_identifier(name);
+	if (g == NULL)
 		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0) {
-		long l = ftell(f);
-		if (l > 0 && l < 1 << 20 && fseek(f, 0, SEEK_SET) == 0 &&
-		    (buf = malloc((size_t)l)) != NULL)
-			len = fread(buf, 1, (size_t)l, f);
+	struct tz *z = calloc(1, sizeof *z);
+	if (z == NULL) {
+		g_time_zone_unref(g);
+		return NULL;
 	}
-	fclose(f);
-	struct tz *z = buf ? parse(name, buf, len) : NULL;
-	free(buf);
+	snprintf(z->name, sizeof z->name, "%s", name);
+	z->z = g;
 	return z;
 }
 
@@ -160,8 +75,11 @@ tz_get(const char *name)
 	if (z == NULL && (z = load(name)) != NULL) {
 		if (nzones < MAX_ZONES)
 			zones[nzones++] = z;
-		else
-			z = NULL;	/* more zones than anyone uses: refuse, do not leak */
+		else {		/* more zones than anyone uses: refuse, do not leak */
+			g_time_zone_unref(z->z);
+			free(z);
+			z = NULL;
+		}
 	}
 	pthread_mutex_unlock(&zones_lock);
 	return z;
@@ -223,18 +141,11 @@ tz_valid(const char *name)
 int32_t
 tz_offset(const struct tz *z, int64_t t)
 {
-	int64_t s = t >= 0 ? t / 1000 : -((-t + 999) / 1000);
-	if (z->n == 0 || s < z->at[0])
-		return z->first;
-	size_t lo = 0, hi = z->n;	/* at[lo] <= s < at[hi] */
-	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (z->at[mid] <= s)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return z->off[lo];
+	if (z->z == NULL)
+		return 0;
+	gint64 s = t >= 0 ? t / 1000 : -((-t + 999) / 1000);
+	return g_time_zone_get_offset(z->z,
+	    g_time_zone_find_interval(z->z, G_TIME_TYPE_UNIVERSAL, s));
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
@@ -289,10 +200,16 @@ tz_instant(const struct tz *z, const struct civil *c)
 		return (t1 < t2 ? t1 : t2) * 1000;
 	if (ok1 || ok2)
 		return (ok1 ? t1 : t2) * 1000;
-	/* Skipped: the change happened between t2 and t1; find it. */
+	/* Skipped: the change to the later offset happened in (lo, hi]; find it. */
 	int64_t lo = t2 < t1 ? t2 : t1, hi = t2 < t1 ? t1 : t2;
-	for (size_t i = 0; i < z->n; i++)
-		if (z->at[i] > lo && z->at[i] <= hi)
-			return z->at[i] * 1000;
-	return t1 * 1000;
+	if (tz_offset(z, hi * 1000) != after)
+		return t1 * 1000;
+	while (hi - lo > 1) {
+		int64_t mid = lo + (hi - lo) / 2;
+		if (tz_offset(z, mid * 1000) == after)
+			hi = mid;
+		else
+			lo = mid;
+	}
+	return hi * 1000;
 }

@@ -1,6 +1,7 @@
 /*
- * tz — IANA time zones, read from the system's TZif files, without
- * touching the process-wide TZ (so any thread may ask about any zone).
+ * tz — IANA time zones (GLib's GTimeZone reads the system's files),
+ * without touching the process-wide TZ, so any thread may ask about any
+ * zone.
  */
 #ifndef NOTIFYD_TZ_H
 #define NOTIFYD_TZ_H
@@ -24,9 +25,6 @@ const struct tz	*tz_get(const char *name);
 int64_t		 tz_day_number(int64_t y, int m, int d);
 /* The date (year, month, day) of day number z. */
 void		 tz_civil_date(int64_t z, struct civil *c);
-/* A zone read from TZif data (not kept: tz_free it), or NULL; for tests and the fuzzer. */
-struct tz	*tz_parse_tzif(const unsigned char *data, size_t len);
-void		 tz_free(struct tz *z);
 /*
  * The server's own zone, for users who set none: TZ (a zone name), else
  * the one /etc/localtime links to, else /etc/timezone's, else UTC.

@@ -381,42 +381,6 @@ parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
 }
 
 bool
-utf8_valid(const char *str, size_t len, bool allow_controls)
-{
-	const unsigned char *s = (const unsigned char *)str, *e = s + len;
-	while (s < e) {
-		unsigned c = *s;
-		if (c < 0x80) {
-			if (!allow_controls && (c < 0x20 || c == 0x7f))
-				return false;
-			if (c == 0)
-				return false;
-			s++;
-			continue;
-		}
-		int n;
-		unsigned cp;
-		if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
-		else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
-		else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
-		else return false;
-		if (e - s <= n)
-			return false;
-		for (int i = 1; i <= n; i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i] & 0x3f);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		s += n + 1;
-	}
-	return true;
-}
-
-bool
 json_depth_ok(const char *s, size_t len, int max)
 {
 	int depth = 0;

@@ -40,6 +40,14 @@ char	*buf_take(struct buf *b);
 int64_t	 time_now_ms(void);
 /* Monotonic milliseconds, for timeouts. */
 int64_t	 time_mono_ms(void);
+/*
+ * RFC 3339 times, written here rather than through GLib's GDateTime:
+ * formatting runs three times for every notification of an inbox page
+ * and is arithmetic with no allocation (GDateTime allocates twice a
+ * time), and GLib's parser takes ISO 8601 forms RFC 3339 does not allow
+ * (week and ordinal dates, no offset), which the API must refuse. Both
+ * use only libc, so notifyctl links them too.
+ */
 /* "2026-11-23T10:11:12.345Z"; needs 25 bytes. */
 void	 time_format_rfc3339(char *out, size_t n, int64_t ms);
 /* Parse RFC 3339 (with offset or Z) into ms; false when malformed. */
@@ -49,8 +57,6 @@ bool	 duration_parse(const char *s, int64_t *ms);
 
 /* Whole string is a decimal integer in [min, max]. */
 bool	 parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
-/* s is valid UTF-8 with no control characters (tab allowed when tabs). */
-bool	 utf8_valid(const char *s, size_t len, bool allow_controls);
 
 /*
  * How deep untrusted JSON may nest arrays and objects. jansson parses and

@@ -47,6 +47,7 @@
 #include "metrics.h"
 #include "mime.h"
 #include "store.h"
+#include "text.h"
 #include "util.h"
 
 #define CMD_MAX		2048		/* longest command line, with its CRLF */
@@ -537,16 +538,9 @@ static int
 b64_decode(const char *in, unsigned char *out, size_t cap)
 {
 	size_t len = strcspn(in, "\r\n");
-	if (len == 0 || len % 4 != 0 || len / 4 * 3 > cap)
+	if (len == 0 || len / 4 * 3 > cap)
 		return -1;
-	int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
-	if (n < 0)
-		return -1;
-	if (len >= 1 && in[len - 1] == '=')
-		n--;
-	if (len >= 2 && in[len - 2] == '=')
-		n--;
-	return n;
+	return (int)base64_decode(in, len, out);
 }
 
 /* The prompt for the next AUTH response. */

@@ -15,6 +15,7 @@
 #include "mime.h"
 #include "ops.h"
 #include "store.h"
+#include "text.h"
 #include "util.h"
 
 /* Mail arrivals, for waiters. */
@@ -128,25 +129,6 @@ list_run(struct op_ctx *ctx, json_t *a)
 	    "messages", s.page);
 }
 
-/* Base64 of n bytes. */
-static char *
-base64(const char *data, size_t n)
-{
-	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-	const unsigned char *p = (const unsigned char *)data;
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
-		    (i + 2 < n ? p[i + 2] : 0);
-		*o++ = al[v >> 18 & 63];
-		*o++ = al[v >> 12 & 63];
-		*o++ = i + 1 < n ? al[v >> 6 & 63] : '=';
-		*o++ = i + 2 < n ? al[v & 63] : '=';
-	}
-	*o = '\0';
-	return out;
-}
-
 /* The whole message (and mark it read), or one representation of it. */
 static json_t *
 show_run(struct op_ctx *ctx, json_t *a)
@@ -161,7 +143,7 @@ show_run(struct op_ctx *ctx, json_t *a)
 		return op_fail(ctx, 500, "internal", "the message could not be read");
 	const char *uid = json_string_value(json_object_get(m.summary, "ID"));
 	if (json_is_true(json_object_get(a, "raw"))) {
-		char *b = base64(m.raw, m.len);
+		char *b = base64_encode(m.raw, m.len);
 		r = json_pack("{s:s, s:s}", "ID", uid, "RawBase64", b);
 		free(b);
 	} else if (json_is_true(json_object_get(a, "headers"))) {

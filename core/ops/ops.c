@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "store.h"
+#include "text.h"
 #include "util.h"
 
 /*

@@ -141,33 +141,6 @@ struct http {
 	struct bucket		*buckets;
 };
 
-/* The reason phrase of a status. */
-static const char *
-reason(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Content Too Large";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Entity";
-	case 426: return "Upgrade Required";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Error";
-	}
-}
-
 /* Will civetweb keep this connection open after the response? */
 static bool
 keep_alive(struct mg_connection *c)
@@ -189,7 +162,10 @@ is_head(struct mg_connection *c)
 
 /*
  * Send a complete response: status line, the usual headers, extra headers
- * (name, value pairs ended by NULL) and the body, in one write.
+ * (name, value pairs ended by NULL) and the body, in one write. Not
+ * through mg_response_header_start/add/send: civetweb writes the status
+ * line and each header with a write of its own, several sends for what
+ * is one packet here. The reason phrase is civetweb's.
  */
 static void
 respond(struct mg_connection *c, int status, const char *type, const char *body,
@@ -200,7 +176,7 @@ respond(struct mg_connection *c, int status, const char *type, const char *body,
 	buf_init_stack(&b, stack, sizeof stack);
 	buf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 	    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
-	    "Connection: %s\r\n", status, reason(status), type, len,
+	    "Connection: %s\r\n", status, mg_get_response_code_text(c, status), type, len,
 	    keep_alive(c) ? "keep-alive" : "close");
 	for (; headers != NULL && headers[0] != NULL; headers += 2)
 		buf_printf(&b, "%s: %s\r\n", headers[0], headers[1]);
@@ -311,7 +287,7 @@ web_serve(struct http *h, struct mg_connection *c, json_t *args, const char *con
 	char stack[1024];
 	buf_init_stack(&b, stack, sizeof stack);
 	*status = web_etag_matches(mg_get_header(c, "If-None-Match"), etag) ? 304 : 200;
-	buf_printf(&b, "HTTP/1.1 %d %s\r\n", *status, reason(*status));
+	buf_printf(&b, "HTTP/1.1 %d %s\r\n", *status, mg_get_response_code_text(c, *status));
 	if (*status == 200)
 		buf_printf(&b, "Content-Type: %s\r\nContent-Length: %zu\r\n%s", a->type,
 		    gz ? a->gzlen : a->len, gz ? "Content-Encoding: gzip\r\n" : "");
@@ -425,24 +401,26 @@ route_match(const struct op *op, int r, char segs[MAX_SEGS][512], int nsegs, jso
 	return i == nsegs;
 }
 
+/* Most parameters a query string may carry (a route's arguments are fewer). */
+#define MAX_QUERY 32
+
 /* Add the query string's parameters to args, typed by op's declaration. */
 static bool
 add_query(const struct op *op, const char *qs, json_t *args, struct op_error *err)
 {
-	char *copy = strdup(qs ? qs : ""), *save = NULL;
-	bool ok = true;
-	for (char *kv = strtok_r(copy, "&", &save); kv && ok; kv = strtok_r(NULL, "&", &save)) {
-		char key[128], val[4096];
-		char *eq = strchr(kv, '=');
-		if (eq)
-			*eq = '\0';
-		if (mg_url_decode(kv, (int)strlen(kv), key, sizeof key, 1) < 0 ||
-		    mg_url_decode(eq ? eq + 1 : "", eq ? (int)strlen(eq + 1) : 0, val,
-		    sizeof val, 1) < 0) {
-			op_error_set(err, 400, "bad_request", "%s", "a query parameter is too long");
-			ok = false;
-			break;
-		}
+	struct mg_header kv[MAX_QUERY];
+	char *copy = strdup(qs ? qs : "");
+	bool ok = copy != NULL;
+	/* civetweb splits at & and =, and decodes each name and value in place. */
+	int n = ok ? mg_split_form_urlencoded(copy, kv, MAX_QUERY) : -1;
+	if (ok && (n < 0 || (n == MAX_QUERY && mg_split_form_urlencoded(copy, NULL, 0) > n))) {
+		op_error_set(err, 400, "bad_request", "at most %d query parameters", MAX_QUERY);
+		ok = false;
+	}
+	for (int i = 0; ok && i < n; i++) {
+		const char *key = kv[i].name, *val = kv[i].value ? kv[i].value : "";
+		if (*key == '\0')
+			continue;	/* "a=1&&b=2" */
 		const struct op_arg *a = op_arg_find(op, key);
 		if (a == NULL || json_object_get(args, key) != NULL) {
 			if (a != NULL)
@@ -455,8 +433,7 @@ add_query(const struct op *op, const char *qs, json_t *args, struct op_error *er
 		}
 		json_t *v = word_json(a->type, val);
 		if (v == NULL) {
-			op_error_set(err, 422, "invalid_field", "%s", "");
-			snprintf(err->message, sizeof err->message, "'%s' must be %s", key,
+			op_error_set(err, 422, "invalid_field", "'%.100s' must be %s", key,
 			    op_arg_type_name(a->type));
 			ok = false;
 			break;
@@ -1351,18 +1328,11 @@ struct ws_state {
 	struct hub_conn	*hc;
 };
 
-/* The value of query parameter name, decoded into out; false when absent. */
+/* The value of query parameter name, decoded into out; false when absent (or too long). */
 static bool
 query_param(const char *qs, const char *name, char *out, size_t n)
 {
-	size_t nl = strlen(name);
-	for (const char *p = qs; p != NULL && *p; p += strcspn(p, "&"), p += *p == '&') {
-		if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
-			const char *v = p + nl + 1;
-			return mg_url_decode(v, (int)strcspn(v, "&"), out, (int)n, 1) >= 0;
-		}
-	}
-	return false;
+	return qs != NULL && mg_get_var(qs, strlen(qs), name, out, n) >= 0;
 }
 
 /* Answer an upgrade with e instead, and log it once; returns 1 for civetweb's refusal. */

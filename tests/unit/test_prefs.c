@@ -36,6 +36,11 @@ test_tz_local(void **state)
 	assert_true(tz_valid("America/New_York"));
 	assert_int_equal(tz_offset(b, at("2026-07-01T12:00:00Z")), 7200);
 	assert_int_equal(tz_offset(b, at("2026-12-01T12:00:00Z")), 3600);
+	/* Past the last change a zone file lists, its footer's rule (summer time still). */
+	assert_int_equal(tz_offset(b, at("2051-07-01T12:00:00Z")), 7200);
+	assert_int_equal(tz_offset(b, at("2051-12-01T12:00:00Z")), 3600);
+	assert_int_equal(tz_offset(tz_get("America/New_York"), at("2061-07-04T12:00:00Z")), -14400);
+	assert_null(tz_get("+05:00"));		/* an offset, not a zone */
 	tz_local(b, at("2026-10-25T00:59:59Z"), &c);	/* the last second of summer time */
 	assert_int_equal(c.hour * 100 + c.minute, 259);
 	tz_local(b, at("2026-10-25T01:00:00Z"), &c);

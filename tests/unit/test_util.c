@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "proto.h"
+#include "text.h"
 #include "util.h"
 
 static void
