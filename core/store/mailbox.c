@@ -203,30 +203,35 @@ store_mail_list(struct store *st, int64_t start, int64_t limit, const char *like
 	return 1;
 }
 
+/* row_fn: a whole message of S_MAIL_GET or S_MAIL_LATEST into a struct mail_got. */
+static bool
+row_mail_got(sqlite3_stmt *s, void *arg)
+{
+	struct mail_got *m = arg;
+	size_t len = (size_t)sqlite3_column_bytes(s, 5);
+	m->summary = row_mail_summary(s);
+	if ((m->raw = malloc(len + 1)) != NULL) {
+		memcpy(m->raw, sqlite3_column_blob(s, 5), len);
+		m->raw[len] = '\0';
+	}
+	m->len = len;
+	m->seq = sqlite3_column_int64(s, 8);
+	return false;
+}
+
 int
 store_mail_get(struct store *st, const char *uid, struct mail_got *m)
 {
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = strcmp(uid, "latest") == 0 ? stmt(c, S_MAIL_LATEST) : stmt(c, S_MAIL_GET);
-	if (strcmp(uid, "latest") != 0)
-		bind_text(s, 1, uid);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		size_t len = (size_t)sqlite3_column_bytes(s, 5);
-		m->summary = row_mail_summary(s);
-		m->raw = malloc(len + 1);
-		if (m->raw != NULL) {
-			memcpy(m->raw, sqlite3_column_blob(s, 5), len);
-			m->raw[len] = '\0';
-		}
-		m->len = len;
-		m->seq = sqlite3_column_int64(s, 8);
-		rc = m->raw ? 1 : -1;
-	} else {
-		rc = rc == SQLITE_DONE ? 0 : fail(c, "mail_get");
+	bool latest = strcmp(uid, "latest") == 0;
+	m->summary = NULL;
+	m->raw = NULL;
+	int rc = latest ? query(st, T_MAIL, S_MAIL_LATEST, "mail_get", row_mail_got, m, NULL) :
+	    query(st, T_MAIL, S_MAIL_GET, "mail_get", row_mail_got, m, "t", uid);
+	if (rc > 0 && m->raw == NULL) {
+		json_decref(m->summary);
+		m->summary = NULL;
+		return -1;
 	}
-	sqlite3_reset(s);
-	reader_put(c);
 	return rc;
 }
 
@@ -313,22 +318,28 @@ store_mail_change(struct store *st, json_t *uids, int read, int64_t *changed)
 	return rc;
 }
 
+/* A scan's callback, and whether it asked to stop. */
+struct mail_scan {
+	int		(*fn)(void *arg, json_t *summary, const char *search, int64_t seq);
+	void		*arg;
+};
+
+static bool
+row_mail_scan(sqlite3_stmt *s, void *arg)
+{
+	struct mail_scan *m = arg;
+	json_t *sum = row_mail_summary(s);
+	const unsigned char *search = sqlite3_column_text(s, 5);
+	int stop = m->fn(m->arg, sum, search ? (const char *)search : "", sqlite3_column_int64(s, 6));
+	json_decref(sum);
+	return !stop;
+}
+
 int
 store_mail_scan(struct store *st, int64_t after_seq, int (*fn)(void *arg, json_t *summary,
     const char *search, int64_t seq), void *arg)
 {
-	struct conn *c = reader_get(st);
-	sqlite3_stmt *s = stmt(c, S_MAIL_SCAN);
-	sqlite3_bind_int64(s, 1, after_seq);
-	int rc, stop = 0;
-	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		json_t *sum = row_mail_summary(s);
-		const unsigned char *search = sqlite3_column_text(s, 5);
-		stop = fn(arg, sum, search ? (const char *)search : "", sqlite3_column_int64(s, 6));
-		json_decref(sum);
-	}
-	sqlite3_reset(s);
-	rc = stop || rc == SQLITE_DONE ? 1 : fail(c, "mail_scan");
-	reader_put(c);
-	return rc;
+	struct mail_scan m = {fn, arg};
+	return query(st, T_MAIL, S_MAIL_SCAN, "mail_scan", row_mail_scan, &m, "i", after_seq) < 0 ?
+	    -1 : 1;
 }

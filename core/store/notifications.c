@@ -677,11 +677,9 @@ store_notification_get(struct store *st, int64_t id, json_t **out)
 int
 store_unread_count(struct store *st, const char *user, int64_t now, int64_t *count)
 {
-	struct conn *c = reader_get(st);
 	(void)now;
-	int rc = unread_count(c, user, count);
-	reader_put(c);
-	return rc;
+	*count = 0;
+	return query(st, T_NOTIF, S_UNREAD_COUNT, "unread_count", row_ints, count, "t", user);
 }
 
 int

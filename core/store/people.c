@@ -106,10 +106,7 @@ user_ensure(struct conn *c, const char *user, int64_t now)
 int
 store_user_exists(struct store *st, const char *user)
 {
-	struct conn *c = reader_get(st);
-	int rc = user_exists(c, user);
-	reader_put(c);
-	return rc;
+	return query(st, T_PEOPLE, S_USER_EXISTS, "user_exists", NULL, NULL, "t", user);
 }
 
 int
