@@ -479,6 +479,7 @@ const struct op op_digest = {
 	.flags = OP_ADMIN,
 };
 
+/* Every operation, in the order notifyctl's help lists them. */
 const struct op *const op_table[] = {
 	&op_ping,
 	&op_status,
@@ -519,7 +520,6 @@ const struct op *const op_table[] = {
 	&op_digest,
 	NULL,
 };
-
 
 const struct op *
 op_find(const char *name)

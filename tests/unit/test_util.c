@@ -82,6 +82,52 @@ test_utf8(void **state)
 	assert_false(utf8_valid("a\0b", 3, true));
 }
 
+/* base64 and base64url (text.c, through OpenSSL) against known answers and each other. */
+static void
+test_base64(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *raw, *b64, *url;
+	} known[] = {
+		{"", "", ""},
+		{"f", "Zg==", "Zg"},
+		{"fo", "Zm8=", "Zm8"},
+		{"foo", "Zm9v", "Zm9v"},
+		{"\xfb\xff\xfe", "+//+", "-__-"},
+		{"hello, world", "aGVsbG8sIHdvcmxk", "aGVsbG8sIHdvcmxk"},
+	};
+	unsigned char out[64];
+	char url[64];
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+		size_t n = strlen(known[i].raw);
+		char *b = base64_encode(known[i].raw, n);
+		assert_string_equal(b, known[i].b64);
+		free(b);
+		assert_int_equal(base64_decode(known[i].b64, strlen(known[i].b64), out), n);
+		assert_memory_equal(out, known[i].raw, n);
+		base64url_encode(known[i].raw, n, url);
+		assert_string_equal(url, known[i].url);
+		assert_int_equal(base64url_decode(known[i].url, strlen(known[i].url), out), n);
+		assert_memory_equal(out, known[i].raw, n);
+	}
+	assert_int_equal(base64_decode("Zm9", 3, out), -1);		/* not a multiple of 4 */
+	assert_int_equal(base64_decode("Zm9*", 4, out), -1);		/* not the alphabet */
+	assert_int_equal(base64url_decode("Zm9v+", 5, out), -1);	/* 5 chars: never */
+	assert_int_equal(base64url_decode("+//+", 4, out), -1);		/* base64, not url */
+	assert_int_equal(base64url_decode("Zm9v", 2, out), 1);		/* only len chars */
+	assert_int_equal(out[0], 'f');
+	/* Every length and byte value round-trips. */
+	unsigned char raw[48];
+	for (size_t n = 0; n <= sizeof raw; n++) {
+		for (size_t i = 0; i < n; i++)
+			raw[i] = (unsigned char)(i * 37 + n);
+		base64url_encode(raw, n, url);
+		assert_int_equal(base64url_decode(url, strlen(url), out), n);
+		assert_memory_equal(out, raw, n);
+	}
+}
+
 static void
 test_buf_grows(void **state)
 {
@@ -256,6 +302,7 @@ main(void)
 		cmocka_unit_test(test_rfc3339_rejects),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_buf_grows),
 		cmocka_unit_test(test_config_file),
 		cmocka_unit_test(test_config_env_and_listen),
