@@ -29,7 +29,7 @@ COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 DESTDIR    ?=
 
 CC        ?= cc
-PKGS      := sqlite3 jansson inih libjwt openssl gmime-3.0 libcurl
+PKGS      := sqlite3 jansson inih libjwt openssl gmime-3.0 libcurl libpq
 CFLAGS    ?= -O2 -g
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 

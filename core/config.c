@@ -136,6 +136,8 @@ const struct config_key config_keys[] = {
 	    OFF(store_sync), "full: a commit survives power loss; normal: a crash of notifyd"},
 	{"store", "busy_timeout", CFG_DURATION, "5s", NULL, NULL, NULL, 0,
 	    3600000, OFF(store_busy_timeout), "how long to wait for a locked database"},
+	{"store", "url", CFG_SECRET, "", NULL, NULL, NULL, 0, 0, OFF(store_url),
+	    "PostgreSQL (libpq URL or conninfo); empty: SQLite in data_dir"},
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL, 0, 0, 0, NULL},
 };
 

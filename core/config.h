@@ -75,6 +75,7 @@ struct config {
 	char	*digest_inbox_url;	/* where "and N more" leads; empty: notifyd's /inbox */
 	char	*store_sync;
 	int64_t	 store_busy_timeout;	/* ms */
+	char	*store_url;		/* PostgreSQL; empty: SQLite in data_dir */
 };
 
 /*

@@ -30,6 +30,7 @@
 #include "ops.h"
 #include "smtpd.h"
 #include "proto.h"
+#include "pg.h"
 #include "store.h"
 #include "util.h"
 
@@ -162,6 +163,15 @@ check_settings(const struct config *cfg, int *n)
 	if (stat(cfg->data_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "notifyd: [server] data_dir: %s is not a directory\n", cfg->data_dir);
 		(*n)++;
+	}
+	char version[64];
+	if (*cfg->store_url != '\0') {
+		if (pg_probe(cfg->store_url, version, sizeof version, err, sizeof err) != 0) {
+			fprintf(stderr, "notifyd: [store] url: %s\n", err);
+			(*n)++;
+		} else {
+			printf("notifyd: [store] url: %s answers\n", version);
+		}
 	}
 }
 
@@ -461,6 +471,16 @@ main(int argc, char **argv)
 	if (stat(cfg.data_dir, &dst) == 0 && (dst.st_mode & 077))
 		log_warn("data directory is open to others; chmod 700 it", "path=%s mode=%03o",
 		    cfg.data_dir, (unsigned)(dst.st_mode & 0777));
+	if (*cfg.store_url != '\0') {
+		char version[64];
+		if (pg_probe(cfg.store_url, version, sizeof version, err, sizeof err) != 0)
+			fprintf(stderr, "notifyd: [store] url: %s\n", err);
+		else
+			fprintf(stderr, "notifyd: [store] url: %s answers, but this notifyd stores in "
+			    "SQLite only: the PostgreSQL store is not built yet; leave url empty\n",
+			    version);
+		goto out;
+	}
 	if (lock_data_dir(cfg.data_dir) < 0)
 		goto out;
 	snprintf(dbpath, sizeof dbpath, "%s/notifyd.db", cfg.data_dir);

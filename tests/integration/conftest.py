@@ -206,3 +206,15 @@ def daemons(tmp):
 @pytest.fixture
 def nd(daemons):
     return daemons().start()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL (tests/integration/pgserver.py), one per test worker."""
+    import pgserver
+    why = pgserver.available()
+    if why:
+        pytest.skip(why)
+    server = pgserver.Server()
+    yield server
+    server.stop()
