@@ -64,8 +64,10 @@ LDLIBS     = $(PKG_LIBS) -lcivetweb -lpthread
 CORE_DIRS := core $(sort $(patsubst %/,%,$(dir $(wildcard core/*/*.c))))
 CORE_SRC  := $(sort $(wildcard core/*.c core/*/*.c))
 CORE_OBJ  := $(CORE_SRC:%.c=$(OUT)/%.o) $(OUT)/gen/embedded_sql.o \
-             $(OUT)/gen/embedded_templates.o $(OUT)/gen/embedded_web.o
+             $(OUT)/gen/embedded_sql_pg.o $(OUT)/gen/embedded_templates.o \
+             $(OUT)/gen/embedded_web.o
 SQL       := $(sort $(wildcard sql/*.sql))
+SQL_PG    := $(sort $(wildcard sql/pg/*.sql))
 TEMPLATES := $(sort $(filter-out templates/README.md,$(wildcard templates/*)))
 WEB       := $(sort $(wildcard web/*))
 WEB_GEN   := $(OUT)/gen/web/api.html
@@ -120,6 +122,7 @@ $(OUT)/gen/%.list: FORCE
 	@mkdir -p $(@D)
 	@echo '$(LIST_$*)' | cmp -s - $@ || echo '$(LIST_$*)' > $@
 LIST_sql       = $(SQL)
+LIST_sql_pg    = $(SQL_PG)
 LIST_templates = $(TEMPLATES)
 LIST_web       = $(WEB)
 LIST_core      = $(CORE_OBJ)
@@ -127,6 +130,10 @@ LIST_core      = $(CORE_OBJ)
 $(OUT)/gen/embedded_sql.c: $(SQL) tools/embed.sh $(OUT)/gen/sql.list
 	@mkdir -p $(@D)
 	sh tools/embed.sh embedded_sql $(SQL) > $@.tmp && mv $@.tmp $@
+
+$(OUT)/gen/embedded_sql_pg.c: $(SQL_PG) tools/embed.sh $(OUT)/gen/sql_pg.list
+	@mkdir -p $(@D)
+	sh tools/embed.sh embedded_sql_pg $(SQL_PG) > $@.tmp && mv $@.tmp $@
 
 $(OUT)/gen/embedded_templates.c: $(TEMPLATES) tools/embed.sh $(OUT)/gen/templates.list
 	@mkdir -p $(@D)

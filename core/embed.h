@@ -12,6 +12,8 @@ struct embedded {
 
 /* The schema migrations, sql/NNN_name.sql, in name order. */
 extern const struct embedded embedded_sql[];
+/* The same for PostgreSQL, sql/pg/NNN_name.sql. */
+extern const struct embedded embedded_sql_pg[];
 /* The default templates, templates/TYPE.PART, in name order. */
 extern const struct embedded embedded_templates[];
 /* The pages, web/NAME, and build/.../gen/web/NAME.gz, their gzip copies. */

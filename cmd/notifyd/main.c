@@ -472,13 +472,13 @@ main(int argc, char **argv)
 		log_warn("data directory is open to others; chmod 700 it", "path=%s mode=%03o",
 		    cfg.data_dir, (unsigned)(dst.st_mode & 0777));
 	if (*cfg.store_url != '\0') {
-		char version[64];
-		if (pg_probe(cfg.store_url, version, sizeof version, err, sizeof err) != 0)
+		int version;
+		if (pg_migrate(cfg.store_url, &version, err, sizeof err) != 0)
 			fprintf(stderr, "notifyd: [store] url: %s\n", err);
 		else
-			fprintf(stderr, "notifyd: [store] url: %s answers, but this notifyd stores in "
-			    "SQLite only: the PostgreSQL store is not built yet; leave url empty\n",
-			    version);
+			fprintf(stderr, "notifyd: [store] url: schema version %d is in place, but "
+			    "this notifyd stores in SQLite only: the PostgreSQL store is not built "
+			    "yet; leave url empty\n", version);
 		goto out;
 	}
 	if (lock_data_dir(cfg.data_dir) < 0)

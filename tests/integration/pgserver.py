@@ -48,6 +48,18 @@ class Server:
             cmd = ["runuser", "-u", self.user, "--"] + cmd
         subprocess.run(cmd, check=True, capture_output=True, cwd=self.dir, timeout=120)
 
+    def psql(self, sql, db="postgres"):
+        """Run sql; its rows, each a list of text fields."""
+        out = subprocess.run([os.path.join(self.bindir, "psql"), "-h", self.dir, "-U", "postgres",
+                              "-d", db, "-XAtq", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                             check=True, capture_output=True, text=True, timeout=60).stdout
+        return [line.split("\t") for line in out.splitlines()]
+
+    def createdb(self, name):
+        """A fresh database of its own for a test; its url."""
+        self.psql("CREATE DATABASE %s" % name)
+        return self.url(name)
+
     def url(self, db="postgres"):
         return "postgresql:///%s?host=%s&user=postgres" % (db, self.dir)
 

@@ -1,9 +1,13 @@
-"""[store] url: PostgreSQL. So far the connection (issue 21, first step):
---check-config reports the server, and a start with url set refuses
+"""[store] url: PostgreSQL. So far the connection and the schema (issue 21,
+first steps): --check-config reports the server, a start with url set
+migrates (once, however many nodes start together) and then refuses
 plainly instead of quietly storing in SQLite."""
+import os
 import subprocess
 
 from conftest import NOTIFYD
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
 def notifyd(tmp, *args, url):
@@ -34,8 +38,40 @@ def test_unreachable_is_a_clear_error_without_the_password(tmp):
 
 
 def test_a_start_with_url_refuses_rather_than_use_sqlite(postgres, tmp):
-    import os
-    p = notifyd(tmp, url=postgres.url())
+    p = notifyd(tmp, url=postgres.createdb("refuses"))
     assert p.returncode != 0
     assert "PostgreSQL store is not built yet" in p.stderr
     assert not os.path.exists(tmp + "/data/notifyd.db")
+
+
+def test_nodes_starting_together_migrate_once(postgres, tmp):
+    url = postgres.createdb("together")
+    env = {"NOTIFYD_STORE_URL": url, "PATH": "/usr/bin:/bin"}
+    procs = [subprocess.Popen([NOTIFYD, "--data-dir", "%s/n%d" % (tmp, i), "--socket",
+                               "%s/n%d.sock" % (tmp, i), "--http", "off", "--smtp", "off"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(4)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    versions = postgres.psql("SELECT version, name FROM schema_migrations ORDER BY version",
+                             db="together")
+    migrations = sorted(f for f in os.listdir(os.path.join(ROOT, "sql", "pg")) if f.endswith(".sql"))
+    assert [v for v, _ in versions] == [str(i + 1) for i in range(len(migrations))]
+    assert [os.path.basename(n) for _, n in versions] == migrations
+    for (_, err) in outs:
+        assert "schema version %d is in place" % len(migrations) in err, err
+    tables = {r[0] for r in postgres.psql("SELECT tablename FROM pg_tables WHERE schemaname = "
+                                          "'public'", db="together")}
+    assert {"users", "notifications", "scheduled", "deliveries", "digests", "preferences",
+            "topic_members", "api_keys", "mail", "settings"} <= tables
+    # Once more: nothing to do, nothing doubled.
+    notifyd(tmp, url=url)
+    assert len(postgres.psql("SELECT * FROM schema_migrations", db="together")) == len(migrations)
+
+
+def test_a_newer_schema_is_refused(postgres, tmp):
+    url = postgres.createdb("newer")
+    notifyd(tmp, url=url)
+    postgres.psql("INSERT INTO schema_migrations (version, name) VALUES (999, 'future')",
+                  db="newer")
+    p = notifyd(tmp, url=url)
+    assert p.returncode != 0 and "newer than this notifyd" in p.stderr
