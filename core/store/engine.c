@@ -271,13 +271,13 @@ text_json(sqlite3_stmt *s, int col)
 struct conn *
 reader_get(struct store *st)
 {
-	unsigned start = __atomic_fetch_add(&st->next_reader, 1, __ATOMIC_RELAXED);
+	unsigned start = __atomic_fetch_add(&SQ(st)->next_reader, 1, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < READERS; i++) {
-		struct conn *c = &st->r[(start + i) % READERS];
+		struct conn *c = &SQ(st)->r[(start + i) % READERS];
 		if (pthread_mutex_trylock(&c->lock) == 0)
 			return c;
 	}
-	struct conn *c = &st->r[start % READERS];
+	struct conn *c = &SQ(st)->r[start % READERS];
 	pthread_mutex_lock(&c->lock);
 	return c;
 }
@@ -312,7 +312,7 @@ error_class(struct conn *c)
 static void
 run_batch(struct store *st, struct wreq *batch)
 {
-	struct conn *c = &st->w;
+	struct conn *c = &SQ(st)->w;
 	int n = 0;
 	bool isolate = false;
 	pthread_mutex_lock(&c->lock);
@@ -364,8 +364,8 @@ again:
 			r->err = e;
 		}
 	} else {
-		st->commits++;
-		st->writes += n;
+		SQ(st)->commits++;
+		SQ(st)->writes += n;
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -381,21 +381,21 @@ lead_batch(struct store *st, struct wreq *self)
 {
 	struct wreq *batch, *next_leader;
 
-	pthread_mutex_lock(&st->qlock);
-	batch = st->queue;
-	st->queue = NULL;
-	st->qtail = &st->queue;
-	pthread_mutex_unlock(&st->qlock);
+	pthread_mutex_lock(&SQ(st)->qlock);
+	batch = SQ(st)->queue;
+	SQ(st)->queue = NULL;
+	SQ(st)->qtail = &SQ(st)->queue;
+	pthread_mutex_unlock(&SQ(st)->qlock);
 	run_batch(st, batch);
 	/* One leader at a time: events leave in the order their writes committed. */
 	for (struct wreq *r = batch; r; r = r->next)
 		if (r->rc > 0 && r->publish != NULL)
 			r->publish(r->arg);
-	pthread_mutex_lock(&st->qlock);
-	next_leader = st->queue;
+	pthread_mutex_lock(&SQ(st)->qlock);
+	next_leader = SQ(st)->queue;
 	if (next_leader == NULL)
-		st->writing = false;
-	pthread_mutex_unlock(&st->qlock);
+		SQ(st)->writing = false;
+	pthread_mutex_unlock(&SQ(st)->qlock);
 	for (struct wreq *r = batch, *next; r; r = next) {
 		next = r->next;		/* r is gone once posted */
 		r->done = true;
@@ -424,12 +424,12 @@ store_write_many(struct store *st, int (*fn)(struct conn *, void *), void (*publ
 		    .next = i + 1 < n ? &reqs[i + 1] : NULL};
 		sem_init(&reqs[i].wake, 0, 0);
 	}
-	pthread_mutex_lock(&st->qlock);
-	*st->qtail = &reqs[0];
-	st->qtail = &reqs[n - 1].next;
-	lead = !st->writing;
-	st->writing = true;
-	pthread_mutex_unlock(&st->qlock);
+	pthread_mutex_lock(&SQ(st)->qlock);
+	*SQ(st)->qtail = &reqs[0];
+	SQ(st)->qtail = &reqs[n - 1].next;
+	lead = !SQ(st)->writing;
+	SQ(st)->writing = true;
+	pthread_mutex_unlock(&SQ(st)->qlock);
 	for (int i = 0; i < n; i++) {
 		if (!lead) {
 			while (sem_wait(&reqs[i].wake) != 0 && errno == EINTR)
@@ -645,11 +645,11 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	struct store *st = arg;
 	(void)db;
 	(void)name;
-	pthread_mutex_lock(&st->ckpt_lock);
-	st->wal_pages = pages;
+	pthread_mutex_lock(&SQ(st)->ckpt_lock);
+	SQ(st)->wal_pages = pages;
 	if (pages >= CHECKPOINT_PAGES)
-		pthread_cond_signal(&st->ckpt_cond);
-	pthread_mutex_unlock(&st->ckpt_lock);
+		pthread_cond_signal(&SQ(st)->ckpt_cond);
+	pthread_mutex_unlock(&SQ(st)->ckpt_lock);
 	return SQLITE_OK;
 }
 
@@ -658,22 +658,22 @@ static void *
 checkpointer_main(void *arg)
 {
 	struct store *st = arg;
-	pthread_mutex_lock(&st->ckpt_lock);
+	pthread_mutex_lock(&SQ(st)->ckpt_lock);
 	for (;;) {
-		while (!st->ckpt_stop && st->wal_pages < CHECKPOINT_PAGES)
-			pthread_cond_wait(&st->ckpt_cond, &st->ckpt_lock);
-		if (st->ckpt_stop)
+		while (!SQ(st)->ckpt_stop && SQ(st)->wal_pages < CHECKPOINT_PAGES)
+			pthread_cond_wait(&SQ(st)->ckpt_cond, &SQ(st)->ckpt_lock);
+		if (SQ(st)->ckpt_stop)
 			break;
-		st->wal_pages = 0;
-		pthread_mutex_unlock(&st->ckpt_lock);
+		SQ(st)->wal_pages = 0;
+		pthread_mutex_unlock(&SQ(st)->ckpt_lock);
 		int logged = 0, done = 0;
-		int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+		int rc = sqlite3_wal_checkpoint_v2(SQ(st)->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
 		    &logged, &done);
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-			log_warn("checkpoint failed", "error=%s", sqlite3_errmsg(st->ckpt_db));
-		pthread_mutex_lock(&st->ckpt_lock);
+			log_warn("checkpoint failed", "error=%s", sqlite3_errmsg(SQ(st)->ckpt_db));
+		pthread_mutex_lock(&SQ(st)->ckpt_lock);
 	}
-	pthread_mutex_unlock(&st->ckpt_lock);
+	pthread_mutex_unlock(&SQ(st)->ckpt_lock);
 	return NULL;
 }
 
@@ -681,93 +681,95 @@ checkpointer_main(void *arg)
 static int
 checkpointer_start(struct store *st, const struct store_options *opt, char *err, size_t errlen)
 {
-	if (sqlite3_open_v2(st->path, &st->ckpt_db, SQLITE_OPEN_READWRITE |
+	if (sqlite3_open_v2(SQ(st)->path, &SQ(st)->ckpt_db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_NOMUTEX, opt->sync_full ? walvfs_register() : NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->ckpt_db));
+		snprintf(err, errlen, "%s: %s", SQ(st)->path, sqlite3_errmsg(SQ(st)->ckpt_db));
 		return -1;
 	}
-	sqlite3_busy_timeout(st->ckpt_db, (int)opt->busy_timeout);
-	sqlite3_exec(st->ckpt_db, opt->sync_full ? "PRAGMA synchronous = FULL" :
+	sqlite3_busy_timeout(SQ(st)->ckpt_db, (int)opt->busy_timeout);
+	sqlite3_exec(SQ(st)->ckpt_db, opt->sync_full ? "PRAGMA synchronous = FULL" :
 	    "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
 	/* The writer no longer checkpoints inside its commits. */
-	sqlite3_exec(st->w.db, "PRAGMA wal_autocheckpoint = 0", NULL, NULL, NULL);
-	sqlite3_wal_hook(st->w.db, wal_hook, st);
-	if (pthread_create(&st->ckpt_thread, NULL, checkpointer_main, st) != 0) {
+	sqlite3_exec(SQ(st)->w.db, "PRAGMA wal_autocheckpoint = 0", NULL, NULL, NULL);
+	sqlite3_wal_hook(SQ(st)->w.db, wal_hook, st);
+	if (pthread_create(&SQ(st)->ckpt_thread, NULL, checkpointer_main, st) != 0) {
 		snprintf(err, errlen, "cannot start the checkpoint thread");
 		return -1;
 	}
-	st->ckpt_running = true;
+	SQ(st)->ckpt_running = true;
 	return 0;
 }
 
 int
-store_open(struct store **out, const char *path, const struct store_options *opt,
+sqlite_open(struct store **out, const char *path, const struct store_options *opt,
     char *err, size_t errlen)
 {
-	struct store *st = calloc(1, sizeof *st);
+	struct sqlite_store *sq = calloc(1, sizeof *sq);
+	struct store *st = sq ? &sq->base : NULL;
 	if (st == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	st->path = strdup(path);
-	st->qtail = &st->queue;
-	pthread_mutex_init(&st->qlock, NULL);
-	pthread_mutex_init(&st->ckpt_lock, NULL);
-	pthread_cond_init(&st->ckpt_cond, NULL);
-	if (conn_open(&st->w, path, opt, true, err, errlen) != 0)
+	st->be = &sqlite_backend;
+	SQ(st)->path = strdup(path);
+	SQ(st)->qtail = &SQ(st)->queue;
+	pthread_mutex_init(&SQ(st)->qlock, NULL);
+	pthread_mutex_init(&SQ(st)->ckpt_lock, NULL);
+	pthread_cond_init(&SQ(st)->ckpt_cond, NULL);
+	if (conn_open(&SQ(st)->w, path, opt, true, err, errlen) != 0)
 		goto bad;
 	for (int i = 0; i < READERS; i++)
-		if (conn_open(&st->r[i], path, opt, false, err, errlen) != 0)
+		if (conn_open(&SQ(st)->r[i], path, opt, false, err, errlen) != 0)
 			goto bad;
 	if (checkpointer_start(st, opt, err, errlen) != 0)
 		goto bad;
 	*out = st;
 	return 1;
 bad:
-	store_close(st);
+	sqlite_close(st);
 	return -1;
 }
 
 void
-store_close(struct store *st)
+sqlite_close(struct store *st)
 {
 	if (st == NULL)
 		return;
-	if (st->ckpt_running) {
-		pthread_mutex_lock(&st->ckpt_lock);
-		st->ckpt_stop = true;
-		pthread_cond_signal(&st->ckpt_cond);
-		pthread_mutex_unlock(&st->ckpt_lock);
-		pthread_join(st->ckpt_thread, NULL);
+	if (SQ(st)->ckpt_running) {
+		pthread_mutex_lock(&SQ(st)->ckpt_lock);
+		SQ(st)->ckpt_stop = true;
+		pthread_cond_signal(&SQ(st)->ckpt_cond);
+		pthread_mutex_unlock(&SQ(st)->ckpt_lock);
+		pthread_join(SQ(st)->ckpt_thread, NULL);
 	}
-	sqlite3_close(st->ckpt_db);
+	sqlite3_close(SQ(st)->ckpt_db);
 	for (int i = 0; i < READERS; i++)
-		conn_close(&st->r[i], false);
-	conn_close(&st->w, true);
-	pthread_mutex_destroy(&st->qlock);
-	pthread_mutex_destroy(&st->ckpt_lock);
-	pthread_cond_destroy(&st->ckpt_cond);
-	free(st->path);
+		conn_close(&SQ(st)->r[i], false);
+	conn_close(&SQ(st)->w, true);
+	pthread_mutex_destroy(&SQ(st)->qlock);
+	pthread_mutex_destroy(&SQ(st)->ckpt_lock);
+	pthread_cond_destroy(&SQ(st)->ckpt_cond);
+	free(SQ(st)->path);
 	free(st);
 }
 
 void
-store_stats(struct store *st, int64_t *commits, int64_t *writes)
+sqlite_stats(struct store *st, int64_t *commits, int64_t *writes)
 {
-	pthread_mutex_lock(&st->w.lock);
-	*commits = st->commits;
-	*writes = st->writes;
-	pthread_mutex_unlock(&st->w.lock);
+	pthread_mutex_lock(&SQ(st)->w.lock);
+	*commits = SQ(st)->commits;
+	*writes = SQ(st)->writes;
+	pthread_mutex_unlock(&SQ(st)->w.lock);
 }
 
 int
-store_ping(struct store *st)
+sqlite_ping(struct store *st)
 {
 	return query(st, T_ENGINE, S_PING, "ping", NULL, NULL, NULL) > 0 ? 1 : -1;
 }
 
 int
-store_counts(struct store *st, int64_t *users, int64_t *notifications, int64_t *mail)
+sqlite_counts(struct store *st, int64_t *users, int64_t *notifications, int64_t *mail)
 {
 	int64_t v[3] = {0, 0, 0};
 	int rc = query(st, T_ENGINE, S_COUNTS, "counts", row_ints, v, NULL) > 0 ? 1 : -1;
@@ -778,7 +780,7 @@ store_counts(struct store *st, int64_t *users, int64_t *notifications, int64_t *
 }
 
 int
-store_check(struct store *st, bool full, bool repair, json_t **out)
+sqlite_check(struct store *st, bool full, bool repair, json_t **out)
 {
 	json_t *integrity = json_array(), *fks = json_array(), *counts = json_array();
 	struct conn *c = reader_get(st);
@@ -829,3 +831,54 @@ store_check(struct store *st, bool full, bool repair, json_t **out)
 	return 1;
 }
 
+/* SQLite's part of every store function. */
+const struct store_backend sqlite_backend = {
+	.name = "sqlite",
+	.close = sqlite_close,
+	.ping = sqlite_ping,
+	.check = sqlite_check,
+	.explain = sqlite_explain,
+	.counts = sqlite_counts,
+	.stats = sqlite_stats,
+	.user_exists = sqlite_user_exists,
+	.user_get = sqlite_user_get,
+	.user_put = sqlite_user_put,
+	.notifications_create = sqlite_notifications_create,
+	.notification_get = sqlite_notification_get,
+	.notification_list = sqlite_notification_list,
+	.notification_list_text = sqlite_notification_list_text,
+	.notifications_mark = sqlite_notifications_mark,
+	.notifications_read_all = sqlite_notifications_read_all,
+	.notification_delete = sqlite_notification_delete,
+	.notifications_after = sqlite_notifications_after,
+	.last_id = sqlite_last_id,
+	.unread_count = sqlite_unread_count,
+	.notification_cancel = sqlite_notification_cancel,
+	.prefs_get = sqlite_prefs_get,
+	.recipient = sqlite_recipient,
+	.prefs_update = sqlite_prefs_update,
+	.deliveries_claim = sqlite_deliveries_claim,
+	.deliveries_next = sqlite_deliveries_next,
+	.deliveries_unclaim = sqlite_deliveries_unclaim,
+	.delivery_finish = sqlite_delivery_finish,
+	.delivery_notification = sqlite_delivery_notification,
+	.deliveries_of = sqlite_deliveries_of,
+	.digest_candidates = sqlite_digest_candidates,
+	.digests_make = sqlite_digests_make,
+	.digest_tally = sqlite_digest_tally,
+	.digest_get = sqlite_digest_get,
+	.topic_add = sqlite_topic_add,
+	.topic_remove = sqlite_topic_remove,
+	.topic_members = sqlite_topic_members,
+	.key_create = sqlite_key_create,
+	.key_lookup = sqlite_key_lookup,
+	.key_touch = sqlite_key_touch,
+	.key_list = sqlite_key_list,
+	.key_revoke = sqlite_key_revoke,
+	.mail_insert = sqlite_mail_insert,
+	.mail_list = sqlite_mail_list,
+	.mail_get = sqlite_mail_get,
+	.mail_next = sqlite_mail_next,
+	.mail_scan = sqlite_mail_scan,
+	.mail_change = sqlite_mail_change,
+};

@@ -157,7 +157,7 @@ mail_insert_publish(void *arg)
 }
 
 void
-store_mail_insert(struct store *st, const struct mail_new *m, int n, int *rcs)
+sqlite_mail_insert(struct store *st, const struct mail_new *m, int n, int *rcs)
 {
 	struct mail_put p[STORE_BATCH_MAX];
 	void *args[STORE_BATCH_MAX];
@@ -172,7 +172,7 @@ store_mail_insert(struct store *st, const struct mail_new *m, int n, int *rcs)
 }
 
 int
-store_mail_list(struct store *st, int64_t start, int64_t limit, const char *like, json_t **out)
+sqlite_mail_list(struct store *st, int64_t start, int64_t limit, const char *like, json_t **out)
 {
 	json_t *list = json_array();
 	int64_t total = 0, unread = 0;
@@ -220,7 +220,7 @@ row_mail_got(sqlite3_stmt *s, void *arg)
 }
 
 int
-store_mail_get(struct store *st, const char *uid, struct mail_got *m)
+sqlite_mail_get(struct store *st, const char *uid, struct mail_got *m)
 {
 	bool latest = strcmp(uid, "latest") == 0;
 	m->summary = NULL;
@@ -251,7 +251,7 @@ row_mail_next(sqlite3_stmt *s, void *arg)
 }
 
 int
-store_mail_next(struct store *st, int64_t after_seq, const char *like, json_t **summary,
+sqlite_mail_next(struct store *st, int64_t after_seq, const char *like, json_t **summary,
     int64_t *seq)
 {
 	struct mail_next m = {NULL, 0};
@@ -310,7 +310,7 @@ mail_change_publish(void *arg)
 }
 
 int
-store_mail_change(struct store *st, json_t *uids, int read, int64_t *changed)
+sqlite_mail_change(struct store *st, json_t *uids, int read, int64_t *changed)
 {
 	struct mail_change p = {uids, read, 0};
 	int rc = store_write_pub(st, mail_change_w, mail_change_publish, &p);
@@ -336,7 +336,7 @@ row_mail_scan(sqlite3_stmt *s, void *arg)
 }
 
 int
-store_mail_scan(struct store *st, int64_t after_seq, int (*fn)(void *arg, json_t *summary,
+sqlite_mail_scan(struct store *st, int64_t after_seq, int (*fn)(void *arg, json_t *summary,
     const char *search, int64_t seq), void *arg)
 {
 	struct mail_scan m = {fn, arg};

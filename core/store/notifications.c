@@ -301,7 +301,7 @@ row_notification(sqlite3_stmt *s)
 }
 
 int
-store_explain(struct store *st, const char *which, char *out, size_t n)
+sqlite_explain(struct store *st, const char *which, char *out, size_t n)
 {
 	static const struct {
 		const char	*name;
@@ -637,7 +637,7 @@ create_publish(void *arg)
 }
 
 int
-store_notifications_create(struct store *st, const struct notification_new *in,
+sqlite_notifications_create(struct store *st, const struct notification_new *in,
     size_t n, int64_t now, json_t **out, bool *created)
 {
 	int64_t one, *ids = n == 1 ? &one : calloc(n, sizeof *ids);
@@ -670,14 +670,14 @@ notification_by(struct store *st, enum notif_stmt which, int64_t key, json_t **o
 }
 
 int
-store_notification_get(struct store *st, int64_t id, json_t **out)
+sqlite_notification_get(struct store *st, int64_t id, json_t **out)
 {
 	int rc = notification_by(st, S_NOTIF_GET, id, out);
 	return rc == 0 ? notification_by(st, S_SCHED_GET, id, out) : rc;
 }
 
 int
-store_unread_count(struct store *st, const char *user, int64_t now, int64_t *count)
+sqlite_unread_count(struct store *st, const char *user, int64_t now, int64_t *count)
 {
 	(void)now;
 	*count = 0;
@@ -685,7 +685,7 @@ store_unread_count(struct store *st, const char *user, int64_t now, int64_t *cou
 }
 
 int
-store_notifications_after(struct store *st, const char *user, int64_t after, int limit,
+sqlite_notifications_after(struct store *st, const char *user, int64_t after, int limit,
     int64_t now, json_t **out)
 {
 	return query_list(st, T_NOTIF, S_NOTIF_AFTER, "notifications_after", row_notification,
@@ -693,7 +693,7 @@ store_notifications_after(struct store *st, const char *user, int64_t after, int
 }
 
 int
-store_last_id(struct store *st, const char *user, int64_t now, int64_t *id)
+sqlite_last_id(struct store *st, const char *user, int64_t now, int64_t *id)
 {
 	*id = 0;
 	return query(st, T_NOTIF, S_NOTIF_MAX_VISIBLE, "last_id", row_ints, id, "ti", user,
@@ -860,14 +860,14 @@ done:
 }
 
 int
-store_notification_list(struct store *st, const struct notification_query *q,
+sqlite_notification_list(struct store *st, const struct notification_query *q,
     int64_t now, json_t **out)
 {
 	return notification_page(st, q, now, out, NULL);
 }
 
 int
-store_notification_list_text(struct store *st, const struct notification_query *q,
+sqlite_notification_list_text(struct store *st, const struct notification_query *q,
     int64_t now, struct buf *out)
 {
 	return notification_page(st, q, now, NULL, out);
@@ -942,7 +942,7 @@ mark_publish(void *arg)
 }
 
 int
-store_notifications_mark(struct store *st, const char *user, const int64_t *ids,
+sqlite_notifications_mark(struct store *st, const char *user, const int64_t *ids,
     size_t n, enum mark how, int64_t now, json_t **result, int64_t *missing)
 {
 	struct mark_args p = {.user = user, .ids = ids, .n = n, .how = how, .now = now,
@@ -1001,7 +1001,7 @@ read_all_publish(void *arg)
 }
 
 int
-store_notifications_read_all(struct store *st, const char *user, int64_t now,
+sqlite_notifications_read_all(struct store *st, const char *user, int64_t now,
     json_t **result)
 {
 	struct read_all p = {.user = user, .now = now};
@@ -1075,7 +1075,7 @@ delete_publish(void *arg)
 }
 
 int
-store_notification_delete(struct store *st, const char *user, int64_t id, bool scheduled,
+sqlite_notification_delete(struct store *st, const char *user, int64_t id, bool scheduled,
     int64_t now, struct deleted *d)
 {
 	*d = (struct deleted){0};
@@ -1119,7 +1119,7 @@ cancel_w(struct conn *c, void *arg)
 }
 
 int
-store_notification_cancel(struct store *st, const char *user, int64_t id, bool *too_late,
+sqlite_notification_cancel(struct store *st, const char *user, int64_t id, bool *too_late,
     int64_t *released_as)
 {
 	struct cancel p = {user, id, false, 0};
@@ -1248,7 +1248,7 @@ claim_publish(void *arg)
 }
 
 int
-store_deliveries_claim(struct store *st, int64_t now, struct delivery *out, size_t max,
+sqlite_deliveries_claim(struct store *st, int64_t now, struct delivery *out, size_t max,
     size_t *n)
 {
 	struct claim p = {.now = now, .out = out, .max = max};
@@ -1259,7 +1259,7 @@ store_deliveries_claim(struct store *st, int64_t now, struct delivery *out, size
 }
 
 int
-store_deliveries_next(struct store *st, int64_t *at)
+sqlite_deliveries_next(struct store *st, int64_t *at)
 {
 	*at = 0;
 	if (query(st, T_NOTIF, S_DELIV_NEXT, "deliveries_next", row_ints, at, NULL) < 0)
@@ -1278,7 +1278,7 @@ unclaim_w(struct conn *c, void *arg)
 }
 
 int
-store_deliveries_unclaim(struct store *st)
+sqlite_deliveries_unclaim(struct store *st)
 {
 	int n = 0;
 	int rc = store_write(st, unclaim_w, &n);
@@ -1310,7 +1310,7 @@ finish_w(struct conn *c, void *arg)
 }
 
 int
-store_delivery_finish(struct store *st, int64_t id, enum delivery_status status,
+sqlite_delivery_finish(struct store *st, int64_t id, enum delivery_status status,
     int64_t next_at, const char *error, int64_t now)
 {
 	struct finish p = {.id = id, .next_at = next_at, .now = now, .status = status,
@@ -1319,7 +1319,7 @@ store_delivery_finish(struct store *st, int64_t id, enum delivery_status status,
 }
 
 int
-store_delivery_notification(struct store *st, int64_t delivery, json_t **out)
+sqlite_delivery_notification(struct store *st, int64_t delivery, json_t **out)
 {
 	return notification_by(st, S_DELIV_NOTIF, delivery, out);
 }
@@ -1338,7 +1338,7 @@ row_delivery(sqlite3_stmt *s)
 }
 
 int
-store_deliveries_of(struct store *st, int64_t id, json_t **out)
+sqlite_deliveries_of(struct store *st, int64_t id, json_t **out)
 {
 	return query_list(st, T_NOTIF, S_DELIV_OF, "deliveries_of", row_delivery, out, "i", id);
 }
@@ -1352,7 +1352,7 @@ row_candidate(sqlite3_stmt *s)
 }
 
 int
-store_digest_candidates(struct store *st, enum digest_mode period, const char *user,
+sqlite_digest_candidates(struct store *st, enum digest_mode period, const char *user,
     json_t **out)
 {
 	char why[32];
@@ -1441,7 +1441,7 @@ digest_publish(void *arg)
 }
 
 void
-store_digests_make(struct store *st, const struct digest_new *in, size_t n, int64_t now,
+sqlite_digests_make(struct store *st, const struct digest_new *in, size_t n, int64_t now,
     struct digest_made *out, int *rcs)
 {
 	struct digest_put p[STORE_BATCH_MAX];
@@ -1455,7 +1455,7 @@ store_digests_make(struct store *st, const struct digest_new *in, size_t n, int6
 }
 
 int
-store_digest_tally(struct store *st, const char *user, int64_t cutoff, int64_t *unread,
+sqlite_digest_tally(struct store *st, const char *user, int64_t cutoff, int64_t *unread,
     int64_t *read)
 {
 	int64_t v[2] = {0, 0};
@@ -1467,7 +1467,7 @@ store_digest_tally(struct store *st, const char *user, int64_t cutoff, int64_t *
 }
 
 int
-store_digest_get(struct store *st, int64_t id, bool include_read, int limit, json_t **out)
+sqlite_digest_get(struct store *st, int64_t id, bool include_read, int limit, json_t **out)
 {
 	struct conn *c = reader_get(st);
 	sqlite3_stmt *s = stmt(c, S_DIGEST_GET);

@@ -104,13 +104,13 @@ user_ensure(struct conn *c, const char *user, int64_t now)
 }
 
 int
-store_user_exists(struct store *st, const char *user)
+sqlite_user_exists(struct store *st, const char *user)
 {
 	return query(st, T_PEOPLE, S_USER_EXISTS, "user_exists", NULL, NULL, "t", user);
 }
 
 int
-store_user_get(struct store *st, const char *user, json_t **out)
+sqlite_user_get(struct store *st, const char *user, json_t **out)
 {
 	return query_one(st, T_PEOPLE, S_USER_GET, "user_get", row_user, out, "t", user);
 }
@@ -151,7 +151,7 @@ user_put_w(struct conn *c, void *arg)
 }
 
 int
-store_user_put(struct store *st, const struct user_update *u, int64_t now,
+sqlite_user_put(struct store *st, const struct user_update *u, int64_t now,
     json_t **out, bool *created)
 {
 	struct user_put p = {.u = u, .now = now};
@@ -223,13 +223,13 @@ prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_
 }
 
 int
-store_prefs_get(struct store *st, const char *user, struct prefs *p)
+sqlite_prefs_get(struct store *st, const char *user, struct prefs *p)
 {
-	return store_recipient(st, user, p, NULL, 0, NULL, 0);
+	return sqlite_recipient(st, user, p, NULL, 0, NULL, 0);
 }
 
 int
-store_recipient(struct store *st, const char *user, struct prefs *p, char *email, size_t elen,
+sqlite_recipient(struct store *st, const char *user, struct prefs *p, char *email, size_t elen,
     char *tz, size_t tzlen)
 {
 	struct conn *c = reader_get(st);
@@ -282,7 +282,7 @@ prefs_update_w(struct conn *c, void *arg)
 }
 
 int
-store_prefs_update(struct store *st, const char *user, int64_t now,
+sqlite_prefs_update(struct store *st, const char *user, int64_t now,
     bool (*fn)(struct prefs *p, void *arg), void *arg, struct prefs *out)
 {
 	struct prefs_change *pc = calloc(1, sizeof *pc);
@@ -342,7 +342,7 @@ topic_remove_w(struct conn *c, void *arg)
 }
 
 int
-store_topic_add(struct store *st, const char *topic, const char *user, int64_t now,
+sqlite_topic_add(struct store *st, const char *topic, const char *user, int64_t now,
     bool *added, int64_t *count)
 {
 	struct topic_change p = {topic, user, now, false, 0};
@@ -353,7 +353,7 @@ store_topic_add(struct store *st, const char *topic, const char *user, int64_t n
 }
 
 int
-store_topic_remove(struct store *st, const char *topic, const char *user, int64_t *count)
+sqlite_topic_remove(struct store *st, const char *topic, const char *user, int64_t *count)
 {
 	struct topic_change p = {topic, user, 0, false, 0};
 	int rc = store_write(st, topic_remove_w, &p);
@@ -369,7 +369,7 @@ row_text(sqlite3_stmt *s)
 }
 
 int
-store_topic_members(struct store *st, const char *topic, json_t **members)
+sqlite_topic_members(struct store *st, const char *topic, json_t **members)
 {
 	int rc = query_list(st, T_PEOPLE, S_TOPIC_MEMBERS, "topic_members", row_text, members,
 	    "t", topic);
@@ -406,7 +406,7 @@ key_create_w(struct conn *c, void *arg)
 }
 
 int
-store_key_create(struct store *st, const char *name, const unsigned char hash[32],
+sqlite_key_create(struct store *st, const char *name, const unsigned char hash[32],
     int64_t now, int64_t *id)
 {
 	struct key_args p = {name, hash, 0, now};
@@ -426,7 +426,7 @@ key_touch_w(struct conn *c, void *arg)
 }
 
 int
-store_key_lookup(struct store *st, const unsigned char hash[32], int64_t *id,
+sqlite_key_lookup(struct store *st, const unsigned char hash[32], int64_t *id,
     int64_t *last_used)
 {
 	int64_t v[2] = {0, 0};
@@ -437,7 +437,7 @@ store_key_lookup(struct store *st, const unsigned char hash[32], int64_t *id,
 }
 
 int
-store_key_touch(struct store *st, int64_t id, int64_t now)
+sqlite_key_touch(struct store *st, int64_t id, int64_t now)
 {
 	struct key_args p = {NULL, NULL, id, now};
 	return store_write(st, key_touch_w, &p);
@@ -453,7 +453,7 @@ row_key(sqlite3_stmt *s)
 }
 
 int
-store_key_list(struct store *st, json_t **out)
+sqlite_key_list(struct store *st, json_t **out)
 {
 	json_t *keys;
 	if (query_list(st, T_PEOPLE, S_KEY_LIST, "key_list", row_key, &keys, NULL) < 0)
@@ -484,7 +484,7 @@ key_revoke_pub(void *arg)
 }
 
 int
-store_key_revoke(struct store *st, int64_t id, const char *name, int64_t now)
+sqlite_key_revoke(struct store *st, int64_t id, const char *name, int64_t now)
 {
 	struct key_args p = {name, NULL, id, now};
 	return store_write_pub(st, key_revoke_w, key_revoke_pub, &p);

@@ -1,10 +1,11 @@
 /*
  * store — persistent state, and the seam between notifyd and its
  * database. This header is the interface a storage backend implements:
- * core/store/ implements it on SQLite (engine.c, with one file per
- * concern), and a second backend (PostgreSQL) implements it again. So
- * nothing here names a database type, and nothing outside a backend
- * knows SQL.
+ * store.c dispatches each function to the open store's backend
+ * (backend.h); core/store/ implements it on SQLite (engine.c, with one
+ * file per concern), and a second backend (PostgreSQL) implements it
+ * again. So nothing here names a database type, and nothing outside a
+ * backend knows SQL.
  *
  * What every backend keeps:
  * - Functions return <0 on error (logged by the backend), 0 when the thing

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "store.h"
 
 #define READERS 4
@@ -51,7 +52,9 @@ struct wreq {
 	struct wreq	*next;
 };
 
-struct store {
+/* SQLite's store: struct store first, so that a struct store * is one of these. */
+struct sqlite_store {
+	struct store	 base;
 	struct conn	 w;			/* the writer */
 	struct conn	 r[READERS];		/* readers */
 	unsigned	 next_reader;
@@ -129,5 +132,81 @@ int		 prefs_read(struct conn *c, const char *user, struct prefs *p, char *email,
 /* notifications.c, for the check. */
 int		 unread_mismatches(struct conn *c, json_t *list);
 int		 repair_w(struct conn *c, void *arg);
+
+/* SQLite's handle of the store st (whose backend is sqlite_backend). */
+#define SQ(st)	((struct sqlite_store *)(st))
+
+/* SQLite's part of each function of store.h (backend.h). */
+void	 sqlite_close(struct store *st);
+int	 sqlite_ping(struct store *st);
+int	 sqlite_check(struct store *st, bool full, bool repair, json_t **out);
+int	 sqlite_explain(struct store *st, const char *which, char *out, size_t n);
+int	 sqlite_counts(struct store *st, int64_t *users, int64_t *notifications, int64_t *mail);
+void	 sqlite_stats(struct store *st, int64_t *commits, int64_t *writes);
+int	 sqlite_user_exists(struct store *st, const char *user);
+int	 sqlite_user_get(struct store *st, const char *user, json_t **out);
+int	 sqlite_user_put(struct store *st, const struct user_update *u, int64_t now,
+	    json_t **out, bool *created);
+int	 sqlite_notifications_create(struct store *st, const struct notification_new *in,
+	    size_t n, int64_t now, json_t **out, bool *created);
+int	 sqlite_notification_get(struct store *st, int64_t id, json_t **out);
+int	 sqlite_notification_list(struct store *st, const struct notification_query *q,
+	    int64_t now, json_t **out);
+int	 sqlite_notification_list_text(struct store *st, const struct notification_query *q,
+	    int64_t now, struct buf *out);
+int	 sqlite_notifications_mark(struct store *st, const char *user, const int64_t *ids,
+	    size_t n, enum mark how, int64_t now, json_t **result, int64_t *missing);
+int	 sqlite_notifications_read_all(struct store *st, const char *user, int64_t now,
+	    json_t **result);
+int	 sqlite_notification_delete(struct store *st, const char *user, int64_t id,
+	    bool scheduled, int64_t now, struct deleted *d);
+int	 sqlite_notifications_after(struct store *st, const char *user, int64_t after, int limit,
+	    int64_t now, json_t **out);
+int	 sqlite_last_id(struct store *st, const char *user, int64_t now, int64_t *id);
+int	 sqlite_unread_count(struct store *st, const char *user, int64_t now, int64_t *count);
+int	 sqlite_notification_cancel(struct store *st, const char *user, int64_t id,
+	    bool *too_late, int64_t *released_as);
+int	 sqlite_prefs_get(struct store *st, const char *user, struct prefs *p);
+int	 sqlite_recipient(struct store *st, const char *user, struct prefs *p, char *email,
+	    size_t elen, char *tz, size_t tzlen);
+int	 sqlite_prefs_update(struct store *st, const char *user, int64_t now,
+	    bool (*fn)(struct prefs *p, void *arg), void *arg, struct prefs *out);
+int	 sqlite_deliveries_claim(struct store *st, int64_t now, struct delivery *out, size_t max,
+	    size_t *n);
+int	 sqlite_deliveries_next(struct store *st, int64_t *at);
+int	 sqlite_deliveries_unclaim(struct store *st);
+int	 sqlite_delivery_finish(struct store *st, int64_t id, enum delivery_status status,
+	    int64_t next_at, const char *error, int64_t now);
+int	 sqlite_delivery_notification(struct store *st, int64_t delivery, json_t **out);
+int	 sqlite_deliveries_of(struct store *st, int64_t id, json_t **out);
+int	 sqlite_digest_candidates(struct store *st, enum digest_mode period, const char *user,
+	    json_t **out);
+void	 sqlite_digests_make(struct store *st, const struct digest_new *in, size_t n,
+	    int64_t now, struct digest_made *out, int *rcs);
+int	 sqlite_digest_tally(struct store *st, const char *user, int64_t cutoff, int64_t *unread,
+	    int64_t *read);
+int	 sqlite_digest_get(struct store *st, int64_t id, bool include_read, int limit,
+	    json_t **out);
+int	 sqlite_topic_add(struct store *st, const char *topic, const char *user, int64_t now,
+	    bool *added, int64_t *count);
+int	 sqlite_topic_remove(struct store *st, const char *topic, const char *user,
+	    int64_t *count);
+int	 sqlite_topic_members(struct store *st, const char *topic, json_t **members);
+int	 sqlite_key_create(struct store *st, const char *name, const unsigned char hash[32],
+	    int64_t now, int64_t *id);
+int	 sqlite_key_lookup(struct store *st, const unsigned char hash[32], int64_t *id,
+	    int64_t *last_used);
+int	 sqlite_key_touch(struct store *st, int64_t id, int64_t now);
+int	 sqlite_key_list(struct store *st, json_t **out);
+int	 sqlite_key_revoke(struct store *st, int64_t id, const char *name, int64_t now);
+void	 sqlite_mail_insert(struct store *st, const struct mail_new *m, int n, int *rcs);
+int	 sqlite_mail_list(struct store *st, int64_t start, int64_t limit, const char *like,
+	    json_t **out);
+int	 sqlite_mail_get(struct store *st, const char *uid, struct mail_got *m);
+int	 sqlite_mail_next(struct store *st, int64_t after_seq, const char *like,
+	    json_t **summary, int64_t *seq);
+int	 sqlite_mail_scan(struct store *st, int64_t after_seq, int (*fn)(void *arg,
+	    json_t *summary, const char *search, int64_t seq), void *arg);
+int	 sqlite_mail_change(struct store *st, json_t *uids, int read, int64_t *changed);
 
 #endif
