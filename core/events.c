@@ -21,6 +21,24 @@ events_subscribe(event_fn fn, void *arg)
 	return 0;
 }
 
+static event_interest_fn interest;
+static void *interest_arg;
+
+void
+events_set_interest(event_interest_fn fn, void *arg)
+{
+	if (fn != NULL)
+		interest_arg = arg;
+	__atomic_store_n(&interest, fn, __ATOMIC_RELEASE);
+}
+
+bool
+events_interested(const char *user)
+{
+	event_interest_fn fn = __atomic_load_n(&interest, __ATOMIC_ACQUIRE);
+	return fn != NULL && fn(user, interest_arg);
+}
+
 void
 events_unsubscribe(event_fn fn, void *arg)
 {

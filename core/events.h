@@ -11,6 +11,7 @@
 #define NOTIFYD_EVENTS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum event_type {
@@ -56,6 +57,15 @@ const char *events_name(enum event_type type);
 #define EVENT_IS_INTERNAL(t)	((t) >= EVENT_KEY_REVOKED)
 /* Is it about the captured mailbox? */
 #define EVENT_IS_MAIL(t)	((t) >= EVENT_MAIL && (t) <= EVENT_MAIL_PRUNED)
+/*
+ * Whether someone wants user's unread count with each new notification
+ * (the hub: a client of the user is connected). The store asks before it
+ * spends a read on the count inside its write; one listener may answer,
+ * set at start and cleared (fn NULL) at shutdown.
+ */
+typedef bool (*event_interest_fn)(const char *user, void *arg);
+void	 events_set_interest(event_interest_fn fn, void *arg);
+bool	 events_interested(const char *user);
 /* Stop calling fn with arg (at shutdown, once nothing emits). */
 void	 events_unsubscribe(event_fn fn, void *arg);
 /* Drop every subscriber (for tests and shutdown). */

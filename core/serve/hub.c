@@ -390,7 +390,12 @@ sender_main(void *arg)
 			for (; q != NULL && nv < SEND_BATCH; q = q->next)
 				if (q->nid <= 0 || q->nid > c->replay_max)
 					v[nv++] = (struct hub_iov){q->f->data, q->f->len};
-			if (q == NULL && dirty && nv < SEND_BATCH) {
+			/*
+			 * A count not known yet is read from the store, but only
+			 * once the frames before it are out: a notification does
+			 * not wait for a read.
+			 */
+			if (q == NULL && dirty && nv < SEND_BATCH && (count >= 0 || nv == 0)) {
 				dirty = false;
 				if (c->user != NULL && (count >= 0 || store_unread_count(h->app->store,
 				    c->user, time_now_ms(), &count) > 0)) {
@@ -463,6 +468,13 @@ timer_main(void *arg)
 	return NULL;
 }
 
+/* The store's question: does a client of user want its count with the next notification? */
+static bool
+wants_count(const char *user, void *arg)
+{
+	return hub_presence(arg, user) > 0;
+}
+
 int
 hub_start(struct hub **out, struct app *app, const struct hub_options *o)
 {
@@ -485,6 +497,7 @@ hub_start(struct hub **out, struct app *app, const struct hub_options *o)
 		return -1;
 	}
 	events_subscribe(on_event, h);
+	events_set_interest(wants_count, h);
 	*out = h;
 	return 0;
 }
@@ -494,6 +507,7 @@ hub_stop(struct hub *h)
 {
 	if (h == NULL)
 		return;
+	events_set_interest(NULL, NULL);
 	pthread_mutex_lock(&h->lock);
 	h->stop = true;
 	pthread_cond_broadcast(&h->work);

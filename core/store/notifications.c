@@ -472,9 +472,9 @@ schedule_one(struct conn *c, const struct notification_new *in, const struct rou
  * scheduled until due, or stored archived when in-app is off. Its rows:
  * the notification, the user's (made or its count raised, one
  * statement), an in-app delivery only to record a skip, and the email
- * delivery. *count: the unread count after it when the write had it at
- * no cost (-1: the hub reads it when a client wants it); *outbox when the
- * worker has something new to do.
+ * delivery. *count: the unread count after it when a listener wants it
+ * (events_interested) or the write had it anyway (-1: not known); *outbox
+ * when the worker has something new to do.
  */
 static int
 create_one(struct conn *c, const struct notification_new *in, int64_t now,
@@ -530,6 +530,10 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 		*id = sqlite3_last_insert_rowid(c->db);
 		*created = true;
 		if (shown && !counted && unread_add(c, in->user, 1, count) < 0)
+			return -1;
+		/* A client of the user wants the count: one read here beats one per device later. */
+		if (shown && counted && events_interested(in->user) &&
+		    unread_count(c, in->user, count) < 0)
 			return -1;
 		if (routed && (em.status == DS_PENDING || em.status == DS_DEFERRED))
 			*outbox = true;

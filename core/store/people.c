@@ -25,7 +25,6 @@ enum people_stmt {
 	S_KEY_TOUCH,
 	S_KEY_LIST,
 	S_KEY_REVOKE,
-	S_PREFS_RULES,
 	S_PREFS_USER,
 	S_PREFS_CLEAR,
 	S_PREFS_INSERT,
@@ -60,10 +59,14 @@ static const char *const statements[S_PEOPLE__COUNT] = {
 	    "FROM api_keys ORDER BY id",
 	[S_KEY_REVOKE] = "UPDATE api_keys SET revoked_at = ?3 WHERE revoked_at IS NULL "
 	    "AND CASE WHEN ?2 IS NULL THEN id = ?1 ELSE name = ?2 END",
-	[S_PREFS_RULES] = "SELECT type, channel, enabled FROM preferences WHERE user_id = ?1 "
-	    "ORDER BY type, channel",
-	[S_PREFS_USER] = "SELECT email, tz, quiet_start, quiet_end, quiet_days, digest, "
-	    "email_if_unread FROM users WHERE id = ?1",
+	/*
+	 * The user's routing in one statement (one read, which a send makes per
+	 * recipient): the user's fields on every row, a rule on each, or one
+	 * row with none.
+	 */
+	[S_PREFS_USER] = "SELECT u.email, u.tz, u.quiet_start, u.quiet_end, u.quiet_days, "
+	    "u.digest, u.email_if_unread, p.type, p.channel, p.enabled FROM users u "
+	    "LEFT JOIN preferences p ON p.user_id = u.id WHERE u.id = ?1 ORDER BY p.type, p.channel",
 	[S_PREFS_CLEAR] = "DELETE FROM preferences WHERE user_id = ?1",
 	[S_PREFS_INSERT] = "INSERT INTO preferences (user_id, type, channel, enabled) "
 	    "VALUES (?1, ?2, ?3, ?4)",
@@ -189,37 +192,36 @@ prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_
 	p->email_if_unread = 0;
 	sqlite3_stmt *s = stmt(c, S_PREFS_USER);
 	bind_text(s, 1, user);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		const char *e = (const char *)sqlite3_column_text(s, 0);
-		const char *z = (const char *)sqlite3_column_text(s, 1);
-		if (email)
-			snprintf(email, elen, "%s", e ? e : "");
-		if (tz)
-			snprintf(tz, tzlen, "%s", z ? z : "");
-		if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
-			p->quiet = true;
-			p->quiet_start = sqlite3_column_int(s, 2);
-			p->quiet_end = sqlite3_column_int(s, 3);
-			p->quiet_days = (unsigned)sqlite3_column_int(s, 4);
+	int rc, rows = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (rows++ == 0) {
+			const char *e = (const char *)sqlite3_column_text(s, 0);
+			const char *z = (const char *)sqlite3_column_text(s, 1);
+			if (email)
+				snprintf(email, elen, "%s", e ? e : "");
+			if (tz)
+				snprintf(tz, tzlen, "%s", z ? z : "");
+			if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
+				p->quiet = true;
+				p->quiet_start = sqlite3_column_int(s, 2);
+				p->quiet_end = sqlite3_column_int(s, 3);
+				p->quiet_days = (unsigned)sqlite3_column_int(s, 4);
+			}
+			prefs_parse_digest((const char *)sqlite3_column_text(s, 5), &p->digest);
+			p->email_if_unread = sqlite3_column_int64(s, 6);
 		}
-		prefs_parse_digest((const char *)sqlite3_column_text(s, 5), &p->digest);
-		p->email_if_unread = sqlite3_column_int64(s, 6);
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW)
-		return rc == SQLITE_DONE ? 0 : fail(c, "prefs_user");
-	s = stmt(c, S_PREFS_RULES);
-	bind_text(s, 1, user);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW && p->n < PREFS_MAX_RULES) {
+		if (sqlite3_column_type(s, 7) == SQLITE_NULL || p->n >= PREFS_MAX_RULES)
+			continue;
 		struct prefs_rule *r = &p->rules[p->n++];
-		snprintf(r->type, sizeof r->type, "%s", (const char *)sqlite3_column_text(s, 0));
-		r->channel = strcmp((const char *)sqlite3_column_text(s, 1), "in_app") == 0 ?
+		snprintf(r->type, sizeof r->type, "%s", (const char *)sqlite3_column_text(s, 7));
+		r->channel = strcmp((const char *)sqlite3_column_text(s, 8), "in_app") == 0 ?
 		    CHANNEL_IN_APP : CHANNEL_EMAIL;
-		r->enabled = sqlite3_column_int(s, 2) != 0;
+		r->enabled = sqlite3_column_int(s, 9) != 0;
 	}
 	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 1 : fail(c, "prefs_rules");
+	if (rc != SQLITE_DONE)
+		return fail(c, "prefs_user");
+	return rows > 0;
 }
 
 int
