@@ -424,9 +424,17 @@ def test_healthz_and_metrics(api):
     assert r.status_code == 200 and r.json() == {"status": "ok"}
     for _ in range(3):
         api.send(user="m", type="m")
-    text = requests.get(api.d.url + "/metrics").text
+    # A request is counted once its answer is written, so the third 201 may
+    # be read before its worker has counted it: look again until it has.
+    want = 'notifyd_http_requests_total{method="POST",route="/api/v1/notifications",status="201"} 3'
+    deadline = time.monotonic() + 30
+    while True:
+        text = requests.get(api.d.url + "/metrics").text
+        if want in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert "notifyd_notifications_created_total 3" in text
-    assert 'notifyd_http_requests_total{method="POST",route="/api/v1/notifications",status="201"} 3' in text
+    assert want in text
     assert 'notifyd_http_request_duration_seconds_bucket{method="POST",route="/api/v1/notifications",le="+Inf"} 3' in text
     assert "# TYPE notifyd_http_request_duration_seconds histogram" in text
     assert "notifyd_store_commits_total" in text
