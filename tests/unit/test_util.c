@@ -98,7 +98,7 @@ test_base64(void **state)
 		{"hello, world", "aGVsbG8sIHdvcmxk", "aGVsbG8sIHdvcmxk"},
 	};
 	unsigned char out[64];
-	char url[64];
+	char url[80];	/* 4 * ceil(48 / 3) + 1 = 65 at the most */
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
 		size_t n = strlen(known[i].raw);
 		char *b = base64_encode(known[i].raw, n);
