@@ -167,6 +167,16 @@ query(struct store *st, int t, int id, const char *what, row_fn row, void *arg,
 	return n;
 }
 
+int
+exec_on(struct conn *c, int t, int id, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vquery(c, t, id, what, NULL, NULL, fmt, ap);
+	va_end(ap);
+	return n < 0 ? -1 : 0;
+}
+
 bool
 row_ints(sqlite3_stmt *s, void *arg)
 {

@@ -358,10 +358,9 @@ repair_w(struct conn *c, void *arg)
 	if (unread_mismatches(c, fixed) < 0)
 		return -1;
 	json_array_foreach(fixed, i, m) {
-		sqlite3_stmt *s = stmt(c, S_UNREAD_SET);
-		bind_text(s, 1, json_string_value(json_object_get(m, "user")));
-		sqlite3_bind_int64(s, 2, json_integer_value(json_object_get(m, "actual")));
-		if (step_done(c, s, "unread_set") != 0)
+		if (exec_on(c, T_NOTIF, S_UNREAD_SET, "unread_set", "ti",
+		    json_string_value(json_object_get(m, "user")),
+		    (int64_t)json_integer_value(json_object_get(m, "actual"))) != 0)
 			return -1;
 	}
 	return 1;
@@ -979,19 +978,14 @@ read_all_w(struct conn *c, void *arg)
 	if (query_on(c, T_NOTIF, S_NOTIF_MAX_VISIBLE, "notification_max", row_ints, &p->up_to,
 	    "ti", p->user, p->now) < 0)
 		return -1;
-	sqlite3_stmt *s = stmt(c, S_NOTIF_READ_ALL);
-	bind_text(s, 1, p->user);
-	sqlite3_bind_int64(s, 2, p->now);
-	sqlite3_bind_int64(s, 3, p->up_to);
-	if (step_done(c, s, "notification_read_all") != 0)
+	if (exec_on(c, T_NOTIF, S_NOTIF_READ_ALL, "notification_read_all", "tii",
+	    p->user, p->now, p->up_to) != 0)
 		return -1;
 	p->marked = sqlite3_changes(c->db);
 	/* Every visible notification is read now, up to the newest: none unread. */
 	p->count = 0;
-	s = stmt(c, S_UNREAD_SET);
-	bind_text(s, 1, p->user);
-	sqlite3_bind_int64(s, 2, 0);
-	return step_done(c, s, "unread_set") == 0 ? 1 : -1;
+	return exec_on(c, T_NOTIF, S_UNREAD_SET, "unread_set", "ti",
+	    p->user, (int64_t)0) == 0 ? 1 : -1;
 }
 
 static void
@@ -1159,9 +1153,7 @@ struct due {
 static int
 release_one(struct conn *c, struct claim *p, const struct due *d)
 {
-	sqlite3_stmt *s = stmt(c, S_SCHED_RELEASE);
-	sqlite3_bind_int64(s, 1, d->id);
-	if (step_done(c, s, "scheduled_release") != 0)
+	if (exec_on(c, T_NOTIF, S_SCHED_RELEASE, "scheduled_release", "i", d->id) != 0)
 		return -1;
 	int64_t nid = sqlite3_last_insert_rowid(c->db), count = 0;
 	if (query_on(c, T_NOTIF, S_SCHED_IN_APP, "scheduled_in_app", NULL, NULL, "iii", d->id, nid,
@@ -1411,18 +1403,11 @@ digest_make_w(struct conn *c, void *arg)
 	read = v[1];
 	m->items = d->include_read ? unread + read : unread;
 	m->read_skipped = d->include_read ? 0 : read;
-	s = stmt(c, S_DIGEST_PARKED_DONE);
-	bind_text(s, 1, d->user);
-	sqlite3_bind_int64(s, 2, d->cutoff);
-	sqlite3_bind_int64(s, 3, m->id);
-	sqlite3_bind_int64(s, 4, p->now);
-	if (step_done(c, s, "digest_parked") != 0)
+	if (exec_on(c, T_NOTIF, S_DIGEST_PARKED_DONE, "digest_parked", "tiii",
+	    d->user, d->cutoff, m->id, p->now) != 0)
 		return -1;
 	if (m->items > 0) {
-		s = stmt(c, S_DIGEST_EMAIL);
-		sqlite3_bind_int64(s, 1, m->id);
-		sqlite3_bind_int64(s, 2, p->now);
-		if (step_done(c, s, "digest_email") != 0)
+		if (exec_on(c, T_NOTIF, S_DIGEST_EMAIL, "digest_email", "ii", m->id, p->now) != 0)
 			return -1;
 		m->delivery_id = sqlite3_last_insert_rowid(c->db);
 	}

@@ -98,10 +98,7 @@ user_exists(struct conn *c, const char *user)
 int
 user_ensure(struct conn *c, const char *user, int64_t now)
 {
-	sqlite3_stmt *s = stmt(c, S_USER_ENSURE);
-	bind_text(s, 1, user);
-	sqlite3_bind_int64(s, 2, now);
-	if (step_done(c, s, "user_ensure") != 0)
+	if (exec_on(c, T_PEOPLE, S_USER_ENSURE, "user_ensure", "ti", user, now) != 0)
 		return -1;
 	return sqlite3_changes(c->db);
 }
@@ -257,9 +254,8 @@ prefs_update_w(struct conn *c, void *arg)
 		return -1;
 	if (!pc->fn(p, pc->arg))
 		return 0;
-	sqlite3_stmt *s = stmt(c, S_PREFS_CLEAR);
-	bind_text(s, 1, pc->user);
-	if (step_done(c, s, "prefs_clear") != 0)
+	sqlite3_stmt *s;
+	if (exec_on(c, T_PEOPLE, S_PREFS_CLEAR, "prefs_clear", "t", pc->user) != 0)
 		return -1;
 	for (size_t i = 0; i < p->n; i++) {
 		s = stmt(c, S_PREFS_INSERT);
@@ -319,11 +315,8 @@ topic_add_w(struct conn *c, void *arg)
 	struct topic_change *p = arg;
 	if (user_ensure(c, p->user, p->now) < 0)
 		return -1;
-	sqlite3_stmt *s = stmt(c, S_TOPIC_ADD);
-	bind_text(s, 1, p->topic);
-	bind_text(s, 2, p->user);
-	sqlite3_bind_int64(s, 3, p->now);
-	if (step_done(c, s, "topic_add") != 0)
+	if (exec_on(c, T_PEOPLE, S_TOPIC_ADD, "topic_add", "tti",
+	    p->topic, p->user, p->now) != 0)
 		return -1;
 	p->changed = sqlite3_changes(c->db) > 0;
 	return topic_count(c, p) < 0 ? -1 : 1;
@@ -333,10 +326,7 @@ static int
 topic_remove_w(struct conn *c, void *arg)
 {
 	struct topic_change *p = arg;
-	sqlite3_stmt *s = stmt(c, S_TOPIC_REMOVE);
-	bind_text(s, 1, p->topic);
-	bind_text(s, 2, p->user);
-	if (step_done(c, s, "topic_remove") != 0)
+	if (exec_on(c, T_PEOPLE, S_TOPIC_REMOVE, "topic_remove", "tt", p->topic, p->user) != 0)
 		return -1;
 	if (sqlite3_changes(c->db) == 0)
 		return 0;
@@ -421,10 +411,7 @@ static int
 key_touch_w(struct conn *c, void *arg)
 {
 	struct key_args *p = arg;
-	sqlite3_stmt *s = stmt(c, S_KEY_TOUCH);
-	sqlite3_bind_int64(s, 1, p->id);
-	sqlite3_bind_int64(s, 2, p->now);
-	return step_done(c, s, "key_touch") == 0 ? 1 : -1;
+	return exec_on(c, T_PEOPLE, S_KEY_TOUCH, "key_touch", "ii", p->id, p->now) == 0 ? 1 : -1;
 }
 
 int
@@ -468,11 +455,8 @@ static int
 key_revoke_w(struct conn *c, void *arg)
 {
 	struct key_args *p = arg;
-	sqlite3_stmt *s = stmt(c, S_KEY_REVOKE);
-	sqlite3_bind_int64(s, 1, p->id);
-	bind_text(s, 2, p->name);
-	sqlite3_bind_int64(s, 3, p->now);
-	if (step_done(c, s, "key_revoke") != 0)
+	if (exec_on(c, T_PEOPLE, S_KEY_REVOKE, "key_revoke", "iti",
+	    p->id, p->name, p->now) != 0)
 		return -1;
 	return sqlite3_changes(c->db) > 0;
 }

@@ -94,6 +94,8 @@ int		 query(struct store *st, int t, int id, const char *what, row_fn row,
 		    void *arg, const char *fmt, ...);
 int		 query_on(struct conn *c, int t, int id, const char *what, row_fn row,
 		    void *arg, const char *fmt, ...);
+/* The same for a statement that returns no row (a write): 0, or -1 logged as what. */
+int		 exec_on(struct conn *c, int t, int id, const char *what, const char *fmt, ...);
 /* row_fn: every column of the first row as an integer (NULL: 0) into arg, an int64_t[]. */
 bool		 row_ints(sqlite3_stmt *s, void *arg);
 /* The first row as make builds it into *out: 1, 0 (none) or -1. */
