@@ -663,17 +663,42 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	return SQLITE_OK;
 }
 
-/* Copy the WAL into the database whenever it has grown; never blocks writers. */
+void
+settle_kick(struct store *st)
+{
+	if (SQ(st)->settle_by_hand)
+		return;
+	pthread_mutex_lock(&SQ(st)->ckpt_lock);
+	SQ(st)->settle = true;
+	pthread_cond_signal(&SQ(st)->ckpt_cond);
+	pthread_mutex_unlock(&SQ(st)->ckpt_lock);
+}
+
+/*
+ * Copy the WAL into the database whenever it has grown; never blocks
+ * writers. Between checkpoints, settle read_all watermarks one batch (one
+ * write of its own through the group commit) at a time.
+ */
 static void *
 checkpointer_main(void *arg)
 {
 	struct store *st = arg;
 	pthread_mutex_lock(&SQ(st)->ckpt_lock);
 	for (;;) {
-		while (!SQ(st)->ckpt_stop && SQ(st)->wal_pages < CHECKPOINT_PAGES)
+		while (!SQ(st)->ckpt_stop && SQ(st)->wal_pages < CHECKPOINT_PAGES &&
+		    !SQ(st)->settle)
 			pthread_cond_wait(&SQ(st)->ckpt_cond, &SQ(st)->ckpt_lock);
 		if (SQ(st)->ckpt_stop)
 			break;
+		if (SQ(st)->settle && SQ(st)->wal_pages < CHECKPOINT_PAGES) {
+			SQ(st)->settle = false;
+			pthread_mutex_unlock(&SQ(st)->ckpt_lock);
+			int rc = settle_step(st);
+			pthread_mutex_lock(&SQ(st)->ckpt_lock);
+			if (rc > 0)
+				SQ(st)->settle = true;
+			continue;
+		}
 		SQ(st)->wal_pages = 0;
 		pthread_mutex_unlock(&SQ(st)->ckpt_lock);
 		int logged = 0, done = 0;
@@ -731,8 +756,12 @@ sqlite_open(struct store **out, const char *path, const struct store_options *op
 	for (int i = 0; i < READERS; i++)
 		if (conn_open(&SQ(st)->r[i], path, opt, false, err, errlen) != 0)
 			goto bad;
+	SQ(st)->settle_by_hand = opt->settle_by_hand;
 	if (checkpointer_start(st, opt, err, errlen) != 0)
 		goto bad;
+	/* A watermark a stop left unsettled. */
+	if (settle_pending(st))
+		settle_kick(st);
 	*out = st;
 	return 1;
 bad:

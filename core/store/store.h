@@ -38,6 +38,8 @@ struct notification_new;
 struct store_options {
 	bool		 sync_full;	/* fsync every commit (else only WAL writes) */
 	int64_t		 busy_timeout;	/* ms */
+	/* Tests: leave read_all watermarks to settle_step() (store_impl.h). */
+	bool		 settle_by_hand;
 };
 
 /* A notification to create; NULL fields are absent. */

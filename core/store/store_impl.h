@@ -63,10 +63,14 @@ struct sqlite_store {
 	bool		 writing;		/* a batch is running or handed on */
 	int64_t		 commits, writes;
 	char		*path;
-	/* Checkpoints run in their own thread, off the commit path. */
+	/*
+	 * Checkpoints run in their own thread, off the commit path; it also
+	 * settles read_all watermarks (settle) between them.
+	 */
 	sqlite3		*ckpt_db;
 	pthread_t	 ckpt_thread;
-	bool		 ckpt_running, ckpt_stop;
+	bool		 ckpt_running, ckpt_stop, settle;
+	bool		 settle_by_hand;	/* store_options */
 	int		 wal_pages;		/* in the WAL since the last checkpoint */
 	pthread_mutex_t	 ckpt_lock;
 	pthread_cond_t	 ckpt_cond;
@@ -134,6 +138,14 @@ int		 prefs_read(struct conn *c, const char *user, struct prefs *p, char *email,
 /* notifications.c, for the check. */
 int		 unread_mismatches(struct conn *c, json_t *list);
 int		 repair_w(struct conn *c, void *arg);
+/*
+ * notifications.c, for the background thread: settle one batch of the rows
+ * a read_all's watermark covers (1: more may wait, 0: none, -1); whether
+ * any wait. engine.c: have the background thread settle them.
+ */
+int		 settle_step(struct store *st);
+bool		 settle_pending(struct store *st);
+void		 settle_kick(struct store *st);
 
 /* SQLite's handle of the store st (whose backend is sqlite_backend). */
 #define SQ(st)	((struct sqlite_store *)(st))

@@ -25,7 +25,9 @@ CREATE TABLE users (
 	quiet_days	integer,
 	digest		text NOT NULL DEFAULT 'off' CHECK (digest IN ('off', 'daily', 'weekly')),
 	email_if_unread	bigint,
-	unread		bigint NOT NULL DEFAULT 0 CHECK (unread >= 0)
+	unread		bigint NOT NULL DEFAULT 0 CHECK (unread >= 0),
+	read_before	bigint NOT NULL DEFAULT 0,	-- a read_all's watermark (sql/013)
+	read_all_at	bigint
 );
 
 -- One sequence for notifications and scheduled ones: an id names one thing

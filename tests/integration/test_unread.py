@@ -38,10 +38,10 @@ def unread_by_rows(d, s, user):
         before = page["next_before"]
 
 
-def assert_counters_agree(d, s):
+def assert_counters_agree(d, s, users=USERS):
     check = d.ok("check")
     assert check["ok"] and check["unread_mismatches"] == [], check
-    for u in USERS:
+    for u in users:
         rows, counted = unread_by_rows(d, s, u)
         r = s.get(d.url + "/api/v1/users/%s/unread_count" % u, timeout=30)
         if r.status_code == 404:
@@ -211,6 +211,100 @@ def test_check_finds_and_repairs_a_wrong_counter(daemons):
     assert d.ok("check", "--full")["integrity"] == "ok"
 
 
+def inbox(d, s, user, **q):
+    """Every notification of user's inbox (or of what q selects), newest first."""
+    out, before = [], None
+    while True:
+        params = dict(q, limit=200, **({"before": before} if before else {}))
+        page = s.get(d.url + "/api/v1/users/%s/notifications" % user, params=params,
+                     timeout=30).json()
+        out += page["notifications"]
+        if not page["next_before"]:
+            return out
+        before = page["next_before"]
+
+
+def watermark(d, user):
+    import sqlite3
+    db = sqlite3.connect(os.path.join(d.data_dir, "notifyd.db"))
+    try:
+        return db.execute("SELECT read_before FROM users WHERE id = ?", (user,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def settled(d, user):
+    """Wait for the background thread to write read_at into the rows a
+    read_all's watermark covers: nothing announces it, so ask the database."""
+    deadline = time.monotonic() + (120 if WRAPPER else 30)
+    while watermark(d, user) != 0:
+        assert time.monotonic() < deadline, "the watermark of %s never settled" % user
+        time.sleep(0.05)
+
+
+def test_read_all_of_many_is_a_watermark_that_settles(daemons):
+    """Mark all read of a large inbox sets a watermark (sql/013) instead of
+    writing each row; the rows are written later in the background. Reads,
+    marks, archives and deletes in between see exactly what they would have
+    seen had every row been written at once, and so does a restart after
+    SIGKILL before the rows are settled."""
+    d = daemons(http=True).start()
+    s = api(d)
+    n = 600                             # above WATERMARK_MIN (256) in notifications.c
+    ids = []
+    for i in range(n):
+        r = s.post(d.url + "/api/v1/notifications", json={"user": "big", "type": "message",
+                   "title": "t%d" % i}, timeout=30)
+        ids.append(r.json()["id"])
+    s.post(d.url + "/api/v1/users/big/notifications/%d,%d/archive" % (ids[3], ids[4]), timeout=30)
+    r = s.post(d.url + "/api/v1/users/big/notifications/read_all", timeout=30).json()
+    assert r["marked"] == n - 2 and r["unread_count"] == 0 and r["up_to"] == ids[-1]
+    # Between read_all and the settling: one moment's view, whatever has been written.
+    seen = inbox(d, s, "big")
+    assert len(seen) == n - 2
+    when = {x["read_at"] for x in seen}
+    assert len(when) == 1 and None not in when, when
+    assert inbox(d, s, "big", unread="true") == []
+    assert [x["read_at"] for x in inbox(d, s, "big", archived="true")] == [when.pop()] * 2
+    # Unread again: the newest, one in the middle, the oldest (the middle and
+    # oldest most likely still under the watermark).
+    again = [ids[-1], ids[n // 2], ids[0]]
+    r = s.post(d.url + "/api/v1/users/big/notifications/%s/unread" % ",".join(map(str, again)),
+               timeout=30).json()
+    assert sorted(r["ids"]) == sorted(again) and r["unread_count"] == 3, r
+    # Read ones: deleting, archiving and unarchiving change no count.
+    assert s.delete(d.url + "/api/v1/users/big/notifications/%d" % ids[10],
+                    timeout=30).status_code == 200
+    assert s.get(d.url + "/api/v1/users/big/unread_count", timeout=30).json()["unread_count"] == 3
+    r = s.post(d.url + "/api/v1/users/big/notifications/%d/archive" % ids[11], timeout=30).json()
+    assert r["unread_count"] == 3
+    r = s.post(d.url + "/api/v1/users/big/notifications/%d/unarchive" % ids[11], timeout=30).json()
+    assert r["unread_count"] == 3
+    # Marking read an already read one changes nothing.
+    r = s.post(d.url + "/api/v1/users/big/notifications/%d/read" % ids[12], timeout=30).json()
+    assert r["ids"] == [] and r["unread_count"] == 3
+    assert [x["id"] for x in inbox(d, s, "big", unread="true")] == sorted(again, reverse=True)
+    before = inbox(d, s, "big")
+    assert_counters_agree(d, s, ["big"])
+    settled(d, "big")
+    assert inbox(d, s, "big") == before
+    assert_counters_agree(d, s, ["big"])
+
+    # Again, killed before the rows are written: a restart settles them.
+    for i in range(n):
+        s.post(d.url + "/api/v1/notifications", json={"user": "big", "type": "message",
+               "title": "u%d" % i}, timeout=30)
+    r = s.post(d.url + "/api/v1/users/big/notifications/read_all", timeout=30).json()
+    assert r["marked"] == n + 3 and r["unread_count"] == 0
+    d.stop("KILL")
+    d.start()
+    before = inbox(d, s, "big")
+    assert all(x["read_at"] is not None for x in before)
+    settled(d, "big")
+    assert inbox(d, s, "big") == before
+    assert_counters_agree(d, s, ["big"])
+
+
 def test_the_migration_counts_what_is_there(daemons, tmp):
     """A database of schema 8 (no counter) gets each user's count at the upgrade."""
     import sqlite3
@@ -242,6 +336,9 @@ def test_the_migration_counts_what_is_there(daemons, tmp):
             WHERE read_at IS NULL AND archived_at IS NULL;
         DROP INDEX notifications_by_user;
         CREATE INDEX notifications_by_user ON notifications (user_id, id);
+        DROP INDEX users_settling;
+        ALTER TABLE users DROP COLUMN read_before;
+        ALTER TABLE users DROP COLUMN read_all_at;
     """)
     db.execute("PRAGMA user_version = 8")
     db.commit()

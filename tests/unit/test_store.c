@@ -16,6 +16,9 @@
 #include "log.h"
 #include "store.h"
 
+/* core/store/store_impl.h, which cmocka's fail() keeps out. */
+int	settle_step(struct store *st);
+
 struct fixture {
 	char		 dir[64];
 	char		 path[128];
@@ -221,6 +224,161 @@ test_mark_and_count(void **state)
 	assert_int_equal(store_unread_count(f->st, "alice", 8, &count), 1);
 	assert_int_equal(count, 1);
 	assert_int_equal(store_notifications_read_all(f->st, "nobody", 7, &all), 0);
+}
+
+/* The whole inbox of user as one JSON text (pages of 1000, archived ones after). */
+static char *
+whole_inbox(struct store *st, const char *user)
+{
+	json_t *all = json_array();
+	for (int archived = 0; archived <= 1; archived++) {
+		struct notification_query q = {.user = user, .limit = 1000, .archived = archived};
+		json_t *page;
+		assert_int_equal(store_notification_list(st, &q, 1000, &page), 1);
+		json_array_extend(all, json_object_get(page, "notifications"));
+		json_decref(page);
+	}
+	char *text = json_dumps(all, JSON_SORT_KEYS);
+	json_decref(all);
+	return text;
+}
+
+static int64_t
+unread_of(struct store *st, const char *user)
+{
+	int64_t count = -1;
+	assert_int_equal(store_unread_count(st, user, 1000, &count), 1);
+	return count;
+}
+
+static void
+assert_counter_agrees(struct store *st)
+{
+	json_t *check;
+	assert_int_equal(store_check(st, false, false, &check), 1);
+	assert_true(json_is_true(json_object_get(check, "ok")));
+	assert_int_equal(json_array_size(json_object_get(check, "unread_mismatches")), 0);
+	json_decref(check);
+}
+
+/*
+ * Mark all read of many unread sets a watermark (sql/013_read_watermark.sql)
+ * and settle_step() writes the rows later. Before, between and after the
+ * steps every read and every change sees what it would if all the rows had
+ * been written at once.
+ */
+static void
+test_read_all_watermark(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	struct store_options by_hand = opts;
+	by_hand.settle_by_hand = true;
+	store_close(f->st);
+	assert_int_equal(store_open(&f->st, f->path, &by_hand, err, sizeof err), 1);
+	enum { N = 4500 };		/* past WATERMARK_MIN, and three settling steps */
+	static int64_t ids[N];
+	for (int i = 0; i < N; i++)
+		ids[i] = create(f->st, "big", "m", NULL, NULL);
+	int64_t two[2] = {ids[1], ids[2]}, missing = 0;
+	json_t *r;
+	assert_int_equal(store_notifications_mark(f->st, "big", two, 2, MARK_ARCHIVED, 1000,
+	    &r, &missing), 1);
+	json_decref(r);
+	/* A small inbox is marked row by row, and stays so. */
+	int64_t small = create(f->st, "small", "m", NULL, NULL);
+	assert_int_equal(store_notifications_read_all(f->st, "small", 1500, &r), 1);
+	json_decref(r);
+
+	assert_int_equal(store_notifications_read_all(f->st, "big", 2000, &r), 1);
+	assert_int_equal(json_integer_value(json_object_get(r, "marked")), N - 2);
+	assert_int_equal(json_integer_value(json_object_get(r, "up_to")), ids[N - 1]);
+	json_decref(r);
+	assert_int_equal(unread_of(f->st, "big"), 0);
+	assert_counter_agrees(f->st);
+	json_t *n;
+	assert_int_equal(store_notification_get(f->st, ids[0], &n), 1);
+	assert_string_equal(json_string_value(json_object_get(n, "read_at")),
+	    "1970-01-01T00:00:02.000Z");
+	json_decref(n);
+	assert_int_equal(store_notification_get(f->st, small, &n), 1);
+	assert_string_equal(json_string_value(json_object_get(n, "read_at")),
+	    "1970-01-01T00:00:01.500Z");
+	json_decref(n);
+	struct notification_query unread = {.user = "big", .limit = 10, .unread_only = true};
+	assert_int_equal(store_notification_list(f->st, &unread, 1000, &r), 1);
+	assert_int_equal(json_array_size(json_object_get(r, "notifications")), 0);
+	json_decref(r);
+
+	/* Under the watermark: read already, archived ones count nothing, unread again counts. */
+	assert_int_equal(store_notifications_mark(f->st, "big", &ids[5], 1, MARK_READ, 3000,
+	    &r, &missing), 1);
+	assert_int_equal(json_array_size(json_object_get(r, "ids")), 0);
+	json_decref(r);
+	assert_int_equal(store_notifications_mark(f->st, "big", &ids[6], 1, MARK_ARCHIVED, 3000,
+	    &r, &missing), 1);
+	json_decref(r);
+	assert_int_equal(store_notifications_mark(f->st, "big", &ids[1], 1, MARK_UNARCHIVED, 3000,
+	    &r, &missing), 1);
+	json_decref(r);
+	assert_int_equal(del(f->st, "big", ids[7], 3000), 1);
+	assert_int_equal(unread_of(f->st, "big"), 0);
+	int64_t again[2] = {ids[N - 10], ids[N - 20]};
+	assert_int_equal(store_notifications_mark(f->st, "big", again, 2, MARK_UNREAD, 3000,
+	    &r, &missing), 1);
+	assert_int_equal(json_integer_value(json_object_get(r, "unread_count")), 2);
+	json_decref(r);
+	assert_counter_agrees(f->st);
+	assert_int_equal(store_notification_list(f->st, &unread, 1000, &r), 1);
+	json_t *got = json_object_get(r, "notifications");
+	assert_int_equal(json_array_size(got), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(got, 0), "id")),
+	    again[0]);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(got, 1), "id")),
+	    again[1]);
+	json_decref(r);
+	assert_int_equal(store_notification_get(f->st, ids[9], &n), 1);
+	assert_string_equal(json_string_value(json_object_get(n, "read_at")),
+	    "1970-01-01T00:00:02.000Z");
+	json_decref(n);
+
+	/* Settled step by step: nothing anyone can see changes. */
+	char *before = whole_inbox(f->st, "big");
+	int steps = 0, rc;
+	while ((rc = settle_step(f->st)) == 1) {
+		char *now = whole_inbox(f->st, "big");
+		assert_string_equal(now, before);
+		free(now);
+		assert_counter_agrees(f->st);
+		if (steps == 0) {
+			/* An old one unread again, between steps: settles the rows above it. */
+			assert_int_equal(store_notifications_mark(f->st, "big", &ids[8], 1,
+			    MARK_UNREAD, 3000, &r, &missing), 1);
+			assert_int_equal(json_integer_value(json_object_get(r, "unread_count")), 3);
+			json_decref(r);
+			free(before);
+			before = whole_inbox(f->st, "big");
+		}
+		assert_true(++steps < 10);
+	}
+	assert_int_equal(rc, 0);
+	assert_true(steps >= 2);
+	char *after = whole_inbox(f->st, "big");
+	assert_string_equal(after, before);
+	free(after);
+	free(before);
+	/* Every row carries its read_at now, and the watermark is gone. */
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_stmt *s;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT (SELECT read_before FROM users WHERE "
+	    "id = 'big'), (SELECT count(*) FROM notifications WHERE user_id = 'big' AND "
+	    "read_at IS NULL)", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int64(s, 0), 0);
+	assert_int_equal(sqlite3_column_int64(s, 1), 3);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
 }
 
 static void
@@ -466,11 +624,16 @@ test_inbox_reads_use_their_indexes(void **state)
 		const char *name, *want;
 	} reads[] = {
 		{"list", "USING INDEX notifications_by_user (user_id=? AND id<?)"},
-		{"list_unread", "USING INDEX notifications_unread (user_id=? AND id<?)"},
+		/* From above the user's read_all watermark (sql/013_read_watermark.sql). */
+		{"list_unread", "USING INDEX notifications_unread (user_id=? AND id>? AND id<?)"},
 		{"list_archived", "USING INDEX notifications_archived (user_id=? AND id<?)"},
 		{"unread_count", "USING INDEX sqlite_autoindex_users_1 (id=?)"},
 		{"after", "USING INDEX notifications_by_user (user_id=? AND id>?)"},
 		{"owned", "USING INTEGER PRIMARY KEY (rowid=?)"},
+		/* Settling a watermark walks the user's rows below it, never the table. */
+		{"settle_next", "USING INDEX users_settling (read_before>?)"},
+		{"settle_low", "USING INDEX notifications_by_user (user_id=? AND id<?)"},
+		{"settle_from", "USING INDEX notifications_by_user (user_id=? AND id>? AND id<?)"},
 	};
 	char plan[2048];
 	for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
@@ -493,6 +656,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_batch_is_atomic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mark_and_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_all_watermark, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
