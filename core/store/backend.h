@@ -90,9 +90,16 @@ struct store_backend {
 	int	(*mail_change)(struct store *st, json_t *uids, int read, int64_t *changed);
 };
 
+/* Why the calling thread's last write failed (store_last_error); each backend sets it. */
+extern _Thread_local enum store_error store_error_last;
+
 /* SQLite, in the data directory (engine.c). */
 extern const struct store_backend sqlite_backend;
 int	sqlite_open(struct store **out, const char *path, const struct store_options *opt,
+	    char *err, size_t errlen);
+/* PostgreSQL, at a libpq URL (pg_store.c). */
+extern const struct store_backend pg_backend;
+int	pg_open(struct store **out, const char *url, const struct store_options *opt,
 	    char *err, size_t errlen);
 
 #endif

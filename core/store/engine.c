@@ -60,9 +60,6 @@ static const struct stmt_table *const tables[T__COUNT] = {
 	[T_MAIL] = &mail_sql,
 };
 
-/* Why the calling thread's last write failed (store_last_error). */
-static _Thread_local enum store_error last_error;
-
 /* Log the connection's last error for what was being done. */
 int
 fail(struct conn *c, const char *what)
@@ -451,21 +448,13 @@ store_write_many(struct store *st, int (*fn)(struct conn *, void *), void (*publ
 		lead = false;
 		lead_batch(st, &reqs[i]);
 	}
-	last_error = STORE_OK;
+	store_error_last = STORE_OK;
 	for (int i = 0; i < n; i++) {
 		rcs[i] = reqs[i].rc;
-		if (reqs[i].rc < 0 && last_error != STORE_FULL)
-			last_error = reqs[i].err;
+		if (reqs[i].rc < 0 && store_error_last != STORE_FULL)
+			store_error_last = reqs[i].err;
 		sem_destroy(&reqs[i].wake);
 	}
-}
-
-enum store_error
-store_last_error(void)
-{
-	enum store_error e = last_error;
-	last_error = STORE_OK;
-	return e;
 }
 
 int

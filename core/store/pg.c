@@ -24,8 +24,10 @@ static PGconn *
 pg_connect(const char *url, char *err, size_t errlen)
 {
 	/* Fail fast on a server that does not answer, whatever the URL says. */
-	static const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {url, "10", "notifyd", NULL};
+	/* options first: a URL's own options replace them. */
+	static const char *const keys[] = {"options", "dbname", "connect_timeout",
+	    "application_name", NULL};
+	const char *vals[] = {"-c client_min_messages=warning", url, "10", "notifyd", NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if (c != NULL && PQstatus(c) == CONNECTION_OK)
 		return c;

@@ -1,11 +1,12 @@
 /*
  * pg — PostgreSQL, for several notifyd nodes on one database (issue 21).
  *
- * So far the connection and the schema: --check-config reports the
- * server, and a start with [store] url set brings the schema up to date
- * (sql/pg/, under an advisory lock) and then says plainly that the
- * PostgreSQL store is not built yet, instead of quietly using SQLite. The
- * store itself (store.h implemented a second time) is the rest of issue 21.
+ * The connection and the schema: --check-config reports the server, and
+ * a start with [store] url set brings the schema up to date (sql/pg/,
+ * under an advisory lock). The store itself is store.h implemented a
+ * second time (pg_impl.h); until all of it is, a start with url set says
+ * plainly that the PostgreSQL store is not complete, instead of quietly
+ * using SQLite.
  */
 #ifndef NOTIFYD_PG_H
 #define NOTIFYD_PG_H

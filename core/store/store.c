@@ -1,10 +1,24 @@
 /* store — the interface of store.h, dispatched to the open store's backend (backend.h). */
 #include "backend.h"
 
+#include <string.h>
+
+_Thread_local enum store_error store_error_last;
+
+enum store_error
+store_last_error(void)
+{
+	enum store_error e = store_error_last;
+	store_error_last = STORE_OK;
+	return e;
+}
+
 int
 store_open(struct store **out, const char *path, const struct store_options *opt,
     char *err, size_t errlen)
 {
+	if (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0)
+		return pg_open(out, path, opt, err, errlen);
 	return sqlite_open(out, path, opt, err, errlen);
 }
 

@@ -101,7 +101,11 @@ enum store_error {
 /* Why the calling thread's last write failed (STORE_OK: it did not); asking forgets it. */
 enum store_error store_last_error(void);
 
-/* Open (creating and migrating) the database at path; err says why not. */
+/*
+ * Open (creating and migrating) the database at path, a file (SQLite), or
+ * a postgresql:// URL (PostgreSQL, not complete yet: issue 21); err says
+ * why not.
+ */
 int	 store_open(struct store **out, const char *path,
 	    const struct store_options *opt, char *err, size_t errlen);
 void	 store_close(struct store *st);

@@ -44,7 +44,7 @@ CREATE TABLE notifications (
 			CHECK (priority IN ('low', 'normal', 'high', 'urgent')),
 	title		text,
 	body		text,
-	data		jsonb,
+	data		json,	-- as sent: the same text back, as SQLite gives
 	action_url	text,
 	dedupe_key	text,
 	created_at	bigint NOT NULL,
@@ -72,7 +72,7 @@ CREATE TABLE scheduled (
 	priority	text NOT NULL DEFAULT 'normal',
 	title		text,
 	body		text,
-	data		jsonb,
+	data		json,	-- as sent: the same text back, as SQLite gives
 	action_url	text,
 	dedupe_key	text,
 	created_at	bigint NOT NULL,

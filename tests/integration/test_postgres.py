@@ -75,3 +75,14 @@ def test_a_newer_schema_is_refused(postgres, tmp):
                   db="newer")
     p = notifyd(tmp, url=url)
     assert p.returncode != 0 and "newer than this notifyd" in p.stderr
+
+
+def test_the_store_contract_holds_on_postgresql(postgres):
+    """test_store's cases, through the store interface (store.h), against
+    PostgreSQL: the second backend answers as the first. The cases about
+    SQLite's own files, query plans and read watermark are skipped there."""
+    binary = os.path.join(ROOT, os.environ.get("OUT", "build/default"), "tests", "test_store")
+    p = subprocess.run([binary], env=dict(os.environ, NOTIFYD_TEST_PG_URL=postgres.createdb(
+        "contract")), capture_output=True, text=True, timeout=300)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0 and "[  PASSED  ]" in out and "SKIPPED" in out, out

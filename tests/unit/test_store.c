@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <libpq-fe.h>
 
 #include "events.h"
 #include "log.h"
@@ -21,9 +22,30 @@ int	settle_step(struct store *st);
 
 struct fixture {
 	char		 dir[64];
-	char		 path[128];
+	char		 path[512];
 	struct store	*st;
 };
+
+/*
+ * NOTIFYD_TEST_PG_URL (tests/integration/test_postgres.py sets it): run the
+ * same contract against PostgreSQL, on an emptied schema for each test;
+ * what only SQLite has (its files, plans, the watermark) is skipped.
+ */
+static const char *pg_url;
+
+static void
+pg_reset(const char *url)
+{
+	PGconn *c = PQconnectdb(url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, "SET client_min_messages = warning; "
+	    "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(c);
+}
+
+#define SQLITE_ONLY() do { if (pg_url != NULL) skip(); } while (0)
 
 static const struct store_options opts = {.sync_full = false, .busy_timeout = 1000};
 
@@ -35,7 +57,12 @@ setup(void **state)
 	snprintf(f->dir, sizeof f->dir, "/tmp/notifyd-store-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
-	assert_int_equal(store_open(&f->st, f->path, &opts, err, sizeof err), 1);
+	if (pg_url != NULL) {
+		snprintf(f->path, sizeof f->path, "%s", pg_url);
+		pg_reset(pg_url);
+	}
+	if (store_open(&f->st, f->path, &opts, err, sizeof err) != 1)
+		fail_msg("%s", err);
 	*state = f;
 	return 0;
 }
@@ -270,6 +297,7 @@ assert_counter_agrees(struct store *st)
 static void
 test_read_all_watermark(void **state)
 {
+	SQLITE_ONLY();
 	struct fixture *f = *state;
 	char err[256];
 	struct store_options by_hand = opts;
@@ -399,8 +427,9 @@ test_reopen_keeps_data(void **state)
 static void
 test_newer_schema_refused(void **state)
 {
+	SQLITE_ONLY();
 	struct fixture *f = *state;
-	char err[512], cmd[600];
+	char err[512], cmd[1400];
 	sqlite3 *db;
 	store_close(f->st);
 	f->st = NULL;
@@ -420,6 +449,7 @@ test_newer_schema_refused(void **state)
 static void
 test_not_a_database(void **state)
 {
+	SQLITE_ONLY();
 	struct fixture *f = *state;
 	char err[512], path[200];
 	struct store *st;
@@ -619,6 +649,7 @@ test_events_in_commit_order(void **state)
 static void
 test_inbox_reads_use_their_indexes(void **state)
 {
+	SQLITE_ONLY();
 	struct fixture *f = *state;
 	static const struct {
 		const char *name, *want;
@@ -649,6 +680,7 @@ int
 main(void)
 {
 	log_set_level(LOG_ERROR + 1);
+	pg_url = getenv("NOTIFYD_TEST_PG_URL");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create_and_get, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbox_reads_use_their_indexes, setup, teardown),

@@ -1,0 +1,130 @@
+/*
+ * pg_impl — what the files of the PostgreSQL store share (issue 21):
+ * its connections and the helpers every query uses. The counterpart of
+ * store_impl.h, which is SQLite's.
+ *
+ * pg_store.c	open, connections, transactions, check, counts
+ * pg_people.c	users, preferences, topics, API keys
+ * pg_notifications.c	notifications and unread counts
+ *
+ * Each statement is sent with its parameters as text (PQexecParams), so
+ * SQL and values never mix. A write runs in pg_tx(): one transaction on
+ * one connection of the pool, retried whole on a serialization failure or
+ * a deadlock, its events published after the commit.
+ */
+#ifndef NOTIFYD_PG_IMPL_H
+#define NOTIFYD_PG_IMPL_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+/* Connections in a node's pool: requests in flight at once. */
+#define PG_CONNS 8
+
+/* One connection; used by one thread at a time. */
+struct pgc {
+	PGconn		*db;
+	pthread_mutex_t	 lock;
+};
+
+struct pg_store {
+	struct store	 base;
+	char		*url;
+	struct pgc	 c[PG_CONNS];
+	unsigned	 next;
+	pthread_mutex_t	 stats_lock;
+	int64_t		 commits, writes;
+};
+
+#define PG(st)	((struct pg_store *)(st))
+
+/* A connection of st's pool, locked and connected (NULL: none answers, logged). */
+struct pgc	*pgc_get(struct store *st);
+void		 pgc_put(struct pgc *c);
+/*
+ * Run sql on c with parameters as fmt says, one character each: 't' text
+ * (NULL: SQL NULL), 'i' int64_t, 'b' bool (an int), 'h' a 32-byte hash
+ * (bytea). The result, to PQclear(), or NULL: failed, logged as what, and
+ * the failure's class noted for store_last_error().
+ */
+PGresult	*pg_run(struct pgc *c, const char *what, const char *sql, const char *fmt, ...);
+/* The same on a connection of the pool, as a statement of its own. */
+PGresult	*pg_query(struct store *st, const char *what, const char *sql, const char *fmt,
+		    ...);
+/* pg_query() for a statement that changes rows: how many, or -1. */
+int64_t		 pg_exec(struct store *st, const char *what, const char *sql, const char *fmt,
+		    ...);
+/*
+ * Run fn(c, arg) in a transaction: it commits when fn returns > 0 and rolls
+ * back otherwise; publish (may be NULL) runs after the commit. Retried
+ * whole when PostgreSQL asks (serialization failure, deadlock), so fn must
+ * be safe to run again. fn's result, or -1.
+ */
+int		 pg_tx(struct store *st, int (*fn)(struct pgc *c, void *arg),
+		    void (*publish)(void *arg), void *arg);
+
+/* Columns of a result: an integer (NULL: 0), text or NULL, JSON text or null, a time. */
+int64_t		 pg_int(const PGresult *r, int row, int col);
+const char	*pg_str(const PGresult *r, int row, int col);
+json_t		*pg_text_json(const PGresult *r, int row, int col);
+json_t		*pg_time_json(const PGresult *r, int row, int col);
+/* The rows of r as make(r, row) builds them, a new array. */
+json_t		*pg_rows(const PGresult *r, json_t *(*make)(const PGresult *r, int row));
+
+/* pg_people.c, for the other files' transactions. */
+int		 pg_user_ensure(struct pgc *c, const char *user, int64_t now);
+json_t		*pg_row_user(const PGresult *r, int row);
+
+/* PostgreSQL's part of each function of store.h (backend.h). */
+void	 pg_close(struct store *st);
+int	 pg_ping(struct store *st);
+int	 pg_check(struct store *st, bool full, bool repair, json_t **out);
+int	 pg_explain(struct store *st, const char *which, char *out, size_t n);
+int	 pg_counts(struct store *st, int64_t *users, int64_t *notifications, int64_t *mail);
+void	 pg_stats(struct store *st, int64_t *commits, int64_t *writes);
+int	 pg_user_exists(struct store *st, const char *user);
+int	 pg_user_get(struct store *st, const char *user, json_t **out);
+int	 pg_user_put(struct store *st, const struct user_update *u, int64_t now,
+	    json_t **out, bool *created);
+int	 pg_prefs_get(struct store *st, const char *user, struct prefs *p);
+int	 pg_recipient(struct store *st, const char *user, struct prefs *p, char *email,
+	    size_t elen, char *tz, size_t tzlen);
+int	 pg_prefs_update(struct store *st, const char *user, int64_t now,
+	    bool (*fn)(struct prefs *p, void *arg), void *arg, struct prefs *out);
+int	 pg_topic_add(struct store *st, const char *topic, const char *user, int64_t now,
+	    bool *added, int64_t *count);
+int	 pg_topic_remove(struct store *st, const char *topic, const char *user,
+	    int64_t *count);
+int	 pg_topic_members(struct store *st, const char *topic, json_t **members);
+int	 pg_key_create(struct store *st, const char *name, const unsigned char hash[32],
+	    int64_t now, int64_t *id);
+int	 pg_key_lookup(struct store *st, const unsigned char hash[32], int64_t *id,
+	    int64_t *last_used);
+int	 pg_key_touch(struct store *st, int64_t id, int64_t now);
+int	 pg_key_list(struct store *st, json_t **out);
+int	 pg_key_revoke(struct store *st, int64_t id, const char *name, int64_t now);
+int	 pg_notifications_create(struct store *st, const struct notification_new *in,
+	    size_t n, int64_t now, json_t **out, bool *created);
+int	 pg_notification_get(struct store *st, int64_t id, json_t **out);
+int	 pg_notification_list(struct store *st, const struct notification_query *q,
+	    int64_t now, json_t **out);
+int	 pg_notification_list_text(struct store *st, const struct notification_query *q,
+	    int64_t now, struct buf *out);
+int	 pg_notifications_mark(struct store *st, const char *user, const int64_t *ids,
+	    size_t n, enum mark how, int64_t now, json_t **result, int64_t *missing);
+int	 pg_notifications_read_all(struct store *st, const char *user, int64_t now,
+	    json_t **result);
+int	 pg_notification_delete(struct store *st, const char *user, int64_t id,
+	    bool scheduled, int64_t now, struct deleted *d);
+int	 pg_notifications_after(struct store *st, const char *user, int64_t after, int limit,
+	    int64_t now, json_t **out);
+int	 pg_last_id(struct store *st, const char *user, int64_t now, int64_t *id);
+int	 pg_unread_count(struct store *st, const char *user, int64_t now, int64_t *count);
+int	 pg_notification_cancel(struct store *st, const char *user, int64_t id,
+	    bool *too_late, int64_t *released_as);
+
+#endif

@@ -1,0 +1,756 @@
+/*
+ * pg_notifications — notifications and each user's unread count, on
+ * PostgreSQL. The same rows and answers as notifications.c; where the two
+ * databases differ the comments say how.
+ *
+ * Replay order: every write that makes notifications for a user first
+ * locks that user's row (the upsert that keeps the counter) and only then
+ * draws ids from the sequence, so one user's ids are drawn in the order
+ * their transactions commit and since=ID never skips one that commits
+ * later. A send to several users locks them in id order first, so two
+ * such sends cannot deadlock.
+ */
+#define _GNU_SOURCE
+#include "pg_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "log.h"
+#include "util.h"
+
+/* A notification's columns, in row_notification() order. */
+#define NCOLS "id, user_id, type, category, priority, title, body, data, action_url, " \
+	"created_at, read_at, archived_at, deliver_at, scheduled_id"
+/* The same of a scheduled one, not shown yet: never read, nor archived unless skipped. */
+#define SCOLS "id, user_id, type, category, priority, title, body, data, action_url, " \
+	"created_at, NULL, CASE in_app WHEN 'skipped' THEN created_at END, deliver_at, NULL"
+/* An id, or the one its send returned when it was scheduled. */
+#define BY_ID "id IN ($1, (SELECT id FROM notifications WHERE scheduled_id = $1))"
+
+static json_t *
+row_notification(const PGresult *r, int row)
+{
+	json_t *data = NULL;
+	const char *d = pg_str(r, row, 7);
+	if (d != NULL)
+		data = json_loads(d, JSON_DECODE_ANY, NULL);
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_integer(pg_int(r, row, 0)));
+	json_object_set_new(o, "user", pg_text_json(r, row, 1));
+	json_object_set_new(o, "type", pg_text_json(r, row, 2));
+	json_object_set_new(o, "category", pg_text_json(r, row, 3));
+	json_object_set_new(o, "priority", pg_text_json(r, row, 4));
+	json_object_set_new(o, "title", pg_text_json(r, row, 5));
+	json_object_set_new(o, "body", pg_text_json(r, row, 6));
+	json_object_set_new(o, "data", data ? data : json_null());
+	json_object_set_new(o, "url", pg_text_json(r, row, 8));
+	json_object_set_new(o, "created_at", pg_time_json(r, row, 9));
+	json_object_set_new(o, "read_at", pg_time_json(r, row, 10));
+	json_object_set_new(o, "archived_at", pg_time_json(r, row, 11));
+	if (!PQgetisnull(r, row, 12))
+		json_object_set_new(o, "deliver_at", pg_time_json(r, row, 12));
+	if (!PQgetisnull(r, row, 13))
+		json_object_set_new(o, "scheduled_id", json_integer(pg_int(r, row, 13)));
+	return o;
+}
+
+/* The first row of r (cleared) as a notification into *out: 1, 0 none, -1 (r NULL). */
+static int
+one(PGresult *r, json_t **out)
+{
+	if (r == NULL)
+		return -1;
+	int rc = PQntuples(r) > 0;
+	if (rc)
+		*out = row_notification(r, 0);
+	PQclear(r);
+	return rc;
+}
+
+/* A statement whose rows do not matter: its count of changed rows, or -1. */
+static int64_t
+changed(PGresult *r)
+{
+	if (r == NULL)
+		return -1;
+	int64_t n = atoll(PQcmdTuples(r));
+	PQclear(r);
+	return n;
+}
+
+/*
+ * Lock user's row, making the user when new, and add delta to the unread
+ * count; *count (may be NULL): the count after it.
+ */
+static int
+user_lock(struct pgc *c, const char *user, int64_t now, int64_t delta, int64_t *count)
+{
+	PGresult *r = pg_run(c, "user_lock", "INSERT INTO users (id, created_at, unread) "
+	    "VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET unread = users.unread + $3 "
+	    "RETURNING unread", "tii", user, now, delta);
+	if (r == NULL)
+		return -1;
+	if (count != NULL)
+		*count = pg_int(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+/* Add delta to user's count (user exists); *count: after it. */
+static int
+unread_add(struct pgc *c, const char *user, int64_t delta, int64_t *count)
+{
+	PGresult *r = pg_run(c, "unread_add", "UPDATE users SET unread = unread + $2 "
+	    "WHERE id = $1 RETURNING unread", "ti", user, delta);
+	if (r == NULL)
+		return -1;
+	*count = PQntuples(r) ? pg_int(r, 0, 0) : 0;
+	PQclear(r);
+	return 0;
+}
+
+static int
+delivery_insert(struct pgc *c, int64_t nid, unsigned ch, const struct routing *rt, int64_t now)
+{
+	char next[24], sent[24];
+	bool waits = rt->status == DS_PENDING || rt->status == DS_DEFERRED;
+	snprintf(next, sizeof next, "%lld", (long long)rt->next_at);
+	snprintf(sent, sizeof sent, "%lld", (long long)now);
+	return changed(pg_run(c, "delivery_insert", "INSERT INTO deliveries (notification_id, "
+	    "channel, status, next_attempt_at, last_error, created_at, updated_at, sent_at) "
+	    "VALUES ($1, $2, $3, $4, $5, $6, $6, $7)", "ittttit", nid,
+	    ch == CHANNEL_IN_APP ? "in_app" : "email", delivery_status_name(rt->status),
+	    waits ? next : NULL, rt->why, now, rt->status == DS_SENT ? sent : NULL)) < 0 ? -1 : 0;
+}
+
+/* Text of v for a parameter (buf: room for 24), or NULL when v is 0. */
+static const char *
+opt_int(char *buf, int64_t v)
+{
+	if (v == 0)
+		return NULL;
+	snprintf(buf, 24, "%lld", (long long)v);
+	return buf;
+}
+
+static int
+schedule_one(struct pgc *c, const struct notification_new *in, const struct routing *ia,
+    const struct routing *em, int64_t now, json_t **out, int64_t *id, bool *created,
+    bool *outbox)
+{
+	int rc;
+	if (in->key != NULL && (rc = one(pg_run(c, "notification_by_key", "SELECT " NCOLS
+	    " FROM notifications WHERE user_id = $1 AND dedupe_key = $2", "tt", in->user,
+	    in->key), out)) != 0)
+		return rc;
+	char next[24];
+	const char *email = NULL, *email_why = NULL;
+	if (in->routed) {
+		email = delivery_status_name(em->status);
+		email_why = em->status == DS_SKIPPED && em->why == NULL ? "skipped" : em->why;
+	}
+	PGresult *r = pg_run(c, "scheduled_insert", "INSERT INTO scheduled (user_id, type, "
+	    "category, priority, title, body, data, action_url, dedupe_key, created_at, "
+	    "deliver_at, in_app, in_app_why, email, email_next_at, email_why) VALUES ($1, $2, $3, "
+	    "coalesce($4, 'normal'), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+	    "ON CONFLICT (user_id, dedupe_key) DO NOTHING RETURNING id", "tttttttttiitttt" "t",
+	    in->user, in->type, in->category, in->priority, in->title, in->body, in->data,
+	    in->url, in->key, now, in->deliver_at, ia->status == DS_SKIPPED ? "skipped" : "sent",
+	    ia->status == DS_SKIPPED ? ia->why : NULL, email,
+	    in->routed && (em->status == DS_PENDING || em->status == DS_DEFERRED) ?
+	    opt_int(next, em->next_at) : NULL, email_why);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) > 0) {
+		*id = pg_int(r, 0, 0);
+		*created = true;
+		*outbox = true;
+		PQclear(r);
+		return 1;
+	}
+	PQclear(r);
+	rc = one(pg_run(c, "scheduled_by_key", "SELECT " SCOLS " FROM scheduled "
+	    "WHERE user_id = $1 AND dedupe_key = $2", "tt", in->user, in->key), out);
+	return rc > 0 ? 1 : -1;
+}
+
+static int
+create_one(struct pgc *c, const struct notification_new *in, int64_t now, json_t **out,
+    int64_t *id, bool *created, bool *hidden, int64_t *count, bool *outbox)
+{
+	struct routing ia = {DS_SENT, 0, NULL}, em = {DS_SKIPPED, 0, NULL};
+	if (in->routed) {
+		ia = in->in_app;
+		em = in->email;
+	}
+	*hidden = ia.status == DS_SKIPPED;
+	int rc;
+	/* The user's row first, locked: ids of one user are drawn in commit order. */
+	if (user_lock(c, in->user, now, 0, NULL) < 0)
+		return -1;
+	if (in->deliver_at > now)
+		return schedule_one(c, in, &ia, &em, now, out, id, created, outbox);
+	if (in->key != NULL && (rc = one(pg_run(c, "scheduled_by_key", "SELECT " SCOLS
+	    " FROM scheduled WHERE user_id = $1 AND dedupe_key = $2", "tt", in->user, in->key),
+	    out)) != 0)
+		return rc;
+	char deliver[24], archived[24];
+	PGresult *r = pg_run(c, "notification_insert", "INSERT INTO notifications (user_id, "
+	    "type, category, priority, title, body, data, action_url, dedupe_key, created_at, "
+	    "deliver_at, archived_at, email_skipped) VALUES ($1, $2, $3, coalesce($4, 'normal'), "
+	    "$5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (user_id, dedupe_key) "
+	    "DO NOTHING RETURNING id", "tttttttttittt", in->user, in->type, in->category,
+	    in->priority, in->title, in->body, in->data, in->url, in->key, now,
+	    opt_int(deliver, in->deliver_at), *hidden ? opt_int(archived, now) : NULL,
+	    in->routed && em.status == DS_SKIPPED ? (em.why ? em.why : "skipped") : NULL);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		/* The key was taken: hand back what it names. */
+		rc = one(pg_run(c, "notification_by_key", "SELECT " NCOLS " FROM notifications "
+		    "WHERE user_id = $1 AND dedupe_key = $2", "tt", in->user, in->key), out);
+		return rc > 0 ? 1 : -1;
+	}
+	*id = pg_int(r, 0, 0);
+	PQclear(r);
+	*created = true;
+	if (!*hidden && unread_add(c, in->user, 1, count) < 0)
+		return -1;
+	if (in->routed && (em.status == DS_PENDING || em.status == DS_DEFERRED))
+		*outbox = true;
+	if (in->routed && ((ia.status != DS_SENT &&
+	    delivery_insert(c, *id, CHANNEL_IN_APP, &ia, now) != 0) ||
+	    (em.status != DS_SKIPPED && delivery_insert(c, *id, CHANNEL_EMAIL, &em, now) != 0)))
+		return -1;
+	return 1;
+}
+
+/* The object of a notification just stored from in, as row_notification() makes it. */
+static json_t *
+new_notification(const struct notification_new *in, int64_t id, int64_t now, bool hidden)
+{
+	char ts[40];
+	json_t *data = in->data ? json_loads(in->data, JSON_DECODE_ANY, NULL) : NULL;
+	json_t *o = json_object();
+#define S(v) ((v) ? json_string(v) : json_null())
+	json_object_set_new(o, "id", json_integer(id));
+	json_object_set_new(o, "user", S(in->user));
+	json_object_set_new(o, "type", S(in->type));
+	json_object_set_new(o, "category", S(in->category));
+	json_object_set_new(o, "priority", json_string(in->priority ? in->priority : "normal"));
+	json_object_set_new(o, "title", S(in->title));
+	json_object_set_new(o, "body", S(in->body));
+	json_object_set_new(o, "data", data ? data : json_null());
+	json_object_set_new(o, "url", S(in->url));
+#undef S
+	time_format_rfc3339(ts, sizeof ts, now);
+	json_object_set_new(o, "created_at", json_string(ts));
+	json_object_set_new(o, "read_at", json_null());
+	json_object_set_new(o, "archived_at", hidden ? json_string(ts) : json_null());
+	if (in->deliver_at > 0) {
+		time_format_rfc3339(ts, sizeof ts, in->deliver_at);
+		json_object_set_new(o, "deliver_at", json_string(ts));
+	}
+	return o;
+}
+
+struct create {
+	const struct notification_new *in;
+	size_t		 n;
+	int64_t		 now;
+	json_t		**out;
+	int64_t		*ids, *counts;
+	bool		*created, *hidden;
+	bool		 outbox;
+};
+
+static void
+create_clear(struct create *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		json_decref(p->out[i]);
+		p->out[i] = NULL;
+		p->created[i] = p->hidden[i] = false;
+		p->counts[i] = -1;
+	}
+	p->outbox = false;
+}
+
+static int
+by_user(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int
+create_w(struct pgc *c, void *arg)
+{
+	struct create *p = arg;
+	create_clear(p);
+	/* Several users: lock them in order first, so that two sends cannot deadlock. */
+	if (p->n > 1) {
+		const char **users = calloc(p->n, sizeof *users);
+		if (users == NULL)
+			return -1;
+		for (size_t i = 0; i < p->n; i++)
+			users[i] = p->in[i].user;
+		qsort(users, p->n, sizeof *users, by_user);
+		for (size_t i = 0; i < p->n; i++)
+			if ((i == 0 || strcmp(users[i], users[i - 1]) != 0) &&
+			    user_lock(c, users[i], p->now, 0, NULL) < 0) {
+				free(users);
+				return -1;
+			}
+		free(users);
+	}
+	for (size_t i = 0; i < p->n; i++)
+		if (create_one(c, &p->in[i], p->now, &p->out[i], &p->ids[i], &p->created[i],
+		    &p->hidden[i], &p->counts[i], &p->outbox) < 0) {
+			create_clear(p);
+			return -1;
+		}
+	return 1;
+}
+
+static void
+create_publish(void *arg)
+{
+	struct create *p = arg;
+	for (size_t i = 0; i < p->n; i++) {
+		if (!p->created[i])
+			continue;
+		p->out[i] = new_notification(&p->in[i], p->ids[i], p->now, p->hidden[i]);
+		if (!p->hidden[i] && p->in[i].deliver_at <= p->now)
+			events_emit_notification(p->in[i].user, p->out[i], p->counts[i]);
+	}
+	if (p->outbox)
+		events_emit(EVENT_OUTBOX, "", NULL);
+}
+
+int
+pg_notifications_create(struct store *st, const struct notification_new *in, size_t n,
+    int64_t now, json_t **out, bool *created)
+{
+	int64_t *ids = calloc(n, sizeof *ids), *counts = calloc(n, sizeof *counts);
+	bool *hidden = calloc(n, sizeof *hidden);
+	struct create p = {in, n, now, out, ids, counts, created, hidden, false};
+	int rc = -1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = NULL;
+	if (ids != NULL && counts != NULL && hidden != NULL) {
+		create_clear(&p);
+		rc = pg_tx(st, create_w, create_publish, &p);
+		if (rc < 0)
+			create_clear(&p);
+	}
+	free(ids);
+	free(counts);
+	free(hidden);
+	return rc;
+}
+
+int
+pg_notification_get(struct store *st, int64_t id, json_t **out)
+{
+	int rc = one(pg_query(st, "notification_get", "SELECT " NCOLS " FROM notifications "
+	    "WHERE " BY_ID, "i", id), out);
+	if (rc == 0)
+		rc = one(pg_query(st, "scheduled_get", "SELECT " SCOLS " FROM scheduled "
+		    "WHERE id = $1", "i", id), out);
+	return rc;
+}
+
+int
+pg_unread_count(struct store *st, const char *user, int64_t now, int64_t *count)
+{
+	(void)now;
+	PGresult *r = pg_query(st, "unread_count", "SELECT unread FROM users WHERE id = $1",
+	    "t", user);
+	*count = 0;
+	if (r == NULL)
+		return -1;
+	int rc = PQntuples(r) > 0;
+	if (rc)
+		*count = pg_int(r, 0, 0);
+	PQclear(r);
+	return rc;
+}
+
+/* The page's statements: the inbox, its unread, the archived; each in id order. */
+static const char *const pages[] = {
+	"SELECT " NCOLS " FROM notifications WHERE user_id = $1 AND id < $2 "
+	    "AND archived_at IS NULL AND (deliver_at IS NULL OR deliver_at <= $5) "
+	    "AND ($3::text IS NULL OR type = $3) AND ($4::text IS NULL OR category = $4) "
+	    "ORDER BY id DESC LIMIT $6",
+	"SELECT " NCOLS " FROM notifications WHERE user_id = $1 AND id < $2 "
+	    "AND read_at IS NULL AND archived_at IS NULL "
+	    "AND (deliver_at IS NULL OR deliver_at <= $5) "
+	    "AND ($3::text IS NULL OR type = $3) AND ($4::text IS NULL OR category = $4) "
+	    "ORDER BY id DESC LIMIT $6",
+	"SELECT " NCOLS " FROM notifications WHERE user_id = $1 AND id < $2 "
+	    "AND archived_at IS NOT NULL AND (NOT $7 OR read_at IS NULL) "
+	    "AND (deliver_at IS NULL OR deliver_at <= $5) "
+	    "AND ($3::text IS NULL OR type = $3) AND ($4::text IS NULL OR category = $4) "
+	    "ORDER BY id DESC LIMIT $6",
+};
+
+int
+pg_notification_list(struct store *st, const struct notification_query *q, int64_t now,
+    json_t **out)
+{
+	struct pgc *c = pgc_get(st);
+	if (c == NULL)
+		return -1;
+	/* The count and the page from one snapshot. */
+	PGresult *r = pg_run(c, "list_begin", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	    NULL), *page = NULL;
+	int64_t count = 0;
+	int rc = -1;
+	if (r == NULL)
+		goto done;
+	PQclear(r);
+	if ((r = pg_run(c, "unread_count", "SELECT unread FROM users WHERE id = $1", "t",
+	    q->user)) == NULL)
+		goto done;
+	rc = PQntuples(r) > 0;
+	if (rc)
+		count = pg_int(r, 0, 0);
+	PQclear(r);
+	if (rc <= 0)
+		goto done;
+	int which = q->archived ? 2 : q->unread_only ? 1 : 0;
+	if ((page = pg_run(c, "notification_list", pages[which], which == 2 ? "tittiib" :
+	    "tittii", q->user, q->before > 0 ? q->before : INT64_MAX, q->type, q->category, now,
+	    (int64_t)q->limit + 1, (int)q->unread_only)) == NULL) {
+		rc = -1;
+		goto done;
+	}
+	int n = PQntuples(page);
+	json_t *list = json_array();
+	for (int i = 0; i < n && i < q->limit; i++)
+		json_array_append_new(list, row_notification(page, i));
+	*out = json_pack("{s:o, s:o, s:I}", "notifications", list, "next_before",
+	    n > q->limit ? json_integer(pg_int(page, q->limit - 1, 0)) : json_null(),
+	    "unread_count", (json_int_t)count);
+	PQclear(page);
+done:
+	if (PQtransactionStatus(c->db) != PQTRANS_IDLE)
+		PQclear(PQexec(c->db, "ROLLBACK"));
+	pgc_put(c);
+	return rc;
+}
+
+int
+pg_notification_list_text(struct store *st, const struct notification_query *q, int64_t now,
+    struct buf *out)
+{
+	json_t *page;
+	int rc = pg_notification_list(st, q, now, &page);
+	if (rc <= 0)
+		return rc;
+	char *s = json_dumps(page, JSON_COMPACT);
+	json_decref(page);
+	if (s == NULL)
+		return -1;
+	buf_puts(out, s);
+	free(s);
+	return out->oom ? -1 : 1;
+}
+
+struct mark_args {
+	const char	*user;
+	const int64_t	*ids;
+	size_t		 n;
+	enum mark	 how;
+	int64_t		 now;
+	json_t		*changed;
+	int64_t		 missing, count;
+	json_t		*result;
+};
+
+static int
+mark_w(struct pgc *c, void *arg)
+{
+	/* Each returns what the change does to the unread count: -1, 0 or +1. */
+	static const char *const set[] = {
+		[MARK_READ] = "UPDATE notifications SET read_at = $3 WHERE id = $1 "
+		    "AND user_id = $2 AND read_at IS NULL "
+		    "RETURNING -(archived_at IS NULL)::int",
+		[MARK_UNREAD] = "UPDATE notifications SET read_at = NULL WHERE id = $1 "
+		    "AND user_id = $2 AND read_at IS NOT NULL "
+		    "RETURNING (archived_at IS NULL)::int",
+		[MARK_ARCHIVED] = "UPDATE notifications SET archived_at = $3 WHERE id = $1 "
+		    "AND user_id = $2 AND archived_at IS NULL RETURNING -(read_at IS NULL)::int",
+		[MARK_UNARCHIVED] = "UPDATE notifications SET archived_at = NULL WHERE id = $1 "
+		    "AND user_id = $2 AND archived_at IS NOT NULL "
+		    "RETURNING (read_at IS NULL)::int",
+	};
+	struct mark_args *p = arg;
+	int64_t delta = 0;
+	json_array_clear(p->changed);
+	/* The user's row first: counts change in the order marks commit. */
+	PGresult *r = pg_run(c, "user_lock", "SELECT 1 FROM users WHERE id = $1 FOR UPDATE",
+	    "t", p->user);
+	if (r == NULL)
+		return -1;
+	PQclear(r);
+	for (size_t i = 0; i < p->n; i++) {
+		r = pg_run(c, "notification_owned", "SELECT id FROM notifications WHERE " BY_ID
+		    " AND user_id = $2 AND (deliver_at IS NULL OR deliver_at <= $3)", "iti",
+		    p->ids[i], p->user, p->now);
+		if (r == NULL)
+			return -1;
+		int64_t id = PQntuples(r) ? pg_int(r, 0, 0) : 0;
+		PQclear(r);
+		if (id == 0) {
+			p->missing = p->ids[i];
+			return 0;	/* rolled back: nothing changes */
+		}
+		/* Read and archive take a time ($3); the others none. */
+		bool at = p->how == MARK_READ || p->how == MARK_ARCHIVED;
+		if ((r = pg_run(c, "notification_mark", set[p->how], at ? "iti" : "it", id,
+		    p->user, p->now)) == NULL)
+			return -1;
+		if (PQntuples(r) > 0) {
+			delta += pg_int(r, 0, 0);
+			json_array_append_new(p->changed, json_integer(id));
+		}
+		PQclear(r);
+	}
+	return unread_add(c, p->user, delta, &p->count) < 0 ? -1 : 1;
+}
+
+static void
+mark_publish(void *arg)
+{
+	static const enum event_type ev[] = {
+		[MARK_READ] = EVENT_READ,
+		[MARK_UNREAD] = EVENT_UNREAD,
+		[MARK_ARCHIVED] = EVENT_ARCHIVED,
+		[MARK_UNARCHIVED] = EVENT_UNARCHIVED,
+	};
+	struct mark_args *p = arg;
+	p->result = json_pack("{s:O, s:I}", "ids", p->changed, "unread_count",
+	    (json_int_t)p->count);
+	if (json_array_size(p->changed) > 0)
+		events_emit(ev[p->how], p->user, p->result);
+}
+
+int
+pg_notifications_mark(struct store *st, const char *user, const int64_t *ids, size_t n,
+    enum mark how, int64_t now, json_t **result, int64_t *missing)
+{
+	struct mark_args p = {.user = user, .ids = ids, .n = n, .how = how, .now = now,
+	    .changed = json_array()};
+	int rc = pg_tx(st, mark_w, mark_publish, &p);
+	json_decref(p.changed);
+	if (rc <= 0) {
+		*missing = p.missing;
+		json_decref(p.result);
+		return rc;
+	}
+	*result = p.result;
+	return rc;
+}
+
+struct read_all {
+	const char	*user;
+	int64_t		 now, up_to, marked;
+	json_t		*result;
+};
+
+static int
+read_all_w(struct pgc *c, void *arg)
+{
+	struct read_all *p = arg;
+	PGresult *r = pg_run(c, "user_lock", "SELECT 1 FROM users WHERE id = $1 FOR UPDATE",
+	    "t", p->user);
+	if (r == NULL)
+		return -1;
+	int rc = PQntuples(r) > 0;
+	PQclear(r);
+	if (rc == 0)
+		return 0;
+	if ((r = pg_run(c, "notification_max", "SELECT coalesce(max(id), 0) FROM notifications "
+	    "WHERE user_id = $1 AND (deliver_at IS NULL OR deliver_at <= $2)", "ti", p->user,
+	    p->now)) == NULL)
+		return -1;
+	p->up_to = pg_int(r, 0, 0);
+	PQclear(r);
+	/*
+	 * PostgreSQL writes a new version of each row either way; the
+	 * watermark of notifications.c (sql/013) is SQLite's for now.
+	 */
+	if ((p->marked = changed(pg_run(c, "notification_read_all", "UPDATE notifications "
+	    "SET read_at = $2 WHERE user_id = $1 AND id <= $3 AND read_at IS NULL "
+	    "AND (deliver_at IS NULL OR deliver_at <= $2)", "tii", p->user, p->now,
+	    p->up_to))) < 0)
+		return -1;
+	return changed(pg_run(c, "unread_set", "UPDATE users SET unread = 0 WHERE id = $1",
+	    "t", p->user)) < 0 ? -1 : 1;
+}
+
+static void
+read_all_publish(void *arg)
+{
+	struct read_all *p = arg;
+	p->result = json_pack("{s:I, s:I, s:I}", "up_to", (json_int_t)p->up_to, "marked",
+	    (json_int_t)p->marked, "unread_count", (json_int_t)0);
+	if (p->marked > 0)
+		events_emit(EVENT_READ_ALL, p->user, p->result);
+}
+
+int
+pg_notifications_read_all(struct store *st, const char *user, int64_t now, json_t **result)
+{
+	struct read_all p = {.user = user, .now = now};
+	int rc = pg_tx(st, read_all_w, read_all_publish, &p);
+	if (rc > 0)
+		*result = p.result;
+	else
+		json_decref(p.result);
+	return rc;
+}
+
+struct del {
+	const char	*user;
+	int64_t		 id, count;
+	bool		 scheduled;
+	struct deleted	*d;
+};
+
+static int
+delete_w(struct pgc *c, void *arg)
+{
+	struct del *p = arg;
+	PGresult *r;
+	free(p->d->user);
+	*p->d = (struct deleted){0};
+	if (p->scheduled) {		/* not due yet: withdrawn */
+		if ((r = pg_run(c, "scheduled_delete", "DELETE FROM scheduled WHERE id = $1 "
+		    "AND ($2::text IS NULL OR user_id = $2) RETURNING user_id", "it", p->id,
+		    p->user)) == NULL)
+			return -1;
+		if (PQntuples(r) > 0) {
+			p->d->user = strdup(pg_str(r, 0, 0));
+			p->d->id = p->id;
+			p->d->cancelled = true;
+			PQclear(r);
+			return p->d->user ? 1 : -1;
+		}
+		PQclear(r);
+	}
+	if ((r = pg_run(c, "notification_delete", "DELETE FROM notifications WHERE " BY_ID
+	    " AND ($2::text IS NULL OR user_id = $2) RETURNING user_id, "
+	    "(read_at IS NULL AND archived_at IS NULL)::int, id", "it", p->id, p->user)) == NULL)
+		return -1;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return 0;
+	}
+	p->d->user = strdup(pg_str(r, 0, 0));
+	int64_t counted = pg_int(r, 0, 1);
+	p->d->id = pg_int(r, 0, 2);
+	PQclear(r);
+	if (p->d->user == NULL)
+		return -1;
+	return unread_add(c, p->d->user, -counted, &p->count) < 0 ? -1 : 1;
+}
+
+static void
+delete_publish(void *arg)
+{
+	struct del *p = arg;
+	if (p->d->cancelled)
+		return;
+	json_t *ev = json_pack("{s:I, s:I}", "id", (json_int_t)p->d->id, "unread_count",
+	    (json_int_t)p->count);
+	events_emit(EVENT_DELETED, p->d->user, ev);
+	json_decref(ev);
+}
+
+int
+pg_notification_delete(struct store *st, const char *user, int64_t id, bool scheduled,
+    int64_t now, struct deleted *d)
+{
+	(void)now;
+	*d = (struct deleted){0};
+	struct del p = {.user = user, .id = id, .scheduled = scheduled, .d = d};
+	int rc = pg_tx(st, delete_w, delete_publish, &p);
+	if (rc <= 0) {
+		free(d->user);
+		*d = (struct deleted){0};
+	}
+	return rc;
+}
+
+int
+pg_notifications_after(struct store *st, const char *user, int64_t after, int limit,
+    int64_t now, json_t **out)
+{
+	PGresult *r = pg_query(st, "notifications_after", "SELECT " NCOLS " FROM notifications "
+	    "WHERE user_id = $1 AND id > $2 AND (deliver_at IS NULL OR deliver_at <= $3) "
+	    "ORDER BY id LIMIT $4", "tiii", user, after, now, (int64_t)limit);
+	if (r == NULL)
+		return -1;
+	*out = pg_rows(r, row_notification);
+	PQclear(r);
+	return 1;
+}
+
+int
+pg_last_id(struct store *st, const char *user, int64_t now, int64_t *id)
+{
+	PGresult *r = pg_query(st, "last_id", "SELECT coalesce(max(id), 0) FROM notifications "
+	    "WHERE user_id = $1 AND (deliver_at IS NULL OR deliver_at <= $2)", "ti", user, now);
+	*id = 0;
+	if (r == NULL)
+		return -1;
+	*id = pg_int(r, 0, 0);
+	PQclear(r);
+	return 1;
+}
+
+struct cancel {
+	const char	*user;
+	int64_t		 id;
+	bool		 too_late;
+	int64_t		 released_as;
+};
+
+static int
+cancel_w(struct pgc *c, void *arg)
+{
+	struct cancel *p = arg;
+	int64_t n = changed(pg_run(c, "scheduled_delete", "DELETE FROM scheduled WHERE id = $1 "
+	    "AND ($2::text IS NULL OR user_id = $2)", "it", p->id, p->user));
+	if (n != 0)
+		return n > 0 ? 1 : -1;
+	/* Released already, or never scheduled: too late either way. */
+	PGresult *r = pg_run(c, "notification_resolve", "SELECT id FROM notifications WHERE "
+	    BY_ID " AND ($2::text IS NULL OR user_id = $2)", "it", p->id, p->user);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) > 0) {
+		int64_t id = pg_int(r, 0, 0);
+		p->too_late = true;
+		p->released_as = id != p->id ? id : 0;
+	}
+	PQclear(r);
+	return 0;
+}
+
+int
+pg_notification_cancel(struct store *st, const char *user, int64_t id, bool *too_late,
+    int64_t *released_as)
+{
+	struct cancel p = {user, id, false, 0};
+	int rc = pg_tx(st, cancel_w, NULL, &p);
+	*too_late = p.too_late;
+	*released_as = p.released_as;
+	return rc;
+}
