@@ -105,22 +105,50 @@ load_secret(struct auth *a, const char *data_dir, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The secret every node of the store shares (PostgreSQL): 1, 0 when the
+ * store keeps none (SQLite), -1.
+ */
+static int
+shared_secret(struct auth *a, struct store *st, char *err, size_t errlen)
+{
+	unsigned char raw[SECRET_BYTES];
+	char fresh[64], got[256];
+	if (RAND_bytes(raw, sizeof raw) != 1) {
+		snprintf(err, errlen, "no random bytes for the token secret");
+		return -1;
+	}
+	base64url_encode(raw, sizeof raw, fresh);
+	int rc = store_setting(st, "token_secret", fresh, got, sizeof got);
+	if (rc < 0)
+		snprintf(err, errlen, "the store has no token secret to share");
+	if (rc <= 0)
+		return rc;
+	a->secret = (unsigned char *)strdup(got);
+	a->secret_len = strlen(got);
+	return a->secret ? 1 : -1;
+}
+
 int
-auth_open(struct auth **out, const char *data_dir, const char *secret,
+auth_open(struct auth **out, struct store *st, const char *data_dir, const char *secret,
     char *err, size_t errlen)
 {
 	struct auth *a = calloc(1, sizeof *a);
+	int rc = 0;
 	if (a == NULL)
 		return -1;
 	if (secret != NULL && *secret != '\0') {
 		if (strlen(secret) < 16) {
 			snprintf(err, errlen, "auth.jwt_secret needs at least 16 bytes");
-			free(a);
-			return -1;
+			rc = -1;
+		} else {
+			a->secret = (unsigned char *)strdup(secret);
+			a->secret_len = strlen(secret);
 		}
-		a->secret = (unsigned char *)strdup(secret);
-		a->secret_len = strlen(secret);
-	} else if (load_secret(a, data_dir, err, errlen) != 0) {
+	} else if ((rc = shared_secret(a, st, err, errlen)) == 0) {
+		rc = load_secret(a, data_dir, err, errlen);
+	}
+	if (rc < 0) {
 		free(a);
 		return -1;
 	}

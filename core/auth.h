@@ -20,11 +20,12 @@ struct principal {
 };
 
 /*
- * Load the token secret: secret itself when not empty, else the file
+ * Load the token secret: secret itself when not empty, else the one every
+ * node of a shared store keeps in it (store_setting), else the file
  * DATA_DIR/jwt.secret, made (mode 0600, 32 random bytes) when missing.
  */
-int	 auth_open(struct auth **out, const char *data_dir, const char *secret,
-	    char *err, size_t errlen);
+int	 auth_open(struct auth **out, struct store *st, const char *data_dir,
+	    const char *secret, char *err, size_t errlen);
 void	 auth_close(struct auth *a);
 
 /* A new API key "nk_..." (NUL-terminated, < 64 bytes) and its SHA-256. */

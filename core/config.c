@@ -138,6 +138,8 @@ const struct config_key config_keys[] = {
 	    3600000, OFF(store_busy_timeout), "how long to wait for a locked database"},
 	{"store", "url", CFG_SECRET, "", NULL, NULL, NULL, 0, 0, OFF(store_url),
 	    "PostgreSQL (libpq URL or conninfo); empty: SQLite in data_dir"},
+	{"store", "claim_lease", CFG_DURATION, "5m", NULL, NULL, NULL, 1000, 86400000,
+	    OFF(store_claim_lease), "PostgreSQL: how long a node's claim of an email holds"},
 	{NULL, NULL, 0, NULL, NULL, NULL, NULL, 0, 0, 0, NULL},
 };
 

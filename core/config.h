@@ -76,6 +76,7 @@ struct config {
 	char	*store_sync;
 	int64_t	 store_busy_timeout;	/* ms */
 	char	*store_url;		/* PostgreSQL; empty: SQLite in data_dir */
+	int64_t	 store_claim_lease;	/* ms: PostgreSQL's outbox claims */
 };
 
 /*

@@ -49,10 +49,25 @@ events_unsubscribe(event_fn fn, void *arg)
 		}
 }
 
-/* Call every subscriber with ev. */
+/* This thread's capture (events_capture), or none. */
+static _Thread_local event_fn capture;
+static _Thread_local void *capture_arg;
+
+void
+events_capture(event_fn fn, void *arg)
+{
+	capture = fn;
+	capture_arg = arg;
+}
+
+/* Call every subscriber with ev, or only this thread's capture. */
 static void
 emit(const struct event *ev)
 {
+	if (capture != NULL) {
+		capture(ev, capture_arg);
+		return;
+	}
 	int n = __atomic_load_n(&nsubs, __ATOMIC_ACQUIRE);
 	for (int i = 0; i < n; i++)
 		subs[i].fn(ev, subs[i].arg);

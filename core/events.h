@@ -66,6 +66,12 @@ const char *events_name(enum event_type type);
 typedef bool (*event_interest_fn)(const char *user, void *arg);
 void	 events_set_interest(event_interest_fn fn, void *arg);
 bool	 events_interested(const char *user);
+/*
+ * Until called again with NULL, this thread's events go to fn alone, not
+ * to the subscribers: a store that tells the world through its database
+ * (PostgreSQL's NOTIFY, in the same transaction) takes them this way.
+ */
+void	 events_capture(event_fn fn, void *arg);
 /* Stop calling fn with arg (at shutdown, once nothing emits). */
 void	 events_unsubscribe(event_fn fn, void *arg);
 /* Drop every subscriber (for tests and shutdown). */

@@ -62,7 +62,7 @@ fuzz_app(void)
 	app.version = "fuzz";
 	mime_init();
 	if (store_open(&app.store, db, &so, err, sizeof err) < 0 ||
-	    auth_open(&app.auth, dir, NULL, err, sizeof err) != 0 ||
+	    auth_open(&app.auth, app.store, dir, NULL, err, sizeof err) != 0 ||
 	    template_set_load(NULL, &t, err, sizeof err) != 0) {
 		fprintf(stderr, "fuzz: %s\n", err);
 		abort();

@@ -3,8 +3,9 @@
 #
 #   sh tests/run.sh            make test: man page lint, unit tests (cmocka),
 #                              integration tests (pytest against real binaries,
-#                              one worker per core), browser tests (the pages in
-#                              headless Chromium, tests/browser)
+#                              one worker per core), once on SQLite and once on
+#                              PostgreSQL, browser tests (the pages in headless
+#                              Chromium, tests/browser)
 #   sh tests/run.sh valgrind   make check: the unit tests and the integration
 #                              tests again, every notifyd under valgrind
 #
@@ -140,6 +141,14 @@ test)
 	echo "== fuzz corpora, replayed"
 	fuzz_replay
 	pytest_run "integration tests" "$OUT/integration.xml" ""
+	# The same against the PostgreSQL store (issue 21): each notifyd on a
+	# database of its own on a private server; what looks into SQLite's
+	# files is skipped, and so is what never reaches the store (no_valgrind).
+	NOTIFYD_TEST_STORE=postgresql
+	export NOTIFYD_TEST_STORE
+	pytest_run "integration tests on PostgreSQL" "$OUT/integration-pg.xml" "" \
+	    -m "not no_valgrind"
+	unset NOTIFYD_TEST_STORE
 	browser_run
 	;;
 valgrind)

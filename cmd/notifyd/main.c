@@ -471,28 +471,27 @@ main(int argc, char **argv)
 	if (stat(cfg.data_dir, &dst) == 0 && (dst.st_mode & 077))
 		log_warn("data directory is open to others; chmod 700 it", "path=%s mode=%03o",
 		    cfg.data_dir, (unsigned)(dst.st_mode & 0777));
-	if (*cfg.store_url != '\0') {
-		int version;
-		if (pg_migrate(cfg.store_url, &version, err, sizeof err) != 0)
-			fprintf(stderr, "notifyd: [store] url: %s\n", err);
-		else
-			fprintf(stderr, "notifyd: [store] url: schema version %d is in place, but "
-			    "this notifyd stores in SQLite only: the PostgreSQL store is not built "
-			    "yet; leave url empty\n", version);
-		goto out;
-	}
 	if (lock_data_dir(cfg.data_dir) < 0)
 		goto out;
+	/* PostgreSQL when [store] url names it (migrated first), else SQLite in the data dir. */
 	snprintf(dbpath, sizeof dbpath, "%s/notifyd.db", cfg.data_dir);
+	/* This node, as PostgreSQL's outbox knows it across restarts: host and data dir. */
+	char node[PATH_MAX + 300], host[256] = "", where[PATH_MAX];
+	gethostname(host, sizeof host - 1);
+	snprintf(node, sizeof node, "%s:%s", host, realpath(cfg.data_dir, where) ? where :
+	    cfg.data_dir);
 	struct store_options sopt = {
 		.sync_full = strcmp(cfg.store_sync, "full") == 0,
 		.busy_timeout = cfg.store_busy_timeout,
+		.claim_lease = cfg.store_claim_lease,
+		.node = node,
 	};
-	if (store_open(&app.store, dbpath, &sopt, err, sizeof err) < 0) {
-		fprintf(stderr, "notifyd: %s\n", err);
+	if ((*cfg.store_url ? store_open_url(&app.store, cfg.store_url, &sopt, err, sizeof err) :
+	    store_open(&app.store, dbpath, &sopt, err, sizeof err)) < 0) {
+		fprintf(stderr, "notifyd: %s%s\n", *cfg.store_url ? "[store] url: " : "", err);
 		goto out;
 	}
-	if (auth_open(&app.auth, cfg.data_dir, cfg.auth_jwt_secret, err, sizeof err) != 0) {
+	if (auth_open(&app.auth, app.store, cfg.data_dir, cfg.auth_jwt_secret, err, sizeof err) != 0) {
 		fprintf(stderr, "notifyd: %s\n", err);
 		goto out;
 	}

@@ -3,7 +3,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "app.h"
@@ -299,12 +298,13 @@ info_run(struct op_ctx *ctx, json_t *a)
 {
 	json_t *counts = NULL;
 	char db[4096];
-	struct stat sb;
+	int64_t size = 0;
 	(void)a;
-	if (store_mail_list(ctx->app->store, 0, 0, NULL, &counts) <= 0)
+	if (store_mail_list(ctx->app->store, 0, 0, NULL, &counts) <= 0 ||
+	    store_size(ctx->app->store, db, sizeof db, &size) < 0) {
+		json_decref(counts);
 		return op_fail(ctx, 500, "internal", "the mailbox could not be read");
-	snprintf(db, sizeof db, "%s/notifyd.db", ctx->app->cfg->data_dir);
-	int64_t size = stat(db, &sb) == 0 ? (int64_t)sb.st_size : 0;
+	}
 	json_t *r = json_pack("{s:s, s:s, s:s, s:I, s:O, s:O, s:{}, s:{s:I, s:I, s:I}}",
 	    "Version", ctx->app->version, "LatestVersion", "", "Database", db,
 	    "DatabaseSize", (json_int_t)size, "Messages", json_object_get(counts, "total"),

@@ -193,6 +193,9 @@ op_call(struct op_ctx *ctx, const struct op *op, json_t *args)
 	else if (r == NULL && ctx->err.status == 500 && e == STORE_BUSY)
 		op_fail(ctx, 503, "busy", "storage is held by another process; nothing was "
 		    "changed; try again shortly");
+	else if (r == NULL && ctx->err.status == 500 && e == STORE_DOWN)
+		op_fail(ctx, 503, "unavailable", "the database is not answering; try again "
+		    "shortly (with an idempotency key, a retry cannot store twice)");
 	return r;
 }
 

@@ -58,6 +58,8 @@ struct hub_conn {
 	int64_t			 replay_max;	/* notifications up to here were sent or known */
 	bool			 count_dirty;	/* send a fresh unread count */
 	int64_t			 count;		/* it, when an event told it; -1: read it */
+	/* While the replay runs: the newest notification told, and its count. */
+	int64_t			 paused_nid, paused_count;
 	bool			 dead;		/* send nothing more */
 	int			 close_code;	/* > 0: close with it, once */
 	const char		*close_reason;
@@ -332,7 +334,17 @@ on_event(const struct event *ev, void *arg)
 		if (count != NULL) {
 			enqueue(h, c, count, 0);
 			c->count_dirty = false;	/* that one is newer */
-		} else if (ev->type == EVENT_NOTIFICATION) {
+		} else if (ev->type == EVENT_NOTIFICATION && c->state == C_PAUSED) {
+			/* Whether the greeting counted it is known once the replay is out. */
+			if (nid > c->paused_nid) {
+				c->paused_nid = nid;
+				c->paused_count = ev->unread_count;
+			}
+		} else if (ev->type == EVENT_NOTIFICATION && nid > c->replay_max) {
+			/*
+			 * Not one its greeting counted already (with PostgreSQL
+			 * one committed before the client came can be told after).
+			 */
 			c->count_dirty = true;
 			c->count = ev->unread_count;
 		}
@@ -642,6 +654,10 @@ hub_attach(struct hub *h, const char *user, int64_t expires, int64_t since,
 	pthread_mutex_lock(&h->lock);
 	/* Live notifications up to max were in the replay (or before since). */
 	c->replay_max = max;
+	if (c->paused_nid > max) {
+		c->count_dirty = true;
+		c->count = c->paused_count;
+	}
 	c->state = C_IDLE;
 	if (!ok)
 		c->dead = true;

@@ -88,6 +88,9 @@ struct store_backend {
 	int	(*mail_scan)(struct store *st, int64_t after_seq, int (*fn)(void *arg,
 		    json_t *summary, const char *search, int64_t seq), void *arg);
 	int	(*mail_change)(struct store *st, json_t *uids, int read, int64_t *changed);
+	int	(*setting)(struct store *st, const char *name, const char *fresh, char *out,
+		    size_t n);
+	int	(*size)(struct store *st, char *where, size_t n, int64_t *bytes);
 };
 
 /* Why the calling thread's last write failed (store_last_error); each backend sets it. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "embed.h"
 #include "log.h"
@@ -859,6 +860,23 @@ sqlite_check(struct store *st, bool full, bool repair, json_t **out)
 	return 1;
 }
 
+static int
+sqlite_size(struct store *st, char *where, size_t n, int64_t *bytes)
+{
+	struct stat sb;
+	snprintf(where, n, "%s", SQ(st)->path);
+	*bytes = stat(SQ(st)->path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+	return 1;
+}
+
+/* One node's own: the data directory keeps what it would share. */
+static int
+sqlite_setting(struct store *st, const char *name, const char *fresh, char *out, size_t n)
+{
+	(void)st, (void)name, (void)fresh, (void)out, (void)n;
+	return 0;
+}
+
 /* SQLite's part of every store function. */
 const struct store_backend sqlite_backend = {
 	.name = "sqlite",
@@ -909,4 +927,6 @@ const struct store_backend sqlite_backend = {
 	.mail_next = sqlite_mail_next,
 	.mail_scan = sqlite_mail_scan,
 	.mail_change = sqlite_mail_change,
+	.setting = sqlite_setting,
+	.size = sqlite_size,
 };

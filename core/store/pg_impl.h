@@ -6,6 +6,9 @@
  * pg_store.c	open, connections, transactions, check, counts
  * pg_people.c	users, preferences, topics, API keys
  * pg_notifications.c	notifications and unread counts
+ * pg_outbox.c	deliveries, scheduled releases, digests
+ * pg_mailbox.c	captured mail
+ * pg_relay.c	events to and from the other nodes (LISTEN/NOTIFY)
  *
  * Each statement is sent with its parameters as text (PQexecParams), so
  * SQL and values never mix. A write runs in pg_tx(): one transaction on
@@ -38,7 +41,14 @@ struct pg_store {
 	unsigned	 next;
 	pthread_mutex_t	 stats_lock;
 	int64_t		 commits, writes;
+	int64_t		 lease;		/* ms a claim of the outbox holds (store_options) */
+	char		*node;		/* who claims (store_options) */
+	struct relay	*relay;		/* events to and from the other nodes */
+	int64_t		 mail_unpruned;	/* bytes of mail stored since retention ran */
 };
+
+/* The lease when store_options has none: longer than any attempt takes. */
+#define PG_LEASE (5 * 60 * 1000)
 
 #define PG(st)	((struct pg_store *)(st))
 
@@ -48,7 +58,7 @@ void		 pgc_put(struct pgc *c);
 /*
  * Run sql on c with parameters as fmt says, one character each: 't' text
  * (NULL: SQL NULL), 'i' int64_t, 'b' bool (an int), 'h' a 32-byte hash
- * (bytea). The result, to PQclear(), or NULL: failed, logged as what, and
+ * (bytea), 'B' bytes (a pointer and a size_t; bytea). The result, to PQclear(), or NULL: failed, logged as what, and
  * the failure's class noted for store_last_error().
  */
 PGresult	*pg_run(struct pgc *c, const char *what, const char *sql, const char *fmt, ...);
@@ -74,6 +84,45 @@ json_t		*pg_text_json(const PGresult *r, int row, int col);
 json_t		*pg_time_json(const PGresult *r, int row, int col);
 /* The rows of r as make(r, row) builds them, a new array. */
 json_t		*pg_rows(const PGresult *r, json_t *(*make)(const PGresult *r, int row));
+
+/* A statement whose rows do not matter (r is cleared): rows it changed, or -1. */
+int64_t		 pg_changed(PGresult *r);
+
+/* A notification's columns, in pg_row_notification() order. */
+#define PG_NCOLS "id, user_id, type, category, priority, title, body, data, action_url, " \
+	"created_at, read_at, archived_at, deliver_at, scheduled_id"
+/* The same of a scheduled one, not shown yet: never read, nor archived unless skipped. */
+#define PG_SCOLS "id, user_id, type, category, priority, title, body, data, action_url, " \
+	"created_at, NULL, CASE in_app WHEN 'skipped' THEN created_at END, deliver_at, NULL"
+/* An id, or the one its send returned when it was scheduled. */
+#define PG_BY_ID "id IN ($1, (SELECT id FROM notifications WHERE scheduled_id = $1))"
+
+/* pg_notifications.c, for the outbox's transactions. */
+json_t		*pg_row_notification(const PGresult *r, int row);
+/* The first row of r (cleared) as a notification into *out: 1, 0 none, -1 (r NULL). */
+int		 pg_one(PGresult *r, json_t **out);
+/*
+ * Lock user's row, making the user when new, and add delta to the unread
+ * count; *count (may be NULL): the count after it.
+ */
+int		 pg_user_lock(struct pgc *c, const char *user, int64_t now, int64_t delta,
+		    int64_t *count);
+/* Add delta to user's count (the user exists); *count: after it. */
+int		 pg_unread_add(struct pgc *c, const char *user, int64_t delta, int64_t *count);
+int		 pg_delivery_insert(struct pgc *c, int64_t nid, unsigned ch,
+		    const struct routing *rt, int64_t now);
+
+/*
+ * pg_relay.c: run publish with its events captured and send them with
+ * pg_notify() on c, in the transaction; *internal: what to emit on this
+ * node after the commit besides: the types among them that core's own
+ * parts act on, and new mail's summaries. 0 or -1.
+ */
+int		 pg_tx_publish(struct pgc *c, struct store *st, void (*publish)(void *arg),
+		    void *arg, json_t **internal);
+/* pg_relay.c: events across nodes, from start (NULL: failed) to stop. */
+struct relay	*pg_relay_start(struct store *st, const char *url, const char *node);
+void		 pg_relay_stop(struct relay *r);
 
 /* pg_people.c, for the other files' transactions. */
 int		 pg_user_ensure(struct pgc *c, const char *user, int64_t now);
@@ -126,5 +175,30 @@ int	 pg_last_id(struct store *st, const char *user, int64_t now, int64_t *id);
 int	 pg_unread_count(struct store *st, const char *user, int64_t now, int64_t *count);
 int	 pg_notification_cancel(struct store *st, const char *user, int64_t id,
 	    bool *too_late, int64_t *released_as);
+int	 pg_deliveries_claim(struct store *st, int64_t now, struct delivery *out, size_t max,
+	    size_t *n);
+int	 pg_deliveries_next(struct store *st, int64_t *at);
+int	 pg_deliveries_unclaim(struct store *st);
+int	 pg_delivery_finish(struct store *st, int64_t id, enum delivery_status status,
+	    int64_t next_at, const char *error, int64_t now);
+int	 pg_delivery_notification(struct store *st, int64_t delivery, json_t **out);
+int	 pg_deliveries_of(struct store *st, int64_t id, json_t **out);
+int	 pg_digest_candidates(struct store *st, enum digest_mode period, const char *user,
+	    json_t **out);
+void	 pg_digests_make(struct store *st, const struct digest_new *in, size_t n,
+	    int64_t now, struct digest_made *out, int *rcs);
+int	 pg_digest_tally(struct store *st, const char *user, int64_t cutoff, int64_t *unread,
+	    int64_t *read);
+int	 pg_digest_get(struct store *st, int64_t id, bool include_read, int limit,
+	    json_t **out);
+void	 pg_mail_insert(struct store *st, const struct mail_new *m, int n, int *rcs);
+int	 pg_mail_list(struct store *st, int64_t start, int64_t limit, const char *like,
+	    json_t **out);
+int	 pg_mail_get(struct store *st, const char *uid, struct mail_got *m);
+int	 pg_mail_next(struct store *st, int64_t after_seq, const char *like,
+	    json_t **summary, int64_t *seq);
+int	 pg_mail_scan(struct store *st, int64_t after_seq, int (*fn)(void *arg,
+	    json_t *summary, const char *search, int64_t seq), void *arg);
+int	 pg_mail_change(struct store *st, json_t *uids, int read, int64_t *changed);
 
 #endif

@@ -21,17 +21,8 @@
 #include "log.h"
 #include "util.h"
 
-/* A notification's columns, in row_notification() order. */
-#define NCOLS "id, user_id, type, category, priority, title, body, data, action_url, " \
-	"created_at, read_at, archived_at, deliver_at, scheduled_id"
-/* The same of a scheduled one, not shown yet: never read, nor archived unless skipped. */
-#define SCOLS "id, user_id, type, category, priority, title, body, data, action_url, " \
-	"created_at, NULL, CASE in_app WHEN 'skipped' THEN created_at END, deliver_at, NULL"
-/* An id, or the one its send returned when it was scheduled. */
-#define BY_ID "id IN ($1, (SELECT id FROM notifications WHERE scheduled_id = $1))"
-
-static json_t *
-row_notification(const PGresult *r, int row)
+json_t *
+pg_row_notification(const PGresult *r, int row)
 {
 	json_t *data = NULL;
 	const char *d = pg_str(r, row, 7);
@@ -57,36 +48,20 @@ row_notification(const PGresult *r, int row)
 	return o;
 }
 
-/* The first row of r (cleared) as a notification into *out: 1, 0 none, -1 (r NULL). */
-static int
-one(PGresult *r, json_t **out)
+int
+pg_one(PGresult *r, json_t **out)
 {
 	if (r == NULL)
 		return -1;
 	int rc = PQntuples(r) > 0;
 	if (rc)
-		*out = row_notification(r, 0);
+		*out = pg_row_notification(r, 0);
 	PQclear(r);
 	return rc;
 }
 
-/* A statement whose rows do not matter: its count of changed rows, or -1. */
-static int64_t
-changed(PGresult *r)
-{
-	if (r == NULL)
-		return -1;
-	int64_t n = atoll(PQcmdTuples(r));
-	PQclear(r);
-	return n;
-}
-
-/*
- * Lock user's row, making the user when new, and add delta to the unread
- * count; *count (may be NULL): the count after it.
- */
-static int
-user_lock(struct pgc *c, const char *user, int64_t now, int64_t delta, int64_t *count)
+int
+pg_user_lock(struct pgc *c, const char *user, int64_t now, int64_t delta, int64_t *count)
 {
 	PGresult *r = pg_run(c, "user_lock", "INSERT INTO users (id, created_at, unread) "
 	    "VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET unread = users.unread + $3 "
@@ -99,9 +74,8 @@ user_lock(struct pgc *c, const char *user, int64_t now, int64_t delta, int64_t *
 	return 0;
 }
 
-/* Add delta to user's count (user exists); *count: after it. */
-static int
-unread_add(struct pgc *c, const char *user, int64_t delta, int64_t *count)
+int
+pg_unread_add(struct pgc *c, const char *user, int64_t delta, int64_t *count)
 {
 	PGresult *r = pg_run(c, "unread_add", "UPDATE users SET unread = unread + $2 "
 	    "WHERE id = $1 RETURNING unread", "ti", user, delta);
@@ -112,14 +86,14 @@ unread_add(struct pgc *c, const char *user, int64_t delta, int64_t *count)
 	return 0;
 }
 
-static int
-delivery_insert(struct pgc *c, int64_t nid, unsigned ch, const struct routing *rt, int64_t now)
+int
+pg_delivery_insert(struct pgc *c, int64_t nid, unsigned ch, const struct routing *rt, int64_t now)
 {
 	char next[24], sent[24];
 	bool waits = rt->status == DS_PENDING || rt->status == DS_DEFERRED;
 	snprintf(next, sizeof next, "%lld", (long long)rt->next_at);
 	snprintf(sent, sizeof sent, "%lld", (long long)now);
-	return changed(pg_run(c, "delivery_insert", "INSERT INTO deliveries (notification_id, "
+	return pg_changed(pg_run(c, "delivery_insert", "INSERT INTO deliveries (notification_id, "
 	    "channel, status, next_attempt_at, last_error, created_at, updated_at, sent_at) "
 	    "VALUES ($1, $2, $3, $4, $5, $6, $6, $7)", "ittttit", nid,
 	    ch == CHANNEL_IN_APP ? "in_app" : "email", delivery_status_name(rt->status),
@@ -142,7 +116,7 @@ schedule_one(struct pgc *c, const struct notification_new *in, const struct rout
     bool *outbox)
 {
 	int rc;
-	if (in->key != NULL && (rc = one(pg_run(c, "notification_by_key", "SELECT " NCOLS
+	if (in->key != NULL && (rc = pg_one(pg_run(c, "notification_by_key", "SELECT " PG_NCOLS
 	    " FROM notifications WHERE user_id = $1 AND dedupe_key = $2", "tt", in->user,
 	    in->key), out)) != 0)
 		return rc;
@@ -172,7 +146,7 @@ schedule_one(struct pgc *c, const struct notification_new *in, const struct rout
 		return 1;
 	}
 	PQclear(r);
-	rc = one(pg_run(c, "scheduled_by_key", "SELECT " SCOLS " FROM scheduled "
+	rc = pg_one(pg_run(c, "scheduled_by_key", "SELECT " PG_SCOLS " FROM scheduled "
 	    "WHERE user_id = $1 AND dedupe_key = $2", "tt", in->user, in->key), out);
 	return rc > 0 ? 1 : -1;
 }
@@ -189,11 +163,11 @@ create_one(struct pgc *c, const struct notification_new *in, int64_t now, json_t
 	*hidden = ia.status == DS_SKIPPED;
 	int rc;
 	/* The user's row first, locked: ids of one user are drawn in commit order. */
-	if (user_lock(c, in->user, now, 0, NULL) < 0)
+	if (pg_user_lock(c, in->user, now, 0, NULL) < 0)
 		return -1;
 	if (in->deliver_at > now)
 		return schedule_one(c, in, &ia, &em, now, out, id, created, outbox);
-	if (in->key != NULL && (rc = one(pg_run(c, "scheduled_by_key", "SELECT " SCOLS
+	if (in->key != NULL && (rc = pg_one(pg_run(c, "scheduled_by_key", "SELECT " PG_SCOLS
 	    " FROM scheduled WHERE user_id = $1 AND dedupe_key = $2", "tt", in->user, in->key),
 	    out)) != 0)
 		return rc;
@@ -211,25 +185,25 @@ create_one(struct pgc *c, const struct notification_new *in, int64_t now, json_t
 	if (PQntuples(r) == 0) {
 		PQclear(r);
 		/* The key was taken: hand back what it names. */
-		rc = one(pg_run(c, "notification_by_key", "SELECT " NCOLS " FROM notifications "
+		rc = pg_one(pg_run(c, "notification_by_key", "SELECT " PG_NCOLS " FROM notifications "
 		    "WHERE user_id = $1 AND dedupe_key = $2", "tt", in->user, in->key), out);
 		return rc > 0 ? 1 : -1;
 	}
 	*id = pg_int(r, 0, 0);
 	PQclear(r);
 	*created = true;
-	if (!*hidden && unread_add(c, in->user, 1, count) < 0)
+	if (!*hidden && pg_unread_add(c, in->user, 1, count) < 0)
 		return -1;
 	if (in->routed && (em.status == DS_PENDING || em.status == DS_DEFERRED))
 		*outbox = true;
 	if (in->routed && ((ia.status != DS_SENT &&
-	    delivery_insert(c, *id, CHANNEL_IN_APP, &ia, now) != 0) ||
-	    (em.status != DS_SKIPPED && delivery_insert(c, *id, CHANNEL_EMAIL, &em, now) != 0)))
+	    pg_delivery_insert(c, *id, CHANNEL_IN_APP, &ia, now) != 0) ||
+	    (em.status != DS_SKIPPED && pg_delivery_insert(c, *id, CHANNEL_EMAIL, &em, now) != 0)))
 		return -1;
 	return 1;
 }
 
-/* The object of a notification just stored from in, as row_notification() makes it. */
+/* The object of a notification just stored from in, as pg_row_notification() makes it. */
 static json_t *
 new_notification(const struct notification_new *in, int64_t id, int64_t now, bool hidden)
 {
@@ -301,7 +275,7 @@ create_w(struct pgc *c, void *arg)
 		qsort(users, p->n, sizeof *users, by_user);
 		for (size_t i = 0; i < p->n; i++)
 			if ((i == 0 || strcmp(users[i], users[i - 1]) != 0) &&
-			    user_lock(c, users[i], p->now, 0, NULL) < 0) {
+			    pg_user_lock(c, users[i], p->now, 0, NULL) < 0) {
 				free(users);
 				return -1;
 			}
@@ -356,10 +330,10 @@ pg_notifications_create(struct store *st, const struct notification_new *in, siz
 int
 pg_notification_get(struct store *st, int64_t id, json_t **out)
 {
-	int rc = one(pg_query(st, "notification_get", "SELECT " NCOLS " FROM notifications "
-	    "WHERE " BY_ID, "i", id), out);
+	int rc = pg_one(pg_query(st, "notification_get", "SELECT " PG_NCOLS " FROM notifications "
+	    "WHERE " PG_BY_ID, "i", id), out);
 	if (rc == 0)
-		rc = one(pg_query(st, "scheduled_get", "SELECT " SCOLS " FROM scheduled "
+		rc = pg_one(pg_query(st, "scheduled_get", "SELECT " PG_SCOLS " FROM scheduled "
 		    "WHERE id = $1", "i", id), out);
 	return rc;
 }
@@ -382,16 +356,16 @@ pg_unread_count(struct store *st, const char *user, int64_t now, int64_t *count)
 
 /* The page's statements: the inbox, its unread, the archived; each in id order. */
 static const char *const pages[] = {
-	"SELECT " NCOLS " FROM notifications WHERE user_id = $1 AND id < $2 "
+	"SELECT " PG_NCOLS " FROM notifications WHERE user_id = $1 AND id < $2 "
 	    "AND archived_at IS NULL AND (deliver_at IS NULL OR deliver_at <= $5) "
 	    "AND ($3::text IS NULL OR type = $3) AND ($4::text IS NULL OR category = $4) "
 	    "ORDER BY id DESC LIMIT $6",
-	"SELECT " NCOLS " FROM notifications WHERE user_id = $1 AND id < $2 "
+	"SELECT " PG_NCOLS " FROM notifications WHERE user_id = $1 AND id < $2 "
 	    "AND read_at IS NULL AND archived_at IS NULL "
 	    "AND (deliver_at IS NULL OR deliver_at <= $5) "
 	    "AND ($3::text IS NULL OR type = $3) AND ($4::text IS NULL OR category = $4) "
 	    "ORDER BY id DESC LIMIT $6",
-	"SELECT " NCOLS " FROM notifications WHERE user_id = $1 AND id < $2 "
+	"SELECT " PG_NCOLS " FROM notifications WHERE user_id = $1 AND id < $2 "
 	    "AND archived_at IS NOT NULL AND (NOT $7 OR read_at IS NULL) "
 	    "AND (deliver_at IS NULL OR deliver_at <= $5) "
 	    "AND ($3::text IS NULL OR type = $3) AND ($4::text IS NULL OR category = $4) "
@@ -432,7 +406,7 @@ pg_notification_list(struct store *st, const struct notification_query *q, int64
 	int n = PQntuples(page);
 	json_t *list = json_array();
 	for (int i = 0; i < n && i < q->limit; i++)
-		json_array_append_new(list, row_notification(page, i));
+		json_array_append_new(list, pg_row_notification(page, i));
 	*out = json_pack("{s:o, s:o, s:I}", "notifications", list, "next_before",
 	    n > q->limit ? json_integer(pg_int(page, q->limit - 1, 0)) : json_null(),
 	    "unread_count", (json_int_t)count);
@@ -499,7 +473,7 @@ mark_w(struct pgc *c, void *arg)
 		return -1;
 	PQclear(r);
 	for (size_t i = 0; i < p->n; i++) {
-		r = pg_run(c, "notification_owned", "SELECT id FROM notifications WHERE " BY_ID
+		r = pg_run(c, "notification_owned", "SELECT id FROM notifications WHERE " PG_BY_ID
 		    " AND user_id = $2 AND (deliver_at IS NULL OR deliver_at <= $3)", "iti",
 		    p->ids[i], p->user, p->now);
 		if (r == NULL)
@@ -521,7 +495,7 @@ mark_w(struct pgc *c, void *arg)
 		}
 		PQclear(r);
 	}
-	return unread_add(c, p->user, delta, &p->count) < 0 ? -1 : 1;
+	return pg_unread_add(c, p->user, delta, &p->count) < 0 ? -1 : 1;
 }
 
 static void
@@ -534,6 +508,7 @@ mark_publish(void *arg)
 		[MARK_UNARCHIVED] = EVENT_UNARCHIVED,
 	};
 	struct mark_args *p = arg;
+	json_decref(p->result);		/* a transaction tried again publishes again */
 	p->result = json_pack("{s:O, s:I}", "ids", p->changed, "unread_count",
 	    (json_int_t)p->count);
 	if (json_array_size(p->changed) > 0)
@@ -585,12 +560,12 @@ read_all_w(struct pgc *c, void *arg)
 	 * PostgreSQL writes a new version of each row either way; the
 	 * watermark of notifications.c (sql/013) is SQLite's for now.
 	 */
-	if ((p->marked = changed(pg_run(c, "notification_read_all", "UPDATE notifications "
+	if ((p->marked = pg_changed(pg_run(c, "notification_read_all", "UPDATE notifications "
 	    "SET read_at = $2 WHERE user_id = $1 AND id <= $3 AND read_at IS NULL "
 	    "AND (deliver_at IS NULL OR deliver_at <= $2)", "tii", p->user, p->now,
 	    p->up_to))) < 0)
 		return -1;
-	return changed(pg_run(c, "unread_set", "UPDATE users SET unread = 0 WHERE id = $1",
+	return pg_changed(pg_run(c, "unread_set", "UPDATE users SET unread = 0 WHERE id = $1",
 	    "t", p->user)) < 0 ? -1 : 1;
 }
 
@@ -598,6 +573,7 @@ static void
 read_all_publish(void *arg)
 {
 	struct read_all *p = arg;
+	json_decref(p->result);
 	p->result = json_pack("{s:I, s:I, s:I}", "up_to", (json_int_t)p->up_to, "marked",
 	    (json_int_t)p->marked, "unread_count", (json_int_t)0);
 	if (p->marked > 0)
@@ -644,7 +620,7 @@ delete_w(struct pgc *c, void *arg)
 		}
 		PQclear(r);
 	}
-	if ((r = pg_run(c, "notification_delete", "DELETE FROM notifications WHERE " BY_ID
+	if ((r = pg_run(c, "notification_delete", "DELETE FROM notifications WHERE " PG_BY_ID
 	    " AND ($2::text IS NULL OR user_id = $2) RETURNING user_id, "
 	    "(read_at IS NULL AND archived_at IS NULL)::int, id", "it", p->id, p->user)) == NULL)
 		return -1;
@@ -658,7 +634,7 @@ delete_w(struct pgc *c, void *arg)
 	PQclear(r);
 	if (p->d->user == NULL)
 		return -1;
-	return unread_add(c, p->d->user, -counted, &p->count) < 0 ? -1 : 1;
+	return pg_unread_add(c, p->d->user, -counted, &p->count) < 0 ? -1 : 1;
 }
 
 static void
@@ -692,12 +668,12 @@ int
 pg_notifications_after(struct store *st, const char *user, int64_t after, int limit,
     int64_t now, json_t **out)
 {
-	PGresult *r = pg_query(st, "notifications_after", "SELECT " NCOLS " FROM notifications "
+	PGresult *r = pg_query(st, "notifications_after", "SELECT " PG_NCOLS " FROM notifications "
 	    "WHERE user_id = $1 AND id > $2 AND (deliver_at IS NULL OR deliver_at <= $3) "
 	    "ORDER BY id LIMIT $4", "tiii", user, after, now, (int64_t)limit);
 	if (r == NULL)
 		return -1;
-	*out = pg_rows(r, row_notification);
+	*out = pg_rows(r, pg_row_notification);
 	PQclear(r);
 	return 1;
 }
@@ -726,13 +702,13 @@ static int
 cancel_w(struct pgc *c, void *arg)
 {
 	struct cancel *p = arg;
-	int64_t n = changed(pg_run(c, "scheduled_delete", "DELETE FROM scheduled WHERE id = $1 "
+	int64_t n = pg_changed(pg_run(c, "scheduled_delete", "DELETE FROM scheduled WHERE id = $1 "
 	    "AND ($2::text IS NULL OR user_id = $2)", "it", p->id, p->user));
 	if (n != 0)
 		return n > 0 ? 1 : -1;
 	/* Released already, or never scheduled: too late either way. */
 	PGresult *r = pg_run(c, "notification_resolve", "SELECT id FROM notifications WHERE "
-	    BY_ID " AND ($2::text IS NULL OR user_id = $2)", "it", p->id, p->user);
+	    PG_BY_ID " AND ($2::text IS NULL OR user_id = $2)", "it", p->id, p->user);
 	if (r == NULL)
 		return -1;
 	if (PQntuples(r) > 0) {

@@ -6,11 +6,13 @@
 #define _GNU_SOURCE
 #include "pg_impl.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "log.h"
 #include "pg.h"
 #include "util.h"
@@ -27,7 +29,7 @@ error_class(const PGresult *r, PGconn *db)
 	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	if (PQstatus(db) != CONNECTION_OK || state == NULL || strncmp(state, "08", 2) == 0 ||
 	    strncmp(state, "57P", 3) == 0)
-		return STORE_BUSY;	/* the server is gone or going: try again */
+		return STORE_DOWN;	/* the server is gone or going: try again */
 	if (strcmp(state, "53100") == 0)
 		return STORE_FULL;
 	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
@@ -47,6 +49,18 @@ retryable(const PGresult *r)
 /* The last failed result of this thread, for pg_tx() to tell whether to retry. */
 static _Thread_local bool last_retryable;
 
+/*
+ * Has the server hung up on c since its last use (a restart, an idle
+ * timeout)? Then it has said so on the socket, which poll() sees: an idle
+ * connection has nothing else to read, so anything there means a new one.
+ */
+static bool
+hung_up(struct pgc *c)
+{
+	struct pollfd pfd = {.fd = PQsocket(c->db), .events = POLLIN};
+	return poll(&pfd, 1, 0) > 0;
+}
+
 static bool
 connect_one(struct pg_store *ps, struct pgc *c)
 {
@@ -54,7 +68,7 @@ connect_one(struct pg_store *ps, struct pgc *c)
 	static const char *const keys[] = {"options", "dbname", "connect_timeout",
 	    "application_name", NULL};
 	const char *vals[] = {"-c client_min_messages=warning", ps->url, "5", "notifyd", NULL};
-	if (c->db != NULL && PQstatus(c->db) == CONNECTION_OK)
+	if (c->db != NULL && PQstatus(c->db) == CONNECTION_OK && !hung_up(c))
 		return true;
 	if (c->db != NULL) {
 		PQreset(c->db);
@@ -87,7 +101,7 @@ pgc_get(struct store *st)
 		pthread_mutex_lock(&c->lock);
 	}
 	if (!connect_one(ps, c)) {
-		store_error_last = STORE_BUSY;
+		store_error_last = STORE_DOWN;
 		pthread_mutex_unlock(&c->lock);
 		return NULL;
 	}
@@ -105,10 +119,16 @@ static PGresult *
 vrun(struct pgc *c, const char *what, const char *sql, const char *fmt, va_list ap)
 {
 	const char *vals[PG_PARAMS];
+	int lens[PG_PARAMS] = {0}, formats[PG_PARAMS] = {0};
 	char nums[PG_PARAMS][24], hex[PG_PARAMS > 4 ? 4 : PG_PARAMS][2 + 64 + 1];
 	int n = 0, nh = 0;
 	for (const char *f = fmt ? fmt : ""; *f != '\0' && n < PG_PARAMS; f++, n++) {
 		switch (*f) {
+		case 'B':	/* bytes as they are: a pointer and a size_t */
+			vals[n] = va_arg(ap, const char *);
+			lens[n] = (int)va_arg(ap, size_t);
+			formats[n] = 1;
+			break;
 		case 't':
 			vals[n] = va_arg(ap, const char *);
 			break;
@@ -134,15 +154,18 @@ vrun(struct pgc *c, const char *what, const char *sql, const char *fmt, va_list 
 			return NULL;
 		}
 	}
-	PGresult *r = PQexecParams(c->db, sql, n, NULL, vals, NULL, NULL, 0);
+	PGresult *r = PQexecParams(c->db, sql, n, NULL, vals, lens, formats, 0);
 	ExecStatusType s = PQresultStatus(r);
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
 		return r;
 	last_retryable = retryable(r);
 	store_error_last = error_class(r, c->db);
+	/* The result's words, else the connection's (a result may be none). */
+	const char *m = r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) :
+	    PQerrorMessage(c->db);
 	if (!last_retryable)
-		log_error("PostgreSQL statement failed", "what=%s error=%.*s", what,
-		    (int)strcspn(PQerrorMessage(c->db), "\n"), PQerrorMessage(c->db));
+		log_error("PostgreSQL statement failed", "what=%s status=%s error=%.*s", what,
+		    PQresStatus(PQresultStatus(r)), (int)strcspn(m, "\n"), m);
 	PQclear(r);
 	return NULL;
 }
@@ -157,31 +180,41 @@ pg_run(struct pgc *c, const char *what, const char *sql, const char *fmt, ...)
 	return r;
 }
 
-PGresult *
-pg_query(struct store *st, const char *what, const char *sql, const char *fmt, ...)
+/* One statement on a connection of the pool. */
+static PGresult *
+vquery(struct store *st, const char *what, const char *sql, const char *fmt, va_list ap)
 {
 	struct pgc *c = pgc_get(st);
 	if (c == NULL)
 		return NULL;
+	PGresult *r = vrun(c, what, sql, fmt, ap);
+	pgc_put(c);
+	return r;
+}
+
+PGresult *
+pg_query(struct store *st, const char *what, const char *sql, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	PGresult *r = vrun(c, what, sql, fmt, ap);
+	PGresult *r = vquery(st, what, sql, fmt, ap);
 	va_end(ap);
-	pgc_put(c);
 	return r;
 }
 
 int64_t
 pg_exec(struct store *st, const char *what, const char *sql, const char *fmt, ...)
 {
-	struct pgc *c = pgc_get(st);
-	if (c == NULL)
-		return -1;
 	va_list ap;
 	va_start(ap, fmt);
-	PGresult *r = vrun(c, what, sql, fmt, ap);
+	PGresult *r = vquery(st, what, sql, fmt, ap);
 	va_end(ap);
-	pgc_put(c);
+	return pg_changed(r);
+}
+
+int64_t
+pg_changed(PGresult *r)
+{
 	if (r == NULL)
 		return -1;
 	int64_t n = atoll(PQcmdTuples(r));
@@ -213,16 +246,29 @@ pg_tx(struct store *st, int (*fn)(struct pgc *c, void *arg), void (*publish)(voi
 			return -1;
 		}
 		rc = fn(c, arg);
+		/* Its events go out with it, in its transaction (pg_relay.c). */
+		json_t *internal = NULL;
+		if (rc > 0 && publish != NULL &&
+		    pg_tx_publish(c, st, publish, arg, &internal) != 0)
+			rc = -1;
 		if (rc > 0 && control(c, "COMMIT") == 0) {
 			pgc_put(c);
 			pthread_mutex_lock(&PG(st)->stats_lock);
 			PG(st)->commits++;
 			PG(st)->writes++;
 			pthread_mutex_unlock(&PG(st)->stats_lock);
-			if (publish != NULL)
-				publish(arg);
+			/* What core's own parts act on, and new mail, are told here at once. */
+			for (size_t i = 0; i < json_array_size(internal); i++) {
+				json_t *e = json_array_get(internal, i);
+				if (json_is_object(e))
+					events_emit(EVENT_MAIL, "", e);
+				else
+					events_emit((enum event_type)json_integer_value(e), "", NULL);
+			}
+			json_decref(internal);
 			return rc;
 		}
+		json_decref(internal);
 		bool again = last_retryable;
 		if (PQtransactionStatus(c->db) != PQTRANS_IDLE)
 			control(c, "ROLLBACK");
@@ -279,7 +325,6 @@ pg_open(struct store **out, const char *url, const struct store_options *opt, ch
     size_t errlen)
 {
 	int version;
-	(void)opt;
 	if (pg_migrate(url, &version, err, errlen) != 0)
 		return -1;
 	struct pg_store *ps = calloc(1, sizeof *ps);
@@ -289,9 +334,21 @@ pg_open(struct store **out, const char *url, const struct store_options *opt, ch
 		return -1;
 	}
 	ps->base.be = &pg_backend;
+	ps->lease = opt->claim_lease > 0 ? opt->claim_lease : PG_LEASE;
+	if ((ps->node = strdup(opt->node ? opt->node : "")) == NULL) {
+		free(ps->url);
+		free(ps);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	pthread_mutex_init(&ps->stats_lock, NULL);
 	for (int i = 0; i < PG_CONNS; i++)
 		pthread_mutex_init(&ps->c[i].lock, NULL);
+	if ((ps->relay = pg_relay_start(&ps->base, url, ps->node)) == NULL) {
+		pg_close(&ps->base);
+		snprintf(err, errlen, "cannot start relaying events");
+		return -1;
+	}
 	*out = &ps->base;
 	return 1;
 }
@@ -300,12 +357,14 @@ void
 pg_close(struct store *st)
 {
 	struct pg_store *ps = PG(st);
+	pg_relay_stop(ps->relay);
 	for (int i = 0; i < PG_CONNS; i++) {
 		PQfinish(ps->c[i].db);
 		pthread_mutex_destroy(&ps->c[i].lock);
 	}
 	pthread_mutex_destroy(&ps->stats_lock);
 	free(ps->url);
+	free(ps->node);
 	free(ps);
 }
 
@@ -404,139 +463,43 @@ pg_explain(struct store *st, const char *which, char *out, size_t n)
 }
 
 /*
- * Not on PostgreSQL yet (issue 21): the outbox, digests and the mailbox.
- * notifyd does not start with [store] url set until they are; until then
- * each says so and fails.
+ * Made by the first node to ask. A node that waited on another's insert
+ * finds nothing in its statement's snapshot: it asks once more.
  */
 static int
-later(const char *what)
+pg_setting(struct store *st, const char *name, const char *fresh, char *out, size_t n)
 {
-	log_error("not on PostgreSQL yet", "what=%s", what);
-	store_error_last = STORE_FAILED;
+	for (int tries = 0; tries < 2; tries++) {
+		PGresult *r = pg_query(st, "setting", "WITH made AS (INSERT INTO settings (name, "
+		    "value) VALUES ($1, convert_to($2, 'UTF8')) ON CONFLICT (name) DO NOTHING "
+		    "RETURNING value) SELECT convert_from(value, 'UTF8') FROM made UNION ALL "
+		    "SELECT convert_from(value, 'UTF8') FROM settings WHERE name = $1", "tt", name,
+		    fresh);
+		if (r == NULL)
+			return -1;
+		int found = PQntuples(r) > 0;
+		if (found)
+			snprintf(out, n, "%s", pg_str(r, 0, 0));
+		PQclear(r);
+		if (found)
+			return 1;
+	}
+	log_error("a shared setting is missing", "name=%s", name);
 	return -1;
 }
 
 static int
-pg_deliveries_claim(struct store *st, int64_t now, struct delivery *out, size_t max, size_t *n)
+pg_size(struct store *st, char *where, size_t n, int64_t *bytes)
 {
-	(void)st, (void)now, (void)out, (void)max;
-	*n = 0;
-	return later("deliveries_claim");
-}
-
-static int
-pg_deliveries_next(struct store *st, int64_t *at)
-{
-	(void)st;
-	*at = 0;
-	return later("deliveries_next");
-}
-
-static int
-pg_deliveries_unclaim(struct store *st)
-{
-	(void)st;
-	return later("deliveries_unclaim");
-}
-
-static int
-pg_delivery_finish(struct store *st, int64_t id, enum delivery_status status, int64_t next_at,
-    const char *error, int64_t now)
-{
-	(void)st, (void)id, (void)status, (void)next_at, (void)error, (void)now;
-	return later("delivery_finish");
-}
-
-static int
-pg_delivery_notification(struct store *st, int64_t delivery, json_t **out)
-{
-	(void)st, (void)delivery, (void)out;
-	return later("delivery_notification");
-}
-
-static int
-pg_deliveries_of(struct store *st, int64_t id, json_t **out)
-{
-	(void)st, (void)id, (void)out;
-	return later("deliveries_of");
-}
-
-static int
-pg_digest_candidates(struct store *st, enum digest_mode period, const char *user, json_t **out)
-{
-	(void)st, (void)period, (void)user, (void)out;
-	return later("digest_candidates");
-}
-
-static void
-pg_digests_make(struct store *st, const struct digest_new *in, size_t n, int64_t now,
-    struct digest_made *out, int *rcs)
-{
-	(void)st, (void)in, (void)now, (void)out;
-	for (size_t i = 0; i < n; i++)
-		rcs[i] = later("digests_make");
-}
-
-static int
-pg_digest_tally(struct store *st, const char *user, int64_t cutoff, int64_t *unread,
-    int64_t *read)
-{
-	(void)st, (void)user, (void)cutoff;
-	*unread = *read = 0;
-	return later("digest_tally");
-}
-
-static int
-pg_digest_get(struct store *st, int64_t id, bool include_read, int limit, json_t **out)
-{
-	(void)st, (void)id, (void)include_read, (void)limit, (void)out;
-	return later("digest_get");
-}
-
-static void
-pg_mail_insert(struct store *st, const struct mail_new *m, int n, int *rcs)
-{
-	(void)st, (void)m;
-	for (int i = 0; i < n; i++)
-		rcs[i] = later("mail_insert");
-}
-
-static int
-pg_mail_list(struct store *st, int64_t start, int64_t limit, const char *like, json_t **out)
-{
-	(void)st, (void)start, (void)limit, (void)like, (void)out;
-	return later("mail_list");
-}
-
-static int
-pg_mail_get(struct store *st, const char *uid, struct mail_got *m)
-{
-	(void)st, (void)uid, (void)m;
-	return later("mail_get");
-}
-
-static int
-pg_mail_next(struct store *st, int64_t after_seq, const char *like, json_t **summary,
-    int64_t *seq)
-{
-	(void)st, (void)after_seq, (void)like, (void)summary, (void)seq;
-	return later("mail_next");
-}
-
-static int
-pg_mail_scan(struct store *st, int64_t after_seq, int (*fn)(void *arg, json_t *summary,
-    const char *search, int64_t seq), void *arg)
-{
-	(void)st, (void)after_seq, (void)fn, (void)arg;
-	return later("mail_scan");
-}
-
-static int
-pg_mail_change(struct store *st, json_t *uids, int read, int64_t *changed)
-{
-	(void)st, (void)uids, (void)read;
-	*changed = 0;
-	return later("mail_change");
+	PGresult *r = pg_query(st, "size", "SELECT current_database(), "
+	    "pg_database_size(current_database())", NULL);
+	*bytes = 0;
+	if (r == NULL)
+		return -1;
+	snprintf(where, n, "PostgreSQL database %s", pg_str(r, 0, 0));
+	*bytes = pg_int(r, 0, 1);
+	PQclear(r);
+	return 1;
 }
 
 /* PostgreSQL's part of every store function. */
@@ -589,4 +552,6 @@ const struct store_backend pg_backend = {
 	.mail_next = pg_mail_next,
 	.mail_scan = pg_mail_scan,
 	.mail_change = pg_mail_change,
+	.setting = pg_setting,
+	.size = pg_size,
 };

@@ -1,8 +1,6 @@
 /* store — the interface of store.h, dispatched to the open store's backend (backend.h). */
 #include "backend.h"
 
-#include <string.h>
-
 _Thread_local enum store_error store_error_last;
 
 enum store_error
@@ -17,9 +15,14 @@ int
 store_open(struct store **out, const char *path, const struct store_options *opt,
     char *err, size_t errlen)
 {
-	if (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0)
-		return pg_open(out, path, opt, err, errlen);
 	return sqlite_open(out, path, opt, err, errlen);
+}
+
+int
+store_open_url(struct store **out, const char *url, const struct store_options *opt,
+    char *err, size_t errlen)
+{
+	return pg_open(out, url, opt, err, errlen);
 }
 
 void
@@ -323,4 +326,16 @@ int
 store_mail_change(struct store *st, json_t *uids, int read, int64_t *changed)
 {
 	return st->be->mail_change(st, uids, read, changed);
+}
+
+int
+store_setting(struct store *st, const char *name, const char *fresh, char *out, size_t n)
+{
+	return st->be->setting(st, name, fresh, out, n);
+}
+
+int
+store_size(struct store *st, char *where, size_t n, int64_t *bytes)
+{
+	return st->be->size(st, where, n, bytes);
 }

@@ -40,6 +40,13 @@ struct store_options {
 	int64_t		 busy_timeout;	/* ms */
 	/* Tests: leave read_all watermarks to settle_step() (store_impl.h). */
 	bool		 settle_by_hand;
+	/* PostgreSQL: how long (ms) a node's claim of a delivery holds (0: 5 minutes). */
+	int64_t		 claim_lease;
+	/*
+	 * PostgreSQL: this node's name, the same across its restarts (notifyd:
+	 * host and data directory); a restart releases its own claims at once.
+	 */
+	const char	*node;
 };
 
 /* A notification to create; NULL fields are absent. */
@@ -96,17 +103,21 @@ enum store_error {
 	STORE_FAILED,		/* anything else: a bug, a broken file */
 	STORE_FULL,		/* the disk is full: try again once there is room */
 	STORE_BUSY,		/* another process holds the database past busy_timeout */
+	STORE_DOWN,		/* the database server does not answer (PostgreSQL) */
 };
 
 /* Why the calling thread's last write failed (STORE_OK: it did not); asking forgets it. */
 enum store_error store_last_error(void);
 
-/*
- * Open (creating and migrating) the database at path, a file (SQLite), or
- * a postgresql:// URL (PostgreSQL, not complete yet: issue 21); err says
- * why not.
- */
+/* Open (creating and migrating) the SQLite database at path; err says why not. */
 int	 store_open(struct store **out, const char *path,
+	    const struct store_options *opt, char *err, size_t errlen);
+/*
+ * Open the PostgreSQL store at url (a libpq URL or conninfo), migrating it
+ * first (sql/pg/, once however many nodes start together); err says why
+ * not, never with the password.
+ */
+int	 store_open_url(struct store **out, const char *url,
 	    const struct store_options *opt, char *err, size_t errlen);
 void	 store_close(struct store *st);
 /* The schema version this binary writes (the number of migrations). */
@@ -130,6 +141,8 @@ int	 store_explain(struct store *st, const char *which, char *out, size_t n);
 /* How many users, notifications and captured messages there are. */
 int	 store_counts(struct store *st, int64_t *users, int64_t *notifications,
 	    int64_t *mail);
+/* Where the data is (a file, or "PostgreSQL database D") and its size in bytes. */
+int	 store_size(struct store *st, char *where, size_t n, int64_t *bytes);
 /* How many commits and how many writes they carried, since open. */
 void	 store_stats(struct store *st, int64_t *commits, int64_t *writes);
 
@@ -346,6 +359,14 @@ int	 store_mail_next(struct store *st, int64_t after_seq, const char *like,
  */
 int	 store_mail_scan(struct store *st, int64_t after_seq,
 	    int (*fn)(void *arg, json_t *summary, const char *search, int64_t seq), void *arg);
+/*
+ * A setting every node of the store shares (the token secret): its value
+ * into out (at most n - 1 bytes), made from fresh when it has none yet,
+ * whichever node comes first. 1, or 0 when the store is one node's own
+ * (SQLite: the data directory keeps it), or -1.
+ */
+int	 store_setting(struct store *st, const char *name, const char *fresh, char *out,
+	    size_t n);
 /* Set read (0/1) or delete (read = -1) the messages uids (a JSON array), or all when NULL. */
 int	 store_mail_change(struct store *st, json_t *uids, int read, int64_t *changed);
 

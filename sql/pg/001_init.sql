@@ -116,6 +116,7 @@ CREATE TABLE deliveries (
 	updated_at	bigint NOT NULL,
 	sent_at		bigint,
 	claimed_until	bigint,
+	claimed_by	text,		-- the node (store_options.node) that holds the claim
 	digest_id	bigint REFERENCES digests(id),
 	CHECK (notification_id IS NOT NULL OR digest_id IS NOT NULL),
 	UNIQUE (notification_id, channel)
@@ -156,10 +157,10 @@ CREATE TABLE mail (
 	uid		text NOT NULL UNIQUE,
 	received_at	bigint NOT NULL,
 	mail_from	text NOT NULL,
-	rcpt_to		jsonb NOT NULL,
+	rcpt_to		json NOT NULL,
 	size		bigint NOT NULL,
 	read		boolean NOT NULL DEFAULT false,
-	summary		jsonb NOT NULL,
+	summary		json NOT NULL,	-- json, not jsonb: the text as stored
 	search		text NOT NULL DEFAULT '',
 	raw		bytea NOT NULL
 );

@@ -1,4 +1,5 @@
 """Fixtures: a private notifyd per test, on a temporary data dir and socket."""
+import itertools
 import json
 import os
 import socket
@@ -14,12 +15,28 @@ NOTIFYCTL = os.path.abspath(os.environ.get("NOTIFYCTL_BIN", "bin/notifyctl"))
 # every daemon under a checker; its exit status is asserted at teardown.
 WRAPPER = os.environ.get("NOTIFYD_WRAPPER", "").split()
 START_TIMEOUT = 60 if WRAPPER else 10
+_databases = itertools.count()
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "no_valgrind: reaches no memory path the rest do not (the build, the "
         "docs, timing alone); left out of the valgrind pass of make check")
+    config.addinivalue_line(
+        "markers", "sqlite_only(why): looks into SQLite's own files (the database, the "
+        "token secret's file); skipped when NOTIFYD_TEST_STORE=postgresql")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("NOTIFYD_TEST_STORE", "sqlite") != "postgresql":
+        return
+    for item in items:
+        m = item.get_closest_marker("sqlite_only")
+        if m is not None:
+            item.add_marker(pytest.mark.skip(reason="SQLite only: " + m.args[0]))
+        elif item.module.__name__ in ("test_postgres", "test_cluster"):
+            item.add_marker(pytest.mark.skip(reason="chooses its own store: run in the "
+                                             "first pass"))
 
 
 class Daemon:
@@ -182,12 +199,25 @@ def tmp(tmp_path):
     shutil.rmtree(d, ignore_errors=True)
 
 
+# NOTIFYD_TEST_STORE=postgresql: every daemon stores in PostgreSQL (a
+# database of its own on the session's private server, one per data
+# directory, so a restart finds its data), not in SQLite.
+STORE = os.environ.get("NOTIFYD_TEST_STORE", "sqlite")
+
+
 @pytest.fixture
-def daemons(tmp):
+def daemons(tmp, request):
     started = []
+    databases = {}
 
     def make(**kw):
         d = Daemon(tmp, **kw)
+        if STORE == "postgresql" and "NOTIFYD_STORE_URL" not in (kw.get("env") or {}):
+            if d.data_dir not in databases:
+                server = request.getfixturevalue("postgres")
+                databases[d.data_dir] = server.createdb("d%d_%d" % (os.getpid(),
+                                                                    next(_databases)))
+            d.env["NOTIFYD_STORE_URL"] = databases[d.data_dir]
         started.append(d)
         return d
     yield make

@@ -29,7 +29,8 @@ def available():
 class Server:
     """One cluster, started; url() is what [store] url takes."""
 
-    def __init__(self):
+    def __init__(self, fsync=False):
+        self.fsync = fsync      # tests: off; benchmarks: on, durable as in production
         self.bindir = BINDIRS[-1]
         self.dir = tempfile.mkdtemp(prefix="notifyd-pg.")
         self.data = os.path.join(self.dir, "data")
@@ -39,8 +40,16 @@ class Server:
             pw = pwd.getpwnam(self.user)
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
         self.run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
+        self.start()
+
+    def start(self):
         self.run("pg_ctl", "-D", self.data, "-w", "-l", os.path.join(self.dir, "log"), "-o",
-                 "-c listen_addresses='' -k %s -c fsync=off" % self.dir, "start")
+                 "-c listen_addresses='' -k %s -c fsync=%s -c max_connections=200"
+                 % (self.dir, "on" if self.fsync else "off"), "start")
+
+    def halt(self):
+        """Stop the server, as an outage would (fast: every session is cut)."""
+        self.run("pg_ctl", "-D", self.data, "-w", "-m", "fast", "stop")
 
     def run(self, tool, *args):
         cmd = [os.path.join(self.bindir, tool), *args]

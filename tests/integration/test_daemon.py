@@ -5,6 +5,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from conftest import NOTIFYD, Client, Daemon
 
 
@@ -247,6 +249,7 @@ def test_acknowledged_sends_survive_sigkill(daemons):
     assert not missing, "acknowledged but lost: %r" % sorted(missing)[:10]
 
 
+@pytest.mark.sqlite_only("a SQLite file of a newer schema")
 def test_newer_database_refused_untouched(daemons, tmp):
     d = daemons().start()
     d.stop()
@@ -296,6 +299,7 @@ def version_6_database(data_dir, extra=""):
     return os.path.join(data_dir, "notifyd.db")
 
 
+@pytest.mark.sqlite_only("SQLite's migrations")
 def test_upgrade_from_version_6_keeps_everything(daemons, tmp):
     """Migration 007 rebuilds users, notifications and deliveries: what was
     stored is all there, ids go on past the old sequence, and every
@@ -344,6 +348,7 @@ def test_upgrade_from_version_6_keeps_everything(daemons, tmp):
     con.close()
 
 
+@pytest.mark.sqlite_only("SQLite's migrations")
 def test_migration_that_breaks_a_foreign_key_is_refused(daemons, tmp):
     """Migrations run with foreign keys off; a broken reference found after
     one is refused, and the database is left as it was."""

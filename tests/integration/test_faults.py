@@ -44,6 +44,7 @@ def smtp_message(port, body):
 
 
 @pytest.mark.skipif(bool(WRAPPER), reason="filling a disk under valgrind proves nothing more")
+@pytest.mark.sqlite_only("the data directory's disk fills")
 def test_disk_full_refuses_cleanly_and_recovers(daemons, tmp, small_fs):
     data = os.path.join(small_fs, "data")
     conf = os.path.join(tmp, "c.conf")

@@ -146,6 +146,7 @@ def test_mime_nested_deep_is_refused_at_the_dot(hd):
     alive(d)
 
 
+@pytest.mark.sqlite_only("writes the mail row into the SQLite file")
 def test_deep_mail_stored_before_the_limit_is_shown_raw(daemons, tmp):
     """A poison pill stored by an older notifyd: shown as text, never parsed."""
     d = daemons(http=True, smtp=True).start()
@@ -291,6 +292,7 @@ def test_a_user_token_may_not_change_the_email_address(hd):
     assert r.status_code == 200 and r.json()["email"] == "new@example.com"
 
 
+@pytest.mark.sqlite_only("the SQLite files' modes")
 def test_files_are_for_the_owner_only(daemons, tmp):
     data = os.path.join(tmp, "data")
     os.mkdir(data, 0o755)

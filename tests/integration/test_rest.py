@@ -197,6 +197,7 @@ def test_topics(api):
     err(api.req("PUT", "/api/v1/topics/Bad%20Name/members/a"), 422, "invalid_field")
 
 
+@pytest.mark.sqlite_only("reads api_keys from the SQLite file")
 def test_keys(api):
     r = api.req("POST", "/api/v1/keys", json={"name": "deploy"})
     assert r.status_code == 201
@@ -219,6 +220,7 @@ def test_keys(api):
     assert not any(k["key"].encode() in bytes(h) for h in stored)
 
 
+@pytest.mark.sqlite_only("signs tokens with the data directory's secret file")
 def test_auth_failures_are_distinct_401s(api):
     secret = api.secret()
     now = int(time.time())
@@ -313,6 +315,7 @@ def test_http_errors(daemons, tmp):
     assert api.key not in log
 
 
+@pytest.mark.sqlite_only("breaks the SQLite file under the daemon")
 def test_internal_errors_show_no_internals(daemons):
     # A write that fails inside the store for no passing reason: here its table
     # renamed underneath notifyd by another process.
@@ -333,6 +336,7 @@ def test_internal_errors_show_no_internals(daemons):
     api.s.close()
 
 
+@pytest.mark.sqlite_only("locks the SQLite file")
 def test_a_locked_database_is_503_and_passes(daemons):
     # The database locked by another process past notifyd's busy timeout: a passing
     # state, 503 with Retry-After, nothing changed; then it goes on.

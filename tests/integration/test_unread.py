@@ -6,6 +6,7 @@ import random
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import WRAPPER
@@ -191,6 +192,7 @@ def test_the_counter_survives_sigkill_under_load(daemons):
     assert_counters_agree(d, s)
 
 
+@pytest.mark.sqlite_only("writes a wrong counter into the SQLite file")
 def test_check_finds_and_repairs_a_wrong_counter(daemons):
     import sqlite3
     import subprocess
@@ -242,6 +244,7 @@ def settled(d, user):
         time.sleep(0.05)
 
 
+@pytest.mark.sqlite_only("SQLite's read watermark")
 def test_read_all_of_many_is_a_watermark_that_settles(daemons):
     """Mark all read of a large inbox sets a watermark (sql/013) instead of
     writing each row; the rows are written later in the background. Reads,
@@ -305,6 +308,7 @@ def test_read_all_of_many_is_a_watermark_that_settles(daemons):
     assert_counters_agree(d, s, ["big"])
 
 
+@pytest.mark.sqlite_only("SQLite's migrations")
 def test_the_migration_counts_what_is_there(daemons, tmp):
     """A database of schema 8 (no counter) gets each user's count at the upgrade."""
     import sqlite3
@@ -392,6 +396,7 @@ def test_pages_over_http_are_the_pages_of_the_operation(daemons):
     assert any(n.get("scheduled_id") and n.get("deliver_at") for n in page["notifications"])
 
 
+@pytest.mark.sqlite_only("reads the rows from the SQLite file")
 def test_a_create_writes_the_rows_that_can_happen(daemons):
     """In-app shown at once and email that cannot happen are no delivery rows,
     yet show reports both as before."""

@@ -72,6 +72,7 @@ def status_of(d, uri, **kw):
     return run(go())
 
 
+@pytest.mark.sqlite_only("signs tokens with the data directory's secret file")
 def test_refused_before_upgrade(daemons, tmp):
     d = daemons(http=True, args=config(tmp, "[http]\ncors_origins = https://app.example\n")).start()
     secret = open(os.path.join(d.data_dir, "jwt.secret"), "rb").read().strip()

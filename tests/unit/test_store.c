@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <pthread.h>
@@ -32,6 +33,7 @@ struct fixture {
  * what only SQLite has (its files, plans, the watermark) is skipped.
  */
 static const char *pg_url;
+static const struct store_options opts = {.sync_full = false, .busy_timeout = 1000};
 
 static void
 pg_reset(const char *url)
@@ -47,7 +49,14 @@ pg_reset(const char *url)
 
 #define SQLITE_ONLY() do { if (pg_url != NULL) skip(); } while (0)
 
-static const struct store_options opts = {.sync_full = false, .busy_timeout = 1000};
+/* Open f's store, whichever backend the test runs on. */
+static int
+open_store(struct fixture *f, char *err, size_t n)
+{
+	return pg_url ? store_open_url(&f->st, f->path, &opts, err, n) :
+	    store_open(&f->st, f->path, &opts, err, n);
+}
+
 
 static int
 setup(void **state)
@@ -61,7 +70,7 @@ setup(void **state)
 		snprintf(f->path, sizeof f->path, "%s", pg_url);
 		pg_reset(pg_url);
 	}
-	if (store_open(&f->st, f->path, &opts, err, sizeof err) != 1)
+	if (open_store(f, err, sizeof err) != 1)
 		fail_msg("%s", err);
 	*state = f;
 	return 0;
@@ -417,7 +426,7 @@ test_reopen_keeps_data(void **state)
 	json_t *got;
 	int64_t id = create(f->st, "alice", "m", NULL, NULL);
 	store_close(f->st);
-	assert_int_equal(store_open(&f->st, f->path, &opts, err, sizeof err), 1);
+	assert_int_equal(open_store(f, err, sizeof err), 1);
 	assert_int_equal(store_notification_get(f->st, id, &got), 1);
 	json_decref(got);
 	/* Ids are never reused: a new one is larger. */
@@ -600,13 +609,37 @@ test_archive_and_delete(void **state)
 }
 
 static json_t *seen_events;
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t seen_more = PTHREAD_COND_INITIALIZER;
 
+/* Events come in the writing thread (SQLite), or PostgreSQL's listener's (pg_relay.c). */
 static void
 record_event(const struct event *ev, void *arg)
 {
 	(void)arg;
+	if (EVENT_IS_INTERNAL(ev->type))
+		return;
+	pthread_mutex_lock(&seen_lock);
 	json_array_append_new(seen_events, json_pack("{s:s, s:s, s:O}", "type",
 	    events_name(ev->type), "user", ev->user, "data", ev->data));
+	pthread_cond_broadcast(&seen_more);
+	pthread_mutex_unlock(&seen_lock);
+}
+
+/* Wait until n events have come (10 s at most); how many have. */
+static size_t
+await_events(size_t n)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&seen_lock);
+	while (json_array_size(seen_events) < n &&
+	    pthread_cond_timedwait(&seen_more, &seen_lock, &until) == 0)
+		;
+	size_t got = json_array_size(seen_events);
+	pthread_mutex_unlock(&seen_lock);
+	return got;
 }
 
 static void
@@ -626,8 +659,15 @@ test_events_in_commit_order(void **state)
 	assert_int_equal(store_notifications_mark(f->st, "ev", &a, 1, MARK_READ, 2, &r, &missing), 1);
 	json_decref(r);	/* nothing changed: no event */
 	assert_int_equal(del(f->st, NULL, b, 3), 1);
+	/* A mark that fails changes nothing and tells no one. */
+	int64_t none = 999999;
+	assert_int_equal(store_notifications_mark(f->st, "ev", &none, 1, MARK_READ, 4, &r, &missing),
+	    0);
+	assert_int_equal(await_events(5), 5);
+	/* And nothing more comes: a create of another user's, its event after them all. */
+	create(f->st, "other", "m", NULL, NULL);
+	assert_int_equal(await_events(6), 6);
 	events_reset();
-	assert_int_equal(json_array_size(seen_events), 5);
 	const char *types[] = {"notification", "notification", "notification", "read", "deleted"};
 	for (int i = 0; i < 5; i++)
 		assert_string_equal(json_string_value(json_object_get(json_array_get(seen_events, i),
@@ -637,6 +677,8 @@ test_events_in_commit_order(void **state)
 	json_t *del = json_object_get(json_array_get(seen_events, 4), "data");
 	assert_int_equal(json_integer_value(json_object_get(del, "id")), b);
 	assert_int_equal(json_integer_value(json_object_get(del, "unread_count")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(seen_events, 5),
+	    "user")), "other");
 	json_decref(seen_events);
 }
 

@@ -1,0 +1,349 @@
+"""Several notifyd nodes on one PostgreSQL (issue 21): to every client they
+behave as one notifyd. Three nodes per test, each with its own data
+directory, socket and HTTP port, on one database of the private server."""
+import asyncio
+import json
+import socket
+import threading
+import time
+
+import requests
+import websockets
+
+from conftest import WRAPPER, Client
+
+
+def cluster(daemons, postgres, tmp, name, n=3, **kw):
+    url = postgres.createdb(name)
+    nodes = [daemons(data_dir="%s/n%d" % (tmp, i), socket_path="%s/n%d.sock" % (tmp, i),
+                     env={"NOTIFYD_STORE_URL": url}, http=True, **kw) for i in range(n)]
+    for d in nodes:
+        d.start()
+    return nodes
+
+
+def ws_url(d, token, **q):
+    q["token"] = token
+    return "ws://127.0.0.1:%d/ws?" % d.port + "&".join("%s=%s" % kv for kv in q.items())
+
+
+async def recv(ws, timeout=10):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def recv_type(ws, kind, timeout=10):
+    """The next frame of type kind (an unread_count may come first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        f = await recv(ws, max(0.1, deadline - time.monotonic()))
+        if f["type"] == kind:
+            return f
+
+
+def test_a_send_on_one_node_reaches_clients_of_every_node(daemons, postgres, tmp):
+    a, b, c = cluster(daemons, postgres, tmp, "fanout")
+    # A token minted by A opens WebSockets on B and C: one secret for all.
+    tok = a.ok("token", "ann")["token"]
+    key = a.ok("key", "create", "k")["key"]
+    api = requests.Session()
+    api.headers["Authorization"] = "Bearer " + key
+
+    async def go():
+        async with websockets.connect(ws_url(b, tok)) as on_b, \
+                websockets.connect(ws_url(c, tok)) as on_c, \
+                websockets.connect(ws_url(a, tok)) as on_a:
+            for ws in (on_a, on_b, on_c):
+                assert (await recv(ws))["type"] == "connected"
+            n = a.ok("send", "--user", "ann", "--type", "m", "--title", "from A")
+            for ws in (on_a, on_b, on_c):
+                f = await recv_type(ws, "notification")
+                assert f["data"] == n
+                assert await recv_type(ws, "unread_count") == {"type": "unread_count",
+                                                              "data": {"count": 1}}
+            # Read through C, with the key made on A: every device hears it.
+            r = api.post(c.url + "/api/v1/users/ann/notifications/%d/read" % n["id"])
+            assert r.status_code == 200, r.text
+            for ws in (on_a, on_b, on_c):
+                assert (await recv_type(ws, "read"))["data"] == {"ids": [n["id"]]}
+                assert (await recv_type(ws, "unread_count"))["data"] == {"count": 0}
+            # Marked read on B's WebSocket: A and C hear it.
+            m = c.ok("send", "--user", "ann", "--type", "m", "--title", "from C")
+            for ws in (on_a, on_b, on_c):
+                assert (await recv_type(ws, "notification"))["data"]["id"] == m["id"]
+            await on_b.send(json.dumps({"type": "mark_read", "ids": [m["id"]]}))
+            for ws in (on_a, on_c):
+                assert (await recv_type(ws, "read"))["data"] == {"ids": [m["id"]]}
+            last = b.ok("send", "--user", "ann", "--type", "m", "--title", "from B")
+            b.ok("read", "--user", "ann", "--all")
+            for ws in (on_a, on_c):
+                assert (await recv_type(ws, "read_all"))["data"] == {"up_to": last["id"]}
+                assert (await recv_type(ws, "unread_count"))["data"] == {"count": 0}
+    asyncio.run(go())
+
+    # A key revoked on B stops working on A and C too, whose caches held it.
+    assert api.get(a.url + "/api/v1/users/ann").status_code == 200
+    assert api.get(c.url + "/api/v1/users/ann").status_code == 200
+    b.ok("key", "revoke", "k")
+    deadline = time.monotonic() + (30 if WRAPPER else 10)
+    for d in (a, c):
+        while api.get(d.url + "/api/v1/users/ann").status_code != 401:
+            assert time.monotonic() < deadline, "the revoke never reached " + d.socket
+            time.sleep(0.02)
+
+
+def test_replay_has_no_gap_while_sends_race_on_three_nodes(daemons, postgres, tmp):
+    """Ids come from one sequence, and three nodes commit sends to one user
+    at once: a client that saw id N must still get every id below N that
+    commits later. Each create locks the user's row before it draws its id,
+    so ids of one user are drawn in commit order."""
+    nodes = cluster(daemons, postgres, tmp, "replay")
+    tok = nodes[0].ok("token", "ray")["token"]
+    first = [nodes[0].ok("send", "--user", "ray", "--type", "m")["id"] for _ in range(3)]
+    stop = threading.Event()
+
+    def hammer(d):
+        # Bounded: each replay below is of everything since the first ids.
+        c = Client(d.socket)
+        i = 0
+        while not stop.is_set() and i < 600:
+            c.send_raw(b"".join(b'{"id":%d,"cmd":"send","args":{"user":"ray","type":"m"}}\n' % j
+                                for j in range(i, i + 10)))
+            for _ in range(10):
+                assert "result" in c.read()
+            i += 10
+        c.close()
+    threads = [threading.Thread(target=hammer, args=(d,)) for d in nodes]
+    for t in threads:
+        t.start()
+
+    async def client(d, since):
+        async with websockets.connect(ws_url(d, tok, since=since), max_size=None) as ws:
+            assert (await recv(ws))["type"] == "connected"
+            ids = []
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                try:
+                    f = await recv(ws, 0.5)
+                except asyncio.TimeoutError:
+                    break
+                if f["type"] == "notification":
+                    ids.append(f["data"]["id"])
+            return ids
+
+    async def many():
+        results = []
+        for k in range(6):
+            since = first[k % len(first)]
+            results.append((since, await client(nodes[k % 3], since)))
+        return results
+    try:
+        results = asyncio.run(many())
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    stored, before = [], None
+    while True:
+        page = nodes[1].ok(*(["list", "--user", "ray", "--limit", "200"] +
+                             (["--before", before] if before else [])))
+        stored += [x["id"] for x in page["notifications"]]
+        before = page["next_before"]
+        if before is None:
+            break
+    stored.sort()
+    assert len(stored) > 60
+    for since, ids in results:
+        assert ids, "nothing replayed after %d" % since
+        assert ids == sorted(set(ids)), "out of order or duplicated"
+        # Everything up to the last id it saw, whichever node committed it.
+        expected = [i for i in stored if since < i <= ids[-1]]
+        assert ids == expected, "gap: missing %r" % sorted(set(expected) - set(ids))[:5]
+
+
+def test_postgresql_restarted_mid_load_loses_nothing_acknowledged(daemons, postgres, tmp):
+    """The server goes away under load and comes back: writes answer 503
+    meanwhile and /healthz says so, WebSocket clients stay connected, and
+    every write a client was told was stored is there afterwards; a client
+    that reconnects with since= catches up."""
+    a, b = cluster(daemons, postgres, tmp, "outage", n=2)
+    key = a.ok("key", "create", "k")["key"]
+    tok = a.ok("token", "pat")["token"]
+    first = a.ok("send", "--user", "pat", "--type", "m")["id"]
+    acked, refused, stop = [], [], threading.Event()
+
+    def load():
+        s = requests.Session()
+        s.headers["Authorization"] = "Bearer " + key
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                r = s.post(a.url + "/api/v1/notifications", json={"user": "pat", "type": "m",
+                           "title": "n%d" % i}, timeout=30)
+            except requests.RequestException:
+                continue
+            if r.status_code == 201:
+                acked.append(r.json()["id"])
+            else:
+                assert r.status_code == 503, r.text
+                refused.append(r.json()["error"]["code"])
+    t = threading.Thread(target=load)
+
+    async def go():
+        async with websockets.connect(ws_url(b, tok)) as ws:
+            assert (await recv(ws))["type"] == "connected"
+            t.start()
+            deadline = time.monotonic() + 30
+            while len(acked) < 20:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            postgres.halt()
+            try:
+                deadline = time.monotonic() + 30
+                while not refused:
+                    assert time.monotonic() < deadline, "no write refused while it was down"
+                    await asyncio.sleep(0.01)
+                h = requests.get(a.url + "/healthz", timeout=30)
+                assert h.status_code == 503 and h.json()["status"] == "unavailable"
+            finally:
+                postgres.start()
+            n = len(acked)
+            deadline = time.monotonic() + 30
+            while len(acked) < n + 20:
+                assert time.monotonic() < deadline, "writes did not resume"
+                await asyncio.sleep(0.01)
+            stop.set()
+            # Still connected through it all.
+            await ws.send(json.dumps({"type": "ping"}))
+            await recv_type(ws, "pong")
+    try:
+        asyncio.run(go())
+    finally:
+        stop.set()
+        if t.is_alive():
+            t.join()
+    assert requests.get(a.url + "/healthz", timeout=30).status_code == 200
+    assert set(refused) == {"unavailable"}, set(refused)
+    stored, before = [], None
+    while True:
+        page = b.ok(*(["list", "--user", "pat", "--limit", "200"] +
+                      (["--before", before] if before else [])))
+        stored += [x["id"] for x in page["notifications"]]
+        before = page["next_before"]
+        if before is None:
+            break
+    assert set(acked) <= set(stored), sorted(set(acked) - set(stored))[:5]
+
+    # A client that comes back with since= gets everything after it.
+    async def catch_up():
+        async with websockets.connect(ws_url(b, tok, since=first), max_size=None) as ws:
+            assert (await recv(ws))["type"] == "connected"
+            got = []
+            while len(got) < len(stored) - 1:
+                f = await recv(ws)
+                if f["type"] == "notification":
+                    got.append(f["data"]["id"])
+            return got
+    assert asyncio.run(catch_up()) == sorted(i for i in stored if i > first)
+
+
+def test_work_is_done_once_while_nodes_are_killed(daemons, postgres, tmp):
+    """Three nodes share one outbox. Each email is sent by one node, and one
+    that a killed node had claimed is taken up by another once its claim
+    runs out, as the same message; scheduled notifications are released
+    once; two digest runs at the same moment make each digest once."""
+    sink = daemons(data_dir=tmp + "/sink", socket_path=tmp + "/sink.sock", http=True,
+                   smtp=True).start()
+    # Node 0's relay takes connections and never answers: what node 0 claims
+    # hangs there until node 0 is killed, and must be sent by another node.
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
+    held = []
+    threading.Thread(target=lambda: [held.append(hole.accept()) for _ in iter(int, 1)],
+                     daemon=True).start()
+    url = postgres.createdb("once")
+    nodes = []
+    for i in range(3):
+        relay = hole.getsockname()[1] if i == 0 else sink.smtp_port
+        nodes.append(daemons(data_dir="%s/n%d" % (tmp, i), socket_path="%s/n%d.sock" % (tmp, i),
+                             env={"NOTIFYD_STORE_URL": url, "NOTIFYD_STORE_CLAIM_LEASE": "2s",
+                                  "NOTIFYD_MAILER_RELAY": "smtp://127.0.0.1:%d" % relay}))
+    for d in nodes:
+        d.start()
+    users = ["w%d" % i for i in range(6)]
+    for u in users:
+        nodes[0].ok("user", "set", u, "--email", "%s@example.com" % u)
+    for u in users[:2]:
+        nodes[0].ok("prefs", "set", "--user", u, "digest", "daily")
+    # Emails, sent through every node; one node killed part way.
+    sent = []
+    for i in range(45):
+        if i == 15:
+            # Node 0 has taken an email to its relay: killed holding the claim.
+            deadline = time.monotonic() + 20
+            while not held:
+                assert time.monotonic() < deadline, "node 0 never tried its relay"
+                time.sleep(0.01)
+            nodes[0].stop("KILL")
+        d = nodes[i % 3] if i < 15 else nodes[1 + i % 2]
+        sent.append(d.ok("send", "--user", users[2 + i % 4], "--type", "order_shipped",
+                         "--data", "order_id=E%d" % i)["id"])
+    # Scheduled ones, due in a moment, on the nodes still running (to a user
+    # without an address: no email of theirs among the ones counted below).
+    at = datetime_in(1.5)
+    later = [nodes[1 + i % 2].ok("send", "--user", "nomail", "--type", "message", "--title",
+                                 "later %d" % i, "--at", at)["id"] for i in range(10)]
+    # Parked for a digest, then two runs at the same moment.
+    for u in users[:2]:
+        for i in range(2):
+            nodes[1].ok("send", "--user", u, "--type", "order_shipped", "--data",
+                        "order_id=D%d" % i)
+    runs = [threading.Thread(target=nodes[k].ok, args=("digest", "--period", "daily"))
+            for k in (1, 2)]
+    for t in runs:
+        t.start()
+    for t in runs:
+        t.join()
+
+    def messages():
+        got, start = [], 0
+        while True:
+            page = requests.get(sink.url + "/api/v1/messages", params={"start": start,
+                                "limit": 200}, timeout=10).json()
+            got += page["messages"]
+            start += len(page["messages"])
+            if not page["messages"]:
+                return got
+    deadline = time.monotonic() + (120 if WRAPPER else 40)
+    while len({m["MessageID"] for m in messages()}) < len(sent) + 2:
+        assert time.monotonic() < deadline, len({m["MessageID"] for m in messages()})
+        time.sleep(0.1)
+    mails = messages()
+    ids = {m["MessageID"] for m in mails}
+    # One message per email (a claim a node died holding is sent again as itself).
+    assert len(ids) == len(sent) + 2, (len(ids), len(sent))
+    for u in users[:2]:
+        digests = {m["MessageID"] for m in mails if m["To"][0]["Address"] == "%s@example.com" % u}
+        assert len(digests) == 1, (u, digests)
+    # Each scheduled one released once, under a new id that names it.
+    deadline = time.monotonic() + (60 if WRAPPER else 20)
+    while True:
+        inbox = nodes[2].ok("list", "--user", "nomail", "--limit", "100")["notifications"]
+        released = [n["scheduled_id"] for n in inbox if n.get("scheduled_id")]
+        if len(released) >= len(later):
+            break
+        assert time.monotonic() < deadline, (released, later)
+        time.sleep(0.1)
+    assert sorted(released) == sorted(later), (released, later)
+    # What node 0 held was sent by another node once its claim ran out.
+    retried = [x for n in sent[:15:3] for x in nodes[1].ok("show", n, "--deliveries")["deliveries"]
+               if x["channel"] == "email" and x["attempts"] >= 2]
+    assert retried and all(x["status"] == "sent" for x in retried), retried
+    hole.close()
+
+
+def datetime_in(seconds):
+    import datetime
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
