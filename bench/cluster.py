@@ -38,9 +38,9 @@ def post_lua(tmp, key, users=1000):
         f.write(LUA + 'wrk.headers["Authorization"] = "Bearer %s"\n' % key +
                 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                 'local n = 0\nrequest = function()\n  n = n + 1\n'
-                '  return wrk.format(nil, nil, nil, string.format(\'{"user":"u%%d",'
-                '"type":"order_shipped","title":"Your order shipped","data":{"order":"A-%%d"}}\','
-                ' n %% ' + str(users) + ', n))\nend\n')
+                '  return wrk.format(nil, nil, nil, string.format(\'{"user":"u%d",'
+                '"type":"order_shipped","title":"Your order shipped","data":{"order":"A-%d"}}\','
+                ' n % ' + str(users) + ', n))\nend\n')
     return path
 
 
@@ -99,8 +99,8 @@ def latency(sender, receiver, token, rate, secs):
     t.join()
     s.close()
     got.sort()
-    ms = [g / 1e6 for g in got]
-    return ms[len(ms) // 2], ms[int(len(ms) * 0.99)], len(ms), total
+    ms = [g / 1e6 for g in got] or [float("nan")]
+    return ms[len(ms) // 2], ms[int(len(ms) * 0.99)], len(got), total
 
 
 def main():

@@ -32,6 +32,9 @@
 struct pgc {
 	PGconn		*db;
 	pthread_mutex_t	 lock;
+	/* The statements prepared on it, by their text's address: "pN" is prepared[N]. */
+	const char	**prepared;
+	size_t		 nprepared, cap;
 };
 
 struct pg_store {

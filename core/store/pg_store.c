@@ -70,6 +70,7 @@ connect_one(struct pg_store *ps, struct pgc *c)
 	const char *vals[] = {"-c client_min_messages=warning", ps->url, "5", "notifyd", NULL};
 	if (c->db != NULL && PQstatus(c->db) == CONNECTION_OK && !hung_up(c))
 		return true;
+	c->nprepared = 0;	/* a new session has none */
 	if (c->db != NULL) {
 		PQreset(c->db);
 		if (PQstatus(c->db) == CONNECTION_OK)
@@ -154,7 +155,41 @@ vrun(struct pgc *c, const char *what, const char *sql, const char *fmt, va_list 
 			return NULL;
 		}
 	}
-	PGresult *r = PQexecParams(c->db, sql, n, NULL, vals, lens, formats, 0);
+	/*
+	 * Each statement is prepared once per connection, the first time it is
+	 * run there: parsing and planning it each time cost the server about as
+	 * much again. Statements are string literals, so the address names one.
+	 */
+	size_t k = 0;
+	char name[24];
+	while (k < c->nprepared && c->prepared[k] != sql)
+		k++;
+	snprintf(name, sizeof name, "p%zu", k);
+	if (k == c->nprepared) {
+		if (k == c->cap) {
+			size_t cap = c->cap ? 2 * c->cap : 64;
+			const char **p = realloc(c->prepared, cap * sizeof *p);
+			if (p == NULL)
+				return NULL;
+			c->prepared = p;
+			c->cap = cap;
+		}
+		PGresult *pr = PQprepare(c->db, name, sql, n, NULL);
+		ExecStatusType ps = PQresultStatus(pr);
+		if (ps != PGRES_COMMAND_OK) {
+			store_error_last = error_class(pr, c->db);
+			last_retryable = retryable(pr);
+			const char *m = pr && *PQresultErrorMessage(pr) ? PQresultErrorMessage(pr) :
+			    PQerrorMessage(c->db);
+			log_error("PostgreSQL statement failed", "what=%s status=%s error=%.*s", what,
+			    PQresStatus(ps), (int)strcspn(m, "\n"), m);
+			PQclear(pr);
+			return NULL;
+		}
+		PQclear(pr);
+		c->prepared[c->nprepared++] = sql;
+	}
+	PGresult *r = PQexecPrepared(c->db, name, n, vals, lens, formats, 0);
 	ExecStatusType s = PQresultStatus(r);
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
 		return r;
@@ -360,6 +395,7 @@ pg_close(struct store *st)
 	pg_relay_stop(ps->relay);
 	for (int i = 0; i < PG_CONNS; i++) {
 		PQfinish(ps->c[i].db);
+		free(ps->c[i].prepared);
 		pthread_mutex_destroy(&ps->c[i].lock);
 	}
 	pthread_mutex_destroy(&ps->stats_lock);
