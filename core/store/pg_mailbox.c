@@ -59,16 +59,18 @@ mail_insert_w(struct pgc *c, void *arg)
 	p->pruned = 0;
 	if (id % PRUNE_EVERY != 0 && (m->keep_bytes == 0 || p->unpruned < m->keep_bytes / 16))
 		return 1;
-	static const char *const rules[] = {
+	const struct {
+		const char	*sql;
+		int64_t		 limit;
+	} rules[] = {
 		/* The oldest past the newest $1 bytes; never the newest. */
-		"DELETE FROM mail WHERE id IN (SELECT id FROM (SELECT id, size, sum(size) OVER "
+		{"DELETE FROM mail WHERE id IN (SELECT id FROM (SELECT id, size, sum(size) OVER "
 		    "(ORDER BY received_at DESC, id DESC) AS kept FROM mail) x "
-		    "WHERE kept > $1 AND kept > size)",
-		"DELETE FROM mail WHERE id <= (SELECT id FROM mail ORDER BY received_at DESC, "
-		    "id DESC LIMIT 1 OFFSET $1)",
-		"DELETE FROM mail WHERE received_at < $1",
+		    "WHERE kept > $1 AND kept > size)", m->keep_bytes},
+		{"DELETE FROM mail WHERE id <= (SELECT id FROM mail ORDER BY received_at DESC, "
+		    "id DESC LIMIT 1 OFFSET $1)", m->keep},
+		{"DELETE FROM mail WHERE received_at < $1", m->older_than},
 	};
-	const int64_t limits[] = {m->keep_bytes, m->keep, m->older_than};
 	/* One node at a time: another that is pruning now does it for all. */
 	if ((r = pg_run(c, "mail_prune_lock", "SELECT pg_try_advisory_xact_lock(" PRUNE_LOCK
 	    ")", NULL)) == NULL)
@@ -76,9 +78,9 @@ mail_insert_w(struct pgc *c, void *arg)
 	bool mine = strcmp(pg_str(r, 0, 0), "t") == 0;
 	PQclear(r);
 	for (size_t i = 0; mine && i < sizeof rules / sizeof rules[0]; i++) {
-		if (limits[i] <= 0)
+		if (rules[i].limit <= 0)
 			continue;
-		int64_t n = pg_changed(pg_run(c, "mail_prune", rules[i], "i", limits[i]));
+		int64_t n = pg_changed(pg_run(c, "mail_prune", rules[i].sql, "i", rules[i].limit));
 		if (n < 0)
 			return -1;
 		p->pruned += n;
