@@ -102,6 +102,7 @@ events_name(enum event_type type)
 		[EVENT_MAIL_PRUNED] = "mail_pruned",
 		[EVENT_KEY_REVOKED] = "key_revoked",
 		[EVENT_OUTBOX] = "outbox",
+		[EVENT_DISCONNECT] = "disconnect",
 	};
 	return type < EVENT__COUNT ? names[type] : "?";
 }

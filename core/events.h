@@ -29,6 +29,7 @@ enum event_type {
 	/* Not for clients: between core's parts. */
 	EVENT_KEY_REVOKED,	/* user "": data: NULL (an API key was revoked) */
 	EVENT_OUTBOX,		/* user "": data: NULL (deliveries or scheduled ones to act on) */
+	EVENT_DISCONNECT,	/* data: {"reason"} (close the user's connections; another node's) */
 	EVENT__COUNT
 };
 

@@ -291,6 +291,10 @@ on_event(const struct event *ev, void *arg)
 	json_t *data = ev->data, *count_data = NULL;
 	int64_t nid = 0;
 
+	if (ev->type == EVENT_DISCONNECT) {	/* asked of another node */
+		hub_disconnect(h, ev->user, json_string_value(json_object_get(data, "reason")));
+		return;
+	}
 	if (EVENT_IS_INTERNAL(ev->type))
 		return;
 	pthread_mutex_lock(&h->lock);
@@ -444,11 +448,12 @@ sender_main(void *arg)
 	return NULL;
 }
 
-/* Once a second: close connections whose token has expired. */
+/* Once a second: close connections whose token has expired; now and then, tell the store this node lives. */
 static void *
 timer_main(void *arg)
 {
 	struct hub *h = arg;
+	int64_t beat = 0;
 	pthread_mutex_lock(&h->lock);
 	while (!h->stop) {
 		struct timespec ts;
@@ -456,6 +461,12 @@ timer_main(void *arg)
 		ts.tv_sec += 1;
 		pthread_cond_timedwait(&h->tick, &h->lock, &ts);
 		int64_t now = time_now_ms();
+		if (now - beat >= PRESENCE_TTL / 3) {
+			beat = now;
+			pthread_mutex_unlock(&h->lock);
+			store_presence_add(h->app->store, NULL, 0, now);
+			pthread_mutex_lock(&h->lock);
+		}
 		json_t *err = NULL;
 		struct frame *f = NULL;
 		for (int b = 0; b < NBUCKET && !h->stop; b++)
@@ -619,6 +630,7 @@ hub_attach(struct hub *h, const char *user, int64_t expires, int64_t since,
 	c->unext = e->list;
 	e->list = c;
 	pthread_mutex_unlock(&h->lock);
+	store_presence_add(h->app->store, user, 1, now);	/* other nodes' presence */
 
 	/* Registered first, then read: whatever commits from now on is queued. */
 	store_unread_count(h->app->store, user, now, &count);
@@ -813,6 +825,7 @@ hub_detach(struct hub_conn *c)
 			*list = c->unext;
 			break;
 		}
+	bool counted = e != NULL;
 	if (e != NULL) {
 		e->conns--;
 		h->open--;
@@ -834,6 +847,8 @@ hub_detach(struct hub_conn *c)
 	}
 	queue_clear(c);
 	pthread_mutex_unlock(&h->lock);
+	if (counted)
+		store_presence_add(h->app->store, c->user, -1, time_now_ms());
 	log_debug("client gone", "user=%s", c->user);
 	pthread_cond_destroy(&c->idle);
 	free(c->user);

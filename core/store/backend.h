@@ -91,6 +91,9 @@ struct store_backend {
 	int	(*setting)(struct store *st, const char *name, const char *fresh, char *out,
 		    size_t n);
 	int	(*size)(struct store *st, char *where, size_t n, int64_t *bytes);
+	int	(*presence_add)(struct store *st, const char *user, int delta, int64_t now);
+	int	(*presence)(struct store *st, const char *user, int64_t now, json_t **out);
+	int	(*broadcast)(struct store *st, int type, const char *user, json_t *data);
 };
 
 /* Why the calling thread's last write failed (store_last_error); each backend sets it. */

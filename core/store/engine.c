@@ -877,6 +877,28 @@ sqlite_setting(struct store *st, const char *name, const char *fresh, char *out,
 	return 0;
 }
 
+/* One node: its hub knows who is connected, and there is no one else to tell. */
+static int
+sqlite_presence_add(struct store *st, const char *user, int delta, int64_t now)
+{
+	(void)st, (void)user, (void)delta, (void)now;
+	return 0;
+}
+
+static int
+sqlite_presence(struct store *st, const char *user, int64_t now, json_t **out)
+{
+	(void)st, (void)user, (void)now, (void)out;
+	return 0;
+}
+
+static int
+sqlite_broadcast(struct store *st, int type, const char *user, json_t *data)
+{
+	(void)st, (void)type, (void)user, (void)data;
+	return 0;
+}
+
 /* SQLite's part of every store function. */
 const struct store_backend sqlite_backend = {
 	.name = "sqlite",
@@ -929,4 +951,7 @@ const struct store_backend sqlite_backend = {
 	.mail_change = sqlite_mail_change,
 	.setting = sqlite_setting,
 	.size = sqlite_size,
+	.presence_add = sqlite_presence_add,
+	.presence = sqlite_presence,
+	.broadcast = sqlite_broadcast,
 };

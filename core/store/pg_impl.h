@@ -123,6 +123,8 @@ int		 pg_delivery_insert(struct pgc *c, int64_t nid, unsigned ch,
  */
 int		 pg_tx_publish(struct pgc *c, struct store *st, void (*publish)(void *arg),
 		    void *arg, json_t **internal);
+/* pg_relay.c: an event that is no write, to the other nodes (store_broadcast). */
+int		 pg_broadcast(struct store *st, int type, const char *user, json_t *data);
 /* pg_relay.c: events across nodes, from start (NULL: failed) to stop. */
 struct relay	*pg_relay_start(struct store *st, const char *url, const char *node);
 void		 pg_relay_stop(struct relay *r);

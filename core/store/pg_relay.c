@@ -116,6 +116,18 @@ pg_tx_publish(struct pgc *c, struct store *st, void (*publish)(void *arg), void 
 	return rc;
 }
 
+int
+pg_broadcast(struct store *st, int type, const char *user, json_t *data)
+{
+	json_t *p = json_pack("{s:s, s:s, s:O?, s:s}", "t", events_name((enum event_type)type),
+	    "u", user ? user : "", "data", data, "n", PG(st)->node);
+	char *s = p ? json_dumps(p, JSON_COMPACT) : NULL;
+	json_decref(p);
+	int64_t n = s ? pg_exec(st, "broadcast", "SELECT pg_notify('notifyd', $1)", "t", s) : -1;
+	free(s);
+	return n < 0 ? -1 : 1;
+}
+
 /* Payloads the listener takes at a time: their notifications are read in one query. */
 #define BATCH 512
 

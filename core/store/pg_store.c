@@ -379,6 +379,13 @@ pg_open(struct store **out, const char *url, const struct store_options *opt, ch
 	pthread_mutex_init(&ps->stats_lock, NULL);
 	for (int i = 0; i < PG_CONNS; i++)
 		pthread_mutex_init(&ps->c[i].lock, NULL);
+	/* What this node counted before a crash is gone with it. */
+	if (pg_exec(&ps->base, "presence_clear", "DELETE FROM presence WHERE node = $1", "t",
+	    ps->node) < 0) {
+		pg_close(&ps->base);
+		snprintf(err, errlen, "the store does not answer");
+		return -1;
+	}
 	if ((ps->relay = pg_relay_start(&ps->base, url, ps->node)) == NULL) {
 		pg_close(&ps->base);
 		snprintf(err, errlen, "cannot start relaying events");
@@ -393,6 +400,8 @@ pg_close(struct store *st)
 {
 	struct pg_store *ps = PG(st);
 	pg_relay_stop(ps->relay);
+	if (ps->relay != NULL)	/* opened: this node's presence ends with it */
+		pg_exec(st, "presence_clear", "DELETE FROM presence WHERE node = $1", "t", ps->node);
 	for (int i = 0; i < PG_CONNS; i++) {
 		PQfinish(ps->c[i].db);
 		free(ps->c[i].prepared);
@@ -538,6 +547,39 @@ pg_size(struct store *st, char *where, size_t n, int64_t *bytes)
 	return 1;
 }
 
+/* This node's connections per user, kept alive by heartbeats (sql/pg/002). */
+static int
+pg_presence_add(struct store *st, const char *user, int delta, int64_t now)
+{
+	if (user == NULL)
+		return pg_exec(st, "presence_beat", "UPDATE presence SET seen_at = $2 "
+		    "WHERE node = $1", "ti", PG(st)->node, now) < 0 ? -1 : 1;
+	if (pg_exec(st, "presence_add", "INSERT INTO presence (node, user_id, conns, seen_at) "
+	    "VALUES ($1, $2, $3, $4) ON CONFLICT (node, user_id) DO UPDATE SET "
+	    "conns = presence.conns + $3, seen_at = $4", "ttii", PG(st)->node, user,
+	    (int64_t)delta, now) < 0)
+		return -1;
+	return delta >= 0 || pg_exec(st, "presence_gone", "DELETE FROM presence WHERE node = $1 "
+	    "AND user_id = $2 AND conns <= 0", "tt", PG(st)->node, user) >= 0 ? 1 : -1;
+}
+
+static int
+pg_presence(struct store *st, const char *user, int64_t now, json_t **out)
+{
+	PGresult *r = pg_query(st, "presence", "SELECT user_id, sum(conns) FROM presence "
+	    "WHERE seen_at > $1 AND ($2::text IS NULL OR user_id = $2) AND conns > 0 "
+	    "GROUP BY user_id ORDER BY user_id COLLATE \"C\"", "it",
+	    now - (int64_t)PRESENCE_TTL, user);
+	if (r == NULL)
+		return -1;
+	json_t *users = json_object();
+	for (int i = 0; i < PQntuples(r); i++)
+		json_object_set_new(users, pg_str(r, i, 0), json_integer(pg_int(r, i, 1)));
+	PQclear(r);
+	*out = json_pack("{s:o}", "users", users);
+	return 1;
+}
+
 /* PostgreSQL's part of every store function. */
 const struct store_backend pg_backend = {
 	.name = "postgresql",
@@ -590,4 +632,7 @@ const struct store_backend pg_backend = {
 	.mail_change = pg_mail_change,
 	.setting = pg_setting,
 	.size = pg_size,
+	.presence_add = pg_presence_add,
+	.presence = pg_presence,
+	.broadcast = pg_broadcast,
 };

@@ -339,3 +339,21 @@ store_size(struct store *st, char *where, size_t n, int64_t *bytes)
 {
 	return st->be->size(st, where, n, bytes);
 }
+
+int
+store_presence_add(struct store *st, const char *user, int delta, int64_t now)
+{
+	return st->be->presence_add(st, user, delta, now);
+}
+
+int
+store_presence(struct store *st, const char *user, int64_t now, json_t **out)
+{
+	return st->be->presence(st, user, now, out);
+}
+
+int
+store_broadcast(struct store *st, int type, const char *user, json_t *data)
+{
+	return st->be->broadcast(st, type, user, data);
+}

@@ -141,6 +141,18 @@ int	 store_explain(struct store *st, const char *which, char *out, size_t n);
 /* How many users, notifications and captured messages there are. */
 int	 store_counts(struct store *st, int64_t *users, int64_t *notifications,
 	    int64_t *mail);
+/*
+ * Presence across nodes (PostgreSQL; SQLite answers 0: one node, whose
+ * hub alone knows). This node's connections of user changed by delta, or,
+ * with user NULL, a heartbeat that keeps this node's count alive (a node
+ * silent for PRESENCE_TTL counts for nothing: it died).
+ */
+#define PRESENCE_TTL 30000
+int	 store_presence_add(struct store *st, const char *user, int delta, int64_t now);
+/* Connections on every live node: {"users":{"USER":N,...}} (only user's, when given). */
+int	 store_presence(struct store *st, const char *user, int64_t now, json_t **out);
+/* Tell every other node of the store an event that is no write (EVENT_DISCONNECT); 0: none. */
+int	 store_broadcast(struct store *st, int type, const char *user, json_t *data);
 /* Where the data is (a file, or "PostgreSQL database D") and its size in bytes. */
 int	 store_size(struct store *st, char *where, size_t n, int64_t *bytes);
 /* How many commits and how many writes they carried, since open. */

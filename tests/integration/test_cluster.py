@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 import websockets
 
@@ -89,6 +90,36 @@ def test_a_send_on_one_node_reaches_clients_of_every_node(daemons, postgres, tmp
         while api.get(d.url + "/api/v1/users/ann").status_code != 401:
             assert time.monotonic() < deadline, "the revoke never reached " + d.socket
             time.sleep(0.02)
+
+
+def test_presence_and_disconnect_answer_for_every_node(daemons, postgres, tmp):
+    a, b, c = cluster(daemons, postgres, tmp, "presence")
+    tok = a.ok("token", "zed")["token"]
+
+    async def go():
+        async with websockets.connect(ws_url(b, tok)) as on_b, \
+                websockets.connect(ws_url(c, tok)) as on_c, \
+                websockets.connect(ws_url(c, tok)) as on_c2:
+            for ws in (on_b, on_c, on_c2):
+                assert (await recv(ws))["type"] == "connected"
+            # Asked of A, which has none of them.
+            assert a.ok("presence", "zed") == {"user": "zed", "connected": True,
+                                               "connections": 3}
+            conns = a.ok("connections")
+            assert conns["users"] == {"zed": 3} and conns["total"] == 3, conns
+            assert a.ok("disconnect", "zed", "--reason", "maintenance")["closed"] == 0
+            for ws in (on_b, on_c, on_c2):
+                f = await recv_type(ws, "error")
+                assert f["data"] == {"code": "disconnected", "message": "maintenance"}
+                with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                    await recv(ws)
+                assert closed.value.code == 4002
+    asyncio.run(go())
+    deadline = time.monotonic() + (30 if WRAPPER else 10)
+    while a.ok("presence", "zed")["connections"] != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert a.ok("connections")["users"] == {}
 
 
 def test_replay_has_no_gap_while_sends_race_on_three_nodes(daemons, postgres, tmp):
