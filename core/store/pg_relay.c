@@ -42,6 +42,7 @@ struct relay {
 	char		*url, *node;
 	pthread_t	 listener;
 	bool		 started, stop;
+	bool		 listening;	/* LISTEN took, once: the store may be used */
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 wake;
 };
@@ -250,6 +251,10 @@ listener_main(void *arg)
 		}
 		PQclear(res);
 		backoff = 50;
+		pthread_mutex_lock(&r->lock);
+		r->listening = true;
+		pthread_cond_broadcast(&r->wake);
+		pthread_mutex_unlock(&r->lock);
 		log_info("listening for other nodes' events", "channel=notifyd");
 		while (!stopping(r)) {
 			struct pollfd pfd = {.fd = PQsocket(db), .events = POLLIN};
@@ -301,6 +306,23 @@ pg_relay_start(struct store *st, const char *url, const char *node)
 		return NULL;
 	}
 	r->started = true;
+	/*
+	 * Not before it listens: a write's events would reach no one, this
+	 * node's own clients included (they come back through LISTEN).
+	 */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&r->lock);
+	while (!r->listening && pthread_cond_timedwait(&r->wake, &r->lock, &until) == 0)
+		;
+	bool ok = r->listening;
+	pthread_mutex_unlock(&r->lock);
+	if (!ok) {
+		log_error("cannot LISTEN for events", "channel=notifyd");
+		pg_relay_stop(r);
+		return NULL;
+	}
 	return r;
 }
 
