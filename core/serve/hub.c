@@ -448,7 +448,10 @@ sender_main(void *arg)
 	return NULL;
 }
 
-/* Once a second: close connections whose token has expired; now and then, tell the store this node lives. */
+/*
+ * Once a second: close connections whose token has expired. Every
+ * PRESENCE_TTL / 3: tell the store this node lives (its presence counts).
+ */
 static void *
 timer_main(void *arg)
 {
