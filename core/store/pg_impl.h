@@ -118,8 +118,8 @@ int		 pg_delivery_insert(struct pgc *c, int64_t nid, unsigned ch,
 /*
  * pg_relay.c: run publish with its events captured and send them with
  * pg_notify() on c, in the transaction; *internal: what to emit on this
- * node after the commit besides: the types among them that core's own
- * parts act on, and new mail's summaries. 0 or -1.
+ * node itself after the commit, [{"k": type, "d": data}]: core's own
+ * events and the mailbox's. 0 or -1.
  */
 int		 pg_tx_publish(struct pgc *c, struct store *st, void (*publish)(void *arg),
 		    void *arg, json_t **internal);

@@ -13,10 +13,11 @@
  * node and carries ids, never whole objects: new notifications are
  * {"t":"notification","ids":[...],"counts":[...]} (as many as fit), new
  * mail its uid; the rest their small event data as it is (ids, a count).
- * Events between core's parts (a key revoked, work for the outbox) are
- * emitted at once on the writing node as well, after the commit, and so
- * is new mail there (the writing node has its summary; another node reads
- * it, and skips one that retention removed meanwhile).
+ * Events between core's parts (a key revoked, work for the outbox) and
+ * the mailbox's are emitted on the writing node itself, after the commit,
+ * in their order (it has new mail's summary; another node reads it, and
+ * skips one that retention removed meanwhile); the other nodes hear them
+ * through LISTEN.
  *
  * Not exact yet: a listener cut off from the server misses what commits
  * meanwhile; clients catch up with since= when they reconnect.
@@ -89,11 +90,13 @@ pg_tx_publish(struct pgc *c, struct store *st, void (*publish)(void *arg), void 
 	*internal = json_array();
 	json_array_foreach(events, i, p) {
 		const char *t = json_string_value(json_object_get(p, "t"));
-		for (int k = EVENT_KEY_REVOKED; k < EVENT__COUNT; k++)
-			if (strcmp(t, events_name((enum event_type)k)) == 0)
-				json_array_append_new(*internal, json_integer(k));
-		if (strcmp(t, "mail") == 0)
-			json_array_append(*internal, json_object_get(p, "summary"));
+		/* Core's own events and the mailbox's are told here, in their order. */
+		for (int k = EVENT_MAIL; k < EVENT__COUNT; k++)
+			if ((EVENT_IS_INTERNAL(k) || EVENT_IS_MAIL(k)) &&
+			    strcmp(t, events_name((enum event_type)k)) == 0)
+				json_array_append_new(*internal, json_pack("{s:i, s:O?}", "k", k, "d",
+				    k == EVENT_MAIL ? json_object_get(p, "summary") :
+				    json_object_get(p, "data")));
 		json_object_del(p, "summary");
 		json_object_set_new(p, "n", json_string(PG(st)->node));
 		char *s = json_dumps(p, JSON_COMPACT);
@@ -193,7 +196,8 @@ relay_batch(struct relay *r, PGconn *db, json_t *batch)
 		} else {
 			for (int k = 0; k < EVENT__COUNT; k++)
 				if (strcmp(events_name((enum event_type)k), t) == 0 &&
-				    !(EVENT_IS_INTERNAL(k) && strcmp(node, r->node) == 0))
+				    !((EVENT_IS_INTERNAL(k) || EVENT_IS_MAIL(k)) &&
+				    strcmp(node, r->node) == 0))
 					events_emit((enum event_type)k, json_string_value(
 					    json_object_get(p, "u")), json_object_get(p, "data"));
 		}

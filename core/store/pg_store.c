@@ -292,13 +292,11 @@ pg_tx(struct store *st, int (*fn)(struct pgc *c, void *arg), void (*publish)(voi
 			PG(st)->commits++;
 			PG(st)->writes++;
 			pthread_mutex_unlock(&PG(st)->stats_lock);
-			/* What core's own parts act on, and new mail, are told here at once. */
+			/* What core's own parts act on, and the mailbox's, are told here. */
 			for (size_t i = 0; i < json_array_size(internal); i++) {
 				json_t *e = json_array_get(internal, i);
-				if (json_is_object(e))
-					events_emit(EVENT_MAIL, "", e);
-				else
-					events_emit((enum event_type)json_integer_value(e), "", NULL);
+				events_emit((enum event_type)json_integer_value(json_object_get(e, "k")),
+				    "", json_object_get(e, "d"));
 			}
 			json_decref(internal);
 			return rc;
