@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from conftest import NOTIFYCTL, NOTIFYD, WRAPPER
-from test_delivery import conf, deliveries, raw_mail
+from test_delivery import conf, deliveries, raw_mail, wait_delivery
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
@@ -64,8 +64,10 @@ def test_parked_email_goes_out_in_one_digest_per_user(dg):
                 "--data", "currency=EUR")["id"]
     urg = d.ok("send", "--user", "alice", "--type", "message", "--title", "Now", "--priority",
                "urgent")["id"]
-    assert deliveries(d, crit)["email"]["status"] != "digest"
-    assert deliveries(d, urg)["email"]["status"] != "digest"
+    # Both go out now, not parked; awaited, so that they are in the sink
+    # before it is counted below.
+    wait_delivery(d, crit, "email", "sent")
+    wait_delivery(d, urg, "email", "sent")
     assert deliveries(d, alice[0])["email"]["status"] == "digest"
     # Read in the app before the digest: left out.
     d.ok("read", "--user", "alice", alice[1])
@@ -75,6 +77,7 @@ def test_parked_email_goes_out_in_one_digest_per_user(dg):
     assert got == {"alice": ("would_send", 2, 1), "bob": ("would_send", 2, 0)}
     assert deliveries(d, alice[0])["email"]["status"] == "digest"
     before = len(mails_to(d, "alice"))
+    assert before == 2
 
     r = digest(d, "--period", "daily")
     assert (r["users_emailed"], r["items"], r["skipped_read"]) == (2, 4, 1)
