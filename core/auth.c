@@ -44,12 +44,15 @@ struct auth {
 	uint64_t	 key_gen;	/* bumped by every revoke */
 };
 
-/* A key was revoked (here or, sharing the database, elsewhere): forget every cached one. */
+/*
+ * A key was revoked (here or, sharing the database, elsewhere), or a
+ * revoke may have been missed: forget every cached one.
+ */
 static void
 on_event(const struct event *ev, void *arg)
 {
 	struct auth *a = arg;
-	if (ev->type != EVENT_KEY_REVOKED)
+	if (ev->type != EVENT_KEY_REVOKED && ev->type != EVENT_RESYNC)
 		return;
 	pthread_mutex_lock(&a->klock);
 	memset(a->keys, 0, sizeof a->keys);

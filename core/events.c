@@ -103,6 +103,7 @@ events_name(enum event_type type)
 		[EVENT_KEY_REVOKED] = "key_revoked",
 		[EVENT_OUTBOX] = "outbox",
 		[EVENT_DISCONNECT] = "disconnect",
+		[EVENT_RESYNC] = "resync",
 	};
 	return type < EVENT__COUNT ? names[type] : "?";
 }

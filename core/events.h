@@ -30,6 +30,7 @@ enum event_type {
 	EVENT_KEY_REVOKED,	/* user "": data: NULL (an API key was revoked) */
 	EVENT_OUTBOX,		/* user "": data: NULL (deliveries or scheduled ones to act on) */
 	EVENT_DISCONNECT,	/* data: {"reason"} (close the user's connections; another node's) */
+	EVENT_RESYNC,		/* user "": data: NULL (events may have been missed: catch up) */
 	EVENT__COUNT
 };
 

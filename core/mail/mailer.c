@@ -476,11 +476,14 @@ mailer_free(struct mailer *m)
 	free(m);
 }
 
-/* The store queued something: a worker looks at once (sending starts with a digest's first batch). */
+/*
+ * The store queued something, or may have and not said: a worker looks at
+ * once (sending starts with a digest's first batch).
+ */
 static void
 on_event(const struct event *ev, void *arg)
 {
-	if (ev->type == EVENT_OUTBOX)
+	if (ev->type == EVENT_OUTBOX || ev->type == EVENT_RESYNC)
 		mailer_kick(arg);
 }
 

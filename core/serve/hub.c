@@ -56,6 +56,7 @@ struct hub_conn {
 	int			 qlen;
 	enum cstate		 state;
 	int64_t			 replay_max;	/* notifications up to here were sent or known */
+	int64_t			 told;		/* the newest notification sent or queued */
 	bool			 count_dirty;	/* send a fresh unread count */
 	int64_t			 count;		/* it, when an event told it; -1: read it */
 	/* While the replay runs: the newest notification told, and its count. */
@@ -282,6 +283,93 @@ mailpit_frames(struct hub *h, const struct event *ev, struct frame **mf, struct 
 }
 
 /* Turn one of core's events into frames for the user's clients and the watchers. */
+/*
+ * The events of some time may not have been told (PostgreSQL's LISTEN was
+ * cut, or one was too large to relay): each client of user (NULL: of
+ * everyone) is sent the notifications after the newest it was told, in
+ * their order, and a fresh unread count read from the store. Live frames
+ * of what this sent are skipped. Not what the time's reads, archives and
+ * deletes were one by one: the count says where they left it.
+ */
+static void
+resync(struct hub *h, const char *user)
+{
+	struct behind {
+		char	*user;
+		int64_t	 after;
+	} *todo = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&h->lock);
+	for (int b = 0; b < NBUCKET; b++)
+		for (struct user_ent *e = h->users[b]; e; e = e->next) {
+			if (e->list == NULL || (user != NULL && *user != '\0' &&
+			    strcmp(e->user, user) != 0))
+				continue;
+			int64_t after = -1;
+			for (struct hub_conn *c = e->list; c; c = c->unext)
+				if (c->state != C_PAUSED && !c->dead && (after < 0 || c->told < after))
+					after = c->told;
+			if (after < 0)
+				continue;	/* every client is in its replay, which reads the store */
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				struct behind *t = realloc(todo, cap * sizeof *t);
+				if (t == NULL)
+					break;
+				todo = t;
+			}
+			todo[n].user = strdup(e->user);
+			todo[n++].after = after;
+		}
+	pthread_mutex_unlock(&h->lock);
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *page = NULL;
+		int64_t after = todo[i].after;
+		bool more = true;
+		if (todo[i].user == NULL)
+			continue;
+		while (more && store_notifications_after(h->app->store, todo[i].user, after,
+		    REPLAY_PAGE, time_now_ms(), &page) >= 0) {
+			size_t k, got = json_array_size(page);
+			json_t *o;
+			pthread_mutex_lock(&h->lock);
+			struct user_ent *e = user_get(h, todo[i].user, false);
+			json_array_foreach(page, k, o) {
+				after = json_integer_value(json_object_get(o, "id"));
+				struct frame *f = NULL;
+				for (struct hub_conn *c = e ? e->list : NULL; c; c = c->unext) {
+					if (c->state == C_PAUSED || c->dead || after <= c->told)
+						continue;
+					if (f == NULL)
+						f = frame_new("notification", NULL, o);
+					enqueue(h, c, f, 0);	/* 0: never skipped */
+					c->told = after;
+					if (after > c->replay_max)
+						c->replay_max = after;	/* its live frame is */
+				}
+				frame_unref(f);
+			}
+			pthread_mutex_unlock(&h->lock);
+			json_decref(page);
+			more = got == REPLAY_PAGE;
+		}
+		pthread_mutex_lock(&h->lock);
+		struct user_ent *e = user_get(h, todo[i].user, false);
+		for (struct hub_conn *c = e ? e->list : NULL; c; c = c->unext)
+			if (c->state != C_PAUSED && !c->dead) {
+				c->count_dirty = true;
+				c->count = -1;	/* read it */
+				schedule(h, c);
+			}
+		pthread_mutex_unlock(&h->lock);
+		free(todo[i].user);
+	}
+	free(todo);
+	log_info("clients caught up", "users=%zu", n);
+}
+
 static void
 on_event(const struct event *ev, void *arg)
 {
@@ -293,6 +381,10 @@ on_event(const struct event *ev, void *arg)
 
 	if (ev->type == EVENT_DISCONNECT) {	/* asked of another node */
 		hub_disconnect(h, ev->user, json_string_value(json_object_get(data, "reason")));
+		return;
+	}
+	if (ev->type == EVENT_RESYNC) {
+		resync(h, ev->user);
 		return;
 	}
 	if (EVENT_IS_INTERNAL(ev->type))
@@ -335,6 +427,8 @@ on_event(const struct event *ev, void *arg)
 	e = to_user ? user_get(h, ev->user, false) : NULL;
 	for (struct hub_conn *c = e ? e->list : NULL; c; c = c->unext) {
 		enqueue(h, c, f, nid);
+		if (nid > c->told)
+			c->told = nid;
 		if (count != NULL) {
 			enqueue(h, c, count, 0);
 			c->count_dirty = false;	/* that one is newer */
@@ -669,6 +763,8 @@ hub_attach(struct hub *h, const char *user, int64_t expires, int64_t since,
 	pthread_mutex_lock(&h->lock);
 	/* Live notifications up to max were in the replay (or before since). */
 	c->replay_max = max;
+	if (max > c->told)
+		c->told = max;
 	if (c->paused_nid > max) {
 		c->count_dirty = true;
 		c->count = c->paused_count;

@@ -19,8 +19,11 @@
  * skips one that retention removed meanwhile); the other nodes hear them
  * through LISTEN.
  *
- * Not exact yet: a listener cut off from the server misses what commits
- * meanwhile; clients catch up with since= when they reconnect.
+ * A listener cut off from the server misses what commits meanwhile: once
+ * it listens again it emits EVENT_RESYNC, and the hub sends each client
+ * what it missed (auth forgets its keys, the outbox looks again). An event
+ * of an inbox too large for a payload (PAYLOAD_MAX) is relayed as a resync
+ * of its user; a mailbox's is not relayed (logged).
  */
 #define _GNU_SOURCE
 #include "pg_impl.h"
@@ -36,6 +39,7 @@
 #include "log.h"
 
 /* PostgreSQL's limit is 8000 bytes a payload; ids are batched below it. */
+#define PAYLOAD_MAX 8000
 #define PAYLOAD_IDS 300
 
 struct relay {
@@ -100,10 +104,24 @@ pg_tx_publish(struct pgc *c, struct store *st, void (*publish)(void *arg), void 
 		json_object_del(p, "summary");
 		json_object_set_new(p, "n", json_string(PG(st)->node));
 		char *s = json_dumps(p, JSON_COMPACT);
-		if (s != NULL && strlen(s) < 8000)
+		const char *user = json_string_value(json_object_get(p, "u"));
+		if (s != NULL && strlen(s) >= PAYLOAD_MAX) {
+			/* An inbox's is told as "catch this user up" (a read of thousands of ids). */
+			free(s);
+			s = NULL;
+			if (user != NULL && *user != '\0') {
+				log_info("event too large to relay: its user is caught up",
+				    "type=%s", t);
+				json_t *u = json_pack("{s:s, s:s, s:s}", "t",
+				    events_name(EVENT_RESYNC), "u", user, "n", PG(st)->node);
+				s = json_dumps(u, JSON_COMPACT);
+				json_decref(u);
+			} else {
+				log_warn("event too large to relay", "type=%s", t);
+			}
+		}
+		if (s != NULL)
 			json_array_append_new(texts, json_string(s));
-		else
-			log_warn("event too large to relay", "type=%s", t);
 		free(s);
 	}
 	json_decref(events);
@@ -196,8 +214,8 @@ relay_batch(struct relay *r, PGconn *db, json_t *batch)
 		} else {
 			for (int k = 0; k < EVENT__COUNT; k++)
 				if (strcmp(events_name((enum event_type)k), t) == 0 &&
-				    !((EVENT_IS_INTERNAL(k) || EVENT_IS_MAIL(k)) &&
-				    strcmp(node, r->node) == 0))
+				    (k == EVENT_RESYNC || !((EVENT_IS_INTERNAL(k) ||
+				    EVENT_IS_MAIL(k)) && strcmp(node, r->node) == 0)))
 					events_emit((enum event_type)k, json_string_value(
 					    json_object_get(p, "u")), json_object_get(p, "data"));
 		}
@@ -240,7 +258,8 @@ listener_main(void *arg)
 	struct relay *r = arg;
 	static const char *const keys[] = {"options", "dbname", "connect_timeout",
 	    "application_name", NULL};
-	const char *vals[] = {"-c client_min_messages=warning", r->url, "5", "notifyd", NULL};
+	const char *vals[] = {"-c client_min_messages=warning", r->url, "5",
+	    "notifyd listener", NULL};
 	int backoff = 50;
 	while (!stopping(r)) {
 		PGconn *db = PQconnectdbParams(keys, vals, 1);
@@ -256,10 +275,13 @@ listener_main(void *arg)
 		PQclear(res);
 		backoff = 50;
 		pthread_mutex_lock(&r->lock);
+		bool again = r->listening;
 		r->listening = true;
 		pthread_cond_broadcast(&r->wake);
 		pthread_mutex_unlock(&r->lock);
 		log_info("listening for other nodes' events", "channel=notifyd");
+		if (again)	/* what committed while it did not: caught up */
+			events_emit(EVENT_RESYNC, "", NULL);
 		while (!stopping(r)) {
 			struct pollfd pfd = {.fd = PQsocket(db), .events = POLLIN};
 			if (poll(&pfd, 1, 250) < 0 && errno != EINTR)

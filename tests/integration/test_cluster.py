@@ -191,6 +191,62 @@ def test_replay_has_no_gap_while_sends_race_on_three_nodes(daemons, postgres, tm
         assert ids == expected, "gap: missing %r" % sorted(set(expected) - set(ids))[:5]
 
 
+def test_a_listener_cut_off_catches_its_clients_up(daemons, postgres, tmp):
+    """Each node hears the others through one LISTEN connection. Cut while
+    sends commit, it misses their NOTIFYs: once it listens again it sends
+    its clients what they missed, in order and once, with a fresh count.
+    A read of so many ids that its NOTIFY would be too large is told the
+    same way."""
+    a, b = cluster(daemons, postgres, tmp, "cut", n=2)
+    # Ids of 11 digits: 700 of them overflow a NOTIFY payload (8000 bytes).
+    postgres.psql("SELECT setval('notification_ids', 10000000000)", db="cut")
+    tok = a.ok("token", "cy")["token"]
+    cut = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity " \
+          "WHERE application_name = 'notifyd listener' AND datname = 'cut'"
+    acked = []
+
+    def hammer():
+        c = Client(a.socket)
+        c.send_raw(b"".join(b'{"id":%d,"cmd":"send","args":{"user":"cy","type":"m"}}\n' % j
+                            for j in range(700)))
+        acked.extend(c.read()["result"]["id"] for _ in range(700))
+        c.close()
+
+    async def go():
+        async with websockets.connect(ws_url(b, tok), max_size=None) as ws:
+            assert (await recv(ws))["type"] == "connected"
+            t = threading.Thread(target=hammer)
+            t.start()
+            try:
+                # Cut both nodes' listeners five times while the sends commit,
+                # each time once they have come back.
+                for i in range(1, 6):
+                    assert postgres.psql(cut, db="cut") == [["2"]]
+                    for d in (a, b):
+                        assert d.wait_count("clients caught up", i, 60) == i
+            finally:
+                t.join()
+            got = []
+            while len(got) < len(acked):
+                f = await recv(ws, 30)
+                if f["type"] == "notification":
+                    got.append(f["data"]["id"])
+            assert got == acked
+            count = await recv_type(ws, "unread_count")
+            while count["data"]["count"] != len(acked):
+                count = await recv_type(ws, "unread_count")
+            # All read at once on A: B's client hears the count.
+            assert len(json.dumps(acked)) > 8000
+            assert len(a.ok("read", "--user", "cy", *map(str, acked))["ids"]) == len(acked)
+            assert a.wait_log("event too large to relay: its user is caught up")
+            # (A count from the last catching up may come first.)
+            f = await recv(ws, 30)
+            while f == {"type": "unread_count", "data": {"count": len(acked)}}:
+                f = await recv(ws, 30)
+            assert f == {"type": "unread_count", "data": {"count": 0}}, f
+    asyncio.run(go())
+
+
 def test_postgresql_restarted_mid_load_loses_nothing_acknowledged(daemons, postgres, tmp):
     """The server goes away under load and comes back: writes answer 503
     meanwhile and /healthz says so, WebSocket clients stay connected, and
