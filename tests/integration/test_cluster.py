@@ -247,6 +247,49 @@ def test_a_listener_cut_off_catches_its_clients_up(daemons, postgres, tmp):
     asyncio.run(go())
 
 
+def test_a_node_killed_its_clients_reconnect_elsewhere_and_miss_nothing(daemons, postgres,
+                                                                        tmp):
+    """B dies (SIGKILL) while A sends: B's client reconnects to C with
+    since= the last id it saw and gets every other one, in order and once."""
+    a, b, c = cluster(daemons, postgres, tmp, "killed")
+    tok = a.ok("token", "kim")["token"]
+    acked = []
+
+    def hammer():
+        cl = Client(a.socket)
+        cl.send_raw(b"".join(b'{"id":%d,"cmd":"send","args":{"user":"kim","type":"m"}}\n' % j
+                             for j in range(300)))
+        acked.extend(cl.read()["result"]["id"] for _ in range(300))
+        cl.close()
+
+    async def go():
+        seen = []
+        async with websockets.connect(ws_url(b, tok)) as ws:
+            assert (await recv(ws))["type"] == "connected"
+            t = threading.Thread(target=hammer)
+            t.start()
+            while len(seen) < 20:
+                seen.append((await recv_type(ws, "notification"))["data"]["id"])
+            b.stop("KILL")
+            try:
+                while True:
+                    f = await recv(ws)
+                    if f["type"] == "notification":
+                        seen.append(f["data"]["id"])
+            except websockets.exceptions.ConnectionClosed:
+                pass
+        t.join()
+        async with websockets.connect(ws_url(c, tok, since=seen[-1])) as ws:
+            hello = await recv(ws)
+            assert hello["type"] == "connected" and hello["data"]["last_id"] == acked[-1]
+            while len(seen) < len(acked):
+                f = await recv(ws)
+                if f["type"] == "notification":
+                    seen.append(f["data"]["id"])
+        assert seen == acked
+    asyncio.run(go())
+
+
 def test_postgresql_restarted_mid_load_loses_nothing_acknowledged(daemons, postgres, tmp):
     """The server goes away under load and comes back: writes answer 503
     meanwhile and /healthz says so, WebSocket clients stay connected, and
