@@ -68,6 +68,13 @@ PGresult	*pg_run(struct pgc *c, const char *what, const char *sql, const char *f
 /* The same on a connection of the pool, as a statement of its own. */
 PGresult	*pg_query(struct store *st, const char *what, const char *sql, const char *fmt,
 		    ...);
+/*
+ * pg_query() for a write that is one statement, its own transaction: tried
+ * again as pg_tx() is, and counted as a commit. Its events are its own to
+ * send (pg_notify() in the statement).
+ */
+PGresult	*pg_write(struct store *st, const char *what, const char *sql, const char *fmt,
+		    ...);
 /* pg_query() for a statement that changes rows: how many, or -1. */
 int64_t		 pg_exec(struct store *st, const char *what, const char *sql, const char *fmt,
 		    ...);

@@ -237,6 +237,29 @@ pg_query(struct store *st, const char *what, const char *sql, const char *fmt, .
 	return r;
 }
 
+PGresult *
+pg_write(struct store *st, const char *what, const char *sql, const char *fmt, ...)
+{
+	for (int tries = 0; tries < PG_TRIES; tries++) {
+		va_list ap;
+		va_start(ap, fmt);
+		last_retryable = false;
+		PGresult *r = vquery(st, what, sql, fmt, ap);
+		va_end(ap);
+		if (r != NULL) {
+			pthread_mutex_lock(&PG(st)->stats_lock);
+			PG(st)->commits++;
+			PG(st)->writes++;
+			pthread_mutex_unlock(&PG(st)->stats_lock);
+			return r;
+		}
+		if (!last_retryable)
+			return NULL;
+	}
+	log_error("PostgreSQL transaction gave up", "what=%s tries=%d", what, PG_TRIES);
+	return NULL;
+}
+
 int64_t
 pg_exec(struct store *st, const char *what, const char *sql, const char *fmt, ...)
 {
