@@ -60,6 +60,14 @@ events_capture(event_fn fn, void *arg)
 	capture_arg = arg;
 }
 
+static _Thread_local bool elsewhere;
+
+void
+events_from_elsewhere(bool e)
+{
+	elsewhere = e;
+}
+
 /* Call every subscriber with ev, or only this thread's capture. */
 static void
 emit(const struct event *ev)
@@ -76,13 +84,13 @@ emit(const struct event *ev)
 void
 events_emit(enum event_type type, const char *user, json_t *data)
 {
-	emit(&(struct event){type, user, data, -1});
+	emit(&(struct event){type, user, data, -1, elsewhere});
 }
 
 void
 events_emit_notification(const char *user, json_t *data, int64_t unread_count)
 {
-	emit(&(struct event){EVENT_NOTIFICATION, user, data, unread_count});
+	emit(&(struct event){EVENT_NOTIFICATION, user, data, unread_count, elsewhere});
 }
 
 const char *

@@ -39,6 +39,7 @@ struct event {
 	const char	*user;	/* whose inbox */
 	json_t		*data;	/* borrowed: take a reference to keep it */
 	int64_t		 unread_count;	/* EVENT_NOTIFICATION: the user's after it; -1: not known */
+	bool		 elsewhere;	/* a write of another node, told here (events_from_elsewhere) */
 };
 
 typedef void (*event_fn)(const struct event *ev, void *arg);
@@ -74,6 +75,12 @@ bool	 events_interested(const char *user);
  * (PostgreSQL's NOTIFY, in the same transaction) takes them this way.
  */
 void	 events_capture(event_fn fn, void *arg);
+/*
+ * Until called again with false, this thread's events are another node's
+ * writes, told here (PostgreSQL's listener): what counts this node's own
+ * work (metrics) skips them.
+ */
+void	 events_from_elsewhere(bool elsewhere);
 /* Stop calling fn with arg (at shutdown, once nothing emits). */
 void	 events_unsubscribe(event_fn fn, void *arg);
 /* Drop every subscriber (for tests and shutdown). */

@@ -103,11 +103,13 @@ metrics_http(int route, int status, int64_t micros)
 	__atomic_fetch_add(&r->sum_us, micros, __ATOMIC_RELAXED);
 }
 
-/* Count what core reports. */
+/* Count what core reports of this node's own work. */
 static void
 on_event(const struct event *ev, void *arg)
 {
 	(void)arg;
+	if (ev->elsewhere)
+		return;
 	if (ev->type == EVENT_NOTIFICATION)
 		metrics_add(C_NOTIFICATIONS_CREATED, 1);
 	else if (ev->type == EVENT_READ)

@@ -189,6 +189,7 @@ relay_batch(struct relay *r, PGconn *db, json_t *batch)
 	json_array_foreach(batch, i, p) {
 		const char *t = json_string_value(json_object_get(p, "t"));
 		const char *node = json_string_value(json_object_get(p, "n"));
+		events_from_elsewhere(strcmp(node, r->node) != 0);
 		if (strcmp(t, "notification") == 0) {
 			json_t *ids = json_object_get(p, "ids"), *id;
 			size_t k;
@@ -220,6 +221,7 @@ relay_batch(struct relay *r, PGconn *db, json_t *batch)
 					    json_object_get(p, "u")), json_object_get(p, "data"));
 		}
 	}
+	events_from_elsewhere(false);
 	json_decref(rows);
 }
 

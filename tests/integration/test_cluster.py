@@ -80,6 +80,9 @@ def test_a_send_on_one_node_reaches_clients_of_every_node(daemons, postgres, tmp
                 assert (await recv_type(ws, "read_all"))["data"] == {"up_to": last["id"]}
                 assert (await recv_type(ws, "unread_count"))["data"] == {"count": 0}
     asyncio.run(go())
+    # Every node heard all three (above); each counts the one it stored.
+    for d in (a, b, c):
+        assert "\nnotifyd_notifications_created_total 1\n" in requests.get(d.url + "/metrics").text
 
     # A key revoked on B stops working on A and C too, whose caches held it.
     assert api.get(a.url + "/api/v1/users/ann").status_code == 200
