@@ -153,6 +153,10 @@ pg_broadcast(struct store *st, int type, const char *user, json_t *data)
 /* Payloads the listener takes at a time: their notifications are read in one query. */
 #define BATCH 512
 
+/* How the listener reads them: prepared once on each of its connections. */
+static const char sql_fetch[] = "SELECT " PG_NCOLS " FROM notifications "
+    "WHERE id = ANY (ARRAY(SELECT json_array_elements_text($1::json)::bigint))";
+
 /* The notifications the batch's payloads name, by id (as text), read on db. */
 static json_t *
 fetch_notifications(PGconn *db, json_t *batch)
@@ -165,9 +169,7 @@ fetch_notifications(PGconn *db, json_t *batch)
 	if (json_array_size(ids) > 0) {
 		char *list = json_dumps(ids, JSON_COMPACT);
 		const char *vals[1] = {list};
-		PGresult *res = list ? PQexecParams(db, "SELECT " PG_NCOLS " FROM notifications "
-		    "WHERE id IN (SELECT json_array_elements_text($1::json)::bigint)", 1, NULL,
-		    vals, NULL, NULL, 0) : NULL;
+		PGresult *res = list ? PQexecPrepared(db, "fetch", 1, vals, NULL, NULL, 0) : NULL;
 		for (int k = 0; PQresultStatus(res) == PGRES_TUPLES_OK && k < PQntuples(res); k++)
 			json_object_set_new(rows, PQgetvalue(res, k, 0), pg_row_notification(res, k));
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -265,7 +267,12 @@ listener_main(void *arg)
 	int backoff = 50;
 	while (!stopping(r)) {
 		PGconn *db = PQconnectdbParams(keys, vals, 1);
-		PGresult *res = PQstatus(db) == CONNECTION_OK ? PQexec(db, "LISTEN notifyd") : NULL;
+		PGresult *res = PQstatus(db) == CONNECTION_OK ? PQprepare(db, "fetch", sql_fetch, 1,
+		    NULL) : NULL;
+		if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+			PQclear(res);
+			res = PQexec(db, "LISTEN notifyd");
+		}
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			PQclear(res);
 			PQfinish(db);
