@@ -6,17 +6,18 @@ default synchronous_commit), all on this machine (bench/cluster.sh):
 - POST /api/v1/notifications with wrk, CONNS connections in all: SQLite,
   then 1, 2 and 3 PostgreSQL nodes (one wrk per node, CONNS/n each, summed);
   GET /healthz of one node as the ceiling;
-- send->receive: a WebSocket on node B, notifications sent RATE a second
-  for SECS through 8 connections to the control socket of node A (across
-  nodes) and then of B itself (within one node), each carrying its send
-  time; p50/p99.
+- send->receive: a WebSocket on node B (bin/ws_client), notifications
+  POSTed RATE a second for SECS by bin/post_client (8 keep-alive
+  connections, paced) to node A (across nodes) and then to B itself
+  (within one node), each carrying its send time; p50/p99 of arrival and
+  of the POST's answer. On two fresh nodes and a database of their own,
+  before the create runs.
 """
 import argparse
 import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,70 +61,57 @@ def creates(nodes, script, dur, conns):
     return sum(r[0] for r in results), max(r[2] for r in results), sum(r[4] for r in results)
 
 
-SENDERS = 8
+ROOT = os.path.join(HERE, "..")
+POST_CLIENT = os.path.join(ROOT, "bin", "post_client")
+WS_CLIENT = os.path.join(ROOT, "bin", "ws_client")
 
 
-def latency(sender, receiver, token, rate, secs):
-    """p50, p99 ms and how many of the sends arrived, from sender's control socket to
-    receiver's WebSocket."""
-    got = []
-    ready = threading.Event()
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * q))] if xs else float("nan")
 
-    async def listen(total):
-        url = "ws://127.0.0.1:%d/ws?token=%s" % (receiver.port, token)
-        async with websockets.connect(url, max_queue=None) as ws:
-            json.loads(await ws.recv())
-            ready.set()
-            deadline = time.monotonic() + secs + 10
-            while len(got) < total and time.monotonic() < deadline:
-                try:
-                    f = json.loads(await asyncio.wait_for(ws.recv(), 1))
-                except asyncio.TimeoutError:
-                    continue
-                if f["type"] == "notification":
-                    got.append(time.monotonic_ns() - int(f["data"]["title"]))
-    total = int(rate * secs)
-    t = threading.Thread(target=lambda: asyncio.run(listen(total)))
-    t.start()
-    assert ready.wait(10)
-    # Spread over several control connections, as many senders would be:
-    # one connection is answered in order, a round trip each, which alone
-    # caps it below 1,000/s on PostgreSQL whatever the server could take.
-    conns, sent, acked = [], [0] * total, [0] * total
-    for k in range(SENDERS):
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(receiver.socket if sender is None else sender.socket)
-        f = s.makefile("rb")
-        f.readline()
-        n = len(range(k, total, SENDERS))
 
-        def answers(f=f, n=n):
-            for _ in range(n):
-                i = json.loads(f.readline())["id"]
-                acked[i] = time.monotonic_ns() - sent[i]
-        a = threading.Thread(target=answers)
-        a.start()
-        conns.append((s, f, a))
-    start = time.monotonic()
-    for i in range(total):
-        due = start + i / rate
-        while time.monotonic() < due:
-            time.sleep(max(0, due - time.monotonic()))
-        sent[i] = time.monotonic_ns()
-        conns[i % SENDERS][0].sendall(
-            b'{"id":%d,"cmd":"send","args":{"user":"lat","type":"m","title":"%d"}}\n'
-            % (i, sent[i]))
-    for s, f, a in conns:
-        a.join()
-    t.join()
-    for s, f, a in conns:
-        f.close()
-        s.close()
-    got.sort()
-    ms = [g / 1e6 for g in got] or [float("nan")]
-    ack = sorted(x / 1e6 for x in acked)
-    return (ms[len(ms) // 2], ms[int(len(ms) * 0.99)], ack[len(ack) // 2],
-            ack[int(len(ack) * 0.99)], len(got), total)
+def latency(sender, receiver, key, token, rate, secs):
+    """From POSTs to sender's REST API (bin/post_client: paced, 8 keep-alive
+    connections, in C) to user lat's WebSocket on receiver (bin/ws_client):
+    p50 and p99 of arrival and of the POST's answer, ms; how many arrived."""
+    ws = subprocess.Popen([WS_CLIENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        ws.stdin.write(json.dumps({"url": "ws://127.0.0.1:%d/ws" % receiver.port,
+                                   "conns": [["lat", token]]}) + "\n")
+        ws.stdin.flush()
+        line = ws.stdout.readline().strip()
+        if line != "ready":
+            raise RuntimeError("ws_client: %s" % line)
+        got, arrived = {}, threading.Condition()
+
+        def read():
+            for line in ws.stdout:
+                parts = line.split()
+                with arrived:
+                    got[int(parts[1])] = float(parts[2])
+                    arrived.notify_all()
+        threading.Thread(target=read, daemon=True).start()
+        out = subprocess.run([POST_CLIENT], input=json.dumps({
+            "host": "127.0.0.1", "port": sender.port, "key": key, "users": ["lat"], "rate": rate,
+            "secs": secs, "conns": 8}), capture_output=True, text=True).stdout
+        ids, rtt = [], []
+        for line in out.splitlines():
+            parts = line.split()
+            if parts[0] == "sent":
+                ids.append(int(parts[1]))
+                rtt.append(float(parts[2]))
+            elif parts[0] == "error":
+                raise RuntimeError("post_client: " + line)
+        deadline = time.monotonic() + 10
+        with arrived:
+            while not all(i in got for i in ids) and time.monotonic() < deadline:
+                arrived.wait(0.5)
+            lat = [got[i] for i in ids if i in got]
+    finally:
+        ws.terminate()
+        ws.wait(10)
+    return pct(lat, 0.5), pct(lat, 0.99), pct(rtt, 0.5), pct(rtt, 0.99), len(lat), len(ids)
 
 
 def main():
@@ -131,7 +119,7 @@ def main():
     p.add_argument("--dur", default="10s")
     p.add_argument("--conns", type=int, default=32)
     p.add_argument("--rate", type=int, default=1000)
-    p.add_argument("--secs", type=float, default=5)
+    p.add_argument("--secs", type=int, default=5)
     p.add_argument("--latency-only", action="store_true", help="skip the creates with wrk")
     a = p.parse_args()
     why = pgserver.available()
@@ -162,21 +150,25 @@ def main():
         r = (1, 0, 0) if a.latency_only else creates([lite], script, a.dur, a.conns)
         rows.append(("create, SQLite, one notifyd", *r))
         base = r[0]
-        for n in (1, 2, 3):
-            if a.latency_only and n != 2:
-                continue
+        lite.stop()
+        # Latency on two nodes of a database of its own, before the creates
+        # leave PostgreSQL checkpointing and vacuuming what wrk wrote.
+        url = server.createdb("lat")
+        nodes = [start("lat%d" % i, url) for i in range(2)]
+        k = nodes[0].ok("key", "create", "bench")["key"]
+        tok = nodes[0].ok("token", "lat")["token"]
+        across = latency(nodes[0], nodes[1], k, tok, a.rate, a.secs)
+        within = latency(nodes[1], nodes[1], k, tok, a.rate, a.secs)
+        for d in nodes:
+            d.stop()
+        for n in () if a.latency_only else (1, 2, 3):
             url = server.createdb("n%d" % n)
             nodes = [start("pg%d_%d" % (n, i), url) for i in range(n)]
             k = nodes[0].ok("key", "create", "bench")["key"]
-            r = (0, 0, 0) if a.latency_only else creates(nodes, post_lua(tmp, k), a.dur, a.conns)
+            r = creates(nodes, post_lua(tmp, k), a.dur, a.conns)
             rows.append(("create, PostgreSQL, %d node%s" % (n, "s" if n > 1 else ""), *r))
-            if n == 2:
-                tok = nodes[0].ok("token", "lat")["token"]
-                across = latency(nodes[0], nodes[1], tok, a.rate, a.secs)
-                within = latency(None, nodes[1], tok, a.rate, a.secs)
             for d in nodes:
                 d.stop()
-        lite.stop()
     finally:
         for d in running:
             d.stop()
@@ -197,7 +189,7 @@ def main():
     print("| send->receive, %d/s for %gs | p50 ms | p99 ms | answered p50 ms | answered p99 ms "
           "| received |" % (a.rate, a.secs))
     print("|---|---|---|---|---|---|")
-    print("| across nodes (A's control socket, B's WebSocket) | %.2f | %.2f | %.2f | %.2f "
+    print("| across nodes (POST to A, B's WebSocket) | %.2f | %.2f | %.2f | %.2f "
           "| %d of %d |" % across)
     print("| within one node (B, B) | %.2f | %.2f | %.2f | %.2f | %d of %d |" % within)
 

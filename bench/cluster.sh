@@ -6,7 +6,7 @@
 #   DUR=10s CONNS=32 RATE=1000 SECS=5 sh bench/cluster.sh
 set -eu
 cd "$(dirname "$0")/.."
-make -s bin/notifyd bin/notifyctl
+make -s bin/notifyd bin/notifyctl bin/post_client bin/ws_client
 NOTIFYD_BIN=bin/notifyd NOTIFYCTL_BIN=bin/notifyctl \
     /usr/bin/python3 bench/cluster.py --dur "${DUR:-10s}" --conns "${CONNS:-32}" \
     --rate "${RATE:-1000}" --secs "${SECS:-5}"
