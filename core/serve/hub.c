@@ -282,7 +282,6 @@ mailpit_frames(struct hub *h, const struct event *ev, struct frame **mf, struct 
 	}
 }
 
-/* Turn one of core's events into frames for the user's clients and the watchers. */
 /*
  * The events of some time may not have been told (PostgreSQL's LISTEN was
  * cut, or one was too large to relay): each client of user (NULL: of
@@ -370,6 +369,7 @@ resync(struct hub *h, const char *user)
 	log_info("clients caught up", "users=%zu", n);
 }
 
+/* Turn one of core's events into frames for the user's clients and the watchers. */
 static void
 on_event(const struct event *ev, void *arg)
 {
