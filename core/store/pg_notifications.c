@@ -337,10 +337,13 @@ delivery_params(const struct routing *rt, bool row, int64_t now, char buf[2][24]
     const char *p[4])
 {
 	bool waits = rt->status == DS_PENDING || rt->status == DS_DEFERRED;
+	snprintf(buf[0], 24, "%lld", (long long)rt->next_at);
+	snprintf(buf[1], 24, "%lld", (long long)now);
+	/* As pg_delivery_insert() has them: a waiting one's next attempt even at 0. */
 	p[0] = row ? delivery_status_name(rt->status) : NULL;
-	p[1] = row && waits ? opt_int(buf[0], rt->next_at) : NULL;
+	p[1] = row && waits ? buf[0] : NULL;
 	p[2] = row ? rt->why : NULL;
-	p[3] = row && rt->status == DS_SENT ? opt_int(buf[1], now) : NULL;
+	p[3] = row && rt->status == DS_SENT ? buf[1] : NULL;
 }
 
 static int
