@@ -534,7 +534,8 @@ sender_main(void *arg)
 		if (failed)
 			c->dead = true;
 		c->state = C_IDLE;
-		if ((c->qhead != NULL && !c->dead) || c->close_code > 0)
+		/* A count asked for meanwhile, with no frame before it, goes too. */
+		if (((c->qhead != NULL || c->count_dirty) && !c->dead) || c->close_code > 0)
 			schedule(h, c);
 		pthread_cond_broadcast(&c->idle);
 	}
@@ -772,7 +773,7 @@ hub_attach(struct hub *h, const char *user, int64_t expires, int64_t since,
 	c->state = C_IDLE;
 	if (!ok)
 		c->dead = true;
-	else if (c->qhead != NULL || c->close_code > 0)
+	else if (c->qhead != NULL || c->count_dirty || c->close_code > 0)
 		schedule(h, c);
 	pthread_mutex_unlock(&h->lock);
 	log_debug("client connected", "user=%s since=%lld replayed_to=%lld", user,
