@@ -28,6 +28,15 @@ def ws_url(d, token, **q):
     return "ws://127.0.0.1:%d/ws?" % d.port + "&".join("%s=%s" % kv for kv in q.items())
 
 
+def burst(d, user, n, acked):
+    """n sends to user through d's control socket, pipelined; their ids into acked."""
+    c = Client(d.socket)
+    c.send_raw(b"".join(b'{"id":%d,"cmd":"send","args":{"user":"%s","type":"m"}}\n'
+                        % (j, user.encode()) for j in range(n)))
+    acked.extend(c.read()["result"]["id"] for _ in range(n))
+    c.close()
+
+
 async def recv(ws, timeout=10):
     return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
@@ -209,11 +218,7 @@ def test_a_listener_cut_off_catches_its_clients_up(daemons, postgres, tmp):
     acked = []
 
     def hammer():
-        c = Client(a.socket)
-        c.send_raw(b"".join(b'{"id":%d,"cmd":"send","args":{"user":"cy","type":"m"}}\n' % j
-                            for j in range(700)))
-        acked.extend(c.read()["result"]["id"] for _ in range(700))
-        c.close()
+        burst(a, "cy", 700, acked)
 
     async def go():
         async with websockets.connect(ws_url(b, tok), max_size=None) as ws:
@@ -259,11 +264,7 @@ def test_a_node_killed_its_clients_reconnect_elsewhere_and_miss_nothing(daemons,
     acked = []
 
     def hammer():
-        cl = Client(a.socket)
-        cl.send_raw(b"".join(b'{"id":%d,"cmd":"send","args":{"user":"kim","type":"m"}}\n' % j
-                             for j in range(300)))
-        acked.extend(cl.read()["result"]["id"] for _ in range(300))
-        cl.close()
+        burst(a, "kim", 300, acked)
 
     async def go():
         seen = []
