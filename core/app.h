@@ -14,6 +14,7 @@ struct app {
 	struct auth		*auth;
 	struct hub		*hub;
 	struct mailer		*mailer;	/* NULL until started */
+	struct vapid		*vapid;		/* the Web Push key pair */
 	const char		*version;
 	char			 base_url[300];	/* http://HOST:PORT of the HTTP listener, for links */
 	long long		 started_at;	/* ms */

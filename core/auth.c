@@ -60,31 +60,27 @@ on_event(const struct event *ev, void *arg)
 	pthread_mutex_unlock(&a->klock);
 }
 
-/* Read the secret file, or create it with fresh random bytes. */
-static int
-load_secret(struct auth *a, const char *data_dir, char *err, size_t errlen)
+int
+secret_load(struct store *st, const char *name, const char *path, const char *fresh,
+    char *out, size_t n, char *err, size_t errlen)
 {
-	char path[4096];
-	snprintf(path, sizeof path, "%s/jwt.secret", data_dir);
-	unsigned char buf[256];
+	/* Shared by every node of the store (PostgreSQL)? */
+	int rc = store_setting(st, name, fresh, out, n);
+	if (rc < 0)
+		snprintf(err, errlen, "the store has no %s to share", name);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
-		unsigned char raw[SECRET_BYTES];
-		char text[64];
-		if (RAND_bytes(raw, sizeof raw) != 1) {
-			snprintf(err, errlen, "no random bytes for the token secret");
-			return -1;
-		}
-		base64url_encode(raw, sizeof raw, text);
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0 || write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0) {
+		if (fd < 0 || write_all(fd, fresh, strlen(fresh)) != 0 || fsync(fd) != 0) {
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));
 			if (fd >= 0)
 				close(fd);
 			return -1;
 		}
 		close(fd);
-		log_info("created token secret", "path=%s", path);
+		log_info("created a secret", "name=%s path=%s", name, path);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 	}
 	if (fd < 0) {
@@ -92,44 +88,42 @@ load_secret(struct auth *a, const char *data_dir, char *err, size_t errlen)
 		return -1;
 	}
 	struct stat sb;
-	ssize_t n = read(fd, buf, sizeof buf);
+	ssize_t len = read(fd, out, n - 1);
 	if (fstat(fd, &sb) == 0 && (sb.st_mode & 077))
-		log_warn("token secret is readable by others", "path=%s", path);
+		log_warn("a secret is readable by others", "name=%s path=%s", name, path);
 	close(fd);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	if (n < 16) {
-		snprintf(err, errlen, "%s: a token secret needs at least 16 bytes", path);
+	if (len < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	a->secret = malloc((size_t)n);
-	memcpy(a->secret, buf, (size_t)n);
-	a->secret_len = (size_t)n;
+	out[len] = '\0';
 	return 0;
 }
 
-/*
- * The secret every node of the store shares (PostgreSQL): 1, 0 when the
- * store keeps none (SQLite), -1.
- */
+/* The token secret: shared by the store's nodes, or DATA_DIR/jwt.secret. */
 static int
-shared_secret(struct auth *a, struct store *st, char *err, size_t errlen)
+load_secret(struct auth *a, struct store *st, const char *data_dir, char *err, size_t errlen)
 {
 	unsigned char raw[SECRET_BYTES];
-	char fresh[64], got[256];
+	char fresh[64], got[256], path[4096];
 	if (RAND_bytes(raw, sizeof raw) != 1) {
 		snprintf(err, errlen, "no random bytes for the token secret");
 		return -1;
 	}
 	base64url_encode(raw, sizeof raw, fresh);
-	int rc = store_setting(st, "token_secret", fresh, got, sizeof got);
-	if (rc < 0)
-		snprintf(err, errlen, "the store has no token secret to share");
-	if (rc <= 0)
-		return rc;
+	snprintf(path, sizeof path, "%s/jwt.secret", data_dir);
+	if (secret_load(st, "token_secret", path, fresh, got, sizeof got, err, errlen) < 0)
+		return -1;
+	size_t n = strlen(got);
+	while (n > 0 && (got[n - 1] == '\n' || got[n - 1] == '\r'))
+		got[--n] = '\0';
+	if (n < 16) {
+		snprintf(err, errlen, "%s: a token secret needs at least 16 bytes", path);
+		return -1;
+	}
 	a->secret = (unsigned char *)strdup(got);
-	a->secret_len = strlen(got);
-	return a->secret ? 1 : -1;
+	a->secret_len = n;
+	return a->secret ? 0 : -1;
 }
 
 int
@@ -148,8 +142,8 @@ auth_open(struct auth **out, struct store *st, const char *data_dir, const char 
 			a->secret = (unsigned char *)strdup(secret);
 			a->secret_len = strlen(secret);
 		}
-	} else if ((rc = shared_secret(a, st, err, errlen)) == 0) {
-		rc = load_secret(a, data_dir, err, errlen);
+	} else {
+		rc = load_secret(a, st, data_dir, err, errlen);
 	}
 	if (rc < 0) {
 		free(a);

@@ -20,6 +20,14 @@ struct principal {
 };
 
 /*
+ * A secret named name: the one every node of a shared store keeps in it
+ * (store_setting), else the file at path, made (mode 0600) holding fresh
+ * when missing. Into out (n bytes, NUL-terminated): 0, or -1 with err.
+ */
+int	 secret_load(struct store *st, const char *name, const char *path, const char *fresh,
+	    char *out, size_t n, char *err, size_t errlen);
+
+/*
  * Load the token secret: secret itself when not empty, else the one every
  * node of a shared store keeps in it (store_setting), else the file
  * DATA_DIR/jwt.secret, made (mode 0600, 32 random bytes) when missing.

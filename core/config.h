@@ -67,6 +67,13 @@ struct config {
 	int64_t	 mailer_max_attempts;
 	int64_t	 mailer_retry_base;	/* ms */
 	int64_t	 mailer_timeout;	/* ms */
+	char	*push_subject;	/* VAPID sub */
+	int64_t	 push_ttl;		/* ms */
+	int64_t	 push_timeout;		/* ms */
+	int64_t	 push_allow_private;
+	int64_t	 webhook_timeout;	/* ms */
+	int64_t	 webhook_disable_after;	/* ms */
+	int64_t	 webhook_allow_private;
 	char	*control_socket;
 	int64_t	 control_max_clients;
 	int64_t	 digest_max_items;	/* listed in one digest; the rest as "and N more" */

@@ -45,6 +45,16 @@ static const struct {
 	    "Attempts at an email that failed and will be retried."},
 	[C_EMAIL_FAILED] = {"notifyd_email_failed_total",
 	    "Emails given up on (attempts used up, or refused for good)."},
+	[C_PUSH_SENT] = {"notifyd_push_sent_total", "Web Push messages a push service accepted."},
+	[C_PUSH_RETRIED] = {"notifyd_push_retried_total",
+	    "Attempts at a push message that failed and will be retried."},
+	[C_PUSH_FAILED] = {"notifyd_push_failed_total",
+	    "Push messages given up on (attempts used up, refused, or the subscription gone)."},
+	[C_WEBHOOK_SENT] = {"notifyd_webhook_sent_total", "Webhook calls answered with a 2xx."},
+	[C_WEBHOOK_RETRIED] = {"notifyd_webhook_retried_total",
+	    "Webhook calls that failed and will be retried."},
+	[C_WEBHOOK_FAILED] = {"notifyd_webhook_failed_total",
+	    "Webhook calls given up on (attempts used up, or the endpoint disabled)."},
 };
 
 static int64_t counters[C__COUNT];

@@ -99,6 +99,21 @@ prefs_route(const struct prefs *p, const struct route_in *in, struct routing *in
 		*email = (struct routing){DS_DEFERRED, until, "quiet hours"};
 }
 
+void
+prefs_route_push(const struct prefs *p, const struct route_in *in, struct routing *push)
+{
+	*push = (struct routing){DS_PENDING, in->at, NULL};
+	if (!in->critical && !prefs_enabled(p, in->type, CHANNEL_PUSH, in->type_channels)) {
+		*push = (struct routing){DS_SKIPPED, 0, "push turned off"};
+		return;
+	}
+	const struct tz *z = tz_get(in->tz);
+	int64_t until = !in->critical && !in->urgent ?
+	    prefs_quiet_until(p, z ? z : tz_get(NULL), in->at) : 0;
+	if (until > 0)
+		*push = (struct routing){DS_DEFERRED, until, "quiet hours"};
+}
+
 static int
 parse_hhmm(const char *s, const char **end)
 {
@@ -213,16 +228,40 @@ rule_remove(struct prefs *p, const char *type, unsigned channel)
 	p->n = j;
 }
 
-static const char *
-channel_name(unsigned c)
+static const struct {
+	unsigned	 bit;
+	const char	*name;
+} channel_names[] = {
+	{CHANNEL_IN_APP, "in_app"},
+	{CHANNEL_EMAIL, "email"},
+	{CHANNEL_PUSH, "push"},
+	{CHANNEL_WEBHOOK, "webhook"},
+};
+
+const char *
+prefs_channel_name(unsigned c)
 {
-	return c == CHANNEL_IN_APP ? "in_app" : "email";
+	for (size_t i = 0; i < sizeof channel_names / sizeof channel_names[0]; i++)
+		if (channel_names[i].bit == c)
+			return channel_names[i].name;
+	return "?";
 }
 
+unsigned
+prefs_channel_of(const char *s)
+{
+	for (size_t i = 0; i < sizeof channel_names / sizeof channel_names[0]; i++)
+		if (strcmp(channel_names[i].name, s) == 0)
+			return channel_names[i].bit;
+	return 0;
+}
+
+/* A channel a user's preferences switch: not webhooks, which are the application's. */
 static unsigned
 channel_of(const char *s)
 {
-	return strcmp(s, "in_app") == 0 ? CHANNEL_IN_APP : strcmp(s, "email") == 0 ? CHANNEL_EMAIL : 0;
+	unsigned c = prefs_channel_of(s);
+	return c == CHANNEL_WEBHOOK ? 0 : c;
 }
 
 /* A duration as the largest whole unit: "10m", "1h", "90s". */
@@ -253,7 +292,7 @@ prefs_to_json(const struct prefs *p)
 			if (dst == NULL)
 				json_object_set_new(types, r->type, dst = json_object());
 		}
-		json_object_set_new(dst, channel_name(r->channel), json_boolean(r->enabled));
+		json_object_set_new(dst, prefs_channel_name(r->channel), json_boolean(r->enabled));
 	}
 	if (p->quiet) {
 		char a[8], b[8];
@@ -270,7 +309,7 @@ prefs_to_json(const struct prefs *p)
 	    p->email_if_unread > 0 ? duration_json(p->email_if_unread) : json_null());
 }
 
-/* Apply {"in_app":bool|null,"email":bool|null} as the rules of type. */
+/* Apply {"in_app":bool|null,"email":bool|null,"push":bool|null} as the rules of type. */
 static bool
 apply_channels(struct prefs *p, const char *type, json_t *o, const char *field, char *err,
     size_t errlen)
@@ -278,13 +317,13 @@ apply_channels(struct prefs *p, const char *type, json_t *o, const char *field, 
 	const char *k;
 	json_t *v;
 	if (!json_is_object(o)) {
-		snprintf(err, errlen, "'%s' must be an object of channels (in_app, email)", field);
+		snprintf(err, errlen, "'%s' must be an object of channels (in_app, email, push)", field);
 		return false;
 	}
 	json_object_foreach(o, k, v) {
 		unsigned ch = channel_of(k);
 		if (ch == 0) {
-			snprintf(err, errlen, "'%s.%s': unknown channel (in_app, email)", field, k);
+			snprintf(err, errlen, "'%s.%s': unknown channel (in_app, email, push)", field, k);
 			return false;
 		}
 		if (json_is_null(v)) {

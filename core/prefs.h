@@ -22,13 +22,15 @@
 /* Channels, as bits. */
 #define CHANNEL_IN_APP	0x01
 #define CHANNEL_EMAIL	0x02
+#define CHANNEL_PUSH	0x04	/* Web Push to the user's browsers */
+#define CHANNEL_WEBHOOK	0x08	/* the application's endpoints: not a preference */
 
 #define PREFS_MAX_RULES	256
 
 /* One channel switched on or off for one type ("*": every type). */
 struct prefs_rule {
 	char		 type[65];
-	unsigned	 channel;	/* CHANNEL_IN_APP or CHANNEL_EMAIL */
+	unsigned	 channel;	/* CHANNEL_IN_APP, CHANNEL_EMAIL or CHANNEL_PUSH */
 	bool		 enabled;
 };
 
@@ -75,12 +77,21 @@ struct routing {
 	const char	*why;		/* SKIPPED/DEFERRED/DIGEST: a short reason */
 };
 
+/* A channel's name as stored and in documents ("in_app", ...), and back (0: unknown). */
+const char	*prefs_channel_name(unsigned channel);
+unsigned	 prefs_channel_of(const char *name);
 /* Is channel on for type? */
 bool	 prefs_enabled(const struct prefs *p, const char *type, unsigned channel,
 	    unsigned type_channels);
 /* Route both channels of a notification. */
 void	 prefs_route(const struct prefs *p, const struct route_in *in, struct routing *in_app,
 	    struct routing *email);
+/*
+ * Route a push due at 'at' (ms): SKIPPED when the user turned push off for
+ * the type, DEFERRED to the end of quiet hours, else PENDING at once.
+ * Critical types ignore both; urgent ones ignore quiet hours.
+ */
+void	 prefs_route_push(const struct prefs *p, const struct route_in *in, struct routing *push);
 /* When the quiet period holding t ends (ms), or 0 when t is not in one. */
 int64_t	 prefs_quiet_until(const struct prefs *p, const struct tz *z, int64_t t);
 

@@ -539,13 +539,12 @@ parse_meta(struct template_type *t, const struct tfile *f, char *err, size_t err
 		} else if (strcmp(k, "channels") == 0) {
 			t->channels = 0;
 			for (char *w = strtok(v, " ,\t"); w; w = strtok(NULL, " ,\t")) {
-				if (strcmp(w, "in_app") == 0)
-					t->channels |= CHANNEL_IN_APP;
-				else if (strcmp(w, "email") == 0)
-					t->channels |= CHANNEL_EMAIL;
+				unsigned c = prefs_channel_of(w);
+				if (c != 0 && c != CHANNEL_WEBHOOK)
+					t->channels |= c;
 				else {
-					snprintf(err, errlen, "%s:%zu: unknown channel '%s' (in_app, email)",
-					    where, line, w);
+					snprintf(err, errlen, "%s:%zu: unknown channel '%s' (in_app, "
+					    "email, push)", where, line, w);
 					return -1;
 				}
 			}
@@ -572,7 +571,7 @@ build_type(struct template_type *t, const char *name, struct tfile *files, size_
 {
 	char fn[128];
 	snprintf(t->name, sizeof t->name, "%s", name);
-	t->channels = CHANNEL_IN_APP | CHANNEL_EMAIL;
+	t->channels = CHANNEL_IN_APP | CHANNEL_EMAIL | CHANNEL_PUSH;
 	for (int p = 0; p < TP__COUNT; p++) {
 		snprintf(fn, sizeof fn, "%s.%s", name, part_ext[p]);
 		struct tfile *f = tfile_find(files, n, fn);

@@ -69,6 +69,7 @@ function signIn(t) {
 	$('#username').textContent = user;
 	call(base()).then((u) => { if (u.name) $('#username').textContent = u.name; }).catch(() => {});
 	connect();
+	pushShow();
 }
 
 function signOut() {
@@ -521,6 +522,51 @@ function addType() {
 	$('#p-types').lastElementChild.querySelector('select').focus();
 }
 
+// ---- Web Push: this browser, even with the tab closed ----
+
+function b64uBytes(s) {
+	const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - s.length % 4) % 4));
+	return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+function pushButton(on) {
+	const b = $('#push-enable');
+	b.hidden = false;
+	b.disabled = on;
+	b.textContent = on ? 'Notifications on in this browser' : 'Notify me in this browser';
+}
+
+// Show the button where the browser can push; say so when this one already does.
+async function pushShow() {
+	if (!('serviceWorker' in navigator) || !('PushManager' in window)) return;
+	try {
+		const reg = await navigator.serviceWorker.register('/sw.js');
+		const sub = await reg.pushManager.getSubscription();
+		const on = sub !== null && Notification.permission === 'granted';
+		// This browser pushes for whoever signed in last.
+		if (on) await call(base() + '/push_subscriptions', { method: 'POST', body: sub.toJSON() });
+		pushButton(on);
+	} catch (e) {
+		// No service worker here (a plain-HTTP origin that is not localhost): no button.
+	}
+}
+
+async function pushEnable() {
+	try {
+		if (await Notification.requestPermission() !== 'granted')
+			return showError('This browser blocks notifications from this site; allow them in its site settings.');
+		const { public_key: key } = await api('/api/v1/push/vapid_public_key');
+		const reg = await navigator.serviceWorker.register('/sw.js');
+		let sub = await reg.pushManager.getSubscription();
+		if (sub === null)
+			sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64uBytes(key) });
+		await call(base() + '/push_subscriptions', { method: 'POST', body: sub.toJSON() });
+		pushButton(true);
+	} catch (e) {
+		if (!authFailure(e)) showError('Could not turn on notifications: ' + e.message);
+	}
+}
+
 // ---- wiring ----
 
 let sentinelVisible = false;
@@ -541,6 +587,7 @@ function init() {
 	}
 	$('#filters').addEventListener('submit', (ev) => ev.preventDefault());
 	$('#prefs-open').addEventListener('click', openPrefs);
+	$('#push-enable').addEventListener('click', pushEnable);
 	$('#prefs-close').addEventListener('click', () => $('#prefs').close());
 	$('#prefs-form').addEventListener('submit', savePrefs);
 	$('#p-addtype').addEventListener('click', addType);

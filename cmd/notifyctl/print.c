@@ -169,6 +169,71 @@ print_keys(FILE *f, json_t *r)
 		    field(k, "last_used_at", "-"), field(k, "revoked_at", "-"));
 }
 
+/* A list of names ("a,b"), or "all". */
+static void
+put_names(FILE *f, json_t *a, int width)
+{
+	json_t *v;
+	size_t i;
+	int n = 0;
+	if (!json_is_array(a) || json_array_size(a) == 0)
+		n = fprintf(f, "all");
+	json_array_foreach(a, i, v)
+		n += fprintf(f, "%s%s", i ? "," : "", json_string_value(v));
+	fprintf(f, "%*s", n < width ? width - n : 1, "");
+}
+
+static void
+print_webhooks(FILE *f, json_t *r)
+{
+	json_t *hooks = json_object_get(r, "webhooks"), *h;
+	size_t i;
+	fprintf(f, "%-5s %-6s %-16s %-12s %-8s %-6s %s\n", "ID", "FORMAT", "TYPES", "USERS",
+	    "FAILURES", "LAST", "URL");
+	json_array_foreach(hooks, i, h) {
+		fprintf(f, "%-5lld %-6s ", (long long)json_integer_value(json_object_get(h, "id")),
+		    field(h, "format", "-"));
+		put_names(f, json_object_get(h, "types"), 17);
+		put_names(f, json_object_get(h, "users"), 13);
+		json_t *st = json_object_get(h, "last_status");
+		char last[16] = "-";
+		if (json_is_integer(st))
+			snprintf(last, sizeof last, "%lld", (long long)json_integer_value(st));
+		fprintf(f, "%-8lld %-6s %s%s\n",
+		    (long long)json_integer_value(json_object_get(h, "failures")), last,
+		    field(h, "url", "-"),
+		    json_is_null(json_object_get(h, "disabled_at")) ? "" : "  (disabled)");
+		if (!json_is_null(json_object_get(h, "last_error")))
+			fprintf(f, "      last error: %s\n", field(h, "last_error", ""));
+	}
+}
+
+static void
+print_webhook_added(FILE *f, json_t *r)
+{
+	fprintf(f, "webhook %lld: %s\n", (long long)json_integer_value(json_object_get(r, "id")),
+	    field(r, "url", "-"));
+	if (json_object_get(r, "secret") != NULL)
+		fprintf(f, "secret: %s\n(shown this once: keep it where the receiver can verify with "
+		    "it)\n", field(r, "secret", ""));
+}
+
+static void
+print_push_subs(FILE *f, json_t *r)
+{
+	json_t *subs = json_object_get(r, "subscriptions"), *s;
+	size_t i;
+	fprintf(f, "%-5s %-24s %-24s %s\n", "ID", "CREATED", "LAST SENT", "ENDPOINT");
+	json_array_foreach(subs, i, s) {
+		fprintf(f, "%-5lld %-24s %-24s %s\n",
+		    (long long)json_integer_value(json_object_get(s, "id")),
+		    field(s, "created_at", "-"), field(s, "last_sent_at", "-"),
+		    field(s, "endpoint", "-"));
+		if (!json_is_null(json_object_get(s, "last_error")))
+			fprintf(f, "      last error: %s\n", field(s, "last_error", ""));
+	}
+}
+
 void
 print_event(FILE *f, json_t *ev)
 {
@@ -545,6 +610,9 @@ PLAIN(print_shown_r, print_notification)
 PLAIN(print_rendered_r, print_rendered)
 PLAIN(print_prefs_r, print_prefs)
 PLAIN(print_keys_r, print_keys)
+PLAIN(print_webhooks_r, print_webhooks)
+PLAIN(print_webhook_added_r, print_webhook_added)
+PLAIN(print_push_subs_r, print_push_subs)
 PLAIN(print_user_r, print_fields)
 PLAIN(print_mail_list_r, print_mail_list)
 PLAIN(print_mail_r, print_mail)
@@ -576,6 +644,9 @@ static const struct printer {
 	{&op_topic_show, print_topic},
 	{&op_key_create, print_key_created},
 	{&op_key_list, print_keys_r},
+	{&op_webhook_list, print_webhooks_r},
+	{&op_webhook_add, print_webhook_added_r},
+	{&op_push_list, print_push_subs_r},
 	{&op_key_revoke, print_key_revoked},
 	{&op_token, print_token},
 	{&op_presence, print_presence},

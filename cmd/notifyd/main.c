@@ -33,6 +33,7 @@
 #include "pg.h"
 #include "store.h"
 #include "util.h"
+#include "webpush.h"
 
 #define EXIT_USAGE 2
 
@@ -495,6 +496,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "notifyd: %s\n", err);
 		goto out;
 	}
+	if (vapid_open(&app.vapid, app.store, cfg.data_dir, err, sizeof err) != 0) {
+		fprintf(stderr, "notifyd: push: %s\n", err);
+		goto out;
+	}
 	struct template_set *tset;
 	if (template_set_load(cfg.templates_dir, &tset, err, sizeof err) != 0) {
 		fprintf(stderr, "notifyd: templates: %s\n", err);
@@ -574,6 +579,7 @@ out:
 	mime_shutdown();
 	templates_install(NULL);
 	auth_close(app.auth);
+	vapid_close(app.vapid);
 	store_close(app.store);
 	if (rc == 0)
 		log_info("notifyd stopped", "pid=%ld", (long)getpid());

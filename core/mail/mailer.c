@@ -1,13 +1,17 @@
 /*
  * mailer — the delivery worker: a few threads, each claiming due
- * deliveries from the store and carrying them out. A claim counts an
- * attempt; a crash leaves claims that the next start releases, so an
- * email is sent at least once, and a repeat carries the same Message-ID.
+ * deliveries from the store and carrying them out: email through the
+ * relay, Web Push to push services, webhooks to the application's
+ * endpoints. A claim counts an attempt; a crash leaves claims that the
+ * next start releases, so each is sent at least once, and a repeat
+ * carries the same Message-ID or webhook-id.
  */
 #define _GNU_SOURCE
 #include "mailer.h"
 
 #include <curl/curl.h>
+#include <openssl/sha.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -26,7 +30,11 @@
 #include "prefs.h"
 #include "store.h"
 #include "template.h"
+#include "text.h"
 #include "util.h"
+#include "outbound.h"
+#include "webhook.h"
+#include "webpush.h"
 
 #define BATCH		8		/* deliveries one claim takes */
 #define IDLE_MS		60000		/* look at the outbox at least this often */
@@ -48,8 +56,9 @@ struct mailer {
 /* One attempt's outcome. */
 struct attempt {
 	bool		 ok;
-	bool		 permanent;	/* the relay refused for good (5xx) */
-	char		 error[CURL_ERROR_SIZE + 64];
+	bool		 permanent;	/* refused for good (a relay's 5xx, a push service's 4xx) */
+	int64_t		 retry_after;	/* ms the other side asked to wait; 0: none */
+	char		 error[CURL_ERROR_SIZE + 160];
 };
 
 /* The upload cursor curl reads the message from. */
@@ -75,23 +84,38 @@ struct worker {
 	struct mailer	*m;
 	pthread_t	 thread;
 	int		 fd;		/* -1: none; guarded by m->lock */
+	struct http_guard guard;	/* of the web handle's sockets */
 };
 
-/* curl opens its sockets here, so that a stopping notifyd can shut them down. */
+/* Keep fd as the worker's open socket, to shut down at stop. */
 static curl_socket_t
-open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+track_socket(struct worker *w, curl_socket_t fd)
 {
-	struct worker *w = arg;
-	(void)purpose;
-	int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-	if (fd < 0)
-		return CURL_SOCKET_BAD;
+	if (fd == CURL_SOCKET_BAD)
+		return fd;
 	pthread_mutex_lock(&w->m->lock);
 	w->fd = fd;
 	if (w->m->stop)
 		shutdown(fd, SHUT_RDWR);
 	pthread_mutex_unlock(&w->m->lock);
 	return fd;
+}
+
+/* curl opens its sockets here, so that a stopping notifyd can shut them down. */
+static curl_socket_t
+open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	(void)purpose;
+	return track_socket(arg, http_guarded_socket(NULL, a));
+}
+
+/* The same for URLs notifyd was given: never to a private address unless allowed. */
+static curl_socket_t
+open_web_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct worker *w = arg;
+	(void)purpose;
+	return track_socket(w, http_guarded_socket(&w->guard, a));
 }
 
 static int
@@ -173,6 +197,67 @@ backoff(const struct mailer *m, int attempts, unsigned *seed)
 	return d * 3 / 4 + (int64_t)((double)rand_r(seed) / RAND_MAX * (double)(d / 2));
 }
 
+static bool
+stopping(struct mailer *m)
+{
+	pthread_mutex_lock(&m->lock);
+	bool stop = m->stop;
+	pthread_mutex_unlock(&m->lock);
+	return stop;
+}
+
+/* Each channel's counters and name in the log. */
+static const struct {
+	const char	*sent, *failed, *retried, *abandoned;
+	enum counter	 c_sent, c_failed, c_retried;
+} kinds[] = {
+	{"email sent", "email failed", "email attempt failed",
+	    "email attempt abandoned: stopping", C_EMAIL_SENT, C_EMAIL_FAILED, C_EMAIL_RETRIED},
+	{"push sent", "push failed", "push attempt failed",
+	    "push attempt abandoned: stopping", C_PUSH_SENT, C_PUSH_FAILED, C_PUSH_RETRIED},
+	{"webhook sent", "webhook failed", "webhook attempt failed",
+	    "webhook attempt abandoned: stopping", C_WEBHOOK_SENT, C_WEBHOOK_FAILED,
+	    C_WEBHOOK_RETRIED},
+};
+
+/*
+ * Record what became of an attempt at d: sent, a retry after backoff (or
+ * as long as the other side asked), or failed once it was refused for good
+ * or the attempts are used up. id names the message in the log.
+ */
+static void
+record(struct mailer *m, const struct delivery *d, const struct attempt *a, unsigned *seed,
+    const char *id)
+{
+	struct store *st = m->app->store;
+	int64_t now = time_now_ms();
+	int k = d->channel == CHANNEL_PUSH ? 1 : d->channel == CHANNEL_WEBHOOK ? 2 : 0;
+	if (!a->ok && stopping(m)) {
+		/* Stopping: the claim stays, and the next start takes the delivery up again. */
+		log_info(kinds[k].abandoned, "delivery=%lld", (long long)d->id);
+		return;
+	}
+	if (a->ok) {
+		metrics_add(kinds[k].c_sent, 1);
+		store_delivery_finish(st, d->id, DS_SENT, 0, NULL, now);
+		log_info(kinds[k].sent, "delivery=%lld attempt=%d id=%s", (long long)d->id,
+		    d->attempts, id);
+	} else if (a->permanent || d->attempts >= m->cfg->mailer_max_attempts) {
+		metrics_add(kinds[k].c_failed, 1);
+		store_delivery_finish(st, d->id, DS_FAILED, 0, a->error, now);
+		log_error(kinds[k].failed, "delivery=%lld attempts=%d error=%s",
+		    (long long)d->id, d->attempts, a->error);
+	} else {
+		int64_t wait = backoff(m, d->attempts, seed);
+		if (a->retry_after > wait)
+			wait = a->retry_after;
+		metrics_add(kinds[k].c_retried, 1);
+		store_delivery_finish(st, d->id, DS_PENDING, now + wait, a->error, now);
+		log_warn(kinds[k].retried, "delivery=%lld attempt=%d retry_in_ms=%lld error=%s",
+		    (long long)d->id, d->attempts, (long long)wait, a->error);
+	}
+}
+
 /* An email to send: to whom, and its rendered parts. */
 struct email {
 	json_t		*user;		/* the recipient's profile */
@@ -231,7 +316,6 @@ static void
 email_send(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *seed,
     struct email *e)
 {
-	struct store *st = m->app->store;
 	struct attempt a = {0};
 	struct buf msg;
 	char mid[320];
@@ -259,32 +343,7 @@ email_send(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *see
 		relay_send(m, curl, mo.to, &msg, &a);
 	}
 	buf_free(&msg);
-	now = time_now_ms();
-	pthread_mutex_lock(&m->lock);
-	bool stop = m->stop;
-	pthread_mutex_unlock(&m->lock);
-	if (!a.ok && stop) {
-		/* Stopping: the claim stays, and the next start takes the delivery up again. */
-		log_info("email attempt abandoned: stopping", "delivery=%lld", (long long)d->id);
-		return;
-	}
-	if (a.ok) {
-		metrics_add(C_EMAIL_SENT, 1);
-		store_delivery_finish(st, d->id, DS_SENT, 0, NULL, now);
-		log_info("email sent", "delivery=%lld attempt=%d message_id=%s",
-		    (long long)d->id, d->attempts, mid);
-	} else if (a.permanent || d->attempts >= m->cfg->mailer_max_attempts) {
-		metrics_add(C_EMAIL_FAILED, 1);
-		store_delivery_finish(st, d->id, DS_FAILED, 0, a.error, now);
-		log_error("email failed", "delivery=%lld attempts=%d error=%s",
-		    (long long)d->id, d->attempts, a.error);
-	} else {
-		int64_t wait = backoff(m, d->attempts, seed);
-		metrics_add(C_EMAIL_RETRIED, 1);
-		store_delivery_finish(st, d->id, DS_PENDING, now + wait, a.error, now);
-		log_warn("email attempt failed", "delivery=%lld attempt=%d retry_in_ms=%lld "
-		    "error=%s", (long long)d->id, d->attempts, (long long)wait, a.error);
-	}
+	record(m, d, &a, seed, mid);
 }
 
 /* Could not even start on d: try again soon, without giving up on it. */
@@ -378,6 +437,248 @@ done:
 	email_free(&e);
 }
 
+/* An HTTP result as an attempt: a refused address and a 4xx are for good. */
+static void
+attempt_of(const struct http_result *r, struct attempt *a)
+{
+	*a = (struct attempt){0};
+	a->ok = r->ok;
+	a->retry_after = r->retry_after;
+	a->permanent = r->refused;
+	snprintf(a->error, sizeof a->error, "%s", r->error);
+}
+
+/* A push message's Urgency, from the notification's priority. */
+static const char *
+urgency(const char *priority)
+{
+	if (priority == NULL)
+		return "normal";
+	if (strcmp(priority, "low") == 0)
+		return "low";
+	if (strcmp(priority, "high") == 0 || strcmp(priority, "urgent") == 0)
+		return "high";
+	return "normal";
+}
+
+/*
+ * The push message of n: its id, type, title, body, url and priority as
+ * JSON, the body cut (at a character) until it fits one record.
+ */
+static char *
+push_payload(json_t *n)
+{
+	const char *body = json_string_value(json_object_get(n, "body"));
+	size_t blen = body ? strlen(body) : 0;
+	for (;;) {
+		json_t *o = json_pack("{s:O, s:O, s:O, s:s%, s:O, s:O, s:O}",
+		    "id", json_object_get(n, "id"), "type", json_object_get(n, "type"),
+		    "title", json_object_get(n, "title"), "body", body ? body : "", blen,
+		    "url", json_object_get(n, "url"), "priority", json_object_get(n, "priority"),
+		    "created_at", json_object_get(n, "created_at"));
+		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		if (s == NULL || strlen(s) <= WEBPUSH_MAX - WEBPUSH_OVERHEAD || blen == 0)
+			return s;
+		size_t over = strlen(s) - (WEBPUSH_MAX - WEBPUSH_OVERHEAD);
+		free(s);
+		blen = over < blen ? blen - over : 0;
+		while (blen > 0 && ((unsigned char)body[blen] & 0xc0) == 0x80)
+			blen--;	/* not inside a character */
+	}
+}
+
+/* Topic: a collapse key of at most 32 base64url characters. */
+static void
+push_topic(json_t *n, char out[33])
+{
+	unsigned char md[32];
+	char b64[48], src[64];
+	const char *key = json_string_value(json_object_get(n, "dedupe_key"));
+	if (key == NULL) {
+		snprintf(src, sizeof src, "notification:%lld",
+		    (long long)json_integer_value(json_object_get(n, "id")));
+		key = src;
+	}
+	SHA256((const unsigned char *)key, strlen(key), md);
+	base64url_encode(md, sizeof md, b64);
+	memcpy(out, b64, 32);
+	out[32] = '\0';
+}
+
+/*
+ * A push to one subscription: routed by the user's preferences now (off,
+ * or held by quiet hours), encrypted for it, and POSTed. A subscription
+ * the push service says is gone (404, 410) is removed.
+ */
+static void
+deliver_push(struct mailer *m, struct worker *w, CURL *curl, const struct delivery *d,
+    unsigned *seed)
+{
+	struct store *st = m->app->store;
+	json_t *sub = NULL, *n = NULL, *user = NULL;
+	struct prefs *p = calloc(1, sizeof *p);
+	struct template_set *set = NULL;
+	struct curl_slist *h = NULL;
+	char *payload = NULL, *vapid = NULL;
+	struct buf body;
+	struct attempt a = {0};
+	int64_t now = time_now_ms();
+	long status = 0;
+
+	buf_init(&body);
+	int rc = store_push_get(st, d->target, &sub);
+	if (rc == 0) {
+		store_delivery_finish(st, d->id, DS_SKIPPED, 0, "the subscription was removed", now);
+		goto done;
+	}
+	if (p == NULL || rc < 0 || store_delivery_notification(st, d->id, &n) <= 0)
+		goto release;
+	const char *uid = json_string_value(json_object_get(n, "user"));
+	if (store_user_get(st, uid, &user) <= 0 || store_prefs_get(st, uid, p) < 0)
+		goto release;
+	set = templates_current();
+	const struct template_type *t = template_set_type_or_default(set,
+	    json_string_value(json_object_get(n, "type")));
+	const char *prio = json_string_value(json_object_get(n, "priority"));
+	struct route_in in = {json_string_value(json_object_get(n, "type")), t->channels,
+	    t->critical, prio && strcmp(prio, "urgent") == 0, false,
+	    json_string_value(json_object_get(user, "tz")), now};
+	struct routing r;
+	prefs_route_push(p, &in, &r);
+	if (r.status == DS_SKIPPED || r.status == DS_DEFERRED) {
+		store_delivery_finish(st, d->id, r.status, r.next_at, r.why, now);
+		goto done;
+	}
+	if (!t->critical && !json_is_null(json_object_get(n, "read_at"))) {
+		store_delivery_finish(st, d->id, DS_CANCELLED, 0, "read before the push was due",
+		    now);
+		goto done;
+	}
+	/* The keys were checked when the browser subscribed. */
+	const char *k = json_string_value(json_object_get(sub, "p256dh"));
+	const char *au = json_string_value(json_object_get(sub, "auth"));
+	const char *endpoint = json_string_value(json_object_get(sub, "endpoint"));
+	unsigned char ua[128], auth[64];
+	char hdr[128], topic[33];
+	if (strlen(k) >= sizeof ua || strlen(au) >= sizeof auth ||
+	    base64url_decode(k, strlen(k), ua) != WEBPUSH_KEY_LEN ||
+	    base64url_decode(au, strlen(au), auth) != WEBPUSH_AUTH_LEN ||
+	    (payload = push_payload(n)) == NULL ||
+	    webpush_encrypt(payload, strlen(payload), ua, auth, NULL, NULL, NULL, &body) != 0 ||
+	    (vapid = vapid_authorization(m->app->vapid, endpoint, m->cfg->push_subject, now)) ==
+	    NULL) {
+		a.permanent = true;
+		snprintf(a.error, sizeof a.error, "the message could not be encrypted or signed");
+		record(m, d, &a, seed, endpoint);
+		goto done;
+	}
+	push_topic(n, topic);
+	snprintf(hdr, sizeof hdr, "TTL: %lld", (long long)(m->cfg->push_ttl / 1000));
+	h = curl_slist_append(h, hdr);
+	h = curl_slist_append(h, "Content-Encoding: aes128gcm");
+	h = curl_slist_append(h, "Content-Type: application/octet-stream");
+	snprintf(hdr, sizeof hdr, "Urgency: %s", urgency(prio));
+	h = curl_slist_append(h, hdr);
+	snprintf(hdr, sizeof hdr, "Topic: %s", topic);
+	h = curl_slist_append(h, hdr);
+	char *authz = NULL;
+	if (asprintf(&authz, "Authorization: %s", vapid) >= 0) {
+		h = curl_slist_append(h, authz);
+		free(authz);
+	}
+	struct http_result res;
+	w->guard.allow_private = m->cfg->push_allow_private != 0;
+	http_post(curl, &w->guard, endpoint, h, body.data, body.len, m->cfg->push_timeout, &res);
+	attempt_of(&res, &a);
+	status = res.status;
+	if (status == 404 || status == 410) {
+		/* The browser unsubscribed, or the push service forgot it: so do we. */
+		store_push_remove(st, NULL, d->target);
+		log_info("push subscription removed", "subscription=%lld status=%ld",
+		    (long long)d->target, status);
+		a.permanent = true;
+		snprintf(a.error, sizeof a.error, "the push service answered %ld: the subscription "
+		    "is gone and was removed", status);
+	} else if (status == 413) {
+		a.permanent = true;
+		snprintf(a.error, sizeof a.error, "the push service answered 413: the message is "
+		    "too large");
+	} else if (status >= 400 && status < 500 && status != 429) {
+		a.permanent = true;	/* a 400, 401 or 403 will not change by itself */
+	}
+	if (status != 404 && status != 410)
+		store_push_result(st, d->target, a.ok ? NULL : a.error, time_now_ms());
+	record(m, d, &a, seed, endpoint);
+	goto done;
+release:
+	email_release(m, d, "the subscription, notification or user could not be read");
+done:
+	curl_slist_free_all(h);
+	template_set_unref(set);
+	json_decref(sub);
+	json_decref(n);
+	json_decref(user);
+	free(p);
+	free(payload);
+	free(vapid);
+	buf_free(&body);
+}
+
+/*
+ * A webhook call to one endpoint: the notification, signed as Standard
+ * Webhooks say, under an id the same on every attempt. A 410 disables the
+ * endpoint at once; other failures do when they have gone on for
+ * [webhook] disable_after.
+ */
+static void
+deliver_webhook(struct mailer *m, struct worker *w, CURL *curl, const struct delivery *d,
+    unsigned *seed)
+{
+	struct store *st = m->app->store;
+	json_t *hook = NULL, *n = NULL;
+	char *body = NULL, id[64];
+	struct attempt a = {0};
+	int64_t now = time_now_ms();
+	long status = 0;
+
+	int rc = store_webhook_get(st, d->target, &hook);
+	if (rc == 0 || (rc > 0 && !json_is_null(json_object_get(hook, "disabled_at")))) {
+		store_delivery_finish(st, d->id, DS_SKIPPED, 0, rc == 0 ? "the endpoint was removed" :
+		    "the endpoint is disabled", now);
+		goto done;
+	}
+	if (rc < 0 || store_delivery_notification(st, d->id, &n) <= 0) {
+		email_release(m, d, "the endpoint or notification could not be read");
+		goto done;
+	}
+	snprintf(id, sizeof id, "msg_notifyd_%lld", (long long)d->id);
+	body = webhook_body(n, json_string_value(json_object_get(hook, "format")),
+	    "notification.created", now);
+	if (body == NULL) {
+		email_release(m, d, "the call could not be made");
+		goto done;
+	}
+	struct http_result res;
+	w->guard.allow_private = m->cfg->webhook_allow_private != 0;
+	webhook_call(curl, &w->guard, hook, id, body, now, m->cfg->webhook_timeout, &res);
+	attempt_of(&res, &a);
+	status = res.status;
+	bool disabled = false;
+	store_webhook_result(st, d->target, (int)status, a.ok ? NULL : a.error, time_now_ms(),
+	    status == 410 ? 0 : m->cfg->webhook_disable_after, &disabled);
+	if (disabled) {
+		log_error("webhook endpoint disabled", "webhook=%lld status=%ld error=%s",
+		    (long long)d->target, status, a.error);
+		a.permanent = true;
+	}
+	record(m, d, &a, seed, id);
+done:
+	json_decref(hook);
+	json_decref(n);
+	free(body);
+}
+
 /* Sleep until the next delivery falls due, a kick, or stop; false on stop. */
 static bool
 idle(struct mailer *m, uint64_t seen)
@@ -404,13 +705,17 @@ worker_main(void *arg)
 	struct mailer *m = w->m;
 	struct delivery batch[BATCH];
 	unsigned seed = (unsigned)time_mono_ms() ^ (unsigned)(uintptr_t)&batch;
-	CURL *curl = curl_easy_init();
+	/* One handle for the relay, one for HTTP: each keeps its connections. */
+	CURL *curl = curl_easy_init(), *web = curl_easy_init();
 
-	if (curl != NULL) {
-		curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-		curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, w);
-		curl_easy_setopt(curl, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
-		curl_easy_setopt(curl, CURLOPT_CLOSESOCKETDATA, w);
+	for (int i = 0; i < 2; i++) {
+		CURL *c = i ? web : curl;
+		if (c == NULL)
+			continue;
+		curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, i ? open_web_socket : open_socket);
+		curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, w);
+		curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+		curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, w);
 	}
 
 	for (;;) {
@@ -430,7 +735,7 @@ worker_main(void *arg)
 		if (n == BATCH)
 			mailer_kick(m);
 		for (size_t i = 0; i < n; i++) {
-			if (curl == NULL) {
+			if (curl == NULL || web == NULL) {
 				store_delivery_finish(m->app->store, batch[i].id, DS_PENDING,
 				    time_now_ms() + m->cfg->mailer_retry_base, "libcurl failed to start",
 				    time_now_ms());
@@ -438,12 +743,18 @@ worker_main(void *arg)
 			}
 			if (batch[i].notification_id == 0)
 				deliver_digest(m, curl, &batch[i], &seed);
+			else if (batch[i].channel == CHANNEL_PUSH)
+				deliver_push(m, w, web, &batch[i], &seed);
+			else if (batch[i].channel == CHANNEL_WEBHOOK)
+				deliver_webhook(m, w, web, &batch[i], &seed);
 			else
 				deliver_email(m, curl, &batch[i], &seed);
 		}
 	}
 	if (curl)
 		curl_easy_cleanup(curl);
+	if (web)
+		curl_easy_cleanup(web);
 	return NULL;
 }
 
@@ -518,7 +829,7 @@ mailer_start(struct mailer **out, struct app *app, const char *relay, char *err,
 	}
 	m->workers = calloc((size_t)m->cfg->mailer_workers, sizeof *m->workers);
 	for (int i = 0; m->workers && i < m->cfg->mailer_workers; i++) {
-		m->workers[i] = (struct worker){m, 0, -1};
+		m->workers[i] = (struct worker){m, 0, -1, {false, false}};
 		if (pthread_create(&m->workers[i].thread, NULL, worker_main, &m->workers[i]) != 0)
 			break;
 		m->nthreads++;

@@ -59,6 +59,50 @@ static const struct op_arg key_revoke_args[] = {
 	{NULL, 0, 0, NULL, NULL},
 };
 
+static const struct op_arg push_key_args[] = {
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg push_subscribe_args[] = {
+	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose browser it is"},
+	{"endpoint", ARG_STRING, ARG_REQUIRED, "URL", "the PushSubscription's endpoint"},
+	{"keys", ARG_OBJECT, ARG_REQUIRED, "KEY=VALUE",
+	    "its keys: p256dh and auth, base64url, as the browser gives them"},
+	{"expiration_time", ARG_INT, 0, "MS", "accepted as browsers send it (expirationTime); "
+	    "not used"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg push_list_args[] = {
+	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose subscriptions"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg push_rm_args[] = {
+	{"id", ARG_ID, ARG_REQUIRED | ARG_POSITIONAL, "ID", "the subscription"},
+	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose subscription it is"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg webhook_add_args[] = {
+	{"url", ARG_STRING, ARG_REQUIRED | ARG_POSITIONAL, "URL", "where to POST, http or https"},
+	{"types", ARG_STRINGS, 0, "TYPE,...", "only these notification types (default: all)"},
+	{"users", ARG_STRINGS, 0, "USER,...", "only notifications to these users (default: all)"},
+	{"format", ARG_STRING, 0, "FORMAT", "json (default, Standard Webhooks) or slack ({\"text\"})"},
+	{"secret", ARG_STRING, 0, "SECRET", "signing secret, whsec_BASE64 (default: a new one, "
+	    "shown once)"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg webhook_list_args[] = {
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static const struct op_arg webhook_id_args[] = {
+	{"id", ARG_ID, ARG_REQUIRED | ARG_POSITIONAL, "ID", "the endpoint"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
 static const struct op_arg list_args[] = {
 	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose inbox"},
 	{"limit", ARG_INT, 0, "N", "page size, 1 to 200 (default 50)"},
@@ -120,10 +164,10 @@ static const struct op_arg prefs_get_args[] = {
 static const struct op_arg prefs_set_args[] = {
 	{"user", ARG_STRING, ARG_REQUIRED, "USER", "the user (created if new)"},
 	{"setting", ARG_STRING, ARG_POSITIONAL, "SETTING",
-	    "email, in_app, quiet, digest or email-if-unread"},
+	    "email, in_app, push, quiet, digest or email-if-unread"},
 	{"value", ARG_STRING, ARG_POSITIONAL, "VALUE",
 	    "on|off; HH:MM-HH:MM|off; off|daily|weekly; a duration|off"},
-	{"type", ARG_STRING, 0, "TYPE", "email/in_app: for this type only (default: every type)"},
+	{"type", ARG_STRING, 0, "TYPE", "email/in_app/push: for this type only (default: every type)"},
 	{"days", ARG_STRING, 0, "DAYS", "quiet: the days it starts on, e.g. mon-fri or sat,sun"},
 	{"prefs", ARG_OBJECT, 0, "K:=JSON", "a preferences document, as GET returns it"},
 	{"replace", ARG_BOOL, 0, NULL, "prefs replaces every preference (PUT); else it is merged"},
@@ -361,6 +405,58 @@ const struct op op_key_revoke = {
 	.flags = OP_ADMIN,
 };
 
+const struct op op_push_key = {
+	.name = "push.key",
+	.summary = "show the VAPID public key browsers subscribe with",
+	.args = push_key_args,
+};
+
+const struct op op_push_subscribe = {
+	.name = "push.subscribe",
+	.summary = "store a browser's push subscription for a user",
+	.args = push_subscribe_args,
+};
+
+const struct op op_push_list = {
+	.name = "push.list",
+	.summary = "list a user's push subscriptions",
+	.args = push_list_args,
+};
+
+const struct op op_push_rm = {
+	.name = "push.rm",
+	.summary = "remove a push subscription",
+	.args = push_rm_args,
+};
+
+const struct op op_webhook_add = {
+	.name = "webhook.add",
+	.summary = "add a webhook endpoint (its secret is shown once)",
+	.args = webhook_add_args,
+	.flags = OP_ADMIN,
+};
+
+const struct op op_webhook_list = {
+	.name = "webhook.list",
+	.summary = "list webhook endpoints, their last status and failures",
+	.args = webhook_list_args,
+	.flags = OP_ADMIN,
+};
+
+const struct op op_webhook_rm = {
+	.name = "webhook.rm",
+	.summary = "remove a webhook endpoint",
+	.args = webhook_id_args,
+	.flags = OP_ADMIN,
+};
+
+const struct op op_webhook_test = {
+	.name = "webhook.test",
+	.summary = "send a signed test call to a webhook endpoint now",
+	.args = webhook_id_args,
+	.flags = OP_ADMIN,
+};
+
 const struct op op_token = {
 	.name = "token",
 	.summary = "mint a user token for clients",
@@ -502,6 +598,14 @@ const struct op *const op_table[] = {
 	&op_key_list,
 	&op_key_revoke,
 	&op_token,
+	&op_push_key,
+	&op_push_subscribe,
+	&op_push_list,
+	&op_push_rm,
+	&op_webhook_add,
+	&op_webhook_list,
+	&op_webhook_rm,
+	&op_webhook_test,
 	&op_presence,
 	&op_connections,
 	&op_disconnect,

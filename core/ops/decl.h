@@ -63,6 +63,8 @@ extern const struct op op_ping, op_status, op_check, op_send, op_list, op_show, 
     op_topic_add, op_topic_rm, op_topic_show, op_key_create, op_key_list,
     op_key_revoke, op_token, op_presence, op_connections, op_disconnect, op_watch,
     op_mail_list, op_mail_show, op_mail_read, op_mail_clear, op_mail_wait, op_mail_info,
-    op_template_list, op_template_render, op_prefs_get, op_prefs_set, op_cancel, op_digest;
+    op_template_list, op_template_render, op_prefs_get, op_prefs_set, op_cancel, op_digest,
+    op_push_key, op_push_subscribe, op_push_list, op_push_rm, op_webhook_add, op_webhook_list,
+    op_webhook_rm, op_webhook_test;
 
 #endif

@@ -66,8 +66,8 @@ setting_doc(struct op_ctx *ctx, json_t *a)
 	if (type != NULL && !op_check_name(ctx, "type", type))
 		return NULL;
 	if (strcmp(setting, "email") == 0 || strcmp(setting, "in_app") == 0 ||
-	    strcmp(setting, "in-app") == 0) {
-		const char *ch = setting[0] == 'e' ? "email" : "in_app";
+	    strcmp(setting, "in-app") == 0 || strcmp(setting, "push") == 0) {
+		const char *ch = setting[0] == 'e' ? "email" : setting[0] == 'p' ? "push" : "in_app";
 		json_t *on;
 		if (strcmp(value, "on") == 0)
 			on = json_true();
@@ -83,7 +83,7 @@ setting_doc(struct op_ctx *ctx, json_t *a)
 		    json_pack("{s:o}", "channels", chans);
 	}
 	if (type != NULL)
-		return op_fail(ctx, 422, "invalid_field", "'type' applies to email and in_app only");
+		return op_fail(ctx, 422, "invalid_field", "'type' applies to email, in_app and push only");
 	if (strcmp(setting, "quiet") == 0) {
 		int s, e;
 		unsigned d;

@@ -52,6 +52,14 @@ static const struct op_impl *const op_impls[] = {
 	&op_prefs_set_impl,
 	&op_cancel_impl,
 	&op_digest_impl,
+	&op_push_key_impl,
+	&op_push_subscribe_impl,
+	&op_push_list_impl,
+	&op_push_rm_impl,
+	&op_webhook_add_impl,
+	&op_webhook_list_impl,
+	&op_webhook_rm_impl,
+	&op_webhook_test_impl,
 	NULL,
 };
 

@@ -83,7 +83,9 @@ extern const struct op_impl op_ping_impl, op_status_impl, op_check_impl, op_send
     op_disconnect_impl, op_watch_impl, op_mail_list_impl, op_mail_show_impl, op_mail_read_impl,
     op_mail_clear_impl, op_mail_wait_impl, op_mail_info_impl, op_template_list_impl,
     op_template_render_impl, op_prefs_get_impl, op_prefs_set_impl, op_cancel_impl,
-    op_digest_impl;
+    op_digest_impl, op_push_key_impl, op_push_subscribe_impl, op_push_list_impl,
+    op_push_rm_impl, op_webhook_add_impl, op_webhook_list_impl, op_webhook_rm_impl,
+    op_webhook_test_impl;
 
 /*
  * Make the due digests of period (mode enum digest_mode of prefs.h): of

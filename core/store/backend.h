@@ -59,6 +59,19 @@ struct store_backend {
 		    int64_t next_at, const char *error, int64_t now);
 	int	(*delivery_notification)(struct store *st, int64_t delivery, json_t **out);
 	int	(*deliveries_of)(struct store *st, int64_t id, json_t **out);
+	int	(*push_subscribe)(struct store *st, const char *user, const char *endpoint,
+		    const char *p256dh, const char *auth, int64_t now, int64_t *id, bool *created);
+	int	(*push_list)(struct store *st, const char *user, json_t **out);
+	int	(*push_get)(struct store *st, int64_t id, json_t **out);
+	int	(*push_remove)(struct store *st, const char *user, int64_t id);
+	int	(*push_result)(struct store *st, int64_t id, const char *error, int64_t now);
+	int	(*webhook_add)(struct store *st, const struct webhook_new *w, int64_t now,
+		    int64_t *id);
+	int	(*webhook_list)(struct store *st, json_t **out);
+	int	(*webhook_get)(struct store *st, int64_t id, json_t **out);
+	int	(*webhook_remove)(struct store *st, int64_t id);
+	int	(*webhook_result)(struct store *st, int64_t id, int status, const char *error,
+		    int64_t now, int64_t disable_after, bool *disabled);
 	int	(*digest_candidates)(struct store *st, enum digest_mode period, const char *user,
 		    json_t **out);
 	void	(*digests_make)(struct store *st, const struct digest_new *in, size_t n,

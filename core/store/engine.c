@@ -58,7 +58,7 @@ const struct stmt_table engine_sql = {statements, S_ENGINE__COUNT};
 /* Every file's statements, in the order of T_*. */
 static const struct stmt_table *const tables[T__COUNT] = {
 	[T_ENGINE] = &engine_sql, [T_PEOPLE] = &people_sql, [T_NOTIF] = &notif_sql,
-	[T_MAIL] = &mail_sql,
+	[T_MAIL] = &mail_sql, [T_CHAN] = &chan_sql,
 };
 
 /* Log the connection's last error for what was being done. */
@@ -938,6 +938,16 @@ const struct store_backend sqlite_backend = {
 	.topic_add = sqlite_topic_add,
 	.topic_remove = sqlite_topic_remove,
 	.topic_members = sqlite_topic_members,
+	.push_subscribe = sqlite_push_subscribe,
+	.push_list = sqlite_push_list,
+	.push_get = sqlite_push_get,
+	.push_remove = sqlite_push_remove,
+	.push_result = sqlite_push_result,
+	.webhook_add = sqlite_webhook_add,
+	.webhook_list = sqlite_webhook_list,
+	.webhook_get = sqlite_webhook_get,
+	.webhook_remove = sqlite_webhook_remove,
+	.webhook_result = sqlite_webhook_result,
 	.key_create = sqlite_key_create,
 	.key_lookup = sqlite_key_lookup,
 	.key_touch = sqlite_key_touch,

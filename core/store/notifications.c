@@ -239,7 +239,8 @@ static const char *const statements[S_NOTIF__COUNT] = {
 	    "updated_at = ?1 WHERE id IN (SELECT id FROM deliveries "
 	    "WHERE status IN ('pending', 'deferred') AND next_attempt_at <= ?1 AND claimed = 0 "
 	    "ORDER BY next_attempt_at LIMIT ?2) "
-	    "RETURNING id, coalesce(notification_id, 0), channel, attempts, coalesce(digest_id, 0)",
+	    "RETURNING id, coalesce(notification_id, 0), channel, attempts, coalesce(digest_id, 0), "
+	    "target",
 	/* The worker's next thing to do: a delivery, or a scheduled one to release. */
 	[S_DELIV_NEXT] = "SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM deliveries "
 	    "WHERE status IN ('pending', 'deferred') AND claimed = 0 "
@@ -255,22 +256,23 @@ static const char *const statements[S_NOTIF__COUNT] = {
 	 * (email_skipped): reported as a skipped delivery.
 	 */
 	[S_DELIV_OF] = "SELECT channel, status, attempts, next_attempt_at, last_error, created_at, "
-	    "updated_at, sent_at, digest_id FROM (SELECT 0 AS k, 0 AS id, 'in_app' AS channel, "
+	    "updated_at, sent_at, digest_id, target FROM (SELECT 0 AS k, 0 AS id, 'in_app' AS channel, "
 	    "'sent' AS status, 0 AS attempts, NULL AS next_attempt_at, NULL AS last_error, "
-	    "n.created_at, n.created_at AS updated_at, n.created_at AS sent_at, NULL AS digest_id "
-	    "FROM notifications n WHERE n.id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries d "
+	    "n.created_at, n.created_at AS updated_at, n.created_at AS sent_at, NULL AS digest_id, "
+	    "0 AS target FROM notifications n WHERE n.id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries d "
 	    "WHERE d.notification_id = ?1 AND d.channel = 'in_app') "
 	    "UNION ALL SELECT 1, id, channel, status, attempts, next_attempt_at, last_error, "
-	    "created_at, updated_at, sent_at, digest_id FROM deliveries WHERE notification_id = ?1 "
+	    "created_at, updated_at, sent_at, digest_id, target FROM deliveries "
+	    "WHERE notification_id = ?1 "
 	    "UNION ALL SELECT 2, 0, 'email', 'skipped', 0, NULL, n.email_skipped, n.created_at, "
-	    "n.created_at, NULL, NULL FROM notifications n WHERE n.id = ?1 "
+	    "n.created_at, NULL, NULL, 0 FROM notifications n WHERE n.id = ?1 "
 	    "AND n.email_skipped IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries d "
 	    "WHERE d.notification_id = ?1 AND d.channel = 'email') "
 	    "UNION ALL SELECT 3, 0, 'in_app', CASE in_app WHEN 'sent' THEN 'pending' ELSE in_app END, "
 	    "0, CASE in_app WHEN 'sent' THEN deliver_at END, in_app_why, created_at, created_at, "
-	    "NULL, NULL FROM scheduled WHERE id = ?1 "
+	    "NULL, NULL, 0 FROM scheduled WHERE id = ?1 "
 	    "UNION ALL SELECT 4, 0, 'email', email, 0, email_next_at, email_why, created_at, "
-	    "created_at, NULL, NULL FROM scheduled WHERE id = ?1 AND email IS NOT NULL) "
+	    "created_at, NULL, NULL, 0 FROM scheduled WHERE id = ?1 AND email IS NOT NULL) "
 	    "ORDER BY k, id",
 	/*
 	 * The users a digest run of period ?1 looks at: in that mode, or switched
@@ -425,7 +427,7 @@ delivery_insert(struct conn *c, int64_t nid, unsigned ch, const struct routing *
 {
 	sqlite3_stmt *s = stmt(c, S_DELIV_INSERT);
 	sqlite3_bind_int64(s, 1, nid);
-	bind_text(s, 2, channel_str(ch));
+	bind_text(s, 2, prefs_channel_name(ch));
 	bind_text(s, 3, delivery_status_name(r->status));
 	if (r->status == DS_PENDING || r->status == DS_DEFERRED)
 		sqlite3_bind_int64(s, 4, r->next_at);
@@ -593,6 +595,8 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 		if (routed && ((ia.status != DS_SENT &&
 		    delivery_insert(c, *id, CHANNEL_IN_APP, &ia, now) != 0) ||
 		    (em.status != DS_SKIPPED && delivery_insert(c, *id, CHANNEL_EMAIL, &em, now) != 0)))
+			return -1;
+		if (routed && channels_queue(c, *id, now, outbox) != 0)
 			return -1;
 		return 1;
 	}
@@ -1303,10 +1307,12 @@ release_one(struct conn *c, struct claim *p, const struct due *d)
 	if (exec_on(c, T_NOTIF, S_SCHED_RELEASE, "scheduled_release", "i", d->id) != 0)
 		return -1;
 	int64_t nid = sqlite3_last_insert_rowid(c->db), count = 0;
+	bool queued = false;	/* the claim that follows takes them */
 	if (query_on(c, T_NOTIF, S_SCHED_IN_APP, "scheduled_in_app", NULL, NULL, "iii", d->id, nid,
 	    p->now) < 0 ||
 	    query_on(c, T_NOTIF, S_SCHED_EMAIL, "scheduled_email", NULL, NULL, "iii", d->id, nid,
 	    p->now) < 0 ||
+	    channels_queue(c, nid, p->now, &queued) != 0 ||
 	    query_on(c, T_NOTIF, S_SCHED_DONE, "scheduled_done", NULL, NULL, "i", d->id) < 0)
 		return -1;
 	if (!d->shown)
@@ -1367,10 +1373,10 @@ claim_w(struct conn *c, void *arg)
 		struct delivery *d = &p->out[p->n++];
 		d->id = sqlite3_column_int64(s, 0);
 		d->notification_id = sqlite3_column_int64(s, 1);
-		d->channel = strcmp((const char *)sqlite3_column_text(s, 2), "in_app") == 0 ?
-		    CHANNEL_IN_APP : CHANNEL_EMAIL;
+		d->channel = prefs_channel_of((const char *)sqlite3_column_text(s, 2));
 		d->attempts = sqlite3_column_int(s, 3);
 		d->digest_id = d->notification_id == 0 ? sqlite3_column_int64(s, 4) : 0;
+		d->target = sqlite3_column_int64(s, 5);
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -1471,13 +1477,15 @@ sqlite_delivery_notification(struct store *st, int64_t delivery, json_t **out)
 static json_t *
 row_delivery(sqlite3_stmt *s)
 {
-	return json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o}",
+	int64_t target = sqlite3_column_int64(s, 9);
+	return json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "channel", text_json(s, 0), "status", text_json(s, 1),
 	    "attempts", sqlite3_column_int(s, 2), "next_attempt_at", time_json(s, 3),
 	    "last_error", text_json(s, 4), "created_at", time_json(s, 5),
 	    "updated_at", time_json(s, 6), "sent_at", time_json(s, 7),
 	    "digest_id", sqlite3_column_type(s, 8) == SQLITE_NULL ? json_null() :
-	    json_integer(sqlite3_column_int64(s, 8)));
+	    json_integer(sqlite3_column_int64(s, 8)),
+	    "target", target ? json_integer(target) : json_null());
 }
 
 int

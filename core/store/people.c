@@ -165,12 +165,6 @@ sqlite_user_put(struct store *st, const struct user_update *u, int64_t now,
 	return rc;
 }
 
-const char *
-channel_str(unsigned ch)
-{
-	return ch == CHANNEL_IN_APP ? "in_app" : "email";
-}
-
 /* Read a user's preferences and address on connection c; 0 when no such user. */
 int
 prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_t elen,
@@ -211,8 +205,7 @@ prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_
 			continue;
 		struct prefs_rule *r = &p->rules[p->n++];
 		snprintf(r->type, sizeof r->type, "%s", (const char *)sqlite3_column_text(s, 7));
-		r->channel = strcmp((const char *)sqlite3_column_text(s, 8), "in_app") == 0 ?
-		    CHANNEL_IN_APP : CHANNEL_EMAIL;
+		r->channel = prefs_channel_of((const char *)sqlite3_column_text(s, 8));
 		r->enabled = sqlite3_column_int(s, 9) != 0;
 	}
 	sqlite3_reset(s);
@@ -261,7 +254,7 @@ prefs_update_w(struct conn *c, void *arg)
 		s = stmt(c, S_PREFS_INSERT);
 		bind_text(s, 1, pc->user);
 		bind_text(s, 2, p->rules[i].type);
-		bind_text(s, 3, channel_str(p->rules[i].channel));
+		bind_text(s, 3, prefs_channel_name(p->rules[i].channel));
 		sqlite3_bind_int(s, 4, p->rules[i].enabled);
 		if (step_done(c, s, "prefs_insert") != 0)
 			return -1;

@@ -121,6 +121,8 @@ int		 pg_user_lock(struct pgc *c, const char *user, int64_t now, int64_t delta,
 int		 pg_unread_add(struct pgc *c, const char *user, int64_t delta, int64_t *count);
 int		 pg_delivery_insert(struct pgc *c, int64_t nid, unsigned ch,
 		    const struct routing *rt, int64_t now);
+/* pg_channels.c: queue notification nid's push and webhook deliveries (*outbox: any). */
+int		 pg_channels_queue(struct pgc *c, int64_t nid, int64_t now, bool *outbox);
 
 /*
  * pg_relay.c: run publish with its events captured and send them with
@@ -161,6 +163,18 @@ int	 pg_topic_add(struct store *st, const char *topic, const char *user, int64_t
 int	 pg_topic_remove(struct store *st, const char *topic, const char *user,
 	    int64_t *count);
 int	 pg_topic_members(struct store *st, const char *topic, json_t **members);
+int	 pg_push_subscribe(struct store *st, const char *user, const char *endpoint,
+	    const char *p256dh, const char *auth, int64_t now, int64_t *id, bool *created);
+int	 pg_push_list(struct store *st, const char *user, json_t **out);
+int	 pg_push_get(struct store *st, int64_t id, json_t **out);
+int	 pg_push_remove(struct store *st, const char *user, int64_t id);
+int	 pg_push_result(struct store *st, int64_t id, const char *error, int64_t now);
+int	 pg_webhook_add(struct store *st, const struct webhook_new *w, int64_t now, int64_t *id);
+int	 pg_webhook_list(struct store *st, json_t **out);
+int	 pg_webhook_get(struct store *st, int64_t id, json_t **out);
+int	 pg_webhook_remove(struct store *st, int64_t id);
+int	 pg_webhook_result(struct store *st, int64_t id, int status, const char *error,
+	    int64_t now, int64_t disable_after, bool *disabled);
 int	 pg_key_create(struct store *st, const char *name, const unsigned char hash[32],
 	    int64_t now, int64_t *id);
 int	 pg_key_lookup(struct store *st, const unsigned char hash[32], int64_t *id,

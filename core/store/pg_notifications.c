@@ -96,7 +96,7 @@ pg_delivery_insert(struct pgc *c, int64_t nid, unsigned ch, const struct routing
 	return pg_changed(pg_run(c, "delivery_insert", "INSERT INTO deliveries (notification_id, "
 	    "channel, status, next_attempt_at, last_error, created_at, updated_at, sent_at) "
 	    "VALUES ($1, $2, $3, $4, $5, $6, $6, $7)", "ittttit", nid,
-	    ch == CHANNEL_IN_APP ? "in_app" : "email", delivery_status_name(rt->status),
+	    prefs_channel_name(ch), delivery_status_name(rt->status),
 	    waits ? next : NULL, rt->why, now, rt->status == DS_SENT ? sent : NULL)) < 0 ? -1 : 0;
 }
 
@@ -199,6 +199,8 @@ create_one(struct pgc *c, const struct notification_new *in, int64_t now, json_t
 	if (in->routed && ((ia.status != DS_SENT &&
 	    pg_delivery_insert(c, *id, CHANNEL_IN_APP, &ia, now) != 0) ||
 	    (em.status != DS_SKIPPED && pg_delivery_insert(c, *id, CHANNEL_EMAIL, &em, now) != 0)))
+		return -1;
+	if (in->routed && pg_channels_queue(c, *id, now, outbox) != 0)
 		return -1;
 	return 1;
 }
@@ -326,10 +328,18 @@ static const char sql_create_one[] =
     "$13::bigint, $14::text, $9, $9, $15::bigint FROM n WHERE $12 IS NOT NULL), "
     "em AS (INSERT INTO deliveries (notification_id, channel, status, next_attempt_at, "
     "last_error, created_at, updated_at, sent_at) SELECT n.id, 'email', $16::text, "
-    "$17::bigint, $18::text, $9, $9, $19::bigint FROM n WHERE $16 IS NOT NULL) "
+    "$17::bigint, $18::text, $9, $9, $19::bigint FROM n WHERE $16 IS NOT NULL), "
+    "ps AS (INSERT INTO deliveries (notification_id, channel, target, status, "
+    "next_attempt_at, created_at, updated_at) SELECT n.id, 'push', s.id, 'pending', $9, $9, "
+    "$9 FROM n JOIN push_subscriptions s ON s.user_id = $1 WHERE $21::boolean RETURNING 1), "
+    "wh AS (INSERT INTO deliveries (notification_id, channel, target, status, "
+    "next_attempt_at, created_at, updated_at) SELECT n.id, 'webhook', w.id, 'pending', $9, "
+    "$9, $9 FROM n, webhooks w WHERE $21 AND w.disabled_at IS NULL AND (w.types IS NULL "
+    "OR $2 = ANY (w.types)) AND (w.users IS NULL OR $1 = ANY (w.users)) RETURNING 1) "
     "SELECT n.id, u.unread, pg_notify('notifyd', json_build_object('t', 'notification', "
     "'ids', json_build_array(n.id), 'counts', json_build_array(u.unread), "
-    "'n', $20::text)::text) FROM n, u";
+    "'n', $20::text)::text), (SELECT count(*) FROM ps) + (SELECT count(*) FROM wh) "
+    "FROM n, u";
 
 /* A delivery row's status, next attempt, reason and sent time as parameters (buf: 2 x 24). */
 static void
@@ -360,21 +370,23 @@ create_one_fast(struct store *st, const struct notification_new *in, int64_t now
 	delivery_params(&ia, in->routed && ia.status != DS_SENT, now, iab, iap);
 	delivery_params(&em, in->routed && em.status != DS_SKIPPED, now, emb, emp);
 	PGresult *r = pg_write(st, "notification_create", sql_create_one,
-	    "tttttttti" "ttttttttttt", in->user, in->type, in->category, in->priority, in->title,
+	    "tttttttti" "tttttttttttb", in->user, in->type, in->category, in->priority, in->title,
 	    in->body, in->data, in->url, now, opt_int(deliver, in->deliver_at),
 	    in->routed && em.status == DS_SKIPPED ? (em.why ? em.why : "skipped") : NULL,
-	    iap[0], iap[1], iap[2], iap[3], emp[0], emp[1], emp[2], emp[3], PG(st)->node);
+	    iap[0], iap[1], iap[2], iap[3], emp[0], emp[1], emp[2], emp[3], PG(st)->node,
+	    (int)in->routed);
 	if (r == NULL || PQntuples(r) != 1) {
 		PQclear(r);
 		return -1;
 	}
 	p->ids[0] = pg_int(r, 0, 0);
 	p->counts[0] = pg_int(r, 0, 1);
+	bool queued = pg_int(r, 0, 3) > 0;
 	PQclear(r);
 	p->created[0] = true;
 	p->out[0] = new_notification(in, p->ids[0], now, false);
 	/* Its clients, this node's too, hear it through LISTEN; the outbox is ours. */
-	if (in->routed && (em.status == DS_PENDING || em.status == DS_DEFERRED))
+	if (queued || (in->routed && (em.status == DS_PENDING || em.status == DS_DEFERRED)))
 		events_emit(EVENT_OUTBOX, "", NULL);
 	return 1;
 }

@@ -68,6 +68,7 @@ release_one(struct pgc *c, struct claim *p, int64_t sid, const char *user, bool 
 	PQclear(r);
 	if (nid == 0)
 		return 0;	/* another node released it */
+	bool queued = false;	/* the claim that follows takes them */
 	if (pg_changed(pg_run(c, "scheduled_in_app", "INSERT INTO deliveries (notification_id, "
 	    "channel, status, last_error, created_at, updated_at) SELECT $2, 'in_app', "
 	    "'skipped', in_app_why, $3, $3 FROM scheduled WHERE id = $1 AND in_app = 'skipped'",
@@ -76,6 +77,7 @@ release_one(struct pgc *c, struct claim *p, int64_t sid, const char *user, bool 
 	    "channel, status, next_attempt_at, last_error, created_at, updated_at) SELECT $2, "
 	    "'email', email, email_next_at, email_why, $3, $3 FROM scheduled WHERE id = $1 "
 	    "AND email != 'skipped'", "iii", sid, nid, p->now)) < 0 ||
+	    pg_channels_queue(c, nid, p->now, &queued) != 0 ||
 	    pg_changed(pg_run(c, "scheduled_done", "DELETE FROM scheduled WHERE id = $1", "i",
 	    sid)) < 0)
 		return -1;
@@ -116,7 +118,7 @@ claim_w(struct pgc *c, void *arg)
 	    "WHERE status IN ('pending', 'deferred') AND next_attempt_at <= $1 "
 	    "AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY next_attempt_at "
 	    "LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id, coalesce(notification_id, 0), "
-	    "channel, attempts, coalesce(digest_id, 0)", "iiit", p->now, (int64_t)p->max,
+	    "channel, attempts, coalesce(digest_id, 0), target", "iiit", p->now, (int64_t)p->max,
 	    p->now + p->lease, p->node);
 	if (r == NULL) {
 		claim_clear(p);
@@ -126,10 +128,10 @@ claim_w(struct pgc *c, void *arg)
 		struct delivery *d = &p->out[p->n++];
 		d->id = pg_int(r, i, 0);
 		d->notification_id = pg_int(r, i, 1);
-		d->channel = strcmp(pg_str(r, i, 2), "in_app") == 0 ? CHANNEL_IN_APP :
-		    CHANNEL_EMAIL;
+		d->channel = prefs_channel_of(pg_str(r, i, 2));
 		d->attempts = (int)pg_int(r, i, 3);
 		d->digest_id = d->notification_id == 0 ? pg_int(r, i, 4) : 0;
+		d->target = pg_int(r, i, 5);
 	}
 	PQclear(r);
 	return 1;	/* claiming nothing is an answer too */
@@ -212,12 +214,14 @@ pg_delivery_notification(struct store *st, int64_t delivery, json_t **out)
 static json_t *
 row_delivery(const PGresult *r, int row)
 {
-	return json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o}",
+	int64_t target = pg_int(r, row, 9);
+	return json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "channel", pg_text_json(r, row, 0), "status", pg_text_json(r, row, 1),
 	    "attempts", (int)pg_int(r, row, 2), "next_attempt_at", pg_time_json(r, row, 3),
 	    "last_error", pg_text_json(r, row, 4), "created_at", pg_time_json(r, row, 5),
 	    "updated_at", pg_time_json(r, row, 6), "sent_at", pg_time_json(r, row, 7),
-	    "digest_id", PQgetisnull(r, row, 8) ? json_null() : json_integer(pg_int(r, row, 8)));
+	    "digest_id", PQgetisnull(r, row, 8) ? json_null() : json_integer(pg_int(r, row, 8)),
+	    "target", target ? json_integer(target) : json_null());
 }
 
 /* As notifications.c's S_DELIV_OF: rows written, and those a create leaves unwritten. */
@@ -225,23 +229,23 @@ int
 pg_deliveries_of(struct store *st, int64_t id, json_t **out)
 {
 	PGresult *r = pg_query(st, "deliveries_of", "SELECT channel, status, attempts, "
-	    "next_attempt_at, last_error, created_at, updated_at, sent_at, digest_id FROM ("
+	    "next_attempt_at, last_error, created_at, updated_at, sent_at, digest_id, target FROM ("
 	    "SELECT 0 AS k, 0::bigint AS id, 'in_app'::text AS channel, 'sent'::text AS status, "
 	    "0 AS attempts, NULL::bigint AS next_attempt_at, NULL::text AS last_error, "
 	    "n.created_at, n.created_at AS updated_at, n.created_at AS sent_at, "
-	    "NULL::bigint AS digest_id FROM notifications n WHERE n.id = $1 AND NOT EXISTS ("
+	    "NULL::bigint AS digest_id, 0::bigint AS target FROM notifications n WHERE n.id = $1 AND NOT EXISTS ("
 	    "SELECT 1 FROM deliveries d WHERE d.notification_id = $1 AND d.channel = 'in_app') "
 	    "UNION ALL SELECT 1, id, channel, status, attempts, next_attempt_at, last_error, "
-	    "created_at, updated_at, sent_at, digest_id FROM deliveries WHERE notification_id = $1 "
+	    "created_at, updated_at, sent_at, digest_id, target FROM deliveries WHERE notification_id = $1 "
 	    "UNION ALL SELECT 2, 0, 'email', 'skipped', 0, NULL, n.email_skipped, n.created_at, "
-	    "n.created_at, NULL, NULL FROM notifications n WHERE n.id = $1 "
+	    "n.created_at, NULL, NULL, 0 FROM notifications n WHERE n.id = $1 "
 	    "AND n.email_skipped IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries d "
 	    "WHERE d.notification_id = $1 AND d.channel = 'email') "
 	    "UNION ALL SELECT 3, 0, 'in_app', CASE in_app WHEN 'sent' THEN 'pending' "
 	    "ELSE in_app END, 0, CASE in_app WHEN 'sent' THEN deliver_at END, in_app_why, "
-	    "created_at, created_at, NULL, NULL FROM scheduled WHERE id = $1 "
+	    "created_at, created_at, NULL, NULL, 0 FROM scheduled WHERE id = $1 "
 	    "UNION ALL SELECT 4, 0, 'email', email, 0, email_next_at, email_why, created_at, "
-	    "created_at, NULL, NULL FROM scheduled WHERE id = $1 AND email IS NOT NULL) x "
+	    "created_at, NULL, NULL, 0 FROM scheduled WHERE id = $1 AND email IS NOT NULL) x "
 	    "ORDER BY k, id", "i", id);
 	if (r == NULL)
 		return -1;

@@ -153,8 +153,7 @@ prefs_read(struct pgc *c, const char *user, struct prefs *p, char *email, size_t
 			continue;
 		struct prefs_rule *rule = &p->rules[p->n++];
 		snprintf(rule->type, sizeof rule->type, "%s", pg_str(r, i, 7));
-		rule->channel = strcmp(pg_str(r, i, 8), "in_app") == 0 ? CHANNEL_IN_APP :
-		    CHANNEL_EMAIL;
+		rule->channel = prefs_channel_of(pg_str(r, i, 8));
 		rule->enabled = strcmp(pg_str(r, i, 9), "t") == 0;
 	}
 	PQclear(r);
@@ -214,7 +213,7 @@ prefs_update_w(struct pgc *c, void *arg)
 	for (size_t i = 0; i < p->n; i++)
 		if (done(pg_run(c, "prefs_insert", "INSERT INTO preferences (user_id, type, "
 		    "channel, enabled) VALUES ($1, $2, $3, $4)", "tttb", pc->user,
-		    p->rules[i].type, p->rules[i].channel == CHANNEL_IN_APP ? "in_app" : "email",
+		    p->rules[i].type, prefs_channel_name(p->rules[i].channel),
 		    (int)p->rules[i].enabled)) != 0)
 			return -1;
 	/* Quiet hours and email_if_unread are NULL when unset. */

@@ -18,7 +18,7 @@
 #include "util.h"
 
 /* Parameters one statement takes at most. */
-#define PG_PARAMS 20
+#define PG_PARAMS 24
 /* Times a transaction is tried when PostgreSQL asks to try again. */
 #define PG_TRIES 5
 
@@ -640,6 +640,16 @@ const struct store_backend pg_backend = {
 	.topic_add = pg_topic_add,
 	.topic_remove = pg_topic_remove,
 	.topic_members = pg_topic_members,
+	.push_subscribe = pg_push_subscribe,
+	.push_list = pg_push_list,
+	.push_get = pg_push_get,
+	.push_remove = pg_push_remove,
+	.push_result = pg_push_result,
+	.webhook_add = pg_webhook_add,
+	.webhook_list = pg_webhook_list,
+	.webhook_get = pg_webhook_get,
+	.webhook_remove = pg_webhook_remove,
+	.webhook_result = pg_webhook_result,
 	.key_create = pg_key_create,
 	.key_lookup = pg_key_lookup,
 	.key_touch = pg_key_touch,

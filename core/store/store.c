@@ -357,3 +357,65 @@ store_broadcast(struct store *st, int type, const char *user, json_t *data)
 {
 	return st->be->broadcast(st, type, user, data);
 }
+
+int
+store_push_subscribe(struct store *st, const char *user, const char *endpoint,
+    const char *p256dh, const char *auth, int64_t now, int64_t *id, bool *created)
+{
+	return st->be->push_subscribe(st, user, endpoint, p256dh, auth, now, id, created);
+}
+
+int
+store_push_list(struct store *st, const char *user, json_t **out)
+{
+	return st->be->push_list(st, user, out);
+}
+
+int
+store_push_get(struct store *st, int64_t id, json_t **out)
+{
+	return st->be->push_get(st, id, out);
+}
+
+int
+store_push_remove(struct store *st, const char *user, int64_t id)
+{
+	return st->be->push_remove(st, user, id);
+}
+
+int
+store_push_result(struct store *st, int64_t id, const char *error, int64_t now)
+{
+	return st->be->push_result(st, id, error, now);
+}
+
+int
+store_webhook_add(struct store *st, const struct webhook_new *w, int64_t now, int64_t *id)
+{
+	return st->be->webhook_add(st, w, now, id);
+}
+
+int
+store_webhook_list(struct store *st, json_t **out)
+{
+	return st->be->webhook_list(st, out);
+}
+
+int
+store_webhook_get(struct store *st, int64_t id, json_t **out)
+{
+	return st->be->webhook_get(st, id, out);
+}
+
+int
+store_webhook_remove(struct store *st, int64_t id)
+{
+	return st->be->webhook_remove(st, id);
+}
+
+int
+store_webhook_result(struct store *st, int64_t id, int status, const char *error, int64_t now,
+    int64_t disable_after, bool *disabled)
+{
+	return st->be->webhook_result(st, id, status, error, now, disable_after, disabled);
+}

@@ -241,7 +241,8 @@ struct delivery {
 	int64_t		 id;
 	int64_t		 notification_id;	/* 0: a digest's email */
 	int64_t		 digest_id;		/* that digest */
-	unsigned	 channel;	/* CHANNEL_IN_APP or CHANNEL_EMAIL */
+	unsigned	 channel;	/* CHANNEL_EMAIL, CHANNEL_PUSH or CHANNEL_WEBHOOK */
+	int64_t		 target;	/* push: the subscription; webhook: the endpoint */
 	int		 attempts;	/* this one included */
 };
 
@@ -265,6 +266,45 @@ int	 store_delivery_finish(struct store *st, int64_t id, enum delivery_status st
 int	 store_delivery_notification(struct store *st, int64_t delivery, json_t **out);
 /* The deliveries of notification id: [{"channel","status","attempts",...}]. */
 int	 store_deliveries_of(struct store *st, int64_t id, json_t **out);
+/*
+ * Web Push subscriptions: a browser's PushSubscription for user (made if
+ * new), one per endpoint; subscribing an endpoint again updates its keys
+ * and owner. *created tells which.
+ */
+int	 store_push_subscribe(struct store *st, const char *user, const char *endpoint,
+	    const char *p256dh, const char *auth, int64_t now, int64_t *id, bool *created);
+/* [{"id","user","endpoint","created_at","last_sent_at","last_error"}] of user (NULL: all). */
+int	 store_push_list(struct store *st, const char *user, json_t **out);
+/* One, with its keys: {"id","user","endpoint","p256dh","auth"}; 0 when gone. */
+int	 store_push_get(struct store *st, int64_t id, json_t **out);
+/* Remove one (of user, unless NULL): 1, 0 when there was none. */
+int	 store_push_remove(struct store *st, const char *user, int64_t id);
+/* Record an attempt at subscription id: sent (error NULL), or why not. */
+int	 store_push_result(struct store *st, int64_t id, const char *error, int64_t now);
+
+/* A webhook endpoint to add; types and users are JSON arrays as text (NULL: all). */
+struct webhook_new {
+	const char	*url, *secret, *format, *types, *users;
+};
+int	 store_webhook_add(struct store *st, const struct webhook_new *w, int64_t now,
+	    int64_t *id);
+/*
+ * [{"id","url","format","types","users","created_at","disabled_at",
+ * "failing_since","failures","last_status","last_error","last_attempt_at"}],
+ * and one endpoint with its "secret" too (store_webhook_get): 0 when none.
+ */
+int	 store_webhook_list(struct store *st, json_t **out);
+int	 store_webhook_get(struct store *st, int64_t id, json_t **out);
+/* Remove one: 1, 0 when there was none. */
+int	 store_webhook_remove(struct store *st, int64_t id);
+/*
+ * Record an attempt: status is the HTTP status (0: none), error NULL when
+ * it succeeded. A failure that ends a run of failures older than
+ * disable_after (ms) disables the endpoint: *disabled says so.
+ */
+int	 store_webhook_result(struct store *st, int64_t id, int status, const char *error,
+	    int64_t now, int64_t disable_after, bool *disabled);
+
 /*
  * Digests. The users a run of period looks at (only user, when given):
  * those in that mode, and those switched off since with email parked for

@@ -7,6 +7,7 @@
  * people.c	users, preferences, topics, API keys
  * notifications.c	notifications, unread counts, deliveries, digests
  * mailbox.c	captured mail
+ * channels.c	push subscriptions, webhook endpoints, their outbox rows
  */
 #ifndef NOTIFYD_STORE_IMPL_H
 #define NOTIFYD_STORE_IMPL_H
@@ -24,12 +25,12 @@
 #define UCOLS "id, email, name, tz, locale, created_at"
 
 /* Each file's statements, prepared on every connection at open, in its own range. */
-enum { T_ENGINE, T_PEOPLE, T_NOTIF, T_MAIL, T__COUNT };
+enum { T_ENGINE, T_PEOPLE, T_NOTIF, T_MAIL, T_CHAN, T__COUNT };
 struct stmt_table {
 	const char *const *sql;
 	int		 n;
 };
-extern const struct stmt_table engine_sql, people_sql, notif_sql, mail_sql;
+extern const struct stmt_table engine_sql, people_sql, notif_sql, mail_sql, chan_sql;
 
 /* One SQLite connection and its statements; used by one thread at a time. */
 struct conn {
@@ -132,9 +133,10 @@ void		 store_write_many(struct store *st, int (*fn)(struct conn *, void *),
 json_t		*row_user(sqlite3_stmt *s);
 int		 user_exists(struct conn *c, const char *user);
 int		 user_ensure(struct conn *c, const char *user, int64_t now);
-const char	*channel_str(unsigned ch);
 int		 prefs_read(struct conn *c, const char *user, struct prefs *p, char *email,
 		    size_t elen, char *tz, size_t tzlen);
+/* channels.c: queue notification nid's push and webhook deliveries (*outbox: any). */
+int		 channels_queue(struct conn *c, int64_t nid, int64_t now, bool *outbox);
 /* notifications.c, for the check. */
 int		 unread_mismatches(struct conn *c, json_t *list);
 int		 repair_w(struct conn *c, void *arg);
@@ -193,6 +195,19 @@ int	 sqlite_delivery_finish(struct store *st, int64_t id, enum delivery_status s
 	    int64_t next_at, const char *error, int64_t now);
 int	 sqlite_delivery_notification(struct store *st, int64_t delivery, json_t **out);
 int	 sqlite_deliveries_of(struct store *st, int64_t id, json_t **out);
+int	 sqlite_push_subscribe(struct store *st, const char *user, const char *endpoint,
+	    const char *p256dh, const char *auth, int64_t now, int64_t *id, bool *created);
+int	 sqlite_push_list(struct store *st, const char *user, json_t **out);
+int	 sqlite_push_get(struct store *st, int64_t id, json_t **out);
+int	 sqlite_push_remove(struct store *st, const char *user, int64_t id);
+int	 sqlite_push_result(struct store *st, int64_t id, const char *error, int64_t now);
+int	 sqlite_webhook_add(struct store *st, const struct webhook_new *w, int64_t now,
+	    int64_t *id);
+int	 sqlite_webhook_list(struct store *st, json_t **out);
+int	 sqlite_webhook_get(struct store *st, int64_t id, json_t **out);
+int	 sqlite_webhook_remove(struct store *st, int64_t id);
+int	 sqlite_webhook_result(struct store *st, int64_t id, int status, const char *error,
+	    int64_t now, int64_t disable_after, bool *disabled);
 int	 sqlite_digest_candidates(struct store *st, enum digest_mode period, const char *user,
 	    json_t **out);
 void	 sqlite_digests_make(struct store *st, const struct digest_new *in, size_t n,

@@ -44,7 +44,11 @@ export class Daemon {
 		}
 		this.log = '';
 		const p = spawn(BIN, ['--data-dir', this.dir, '--http', http ? '127.0.0.1:' + this.httpPort : 'off',
-			'--smtp', '127.0.0.1:' + this.smtpPort, '--socket', this.sock], { stdio: ['ignore', 'ignore', 'pipe'] });
+			'--smtp', '127.0.0.1:' + this.smtpPort, '--socket', this.sock], {
+			stdio: ['ignore', 'ignore', 'pipe'],
+			// The push endpoints of the tests are on loopback.
+			env: { ...process.env, NOTIFYD_PUSH_ALLOW_PRIVATE: 'true' },
+		});
 		this.proc = p;
 		p.stderr.setEncoding('utf8');
 		// Started when it says so; gone if it exits first.

@@ -234,3 +234,40 @@ test('at 375 px wide nothing overflows and every control is reachable', async ()
 	await page.keyboard.press('Escape');
 	await clean(page, 'inbox-375');
 });
+
+test('"Notify me in this browser" subscribes this browser for its user', async () => {
+	const page = await newPage(d);
+	await page.ctx.grantPermissions(['notifications'], { origin: d.url });
+	// No push service is reachable from here: subscribe() answers as one would,
+	// with the keys of RFC 8291's example.
+	await page.addInitScript(() => {
+		PushManager.prototype.subscribe = async function (opts) {
+			window.keyBytes = new Uint8Array(opts.applicationServerKey).length;
+			const sub = {
+				endpoint: 'http://127.0.0.1:9/push/browser-test', expirationTime: null,
+				keys: {
+					p256dh: 'BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4',
+					auth: 'BTBZMqHH6r4Tts7J_aSIgg',
+				},
+			};
+			return { ...sub, toJSON: () => sub };
+		};
+	});
+	const t = await d.token('pia');
+	await page.goto(d.url + '/inbox#token=' + t);
+	await page.waitForSelector('#push-enable:not([hidden])');
+	assert.equal(await page.textContent('#push-enable'), 'Notify me in this browser');
+	await page.click('#push-enable');
+	await page.waitForSelector('#push-enable[disabled]');
+	assert.equal(await page.evaluate(() => window.keyBytes), 65, 'the VAPID key, decoded');
+	const subs = await d.ctl('push', 'list', '--user', 'pia');
+	assert.equal(subs.subscriptions.length, 1);
+	assert.ok(subs.subscriptions[0].endpoint.includes('browser-test'));
+	// Its service worker is served from the root, so that it covers every page.
+	const sw = await fetch(d.url + '/sw.js');
+	assert.equal(sw.status, 200);
+	assert.match(sw.headers.get('content-type'), /javascript/);
+	assert.equal(await page.evaluate(async () => (await navigator.serviceWorker.getRegistration('/')).scope),
+		d.url + '/');
+	await clean(page, 'inbox-push');
+});

@@ -73,8 +73,10 @@ def test_nodes_starting_together_migrate_once(daemons, postgres, tmp):
                                           "'public'", db="together")}
     assert {"users", "notifications", "scheduled", "deliveries", "digests", "preferences",
             "topic_members", "api_keys", "mail", "settings"} <= tables
-    # One secret for all: a token one node made is good on another.
-    assert len(postgres.psql("SELECT * FROM settings", db="together")) == 1
+    # One secret of each kind for all: a token one node made is good on
+    # another, and a browser subscribed through one gets pushes from all.
+    names = postgres.psql("SELECT name FROM settings ORDER BY name", db="together")
+    assert [n[0] for n in names] == ["token_secret", "vapid_private_key"]
     for d in nodes:
         assert d.stop() == 0
     # Once more: nothing to do, nothing doubled.

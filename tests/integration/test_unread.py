@@ -343,6 +343,8 @@ def test_the_migration_counts_what_is_there(daemons, tmp):
         DROP INDEX users_settling;
         ALTER TABLE users DROP COLUMN read_before;
         ALTER TABLE users DROP COLUMN read_all_at;
+        DROP TABLE push_subscriptions;
+        DROP TABLE webhooks;
     """)
     db.execute("PRAGMA user_version = 8")
     db.commit()
