@@ -274,7 +274,8 @@ uninstall:
 	else rm -f "$$conf"; rmdir "$(DESTDIR)$(SYSCONFDIR)/notifyd" 2>/dev/null || true; fi
 
 # The bench/ tools (not installed).
-BENCH_TOOLS = $(BIN)/ws_client $(BIN)/post_client $(BIN)/fanout_floor $(BIN)/commit_floor
+BENCH_TOOLS = $(BIN)/ws_client $(BIN)/post_client $(BIN)/fanout_floor $(BIN)/commit_floor \
+              $(BIN)/hook_sink
 $(BENCH_TOOLS): $(BIN)/%: bench/%.c bench/tool.h $(OUT)/config.mk
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -pthread -o $@ $< $(PKG_LIBS) -lcivetweb

@@ -664,9 +664,19 @@ deliver_webhook(struct mailer *m, struct worker *w, CURL *curl, const struct del
 	webhook_call(curl, &w->guard, hook, id, body, now, m->cfg->webhook_timeout, &res);
 	attempt_of(&res, &a);
 	status = res.status;
+	/*
+	 * A failure is always recorded; a success only when it changes what
+	 * the endpoint shows, or a second after the last: one more commit per
+	 * call would halve the rate of a busy endpoint (bench/delivery.sh).
+	 */
 	bool disabled = false;
-	store_webhook_result(st, d->target, (int)status, a.ok ? NULL : a.error, time_now_ms(),
-	    status == 410 ? 0 : m->cfg->webhook_disable_after, &disabled);
+	int64_t then = 0, done_at = time_now_ms();
+	time_parse_rfc3339(json_string_value(json_object_get(hook, "last_attempt_at")), &then);
+	if (!a.ok || json_integer_value(json_object_get(hook, "failures")) != 0 ||
+	    json_integer_value(json_object_get(hook, "last_status")) != status ||
+	    done_at - then >= 1000)
+		store_webhook_result(st, d->target, (int)status, a.ok ? NULL : a.error, done_at,
+		    status == 410 ? 0 : m->cfg->webhook_disable_after, &disabled);
 	if (disabled) {
 		log_error("webhook endpoint disabled", "webhook=%lld status=%ld error=%s",
 		    (long long)d->target, status, a.error);
