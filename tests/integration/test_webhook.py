@@ -97,7 +97,7 @@ def rcv():
 def conf(tmp, extra=""):
     path = os.path.join(tmp, "hook.conf")
     with open(path, "w") as f:
-        f.write("[webhook]\nallow_private = true\ntimeout = 1s\n%s\n"
+        f.write("[webhook]\nallow_private = true\n%s\n"
                 "[mailer]\nretry_base = 200ms\n" % extra)
     return ["--config", path]
 
@@ -179,7 +179,7 @@ def test_failing_twice_then_ok_is_one_success(hookd, rcv):
 
 
 def test_slow_endpoint_times_out_and_is_retried(hookd, rcv):
-    d = hookd()
+    d = hookd("timeout = 1s")
     d.ok("webhook", "add", rcv.url("slow"))
     rcv.scripts["slow"] = ["slow"]
     n = d.ok("send", "--user", "di", "--type", "message", "--title", "t")

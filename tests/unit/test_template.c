@@ -167,7 +167,9 @@ test_set_embedded(void **state)
 		assert_string_equal(template_set_at(s, i)->name, builtin[i]);
 	assert_true(template_set_type(s, "payment_failed")->critical);
 	assert_false(template_set_type(s, "order_shipped")->critical);
-	assert_int_equal(template_set_type(s, "match_created")->channels, CHANNEL_IN_APP);
+	assert_int_equal(template_set_type(s, "match_created")->channels, CHANNEL_IN_APP | CHANNEL_PUSH);
+	assert_int_equal(template_set_type(s, "order_shipped")->channels,
+	    CHANNEL_IN_APP | CHANNEL_EMAIL | CHANNEL_PUSH);
 	assert_int_equal(template_set_type(s, "digest")->channels, CHANNEL_EMAIL);
 	assert_string_equal(template_set_type_or_default(s, "nope")->name, "message");
 
