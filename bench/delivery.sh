@@ -47,27 +47,21 @@ while True:
 EOF
 }
 
-# Baseline: the sink's ingest of the same number of same-size messages.
-t0=$(date +%s.%N)
-smtp-source -s "$SESSIONS" -m "$N" -l "$size" -f bench@example.com -t bench@example.com \
-    "127.0.0.1:$sp"
-ingest_s=$(until_stored "$N" "$t0")
-ctl mail clear >/dev/null
-
-# Delivery: N sends over SESSIONS pipelined control connections, until all N are in the sink.
-t0=$(date +%s.%N)
-/usr/bin/python3 - "$tmp/ctl.sock" "$N" "$SESSIONS" <<'EOF'
+# send_n ARGS: N sends of ARGS (a JSON object; "{i}" in its strings is the
+# send's number, from 1) over SESSIONS pipelined control connections, until
+# every one is acknowledged.
+send_n() {
+	/usr/bin/python3 - "$tmp/ctl.sock" "$N" "$SESSIONS" "$1" <<'EOF'
 import json, socket, sys, threading
-path, n, conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, n, conns, proto = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 
 def client(first, count):
     s = socket.socket(socket.AF_UNIX); s.connect(path); f = s.makefile("rb"); f.readline()
     def send():
         # Written while the answers are read: a pipelined client must read as it writes.
         for i in range(first, first + count):
-            s.sendall(json.dumps({"id": i, "cmd": "send", "args": {"user": "bench",
-                      "type": "order_shipped", "data": {"order_id": "B-%d" % (i + 1),
-                      "carrier": "DHL"}}}).encode() + b"\n")
+            args = json.loads(proto.replace("{i}", str(i + 1)))
+            s.sendall(json.dumps({"id": i, "cmd": "send", "args": args}).encode() + b"\n")
     threading.Thread(target=send, daemon=True).start()
     for _ in range(count):
         r = json.loads(f.readline())
@@ -78,6 +72,18 @@ ts = [threading.Thread(target=client, args=(sum(share[:k]), share[k])) for k in 
 for t in ts: t.start()
 for t in ts: t.join()
 EOF
+}
+
+# Baseline: the sink's ingest of the same number of same-size messages.
+t0=$(date +%s.%N)
+smtp-source -s "$SESSIONS" -m "$N" -l "$size" -f bench@example.com -t bench@example.com \
+    "127.0.0.1:$sp"
+ingest_s=$(until_stored "$N" "$t0")
+ctl mail clear >/dev/null
+
+# Delivery: N sends over SESSIONS pipelined control connections, until all N are in the sink.
+t0=$(date +%s.%N)
+send_n '{"user": "bench", "type": "order_shipped", "data": {"order_id": "B-{i}", "carrier": "DHL"}}'
 sent_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
 deliver_s=$(until_stored "$N" "$t0")
 failed=$(grep -c 'msg="email attempt failed"' "$tmp/notifyd.log" || true)
@@ -102,27 +108,10 @@ wrk.headers["Content-Type"] = "application/json"
 EOF3
 wrk_rate=$(wrk -t 2 -c "$SESSIONS" -d 5s -s "$tmp/post.lua" "http://127.0.0.1:$hp/hook" |
     awk '/Requests\/sec/ {printf "%.0f", $2}')
-/usr/bin/python3 - "$tmp/ctl.sock" "$N" "$SESSIONS" <<'EOF'
-import json, socket, sys, threading
-path, n, conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-
-def client(first, count):
-    s = socket.socket(socket.AF_UNIX); s.connect(path); f = s.makefile("rb"); f.readline()
-    def send():
-        for i in range(first, first + count):
-            s.sendall(json.dumps({"id": i, "cmd": "send", "args": {"user": "hooked",
-                      "type": "message", "title": "Hook H-%d" % (i + 1), "body": "b"}}
-                      ).encode() + b"\n")
-    threading.Thread(target=send, daemon=True).start()
-    for _ in range(count):
-        r = json.loads(f.readline())
-        assert r["ok"], r
-
-share = [n // conns + (k < n % conns) for k in range(conns)]
-ts = [threading.Thread(target=client, args=(sum(share[:k]), share[k])) for k in range(conns)]
-for t in ts: t.start()
-for t in ts: t.join()
-EOF
+# Sent for a moment a little later, so that the calls are timed from the
+# outbox alone: all N fall due at once, and the receiver times first to last.
+due=$(date -u -d "@$(( $(date +%s) + 2 + N / 1000 ))" +%Y-%m-%dT%H:%M:%SZ)
+send_n '{"user": "hooked", "type": "message", "title": "Hook H-{i}", "body": "b", "at": "'"$due"'"}'
 read -r _ hook_s <&3
 hook_failed=$(grep -c 'msg="webhook attempt failed"' "$tmp/notifyd.log" || true)
 
@@ -137,7 +126,7 @@ Command: \`N=$N SESSIONS=$SESSIONS sh bench/delivery.sh\` ($size-byte emails, $b
 | send → rendered → relayed → stored in the sink, $SESSIONS mailer workers | $(rate "$deliver_s")/s | $(awk -v a="$ingest_s" -v b="$deliver_s" 'BEGIN { printf "%.2f", a / b }')× |
 | the $N sends themselves, $SESSIONS control connections (acknowledged, durable) | $(rate "$sent_s")/s | |
 | webhook receiver (bin/hook_sink) under wrk, $SESSIONS connections | $wrk_rate/s | baseline |
-| send → signed call → 2xx from that receiver, $SESSIONS workers (first call to last) | $(rate "$hook_s")/s | $(awk -v a="$wrk_rate" -v b="$hook_s" -v n="$N" 'BEGIN { printf "%.3f", n / b / a }')× |
+| scheduled sends falling due at once → signed call → 2xx from that receiver, $SESSIONS workers (first call to last) | $(rate "$hook_s")/s | $(awk -v a="$wrk_rate" -v b="$hook_s" -v n="$N" 'BEGIN { printf "%.3f", n / b / a }')× |
 
 Every one of the $N emails was stored; $failed attempts failed.
 Every one of the $N webhook calls was answered; $hook_failed attempts failed.

@@ -348,11 +348,49 @@ email_send(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *see
 
 /* Could not even start on d: try again soon, without giving up on it. */
 static void
-email_release(struct mailer *m, const struct delivery *d, const char *why)
+release(struct mailer *m, const struct delivery *d, const char *why)
 {
 	int64_t now = time_now_ms();
 	store_delivery_finish(m->app->store, d->id, DS_PENDING, now + m->cfg->mailer_retry_base,
 	    why, now);
+}
+
+/* What carrying out a notification's delivery needs: it, its user, their preferences, its type. */
+struct about {
+	json_t		*n, *user;
+	struct prefs	*p;
+	struct template_set *set;
+	const struct template_type *t;
+};
+
+/*
+ * Read what delivery d is about: 1, or 0 when it cannot be (the
+ * notification deleted meanwhile, with its deliveries, or a failure).
+ */
+static int
+about_load(struct mailer *m, const struct delivery *d, struct about *a)
+{
+	struct store *st = m->app->store;
+	*a = (struct about){0};
+	if ((a->p = calloc(1, sizeof *a->p)) == NULL ||
+	    store_delivery_notification(st, d->id, &a->n) <= 0)
+		return 0;
+	const char *uid = json_string_value(json_object_get(a->n, "user"));
+	if (store_user_get(st, uid, &a->user) <= 0 || store_prefs_get(st, uid, a->p) < 0)
+		return 0;
+	a->set = templates_current();
+	a->t = template_set_type_or_default(a->set, json_string_value(json_object_get(a->n,
+	    "type")));
+	return 1;
+}
+
+static void
+about_free(struct about *a)
+{
+	template_set_unref(a->set);
+	json_decref(a->n);
+	json_decref(a->user);
+	free(a->p);
 }
 
 /* The email of a notification's delivery d: rendered from its type's templates, sent. */
@@ -360,23 +398,19 @@ static void
 deliver_email(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *seed)
 {
 	struct store *st = m->app->store;
-	json_t *n = NULL;
-	struct prefs *p = calloc(1, sizeof *p);
-	struct template_set *set = NULL;
+	struct about ab;
 	struct email e;
 	int64_t now = time_now_ms();
 
 	email_init(&e);
-	if (p == NULL || store_delivery_notification(st, d->id, &n) <= 0)
-		goto release;	/* deleted meanwhile (its deliveries with it), or a failure */
-	const char *uid = json_string_value(json_object_get(n, "user"));
-	if (store_user_get(st, uid, &e.user) <= 0 || store_prefs_get(st, uid, p) < 0)
+	if (!about_load(m, d, &ab))
 		goto release;
-	set = templates_current();
-	const struct template_type *t = template_set_type_or_default(set,
-	    json_string_value(json_object_get(n, "type")));
+	e.user = json_incref(ab.user);
+	json_t *n = ab.n;
+	const struct template_type *t = ab.t;
 	const char *to = json_string_value(json_object_get(e.user, "email"));
-	if (!t->critical && p->email_if_unread > 0 && !json_is_null(json_object_get(n, "read_at"))) {
+	if (!t->critical && ab.p->email_if_unread > 0 &&
+	    !json_is_null(json_object_get(n, "read_at"))) {
 		store_delivery_finish(st, d->id, DS_CANCELLED, 0, "read in the app before the email "
 		    "was due", now);
 		goto done;
@@ -385,15 +419,13 @@ deliver_email(struct mailer *m, CURL *curl, const struct delivery *d, unsigned *
 		store_delivery_finish(st, d->id, DS_SKIPPED, 0, "no email address", now);
 		goto done;
 	}
-	email_render(m, set, t, n, &e);
+	email_render(m, ab.set, t, n, &e);
 	email_send(m, curl, d, seed, &e);
 	goto done;
 release:
-	email_release(m, d, "the notification or user could not be read");
+	release(m, d, "the notification or user could not be read");
 done:
-	template_set_unref(set);
-	json_decref(n);
-	free(p);
+	about_free(&ab);
 	email_free(&e);
 }
 
@@ -412,7 +444,7 @@ deliver_digest(struct mailer *m, CURL *curl, const struct delivery *d, unsigned 
 	if (store_digest_get(st, d->digest_id, cfg->digest_include_read,
 	    (int)cfg->digest_max_items, &dg) <= 0 ||
 	    store_user_get(st, json_string_value(json_object_get(dg, "user")), &e.user) <= 0) {
-		email_release(m, d, "the digest or its user could not be read");
+		release(m, d, "the digest or its user could not be read");
 		goto done;
 	}
 	const char *to = json_string_value(json_object_get(e.user, "email"));
@@ -516,9 +548,8 @@ deliver_push(struct mailer *m, struct worker *w, CURL *curl, const struct delive
     unsigned *seed)
 {
 	struct store *st = m->app->store;
-	json_t *sub = NULL, *n = NULL, *user = NULL;
-	struct prefs *p = calloc(1, sizeof *p);
-	struct template_set *set = NULL;
+	json_t *sub = NULL;
+	struct about ab = {0};
 	struct curl_slist *h = NULL;
 	char *payload = NULL, *vapid = NULL;
 	struct buf body;
@@ -532,20 +563,16 @@ deliver_push(struct mailer *m, struct worker *w, CURL *curl, const struct delive
 		store_delivery_finish(st, d->id, DS_SKIPPED, 0, "the subscription was removed", now);
 		goto done;
 	}
-	if (p == NULL || rc < 0 || store_delivery_notification(st, d->id, &n) <= 0)
+	if (rc < 0 || !about_load(m, d, &ab))
 		goto release;
-	const char *uid = json_string_value(json_object_get(n, "user"));
-	if (store_user_get(st, uid, &user) <= 0 || store_prefs_get(st, uid, p) < 0)
-		goto release;
-	set = templates_current();
-	const struct template_type *t = template_set_type_or_default(set,
-	    json_string_value(json_object_get(n, "type")));
+	json_t *n = ab.n;
+	const struct template_type *t = ab.t;
 	const char *prio = json_string_value(json_object_get(n, "priority"));
 	struct route_in in = {json_string_value(json_object_get(n, "type")), t->channels,
 	    t->critical, prio && strcmp(prio, "urgent") == 0, false,
-	    json_string_value(json_object_get(user, "tz")), now};
+	    json_string_value(json_object_get(ab.user, "tz")), now};
 	struct routing r;
-	prefs_route_push(p, &in, &r);
+	prefs_route_push(ab.p, &in, &r);
 	if (r.status == DS_SKIPPED || r.status == DS_DEFERRED) {
 		store_delivery_finish(st, d->id, r.status, r.next_at, r.why, now);
 		goto done;
@@ -612,14 +639,11 @@ deliver_push(struct mailer *m, struct worker *w, CURL *curl, const struct delive
 	record(m, d, &a, seed, endpoint);
 	goto done;
 release:
-	email_release(m, d, "the subscription, notification or user could not be read");
+	release(m, d, "the subscription, notification or user could not be read");
 done:
 	curl_slist_free_all(h);
-	template_set_unref(set);
+	about_free(&ab);
 	json_decref(sub);
-	json_decref(n);
-	json_decref(user);
-	free(p);
 	free(payload);
 	free(vapid);
 	buf_free(&body);
@@ -649,14 +673,14 @@ deliver_webhook(struct mailer *m, struct worker *w, CURL *curl, const struct del
 		goto done;
 	}
 	if (rc < 0 || store_delivery_notification(st, d->id, &n) <= 0) {
-		email_release(m, d, "the endpoint or notification could not be read");
+		release(m, d, "the endpoint or notification could not be read");
 		goto done;
 	}
 	snprintf(id, sizeof id, "msg_notifyd_%lld", (long long)d->id);
 	body = webhook_body(n, json_string_value(json_object_get(hook, "format")),
 	    "notification.created", now);
 	if (body == NULL) {
-		email_release(m, d, "the call could not be made");
+		release(m, d, "the call could not be made");
 		goto done;
 	}
 	struct http_result res;
