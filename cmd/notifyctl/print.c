@@ -65,8 +65,16 @@ print_notification(FILE *f, json_t *n)
 	json_t *d;
 	size_t i;
 	json_array_foreach(json_object_get(n, "deliveries"), i, d) {
-		fprintf(f, "%-12s %-6s %-9s attempts %lld", i == 0 ? "deliveries" : "",
-		    field(d, "channel", "?"), field(d, "status", "?"),
+		/* A push or webhook delivery names its subscription or endpoint. */
+		char ch[40];
+		json_t *target = json_object_get(d, "target");
+		if (json_is_integer(target))
+			snprintf(ch, sizeof ch, "%s %lld", field(d, "channel", "?"),
+			    (long long)json_integer_value(target));
+		else
+			snprintf(ch, sizeof ch, "%s", field(d, "channel", "?"));
+		fprintf(f, "%-12s %-10s %-9s attempts %lld", i == 0 ? "deliveries" : "", ch,
+		    field(d, "status", "?"),
 		    (long long)json_integer_value(json_object_get(d, "attempts")));
 		if (json_is_string(json_object_get(d, "sent_at")))
 			fprintf(f, ", sent %s", field(d, "sent_at", ""));
