@@ -294,6 +294,9 @@ def test_429_and_500_are_retried_and_retry_after_is_honoured(pushd):
     (dl,) = wait_status(d, n["id"], "sent")
     assert dl["attempts"] == 3
     assert d.wait_log('msg="push attempt failed"')
+    metrics = requests.get(d.url + "/metrics", timeout=10).text
+    assert "notifyd_push_retried_total 2\n" in metrics
+    assert "notifyd_push_sent_total 1\n" in metrics
 
 
 def test_preferences_route_push(pushd):

@@ -32,7 +32,7 @@ EXPECT = [
     ("payment_succeeded", ["notification 6 for alice", '"marked":3']),
     ("A-19", ["Subject   Order A-19 has shipped", "Hi Alice, Your order A-19 is on its way with DHL.", '"messages_count":1']),
     ("Password reset", ["Password reset", "1 shown of 1 matching"]),
-    ("email off", ["in_app", "email  skipped"]),
+    ("email off", ["in_app", "skipped   attempts 0: email turned off"]),
     ("quiet 22:00-07:00", ["quiet hours      22:00-07:00 starting mon,tue,wed,thu,fri"]),
     ("digest --period daily", ["alice                    queued        2 item(s)",
                                "Subject   2 new notifications", "Order A-21 was delivered"]),

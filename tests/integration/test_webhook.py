@@ -174,6 +174,9 @@ def test_failing_twice_then_ok_is_one_success(hookd, rcv):
     (listed,) = d.ok("webhook", "list")["webhooks"]
     assert listed["failures"] == 0 and listed["last_status"] == 200
     assert d.count_log('msg="webhook sent"') == 1
+    metrics = requests.get(d.url + "/metrics", timeout=10).text
+    assert "notifyd_webhook_sent_total 1\n" in metrics
+    assert "notifyd_webhook_retried_total 2\n" in metrics
     time.sleep(0.5)   # nothing more is coming: the delivery is finished
     assert len(rcv.wait("flaky", 3)) == 3
 
