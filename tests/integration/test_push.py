@@ -366,3 +366,16 @@ def test_long_endpoints_are_shown_cut(pushd):
     assert subscribe(d, "hu", sub).status_code == 201
     (s,) = d.ok("push", "list", "--user", "hu")["subscriptions"]
     assert s["endpoint"].endswith("...") and len(s["endpoint"]) < len(sub["endpoint"])
+
+
+def test_a_scheduled_send_pushes_when_it_falls_due(pushd):
+    d, svc = pushd()
+    subscribe(d, "ivy", svc.browser("ivy"))
+    at = time.time() + 1.5
+    due = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + ".%03dZ" % (at % 1 * 1000)
+    n = d.ok("send", "--user", "ivy", "--type", "message", "--title", "later", "--at", due)
+    got = svc.wait(1)
+    assert time.time() >= at - 0.05, "not before it is due"
+    # Released with a new id: the push carries the one the inbox shows.
+    released = d.ok("show", n["id"])
+    assert got[0][2]["id"] == released["id"] and got[0][2]["title"] == "later"
