@@ -78,20 +78,19 @@ pg_push_list(struct store *st, const char *user, json_t **out)
 	return 1;
 }
 
+static json_t *
+row_push_keys(const PGresult *r, int row)
+{
+	return json_pack("{s:I, s:o, s:o, s:o, s:o}", "id", (json_int_t)pg_int(r, row, 0),
+	    "user", pg_text_json(r, row, 1), "endpoint", pg_text_json(r, row, 2),
+	    "p256dh", pg_text_json(r, row, 3), "auth", pg_text_json(r, row, 4));
+}
+
 int
 pg_push_get(struct store *st, int64_t id, json_t **out)
 {
-	PGresult *r = pg_query(st, "push_get", "SELECT id, user_id, endpoint, p256dh, auth "
-	    "FROM push_subscriptions WHERE id = $1", "i", id);
-	if (r == NULL)
-		return -1;
-	int rc = PQntuples(r) > 0;
-	if (rc)
-		*out = json_pack("{s:I, s:o, s:o, s:o, s:o}", "id", (json_int_t)pg_int(r, 0, 0),
-		    "user", pg_text_json(r, 0, 1), "endpoint", pg_text_json(r, 0, 2),
-		    "p256dh", pg_text_json(r, 0, 3), "auth", pg_text_json(r, 0, 4));
-	PQclear(r);
-	return rc;
+	return pg_first(pg_query(st, "push_get", "SELECT id, user_id, endpoint, p256dh, auth "
+	    "FROM push_subscriptions WHERE id = $1", "i", id), row_push_keys, out);
 }
 
 int
@@ -168,15 +167,8 @@ pg_webhook_list(struct store *st, json_t **out)
 int
 pg_webhook_get(struct store *st, int64_t id, json_t **out)
 {
-	PGresult *r = pg_query(st, "webhook_get", "SELECT " HOOK_COLS ", secret FROM webhooks "
-	    "WHERE id = $1", "i", id);
-	if (r == NULL)
-		return -1;
-	int rc = PQntuples(r) > 0;
-	if (rc)
-		*out = row_hook(r, 0);
-	PQclear(r);
-	return rc;
+	return pg_first(pg_query(st, "webhook_get", "SELECT " HOOK_COLS ", secret FROM webhooks "
+	    "WHERE id = $1", "i", id), row_hook, out);
 }
 
 int

@@ -111,6 +111,8 @@ int64_t		 pg_changed(PGresult *r);
 json_t		*pg_row_notification(const PGresult *r, int row);
 /* The first row of r (cleared) as a notification into *out: 1, 0 none, -1 (r NULL). */
 int		 pg_one(PGresult *r, json_t **out);
+/* The same with the row made by make. */
+int		 pg_first(PGresult *r, json_t *(*make)(const PGresult *r, int row), json_t **out);
 /*
  * Lock user's row, making the user when new, and add delta to the unread
  * count; *count (may be NULL): the count after it.

@@ -49,15 +49,21 @@ pg_row_notification(const PGresult *r, int row)
 }
 
 int
-pg_one(PGresult *r, json_t **out)
+pg_first(PGresult *r, json_t *(*make)(const PGresult *r, int row), json_t **out)
 {
 	if (r == NULL)
 		return -1;
 	int rc = PQntuples(r) > 0;
 	if (rc)
-		*out = pg_row_notification(r, 0);
+		*out = make(r, 0);
 	PQclear(r);
 	return rc;
+}
+
+int
+pg_one(PGresult *r, json_t **out)
+{
+	return pg_first(r, pg_row_notification, out);
 }
 
 int
