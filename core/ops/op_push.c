@@ -22,17 +22,22 @@ key_run(struct op_ctx *ctx, json_t *a)
 	return json_pack("{s:s}", "public_key", vapid_public_key(ctx->app->vapid));
 }
 
-/* A base64url key of a subscription that decodes to exactly len bytes. */
-static bool
+/*
+ * A base64url key of a subscription that decodes to exactly len bytes;
+ * padding, which some clients add, is dropped. Its length without it, or 0.
+ */
+static size_t
 key_ok(struct op_ctx *ctx, const char *name, const char *v, size_t len, unsigned char *out)
 {
-	if (v == NULL || strlen(v) > 2 * len + 4 ||
-	    base64url_decode(v, strlen(v), out) != (ssize_t)len) {
+	size_t l = v ? strlen(v) : 0;
+	while (l > 0 && v[l - 1] == '=')
+		l--;
+	if (l == 0 || l > 2 * len || base64url_decode(v, l, out) != (ssize_t)len) {
 		op_fail(ctx, 422, "invalid_field", "'keys.%s' must be base64url of %zu bytes", name,
 		    len);
-		return false;
+		return 0;
 	}
-	return true;
+	return l;
 }
 
 static json_t *
@@ -55,12 +60,17 @@ subscribe_run(struct op_ctx *ctx, json_t *a)
 		    ENDPOINT_MAX);
 	if (url_check(endpoint, ctx->app->cfg->push_allow_private != 0, err, sizeof err) != 0)
 		return op_fail(ctx, 422, "invalid_field", "'endpoint': %s", err);
-	if (!key_ok(ctx, "p256dh", p256dh, WEBPUSH_KEY_LEN, k) ||
-	    !key_ok(ctx, "auth", auth, WEBPUSH_AUTH_LEN, au))
+	size_t klen = key_ok(ctx, "p256dh", p256dh, WEBPUSH_KEY_LEN, k);
+	size_t alen = klen ? key_ok(ctx, "auth", auth, WEBPUSH_AUTH_LEN, au) : 0;
+	if (alen == 0)
 		return NULL;
 	if (!webpush_key_valid(k, WEBPUSH_KEY_LEN))
 		return op_fail(ctx, 422, "invalid_field", "'keys.p256dh' is not a P-256 public key");
-	int rc = store_push_subscribe(ctx->app->store, user, endpoint, p256dh, auth, ctx->now, &id,
+	/* Stored as the worker decodes them: without padding. */
+	char p[2 * WEBPUSH_KEY_LEN + 1], s[2 * WEBPUSH_AUTH_LEN + 1];
+	snprintf(p, sizeof p, "%.*s", (int)klen, p256dh);
+	snprintf(s, sizeof s, "%.*s", (int)alen, auth);
+	int rc = store_push_subscribe(ctx->app->store, user, endpoint, p, s, ctx->now, &id,
 	    &created);
 	if (rc < 0)
 		return op_fail(ctx, 500, "internal", "the subscription could not be stored");

@@ -379,3 +379,13 @@ def test_a_scheduled_send_pushes_when_it_falls_due(pushd):
     # Released with a new id: the push carries the one the inbox shows.
     released = d.ok("show", n["id"])
     assert got[0][2]["id"] == released["id"] and got[0][2]["title"] == "later"
+
+
+def test_padded_keys_are_taken(pushd):
+    d, svc = pushd()
+    sub = svc.browser("jo")
+    sub["keys"] = {k: v + "=" * (-len(v) % 4) for k, v in sub["keys"].items()}
+    assert sub["keys"]["auth"].endswith("==")
+    assert subscribe(d, "jo", sub).status_code == 201
+    n = d.ok("send", "--user", "jo", "--type", "message", "--title", "padded")
+    assert svc.wait(1)[0][2]["id"] == n["id"]
