@@ -180,7 +180,7 @@ function remove(id) {
 }
 
 async function loadPage() {
-	if (loading) return;
+	if (loading || !token) return;
 	loading = true;
 	const gen = generation;
 	const f = filters();
@@ -191,17 +191,20 @@ async function loadPage() {
 	if (f.unread) q.set('unread', 'true');
 	try {
 		const page = await call(base() + '/notifications?' + q);
-		if (gen !== generation) return;
-		for (const n of page.notifications) place(n, false);
-		nextBefore = page.next_before;
-		setBadge(page.unread_count);
-		showError('');
+		if (gen === generation) {
+			for (const n of page.notifications) place(n, false);
+			nextBefore = page.next_before;
+			setBadge(page.unread_count);
+			showError('');
+		}
 	} catch (e) {
 		if (gen === generation) authFailure(e) || showError('Could not load notifications: ' + e.message);
 	} finally {
 		loading = false;
 	}
-	if (gen !== generation) return;
+	// The list was reset (a filter changed) while this page was on its way:
+	// the load the reset asked for was skipped as this one ran, so make it now.
+	if (gen !== generation) return loadPage();
 	$('#more').hidden = nextBefore === null;
 	$('#empty').hidden = items.size > 0 || nextBefore !== null;
 	// Keep filling while the end of the list is on screen.

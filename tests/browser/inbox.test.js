@@ -216,6 +216,32 @@ test('scrolling loads older pages; filters and archive work', async () => {
 	await clean(page, 'inbox-filters');
 });
 
+test('a filter changed while a page is loading still gets its page', async () => {
+	await send('ida', 'Plain one');
+	await send('ida', 'Ship one', { type: 'order_shipped' });
+	const { page } = await signedIn('ida');
+	await page.waitForSelector('.item >> text=Ship one');
+	// The first change's page is held until the second change is made.
+	let release;
+	const held = new Promise((ok) => { release = ok; });
+	const asked = [];
+	await page.route(/\/notifications\?/, async (route) => {
+		asked.push(route.request().url());
+		if (asked.length === 1) await held;
+		await route.continue();
+	});
+	await page.selectOption('#f-type', 'order_shipped');
+	await page.waitForFunction(() => document.querySelectorAll('.item').length === 0);
+	await page.check('#f-unread');
+	release();
+	await page.waitForSelector('.item >> text=Ship one');
+	assert.equal(await page.locator('.item').count(), 1);
+	const last = new URL(asked[asked.length - 1]).searchParams;
+	assert.equal(last.get('type'), 'order_shipped');
+	assert.equal(last.get('unread'), 'true');
+	await clean(page, 'inbox-filter-race');
+});
+
 test('at 375 px wide nothing overflows and every control is reachable', async () => {
 	await send('hal', 'A title long enough to wrap on a narrow phone screen, surely', { type: 'order_shipped' });
 	const { page } = await signedIn('hal', { width: 375, height: 740 });
