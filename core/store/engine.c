@@ -241,6 +241,9 @@ query_list(struct store *st, int t, int id, const char *what, json_t *(*make)(sq
 static int
 exec(struct conn *c, enum engine_stmt id)
 {
+	/* What the transaction learnt goes with it. */
+	if (id == S_ROLLBACK || id == S_ROLLBACK_TO)
+		c->no_targets = false;
 	return step_done(c, stmt(c, id), statements[id]);
 }
 

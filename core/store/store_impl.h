@@ -38,6 +38,13 @@ struct conn {
 	pthread_mutex_t	 lock;
 	sqlite3_stmt	**stmt[T__COUNT];
 	int64_t		 mail_unpruned;	/* the writer's: bytes of mail since retention ran */
+	/*
+	 * The writer's: there is, for certain, no push subscription and no
+	 * webhook, so a send queues neither (channels.c). False, the safe
+	 * side, until counted; a write to either table or a rollback makes it
+	 * false again.
+	 */
+	bool		 no_targets;
 };
 
 /* A write waiting for (or done by) a batch. */

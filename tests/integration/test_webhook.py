@@ -276,3 +276,15 @@ def test_only_http_urls_and_no_private_addresses_by_default(daemons, rcv):
         code, _, err = d.ctl("webhook", "add", url)
         assert code == 1 and "private" in err, (url, err)
     assert d.ok("webhook", "list")["webhooks"] == []
+
+
+def test_an_endpoint_added_after_sends_gets_the_next_ones(hookd, rcv):
+    # A store with no endpoint and no subscription skips queueing them on a
+    # send; the first endpoint added must end that.
+    d = hookd()
+    first = d.ok("send", "--user", "ka", "--type", "message", "--title", "before")
+    assert hook_deliveries(d, first["id"]) == []
+    d.ok("webhook", "add", rcv.url("late"))
+    n = d.ok("send", "--user", "ka", "--type", "message", "--title", "after")
+    (c,) = rcv.wait("late", 1)
+    assert json.loads(c[2])["data"]["id"] == n["id"]
