@@ -30,6 +30,8 @@ DESTDIR    ?=
 
 CC        ?= cc
 PKGS      := sqlite3 jansson inih libjwt openssl gmime-3.0 libcurl libpq
+# libcurl and libpq are not linked: core/lazylib.c opens them on first use.
+LINK_PKGS := $(filter-out libcurl libpq,$(PKGS))
 CFLAGS    ?= -O2 -g
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 
@@ -59,7 +61,7 @@ endif
 
 ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARNINGS) $(CFLAGS) \
              $(CORE_DIRS:%=-I%) -I$(OUT)/gen $(PKG_CFLAGS) -DHAVE_SYSTEMD=$(HAVE_SYSTEMD)
-LDLIBS     = $(PKG_LIBS) -lcivetweb -lpthread
+LDLIBS     = $(PKG_LIBS) -lcivetweb -lpthread -ldl
 
 CORE_DIRS := core $(sort $(patsubst %/,%,$(dir $(wildcard core/*/*.c))))
 CORE_SRC  := $(sort $(wildcard core/*.c core/*/*.c))
@@ -90,7 +92,7 @@ all: $(BIN)/notifyd $(BIN)/notifyctl
 $(OUT)/config.mk: tools/deps.txt tools/bootstrap.sh Makefile
 	@sh tools/bootstrap.sh build
 	@mkdir -p $(@D)
-	@set -e; cflags=$$(pkg-config --cflags $(PKGS)); libs=$$(pkg-config --libs $(PKGS)); \
+	@set -e; cflags=$$(pkg-config --cflags $(PKGS)); libs=$$(pkg-config --libs $(LINK_PKGS)); \
 	ctl_libs=$$(pkg-config --libs jansson); \
 	systemd=0; if pkg-config --exists libsystemd; then systemd=1; \
 	    cflags="$$cflags $$(pkg-config --cflags libsystemd)"; \

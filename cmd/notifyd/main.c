@@ -24,6 +24,7 @@
 #include "control.h"
 #include "http.h"
 #include "hub.h"
+#include "lazylib.h"
 #include "log.h"
 #include "metrics.h"
 #include "mime.h"
@@ -581,6 +582,7 @@ out:
 	auth_close(app.auth);
 	vapid_close(app.vapid);
 	store_close(app.store);
+	lazylib_close();
 	if (rc == 0)
 		log_info("notifyd stopped", "pid=%ld", (long)getpid());
 	config_free(&cfg);

@@ -7,11 +7,12 @@
 #ifndef NOTIFYD_OUTBOUND_H
 #define NOTIFYD_OUTBOUND_H
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "lazylib.h"
 
 /* Set on a handle's CURLOPT_OPENSOCKETDATA owner: what the next request may reach. */
 struct http_guard {

@@ -9,7 +9,6 @@
 #define _GNU_SOURCE
 #include "mailer.h"
 
-#include <curl/curl.h>
 #include <openssl/sha.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -24,6 +23,7 @@
 #include "config.h"
 #include "digest.h"
 #include "events.h"
+#include "lazylib.h"
 #include "log.h"
 #include "metrics.h"
 #include "mime.h"
@@ -732,6 +732,20 @@ idle(struct mailer *m, uint64_t seen)
 	return go;
 }
 
+/* A worker's handle for the relay, or for HTTP (push, webhooks); NULL without libcurl. */
+static CURL *
+worker_handle(struct worker *w, bool http)
+{
+	CURL *c = curl_easy_init();
+	if (c != NULL) {
+		curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, http ? open_web_socket : open_socket);
+		curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, w);
+		curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+		curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, w);
+	}
+	return c;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -739,18 +753,11 @@ worker_main(void *arg)
 	struct mailer *m = w->m;
 	struct delivery batch[BATCH];
 	unsigned seed = (unsigned)time_mono_ms() ^ (unsigned)(uintptr_t)&batch;
-	/* One handle for the relay, one for HTTP: each keeps its connections. */
-	CURL *curl = curl_easy_init(), *web = curl_easy_init();
-
-	for (int i = 0; i < 2; i++) {
-		CURL *c = i ? web : curl;
-		if (c == NULL)
-			continue;
-		curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, i ? open_web_socket : open_socket);
-		curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, w);
-		curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
-		curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, w);
-	}
+	/*
+	 * One handle for the relay, one for HTTP: each keeps its connections.
+	 * Made when first needed, so that libcurl is loaded only then.
+	 */
+	CURL *handles[2] = {NULL, NULL};
 
 	for (;;) {
 		size_t n = 0;
@@ -769,26 +776,28 @@ worker_main(void *arg)
 		if (n == BATCH)
 			mailer_kick(m);
 		for (size_t i = 0; i < n; i++) {
-			if (curl == NULL || web == NULL) {
+			bool http = batch[i].notification_id != 0 &&
+			    (batch[i].channel == CHANNEL_PUSH || batch[i].channel == CHANNEL_WEBHOOK);
+			CURL *c = handles[http] ? handles[http] : (handles[http] = worker_handle(w, http));
+			if (c == NULL) {
 				store_delivery_finish(m->app->store, batch[i].id, DS_PENDING,
 				    time_now_ms() + m->cfg->mailer_retry_base, "libcurl failed to start",
 				    time_now_ms());
 				continue;
 			}
 			if (batch[i].notification_id == 0)
-				deliver_digest(m, curl, &batch[i], &seed);
+				deliver_digest(m, c, &batch[i], &seed);
 			else if (batch[i].channel == CHANNEL_PUSH)
-				deliver_push(m, w, web, &batch[i], &seed);
+				deliver_push(m, w, c, &batch[i], &seed);
 			else if (batch[i].channel == CHANNEL_WEBHOOK)
-				deliver_webhook(m, w, web, &batch[i], &seed);
+				deliver_webhook(m, w, c, &batch[i], &seed);
 			else
-				deliver_email(m, curl, &batch[i], &seed);
+				deliver_email(m, c, &batch[i], &seed);
 		}
 	}
-	if (curl)
-		curl_easy_cleanup(curl);
-	if (web)
-		curl_easy_cleanup(web);
+	for (int i = 0; i < 2; i++)
+		if (handles[i] != NULL)
+			curl_easy_cleanup(handles[i]);
 	return NULL;
 }
 
@@ -852,14 +861,13 @@ mailer_start(struct mailer **out, struct app *app, const char *relay, char *err,
 		snprintf(err, errlen, "mailer.from must be an address or \"Name <address>\"");
 		goto fail;
 	}
-	if ((m->relay = strdup(relay)) == NULL ||
-	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		snprintf(err, errlen, "mailer: libcurl failed to start");
+	if ((m->relay = strdup(relay)) == NULL) {
+		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	if (store_deliveries_unclaim(app->store) < 0) {
 		snprintf(err, errlen, "mailer: the outbox could not be read");
-		goto fail_curl;
+		goto fail;
 	}
 	m->workers = calloc((size_t)m->cfg->mailer_workers, sizeof *m->workers);
 	for (int i = 0; m->workers && i < m->cfg->mailer_workers; i++) {
@@ -870,13 +878,11 @@ mailer_start(struct mailer **out, struct app *app, const char *relay, char *err,
 	}
 	if (m->nthreads == 0) {
 		snprintf(err, errlen, "mailer: cannot start a thread");
-		goto fail_curl;
+		goto fail;
 	}
 	events_subscribe(on_event, m);
 	*out = m;
 	return 0;
-fail_curl:
-	curl_global_cleanup();
 fail:
 	mailer_free(m);
 	return -1;
@@ -909,6 +915,5 @@ mailer_stop(struct mailer *m)
 	for (int i = 0; i < m->nthreads; i++)
 		pthread_join(m->workers[i].thread, NULL);
 	events_unsubscribe(on_event, m);	/* the last that emitted were the workers */
-	curl_global_cleanup();
 	mailer_free(m);
 }

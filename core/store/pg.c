@@ -1,12 +1,12 @@
 /* pg — PostgreSQL through libpq; see pg.h. */
 #include "pg.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "embed.h"
+#include "lazylib.h"
 
 /* The advisory lock migrations run under: "notifyd" in ASCII. */
 #define MIGRATE_LOCK "110546157069668"
@@ -28,6 +28,8 @@ pg_connect(const char *url, char *err, size_t errlen)
 	static const char *const keys[] = {"options", "dbname", "connect_timeout",
 	    "application_name", NULL};
 	const char *vals[] = {"-c client_min_messages=warning", url, "10", "notifyd", NULL};
+	if (lazylib_pq(err, errlen) != 0)	/* every way to PostgreSQL starts here */
+		return NULL;
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if (c != NULL && PQstatus(c) == CONNECTION_OK)
 		return c;

@@ -18,12 +18,12 @@
 #ifndef NOTIFYD_PG_IMPL_H
 #define NOTIFYD_PG_IMPL_H
 
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "backend.h"
+#include "lazylib.h"
 
 /* Connections in a node's pool: requests in flight at once. */
 #define PG_CONNS 8

@@ -12,9 +12,9 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <libpq-fe.h>
 
 #include "events.h"
+#include "lazylib.h"
 #include "log.h"
 #include "store.h"
 
@@ -38,6 +38,8 @@ static const struct store_options opts = {.sync_full = false, .busy_timeout = 10
 static void
 pg_reset(const char *url)
 {
+	char err[256];
+	assert_int_equal(lazylib_pq(err, sizeof err), 0);
 	PGconn *c = PQconnectdb(url);
 	assert_int_equal(PQstatus(c), CONNECTION_OK);
 	PGresult *r = PQexec(c, "SET client_min_messages = warning; "
