@@ -463,7 +463,6 @@ main(int argc, char **argv)
 	 * whatever the umask it was started with.
 	 */
 	umask(077);
-	mime_init();
 	raise_nofile(&cfg);
 	if (mkdirs(cfg.data_dir, 0700) != 0) {
 		fprintf(stderr, "notifyd: %s: %s\n", cfg.data_dir, strerror(errno));

@@ -10,6 +10,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,10 @@
 #include "util.h"
 
 struct vapid {
+	pthread_mutex_t	 lock;
+	struct store	*st;
+	char		 path[4096];	/* DATA_DIR/vapid.pem */
+	bool		 tried;		/* loaded, or failed to (and said why) once */
 	char		*pem;		/* the private key, PKCS#8 PEM, as libjwt takes it */
 	char		 pub[90];	/* base64url of the public point */
 };
@@ -95,41 +100,62 @@ fresh_pem(void)
 int
 vapid_open(struct vapid **out, struct store *st, const char *data_dir, char *err, size_t errlen)
 {
-	char path[4096], got[1024];
 	struct vapid *v = calloc(1, sizeof *v);
+	if (v == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	pthread_mutex_init(&v->lock, NULL);
+	v->st = st;
+	snprintf(v->path, sizeof v->path, "%s/vapid.pem", data_dir);
+	*out = v;
+	return 0;
+}
+
+/*
+ * Load the key, or make and keep one, the first time it is wanted: not at
+ * start, where OpenSSL's first use (its providers, a P-256 key made in
+ * case none is kept) would add 2.6 MiB to an idle notifyd. Has v a key?
+ */
+static bool
+vapid_load(struct vapid *v)
+{
+	char got[1024], err[sizeof v->path + 128];
+	pthread_mutex_lock(&v->lock);
+	if (v->tried)
+		goto done;
+	v->tried = true;
 	char *fresh = fresh_pem();
 	EVP_PKEY *k = NULL;
 	unsigned char pub[WEBPUSH_KEY_LEN];
-	int rc = -1;
-
-	snprintf(path, sizeof path, "%s/vapid.pem", data_dir);
-	if (v == NULL || fresh == NULL) {
-		snprintf(err, errlen, "no VAPID key could be made");
-		goto done;
+	if (fresh == NULL) {
+		snprintf(err, sizeof err, "no VAPID key could be made");
+		goto fail;
 	}
-	if (secret_load(st, "vapid_private_key", path, fresh, got, sizeof got, err, errlen) < 0)
-		goto done;
+	if (secret_load(v->st, "vapid_private_key", v->path, fresh, got, sizeof got, err,
+	    sizeof err) < 0)
+		goto fail;
 	BIO *bio = BIO_new_mem_buf(got, -1);
 	k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
 	BIO_free(bio);
 	if (k == NULL || !p256_public(k, pub)) {
-		snprintf(err, errlen, "%s: not a P-256 private key in PEM", path);
-		goto done;
+		snprintf(err, sizeof err, "%s: not a P-256 private key in PEM", v->path);
+		goto fail;
 	}
 	base64url_encode(pub, sizeof pub, v->pub);
 	if ((v->pem = strdup(got)) == NULL)
-		goto done;
-	*out = v;
-	v = NULL;
-	rc = 0;
-done:
+		snprintf(err, sizeof err, "out of memory");
+fail:
+	if (v->pem == NULL)
+		log_error("no VAPID key: Web Push is off until notifyd restarts", "error=%s", err);
 	EVP_PKEY_free(k);
 	explicit_bzero(got, sizeof got);
 	if (fresh != NULL)
 		explicit_bzero(fresh, strlen(fresh));
 	free(fresh);
-	vapid_close(v);
-	return rc;
+done:
+	pthread_mutex_unlock(&v->lock);
+	return v->pem != NULL;
 }
 
 void
@@ -140,13 +166,14 @@ vapid_close(struct vapid *v)
 	if (v->pem != NULL)
 		explicit_bzero(v->pem, strlen(v->pem));
 	free(v->pem);
+	pthread_mutex_destroy(&v->lock);
 	free(v);
 }
 
 const char *
-vapid_public_key(const struct vapid *v)
+vapid_public_key(struct vapid *v)
 {
-	return v->pub;
+	return vapid_load(v) ? v->pub : NULL;
 }
 
 char *
@@ -154,7 +181,7 @@ vapid_authorization(struct vapid *v, const char *endpoint, const char *subject, 
 {
 	/* The audience is the endpoint's origin: scheme, host and port. */
 	const char *host = strstr(endpoint, "://");
-	if (host == NULL)
+	if (host == NULL || !vapid_load(v))
 		return NULL;
 	size_t olen = (size_t)(host + 3 - endpoint) + strcspn(host + 3, "/?#");
 	char aud[512];

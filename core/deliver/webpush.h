@@ -22,13 +22,15 @@ struct vapid;
 
 /*
  * The VAPID key: the one every node of the store shares, else the file
- * DATA_DIR/vapid.pem, made (mode 0600) at first start. 0, or -1 with err.
+ * DATA_DIR/vapid.pem, made (mode 0600) if there is none. Read when first
+ * wanted, not here (a failure then is logged once, and the two calls
+ * below answer NULL). 0, or -1 with err.
  */
 int	 vapid_open(struct vapid **out, struct store *st, const char *data_dir, char *err,
 	    size_t errlen);
 void	 vapid_close(struct vapid *v);
-/* The public key, base64url: what a browser's applicationServerKey is. */
-const char *vapid_public_key(const struct vapid *v);
+/* The public key, base64url: what a browser's applicationServerKey is; NULL without one. */
+const char *vapid_public_key(struct vapid *v);
 /*
  * "vapid t=JWT, k=KEY" for a request to endpoint: the JWT's aud is its
  * origin, exp now + 12 h, sub subject. malloc'd; NULL when it cannot be made.

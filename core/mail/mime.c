@@ -4,21 +4,37 @@
 
 #include <ctype.h>
 #include <gmime/gmime.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "util.h"
 
+static pthread_once_t	 started = PTHREAD_ONCE_INIT;
+static bool		 running;
+
+static void
+start(void)
+{
+	g_mime_init();
+	running = true;
+}
+
+/*
+ * GMime is started by the first message read or written, not at start:
+ * its type system and charsets are 0.5 MiB an idle notifyd need not hold.
+ */
 void
 mime_init(void)
 {
-	g_mime_init();
+	pthread_once(&started, start);
 }
 
 void
 mime_shutdown(void)
 {
-	g_mime_shutdown();
+	if (running)
+		g_mime_shutdown();
 }
 
 /* Is the header line [p, e) the header name (any case), then optional blanks and ':'? */
@@ -204,6 +220,7 @@ parse(const char *raw, size_t len, bool *too_deep)
 	*too_deep = !mime_depth_ok(raw, len, MIME_MAX_DEPTH);
 	if (*too_deep)
 		return NULL;
+	mime_init();
 	GMimeStream *stream = g_mime_stream_mem_new_with_buffer(raw, len);
 	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
 	GMimeMessage *m = g_mime_parser_construct_message(parser, NULL);
@@ -598,6 +615,7 @@ text_part(const char *subtype, const char *s)
 bool
 mime_compose(const struct mime_out *m, struct buf *out)
 {
+	mime_init();
 	InternetAddressList *from = internet_address_list_parse(NULL, m->from);
 	if (from == NULL || internet_address_list_length(from) != 1) {
 		if (from)

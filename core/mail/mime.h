@@ -16,6 +16,7 @@ struct buf;
  */
 #define MIME_MAX_DEPTH	50
 
+/* Start GMime; the functions below do it themselves when first called. */
 void	 mime_init(void);
 /*
  * Do raw's MIME parts nest at most max deep? A linear scan of the header

@@ -19,7 +19,10 @@ static json_t *
 key_run(struct op_ctx *ctx, json_t *a)
 {
 	(void)a;
-	return json_pack("{s:s}", "public_key", vapid_public_key(ctx->app->vapid));
+	const char *key = vapid_public_key(ctx->app->vapid);
+	if (key == NULL)
+		return op_fail(ctx, 503, "unavailable", "there is no VAPID key: see the log");
+	return json_pack("{s:s}", "public_key", key);
 }
 
 /*

@@ -203,8 +203,26 @@ def wait_status(d, nid, status, timeout=20):
         time.sleep(0.05)
 
 
+@pytest.mark.skipif(STORE != "sqlite", reason="the key is a file on SQLite")
+def test_a_broken_vapid_key_is_refused_when_wanted(daemons, tmp):
+    d = daemons(http=True)
+    os.makedirs(d.data_dir, mode=0o700, exist_ok=True)
+    with open(os.path.join(d.data_dir, "vapid.pem"), "w") as f:
+        f.write("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    os.chmod(os.path.join(d.data_dir, "vapid.pem"), 0o600)
+    d.start()
+    for _ in range(2):
+        r = requests.get(d.url + "/api/v1/push/vapid_public_key", timeout=10)
+        assert r.status_code == 503 and "VAPID" in r.json()["error"]["message"], r.text
+    assert d.count_log("Web Push is off") == 1     # why: said once, not per request
+    assert d.stop() == 0
+
+
 def test_vapid_key_is_made_once_and_kept(daemons, tmp):
     d = daemons(http=True).start()
+    if STORE == "sqlite":
+        # Made when first wanted, not at start (OpenSSL's start-up is 2.4 MiB).
+        assert not os.path.exists(os.path.join(d.data_dir, "vapid.pem"))
     r = requests.get(d.url + "/api/v1/push/vapid_public_key", timeout=10)
     assert r.status_code == 200            # no credentials: a page needs it to subscribe
     key = unb64u(r.json()["public_key"])
