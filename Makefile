@@ -60,7 +60,7 @@ include $(OUT)/config.mk
 endif
 
 ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARNINGS) $(CFLAGS) \
-             $(CORE_DIRS:%=-I%) -I$(OUT)/gen $(PKG_CFLAGS) -DHAVE_SYSTEMD=$(HAVE_SYSTEMD)
+             $(CORE_DIRS:%=-I%) -I$(OUT)/gen $(PKG_CFLAGS)
 LDLIBS     = $(PKG_LIBS) -lcivetweb -lpthread -ldl
 
 CORE_DIRS := core $(sort $(patsubst %/,%,$(dir $(wildcard core/*/*.c))))
@@ -94,12 +94,9 @@ $(OUT)/config.mk: tools/deps.txt tools/bootstrap.sh Makefile
 	@mkdir -p $(@D)
 	@set -e; cflags=$$(pkg-config --cflags $(PKGS)); libs=$$(pkg-config --libs $(LINK_PKGS)); \
 	ctl_libs=$$(pkg-config --libs jansson); \
-	systemd=0; if pkg-config --exists libsystemd; then systemd=1; \
-	    cflags="$$cflags $$(pkg-config --cflags libsystemd)"; \
-	    libs="$$libs $$(pkg-config --libs libsystemd)"; fi; \
 	printf '# Written by the Makefile after tools/bootstrap.sh; make clean removes it.\n' > $@.tmp; \
-	printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\nCTL_LIBS := %s\nHAVE_SYSTEMD := %s\n' \
-	    "$$cflags" "$$libs" "$$ctl_libs" "$$systemd" >> $@.tmp; \
+	printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\nCTL_LIBS := %s\n' \
+	    "$$cflags" "$$libs" "$$ctl_libs" >> $@.tmp; \
 	mv $@.tmp $@
 
 # Checked on every build: cheap when everything is there, and it names
@@ -232,10 +229,10 @@ check: test-deps $(BIN)/notifyd $(BIN)/notifyctl $(UNIT_BIN) $(FUZZ_BIN)
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 
 # What install writes besides the binaries and man pages: a unit whose
-# Type= follows the build (notify with libsystemd) and whose paths follow
-# the install's (written by install itself, since they change with its
-# variables), bash completion made by notifyctl from its operations table,
-# and a config file with every key commented out at its default.
+# paths follow the install's (written by install itself, since they change
+# with its variables), bash completion made by notifyctl from its
+# operations table, and a config file with every key commented out at its
+# default.
 $(DIST)/notifyctl.bash: $(BIN)/notifyctl
 	@mkdir -p $(@D)
 	$(BIN)/notifyctl completion bash > $@.tmp && mv $@.tmp $@
@@ -257,7 +254,6 @@ install: all dist/notifyd.service.in $(DIST)/notifyctl.bash $(DIST)/notifyd.conf
 	for m in $(MAN); do \
 	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
-	    -e 's|@TYPE@|$(if $(filter 1,$(HAVE_SYSTEMD)),notify,simple)|g' \
 	    dist/notifyd.service.in > $(DESTDIR)$(UNITDIR)/notifyd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/notifyd.service
 	install -m 644 $(DIST)/notifyctl.bash $(DESTDIR)$(COMPLETIONDIR)/notifyctl

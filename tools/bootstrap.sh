@@ -6,7 +6,7 @@
 # package is named in one message and the exit status is 1, so make stops
 # before it compiles anything. Lines of stage "opt" are installed with
 # the build stage when apt-get can, and never fail the build: the Makefile
-# builds without them (libsystemd: Type=simple instead of Type=notify).
+# builds without them.
 set -eu
 stage=${1:-build}
 here=$(dirname "$0")

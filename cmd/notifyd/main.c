@@ -5,16 +5,16 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
-#if HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
 
 #include "app.h"
 #include "mailer.h"
@@ -177,15 +177,32 @@ check_settings(const struct config *cfg, int *n)
 	}
 }
 
-/* Tell systemd (Type=notify) how the service is; nothing without libsystemd or a manager. */
+/*
+ * Tell systemd (Type=notify) how the service is: one datagram to the Unix
+ * socket $NOTIFY_SOCKET names ('@' for the abstract namespace), the
+ * protocol sd_notify(3) documents as stable and meant to be spoken
+ * without libsystemd. Linking libsystemd for this one call mapped it and
+ * its dependencies (gcrypt, lz4, lzma, zstd, cap): 0.6 MiB of an idle
+ * notifyd. Nothing without a manager.
+ */
 static void
 service_notify(const char *state)
 {
-#if HAVE_SYSTEMD
-	sd_notify(0, state);
-#else
-	(void)state;
-#endif
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n = path ? strlen(path) : 0;
+	if (n < 2 || n >= sizeof sa.sun_path || (*path != '/' && *path != '@'))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (*path == '@')
+		sa.sun_path[0] = '\0';
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		log_warn("the service manager was not told", "state=%s socket=%s error=%s",
+		    state, path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
 /*

@@ -1,5 +1,6 @@
 """notifyd's life: start, config precedence, locking, stale sockets, shutdown, durability."""
 import os
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -412,3 +413,27 @@ def test_workers_start_without_a_sigaction_each(tmp):
     with open(trace) as f:
         calls = sum("rt_sigaction(SIGPIPE, {sa_handler=SIG_IGN" in l for l in f)
     assert 1 <= calls <= 2, calls
+
+
+@pytest.mark.parametrize("abstract", [False, True])
+def test_tells_systemd_it_is_ready_reloading_and_stopping(daemons, tmp, abstract):
+    # The sd_notify protocol, spoken without libsystemd: a datagram each.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    if abstract:
+        name = "@notifyd-test-%d" % os.getpid()
+        s.bind("\0" + name[1:])
+    else:
+        name = os.path.join(tmp, "notify.sock")
+        s.bind(name)
+    s.settimeout(60)
+    try:
+        d = daemons(env={"NOTIFY_SOCKET": name}).start()
+        assert s.recv(256) == b"READY=1"
+        d.proc.send_signal(1)
+        assert s.recv(256) == b"RELOADING=1"
+        assert s.recv(256) == b"READY=1"
+        assert d.stop() == 0
+        assert s.recv(256) == b"STOPPING=1"
+    finally:
+        s.close()
+    assert "not told" not in d.log()
