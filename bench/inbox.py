@@ -112,6 +112,8 @@ def main():
     p.add_argument("--base", type=int, default=1_000_000)
     p.add_argument("--dur", default="10s")
     p.add_argument("--conns", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="ABBA rounds of creates to a connected recipient (two runs each per round)")
     a = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="nd-inbox-")
     conf = os.path.join(tmp, "d.conf")
@@ -165,10 +167,14 @@ def main():
         dev = Device(d.url, d.ok("token", user)["token"])
         out.append(run(label, "/api/v1/notifications", post_lua(user)))
         dev.close()
-    creates("fresh1", "create, recipient connected, nothing unread at the start (1)", fresh)
-    creates("c100k", "create, recipient connected, 100,000 unread (1)", full)
-    creates("c100k", "create, recipient connected, 100,000 unread (2)", full)
-    creates("fresh2", "create, recipient connected, nothing unread at the start (2)", fresh)
+    for k in range(a.rounds):
+        # A fresh user each time: one that still has nothing unread of its own.
+        creates("fresh%da" % k, "create, recipient connected, nothing unread at the start (%d)"
+                % (2 * k + 1), fresh)
+        creates("c100k", "create, recipient connected, 100,000 or more unread (%d)" % (2 * k + 1), full)
+        creates("c100k", "create, recipient connected, 100,000 or more unread (%d)" % (2 * k + 2), full)
+        creates("fresh%db" % k, "create, recipient connected, nothing unread at the start (%d)"
+                % (2 * k + 2), fresh)
 
     # Mark all read of 100,000 unread, two devices connected.
     tok = d.ok("token", "r100k")["token"]
@@ -218,8 +224,11 @@ def main():
     print("| time to the answer | %.0f ms |" % took)
     print("| rows settled in the background, from the request | %.0f ms |" % settled)
     print("| frames each device received | %s: %s |" % (counts, got))
-    print("| creates to a connected recipient, 100,000 unread / nothing unread (mean of two "
-          "runs each, ABBA) | %.2f |" % (sum(b[0] for b in full) / sum(a[0] for a in fresh)))
+    print("| creates to a connected recipient, 100,000 unread / nothing unread (mean of %d "
+          "runs each, ABBA) | %.2f |" % (len(full), sum(b[0] for b in full) / sum(a[0] for a in fresh)))
+    spread = [b[0] / a[0] for a, b in zip(fresh[::2], fresh[1::2])]
+    print("| the same, nothing unread run against nothing unread, each round (the noise) | %s |"
+          % " / ".join("%.2f" % x for x in spread))
     print("| notifyctl check afterwards | %s |" % ("ok" if check["ok"] else check))
 
 
