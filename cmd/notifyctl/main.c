@@ -565,8 +565,12 @@ main(int argc, char **argv)
 			print_json(stdout, result);
 		else
 			print_result(stdout, op, result);
-		/* A check that found problems (and did not repair them all) fails. */
-		if (op == &op_check && !json_is_true(json_object_get(result, "ok")))
+		/*
+		 * A result that says it is not ok fails: a check that found
+		 * problems (and did not repair them all), a webhook test the
+		 * endpoint did not answer with a 2xx.
+		 */
+		if (json_is_false(json_object_get(result, "ok")))
 			status = EXIT_FAILED;
 	} else {
 		json_t *e = json_object_get(reply, "error");
