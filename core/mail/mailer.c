@@ -79,22 +79,38 @@ upload_read(char *dst, size_t size, size_t n, void *arg)
 	return want;
 }
 
-/* One worker thread and the socket its handle has open at the relay. */
+/*
+ * Connections each of a worker's two handles keeps open (curl's cache):
+ * the relay is one host, push services and webhooks are several.
+ */
+#define HANDLE_CONNS	4
+/* Every socket a worker's handles may hold: their caches and one being opened each. */
+#define WORKER_FDS	(2 * (HANDLE_CONNS + 1))
+
+/*
+ * One worker thread and the sockets its handles have open, every one of
+ * them: a call that hangs may be on a kept-alive connection older than
+ * the last one opened, and stopping shuts them all down.
+ */
 struct worker {
 	struct mailer	*m;
 	pthread_t	 thread;
-	int		 fd;		/* -1: none; guarded by m->lock */
+	int		 fds[WORKER_FDS];	/* -1: free; guarded by m->lock */
 	struct http_guard guard;	/* of the web handle's sockets */
 };
 
-/* Keep fd as the worker's open socket, to shut down at stop. */
+/* Keep fd among the worker's open sockets, to shut down at stop. */
 static curl_socket_t
 track_socket(struct worker *w, curl_socket_t fd)
 {
 	if (fd == CURL_SOCKET_BAD)
 		return fd;
 	pthread_mutex_lock(&w->m->lock);
-	w->fd = fd;
+	for (int i = 0; i < WORKER_FDS; i++)
+		if (w->fds[i] < 0) {
+			w->fds[i] = fd;
+			break;
+		}
 	if (w->m->stop)
 		shutdown(fd, SHUT_RDWR);
 	pthread_mutex_unlock(&w->m->lock);
@@ -123,8 +139,9 @@ close_socket(void *arg, curl_socket_t fd)
 {
 	struct worker *w = arg;
 	pthread_mutex_lock(&w->m->lock);
-	if (w->fd == fd)
-		w->fd = -1;
+	for (int i = 0; i < WORKER_FDS; i++)
+		if (w->fds[i] == fd)
+			w->fds[i] = -1;
 	pthread_mutex_unlock(&w->m->lock);
 	return close(fd);
 }
@@ -742,6 +759,7 @@ worker_handle(struct worker *w, bool http)
 		curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, w);
 		curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
 		curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, w);
+		curl_easy_setopt(c, CURLOPT_MAXCONNECTS, (long)HANDLE_CONNS);
 	}
 	return c;
 }
@@ -871,7 +889,9 @@ mailer_start(struct mailer **out, struct app *app, const char *relay, char *err,
 	}
 	m->workers = calloc((size_t)m->cfg->mailer_workers, sizeof *m->workers);
 	for (int i = 0; m->workers && i < m->cfg->mailer_workers; i++) {
-		m->workers[i] = (struct worker){m, 0, -1, {false, false}};
+		m->workers[i] = (struct worker){.m = m, .guard = {false, false}};
+		for (int k = 0; k < WORKER_FDS; k++)
+			m->workers[i].fds[k] = -1;
 		if (pthread_create(&m->workers[i].thread, NULL, worker_main, &m->workers[i]) != 0)
 			break;
 		m->nthreads++;
@@ -909,8 +929,9 @@ mailer_stop(struct mailer *m)
 	pthread_cond_broadcast(&m->cond);
 	/* An attempt waiting on a silent relay ends now, not at its timeout. */
 	for (int i = 0; i < m->nthreads; i++)
-		if (m->workers[i].fd >= 0)
-			shutdown(m->workers[i].fd, SHUT_RDWR);
+		for (int k = 0; k < WORKER_FDS; k++)
+			if (m->workers[i].fds[k] >= 0)
+				shutdown(m->workers[i].fds[k], SHUT_RDWR);
 	pthread_mutex_unlock(&m->lock);
 	for (int i = 0; i < m->nthreads; i++)
 		pthread_join(m->workers[i].thread, NULL);

@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from conftest import STORE
+from conftest import STORE, WRAPPER
 
 
 def verify(secret, headers, body):
@@ -311,3 +311,72 @@ def test_libcurl_is_loaded_when_first_needed(hookd, rcv):
     rcv.wait("lazy", 1)
     assert mapped(d, "/libcurl.so")
     assert d.stop() == 0
+
+
+class KeepAlive:
+    """An HTTP/1.1 endpoint that keeps its connections open; hang() makes its
+    next call wait (until close), and tells when that call has arrived."""
+
+    def __init__(self):
+        self.calls = 0
+        self.hang_next = False
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        ka = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                ka.calls += 1
+                if ka.hang_next:
+                    ka.hang_next = False
+                    ka.arrived.set()
+                    ka.release.wait(60)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:
+                    pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d/hook" % self.server.server_port
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_stopping_interrupts_a_call_on_an_older_kept_alive_connection(daemons, tmp):
+    # One worker; endpoint a's connection is kept alive, then b's is opened
+    # after it, then a call to a hangs on the older one. Stopping must not
+    # wait out [webhook] timeout for it.
+    a, b = KeepAlive(), KeepAlive()
+    try:
+        d = daemons(args=conf(tmp, "timeout = 60s\n[mailer]\nworkers = 1")).start()
+        d.ok("webhook", "add", a.url, "--types", "ta")
+        d.ok("webhook", "add", b.url, "--types", "tb")
+        for t, ep in (("ta", a), ("tb", b)):
+            d.ok("send", "--user", "u", "--type", t, "--title", "x")
+            deadline = time.monotonic() + 20
+            while ep.calls == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        a.hang_next = True
+        d.ok("send", "--user", "u", "--type", "ta", "--title", "hangs")
+        assert a.arrived.wait(20)
+        t0 = time.monotonic()
+        assert d.stop(timeout=50) == 0
+        assert time.monotonic() - t0 < (20 if WRAPPER else 5)
+    finally:
+        a.close()
+        b.close()
