@@ -128,6 +128,8 @@ const struct config_key config_keys[] = {
 	    OFF(push_timeout), "longest one attempt at a push service may take"},
 	{"push", "allow_private", CFG_BOOL, "false", NULL, NULL, NULL, 0, 0,
 	    OFF(push_allow_private), "allow push endpoints on loopback or private addresses"},
+	{"push", "max_per_user", CFG_INT, "20", NULL, NULL, NULL, 1, 10000,
+	    OFF(push_max_per_user), "push subscriptions one user may hold (409 beyond)"},
 	{"webhook", "timeout", CFG_DURATION, "10s", NULL, NULL, NULL, 1000, 600000,
 	    OFF(webhook_timeout), "a 2xx within this is a delivered webhook"},
 	{"webhook", "disable_after", CFG_DURATION, "72h", NULL, NULL, NULL, 0, 3650LL * 86400000,

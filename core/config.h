@@ -71,6 +71,7 @@ struct config {
 	int64_t	 push_ttl;		/* ms */
 	int64_t	 push_timeout;		/* ms */
 	int64_t	 push_allow_private;
+	int64_t	 push_max_per_user;
 	int64_t	 webhook_timeout;	/* ms */
 	int64_t	 webhook_disable_after;	/* ms */
 	int64_t	 webhook_allow_private;

@@ -73,10 +73,15 @@ subscribe_run(struct op_ctx *ctx, json_t *a)
 	char p[2 * WEBPUSH_KEY_LEN + 1], s[2 * WEBPUSH_AUTH_LEN + 1];
 	snprintf(p, sizeof p, "%.*s", (int)klen, p256dh);
 	snprintf(s, sizeof s, "%.*s", (int)alen, auth);
-	int rc = store_push_subscribe(ctx->app->store, user, endpoint, p, s, ctx->now, &id,
+	int64_t max = ctx->app->cfg->push_max_per_user;
+	int rc = store_push_subscribe(ctx->app->store, user, endpoint, p, s, max, ctx->now, &id,
 	    &created);
 	if (rc < 0)
 		return op_fail(ctx, 500, "internal", "the subscription could not be stored");
+	if (rc == 0)
+		return op_fail(ctx, 409, "too_many_subscriptions", "'%s' has %lld push "
+		    "subscriptions, the most [push] max_per_user allows; remove one first",
+		    user, (long long)max);
 	ctx->status = created ? 201 : 200;
 	log_info(created ? "push subscription added" : "push subscription renewed",
 	    "subscription=%lld user=%s", (long long)id, user);

@@ -60,7 +60,8 @@ struct store_backend {
 	int	(*delivery_notification)(struct store *st, int64_t delivery, json_t **out);
 	int	(*deliveries_of)(struct store *st, int64_t id, json_t **out);
 	int	(*push_subscribe)(struct store *st, const char *user, const char *endpoint,
-		    const char *p256dh, const char *auth, int64_t now, int64_t *id, bool *created);
+		    const char *p256dh, const char *auth, int64_t max, int64_t now, int64_t *id,
+		    bool *created);
 	int	(*push_list)(struct store *st, const char *user, json_t **out);
 	int	(*push_get)(struct store *st, int64_t id, json_t **out);
 	int	(*push_remove)(struct store *st, const char *user, int64_t id);

@@ -14,6 +14,7 @@
 #include "util.h"
 
 enum chan_stmt {
+	S_PUSH_ROOM,
 	S_PUSH_UPSERT,
 	S_PUSH_LIST,
 	S_PUSH_GET,
@@ -34,6 +35,9 @@ enum chan_stmt {
 	"failures, last_status, last_error, last_attempt_at"
 
 static const char *const statements[S_CHAN__COUNT] = {
+	/* The user's other subscriptions: fewer than ?3 leaves room for this one. */
+	[S_PUSH_ROOM] = "SELECT count(*) < ?3 FROM push_subscriptions "
+	    "WHERE user_id = ?1 AND endpoint <> ?2",
 	/* A browser subscribing again brings new keys, and maybe a new user. */
 	[S_PUSH_UPSERT] = "INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth, "
 	    "created_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (endpoint) DO UPDATE SET "
@@ -102,7 +106,7 @@ channels_queue(struct conn *c, int64_t nid, int64_t now, bool *outbox)
 
 struct push_args {
 	const char	*user, *endpoint, *p256dh, *auth;
-	int64_t		 now, id;
+	int64_t		 max, now, id;
 	bool		 created;
 };
 
@@ -119,6 +123,12 @@ static int
 push_subscribe_w(struct conn *c, void *arg)
 {
 	struct push_args *p = arg;
+	int64_t room = 0;
+	if (query_on(c, T_CHAN, S_PUSH_ROOM, "push_room", row_ints, &room, "tti", p->user,
+	    p->endpoint, p->max) < 0)
+		return -1;
+	if (!room)
+		return 0;
 	c->no_targets = false;
 	if (user_ensure(c, p->user, p->now) < 0)
 		return -1;
@@ -128,9 +138,10 @@ push_subscribe_w(struct conn *c, void *arg)
 
 int
 sqlite_push_subscribe(struct store *st, const char *user, const char *endpoint,
-    const char *p256dh, const char *auth, int64_t now, int64_t *id, bool *created)
+    const char *p256dh, const char *auth, int64_t max, int64_t now, int64_t *id,
+    bool *created)
 {
-	struct push_args p = {user, endpoint, p256dh, auth, now, 0, false};
+	struct push_args p = {user, endpoint, p256dh, auth, max, now, 0, false};
 	int rc = store_write(st, push_subscribe_w, &p);
 	*id = p.id;
 	*created = p.created;

@@ -36,24 +36,57 @@ pg_channels_queue(struct pgc *c, int64_t nid, int64_t now, bool *outbox)
 	return 0;
 }
 
-int
-pg_push_subscribe(struct store *st, const char *user, const char *endpoint,
-    const char *p256dh, const char *auth, int64_t now, int64_t *id, bool *created)
+struct push_args {
+	const char	*user, *endpoint, *p256dh, *auth;
+	int64_t		 max, now, id;
+	bool		 created;
+};
+
+static int
+push_subscribe_tx(struct pgc *c, void *arg)
 {
-	PGresult *r = pg_write(st, "push_upsert", "WITH u AS (INSERT INTO users (id, created_at) "
-	    "VALUES ($1, $5) ON CONFLICT (id) DO NOTHING) INSERT INTO push_subscriptions "
-	    "(user_id, endpoint, p256dh, auth, created_at) VALUES ($1, $2, $3, $4, $5) "
+	struct push_args *p = arg;
+	/*
+	 * One subscriber of a user at a time, so that the count below sees
+	 * every other's commit (READ COMMITTED: a statement's snapshot is taken
+	 * when it starts, after the lock).
+	 */
+	PGresult *r = pg_run(c, "push_lock", "SELECT pg_advisory_xact_lock(hashtext('push:' || $1))",
+	    "t", p->user);
+	if (r == NULL)
+		return -1;
+	PQclear(r);
+	r = pg_run(c, "push_upsert", "WITH u AS (INSERT INTO users (id, created_at) "
+	    "SELECT $1, $5 WHERE (SELECT count(*) FROM push_subscriptions WHERE user_id = $1 "
+	    "AND endpoint <> $2) < $6 ON CONFLICT (id) DO NOTHING) "
+	    "INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth, created_at) "
+	    "SELECT $1, $2, $3, $4, $5 WHERE (SELECT count(*) FROM push_subscriptions "
+	    "WHERE user_id = $1 AND endpoint <> $2) < $6 "
 	    "ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, "
 	    "p256dh = excluded.p256dh, auth = excluded.auth, last_error = NULL "
-	    "RETURNING id, (xmax = 0)::int", "tttti", user, endpoint, p256dh, auth, now);
-	if (r == NULL || PQntuples(r) != 1) {
-		PQclear(r);
+	    "RETURNING id, (xmax = 0)::int", "ttttii", p->user, p->endpoint, p->p256dh, p->auth,
+	    p->now, p->max);
+	if (r == NULL)
 		return -1;
+	int rc = PQntuples(r) == 1;	/* none: the user has max others */
+	if (rc) {
+		p->id = pg_int(r, 0, 0);
+		p->created = pg_int(r, 0, 1) != 0;
 	}
-	*id = pg_int(r, 0, 0);
-	*created = pg_int(r, 0, 1) != 0;
 	PQclear(r);
-	return 1;
+	return rc;
+}
+
+int
+pg_push_subscribe(struct store *st, const char *user, const char *endpoint,
+    const char *p256dh, const char *auth, int64_t max, int64_t now, int64_t *id,
+    bool *created)
+{
+	struct push_args p = {user, endpoint, p256dh, auth, max, now, 0, false};
+	int rc = pg_tx(st, push_subscribe_tx, NULL, &p);
+	*id = p.id;
+	*created = p.created;
+	return rc;
 }
 
 static json_t *

@@ -166,7 +166,8 @@ int	 pg_topic_remove(struct store *st, const char *topic, const char *user,
 	    int64_t *count);
 int	 pg_topic_members(struct store *st, const char *topic, json_t **members);
 int	 pg_push_subscribe(struct store *st, const char *user, const char *endpoint,
-	    const char *p256dh, const char *auth, int64_t now, int64_t *id, bool *created);
+	    const char *p256dh, const char *auth, int64_t max, int64_t now, int64_t *id,
+	    bool *created);
 int	 pg_push_list(struct store *st, const char *user, json_t **out);
 int	 pg_push_get(struct store *st, int64_t id, json_t **out);
 int	 pg_push_remove(struct store *st, const char *user, int64_t id);

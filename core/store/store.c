@@ -360,9 +360,10 @@ store_broadcast(struct store *st, int type, const char *user, json_t *data)
 
 int
 store_push_subscribe(struct store *st, const char *user, const char *endpoint,
-    const char *p256dh, const char *auth, int64_t now, int64_t *id, bool *created)
+    const char *p256dh, const char *auth, int64_t max, int64_t now, int64_t *id,
+    bool *created)
 {
-	return st->be->push_subscribe(st, user, endpoint, p256dh, auth, now, id, created);
+	return st->be->push_subscribe(st, user, endpoint, p256dh, auth, max, now, id, created);
 }
 
 int

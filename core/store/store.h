@@ -269,10 +269,12 @@ int	 store_deliveries_of(struct store *st, int64_t id, json_t **out);
 /*
  * Web Push subscriptions: a browser's PushSubscription for user (made if
  * new), one per endpoint; subscribing an endpoint again updates its keys
- * and owner. *created tells which.
+ * and owner. *created tells which. 0, storing nothing, when user holds
+ * max others already.
  */
 int	 store_push_subscribe(struct store *st, const char *user, const char *endpoint,
-	    const char *p256dh, const char *auth, int64_t now, int64_t *id, bool *created);
+	    const char *p256dh, const char *auth, int64_t max, int64_t now, int64_t *id,
+	    bool *created);
 /* [{"id","user","endpoint","created_at","last_sent_at","last_error"}] of user (NULL: all). */
 int	 store_push_list(struct store *st, const char *user, json_t **out);
 /* One, with its keys: {"id","user","endpoint","p256dh","auth"}; 0 when gone. */

@@ -6,6 +6,7 @@ checks the VAPID JWT against notifyd's public key, decrypts each message as a
 browser would, and answers as told (201, 410, 413, 429 with Retry-After, 500).
 """
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import http.server
@@ -407,3 +408,27 @@ def test_padded_keys_are_taken(pushd):
     assert subscribe(d, "jo", sub).status_code == 201
     n = d.ok("send", "--user", "jo", "--type", "message", "--title", "padded")
     assert svc.wait(1)[0][2]["id"] == n["id"]
+
+
+def test_a_user_holds_at_most_max_per_user_subscriptions(pushd):
+    # Each subscription is an outbound call per notification: bounded.
+    d, svc = pushd("[push]\nmax_per_user = 3\n")
+    subs = [svc.browser("lim%d" % i) for i in range(4)]
+    for s in subs[:3]:
+        assert subscribe(d, "lim", s).status_code == 201
+    r = subscribe(d, "lim", subs[3])
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "too_many_subscriptions"
+    assert "remove one" in r.json()["error"]["message"]
+    assert subscribe(d, "lim", subs[0]).status_code == 200     # a renewal still is
+    assert len(d.ok("push", "list", "--user", "lim")["subscriptions"]) == 3
+    first = d.ok("push", "list", "--user", "lim")["subscriptions"][0]["id"]
+    d.ok("push", "rm", first, "--user", "lim")
+    assert subscribe(d, "lim", subs[3]).status_code == 201
+    # Many at once: exactly max get in, on either store.
+    token = d.ok("token", "race")["token"]
+    many = [svc.browser("race%d" % i) for i in range(12)]
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        codes = sorted(pool.map(lambda s: subscribe(d, "race", s, token).status_code, many))
+    assert codes == [201] * 3 + [409] * 9, codes
+    assert len(d.ok("push", "list", "--user", "race")["subscriptions"]) == 3
