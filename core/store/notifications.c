@@ -246,7 +246,9 @@ static const char *const statements[S_NOTIF__COUNT] = {
 	    "WHERE status IN ('pending', 'deferred') AND claimed = 0 "
 	    "UNION ALL SELECT min(deliver_at) FROM scheduled)",
 	[S_DELIV_UNCLAIM] = "UPDATE deliveries SET claimed = 0 WHERE claimed = 1",
+	/* Held by the user's preferences at its turn: not an attempt, its claim's is given back. */
 	[S_DELIV_FINISH] = "UPDATE deliveries SET status = ?2, claimed = 0, next_attempt_at = ?3, "
+	    "attempts = CASE WHEN ?2 = 'deferred' THEN max(attempts - 1, 0) ELSE attempts END, "
 	    "last_error = coalesce(?4, last_error), sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END, "
 	    "updated_at = ?5 WHERE id = ?1",
 	/*

@@ -196,7 +196,10 @@ pg_delivery_finish(struct store *st, int64_t id, enum delivery_status status,
 	char next[24];
 	snprintf(next, sizeof next, "%lld", (long long)next_at);
 	int64_t n = pg_exec(st, "delivery_finish", "UPDATE deliveries SET status = $2, "
-	    "claimed_until = NULL, claimed_by = NULL, next_attempt_at = $3, last_error = coalesce($4, last_error), "
+	    "claimed_until = NULL, claimed_by = NULL, next_attempt_at = $3, "
+	    /* Held by the user's preferences at its turn: not an attempt. */
+	    "attempts = CASE WHEN $2 = 'deferred' THEN greatest(attempts - 1, 0) ELSE attempts END, "
+	    "last_error = coalesce($4, last_error), "
 	    "sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END, updated_at = $5 "
 	    "WHERE id = $1", "ittti", id, delivery_status_name(status),
 	    status == DS_PENDING || status == DS_DEFERRED ? next : NULL, error, now);

@@ -340,6 +340,8 @@ def test_preferences_route_push(pushd):
     held = d.ok("send", "--user", "fa", "--type", "message", "--title", "later")
     (dl,) = wait_status(d, held["id"], "deferred")
     assert dl["last_error"] == "quiet hours" and dl["next_attempt_at"]
+    # Being held is not an attempt: quiet hours never use up max_attempts.
+    assert dl["attempts"] == 0
     urgent = d.ok("send", "--user", "fa", "--type", "message", "--title", "now",
                   "--priority", "urgent")
     got = svc.wait(2)
