@@ -14,6 +14,7 @@
 #include <civetweb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1337,6 +1338,7 @@ struct ws_state {
 	int64_t		 expires, since;
 	bool		 reserved;	/* holds a hub place not yet attached */
 	struct hub_conn	*hc;
+	atomic_bool	 close_sent;	/* a close frame went out: none again */
 };
 
 /* The value of query parameter name, decoded into out; false when absent (or too long). */
@@ -1490,6 +1492,9 @@ ws_send(void *ctx, const char *data, size_t len)
 static void
 ws_close_frame(void *ctx, int code, const char *reason)
 {
+	struct ws_state *st = mg_get_user_connection_data(ctx);
+	if (st != NULL && atomic_exchange(&st->close_sent, true))
+		return;
 	char payload[128];
 	size_t rl = strlen(reason);
 	if (rl > sizeof payload - 2)
@@ -1516,6 +1521,19 @@ ws_ready(struct mg_connection *c, void *cbdata)
 	    &ws_transport, c);
 }
 
+/*
+ * The client's close frame: answer it with one carrying its status code,
+ * as RFC 6455 (5.5.1) asks, unless notifyd sent its own first. Without
+ * it a client sees the connection end abnormally (1006), not cleanly.
+ */
+static int
+ws_close_answer(struct mg_connection *c, struct ws_state *st, const char *data, size_t len)
+{
+	if (st == NULL || !atomic_exchange(&st->close_sent, true))
+		mg_websocket_write(c, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, data, len >= 2 ? 2 : 0);
+	return 0;
+}
+
 /* A frame from the client. */
 static int
 ws_data(struct mg_connection *c, int bits, char *data, size_t len, void *cbdata)
@@ -1523,6 +1541,8 @@ ws_data(struct mg_connection *c, int bits, char *data, size_t len, void *cbdata)
 	struct ws_state *st = mg_get_user_connection_data(c);
 	int opcode = bits & 0x0f;
 	(void)cbdata;
+	if (opcode == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE)
+		return ws_close_answer(c, st, data, len);
 	if (st == NULL || st->hc == NULL)
 		return 0;
 	switch (opcode) {
@@ -1538,8 +1558,6 @@ ws_data(struct mg_connection *c, int bits, char *data, size_t len, void *cbdata)
 	case MG_WEBSOCKET_OPCODE_BINARY:
 		hub_reject(st->hc, "binary_frame", "frames are JSON text");
 		return 1;
-	case MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE:
-		return 0;
 	case MG_WEBSOCKET_OPCODE_PING:
 		mg_websocket_write(c, MG_WEBSOCKET_OPCODE_PONG, data, len);
 		return 1;
@@ -1633,12 +1651,12 @@ events_ready(struct mg_connection *c, void *cbdata)
 static int
 events_data(struct mg_connection *c, int bits, char *data, size_t len, void *cbdata)
 {
-	(void)data;
-	(void)len;
 	(void)cbdata;
+	if ((bits & 0x0f) == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE)
+		return ws_close_answer(c, mg_get_user_connection_data(c), data, len);
 	if ((bits & 0x0f) == MG_WEBSOCKET_OPCODE_PING)
 		mg_websocket_write(c, MG_WEBSOCKET_OPCODE_PONG, data, len);
-	return (bits & 0x0f) != MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE;
+	return 1;
 }
 
 /* civetweb's own errors (a malformed request line, a header too large) as JSON. */

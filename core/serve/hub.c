@@ -739,8 +739,14 @@ hub_attach(struct hub *h, const char *user, int64_t expires, int64_t since,
 	bool ok = send_now(c, "connected", hello) >= 0;
 	json_decref(hello);
 
+	/*
+	 * The replay ends at last: whatever committed since the registration
+	 * above is in c's paused queue already. Paging on until a page came
+	 * back short never ended while a writer outpaced it, and the client's
+	 * frames (its close among them) are read only once this returns.
+	 */
 	int64_t max = since > last ? since : last;
-	for (int64_t after = since; ok && since >= 0;) {
+	for (int64_t after = since; ok && since >= 0 && after < last;) {
 		json_t *page = NULL, *n;
 		size_t i;
 		if (store_notifications_after(h->app->store, user, after, REPLAY_PAGE,

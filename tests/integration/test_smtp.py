@@ -289,6 +289,8 @@ def test_retention(daemons, tmp):
             assert frames[-1] == {"Type": "prune", "Data": None}
             stats = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert stats["Type"] == "stats" and stats["Data"]["Total"] == 3
+            await ws.close()
+            assert ws.close_code == 1000        # notifyd answered the close frame
     asyncio.run(go())
     assert [m["Subject"] for m in messages(d)["messages"]] == ["m63", "m62", "m61"]
 
