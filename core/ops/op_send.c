@@ -71,19 +71,19 @@ struct send_route {
 	unsigned	 channels;
 	bool		 critical, urgent;
 	int64_t		 now;		/* of the send */
+	struct notification_new *in;	/* the sends, one per recipient */
 };
 
 /*
- * Route n by its recipient's preferences, as stored now (a user not
- * stored yet has every default); p is room for them. The store writes
- * what this decides. 0, or -1 when they could not be read.
+ * Route send i by its recipient's preferences, as stored now (a user not
+ * stored yet has every default): a recipient_fn. The store writes what
+ * this decides.
  */
 static int
-route(struct op_ctx *ctx, struct send_route *r, struct prefs *p, struct notification_new *n)
+route(void *arg, size_t i, const struct prefs *p, const char *email, const char *tz)
 {
-	char email[320], tz[80];
-	if (store_recipient(ctx->app->store, n->user, p, email, sizeof email, tz, sizeof tz) < 0)
-		return -1;
+	struct send_route *r = arg;
+	struct notification_new *n = &r->in[i];
 	struct route_in in = {n->type, r->channels, r->critical, r->urgent, *email != '\0', tz,
 	    n->deliver_at > 0 ? n->deliver_at : r->now};
 	prefs_route(p, &in, &n->in_app, &n->email);
@@ -233,6 +233,7 @@ send_run(struct op_ctx *ctx, json_t *args)
 	bool *created = NULL, any = false;
 	struct rendered *r = NULL;
 	struct prefs *prefs = NULL;
+	const char **names = NULL;
 	struct template_set *ts = NULL;
 	json_t *warnings = NULL;
 	size_t n, i;
@@ -256,13 +257,15 @@ send_run(struct op_ctx *ctx, json_t *args)
 	created = calloc(n, sizeof *created);
 	r = calloc(n, sizeof *r);
 	prefs = malloc(sizeof *prefs);	/* ~18 KiB: one for every recipient in turn */
-	if (in == NULL || out == NULL || created == NULL || r == NULL || prefs == NULL) {
+	names = calloc(n, sizeof *names);
+	if (in == NULL || out == NULL || created == NULL || r == NULL || prefs == NULL ||
+	    names == NULL) {
 		op_fail(ctx, 500, "internal", "out of memory");
 		goto done;
 	}
 	const char *at = json_string_value(json_object_get(args, "at"));
 	struct send_route sr = {CHANNEL_IN_APP | CHANNEL_EMAIL, false,
-	    proto.priority != NULL && strcmp(proto.priority, "urgent") == 0, ctx->now};
+	    proto.priority != NULL && strcmp(proto.priority, "urgent") == 0, ctx->now, in};
 	if (at != NULL) {
 		if (!time_parse_rfc3339(at, &proto.deliver_at) || proto.deliver_at > ctx->now + MAX_AHEAD) {
 			op_fail(ctx, 422, "invalid_field", "'at' must be an RFC 3339 time within 10 years");
@@ -290,12 +293,14 @@ send_run(struct op_ctx *ctx, json_t *args)
 		goto done;
 	for (i = 0; i < n; i++) {
 		in[i] = proto;
-		in[i].user = json_string_value(json_array_get(users, i));
-		if (route(ctx, &sr, prefs, &in[i]) != 0) {
-			op_fail(ctx, 500, "internal", "the preferences of '%s' could not be read",
-			    in[i].user);
-			goto done;
-		}
+		in[i].user = names[i] = json_string_value(json_array_get(users, i));
+	}
+	if (store_recipients(ctx->app->store, names, n, prefs, route, &sr) != 0) {
+		op_fail(ctx, 500, "internal", n == 1 ? "the preferences of '%s' could not be read" :
+		    "the recipients' preferences could not be read", in[0].user);
+		goto done;
+	}
+	for (i = 0; i < n; i++) {
 		if (in[i].title == NULL)
 			in[i].title = r[i].title;
 		if (in[i].body == NULL)
@@ -347,6 +352,7 @@ done:
 	}
 	free(r);
 	free(prefs);
+	free(names);
 	template_set_unref(ts);
 	free(in);
 	free(data_text);

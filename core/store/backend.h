@@ -47,8 +47,8 @@ struct store_backend {
 	int	(*notification_cancel)(struct store *st, const char *user, int64_t id,
 		    bool *too_late, int64_t *released_as);
 	int	(*prefs_get)(struct store *st, const char *user, struct prefs *p);
-	int	(*recipient)(struct store *st, const char *user, struct prefs *p, char *email,
-		    size_t elen, char *tz, size_t tzlen);
+	int	(*recipients)(struct store *st, const char *const *users, size_t n,
+		    struct prefs *p, recipient_fn fn, void *arg);
 	int	(*prefs_update)(struct store *st, const char *user, int64_t now,
 		    bool (*fn)(struct prefs *p, void *arg), void *arg, struct prefs *out);
 	int	(*deliveries_claim)(struct store *st, int64_t now, struct delivery *out,

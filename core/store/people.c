@@ -217,15 +217,23 @@ prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_
 int
 sqlite_prefs_get(struct store *st, const char *user, struct prefs *p)
 {
-	return sqlite_recipient(st, user, p, NULL, 0, NULL, 0);
+	struct conn *c = reader_get(st);
+	int rc = prefs_read(c, user, p, NULL, 0, NULL, 0);
+	reader_put(c);
+	return rc;
 }
 
 int
-sqlite_recipient(struct store *st, const char *user, struct prefs *p, char *email, size_t elen,
-    char *tz, size_t tzlen)
+sqlite_recipients(struct store *st, const char *const *users, size_t n, struct prefs *p,
+    recipient_fn fn, void *arg)
 {
+	char email[320], tz[80];
 	struct conn *c = reader_get(st);
-	int rc = prefs_read(c, user, p, email, elen, tz, tzlen);
+	int rc = n > 1 ? read_begin(c) : 0;	/* one alone needs no transaction of its own */
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = prefs_read(c, users[i], p, email, sizeof email, tz, sizeof tz) < 0 ? -1 :
+		    fn(arg, i, p, email, tz);
+	read_end(c);
 	reader_put(c);
 	return rc;
 }

@@ -156,8 +156,8 @@ int	 pg_user_get(struct store *st, const char *user, json_t **out);
 int	 pg_user_put(struct store *st, const struct user_update *u, int64_t now,
 	    json_t **out, bool *created);
 int	 pg_prefs_get(struct store *st, const char *user, struct prefs *p);
-int	 pg_recipient(struct store *st, const char *user, struct prefs *p, char *email,
-	    size_t elen, char *tz, size_t tzlen);
+int	 pg_recipients(struct store *st, const char *const *users, size_t n, struct prefs *p,
+	    recipient_fn fn, void *arg);
 int	 pg_prefs_update(struct store *st, const char *user, int64_t now,
 	    bool (*fn)(struct prefs *p, void *arg), void *arg, struct prefs *out);
 int	 pg_topic_add(struct store *st, const char *topic, const char *user, int64_t now,

@@ -163,17 +163,26 @@ prefs_read(struct pgc *c, const char *user, struct prefs *p, char *email, size_t
 int
 pg_prefs_get(struct store *st, const char *user, struct prefs *p)
 {
-	return pg_recipient(st, user, p, NULL, 0, NULL, 0);
-}
-
-int
-pg_recipient(struct store *st, const char *user, struct prefs *p, char *email, size_t elen,
-    char *tz, size_t tzlen)
-{
 	struct pgc *c = pgc_get(st);
 	if (c == NULL)
 		return -1;
-	int rc = prefs_read(c, user, p, email, elen, tz, tzlen);
+	int rc = prefs_read(c, user, p, NULL, 0, NULL, 0);
+	pgc_put(c);
+	return rc;
+}
+
+int
+pg_recipients(struct store *st, const char *const *users, size_t n, struct prefs *p,
+    recipient_fn fn, void *arg)
+{
+	char email[320], tz[80];
+	struct pgc *c = pgc_get(st);
+	if (c == NULL)
+		return -1;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = prefs_read(c, users[i], p, email, sizeof email, tz, sizeof tz) < 0 ? -1 :
+		    fn(arg, i, p, email, tz);
 	pgc_put(c);
 	return rc;
 }

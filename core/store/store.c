@@ -161,10 +161,10 @@ store_prefs_get(struct store *st, const char *user, struct prefs *p)
 }
 
 int
-store_recipient(struct store *st, const char *user, struct prefs *p, char *email, size_t elen,
-    char *tz, size_t tzlen)
+store_recipients(struct store *st, const char *const *users, size_t n, struct prefs *p,
+    recipient_fn fn, void *arg)
 {
-	return st->be->recipient(st, user, p, email, elen, tz, tzlen);
+	return st->be->recipients(st, users, n, p, fn, arg);
 }
 
 int

@@ -225,9 +225,18 @@ int	 store_notification_cancel(struct store *st, const char *user, int64_t id,
 
 /* Preferences (0: no such user, and p has every default). */
 int	 store_prefs_get(struct store *st, const char *user, struct prefs *p);
-/* The same with what routing needs besides: the user's address and zone ("" when none). */
-int	 store_recipient(struct store *st, const char *user, struct prefs *p, char *email,
-	    size_t elen, char *tz, size_t tzlen);
+/*
+ * What routing needs of each of n users in turn: the preferences in *p
+ * (room for one user's; no such user: every default), and the address and
+ * zone ("" when none), handed to fn(arg, i, p, email, tz); a non-zero from
+ * fn stops and is returned. All are read on one connection, and on SQLite
+ * in one read transaction: a topic send of 10,000 took a read each,
+ * 50-90 ms before its write began. 0, or -1.
+ */
+typedef int	(*recipient_fn)(void *arg, size_t i, const struct prefs *p, const char *email,
+		    const char *tz);
+int	 store_recipients(struct store *st, const char *const *users, size_t n, struct prefs *p,
+	    recipient_fn fn, void *arg);
 /*
  * Change a user's preferences (creating the user): fn edits *p in the
  * write transaction; when it returns false nothing changes and 0 is

@@ -190,8 +190,8 @@ int	 sqlite_unread_count(struct store *st, const char *user, int64_t now, int64_
 int	 sqlite_notification_cancel(struct store *st, const char *user, int64_t id,
 	    bool *too_late, int64_t *released_as);
 int	 sqlite_prefs_get(struct store *st, const char *user, struct prefs *p);
-int	 sqlite_recipient(struct store *st, const char *user, struct prefs *p, char *email,
-	    size_t elen, char *tz, size_t tzlen);
+int	 sqlite_recipients(struct store *st, const char *const *users, size_t n,
+	    struct prefs *p, recipient_fn fn, void *arg);
 int	 sqlite_prefs_update(struct store *st, const char *user, int64_t now,
 	    bool (*fn)(struct prefs *p, void *arg), void *arg, struct prefs *out);
 int	 sqlite_deliveries_claim(struct store *st, int64_t now, struct delivery *out, size_t max,

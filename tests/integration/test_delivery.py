@@ -371,6 +371,23 @@ def test_opt_outs_no_address_and_critical(dd):
     assert len(dd.ok("mail", "list")["messages"]) == 1
 
 
+def test_one_send_to_many_routes_each_by_their_own_preferences(dd):
+    # The recipients' preferences are read together (one read transaction):
+    # each notification still gets its own recipient's routing.
+    dd.ok("user", "set", "bea", "--email", "bea@example.com")
+    dd.ok("prefs", "set", "--user", "bea", "email", "off")
+    dd.ok("user", "set", "cy", "--email", "cy@example.com")
+    dd.ok("prefs", "set", "--user", "cy", "--type", "message", "in_app", "off")
+    r = dd.ok("send", "--users", "noaddr2", "--users", "bea", "--users", "ann",
+              "--users", "cy", "--type", "message", "--title", "to all")
+    by = {n["user"]: n for n in r["notifications"]}
+    assert deliveries(dd, by["noaddr2"]["id"])["email"]["last_error"] == "no email address"
+    assert deliveries(dd, by["bea"]["id"])["email"]["last_error"] == "email turned off"
+    wait_delivery(dd, by["ann"]["id"], "email", "sent")
+    assert by["cy"]["archived_at"] is not None and by["ann"]["archived_at"] is None
+    assert deliveries(dd, by["cy"]["id"])["in_app"]["status"] == "skipped"
+
+
 def test_quiet_hours_defer_and_urgent_goes_through(dd):
     # Quiet from an hour ago to an hour ahead, in the user's zone.
     dd.ok("user", "set", "ann", "--tz", "UTC")
