@@ -84,13 +84,16 @@ emit(const struct event *ev)
 void
 events_emit(enum event_type type, const char *user, json_t *data)
 {
-	emit(&(struct event){type, user, data, -1, elsewhere});
+	emit(&(struct event){.type = type, .user = user, .data = data, .unread_count = -1,
+	    .elsewhere = elsewhere});
 }
 
 void
-events_emit_notification(const char *user, json_t *data, int64_t unread_count)
+events_emit_notification(const char *user, int64_t id, json_t *data, const char *text,
+    size_t text_len, int64_t unread_count)
 {
-	emit(&(struct event){EVENT_NOTIFICATION, user, data, unread_count, elsewhere});
+	emit(&(struct event){EVENT_NOTIFICATION, user, data, unread_count, elsewhere, id,
+	    data ? NULL : text, data ? 0 : text_len});
 }
 
 const char *

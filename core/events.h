@@ -40,6 +40,14 @@ struct event {
 	json_t		*data;	/* borrowed: take a reference to keep it */
 	int64_t		 unread_count;	/* EVENT_NOTIFICATION: the user's after it; -1: not known */
 	bool		 elsewhere;	/* a write of another node, told here (events_from_elsewhere) */
+	/*
+	 * EVENT_NOTIFICATION: its id, and when data is NULL the object as
+	 * JSON text (text_len bytes, borrowed): a send to a topic of
+	 * thousands builds no object per recipient.
+	 */
+	int64_t		 id;
+	const char	*text;
+	size_t		 text_len;
 };
 
 typedef void (*event_fn)(const struct event *ev, void *arg);
@@ -52,8 +60,12 @@ typedef void (*event_fn)(const struct event *ev, void *arg);
 int	 events_subscribe(event_fn fn, void *arg);
 /* Tell every subscriber, in this thread, after the change is committed. */
 void	 events_emit(enum event_type type, const char *user, json_t *data);
-/* The same for a new notification, with the user's unread count after it (-1: not known). */
-void	 events_emit_notification(const char *user, json_t *data, int64_t unread_count);
+/*
+ * The same for a new notification, as an object (data) or as its JSON
+ * text (data NULL), with the user's unread count after it (-1: not known).
+ */
+void	 events_emit_notification(const char *user, int64_t id, json_t *data, const char *text,
+	    size_t text_len, int64_t unread_count);
 /* The event's name as the wire formats spell it, e.g. "read_all". */
 const char *events_name(enum event_type type);
 /* Is it for clients (an inbox or the mailbox), or between core's parts? */

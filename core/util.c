@@ -218,6 +218,29 @@ time_format_rfc3339(char *out, size_t n, int64_t ms)
 }
 
 void
+buf_put_int(struct buf *b, int64_t v)
+{
+	char d[24], *p = d + sizeof d;
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) > 0);
+	if (v < 0)
+		*--p = '-';
+	buf_put(b, p, (size_t)(d + sizeof d - p));
+}
+
+void
+buf_put_time(struct buf *b, int64_t ms)
+{
+	char ts[40];
+	time_format_rfc3339(ts, sizeof ts, ms);
+	buf_putc(b, '"');
+	buf_puts(b, ts);
+	buf_putc(b, '"');
+}
+
+void
 buf_json_string(struct buf *b, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";

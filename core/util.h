@@ -33,6 +33,10 @@ void	 buf_vprintf(struct buf *b, const char *fmt, va_list ap);
  * compact output escapes it: quote, backslash and control characters.
  */
 void	 buf_json_string(struct buf *b, const char *s, size_t len);
+/* Append v in decimal. */
+void	 buf_put_int(struct buf *b, int64_t v);
+/* Append ms as a quoted RFC 3339 time, a JSON string. */
+void	 buf_put_time(struct buf *b, int64_t ms);
 /* Hand the contents to the caller (malloc'd, NUL-terminated) and reset. */
 char	*buf_take(struct buf *b);
 

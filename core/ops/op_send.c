@@ -219,6 +219,52 @@ op_fail_missing(struct op_ctx *ctx, const char *type, json_t *warnings)
 }
 
 /*
+ * The answer as text into ctx->text, as json_dumps() writes the object
+ * the control socket gets: one notification (single), or {"count",
+ * "notifications"}, with the warnings when there are any. A created one
+ * is its text; one that existed, its object dumped.
+ */
+static json_t *
+answer_text(struct op_ctx *ctx, bool single, json_t **out, char **text, size_t n,
+    json_t *warnings)
+{
+	struct buf *b = ctx->text;
+	if (!single) {
+		buf_puts(b, "{\"count\":");
+		buf_put_int(b, (int64_t)n);
+		buf_puts(b, ",\"notifications\":[");
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *t = text[i] ? text[i] : out[i] ? json_dumps(out[i], JSON_COMPACT) : NULL;
+		if (t == NULL) {
+			b->len = 0;
+			return op_fail(ctx, 500, "internal", "out of memory");
+		}
+		if (i > 0)
+			buf_putc(b, ',');
+		/* One notification with warnings: its object gains the key. */
+		buf_put(b, t, strlen(t) - (single && json_array_size(warnings) > 0));
+		if (t != text[i])
+			free(t);
+	}
+	if (!single)
+		buf_putc(b, ']');
+	if (json_array_size(warnings) > 0) {
+		char *w = json_dumps(warnings, JSON_COMPACT);
+		buf_puts(b, ",\"warnings\":");
+		buf_puts(b, w ? w : "[]");
+		free(w);
+	}
+	if (!single || json_array_size(warnings) > 0)
+		buf_putc(b, '}');
+	if (b->oom) {
+		b->len = 0;
+		return op_fail(ctx, 500, "internal", "out of memory");
+	}
+	return json_null();
+}
+
+/*
  * Store the notification for each recipient and answer with it, or with
  * {"count","notifications"} for users or a topic; 201 when any was
  * created, 200 when every one already existed under its key.
@@ -229,7 +275,7 @@ send_run(struct op_ctx *ctx, json_t *args)
 	struct notification_new proto = {0}, *in = NULL;
 	json_t *data = json_object_get(args, "data"), *users, *result = NULL;
 	json_t **out = NULL;
-	char *data_text = NULL;
+	char **text = NULL, *data_text = NULL;
 	bool *created = NULL, any = false;
 	struct rendered *r = NULL;
 	struct prefs *prefs = NULL;
@@ -254,12 +300,14 @@ send_run(struct op_ctx *ctx, json_t *args)
 	}
 	in = calloc(n, sizeof *in);
 	out = calloc(n, sizeof *out);
+	/* HTTP sends text: a topic's thousands are answered without an object each. */
+	text = ctx->text ? calloc(n, sizeof *text) : NULL;
 	created = calloc(n, sizeof *created);
 	r = calloc(n, sizeof *r);
 	prefs = malloc(sizeof *prefs);	/* ~18 KiB: one for every recipient in turn */
 	names = calloc(n, sizeof *names);
 	if (in == NULL || out == NULL || created == NULL || r == NULL || prefs == NULL ||
-	    names == NULL) {
+	    names == NULL || (ctx->text && text == NULL)) {
 		op_fail(ctx, 500, "internal", "out of memory");
 		goto done;
 	}
@@ -306,7 +354,7 @@ send_run(struct op_ctx *ctx, json_t *args)
 		if (in[i].body == NULL)
 			in[i].body = r[i].body;
 	}
-	if (store_notifications_create(ctx->app->store, in, n, ctx->now, out, created) <= 0) {
+	if (store_notifications_create(ctx->app->store, in, n, ctx->now, out, text, created) <= 0) {
 		op_fail(ctx, 500, "internal", "the notification could not be stored");
 		goto done;
 	}
@@ -317,7 +365,9 @@ send_run(struct op_ctx *ctx, json_t *args)
 	 */
 	size_t made = 0;
 	for (i = 0; i < n; i++) {
-		json_int_t id = json_integer_value(json_object_get(out[i], "id"));
+		/* A text begins {"id":N. */
+		json_int_t id = out[i] ? json_integer_value(json_object_get(out[i], "id")) :
+		    text[i] ? strtoll(text[i] + 6, NULL, 10) : 0;
 		made += created[i];
 		log_debug(created[i] ? "notification created" : "notification exists",
 		    "id=%lld user=%s type=%s", (long long)id, in[i].user, proto.type);
@@ -327,7 +377,10 @@ send_run(struct op_ctx *ctx, json_t *args)
 		log_info(made ? "notifications created" : "notifications existed",
 		    "created=%zu recipients=%zu type=%s", made, n, proto.type);
 	ctx->status = any ? 201 : 200;
-	if (json_is_string(json_object_get(args, "user"))) {
+	if (text != NULL) {
+		result = answer_text(ctx, json_is_string(json_object_get(args, "user")), out, text, n,
+		    any ? warnings : NULL);
+	} else if (json_is_string(json_object_get(args, "user"))) {
 		result = out[0];
 		out[0] = NULL;
 	} else {
@@ -344,7 +397,10 @@ done:
 	json_decref(warnings);
 	for (i = 0; out != NULL && i < n; i++)
 		json_decref(out[i]);
+	for (i = 0; text != NULL && i < n; i++)
+		free(text[i]);
 	free(out);
+	free(text);
 	free(created);
 	for (i = 0; r != NULL && i < n; i++) {
 		free(r[i].title);

@@ -154,6 +154,37 @@ frame_new(const char *type, const char *user, json_t *data)
 	return frame_of(o);
 }
 
+/*
+ * The same frame with data given as JSON text: what a topic's thousands
+ * of notifications are sent as, each made once without an object.
+ */
+static struct frame *
+frame_text(const char *type, const char *user, const char *data, size_t len)
+{
+	char mem[512];
+	struct buf head;
+	buf_init_stack(&head, mem, sizeof mem);
+	buf_puts(&head, "{\"type\":\"");
+	buf_puts(&head, type);
+	buf_putc(&head, '"');
+	if (user != NULL) {
+		buf_puts(&head, ",\"user\":");
+		buf_json_string(&head, user, strlen(user));
+	}
+	buf_puts(&head, ",\"data\":");
+	struct frame *f = head.oom ? NULL : malloc(sizeof *f + head.len + len + 2);
+	if (f != NULL) {
+		f->refs = 1;
+		f->len = head.len + len + 1;
+		memcpy(f->data, head.data, head.len);
+		memcpy(f->data + head.len, data, len);
+		f->data[f->len - 1] = '}';
+		f->data[f->len] = '\0';
+	}
+	buf_free(&head);
+	return f;
+}
+
 /* Drop a reference. Under lock. */
 static void
 frame_unref(struct frame *f)
@@ -389,19 +420,29 @@ on_event(const struct event *ev, void *arg)
 	}
 	if (EVENT_IS_INTERNAL(ev->type))
 		return;
-	pthread_mutex_lock(&h->lock);
-	struct user_ent *e = user_get(h, ev->user, false);
-	bool to_user = e != NULL && e->list != NULL, to_watchers = h->watchers != NULL;
-	pthread_mutex_unlock(&h->lock);
-	if (!to_user && !to_watchers)
-		return;
+	/*
+	 * A notification given as text is framed by a copy, under the lock,
+	 * which it then takes once: a topic's thousands contend with the
+	 * senders for it.
+	 */
+	struct user_ent *e = NULL;
+	bool to_user = false, to_watchers = false;
+	if (ev->text == NULL) {
+		pthread_mutex_lock(&h->lock);
+		e = user_get(h, ev->user, false);
+		to_user = e != NULL && e->list != NULL;
+		to_watchers = h->watchers != NULL;
+		pthread_mutex_unlock(&h->lock);
+		if (!to_user && !to_watchers)
+			return;
+	}
 
 	/* Build outside the lock; each frame once, however many clients get it. */
 	json_t *own = NULL;
 	if (EVENT_IS_MAIL(ev->type)) {
 		/* Mailbox events have no user: watchers get them as they are. */
 	} else if (ev->type == EVENT_NOTIFICATION) {
-		nid = json_integer_value(json_object_get(data, "id"));
+		nid = ev->id;
 	} else if (ev->type == EVENT_READ_ALL) {
 		own = json_pack("{s:O}", "up_to", json_object_get(data, "up_to"));
 	} else if (ev->type == EVENT_DELETED) {
@@ -424,7 +465,11 @@ on_event(const struct event *ev, void *arg)
 	json_decref(count_data);
 
 	pthread_mutex_lock(&h->lock);
-	e = to_user ? user_get(h, ev->user, false) : NULL;
+	e = ev->text != NULL || to_user ? user_get(h, ev->user, false) : NULL;
+	if (ev->text != NULL && e != NULL && e->list != NULL)
+		f = frame_text(type, NULL, ev->text, ev->text_len);
+	if (ev->text != NULL && h->watchers != NULL)
+		wf = frame_text(type, ev->user, ev->text, ev->text_len);
 	for (struct hub_conn *c = e ? e->list : NULL; c; c = c->unext) {
 		enqueue(h, c, f, nid);
 		if (nid > c->told)

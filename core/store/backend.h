@@ -27,7 +27,7 @@ struct store_backend {
 	int	(*user_put)(struct store *st, const struct user_update *u, int64_t now,
 		    json_t **out, bool *created);
 	int	(*notifications_create)(struct store *st, const struct notification_new *in,
-		    size_t n, int64_t now, json_t **out, bool *created);
+		    size_t n, int64_t now, json_t **out, char **text, bool *created);
 	int	(*notification_get)(struct store *st, int64_t id, json_t **out);
 	int	(*notification_list)(struct store *st, const struct notification_query *q,
 		    int64_t now, json_t **out);
@@ -109,6 +109,25 @@ struct store_backend {
 	int	(*presence)(struct store *st, const char *user, int64_t now, json_t **out);
 	int	(*broadcast)(struct store *st, int type, const char *user, json_t *data);
 };
+
+/*
+ * A notification just stored from in under id at now (hidden: stored
+ * archived), as either backend's rows read back: an object, or its JSON
+ * text appended to b, byte for byte what json_dumps() makes of the object.
+ */
+json_t	*notification_new_object(const struct notification_new *in, int64_t id, int64_t now,
+	    bool hidden);
+void	 notification_new_text(struct buf *b, const struct notification_new *in, int64_t id,
+	    int64_t now, bool hidden);
+/*
+ * Publish what a create stored: for each created one (created[i], under
+ * ids[i]) that is not hidden and due, an EVENT_NOTIFICATION with counts[i];
+ * into out[i] its object, or, when text is given, its JSON text into
+ * text[i] (malloc'd; NULL when memory ran out) and no object.
+ */
+void	 notifications_publish(const struct notification_new *in, size_t n, int64_t now,
+	    const int64_t *ids, const bool *created, const bool *hidden, const int64_t *counts,
+	    json_t **out, char **text);
 
 /* Why the calling thread's last write failed (store_last_error); each backend sets it. */
 extern _Thread_local enum store_error store_error_last;

@@ -609,40 +609,12 @@ create_one(struct conn *c, const struct notification_new *in, int64_t now,
 	return rc > 0 ? 1 : -1;
 }
 
-/* The object of a notification just stored from in, as row_notification() would make it. */
-static json_t *
-new_notification(const struct notification_new *in, int64_t id, int64_t now)
-{
-	char ts[40];
-	json_t *data = in->data ? json_loads(in->data, JSON_DECODE_ANY, NULL) : NULL;
-	json_t *o = json_object();
-#define S(v) ((v) ? json_string(v) : json_null())
-	json_object_set_new(o, "id", json_integer(id));
-	json_object_set_new(o, "user", S(in->user));
-	json_object_set_new(o, "type", S(in->type));
-	json_object_set_new(o, "category", S(in->category));
-	json_object_set_new(o, "priority", json_string(in->priority ? in->priority : "normal"));
-	json_object_set_new(o, "title", S(in->title));
-	json_object_set_new(o, "body", S(in->body));
-	json_object_set_new(o, "data", data ? data : json_null());
-	json_object_set_new(o, "url", S(in->url));
-#undef S
-	time_format_rfc3339(ts, sizeof ts, now);
-	json_object_set_new(o, "created_at", json_string(ts));
-	json_object_set_new(o, "read_at", json_null());
-	json_object_set_new(o, "archived_at", json_null());
-	if (in->deliver_at > 0) {
-		time_format_rfc3339(ts, sizeof ts, in->deliver_at);
-		json_object_set_new(o, "deliver_at", json_string(ts));
-	}
-	return o;
-}
-
 struct create {
 	const struct notification_new *in;
 	size_t		 n;
 	int64_t		 now;
 	json_t		**out;
+	char		**text;		/* NULL: objects */
 	int64_t		*ids;
 	bool		*created;
 	bool		*hidden;	/* in-app is off: stored archived, not announced */
@@ -657,6 +629,10 @@ create_clear(struct create *p)
 	for (size_t i = 0; i < p->n; i++) {
 		json_decref(p->out[i]);
 		p->out[i] = NULL;
+		if (p->text != NULL) {
+			free(p->text[i]);
+			p->text[i] = NULL;
+		}
 		p->created[i] = false;
 		p->hidden[i] = false;
 		p->counts[i] = -1;
@@ -678,38 +654,31 @@ create_w(struct conn *c, void *arg)
 	return 1;
 }
 
-/* Build the new objects and announce the ones that are visible now. */
+/* Build the new objects (or texts) and announce the ones that are visible now. */
 static void
 create_publish(void *arg)
 {
 	struct create *p = arg;
-	for (size_t i = 0; i < p->n; i++) {
-		if (!p->created[i])
-			continue;
-		p->out[i] = new_notification(&p->in[i], p->ids[i], p->now);
-		if (p->hidden[i]) {
-			char ts[40];
-			time_format_rfc3339(ts, sizeof ts, p->now);
-			json_object_set_new(p->out[i], "archived_at", json_string(ts));
-		} else if (p->in[i].deliver_at <= p->now) {
-			events_emit_notification(p->in[i].user, p->out[i], p->counts[i]);
-		}
-	}
+	notifications_publish(p->in, p->n, p->now, p->ids, p->created, p->hidden, p->counts,
+	    p->out, p->text);
 	if (p->outbox)
 		events_emit(EVENT_OUTBOX, "", NULL);
 }
 
 int
 sqlite_notifications_create(struct store *st, const struct notification_new *in,
-    size_t n, int64_t now, json_t **out, bool *created)
+    size_t n, int64_t now, json_t **out, char **text, bool *created)
 {
 	int64_t one, *ids = n == 1 ? &one : calloc(n, sizeof *ids);
 	int64_t cnt, *counts = n == 1 ? &cnt : calloc(n, sizeof *counts);
 	bool hid, *hidden = n == 1 ? &hid : calloc(n, sizeof *hidden);
-	struct create p = {in, n, now, out, ids, created, hidden, counts, false};
+	struct create p = {in, n, now, out, text, ids, created, hidden, counts, false};
 	int rc = -1;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		out[i] = NULL;
+		if (text != NULL)
+			text[i] = NULL;
+	}
 	if (ids != NULL && hidden != NULL && counts != NULL) {
 		create_clear(&p);
 		rc = store_write_pub(st, create_w, create_publish, &p);
@@ -765,19 +734,6 @@ sqlite_last_id(struct store *st, const char *user, int64_t now, int64_t *id)
 
 /* v as decimal digits. */
 static void
-put_int(struct buf *b, int64_t v)
-{
-	char d[24], *p = d + sizeof d;
-	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
-	do
-		*--p = (char)('0' + u % 10);
-	while ((u /= 10) > 0);
-	if (v < 0)
-		*--p = '-';
-	buf_put(b, p, (size_t)(d + sizeof d - p));
-}
-
-static void
 put_text(struct buf *b, sqlite3_stmt *s, int col)
 {
 	const char *t = (const char *)sqlite3_column_text(s, col);
@@ -785,16 +741,6 @@ put_text(struct buf *b, sqlite3_stmt *s, int col)
 		buf_puts(b, "null");
 	else
 		buf_json_string(b, t, (size_t)sqlite3_column_bytes(s, col));
-}
-
-static void
-put_time(struct buf *b, int64_t ms)
-{
-	char ts[40];
-	time_format_rfc3339(ts, sizeof ts, ms);
-	buf_putc(b, '"');
-	buf_puts(b, ts);
-	buf_putc(b, '"');
 }
 
 /*
@@ -809,7 +755,7 @@ row_notification_text(struct buf *b, sqlite3_stmt *s)
 	static const char *const keys[] = {"{\"id\":", ",\"user\":", ",\"type\":",
 	    ",\"category\":", ",\"priority\":", ",\"title\":", ",\"body\":"};
 	buf_puts(b, keys[0]);
-	put_int(b, sqlite3_column_int64(s, 0));
+	buf_put_int(b, sqlite3_column_int64(s, 0));
 	for (int col = 1; col <= 6; col++) {
 		buf_puts(b, keys[col]);
 		put_text(b, s, col);
@@ -829,15 +775,15 @@ row_notification_text(struct buf *b, sqlite3_stmt *s)
 		if (sqlite3_column_type(s, col) == SQLITE_NULL)
 			buf_puts(b, "null");
 		else
-			put_time(b, sqlite3_column_int64(s, col));
+			buf_put_time(b, sqlite3_column_int64(s, col));
 	}
 	if (sqlite3_column_type(s, 12) != SQLITE_NULL) {
 		buf_puts(b, ",\"deliver_at\":");
-		put_time(b, sqlite3_column_int64(s, 12));
+		buf_put_time(b, sqlite3_column_int64(s, 12));
 	}
 	if (sqlite3_column_type(s, 13) != SQLITE_NULL) {
 		buf_puts(b, ",\"scheduled_id\":");
-		put_int(b, sqlite3_column_int64(s, 13));
+		buf_put_int(b, sqlite3_column_int64(s, 13));
 	}
 	buf_putc(b, '}');
 }
@@ -908,11 +854,11 @@ done:
 	if (text) {
 		buf_puts(text, "],\"next_before\":");
 		if (n > q->limit)
-			put_int(text, last);
+			buf_put_int(text, last);
 		else
 			buf_puts(text, "null");
 		buf_puts(text, ",\"unread_count\":");
-		put_int(text, count);
+		buf_put_int(text, count);
 		buf_putc(text, '}');
 		return 1;
 	}
@@ -1395,7 +1341,8 @@ claim_publish(void *arg)
 	struct claim *p = arg;
 	for (size_t i = 0; i < p->nreleased; i++)
 		events_emit_notification(json_string_value(json_object_get(p->released[i], "user")),
-		    p->released[i], p->counts[i]);
+		    json_integer_value(json_object_get(p->released[i], "id")), p->released[i],
+		    NULL, 0, p->counts[i]);
 }
 
 int

@@ -186,7 +186,7 @@ int	 pg_key_touch(struct store *st, int64_t id, int64_t now);
 int	 pg_key_list(struct store *st, json_t **out);
 int	 pg_key_revoke(struct store *st, int64_t id, const char *name, int64_t now);
 int	 pg_notifications_create(struct store *st, const struct notification_new *in,
-	    size_t n, int64_t now, json_t **out, bool *created);
+	    size_t n, int64_t now, json_t **out, char **text, bool *created);
 int	 pg_notification_get(struct store *st, int64_t id, json_t **out);
 int	 pg_notification_list(struct store *st, const struct notification_query *q,
 	    int64_t now, json_t **out);

@@ -211,40 +211,12 @@ create_one(struct pgc *c, const struct notification_new *in, int64_t now, json_t
 	return 1;
 }
 
-/* The object of a notification just stored from in, as pg_row_notification() makes it. */
-static json_t *
-new_notification(const struct notification_new *in, int64_t id, int64_t now, bool hidden)
-{
-	char ts[40];
-	json_t *data = in->data ? json_loads(in->data, JSON_DECODE_ANY, NULL) : NULL;
-	json_t *o = json_object();
-#define S(v) ((v) ? json_string(v) : json_null())
-	json_object_set_new(o, "id", json_integer(id));
-	json_object_set_new(o, "user", S(in->user));
-	json_object_set_new(o, "type", S(in->type));
-	json_object_set_new(o, "category", S(in->category));
-	json_object_set_new(o, "priority", json_string(in->priority ? in->priority : "normal"));
-	json_object_set_new(o, "title", S(in->title));
-	json_object_set_new(o, "body", S(in->body));
-	json_object_set_new(o, "data", data ? data : json_null());
-	json_object_set_new(o, "url", S(in->url));
-#undef S
-	time_format_rfc3339(ts, sizeof ts, now);
-	json_object_set_new(o, "created_at", json_string(ts));
-	json_object_set_new(o, "read_at", json_null());
-	json_object_set_new(o, "archived_at", hidden ? json_string(ts) : json_null());
-	if (in->deliver_at > 0) {
-		time_format_rfc3339(ts, sizeof ts, in->deliver_at);
-		json_object_set_new(o, "deliver_at", json_string(ts));
-	}
-	return o;
-}
-
 struct create {
 	const struct notification_new *in;
 	size_t		 n;
 	int64_t		 now;
 	json_t		**out;
+	char		**text;		/* NULL: objects */
 	int64_t		*ids, *counts;
 	bool		*created, *hidden;
 	bool		 outbox;
@@ -256,6 +228,10 @@ create_clear(struct create *p)
 	for (size_t i = 0; i < p->n; i++) {
 		json_decref(p->out[i]);
 		p->out[i] = NULL;
+		if (p->text != NULL) {
+			free(p->text[i]);
+			p->text[i] = NULL;
+		}
 		p->created[i] = p->hidden[i] = false;
 		p->counts[i] = -1;
 	}
@@ -302,13 +278,8 @@ static void
 create_publish(void *arg)
 {
 	struct create *p = arg;
-	for (size_t i = 0; i < p->n; i++) {
-		if (!p->created[i])
-			continue;
-		p->out[i] = new_notification(&p->in[i], p->ids[i], p->now, p->hidden[i]);
-		if (!p->hidden[i] && p->in[i].deliver_at <= p->now)
-			events_emit_notification(p->in[i].user, p->out[i], p->counts[i]);
-	}
+	notifications_publish(p->in, p->n, p->now, p->ids, p->created, p->hidden, p->counts,
+	    p->out, p->text);
 	if (p->outbox)
 		events_emit(EVENT_OUTBOX, "", NULL);
 }
@@ -390,7 +361,14 @@ create_one_fast(struct store *st, const struct notification_new *in, int64_t now
 	bool queued = pg_int(r, 0, 3) > 0;
 	PQclear(r);
 	p->created[0] = true;
-	p->out[0] = new_notification(in, p->ids[0], now, false);
+	if (p->text != NULL) {
+		struct buf b;
+		buf_init(&b);
+		notification_new_text(&b, in, p->ids[0], now, false);
+		p->text[0] = buf_take(&b);
+	} else {
+		p->out[0] = notification_new_object(in, p->ids[0], now, false);
+	}
 	/* Its clients, this node's too, hear it through LISTEN; the outbox is ours. */
 	if (queued || (in->routed && (em.status == DS_PENDING || em.status == DS_DEFERRED)))
 		events_emit(EVENT_OUTBOX, "", NULL);
@@ -399,14 +377,17 @@ create_one_fast(struct store *st, const struct notification_new *in, int64_t now
 
 int
 pg_notifications_create(struct store *st, const struct notification_new *in, size_t n,
-    int64_t now, json_t **out, bool *created)
+    int64_t now, json_t **out, char **text, bool *created)
 {
 	int64_t *ids = calloc(n, sizeof *ids), *counts = calloc(n, sizeof *counts);
 	bool *hidden = calloc(n, sizeof *hidden);
-	struct create p = {in, n, now, out, ids, counts, created, hidden, false};
+	struct create p = {in, n, now, out, text, ids, counts, created, hidden, false};
 	int rc = -1;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		out[i] = NULL;
+		if (text != NULL)
+			text[i] = NULL;
+	}
 	if (ids != NULL && counts != NULL && hidden != NULL) {
 		create_clear(&p);
 		if (n == 1 && in->key == NULL && in->deliver_at <= now &&

@@ -143,7 +143,8 @@ claim_publish(void *arg)
 	struct claim *p = arg;
 	for (size_t i = 0; i < p->nreleased; i++)
 		events_emit_notification(json_string_value(json_object_get(p->released[i], "user")),
-		    p->released[i], p->counts[i]);
+		    json_integer_value(json_object_get(p->released[i], "id")), p->released[i],
+		    NULL, 0, p->counts[i]);
 }
 
 int

@@ -62,14 +62,13 @@ capture(const struct event *ev, void *arg)
 		/* New notifications one after another share a payload. */
 		if (last != NULL && json_object_get(last, "ids") != NULL &&
 		    json_array_size(json_object_get(last, "ids")) < PAYLOAD_IDS) {
-			json_array_append(json_object_get(last, "ids"), json_object_get(ev->data,
-			    "id"));
+			json_array_append_new(json_object_get(last, "ids"), json_integer(ev->id));
 			json_array_append_new(json_object_get(last, "counts"),
 			    json_integer(ev->unread_count));
 			return;
 		}
-		p = json_pack("{s:s, s:[O], s:[I]}", "t", "notification", "ids",
-		    json_object_get(ev->data, "id"), "counts", (json_int_t)ev->unread_count);
+		p = json_pack("{s:s, s:[I], s:[I]}", "t", "notification", "ids",
+		    (json_int_t)ev->id, "counts", (json_int_t)ev->unread_count);
 	} else if (ev->type == EVENT_MAIL) {
 		/* The summary stays here: the writing node tells its own clients. */
 		p = json_pack("{s:s, s:O, s:O}", "t", "mail", "uid", json_object_get(ev->data, "ID"),
@@ -201,8 +200,9 @@ relay_batch(struct relay *r, PGconn *db, json_t *batch)
 				json_t *o = json_object_get(rows, key);	/* none: deleted since */
 				if (o != NULL)
 					events_emit_notification(json_string_value(json_object_get(o,
-					    "user")), o, json_integer_value(json_array_get(
-					    json_object_get(p, "counts"), k)));
+					    "user")), json_integer_value(id), o, NULL, 0,
+					    json_integer_value(json_array_get(json_object_get(p,
+					    "counts"), k)));
 			}
 		} else if (strcmp(t, "mail") == 0) {
 			/* Told by the node that took it; elsewhere read now (gone: skipped). */

@@ -1,6 +1,12 @@
 /* store — the interface of store.h, dispatched to the open store's backend (backend.h). */
 #include "backend.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "util.h"
+
 _Thread_local enum store_error store_error_last;
 
 enum store_error
@@ -83,9 +89,9 @@ store_user_put(struct store *st, const struct user_update *u, int64_t now, json_
 
 int
 store_notifications_create(struct store *st, const struct notification_new *in, size_t n,
-    int64_t now, json_t **out, bool *created)
+    int64_t now, json_t **out, char **text, bool *created)
 {
-	return st->be->notifications_create(st, in, n, now, out, created);
+	return st->be->notifications_create(st, in, n, now, out, text, created);
 }
 
 int
@@ -419,4 +425,98 @@ store_webhook_result(struct store *st, int64_t id, int status, const char *error
     int64_t disable_after, bool *disabled)
 {
 	return st->be->webhook_result(st, id, status, error, now, disable_after, disabled);
+}
+
+json_t *
+notification_new_object(const struct notification_new *in, int64_t id, int64_t now, bool hidden)
+{
+	char ts[40];
+	json_t *data = in->data ? json_loads(in->data, JSON_DECODE_ANY, NULL) : NULL;
+	json_t *o = json_object();
+#define S(v) ((v) ? json_string(v) : json_null())
+	json_object_set_new(o, "id", json_integer(id));
+	json_object_set_new(o, "user", S(in->user));
+	json_object_set_new(o, "type", S(in->type));
+	json_object_set_new(o, "category", S(in->category));
+	json_object_set_new(o, "priority", json_string(in->priority ? in->priority : "normal"));
+	json_object_set_new(o, "title", S(in->title));
+	json_object_set_new(o, "body", S(in->body));
+	json_object_set_new(o, "data", data ? data : json_null());
+	json_object_set_new(o, "url", S(in->url));
+#undef S
+	time_format_rfc3339(ts, sizeof ts, now);
+	json_object_set_new(o, "created_at", json_string(ts));
+	json_object_set_new(o, "read_at", json_null());
+	json_object_set_new(o, "archived_at", hidden ? json_string(ts) : json_null());
+	if (in->deliver_at > 0) {
+		time_format_rfc3339(ts, sizeof ts, in->deliver_at);
+		json_object_set_new(o, "deliver_at", json_string(ts));
+	}
+	return o;
+}
+
+static void
+put_string(struct buf *b, const char *key, const char *v)
+{
+	buf_puts(b, key);
+	if (v == NULL)
+		buf_puts(b, "null");
+	else
+		buf_json_string(b, v, strlen(v));
+}
+
+/* data is notifyd's own compact dump (op_send): copied as it is, as a page copies it. */
+void
+notification_new_text(struct buf *b, const struct notification_new *in, int64_t id, int64_t now,
+    bool hidden)
+{
+	buf_puts(b, "{\"id\":");
+	buf_put_int(b, id);
+	put_string(b, ",\"user\":", in->user);
+	put_string(b, ",\"type\":", in->type);
+	put_string(b, ",\"category\":", in->category);
+	put_string(b, ",\"priority\":", in->priority ? in->priority : "normal");
+	put_string(b, ",\"title\":", in->title);
+	put_string(b, ",\"body\":", in->body);
+	buf_puts(b, ",\"data\":");
+	buf_puts(b, in->data ? in->data : "null");
+	put_string(b, ",\"url\":", in->url);
+	buf_puts(b, ",\"created_at\":");
+	buf_put_time(b, now);
+	buf_puts(b, ",\"read_at\":null,\"archived_at\":");
+	if (hidden)
+		buf_put_time(b, now);
+	else
+		buf_puts(b, "null");
+	if (in->deliver_at > 0) {
+		buf_puts(b, ",\"deliver_at\":");
+		buf_put_time(b, in->deliver_at);
+	}
+	buf_putc(b, '}');
+}
+
+void
+notifications_publish(const struct notification_new *in, size_t n, int64_t now,
+    const int64_t *ids, const bool *created, const bool *hidden, const int64_t *counts,
+    json_t **out, char **text)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!created[i])
+			continue;
+		bool told = !hidden[i] && in[i].deliver_at <= now;
+		if (text == NULL) {
+			out[i] = notification_new_object(&in[i], ids[i], now, hidden[i]);
+			if (told)
+				events_emit_notification(in[i].user, ids[i], out[i], NULL, 0,
+				    counts[i]);
+			continue;
+		}
+		struct buf b;
+		buf_init(&b);
+		notification_new_text(&b, &in[i], ids[i], now, hidden[i]);
+		size_t len = b.len;
+		text[i] = buf_take(&b);
+		if (told && text[i] != NULL)
+			events_emit_notification(in[i].user, ids[i], NULL, text[i], len, counts[i]);
+	}
 }

@@ -169,11 +169,14 @@ int	 store_user_put(struct store *st, const struct user_update *u, int64_t now,
 /*
  * Create n notifications in one transaction, creating users as needed.
  * out[i] is the stored object (new reference), created[i] false when
- * the user already had one with that key and out[i] is that one.
+ * the user already had one with that key and out[i] is that one. With
+ * text given, a created one comes back as its JSON text in text[i]
+ * (malloc'd; NULL when memory ran out) instead, and out[i] is NULL: a
+ * transport that sends text is spared building thousands of objects.
  */
 int	 store_notifications_create(struct store *st,
 	    const struct notification_new *in, size_t n, int64_t now,
-	    json_t **out, bool *created);
+	    json_t **out, char **text, bool *created);
 /* One notification by id (any user, scheduled or not). */
 int	 store_notification_get(struct store *st, int64_t id, json_t **out);
 /* A page of a user's visible notifications: {"notifications","next_before","unread_count"}. */

@@ -171,7 +171,7 @@ int	 sqlite_user_get(struct store *st, const char *user, json_t **out);
 int	 sqlite_user_put(struct store *st, const struct user_update *u, int64_t now,
 	    json_t **out, bool *created);
 int	 sqlite_notifications_create(struct store *st, const struct notification_new *in,
-	    size_t n, int64_t now, json_t **out, bool *created);
+	    size_t n, int64_t now, json_t **out, char **text, bool *created);
 int	 sqlite_notification_get(struct store *st, int64_t id, json_t **out);
 int	 sqlite_notification_list(struct store *st, const struct notification_query *q,
 	    int64_t now, json_t **out);

@@ -398,6 +398,91 @@ def test_pages_over_http_are_the_pages_of_the_operation(daemons):
     assert any(n.get("scheduled_id") and n.get("deliver_at") for n in page["notifications"])
 
 
+def test_sends_over_http_answer_and_announce_the_objects_of_the_operation(daemons):
+    """HTTP answers a send with text written from what was stored, and the
+    hub frames that text; the control socket gets the objects. Key for key,
+    in the same order, they are the same notification."""
+    import json
+    d = daemons(http=True).start()
+    s = api(d)
+    class Pairs(list):  # an object's members, in the order written
+        pass
+    ordered = lambda text: json.loads(text, object_pairs_hook=Pairs)
+    plain = lambda x: {k: plain(v) for k, v in x} if isinstance(x, Pairs) else \
+        [plain(v) for v in x] if isinstance(x, list) else x
+    moving = ("id", "user", "created_at", "archived_at", "deliver_at")
+
+    def same(a, b):     # two sends of the same thing, to another user or at another time
+        return [(k, v) for k, v in a if k not in moving] == \
+            [(k, v) for k, v in b if k not in moving] and [k for k, _ in a] == [k for k, _ in b]
+    watcher = d.connect()
+    watcher.call("watch")
+    d.ok("topic", "add", "crew", "ann")
+    d.ok("topic", "add", "crew", "bo")
+    d.ok("prefs", "set", "--user", "bo", "--type", "message", "in_app", "off")
+    bodies = [
+        {"title": "plain", "body": "b"},
+        {"title": "quote \" back \\ tab\t nl\n ctl \u0001 del \u007f", "body": None},
+        {"title": "ünïcödé ✓ 𝄞 ", "body": "emoji 🎉", "category": "cat", "priority": "high",
+         "url": "https://example.com/a?b=c&d=\"e\"", "data": {"n": [1, 2.5, 1e300, True, None],
+                                                         "s": "ü\"\\", "o": {"k": {}}}},
+        {"title": None, "body": None, "data": {}},
+    ]
+    for i, b in enumerate(bodies):
+        b = {k: v for k, v in b.items() if v is not None}
+        for to in ({"user": "pat"}, {"users": ["pat", "sam"]}, {"topic": "crew"},
+                   {"user": "pat", "deliver_at": iso(time.time() + 3600)}):
+            body = {**to, "type": "message", **b}
+            r = s.post(d.url + "/api/v1/notifications", json=body, timeout=10)
+            assert r.status_code == 201, r.text
+            args = dict(body)
+            if "deliver_at" in args:
+                args["at"] = args.pop("deliver_at")
+            op = d.connect().call("send", args)["result"]
+            if "user" in to:
+                answer, by_op = [ordered(r.text)], [op]
+            else:
+                top = ordered(r.text)
+                assert [k for k, _ in top] == ["count", "notifications"], r.text
+                answer, by_op = top[1][1], op["notifications"]
+                assert top[0][1] == len(by_op)
+            for a, o in zip(answer, by_op, strict=True):
+                assert same(a, ordered(json.dumps(o))), (a, o)
+                n = plain(a)
+                hidden = n["user"] == "bo"
+                assert (n["archived_at"] is not None) == hidden, n
+                if "deliver_at" in n:
+                    continue
+                # As stored and read back.
+                assert s.get(d.url + "/api/v1/users/%s/notifications/%d" % (n["user"], n["id"]),
+                             timeout=10).json() == n
+                if hidden:
+                    continue
+                while True:     # the watcher's frame, made from the same text
+                    ev = watcher.read()
+                    if ev.get("type") == "notification" and ev["data"]["id"] == n["id"]:
+                        break
+                assert ev["user"] == n["user"] and ev["data"] == n
+    # A send that names an existing key answers with the stored one (dumped).
+    first = s.post(d.url + "/api/v1/notifications", json={"user": "pat", "type": "message",
+                   "title": "once", "key": "k1"}, timeout=10)
+    again = s.post(d.url + "/api/v1/notifications", json={"users": ["pat", "zed"],
+                   "type": "message", "title": "twice", "key": "k1"}, timeout=10)
+    assert first.status_code == 201 and again.status_code == 201
+    assert again.json()["notifications"][0] == first.json()
+    # Warnings ride along, on the one notification or beside the many.
+    r = s.post(d.url + "/api/v1/notifications", json={"user": "pat", "type": "order_shipped",
+               "data": {"order": "A-18"}}, timeout=10)
+    w = ordered(r.text)
+    assert r.status_code == 201 and w[-1][0] == "warnings" and [k for k, _ in w[:-1]] == \
+        [k for k, _ in ordered(json.dumps(d.ok("show", str(plain(w)["id"]))))][:len(w) - 1]
+    r = s.post(d.url + "/api/v1/notifications", json={"users": ["pat", "sam"],
+               "type": "order_shipped", "data": {"order": "A-18"}}, timeout=10)
+    assert [k for k, _ in ordered(r.text)] == ["count", "notifications", "warnings"]
+    assert r.json()["warnings"][0]["variable"] == "order_id"
+    watcher.close()
+
+
 @pytest.mark.sqlite_only("reads the rows from the SQLite file")
 def test_a_create_writes_the_rows_that_can_happen(daemons):
     """In-app shown at once and email that cannot happen are no delivery rows,

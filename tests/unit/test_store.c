@@ -107,7 +107,7 @@ create(struct store *st, const char *user, const char *type, const char *key, bo
 	struct notification_new n = {.user = user, .type = type, .title = "t", .key = key};
 	json_t *out;
 	bool c;
-	assert_int_equal(store_notifications_create(st, &n, 1, 1000, &out, &c), 1);
+	assert_int_equal(store_notifications_create(st, &n, 1, 1000, &out, NULL, &c), 1);
 	if (created)
 		*created = c;
 	int64_t id = json_integer_value(json_object_get(out, "id"));
@@ -125,7 +125,7 @@ test_create_and_get(void **state)
 	json_t *out, *got;
 	bool created;
 	assert_int_equal(store_user_exists(f->st, "alice"), 0);
-	assert_int_equal(store_notifications_create(f->st, &n, 1, 1795428672345LL, &out,
+	assert_int_equal(store_notifications_create(f->st, &n, 1, 1795428672345LL, &out, NULL,
 	    &created), 1);
 	assert_true(created);
 	assert_int_equal(store_user_exists(f->st, "alice"), 1);
@@ -140,6 +140,69 @@ test_create_and_get(void **state)
 	json_decref(out);
 	json_decref(got);
 	assert_int_equal(store_notification_get(f->st, id + 1, &got), 0);
+}
+
+/* events_capture()'s callback: the text of each notification event, one per line. */
+static void
+capture_text(const struct event *ev, void *arg)
+{
+	char *all = arg;
+	if (ev->type == EVENT_NOTIFICATION && ev->text != NULL && ev->data == NULL) {
+		strncat(all, ev->text, ev->text_len);
+		strcat(all, "\n");
+	}
+}
+
+/*
+ * A create asked for text (HTTP) writes each notification as the text of
+ * the object it stored: byte for byte the dump of the row read back, and
+ * (SQLite) that text is what the hub is told.
+ */
+static void
+test_created_text_is_the_stored_object_dumped(void **state)
+{
+	struct fixture *f = *state;
+	int64_t now = 1795428672345LL;
+	/* data as op_send stores it: jansson's compact dump. */
+	struct notification_new n[] = {
+		{.user = "alice", .type = "message", .title = "Hi", .body = "there",
+		    .data = "{\"k\":[1,2.5,true,null],\"s\":\"\xc3\xbc\\\"\\\\\",\"o\":{}}",
+		    .priority = "high", .category = "c", .url = "/x?a=\"b\""},
+		{.user = "bob \"quoted\"", .type = "m",
+		    .title = "tab\t nl\n cr\r ctl\x01 del\x7f \xc3\xbc \xe2\x9c\x93 \xf0\x9d\x84\x9e"},
+		{.user = "carol", .type = "m", .deliver_at = now - 1000},
+		{.user = "dave", .type = "m", .title = "hidden", .routed = true,
+		    .in_app = {DS_SKIPPED, 0, "off"}, .email = {DS_SKIPPED, 0, "no_address"}},
+	};
+	size_t k = sizeof n / sizeof n[0];
+	json_t *out[4];
+	char *text[4], told[4096] = "", want[4096] = "";
+	bool created[4];
+	events_capture(capture_text, told);
+	assert_int_equal(store_notifications_create(f->st, n, k, now, out, text, created), 1);
+	events_capture(NULL, NULL);
+	for (size_t i = 0; i < k; i++) {
+		assert_true(created[i]);
+		assert_null(out[i]);
+		assert_non_null(text[i]);
+		json_t *o = json_loads(text[i], 0, NULL), *got;
+		assert_non_null(o);
+		assert_int_equal(store_notification_get(f->st,
+		    json_integer_value(json_object_get(o, "id")), &got), 1);
+		char *dump = json_dumps(got, JSON_COMPACT);
+		assert_string_equal(text[i], dump);
+		if (i < 3) {	/* the hidden one is not told */
+			strcat(want, dump);
+			strcat(want, "\n");
+		}
+		free(dump);
+		json_decref(got);
+		json_decref(o);
+		free(text[i]);
+	}
+	/* PostgreSQL tells its events through NOTIFY, and hears them back as objects. */
+	if (pg_url == NULL)
+		assert_string_equal(told, want);
 }
 
 static void
@@ -171,7 +234,7 @@ test_batch_is_atomic(void **state)
 	};
 	json_t *out[2];
 	bool created[2];
-	assert_int_equal(store_notifications_create(f->st, n, 2, 1, out, created), -1);
+	assert_int_equal(store_notifications_create(f->st, n, 2, 1, out, NULL, created), -1);
 	assert_null(out[0]);
 	assert_int_equal(store_user_exists(f->st, "carol"), 0);
 }
@@ -488,7 +551,7 @@ writer_main(void *arg)
 		struct notification_new n = {.user = user, .type = "m"};
 		json_t *out;
 		bool c;
-		if (store_notifications_create(w->st, &n, 1, 1, &out, &c) != 1)
+		if (store_notifications_create(w->st, &n, 1, 1, &out, NULL, &c) != 1)
 			return (void *)1;
 		json_decref(out);
 	}
@@ -728,6 +791,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create_and_get, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbox_reads_use_their_indexes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_created_text_is_the_stored_object_dumped, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_idempotent_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_is_atomic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
