@@ -36,6 +36,20 @@ pg_channels_queue(struct pgc *c, int64_t nid, int64_t now, bool *outbox)
 	return 0;
 }
 
+/* The same for every notification of a send (ids: a bigint[] literal). */
+int
+pg_channels_queue_many(struct pgc *c, const char *ids, int64_t now, bool *outbox)
+{
+	PGresult *r = pg_run(c, "channels_queue_many", QUEUE_SQL("ANY ($1::bigint[])",
+	    "$2::bigint"), "ti", ids, now);
+	if (r == NULL)
+		return -1;
+	if (pg_int(r, 0, 0) > 0)
+		*outbox = true;
+	PQclear(r);
+	return 0;
+}
+
 struct push_args {
 	const char	*user, *endpoint, *p256dh, *auth;
 	int64_t		 max, now, id;

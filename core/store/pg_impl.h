@@ -88,6 +88,15 @@ int		 pg_tx(struct store *st, int (*fn)(struct pgc *c, void *arg),
 		    void (*publish)(void *arg), void *arg);
 
 /* Columns of a result: an integer (NULL: 0), text or NULL, JSON text or null, a time. */
+/*
+ * A parameter that is an array (text[], bigint[]): its literal, built
+ * element by element into b between pg_array_begin and pg_array_end;
+ * NULL is SQL NULL. A topic send passes its thousands in one statement.
+ */
+void		 pg_array_begin(struct buf *b);
+void		 pg_array_add(struct buf *b, const char *v);
+void		 pg_array_add_int(struct buf *b, int64_t v);
+void		 pg_array_end(struct buf *b);
 int64_t		 pg_int(const PGresult *r, int row, int col);
 const char	*pg_str(const PGresult *r, int row, int col);
 json_t		*pg_text_json(const PGresult *r, int row, int col);
@@ -125,6 +134,7 @@ int		 pg_delivery_insert(struct pgc *c, int64_t nid, unsigned ch,
 		    const struct routing *rt, int64_t now);
 /* pg_channels.c: queue notification nid's push and webhook deliveries (*outbox: any). */
 int		 pg_channels_queue(struct pgc *c, int64_t nid, int64_t now, bool *outbox);
+int		 pg_channels_queue_many(struct pgc *c, const char *ids, int64_t now, bool *outbox);
 
 /*
  * pg_relay.c: run publish with its events captured and send them with

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "events.h"
+#include "util.h"
 
 #define UCOLS "id, email, name, tz, locale, created_at"
 
@@ -111,10 +112,17 @@ pg_user_put(struct store *st, const struct user_update *u, int64_t now, json_t *
 	return rc;
 }
 
-/* A user's preferences and address on c: 1, or 0 when no such user (p: the defaults). */
-static int
-prefs_read(struct pgc *c, const char *user, struct prefs *p, char *email, size_t elen,
-    char *tz, size_t tzlen)
+#define PREFS_COLS "u.email, u.tz, u.quiet_start, u.quiet_end, u.quiet_days, u.digest, " \
+	"u.email_if_unread, p.type, p.channel, p.enabled"
+
+/*
+ * One user's preferences and address from rows [from, to) of r, whose
+ * columns from col are PREFS_COLS (a user that is not there: NULLs, and
+ * p the defaults).
+ */
+static void
+prefs_rows(const PGresult *r, int from, int to, int col, struct prefs *p, char *email,
+    size_t elen, char *tz, size_t tzlen)
 {
 	if (email != NULL && elen > 0)
 		*email = '\0';
@@ -126,36 +134,44 @@ prefs_read(struct pgc *c, const char *user, struct prefs *p, char *email, size_t
 	p->quiet_days = 0x7f;
 	p->digest = DIGEST_OFF;
 	p->email_if_unread = 0;
-	PGresult *r = pg_run(c, "prefs_user", "SELECT u.email, u.tz, u.quiet_start, u.quiet_end, "
-	    "u.quiet_days, u.digest, u.email_if_unread, p.type, p.channel, p.enabled "
+	for (int i = from; i < to; i++) {
+		if (i == from) {
+			const char *e = pg_str(r, i, col), *z = pg_str(r, i, col + 1);
+			if (email)
+				snprintf(email, elen, "%s", e ? e : "");
+			if (tz)
+				snprintf(tz, tzlen, "%s", z ? z : "");
+			if (!PQgetisnull(r, i, col + 2)) {
+				p->quiet = true;
+				p->quiet_start = (int)pg_int(r, i, col + 2);
+				p->quiet_end = (int)pg_int(r, i, col + 3);
+				p->quiet_days = (unsigned)pg_int(r, i, col + 4);
+			}
+			if (!PQgetisnull(r, i, col + 5))
+				prefs_parse_digest(pg_str(r, i, col + 5), &p->digest);
+			p->email_if_unread = pg_int(r, i, col + 6);
+		}
+		if (PQgetisnull(r, i, col + 7) || p->n >= PREFS_MAX_RULES)
+			continue;
+		struct prefs_rule *rule = &p->rules[p->n++];
+		snprintf(rule->type, sizeof rule->type, "%s", pg_str(r, i, col + 7));
+		rule->channel = prefs_channel_of(pg_str(r, i, col + 8));
+		rule->enabled = strcmp(pg_str(r, i, col + 9), "t") == 0;
+	}
+}
+
+/* A user's preferences and address on c: 1, or 0 when no such user (p: the defaults). */
+static int
+prefs_read(struct pgc *c, const char *user, struct prefs *p, char *email, size_t elen,
+    char *tz, size_t tzlen)
+{
+	PGresult *r = pg_run(c, "prefs_user", "SELECT " PREFS_COLS " "
 	    "FROM users u LEFT JOIN preferences p ON p.user_id = u.id WHERE u.id = $1 "
 	    "ORDER BY p.type, p.channel", "t", user);
 	if (r == NULL)
 		return -1;
 	int rows = PQntuples(r);
-	for (int i = 0; i < rows; i++) {
-		if (i == 0) {
-			const char *e = pg_str(r, 0, 0), *z = pg_str(r, 0, 1);
-			if (email)
-				snprintf(email, elen, "%s", e ? e : "");
-			if (tz)
-				snprintf(tz, tzlen, "%s", z ? z : "");
-			if (!PQgetisnull(r, 0, 2)) {
-				p->quiet = true;
-				p->quiet_start = (int)pg_int(r, 0, 2);
-				p->quiet_end = (int)pg_int(r, 0, 3);
-				p->quiet_days = (unsigned)pg_int(r, 0, 4);
-			}
-			prefs_parse_digest(pg_str(r, 0, 5), &p->digest);
-			p->email_if_unread = pg_int(r, 0, 6);
-		}
-		if (PQgetisnull(r, i, 7) || p->n >= PREFS_MAX_RULES)
-			continue;
-		struct prefs_rule *rule = &p->rules[p->n++];
-		snprintf(rule->type, sizeof rule->type, "%s", pg_str(r, i, 7));
-		rule->channel = prefs_channel_of(pg_str(r, i, 8));
-		rule->enabled = strcmp(pg_str(r, i, 9), "t") == 0;
-	}
+	prefs_rows(r, 0, rows, 0, p, email, elen, tz, tzlen);
 	PQclear(r);
 	return rows > 0;
 }
@@ -171,19 +187,38 @@ pg_prefs_get(struct store *st, const char *user, struct prefs *p)
 	return rc;
 }
 
+/* All of them in one statement: a topic of 10,000 read each in a round trip of its own. */
 int
 pg_recipients(struct store *st, const char *const *users, size_t n, struct prefs *p,
     recipient_fn fn, void *arg)
 {
 	char email[320], tz[80];
-	struct pgc *c = pgc_get(st);
-	if (c == NULL)
+	struct buf ids;
+	buf_init(&ids);
+	pg_array_begin(&ids);
+	for (size_t i = 0; i < n; i++)
+		pg_array_add(&ids, users[i]);
+	pg_array_end(&ids);
+	PGresult *r = ids.oom ? NULL : pg_query(st, "prefs_users", "SELECT x.ord, " PREFS_COLS " "
+	    "FROM unnest($1::text[]) WITH ORDINALITY AS x(id, ord) "
+	    "LEFT JOIN users u ON u.id = x.id LEFT JOIN preferences p ON p.user_id = u.id "
+	    "ORDER BY x.ord, p.type, p.channel", "t", ids.data);
+	buf_free(&ids);
+	if (r == NULL)
 		return -1;
-	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = prefs_read(c, users[i], p, email, sizeof email, tz, sizeof tz) < 0 ? -1 :
-		    fn(arg, i, p, email, tz);
-	pgc_put(c);
+	int rc = 0, rows = PQntuples(r);
+	for (int from = 0, to; rc == 0 && from < rows; from = to) {
+		int64_t ord = pg_int(r, from, 0);
+		for (to = from + 1; to < rows && pg_int(r, to, 0) == ord; to++)
+			;
+		if (ord < 1 || (size_t)ord > n) {
+			rc = -1;
+			break;
+		}
+		prefs_rows(r, from, to, 1, p, email, sizeof email, tz, sizeof tz);
+		rc = fn(arg, (size_t)ord - 1, p, email, tz);
+	}
+	PQclear(r);
 	return rc;
 }
 

@@ -338,6 +338,45 @@ pg_tx(struct store *st, int (*fn)(struct pgc *c, void *arg), void (*publish)(voi
 	return -1;
 }
 
+void
+pg_array_begin(struct buf *b)
+{
+	buf_putc(b, '{');
+}
+
+void
+pg_array_add(struct buf *b, const char *v)
+{
+	if (b->len > 0 && b->data[b->len - 1] != '{')
+		buf_putc(b, ',');
+	if (v == NULL) {
+		buf_puts(b, "NULL");
+		return;
+	}
+	buf_putc(b, '"');
+	for (const char *q; (q = strpbrk(v, "\"\\")) != NULL; v = q + 1) {
+		buf_put(b, v, (size_t)(q - v));
+		buf_putc(b, '\\');
+		buf_putc(b, *q);
+	}
+	buf_puts(b, v);
+	buf_putc(b, '"');
+}
+
+void
+pg_array_add_int(struct buf *b, int64_t v)
+{
+	if (b->len > 0 && b->data[b->len - 1] != '{')
+		buf_putc(b, ',');
+	buf_put_int(b, v);
+}
+
+void
+pg_array_end(struct buf *b)
+{
+	buf_putc(b, '}');
+}
+
 int64_t
 pg_int(const PGresult *r, int row, int col)
 {

@@ -388,6 +388,69 @@ def test_one_send_to_many_routes_each_by_their_own_preferences(dd):
     assert deliveries(dd, by["cy"]["id"])["in_app"]["status"] == "skipped"
 
 
+def test_a_send_to_many_stores_what_one_by_one_would(daemons, tmp):
+    # PostgreSQL writes a send to many without keys as a few statements for
+    # all (create_many_w), and one with keys recipient by recipient: the
+    # same send both ways stores the same rows, counts and events.
+    cfg = os.path.join(tmp, "hooks.conf")
+    with open(cfg, "w") as f:
+        f.write("[webhook]\nallow_private = true\n")
+    dd = daemons(http=True, smtp=True, args=["--config", cfg]).start()
+    dd.ok("user", "set", "ann", "--email", "ann@example.com")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    quiet = "%s-%s" % ((now - datetime.timedelta(hours=1)).strftime("%H:%M"),
+                       (now + datetime.timedelta(hours=1)).strftime("%H:%M"))
+    dd.ok("user", "set", "bea", "--email", "bea@example.com")
+    dd.ok("prefs", "set", "--user", "bea", "email", "off")
+    dd.ok("user", "set", "cy", "--email", "cy@example.com")
+    dd.ok("prefs", "set", "--user", "cy", "--type", "message", "in_app", "off")
+    dd.ok("user", "set", "dee", "--email", "dee@example.com", "--tz", "UTC")
+    dd.ok("prefs", "set", "--user", "dee", "quiet", quiet, "--days", "all")
+    dd.ok("user", "set", "eve \"q\\", "--email", "eve@example.com")
+    dd.ok("prefs", "set", "--user", "eve \"q\\", "digest", "daily")
+    dd.ok("webhook", "add", "http://127.0.0.1:9/hook", "--users", "ann,cy")
+    users = ["noaddr", "bea", "ann", "cy", "dee", "eve \"q\\", "fresh"]
+    watcher = dd.connect()
+    watcher.call("watch")
+    sends = []
+    for key in (None, "k"):
+        args = [a for u in users for a in ("--users", u)]
+        r = dd.ok("send", *args, "--type", "message", "--title", "to all", "--data", "n=1",
+                  *(["--key", key] if key else []))
+        sends.append({n["user"]: n for n in r["notifications"]})
+    many, each = sends      # without keys (all at once), with (one by one)
+    for u in users:
+        a, b = many[u], each[u]
+        assert a["id"] != b["id"] and (a["archived_at"] is None) == (b["archived_at"] is None)
+        assert {k: v for k, v in a.items() if k not in ("id", "created_at", "archived_at")} == \
+            {k: v for k, v in b.items() if k not in ("id", "created_at", "archived_at")}
+        da, db = deliveries(dd, a["id"]), deliveries(dd, b["id"])
+        assert sorted(da) == sorted(db), u
+        for ch in ("in_app", "email"):     # the worker's now: ann's email, the webhooks
+            if ch in da and da[ch]["status"] != "pending":
+                assert (da[ch]["status"], da[ch]["last_error"]) == \
+                    (db[ch]["status"], db[ch]["last_error"]), (u, ch, da[ch], db[ch])
+    assert many["cy"]["archived_at"] is not None
+    assert sorted(deliveries(dd, many["ann"]["id"])) == ["email", "in_app", "webhook"]
+    assert deliveries(dd, many["cy"]["id"])["in_app"]["status"] == "skipped"
+    assert "webhook" in deliveries(dd, many["cy"]["id"])
+    assert "webhook" not in deliveries(dd, many["bea"]["id"])
+    assert deliveries(dd, many["dee"]["id"])["email"]["status"] == "deferred"
+    assert deliveries(dd, many["eve \"q\\"]["id"])["email"]["status"] == "digest"
+    wait_delivery(dd, each["ann"]["id"], "email", "sent")
+    wait_delivery(dd, many["ann"]["id"], "email", "sent")
+    for u in users:
+        assert dd.ok("count", "--user", u)["unread_count"] == (0 if u == "cy" else 2), u
+    told = set()
+    want = {n["id"] for s in sends for n in s.values() if n["archived_at"] is None}
+    while told != want:
+        ev = watcher.read()
+        if ev.get("type") == "notification":
+            assert ev["data"]["id"] in want, ev
+            told.add(ev["data"]["id"])
+    watcher.close()
+
+
 def test_quiet_hours_defer_and_urgent_goes_through(dd):
     # Quiet from an hour ago to an hour ahead, in the user's zone.
     dd.ok("user", "set", "ann", "--tz", "UTC")
