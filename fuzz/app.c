@@ -30,6 +30,7 @@ cleanup(void)
 		return;
 	hub_stop(app.hub);
 	store_close(app.store);
+	hub_free(app.hub);
 	auth_close(app.auth);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

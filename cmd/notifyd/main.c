@@ -598,6 +598,7 @@ out:
 	auth_close(app.auth);
 	vapid_close(app.vapid);
 	store_close(app.store);
+	hub_free(app.hub);
 	lazylib_close();
 	if (rc == 0)
 		log_info("notifyd stopped", "pid=%ld", (long)getpid());

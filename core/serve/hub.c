@@ -81,6 +81,7 @@ struct hub {
 	int			 open, reserved;
 	int			 mailbox;	/* open /api/events clients */
 	bool			 stop;
+	bool			 stopped;	/* hub_stop ran: ignore events (atomic) */
 	pthread_t		*senders;
 	int			 nsenders;
 	pthread_t		 timer;
@@ -410,6 +411,8 @@ on_event(const struct event *ev, void *arg)
 	json_t *data = ev->data, *count_data = NULL;
 	int64_t nid = 0;
 
+	if (__atomic_load_n(&h->stopped, __ATOMIC_ACQUIRE))
+		return;
 	if (ev->type == EVENT_DISCONNECT) {	/* asked of another node */
 		hub_disconnect(h, ev->user, json_string_value(json_object_get(data, "reason")));
 		return;
@@ -660,6 +663,7 @@ hub_start(struct hub **out, struct app *app, const struct hub_options *o)
 	h->timer_running = pthread_create(&h->timer, NULL, timer_main, h) == 0;
 	if (h->nsenders == 0 || !h->timer_running) {
 		hub_stop(h);
+		hub_free(h);
 		return -1;
 	}
 	events_subscribe(on_event, h);
@@ -674,6 +678,7 @@ hub_stop(struct hub *h)
 	if (h == NULL)
 		return;
 	events_set_interest(NULL, NULL);
+	__atomic_store_n(&h->stopped, true, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&h->lock);
 	h->stop = true;
 	pthread_cond_broadcast(&h->work);
@@ -683,6 +688,19 @@ hub_stop(struct hub *h)
 		pthread_join(h->senders[i], NULL);
 	if (h->timer_running)
 		pthread_join(h->timer, NULL);
+}
+
+/*
+ * An event emitted as hub_stop ran may still be in on_event: it has ended
+ * once the store is closed, and nothing emits any more, so the hub can
+ * leave the subscribers and go.
+ */
+void
+hub_free(struct hub *h)
+{
+	if (h == NULL)
+		return;
+	events_unsubscribe(on_event, h);
 	for (int b = 0; b < NBUCKET; b++)
 		while (h->users[b] != NULL) {
 			struct user_ent *e = h->users[b];

@@ -50,8 +50,13 @@ enum hub_refusal {
 };
 
 int	 hub_start(struct hub **out, struct app *app, const struct hub_options *o);
-/* Close every client and stop the threads. */
+/*
+ * Stop the threads; events from then on are ignored. The store's threads
+ * (the checkpointer, PostgreSQL's listener) may still emit until the
+ * store is closed, so the hub is freed only after that, by hub_free.
+ */
 void	 hub_stop(struct hub *h);
+void	 hub_free(struct hub *h);
 
 /* Hold a place for a connection of user (NULL: a mailbox client) before it is accepted. */
 enum hub_refusal hub_reserve(struct hub *h, const char *user);
