@@ -415,6 +415,12 @@ create_many_w(struct pgc *c, void *arg)
 	}
 	sort_in = in;	/* qsort's comparison takes no argument */
 	qsort(order, n, sizeof *order, by_recipient);
+	/* A user twice (no send makes one) is the general path's: one upsert cannot. */
+	for (size_t k = 1; k < n; k++)
+		if (strcmp(in[order[k]].user, in[order[k - 1]].user) == 0) {
+			rc = create_w(c, arg);
+			goto done;
+		}
 
 	r = pg_run(c, "users_lock_many", "INSERT INTO users (id, created_at, unread) "
 	    "SELECT x.id, $2, x.d FROM unnest($1::text[], $3::int[]) AS x(id, d) "
@@ -496,7 +502,7 @@ done:
 		buf_free(&d[k]);
 	buf_free(&ids);
 	if (rc < 0)
-		create_clear(p);
+		create_clear(p);	/* create_w's own failure has cleared it too */
 	return rc;
 }
 

@@ -237,6 +237,28 @@ test_batch_is_atomic(void **state)
 	assert_int_equal(store_notifications_create(f->st, n, 2, 1, out, NULL, created), -1);
 	assert_null(out[0]);
 	assert_int_equal(store_user_exists(f->st, "carol"), 0);
+	/*
+	 * One content to many is written all at once on PostgreSQL; one user
+	 * twice (which no send makes) still counts twice.
+	 */
+	struct notification_new m[3] = {
+		{.user = "dave", .type = "message"},
+		{.user = "erin", .type = "message"},
+		{.user = "dave", .type = "message"},
+	};
+	json_t *mo[3];
+	bool mc[3];
+	int64_t count = 0;
+	assert_int_equal(store_notifications_create(f->st, m, 3, 1, mo, NULL, mc), 1);
+	for (int i = 0; i < 3; i++) {
+		assert_true(mc[i]);
+		assert_string_equal(json_string_value(json_object_get(mo[i], "user")), m[i].user);
+		json_decref(mo[i]);
+	}
+	assert_int_equal(store_unread_count(f->st, "dave", 1, &count), 1);
+	assert_int_equal(count, 2);
+	assert_int_equal(store_unread_count(f->st, "erin", 1, &count), 1);
+	assert_int_equal(count, 1);
 }
 
 static void
