@@ -438,7 +438,9 @@ def test_sends_over_http_answer_and_announce_the_objects_of_the_operation(daemon
             args = dict(body)
             if "deliver_at" in args:
                 args["at"] = args.pop("deliver_at")
-            op = d.connect().call("send", args)["result"]
+            ctl = d.connect()
+            op = ctl.call("send", args)["result"]
+            ctl.close()
             if "user" in to:
                 answer, by_op = [ordered(r.text)], [op]
             else:
