@@ -134,6 +134,28 @@ def test_presence_and_disconnect_answer_for_every_node(daemons, postgres, tmp):
     assert a.ok("connections")["users"] == {}
 
 
+def test_a_dead_nodes_connections_stop_counting_after_the_ttl(daemons, postgres, tmp):
+    """A node killed with its clients connected cannot take its presence
+    rows back: they count until PRESENCE_TTL (30 s) passes without its
+    beat. The rows are aged here instead of waiting: what is tested is that
+    nothing else keeps them fresh and that presence reads past them."""
+    a, b = cluster(daemons, postgres, tmp, "ttl", n=2)
+    tok = a.ok("token", "kai")["token"]
+
+    async def go():
+        async with websockets.connect(ws_url(b, tok)) as ws:
+            assert (await recv(ws))["type"] == "connected"
+            assert a.ok("presence", "kai")["connections"] == 1
+            assert b.stop("KILL") == -9
+    asyncio.run(go())
+    # Killed, its rows stay, and count while the TTL has not passed.
+    assert a.ok("presence", "kai") == {"user": "kai", "connected": True, "connections": 1}
+    postgres.psql("UPDATE presence SET seen_at = seen_at - 31000 WHERE user_id = 'kai'",
+                  db="ttl")
+    assert a.ok("presence", "kai") == {"user": "kai", "connected": False, "connections": 0}
+    assert a.ok("connections")["users"] == {}
+
+
 def test_replay_has_no_gap_while_sends_race_on_three_nodes(daemons, postgres, tmp):
     """Ids come from one sequence, and three nodes commit sends to one user
     at once: a client that saw id N must still get every id below N that
