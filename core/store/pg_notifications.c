@@ -311,12 +311,11 @@ create_many_ok(const struct notification_new *in, size_t n, int64_t now)
 }
 
 /* Recipients' indexes in strcmp order of their users, for finding a row's (bsearch). */
-static _Thread_local const struct notification_new *sort_in;
-
 static int
-by_recipient(const void *a, const void *b)
+by_recipient(const void *a, const void *b, void *arg)
 {
-	return strcmp(sort_in[*(const size_t *)a].user, sort_in[*(const size_t *)b].user);
+	const struct notification_new *in = arg;
+	return strcmp(in[*(const size_t *)a].user, in[*(const size_t *)b].user);
 }
 
 struct find_user {
@@ -340,24 +339,33 @@ recipient_of(const struct notification_new *in, const size_t *order, size_t n, c
 	return k ? (ssize_t)*k : -1;
 }
 
-/* One routing's delivery row into the arrays of create_many_w. */
+/* A delivery row's status, next attempt, reason and sent time as parameters (buf: 2 x 24). */
+static void
+delivery_params(const struct routing *rt, bool row, int64_t now, char buf[2][24],
+    const char *p[4])
+{
+	bool waits = rt->status == DS_PENDING || rt->status == DS_DEFERRED;
+	snprintf(buf[0], 24, "%lld", (long long)rt->next_at);
+	snprintf(buf[1], 24, "%lld", (long long)now);
+	/* As pg_delivery_insert() has them: a waiting one's next attempt even at 0. */
+	p[0] = row ? delivery_status_name(rt->status) : NULL;
+	p[1] = row && waits ? buf[0] : NULL;
+	p[2] = row ? rt->why : NULL;
+	p[3] = row && rt->status == DS_SENT ? buf[1] : NULL;
+}
+
+/* One routing's delivery row into the arrays of create_many_w, as create_one_fast's parameters. */
 static void
 delivery_row(struct buf col[6], int64_t nid, const char *channel, const struct routing *rt,
     int64_t now)
 {
-	bool waits = rt->status == DS_PENDING || rt->status == DS_DEFERRED;
+	char buf[2][24];
+	const char *p[4];
+	delivery_params(rt, true, now, buf, p);
 	pg_array_add_int(&col[0], nid);
 	pg_array_add(&col[1], channel);
-	pg_array_add(&col[2], delivery_status_name(rt->status));
-	if (waits)
-		pg_array_add_int(&col[3], rt->next_at);
-	else
-		pg_array_add(&col[3], NULL);
-	pg_array_add(&col[4], rt->why);
-	if (rt->status == DS_SENT)
-		pg_array_add_int(&col[5], now);
-	else
-		pg_array_add(&col[5], NULL);
+	for (int k = 0; k < 4; k++)
+		pg_array_add(&col[2 + k], p[k]);
 }
 
 /*
@@ -413,8 +421,7 @@ create_many_w(struct pgc *c, void *arg)
 		if (a[k].oom)
 			goto done;
 	}
-	sort_in = in;	/* qsort's comparison takes no argument */
-	qsort(order, n, sizeof *order, by_recipient);
+	qsort_r(order, n, sizeof *order, by_recipient, (void *)in);
 	/* A user twice (no send makes one) is the general path's: one upsert cannot. */
 	for (size_t k = 1; k < n; k++)
 		if (strcmp(in[order[k]].user, in[order[k - 1]].user) == 0) {
@@ -539,21 +546,6 @@ static const char sql_create_one[] =
     "'ids', json_build_array(n.id), 'counts', json_build_array(u.unread), "
     "'n', $20::text)::text), (SELECT count(*) FROM ps) + (SELECT count(*) FROM wh) "
     "FROM n, u";
-
-/* A delivery row's status, next attempt, reason and sent time as parameters (buf: 2 x 24). */
-static void
-delivery_params(const struct routing *rt, bool row, int64_t now, char buf[2][24],
-    const char *p[4])
-{
-	bool waits = rt->status == DS_PENDING || rt->status == DS_DEFERRED;
-	snprintf(buf[0], 24, "%lld", (long long)rt->next_at);
-	snprintf(buf[1], 24, "%lld", (long long)now);
-	/* As pg_delivery_insert() has them: a waiting one's next attempt even at 0. */
-	p[0] = row ? delivery_status_name(rt->status) : NULL;
-	p[1] = row && waits ? buf[0] : NULL;
-	p[2] = row ? rt->why : NULL;
-	p[3] = row && rt->status == DS_SENT ? buf[1] : NULL;
-}
 
 static int
 create_one_fast(struct store *st, const struct notification_new *in, int64_t now,
