@@ -102,7 +102,8 @@ static const char *const statements[S_NOTIF__COUNT] = {
 	[S_NOTIF_INSERT] = "INSERT INTO notifications (user_id, type, category, "
 	    "priority, title, body, data, action_url, dedupe_key, created_at, "
 	    "deliver_at, archived_at, email_skipped) VALUES (?1, ?2, ?3, coalesce(?4, 'normal'), "
-	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (user_id, dedupe_key) DO NOTHING",
+	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+	    "ON CONFLICT (user_id, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING",
 	[S_NOTIF_BY_KEY] = "SELECT " NCOLS_U " FROM notifications "
 	    "WHERE user_id = ?1 AND dedupe_key = ?2",
 	/*
@@ -367,7 +368,7 @@ sqlite_explain(struct store *st, const char *which, char *out, size_t n)
 		{"list_archived", S_NOTIF_LIST_ARCHIVED}, {"unread_count", S_UNREAD_COUNT},
 		{"after", S_NOTIF_AFTER}, {"owned", S_NOTIF_OWNED},
 		{"settle_next", S_SETTLE_NEXT}, {"settle_low", S_SETTLE_LOW},
-		{"settle_from", S_SETTLE_FROM},
+		{"settle_from", S_SETTLE_FROM}, {"by_key", S_NOTIF_BY_KEY},
 	};
 	const char *sql = NULL;
 	for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)

@@ -350,6 +350,74 @@ def test_upgrade_from_version_6_keeps_everything(daemons, tmp):
 
 
 @pytest.mark.sqlite_only("SQLite's migrations")
+def test_upgrade_to_a_partial_key_index_keeps_everything(daemons, tmp):
+    """Migration 015 rebuilds notifications so that only keyed rows are in
+    the unique index of (user, key): every row, id, key and delivery is
+    kept, ids go on past the old sequence, and a key still names one
+    notification per user."""
+    data = os.path.join(tmp, "data")
+    os.makedirs(data)
+    db = os.path.join(data, "notifyd.db")
+    con = sqlite3.connect(db)
+    for name in sorted(os.listdir(os.path.join(ROOT, "sql")))[:14]:
+        con.executescript(open(os.path.join(ROOT, "sql", name)).read())
+    con.executescript("""
+        PRAGMA foreign_keys = ON;
+        INSERT INTO users (id, created_at, unread) VALUES ('alice', 1, 2), ('bob', 2, 0);
+        INSERT INTO notifications (id, user_id, type, title, dedupe_key, created_at, read_at,
+                                   email_skipped)
+            VALUES (3, 'alice', 'm', 'keyed', 'k1', 10, NULL, NULL),
+                   (4, 'alice', 'm', 'plain', NULL, 11, NULL, 'no address'),
+                   (6, 'bob', 'm', 'read', 'k1', 12, 13, NULL);
+        INSERT INTO deliveries (notification_id, channel, status, created_at, updated_at)
+            VALUES (3, 'email', 'digest', 10, 10);
+        UPDATE sqlite_sequence SET seq = 20 WHERE name = 'notifications';
+        PRAGMA user_version = 14;
+    """)
+    con.commit()
+    con.close()
+    d = daemons().start()
+    assert "migration=sql/015_key_index_partial.sql" in d.log()
+    page = d.ok("list", "--user", "alice")
+    assert [(n["id"], n["title"]) for n in page["notifications"]] == [(4, "plain"), (3, "keyed")]
+    assert page["unread_count"] == 2
+    # The key still names alice's notification, and it is bob's too.
+    again = d.ok("send", "--user", "alice", "--type", "m", "--title", "x", "--key", "k1")
+    assert (again["id"], again["title"]) == (3, "keyed")
+    assert d.ok("send", "--user", "bob", "--type", "m", "--title", "x", "--key", "k1")["id"] == 6
+    # Past the old sequence (the two repeats above may have drawn ids of their own).
+    first = d.ok("send", "--user", "alice", "--type", "m", "--title", "new")["id"]
+    assert first > 20
+    assert d.ok("send", "--user", "alice", "--type", "m", "--title", "new")["id"] == first + 1
+    assert d.stop() == 0
+
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA foreign_keys = ON")
+    assert "UNIQUE" not in con.execute("SELECT sql FROM sqlite_schema "
+                                       "WHERE name = 'notifications'").fetchone()[0]
+    indexes = dict(con.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'index' "
+                               "AND tbl_name = 'notifications'"))
+    assert set(indexes) == {"notifications_key", "notifications_by_user", "notifications_unread",
+                            "notifications_archived", "notifications_scheduled"}
+    assert "WHERE dedupe_key IS NOT NULL" in indexes["notifications_key"]
+    assert con.execute("SELECT email_skipped FROM notifications WHERE id = 4").fetchone() == \
+        ("no address",)
+    assert con.execute("SELECT status FROM deliveries WHERE notification_id = 3").fetchall() == \
+        [("digest",)]
+    try:
+        con.execute("INSERT INTO notifications (user_id, type, dedupe_key, created_at) "
+                    "VALUES ('alice', 'm', 'k1', 1)")
+        raise AssertionError("a second k1 for alice was accepted")
+    except sqlite3.IntegrityError:
+        pass
+    con.execute("INSERT INTO notifications (user_id, type, created_at) VALUES ('alice', 'm', 1)")
+    con.execute("DELETE FROM notifications WHERE id = 3")
+    assert con.execute("SELECT count(*) FROM deliveries").fetchone() == (0,)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    con.close()
+
+
+@pytest.mark.sqlite_only("SQLite's migrations")
 def test_migration_that_breaks_a_foreign_key_is_refused(daemons, tmp):
     """Migrations run with foreign keys off; a broken reference found after
     one is refused, and the database is left as it was."""

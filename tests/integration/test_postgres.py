@@ -74,6 +74,12 @@ def test_nodes_starting_together_migrate_once(daemons, postgres, tmp):
                                           "'public'", db="together")}
     assert {"users", "notifications", "scheduled", "deliveries", "digests", "preferences",
             "topic_members", "api_keys", "mail", "settings"} <= tables
+    # Only keyed notifications are in the key's unique index (004_key_index_partial.sql).
+    indexes = {r[0]: r[1] for r in postgres.psql("SELECT indexname, indexdef FROM pg_indexes "
+                                                 "WHERE tablename = 'notifications'",
+                                                 db="together")}
+    assert "WHERE (dedupe_key IS NOT NULL)" in indexes["notifications_key"]
+    assert "notifications_user_id_dedupe_key_key" not in indexes
     # One secret of each kind for all: a token one node made is good on
     # another, and a browser subscribed through one gets pushes from all.
     # The VAPID key is made when first wanted: here, by all four at once.

@@ -794,6 +794,8 @@ test_inbox_reads_use_their_indexes(void **state)
 		{"settle_next", "USING INDEX users_settling (read_before>?)"},
 		{"settle_low", "USING INDEX notifications_by_user (user_id=? AND id<?)"},
 		{"settle_from", "USING INDEX notifications_by_user (user_id=? AND id>? AND id<?)"},
+		/* A send with a key looks for it in the partial index of keyed rows (sql/015). */
+		{"by_key", "USING INDEX notifications_key (user_id=? AND dedupe_key=?)"},
 	};
 	char plan[2048];
 	for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
