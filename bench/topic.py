@@ -5,7 +5,10 @@ with a topic of MEMBERS users and no client connected; SENDS sends to the
 topic over HTTP, each timed from the request to the whole 201 read. What
 it measures is the send's write and answer, not the fan-out (bench/ws.sh).
 
-    /usr/bin/python3 bench/topic.py [--members 10000] [--sends 5]
+    /usr/bin/python3 bench/topic.py [--members 10000] [--sends 5] [--sqlite-only]
+
+NOTIFYD_BIN names the notifyd to run (default bin/notifyd), so that two
+builds can be alternated.
 """
 import argparse
 import http.client
@@ -71,8 +74,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--members", type=int, default=10000)
     ap.add_argument("--sends", type=int, default=5)
+    ap.add_argument("--sqlite-only", action="store_true")
     a = ap.parse_args()
-    why = pgserver.available()
+    why = "--sqlite-only" if a.sqlite_only else pgserver.available()
     rows = [("SQLite", run("sqlite", None, a.members, a.sends))]
     if why is None:
         pg = pgserver.Server(fsync=True)
@@ -83,8 +87,9 @@ def main():
             pg.stop()
     else:
         print("PostgreSQL skipped: %s" % why)
-    print("Command: `/usr/bin/python3 bench/topic.py --members %d --sends %d` (no client "
-          "connected; SQLite store.sync=full, PostgreSQL fsync on)\n" % (a.members, a.sends))
+    print("Command: `/usr/bin/python3 bench/topic.py --members %d --sends %d%s` (no client "
+          "connected; SQLite store.sync=full, PostgreSQL fsync on)\n" %
+          (a.members, a.sends, " --sqlite-only" if a.sqlite_only else ""))
     print("| store | send to the whole 201, each send in turn (ms) | median | ratio to SQLite |")
     print("|---|---|---|---|")
     base = sorted(rows[0][1])[len(rows[0][1]) // 2]
