@@ -113,8 +113,7 @@ browser_run() {
 	log="$OUT/browser.tap"
 	mkdir -p "$OUT/browser"
 	NOTIFYD_BIN="$BIN/notifyd" NOTIFYCTL_BIN="$BIN/notifyctl" BROWSER_OUT="$OUT/browser" \
-	    node --test --test-reporter=tap --test-concurrency="$jobs" --test-timeout=120000 \
-	    tests/browser/*.test.js \
+	    node --test --test-reporter=tap --test-concurrency="$jobs" tests/browser/*.test.js \
 	    > "$log" 2>&1
 	rc=$?
 	ok=$(sed -n 's/^# pass //p' "$log" | tail -1)

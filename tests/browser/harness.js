@@ -8,7 +8,15 @@ import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import http from 'node:http';
 import assert from 'node:assert/strict';
+import { test as nodeTest } from 'node:test';
 import { chromium } from 'playwright-core';
+
+/*
+ * node:test's test, failing after two minutes instead of hanging the run.
+ * The timeout is set here, per test, because Debian 12's Node 18 has no
+ * --test-timeout.
+ */
+export const test = (name, fn) => nodeTest(name, { timeout: 120000 }, fn);
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = process.env.NOTIFYD_BIN || join(ROOT, 'bin', 'notifyd');

@@ -1,8 +1,8 @@
 // /inbox in Chromium: sign-in, live arrival, read state across pages,
 // reconnection after a restart, preferences, scrolling and filters, 375 px.
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Daemon, newPage, closeBrowser, finish, shot } from './harness.js';
+import { Daemon, newPage, closeBrowser, finish, shot, test } from './harness.js';
 
 let d;
 before(async () => { d = await new Daemon().start(); });

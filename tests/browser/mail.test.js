@@ -1,9 +1,9 @@
 // /mail in Chromium: live arrival, a hostile HTML mail that neither runs
 // nor loads anything, the message's views, delete and mark read, 375 px.
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Daemon, newPage, closeBrowser, finish, shot, smtpSend, tracker, SHOTS } from './harness.js';
+import { Daemon, newPage, closeBrowser, finish, shot, smtpSend, tracker, SHOTS, test } from './harness.js';
 
 let d;
 before(async () => { d = await new Daemon().start(); });

@@ -1,8 +1,8 @@
 // Every page in Chromium, light and dark: headers, labels, contrast, focus,
 // nothing from elsewhere; and the landing page's live numbers.
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Daemon, newPage, closeBrowser, foreignRequests, shot, smtpSend } from './harness.js';
+import { Daemon, newPage, closeBrowser, foreignRequests, shot, smtpSend, test } from './harness.js';
 
 let d;
 let token;

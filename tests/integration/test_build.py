@@ -255,3 +255,30 @@ def test_notifyctl_is_a_small_client():
                           capture_output=True, text=True).stdout
     for name in ("store_open", "op_call", "hub_start", "sqlite3_open_v2"):
         assert " " + name + "\n" not in syms, name
+
+
+# Debian 12's nodejs is 18.20: what bootstrap installs where node is missing.
+DEBIAN_NODE_MAJOR = 18
+# The test runner's options that Node 18.20 has (it lacks --test-timeout).
+NODE_18_TEST_OPTIONS = {"--test", "--test-reporter", "--test-reporter-destination",
+                        "--test-concurrency", "--test-name-pattern", "--test-only",
+                        "--test-skip-pattern"}
+
+
+def test_browser_tests_run_on_debian_12s_node():
+    """On a bare Debian 12, bootstrap installs Debian's nodejs (18): the
+    locked playwright-core must accept it, and tests/run.sh must start the
+    browser tests with options it knows (a --test-timeout made `make test`
+    fail there while Node 20 hid it here)."""
+    import json
+    import re
+    lock = json.load(open(os.path.join(ROOT, "tests", "browser", "package-lock.json")))
+    for name, pkg in lock["packages"].items():
+        want = pkg.get("engines", {}).get("node")
+        if want:
+            m = re.fullmatch(r">=\s*(\d+)(\.\d+)*", want)
+            assert m and int(m.group(1)) <= DEBIAN_NODE_MAJOR, (name, want)
+    run = open(os.path.join(ROOT, "tests", "run.sh")).read()
+    line = re.search(r"\bnode --test\b[^\n]*", run).group(0)
+    used = set(re.findall(r"(--test[a-z-]*)", line))
+    assert "--test" in used and used <= NODE_18_TEST_OPTIONS, used
