@@ -54,7 +54,7 @@ BIN       := bin
 endif
 
 # Goals that need no compiler flags, and so no bootstrap.
-NOCONFIG_GOALS := clean uninstall
+NOCONFIG_GOALS := clean uninstall bare-check
 ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NOCONFIG_GOALS),$(MAKECMDGOALS)),all),)
 include $(OUT)/config.mk
 endif
@@ -83,7 +83,8 @@ FUZZ_SECONDS ?= 60
 CHECK_FUZZ_SECONDS ?= 10
 DIST      := $(OUT)/dist
 
-.PHONY: all deps test-deps fuzz-deps run demo test check fuzz install uninstall clean bench FORCE
+.PHONY: all deps test-deps fuzz-deps run demo test check bare-check fuzz install uninstall clean \
+	bench FORCE
 
 all: $(BIN)/notifyd $(BIN)/notifyctl
 
@@ -221,12 +222,19 @@ test: test-deps $(BIN)/notifyd $(BIN)/notifyctl $(UNIT_BIN) $(FUZZ_BIN)
 	@BIN=$(BIN) OUT=$(OUT) sh tests/run.sh
 
 # The slower checks: the integration tests again with every daemon under
-# valgrind, the whole suite built with ASan + UBSan, and each fuzz target
-# for a short while (which also keeps the clang build free of warnings).
+# valgrind, the whole suite built with ASan + UBSan, each fuzz target for
+# a short while (which also keeps the clang build free of warnings), and
+# make run and make test on a bare Debian 12 (bare-check).
 check: test-deps $(BIN)/notifyd $(BIN)/notifyctl $(UNIT_BIN) $(FUZZ_BIN)
 	@BIN=$(BIN) OUT=$(OUT) sh tests/run.sh valgrind
 	@$(MAKE) --no-print-directory SANITIZE=1 test
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
+	@sh tools/bare-check.sh
+
+# The README's two commands in a chroot of a minimal Debian 12 with only
+# make added, on a clone of HEAD (tools/bare-check.sh).
+bare-check:
+	@sh tools/bare-check.sh
 
 # What install writes besides the binaries and man pages: a unit whose
 # paths follow the install's (written by install itself, since they change

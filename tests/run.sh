@@ -7,7 +7,8 @@
 #                              PostgreSQL, browser tests (the pages in headless
 #                              Chromium, tests/browser)
 #   sh tests/run.sh valgrind   make check: the unit tests and the integration
-#                              tests again, every notifyd under valgrind
+#                              tests again (on SQLite, then on PostgreSQL),
+#                              every notifyd under valgrind
 #
 # Environment: BIN (where notifyd and notifyctl are), OUT (build dir),
 # PYTEST_ARGS (more pytest arguments, e.g. -k NAME or --durations=20),
@@ -167,6 +168,12 @@ valgrind)
 	fuzz_replay $VALGRIND
 	pytest_run "integration tests under valgrind" "$OUT/integration-valgrind.xml" \
 	    "$VALGRIND" -m "not no_valgrind"
+	# And on PostgreSQL, whose store is code of its own (pg_*.c).
+	NOTIFYD_TEST_STORE=postgresql
+	export NOTIFYD_TEST_STORE
+	pytest_run "integration tests on PostgreSQL under valgrind" \
+	    "$OUT/integration-pg-valgrind.xml" "$VALGRIND" -m "not no_valgrind"
+	unset NOTIFYD_TEST_STORE
 	;;
 *)
 	echo "usage: tests/run.sh [valgrind]" >&2
