@@ -38,6 +38,7 @@ for port in 8025 1025; do
 done
 
 dir=$(mktemp -d /var/tmp/notifyd-bare.XXXXXX)
+chmod 755 "$dir"	# the chroot's /: mktemp's 0700 locks out its postgres user
 # Processes whose root is the chroot's (left behind by a failure).
 chrooted() {
 	for p in /proc/[0-9]*; do
@@ -118,6 +119,8 @@ if in_root sh -c 'cd /root/notifyd && CI=true make test' > "$dir/test.log" 2>&1;
 	tail -1 "$dir/test.log"
 	say "make test passed on a bare Debian 12"
 else
+	mkdir -p "$root/build"
+	cp "$dir/test.log" "$root/build/bare-check-test.log"
 	tail -40 "$dir/test.log"
-	fail "make test"
+	fail "make test (its whole output: build/bare-check-test.log)"
 fi

@@ -55,7 +55,10 @@ class Server:
         cmd = [os.path.join(self.bindir, tool), *args]
         if self.user:
             cmd = ["runuser", "-u", self.user, "--"] + cmd
-        subprocess.run(cmd, check=True, capture_output=True, cwd=self.dir, timeout=120)
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=self.dir, timeout=120)
+        if p.returncode != 0:
+            raise RuntimeError("%s exited %d: %s" % (" ".join(cmd), p.returncode,
+                                                     (p.stderr or p.stdout).strip()[-1500:]))
 
     def psql(self, sql, db="postgres"):
         """Run sql; its rows, each a list of text fields."""
