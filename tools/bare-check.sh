@@ -8,7 +8,7 @@
 # tools too, then every test). Both failures that reached users so far
 # were of this kind: a link before bootstrap had installed the libraries,
 # and Node options that Debian's Node.js lacks. Needs root (sudo
-# otherwise), Debian's archive and the npm registry; about 8 minutes.
+# otherwise), Debian's archive and the npm registry; about 6 minutes.
 # The host's own extra CA certificates (/usr/local/share/ca-certificates,
 # a TLS proxy's, say) are trusted in the chroot as on the host.
 set -eu

@@ -182,9 +182,9 @@ create_one(struct pgc *c, const struct notification_new *in, int64_t now, json_t
 	    "type, category, priority, title, body, data, action_url, dedupe_key, created_at, "
 	    "deliver_at, archived_at, email_skipped) VALUES ($1, $2, $3, coalesce($4, 'normal'), "
 	    "$5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (user_id, dedupe_key) "
-	    "WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id", "tttttttttittt", in->user, in->type, in->category,
-	    in->priority, in->title, in->body, in->data, in->url, in->key, now,
-	    opt_int(deliver, in->deliver_at), *hidden ? opt_int(archived, now) : NULL,
+	    "WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id", "tttttttttittt", in->user,
+	    in->type, in->category, in->priority, in->title, in->body, in->data, in->url, in->key,
+	    now, opt_int(deliver, in->deliver_at), *hidden ? opt_int(archived, now) : NULL,
 	    in->routed && em.status == DS_SKIPPED ? (em.why ? em.why : "skipped") : NULL);
 	if (r == NULL)
 		return -1;
