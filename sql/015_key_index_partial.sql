@@ -3,9 +3,9 @@
 -- entry in its index. That index is ordered by user, so a topic send of
 -- 10,000 wrote into as many scattered leaf pages of it as of the inbox
 -- indexes: in a 10,000-member topic on a table of 100,000 rows, the
--- statement inserting the rows took 30-35% less time and its commit wrote
--- a quarter less WAL without it (bench/RESULTS.md). Only keyed rows need
--- the check, so the constraint becomes a partial unique index.
+-- statement inserting the rows took 30-35% less time and its commit a
+-- quarter less without it (bench/RESULTS.md). Only keyed rows need the
+-- check, so the constraint becomes a partial unique index.
 --
 -- A table constraint can only go by rebuilding the table (SQLite's
 -- documented twelve steps, as in 007_check_or.sql): migrate() runs this
