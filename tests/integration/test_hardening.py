@@ -489,6 +489,31 @@ class Smtp:
         self.s.close()
 
 
+def tcp_queues(local_port, remote_port):
+    """(tx_queue, rx_queue) of this host's IPv4 TCP socket local_port ->
+    remote_port (/proc/net/tcp), or None when there is none."""
+    with open("/proc/net/tcp") as f:
+        for row in f.readlines()[1:]:
+            fields = row.split()
+            if (int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)) == \
+                    (local_port, remote_port):
+                tx, rx = fields[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    return None
+
+
+def read_by_server(client, server_port, timeout=20):
+    """Until the server has read every byte client sent: nothing unacked on
+    the client's side, nothing unread on the server's."""
+    import time
+    me = client.getsockname()[1]
+    deadline = time.monotonic() + timeout
+    while (tcp_queues(me, server_port) or (1, 0))[0] or \
+            (tcp_queues(server_port, me) or (0, 1))[1]:
+        assert time.monotonic() < deadline, "the server did not read what was sent"
+        time.sleep(0.01)
+
+
 def test_sink_budgets(daemons, tmp):
     d = daemons(http=True, smtp=True, args=write_conf(
         tmp, "c.conf", "[smtp]\nmax_inflight = 1M\nmax_size = 2M\nmail_max_bytes = 1M\n")).start()
@@ -505,6 +530,8 @@ def test_sink_budgets(daemons, tmp):
     held = Smtp(d.smtp_port)
     held.start()
     held.s.sendall(b"Subject: held\r\n\r\n" + line * 800)   # 721 KB, no dot yet
+    # Counted once read: await that, or other's message may come first.
+    read_by_server(held.s, d.smtp_port)
     other = Smtp(d.smtp_port)
     other.start()
     other.s.sendall(b"Subject: other\r\n\r\n" + line * 400 + b".\r\n")
