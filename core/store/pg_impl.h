@@ -87,7 +87,6 @@ int64_t		 pg_exec(struct store *st, const char *what, const char *sql, const cha
 int		 pg_tx(struct store *st, int (*fn)(struct pgc *c, void *arg),
 		    void (*publish)(void *arg), void *arg);
 
-/* Columns of a result: an integer (NULL: 0), text or NULL, JSON text or null, a time. */
 /*
  * A parameter that is an array (text[], bigint[]): its literal, built
  * element by element into b between pg_array_begin and pg_array_end;
@@ -97,6 +96,7 @@ void		 pg_array_begin(struct buf *b);
 void		 pg_array_add(struct buf *b, const char *v);
 void		 pg_array_add_int(struct buf *b, int64_t v);
 void		 pg_array_end(struct buf *b);
+/* Columns of a result: an integer (NULL: 0), text or NULL, JSON text or null, a time. */
 int64_t		 pg_int(const PGresult *r, int row, int col);
 const char	*pg_str(const PGresult *r, int row, int col);
 json_t		*pg_text_json(const PGresult *r, int row, int col);
