@@ -331,12 +331,16 @@ def test_limits_per_user_and_in_all(daemons, tmp):
     a, b, c = (d.ok("token", u)["token"] for u in ("a", "b", "c"))
 
     async def go():
-        async with websockets.connect(url(d, a)), websockets.connect(url(d, a)):
+        # The 101 comes before the hub has the connection; its `connected` frame after.
+        async with websockets.connect(url(d, a)) as a1, websockets.connect(url(d, a)) as a2:
+            for ws in (a1, a2):
+                assert (await recv(ws))["type"] == "connected"
             with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
                 async with websockets.connect(url(d, a)):
                     pass
             assert e.value.status_code == 429
-            async with websockets.connect(url(d, b)):
+            async with websockets.connect(url(d, b)) as b1:
+                assert (await recv(b1))["type"] == "connected"
                 with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
                     async with websockets.connect(url(d, c)):
                         pass
