@@ -1358,6 +1358,26 @@ ws_refuse(struct mg_connection *c, const struct op_error *e, const char *const *
 	return 1;
 }
 
+/*
+ * RFC 6455 (4.1): the key is 16 bytes in base64. civetweb answers a longer
+ * one with a bare 500 after the connect handler accepted it, and calls
+ * neither the ready nor the close handler: the place reserved for it
+ * would be lost for good. So a key of any other shape is refused first.
+ */
+static bool
+ws_key_refused(struct mg_connection *c, struct op_error *e)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *key = mg_get_header(c, "Sec-WebSocket-Key");
+	bool ok = key != NULL && strlen(key) == 24 && strcmp(key + 22, "==") == 0;
+	for (int i = 0; ok && i < 22; i++)
+		ok = strchr(b64, key[i]) != NULL;
+	if (!ok)
+		op_error_set(e, 400, "bad_request",
+		    "Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455)");
+	return !ok;
+}
+
 /* Before the upgrade: the Origin, the user's token, the limits. Non-zero refuses. */
 static int
 ws_connect(const struct mg_connection *cc, void *cbdata)
@@ -1372,6 +1392,8 @@ ws_connect(const struct mg_connection *cc, void *cbdata)
 	struct op_error e = {0};
 	int64_t since = -1;
 
+	if (ws_key_refused(c, &e))
+		goto refuse;
 	if (origin != NULL && !origin_allowed(h, origin) && !same_origin(c, origin)) {
 		op_error_set(&e, 403, "origin_not_allowed", "this origin may not open a WebSocket");
 		metrics_add(C_WS_REFUSED_ORIGIN, 1);
@@ -1598,6 +1620,8 @@ events_connect(const struct mg_connection *cc, void *cbdata)
 	const char *hdr[] = {NULL, NULL, NULL};
 	struct principal who = {0};
 	struct op_error e = {0};
+	if (ws_key_refused(c, &e))
+		return ws_refuse(c, &e, hdr);
 	if (origin != NULL && !same_origin(c, origin) && !(h->app->cfg->http_mail_cors &&
 	    origin_allowed(h, origin))) {
 		op_error_set(&e, 403, "origin_not_allowed", "this origin may not read the mailbox");
@@ -1631,7 +1655,16 @@ events_connect(const struct mg_connection *cc, void *cbdata)
 		return ws_refuse(c, &e, hdr);
 	}
 	st->h = h;
-	st->reserved = true;
+	/*
+	 * Watching from before the 101, so that a client which sends mail
+	 * once it has the answer sees its event: civetweb calls the ready
+	 * handler only after the answer is out.
+	 */
+	if ((st->hc = hub_watch_mailbox(h->app->hub, &ws_transport, c)) == NULL) {
+		free(st);
+		op_error_set(&e, 503, "unavailable", "out of memory");
+		return ws_refuse(c, &e, hdr);
+	}
 	mg_set_user_connection_data(cc, st);
 	return 0;
 }
@@ -1641,10 +1674,8 @@ events_ready(struct mg_connection *c, void *cbdata)
 {
 	struct ws_state *st = mg_get_user_connection_data(c);
 	(void)cbdata;
-	if (st == NULL)
-		return;
-	st->reserved = false;
-	st->hc = hub_watch_mailbox(st->h->app->hub, &ws_transport, c);
+	if (st != NULL && st->hc != NULL)
+		hub_release(st->hc);
 }
 
 /* Mailpit's event stream takes nothing from the client. */

@@ -850,32 +850,51 @@ hub_attach(struct hub *h, const char *user, int64_t expires, int64_t since,
 	return c;
 }
 
-struct hub_conn *
-hub_watch(struct hub *h, const char *user, const struct hub_transport *t, void *ctx)
+/* Link a new watcher in; mailpit: a paused mailbox client, which takes its reservation. */
+static struct hub_conn *
+watch(struct hub *h, const char *user, bool mailpit, const struct hub_transport *t, void *ctx)
 {
 	struct hub_conn *c = conn_new(h, user, t, ctx);
-	if (c == NULL)
-		return NULL;
-	c->watcher = true;
 	pthread_mutex_lock(&h->lock);
-	c->unext = h->watchers;
-	h->watchers = c;
+	if (mailpit)
+		h->reserved--;
+	if (c != NULL) {
+		c->watcher = true;
+		c->mailpit = mailpit;
+		if (mailpit) {
+			c->state = C_PAUSED;
+			h->mailbox++;
+		}
+		c->unext = h->watchers;
+		h->watchers = c;
+	}
 	pthread_mutex_unlock(&h->lock);
 	return c;
 }
 
 struct hub_conn *
+hub_watch(struct hub *h, const char *user, const struct hub_transport *t, void *ctx)
+{
+	return watch(h, user, false, t, ctx);
+}
+
+struct hub_conn *
 hub_watch_mailbox(struct hub *h, const struct hub_transport *t, void *ctx)
 {
-	struct hub_conn *c = hub_watch(h, NULL, t, ctx);
+	return watch(h, NULL, true, t, ctx);
+}
+
+void
+hub_release(struct hub_conn *c)
+{
+	struct hub *h = c->h;
 	pthread_mutex_lock(&h->lock);
-	h->reserved--;
-	if (c != NULL) {
-		c->mailpit = true;
-		h->mailbox++;
+	if (c->state == C_PAUSED) {
+		c->state = C_IDLE;
+		if (c->qhead != NULL || c->close_code > 0)
+			schedule(h, c);
 	}
 	pthread_mutex_unlock(&h->lock);
-	return c;
 }
 
 /* Queue an error frame for c. */

@@ -84,8 +84,12 @@ struct hub_conn *hub_watch(struct hub *h, const char *user, const struct hub_tra
  * A Mailpit /api/events client: mailbox events only, as
  * {"Type":"new"|"delete"|"truncate"|"prune"|"stats","Data":...}, until hub_detach().
  * Takes a place reserved with hub_reserve(h, NULL), whether it succeeds or not.
+ * Called before the handshake's answer, so that a client sees every event
+ * after it; they wait in its queue until hub_release().
  */
 struct hub_conn *hub_watch_mailbox(struct hub *h, const struct hub_transport *t, void *ctx);
+/* The handshake is answered: send what waited, and everything after. */
+void	 hub_release(struct hub_conn *c);
 
 /* Open WebSocket connections of user (0: not connected). */
 int	 hub_presence(struct hub *h, const char *user);

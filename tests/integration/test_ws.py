@@ -387,6 +387,83 @@ def test_mailbox_streams_count_against_the_limit(daemons, tmp):
     assert len(refused) == 2 and all("code=server_full" in l for l in refused)
 
 
+def upgrade(port, path, key):
+    """Ask for a WebSocket with this Sec-WebSocket-Key: the socket and the answer's head."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+               % (path, port, key)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        c = s.recv(1)
+        assert c, head
+        head += c
+    return s, head
+
+
+def exact(s, n):
+    data = b""
+    while len(data) < n:
+        c = s.recv(n - len(data))
+        assert c, data
+        data += c
+    return data
+
+
+def refusal(s, head):
+    """The status and JSON body of a refused upgrade."""
+    n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    body = exact(s, n)
+    s.close()
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_a_malformed_websocket_key_is_refused_and_keeps_no_place(daemons, tmp):
+    # civetweb answers a long key with a bare 500 and never calls the close
+    # handler: the place held for it would be lost for good.
+    d = daemons(http=True, args=config(tmp, "[http]\nws_max_connections = 1\n")).start()
+    tok = d.ok("token", "kim")["token"]
+    for path in ("/ws?token=" + tok, "/api/events"):
+        for key in ("A" * 80, "not base64 at all!!!!!==", ""):
+            status, body = refusal(*upgrade(d.port, path, key))
+            assert status == 400 and body["error"]["code"] == "bad_request", (path, key, body)
+    refused = [l for l in d.log().splitlines() if "websocket refused" in l]
+    assert len(refused) == 6 and all("code=bad_request" in l for l in refused)
+
+    async def go():
+        # The one place is still free, for either kind.
+        async with websockets.connect(url(d, tok)) as ws:
+            assert (await recv(ws))["type"] == "connected"
+        async with websockets.connect("ws://127.0.0.1:%d/api/events" % d.port):
+            pass
+    run(go())
+
+
+def test_a_mailbox_stream_sees_mail_sent_as_soon_as_it_is_answered(daemons, tmp):
+    # Mailpit's clients (end-to-end tests among them) open the stream, then
+    # cause the mail they wait for: the 101 must mean the stream is watching.
+    import smtplib
+    d = daemons(http=True, smtp=True).start()
+    for i in range(20):
+        s, head = upgrade(d.port, "/api/events", base64.b64encode(os.urandom(16)).decode())
+        with s:
+            assert head.startswith(b"HTTP/1.1 101"), head
+            assert d.ok("connections")["mailbox"] == 1
+            with smtplib.SMTP("127.0.0.1", d.smtp_port) as m:
+                m.sendmail("a@x", ["b@y"], "Subject: m%d\r\n\r\nx\r\n" % i)
+            first, n = exact(s, 2)
+            assert first == 0x81        # one text frame, unmasked
+            n &= 0x7f
+            if n == 126:
+                n = int.from_bytes(exact(s, 2), "big")
+            event = json.loads(exact(s, n))
+            assert event["Type"] == "new" and event["Data"]["Subject"] == "m%d" % i
+        deadline = time.monotonic() + 10     # its place is given back once the server sees it go
+        while d.ok("connections")["mailbox"] != 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+
 def raw_ws_client(port, token, rcvbuf=4096):
     """A WebSocket client that completes the handshake and then never reads."""
     s = socket.socket()
