@@ -25,6 +25,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "sqlite_only(why): looks into SQLite's own files (the database, the "
         "token secret's file); skipped when NOTIFYD_TEST_STORE=postgresql")
+    config.addinivalue_line(
+        "markers", "transport_only(why): times a connection (slow reads, dropped pings, "
+        "trickled headers) whatever the store holds; run in the first pass only")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -34,6 +37,9 @@ def pytest_collection_modifyitems(config, items):
         m = item.get_closest_marker("sqlite_only")
         if m is not None:
             item.add_marker(pytest.mark.skip(reason="SQLite only: " + m.args[0]))
+        elif item.get_closest_marker("transport_only") is not None:
+            item.add_marker(pytest.mark.skip(reason="the transport alone: run in the "
+                                             "first pass"))
         elif item.module.__name__ in ("test_postgres", "test_cluster"):
             item.add_marker(pytest.mark.skip(reason="chooses its own store: run in the "
                                              "first pass"))

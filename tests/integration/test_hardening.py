@@ -347,6 +347,7 @@ def read_all(s):
     return data
 
 
+@pytest.mark.transport_only("one address's half-open requests")
 def test_slowloris_from_one_address_stalls_no_one_else(daemons, tmp):
     import threading
     import time
@@ -419,6 +420,7 @@ def test_full_means_503_at_once_not_a_queue(daemons, tmp):
     alive(d)
 
 
+@pytest.mark.transport_only("headers sent a byte at a time")
 def test_headers_that_trickle_are_cut_off(daemons, tmp):
     """header_timeout bounds a request's headers in all, however they trickle."""
     import time

@@ -479,6 +479,7 @@ def raw_ws_client(port, token, rcvbuf=4096):
     return s
 
 
+@pytest.mark.transport_only("a client that stops reading")
 def test_slow_client_is_dropped_and_delays_no_one(daemons, tmp):
     d = daemons(http=True, args=config(tmp, "[http]\nws_queue = 64\nrequest_timeout = 8s\n"
                                             "ws_ping = 2s\n")).start()
@@ -582,6 +583,7 @@ def test_disconnect_and_watch(wsd):
     assert lines[0]["data"]["title"] == "w"
 
 
+@pytest.mark.transport_only("a client that stops answering pings")
 def test_client_that_stops_answering_pings_is_dropped(daemons, tmp):
     d = daemons(http=True, args=config(tmp, "[http]\nws_ping = 1s\n")).start()
     s = raw_ws_client(d.port, d.ok("token", "quiet")["token"], rcvbuf=65536)
