@@ -32,6 +32,7 @@
 #include "metrics.h"
 #include "ops.h"
 #include "store.h"
+#include "text.h"
 #include "util.h"
 #include "web.h"
 
@@ -1517,10 +1518,14 @@ ws_close_frame(void *ctx, int code, const char *reason)
 	struct ws_state *st = mg_get_user_connection_data(ctx);
 	if (st != NULL && atomic_exchange(&st->close_sent, true))
 		return;
-	char payload[128];
+	/* A control frame holds at most 125 bytes: the reason is cut to 123, between characters. */
+	char payload[125];
 	size_t rl = strlen(reason);
-	if (rl > sizeof payload - 2)
+	if (rl > sizeof payload - 2) {
 		rl = sizeof payload - 2;
+		while (rl > 0 && ((unsigned char)reason[rl] & 0xc0) == 0x80)
+			rl--;
+	}
 	payload[0] = (char)(code >> 8);
 	payload[1] = (char)(code & 0xff);
 	memcpy(payload + 2, reason, rl);
@@ -1556,6 +1561,53 @@ ws_close_answer(struct mg_connection *c, struct ws_state *st, const char *data, 
 	return 0;
 }
 
+/* May a peer close with code (RFC 6455 7.4; 1012-1014 as IANA added them)? */
+static bool
+close_code_ok(int code)
+{
+	return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+	    (code >= 3000 && code <= 4999);
+}
+
+/*
+ * RFC 6455 (5.2, 5.5, 7.4) on what civetweb hands on unchecked: reserved
+ * bits or opcodes, a fragmented or oversized control frame, a malformed
+ * close. Such a frame fails the connection with 1002 (1007 for a close
+ * reason that is not UTF-8), logged once; false then. (civetweb here
+ * negotiates no extension: no reserved bit has a meaning.)
+ */
+static bool
+ws_frame_ok(struct mg_connection *c, const char *user, int bits, const char *data, size_t len)
+{
+	int op = bits & 0x0f, code = 1002;
+	const char *why = NULL;
+	if (bits & 0x70)
+		why = "reserved bits set";
+	else if ((op >= 3 && op <= 7) || op >= 11)
+		why = "reserved opcode";
+	else if (op >= 8 && !(bits & 0x80))
+		why = "fragmented control frame";
+	else if (op >= 8 && len > 125)
+		why = "control frame over 125 bytes";
+	else if (op == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE && len == 1)
+		why = "close frame of one byte";
+	else if (op == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE && len >= 2 &&
+	    !close_code_ok((unsigned char)data[0] << 8 | (unsigned char)data[1]))
+		why = "invalid close code";
+	else if (op == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE && len > 2 &&
+	    !utf8_valid(data + 2, len - 2, true)) {
+		why = "close reason is not UTF-8";
+		code = 1007;
+	}
+	if (why == NULL)
+		return true;
+	metrics_add(C_WS_FRAMES_RECEIVED, 1);
+	log_info("websocket protocol error", "user=%s code=%d error=%s", user,
+	    code, why);
+	ws_close_frame(c, code, why);
+	return false;
+}
+
 /* A frame from the client. */
 static int
 ws_data(struct mg_connection *c, int bits, char *data, size_t len, void *cbdata)
@@ -1563,6 +1615,8 @@ ws_data(struct mg_connection *c, int bits, char *data, size_t len, void *cbdata)
 	struct ws_state *st = mg_get_user_connection_data(c);
 	int opcode = bits & 0x0f;
 	(void)cbdata;
+	if (!ws_frame_ok(c, st ? st->user : NULL, bits, data, len))
+		return 0;
 	if (opcode == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE)
 		return ws_close_answer(c, st, data, len);
 	if (st == NULL || st->hc == NULL)
@@ -1683,6 +1737,8 @@ static int
 events_data(struct mg_connection *c, int bits, char *data, size_t len, void *cbdata)
 {
 	(void)cbdata;
+	if (!ws_frame_ok(c, NULL, bits, data, len))
+		return 0;
 	if ((bits & 0x0f) == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE)
 		return ws_close_answer(c, mg_get_user_connection_data(c), data, len);
 	if ((bits & 0x0f) == MG_WEBSOCKET_OPCODE_PING)

@@ -558,6 +558,51 @@ def test_bad_client_frames_get_errors(wsd):
     assert d.wait_count("client frame refused", 7) == 7
 
 
+def client_frame(first, payload, length=None):
+    """One masked client frame: first is its first byte (FIN, RSV bits, opcode)."""
+    n = len(payload) if length is None else length
+    head = bytes([first]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def test_frames_that_break_the_protocol_fail_the_connection(wsd):
+    # RFC 6455 5.2, 5.5, 7.4: civetweb hands these on; notifyd closes with
+    # 1002 (1007 for a reason that is not UTF-8), logged once each.
+    d = wsd
+    tok = d.ok("token", "pat")["token"]
+    cases = [
+        (0x81 | 0x40, b'{"type":"ping"}', 1002, "reserved bits set"),
+        (0x81 | 0x10, b'{"type":"ping"}', 1002, "reserved bits set"),
+        (0x83, b"x", 1002, "reserved opcode"),
+        (0x8b, b"x", 1002, "reserved opcode"),
+        (0x88, b"\x03", 1002, "close frame of one byte"),
+        (0x88, (999).to_bytes(2, "big"), 1002, "invalid close code"),
+        (0x88, (1005).to_bytes(2, "big"), 1002, "invalid close code"),
+        (0x88, (5000).to_bytes(2, "big") + b"bye", 1002, "invalid close code"),
+        (0x88, (1000).to_bytes(2, "big") + b"\xff\xfe", 1007, "close reason is not UTF-8"),
+        (0x08, (1000).to_bytes(2, "big"), 1002, "fragmented control frame"),
+    ]
+    for path in ("/ws?token=" + tok, "/api/events"):
+        for first, payload, code, why in cases:
+            s, head = upgrade(d.port, path, base64.b64encode(os.urandom(16)).decode())
+            assert head.startswith(b"HTTP/1.1 101"), head
+            s.sendall(client_frame(first, payload))
+            got = b""
+            while True:     # the connected frame may come first; the close, then the end
+                c = s.recv(4096)
+                if not c:
+                    break
+                got += c
+            s.close()
+            close = bytes([0x88, 2 + len(why)]) + code.to_bytes(2, "big") + why.encode()
+            assert got.endswith(close), (path, first, payload, got)
+    assert d.wait_count("websocket protocol error", 2 * len(cases)) == 2 * len(cases)
+    assert d.count_log("user=pat code=1002") == len(cases) - 1
+    alive = requests.get(d.url + "/healthz", timeout=5)
+    assert alive.status_code == 200
+
+
 def test_disconnect_and_watch(wsd):
     d = wsd
     tok = d.ok("token", "dan")["token"]
