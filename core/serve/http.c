@@ -1751,10 +1751,14 @@ static int
 on_http_error(struct mg_connection *c, int status, const char *msg)
 {
 	struct op_error e;
+	/* 426: a WebSocket version other than 13; RFC 6455 (4.4) names the one served. */
+	const char *v13[] = {"Sec-WebSocket-Version", "13", NULL};
 	op_error_set(&e, status, status == 413 || status == 431 ? "too_large" :
-	    status >= 500 ? "internal" : "bad_request", "%s", msg ? msg : "bad request");
+	    status == 426 ? "upgrade_required" : status >= 500 ? "internal" : "bad_request",
+	    "%s", status == 426 ? "a WebSocket needs Sec-WebSocket-Version: 13" :
+	    msg ? msg : "bad request");
 	log_info("http request refused", "status=%d code=%s error=%s", status, e.code, e.message);
-	respond_error(c, &e, NULL);
+	respond_error(c, &e, status == 426 ? v13 : NULL);
 	return 0;
 }
 

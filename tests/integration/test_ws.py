@@ -388,12 +388,12 @@ def test_mailbox_streams_count_against_the_limit(daemons, tmp):
     assert len(refused) == 2 and all("code=server_full" in l for l in refused)
 
 
-def upgrade(port, path, key):
+def upgrade(port, path, key, version=13):
     """Ask for a WebSocket with this Sec-WebSocket-Key: the socket and the answer's head."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-               % (path, port, key)).encode())
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: %s\r\n\r\n"
+               % (path, port, key, version)).encode())
     head = b""
     while b"\r\n\r\n" not in head:
         c = s.recv(1)
@@ -431,6 +431,11 @@ def test_a_malformed_websocket_key_is_refused_and_keeps_no_place(daemons, tmp):
     # Logged once each (the daemon's lines reach the test on their own).
     assert d.wait_count("code=bad_request", 6) == 6
     assert d.count_log("websocket refused") == 6
+    # Another version of the protocol: 426, naming the one served (RFC 6455 4.4).
+    s, head = upgrade(d.port, "/ws?token=" + tok, "dGhlIHNhbXBsZSBub25jZQ==", version=8)
+    assert b"\r\nSec-WebSocket-Version: 13\r\n" in head, head
+    assert refusal(s, head) == (426, {"error": {"code": "upgrade_required", "message":
+                                                "a WebSocket needs Sec-WebSocket-Version: 13"}})
 
     async def go():
         # The one place is still free, for either kind.
