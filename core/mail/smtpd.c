@@ -736,7 +736,10 @@ command(struct session *ss, bool long_line)
 	} else if (IS("STARTTLS")) {
 		cmd_starttls(ss);
 	} else if (IS("HELP")) {
-		reply(ss, "214 2.0.0 EHLO HELO MAIL RCPT DATA RSET NOOP QUIT AUTH");
+		/* The commands this session can use, as EHLO offers them. */
+		reply(ss, "214 2.0.0 EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP%s%s",
+		    strcmp(sd->cfg->smtp_auth, "off") != 0 ? " AUTH" : "",
+		    sd->tls != NULL && ss->ssl == NULL ? " STARTTLS" : "");
 	} else {
 		log_info("smtp command refused", "session=%u command=%.16s", ss->id, cmd);
 		reply(ss, "500 5.5.2 Command not recognized");

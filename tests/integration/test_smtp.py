@@ -156,6 +156,8 @@ def test_command_errors_and_limits(daemons, tmp):
     assert c.cmd("FROB") == 500
     assert c.cmd("VRFY root") == 502
     assert c.cmd("EXPN staff") == 502
+    c.send("HELP\r\n")                              # what EHLO offers: no AUTH, no STARTTLS
+    assert c.reply() == ["214 2.0.0 EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP"]
     assert c.cmd("X" * 3000) == 500                 # line too long; session goes on
     assert c.cmd("NOOP") == 250
     assert c.cmd("MAIL FROM:a@x") == 501
@@ -394,6 +396,8 @@ def test_starttls(daemons, tmp):
     c = Dialogue(d.smtp_port)
     c.code()
     c.cmd("EHLO x")
+    c.send("HELP\r\n")
+    assert c.reply()[-1].endswith(" QUIT HELP AUTH STARTTLS")
     c.send(b"STARTTLS\r\nMAIL FROM:<a@x>\r\n")
     assert c.code() == 501
     c.close()
