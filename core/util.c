@@ -433,8 +433,15 @@ json_load_bounded(const char *s, size_t len, size_t flags, json_error_t *err, bo
 	bool deep = !json_depth_ok(s, len, JSON_MAX_DEPTH);
 	if (too_deep != NULL)
 		*too_deep = deep;
-	if (!deep)
-		return json_loadb(s, len, flags, err);
+	if (!deep) {
+		json_t *j = json_loadb(s, len, flags, err);
+		/* jansson names its own flag to a client that cannot set it. */
+		static const char flag[] = " without JSON_ALLOW_NUL";
+		char *at = j == NULL ? strstr(err->text, flag) : NULL;
+		if (at != NULL)
+			memmove(at, at + sizeof flag - 1, strlen(at + sizeof flag - 1) + 1);
+		return j;
+	}
 	memset(err, 0, sizeof *err);
 	snprintf(err->text, sizeof err->text, "arrays and objects nest deeper than %d levels",
 	    JSON_MAX_DEPTH);

@@ -605,6 +605,33 @@ rename_keys(json_t *body, const char *map)
 	}
 }
 
+/*
+ * An operation's error speaks of its arguments, for the control socket,
+ * and may begin with its name ("send: 'at' must be ..."). Over HTTP it
+ * speaks of the request: no operation's name, and the body's own key
+ * where the route renames one ('deliver_at', not 'at').
+ */
+static void
+error_as_http(struct op_error *e, const char *opname, const char *map)
+{
+	size_t n = strlen(opname);
+	char *m = e->message, quoted[40], body[40];
+	if (strncmp(m, opname, n) == 0 && strncmp(m + n, ": ", 2) == 0)
+		memmove(m, m + n + 2, strlen(m + n + 2) + 1);
+	for (const char *p = map; p != NULL && *p != '\0' && *p != '*';) {
+		size_t eq = strcspn(p, "="), end = strcspn(p, ",");
+		snprintf(body, sizeof body, "'%.*s'", (int)eq, p);
+		snprintf(quoted, sizeof quoted, "'%.*s'", (int)(end - eq - 1), p + eq + 1);
+		char *at = strstr(m, quoted);
+		size_t ql = strlen(quoted), bl = strlen(body), ml = strlen(m);
+		if (at != NULL && ml - ql + bl < sizeof e->message) {
+			memmove(at + bl, at + ql, strlen(at + ql) + 1);
+			memcpy(at, body, bl);
+		}
+		p += end + (p[end] == ',');
+	}
+}
+
 /* The stored message args.id names, or a 404 sent; NULL then. */
 static bool
 mail_of(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
@@ -975,6 +1002,7 @@ handle(struct mg_connection *c, void *cbdata)
 	result = op_call(&ctx, op, args);
 	if (result == NULL) {
 		buf_free(&text);
+		error_as_http(&ctx.err, op->name, routes[route].rename);
 		goto fail;
 	}
 	status = ctx.status;

@@ -304,6 +304,15 @@ def test_http_errors(daemons, tmp):
     assert r.status_code == 405 and r.headers["Allow"] == "POST"
     assert "priority" in err(api.req("POST", url, json={"user": "a", "type": "m", "priority": "max"}),
                              422, "invalid_field")
+    # Errors name what the request holds: the body's own key where the route
+    # renames it, no operation's name, none of jansson's flags.
+    assert err(api.req("POST", url, json={"user": "a", "type": "m", "deliver_at": "soon"}),
+               422, "invalid_field") == "'deliver_at' must be an RFC 3339 time"
+    assert err(api.req("POST", url, json={"user": "a", "type": "m", "title": 5}),
+               422, "invalid_field").startswith("'title' must be ")
+    m = err(api.req("POST", url, data='{"user": "a\\u0000b", "type": "m"}',
+                    headers={"Content-Type": "application/json"}), 400, "malformed_json")
+    assert "\\u0000 is not allowed near" in m and "JSON_ALLOW_NUL" not in m, m
     # Rate limit: 20/s per client; a burst of 60 must meet 429 with Retry-After.
     codes = [api.req("GET", "/api/v1/users/nobody/unread_count") for _ in range(60)]
     limited = [r for r in codes if r.status_code == 429]
