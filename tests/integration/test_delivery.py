@@ -666,7 +666,7 @@ def test_cancel_before_due(dd):
     assert [x["scheduled_id"] for x in dd.ok("list", "--user", "ann")["notifications"]] == [c["id"]]
     r = requests.post(dd.url + "/api/v1/notifications", headers=hdr, json={
         "user": "ann", "type": "message", "deliver_at": "tomorrow"})
-    assert r.status_code == 422 and "'at'" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "'deliver_at'" in r.json()["error"]["message"]
 
 
 def test_scheduled_sends_survive_a_restart(daemons, tmp):
