@@ -58,6 +58,7 @@ struct route {
 #define RAW(f) static void f(struct http *, struct mg_connection *, json_t *, \
 	const char *const *, int *)
 RAW(healthz);
+RAW(livez);
 RAW(ws_plain);
 RAW(metrics_page);
 RAW(mail_raw);
@@ -104,6 +105,9 @@ static const struct route routes[] = {
 	{"DELETE", "/api/v1/webhooks/{id}", "webhook.rm", NULL, 0, NULL, NULL},
 	{"POST", "/api/v1/webhooks/{id}/test", "webhook.test", NULL, 0, NULL, NULL},
 	{"GET", "/healthz", NULL, NULL, R_PUBLIC, healthz, NULL},
+	/* Mailpit's probes, which scripts poll before they send: /readyz is /healthz. */
+	{"GET", "/livez", NULL, NULL, R_PUBLIC, livez, NULL},
+	{"GET", "/readyz", NULL, NULL, R_PUBLIC, healthz, NULL},
 	{"GET", "/ws", NULL, NULL, R_PUBLIC, ws_plain, NULL},
 	{"GET", "/metrics", NULL, NULL, R_PUBLIC, metrics_page, NULL},
 	/* The mailbox, on Mailpit's paths. */
@@ -241,6 +245,17 @@ healthz(struct http *h, struct mg_connection *c, json_t *args, const char *const
 		*status = 503;
 		respond(c, 503, "application/json", down, sizeof down - 1, hdr);
 	}
+}
+
+/* Alive while it serves HTTP, whether or not the database answers. */
+static void
+livez(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
+    int *status)
+{
+	(void)h;
+	(void)args;
+	*status = 200;
+	respond(c, 200, "application/json", "{\"status\":\"ok\"}", 15, hdr);
 }
 
 static void

@@ -361,6 +361,9 @@ def test_postgresql_restarted_mid_load_loses_nothing_acknowledged(daemons, postg
                     await asyncio.sleep(0.01)
                 h = requests.get(a.url + "/healthz", timeout=30)
                 assert h.status_code == 503 and h.json()["status"] == "unavailable"
+                # Mailpit's probes: not ready, and alive all the same.
+                assert requests.get(a.url + "/readyz", timeout=30).status_code == 503
+                assert requests.get(a.url + "/livez", timeout=30).status_code == 200
             finally:
                 postgres.start()
             n = len(acked)

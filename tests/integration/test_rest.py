@@ -433,8 +433,9 @@ def test_keep_alive_and_concurrent_clients(api):
 
 
 def test_healthz_and_metrics(api):
-    r = requests.get(api.d.url + "/healthz")
-    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    for probe in ("/healthz", "/readyz", "/livez"):
+        r = requests.get(api.d.url + probe)
+        assert r.status_code == 200 and r.json() == {"status": "ok"}, probe
     for _ in range(3):
         api.send(user="m", type="m")
     # A request is counted once its answer is written, so the third 201 may
