@@ -602,21 +602,30 @@ parse_body(struct mg_connection *c, const char *body, size_t len, struct op_erro
 	return j;
 }
 
-/* Rename body keys by "From=to,From2=to2" (Mailpit's IDs, Read onto ids, read). */
+/* The next pair of a route's "From=to,From2=to2" map at *p, advancing it; false at the end. */
+static bool
+map_pair(const char **p, char from[32], char to[32])
+{
+	if (**p == '\0')
+		return false;
+	size_t eq = strcspn(*p, "="), end = strcspn(*p, ",");
+	snprintf(from, 32, "%.*s", (int)eq, *p);
+	snprintf(to, 32, "%.*s", (int)(end - eq - 1), *p + eq + 1);
+	*p += end + ((*p)[end] == ',');
+	return true;
+}
+
+/* Rename body keys by the route's map (Mailpit's IDs, Read onto ids, read). */
 static void
 rename_keys(json_t *body, const char *map)
 {
 	char from[32], to[32];
-	for (const char *p = map; *p;) {
-		size_t eq = strcspn(p, "="), end = strcspn(p, ",");
-		snprintf(from, sizeof from, "%.*s", (int)eq, p);
-		snprintf(to, sizeof to, "%.*s", (int)(end - eq - 1), p + eq + 1);
+	while (map_pair(&map, from, to)) {
 		json_t *v = json_object_get(body, from);
 		if (v != NULL) {
 			json_object_set(body, to, v);
 			json_object_del(body, from);
 		}
-		p += end + (p[end] == ',');
 	}
 }
 
@@ -630,20 +639,20 @@ static void
 error_as_http(struct op_error *e, const char *opname, const char *map)
 {
 	size_t n = strlen(opname);
-	char *m = e->message, quoted[40], body[40];
+	char *m = e->message, from[32], to[32], body[40], quoted[40];
 	if (strncmp(m, opname, n) == 0 && strncmp(m + n, ": ", 2) == 0)
 		memmove(m, m + n + 2, strlen(m + n + 2) + 1);
-	for (const char *p = map; p != NULL && *p != '\0' && *p != '*';) {
-		size_t eq = strcspn(p, "="), end = strcspn(p, ",");
-		snprintf(body, sizeof body, "'%.*s'", (int)eq, p);
-		snprintf(quoted, sizeof quoted, "'%.*s'", (int)(end - eq - 1), p + eq + 1);
+	if (map == NULL || *map == '*')		/* "*=name": the body is one argument */
+		return;
+	while (map_pair(&map, from, to)) {
+		snprintf(body, sizeof body, "'%s'", from);
+		snprintf(quoted, sizeof quoted, "'%s'", to);
 		char *at = strstr(m, quoted);
 		size_t ql = strlen(quoted), bl = strlen(body), ml = strlen(m);
 		if (at != NULL && ml - ql + bl < sizeof e->message) {
 			memmove(at + bl, at + ql, strlen(at + ql) + 1);
 			memcpy(at, body, bl);
 		}
-		p += end + (p[end] == ',');
 	}
 }
 
