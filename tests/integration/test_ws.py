@@ -563,9 +563,9 @@ def test_bad_client_frames_get_errors(wsd):
     assert d.wait_count("client frame refused", 7) == 7
 
 
-def client_frame(first, payload, length=None):
+def client_frame(first, payload):
     """One masked client frame: first is its first byte (FIN, RSV bits, opcode)."""
-    n = len(payload) if length is None else length
+    n = len(payload)
     head = bytes([first]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
     key = os.urandom(4)
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
