@@ -331,6 +331,20 @@ error_class(struct conn *c)
 }
 
 /*
+ * After a transaction's end, before any of its writers is answered: a
+ * change to someone's routing (committed or not) empties the kept
+ * routing, so that no send after the answer routes by what was before.
+ */
+static void
+routing_settle(struct store *st, struct conn *c)
+{
+	if (c->routing_changed) {
+		c->routing_changed = false;
+		route_cache_clear(&SQ(st)->routes, true);
+	}
+}
+
+/*
  * Run a batch of writes in one transaction. The common case runs them
  * straight; when one fails or finds nothing (a write that must change
  * nothing), the transaction is rolled back and the batch run again with
@@ -380,6 +394,7 @@ again:
 	/* A lone write that found nothing: nothing to keep. */
 	if (!isolate && batch->next == NULL && batch->rc == 0) {
 		exec(c, S_ROLLBACK);
+		routing_settle(st, c);
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
@@ -394,6 +409,7 @@ again:
 		SQ(st)->commits++;
 		SQ(st)->writes += n;
 	}
+	routing_settle(st, c);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -778,6 +794,7 @@ sqlite_open(struct store **out, const char *path, const struct store_options *op
 	st->be = &sqlite_backend;
 	SQ(st)->path = strdup(path);
 	SQ(st)->qtail = &SQ(st)->queue;
+	route_cache_init(&SQ(st)->routes);
 	pthread_mutex_init(&SQ(st)->qlock, NULL);
 	pthread_mutex_init(&SQ(st)->ckpt_lock, NULL);
 	pthread_cond_init(&SQ(st)->ckpt_cond, NULL);
@@ -815,6 +832,9 @@ sqlite_close(struct store *st)
 	for (int i = 0; i < READERS; i++)
 		conn_close(&SQ(st)->r[i], false);
 	conn_close(&SQ(st)->w, true);
+	route_cache_clear(&SQ(st)->routes, false);
+	free(SQ(st)->routes.slot);
+	pthread_mutex_destroy(&SQ(st)->routes.lock);
 	pthread_mutex_destroy(&SQ(st)->qlock);
 	pthread_mutex_destroy(&SQ(st)->ckpt_lock);
 	pthread_cond_destroy(&SQ(st)->ckpt_cond);

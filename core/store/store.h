@@ -234,7 +234,9 @@ int	 store_prefs_get(struct store *st, const char *user, struct prefs *p);
  * zone ("" when none), handed to fn(arg, i, p, email, tz); a non-zero from
  * fn stops and is returned. All are read on one connection, and on SQLite
  * in one read transaction: a topic send of 10,000 took a read each,
- * 50-90 ms before its write began. 0, or -1.
+ * 50-90 ms before its write began. SQLite's keeps what it read, until a
+ * change to anyone's routing commits: a change answered before the call
+ * began is always seen. 0, or -1.
  */
 typedef int	(*recipient_fn)(void *arg, size_t i, const struct prefs *p, const char *email,
 		    const char *tz);

@@ -45,6 +45,8 @@ struct conn {
 	 * false again.
 	 */
 	bool		 no_targets;
+	/* The writer's: this transaction changed someone's routing (people.c). */
+	bool		 routing_changed;
 };
 
 /* A write waiting for (or done by) a batch. */
@@ -60,9 +62,22 @@ struct wreq {
 	struct wreq	*next;
 };
 
+/*
+ * Recipients' routing (a user's preferences, address and zone) kept
+ * between sends, so that a send reads none it has read before (people.c).
+ */
+struct route_entry;
+struct route_cache {
+	pthread_mutex_t	 lock;		/* guards all below */
+	uint64_t	 gen;		/* moved on by every committed routing change */
+	struct route_entry **slot;	/* ROUTE_SLOTS chains, made on first use */
+	size_t		 bytes;		/* held in entries */
+};
+
 /* SQLite's store: struct store first, so that a struct store * is one of these. */
 struct sqlite_store {
 	struct store	 base;
+	struct route_cache routes;
 	struct conn	 w;			/* the writer */
 	struct conn	 r[READERS];		/* readers */
 	unsigned	 next_reader;
@@ -190,6 +205,8 @@ int	 sqlite_unread_count(struct store *st, const char *user, int64_t now, int64_
 int	 sqlite_notification_cancel(struct store *st, const char *user, int64_t id,
 	    bool *too_late, int64_t *released_as);
 int	 sqlite_prefs_get(struct store *st, const char *user, struct prefs *p);
+void	 route_cache_init(struct route_cache *rc);
+void	 route_cache_clear(struct route_cache *rc, bool moved);
 int	 sqlite_recipients(struct store *st, const char *const *users, size_t n,
 	    struct prefs *p, recipient_fn fn, void *arg);
 int	 sqlite_prefs_update(struct store *st, const char *user, int64_t now,

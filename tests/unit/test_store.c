@@ -671,6 +671,223 @@ test_users_topics_keys(void **state)
 	json_decref(out);
 }
 
+/* What store_recipients handed over for one user. */
+struct seen {
+	struct prefs	 p;
+	char		 email[320], tz[80];
+};
+
+static int
+seen_one(void *arg, size_t i, const struct prefs *p, const char *email, const char *tz)
+{
+	struct seen *s = (struct seen *)arg + i;
+	s->p = *p;
+	snprintf(s->email, sizeof s->email, "%s", email);
+	snprintf(s->tz, sizeof s->tz, "%s", tz);
+	return 0;
+}
+
+#define ROUTE_USERS 6
+static const char *const route_users[ROUTE_USERS] = {"r0", "r1", "r2", "r3", "r4", "r5"};
+
+/* The reader's list: many unknown users, then the real ones, so that a pass takes long. */
+#define ROUTE_FILL 300
+
+struct route_race {
+	struct store	*st;
+	const char	*list[ROUTE_FILL + ROUTE_USERS];
+	char		 fill[ROUTE_FILL][24];
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cond;
+	unsigned	 passes;	/* under lock */
+	bool		 stop;		/* under lock */
+	int		 failed;
+};
+
+/*
+ * Read everyone's routing in one transaction, again and again: a change
+ * that commits during a pass finds it holding what it read before, which
+ * it must not keep. Each pass ends with a signal.
+ */
+static void *
+route_reader(void *arg)
+{
+	struct route_race *r = arg;
+	struct prefs *p = malloc(sizeof *p);
+	struct seen *s = calloc(ROUTE_FILL + ROUTE_USERS, sizeof *s);
+	for (;;) {
+		int rc = store_recipients(r->st, r->list, ROUTE_FILL + ROUTE_USERS, p, seen_one, s);
+		pthread_mutex_lock(&r->lock);
+		r->failed += rc != 0;
+		r->passes++;
+		pthread_cond_broadcast(&r->cond);
+		bool stop = r->stop;
+		pthread_mutex_unlock(&r->lock);
+		if (stop)
+			break;
+	}
+	free(s);
+	free(p);
+	return NULL;
+}
+
+/* Wait until a pass that was running (or starts) now has ended. */
+static void
+route_pass_ends(struct route_race *r)
+{
+	pthread_mutex_lock(&r->lock);
+	unsigned want = r->passes + 1;
+	while (r->passes < want)
+		pthread_cond_wait(&r->cond, &r->lock);
+	pthread_mutex_unlock(&r->lock);
+}
+
+struct route_change {
+	unsigned	 pick;
+};
+
+static bool
+route_edit(struct prefs *p, void *arg)
+{
+	unsigned k = ((struct route_change *)arg)->pick;
+	switch (k % 4) {
+	case 0:
+		p->quiet = !p->quiet;
+		p->quiet_start = (int)(k % 1440);
+		p->quiet_end = (int)((k * 7) % 1440);
+		p->quiet_days = 1 + k % 127;
+		break;
+	case 1:
+		p->digest = (enum digest_mode)(k % 3);
+		break;
+	case 2:
+		p->email_if_unread = (int64_t)(k % 5) * 60000;
+		break;
+	default:
+		if (p->n > 0 && k % 2) {
+			p->n--;
+		} else if (p->n < 3) {
+			snprintf(p->rules[p->n].type, sizeof p->rules[p->n].type, "t%u", k % 97);
+			p->rules[p->n].channel = k % 3 ? CHANNEL_EMAIL : CHANNEL_IN_APP;
+			p->rules[p->n].enabled = k % 5 != 0;
+			p->n++;
+		}
+	}
+	return true;
+}
+
+/*
+ * Whether the routing store_recipients gave for user i is what is stored
+ * now; why not in why. It returns rather than asserts: a failed assert
+ * would leave route_reader running on a closed store.
+ */
+static bool
+route_check(struct store *st, const struct seen *got, int i, char *why, size_t len)
+{
+	struct prefs *want = malloc(sizeof *want);
+	json_t *u = NULL;
+	int known = store_prefs_get(st, route_users[i], want);
+	bool ok = known >= 0 && store_user_get(st, route_users[i], &u) == known;
+	const char *email = known > 0 ? json_string_value(json_object_get(u, "email")) : NULL;
+	const char *tz = known > 0 ? json_string_value(json_object_get(u, "tz")) : NULL;
+#define ROUTE_SAME(cond, what) \
+	do { if (ok && !(cond)) { snprintf(why, len, "%s: %s", route_users[i], what); ok = false; } } \
+	while (0)
+	ROUTE_SAME(known >= 0, "cannot read what is stored");
+	ROUTE_SAME(strcmp(got->email, email ? email : "") == 0, "email");
+	ROUTE_SAME(strcmp(got->tz, tz ? tz : "") == 0, "tz");
+	ROUTE_SAME(got->p.quiet == want->quiet, "quiet");
+	ROUTE_SAME(!want->quiet || (got->p.quiet_start == want->quiet_start &&
+	    got->p.quiet_end == want->quiet_end && got->p.quiet_days == want->quiet_days),
+	    "quiet hours");
+	ROUTE_SAME(got->p.digest == want->digest, "digest");
+	ROUTE_SAME(got->p.email_if_unread == want->email_if_unread, "email_if_unread");
+	ROUTE_SAME(got->p.n == want->n, "number of rules");
+	for (size_t k = 0; ok && k < want->n; k++)
+		ROUTE_SAME(strcmp(got->p.rules[k].type, want->rules[k].type) == 0 &&
+		    got->p.rules[k].channel == want->rules[k].channel &&
+		    got->p.rules[k].enabled == want->rules[k].enabled, "a rule");
+#undef ROUTE_SAME
+	json_decref(u);
+	free(want);
+	return ok;
+}
+
+/*
+ * Routing is kept between sends (SQLite); every change answered must be
+ * routed by at once, even while other sends keep reading the old one. A
+ * randomized run of changes, each followed by a read that must match the
+ * stored preferences, with a thread reading all the time.
+ */
+static void
+test_routing_follows_every_change(void **state)
+{
+	struct fixture *f = *state;
+	struct route_race *race = calloc(1, sizeof *race);
+	struct prefs *p = malloc(sizeof *p);
+	struct seen *got = calloc(ROUTE_USERS, sizeof *got);
+	pthread_t t;
+	unsigned seed = 19;
+	char email[64], tz[32], why[200] = "";
+	bool ok = true;
+
+	race->st = f->st;
+	pthread_mutex_init(&race->lock, NULL);
+	pthread_cond_init(&race->cond, NULL);
+	for (int i = 0; i < ROUTE_FILL; i++) {
+		snprintf(race->fill[i], sizeof race->fill[i], "nobody%d", i);
+		race->list[i] = race->fill[i];
+	}
+	for (int i = 0; i < ROUTE_USERS; i++)
+		race->list[ROUTE_FILL + i] = route_users[i];
+	assert_int_equal(pthread_create(&t, NULL, route_reader, race), 0);
+	for (int round = 0; ok && round < 300; round++) {
+		unsigned k = (unsigned)rand_r(&seed);
+		int i = (int)(k % ROUTE_USERS);
+		json_t *out = NULL;
+		bool created;
+		if ((k >> 8) % 3 == 0) {
+			snprintf(email, sizeof email, "%s.%d@example.com", route_users[i], round);
+			snprintf(tz, sizeof tz, "%s", (k >> 12) % 2 ? "Europe/Berlin" : "Asia/Tokyo");
+			struct user_update u = {.id = route_users[i], .email = (k >> 10) % 4 ? email : NULL,
+			    .set_email = (k >> 14) % 3 != 0, .tz = tz, .set_tz = (k >> 16) % 2 != 0,
+			    .name = "n", .set_name = true};
+			ok = store_user_put(f->st, &u, 1, &out, &created) == 1;
+			json_decref(out);
+		} else if ((k >> 8) % 3 == 1) {
+			struct route_change c = {k >> 4};
+			ok = store_prefs_update(f->st, route_users[i], 1, route_edit, &c, NULL) == 1;
+		}
+		if (!ok)
+			snprintf(why, sizeof why, "round %d: the change failed", round);
+		/* Whatever the reader read before the change, it has now kept or not. */
+		route_pass_ends(race);
+		/* One alone, and everyone together (one read transaction on SQLite). */
+		if (ok && (store_recipients(f->st, route_users + i, 1, p, seen_one, got + i) != 0 ||
+		    !route_check(f->st, got + i, i, why, sizeof why)))
+			ok = false;
+		if (ok && store_recipients(f->st, route_users, ROUTE_USERS, p, seen_one, got) != 0)
+			ok = false;
+		for (int j = 0; ok && j < ROUTE_USERS; j++)
+			ok = route_check(f->st, got + j, j, why, sizeof why);
+		if (!ok && why[0] == '\0')
+			snprintf(why, sizeof why, "round %d: store_recipients failed", round);
+	}
+	pthread_mutex_lock(&race->lock);
+	race->stop = true;
+	pthread_mutex_unlock(&race->lock);
+	pthread_join(t, NULL);
+	int failed = race->failed;
+	pthread_mutex_destroy(&race->lock);
+	pthread_cond_destroy(&race->cond);
+	free(race);
+	free(got);
+	free(p);
+	if (!ok)
+		fail_msg("routing not as stored: %s", why);
+	assert_int_equal(failed, 0);
+}
+
 static void
 test_archive_and_delete(void **state)
 {
@@ -827,6 +1044,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writes_share_commits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_users_topics_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_routing_follows_every_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive_and_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_in_commit_order, setup, teardown),
 	};
