@@ -170,10 +170,26 @@ auth_close(struct auth *a)
 	free(a);
 }
 
+/*
+ * SHA-256 fetched once. OpenSSL 3's SHA256() looks the algorithm up in its
+ * providers on every call: 1.7% of a create's CPU, for one hash of the key.
+ */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void
 auth_key_hash(const char *key, unsigned char hash[32])
 {
-	SHA256((const unsigned char *)key, strlen(key), hash);
+	unsigned int len = 32;
+	pthread_once(&sha256_once, sha256_fetch);
+	if (sha256_md == NULL || EVP_Digest(key, strlen(key), hash, &len, sha256_md, NULL) != 1)
+		SHA256((const unsigned char *)key, strlen(key), hash);
 }
 
 int
