@@ -424,18 +424,26 @@ connect_daemon(const char *path, struct line_reader *r)
 	line_reader_init(r, fd, PROTO_MAX_REPLY);
 	char *line;
 	size_t len;
-	if (line_read(r, &line, &len) != LINE_OK)
+	if (line_read(r, &line, &len) != LINE_OK) {
+		line_reader_free(r);
 		die(EXIT_UNREACHABLE, "notifyd at %s closed the connection", path);
+	}
 	json_t *g = json_loadb(line, len, 0, NULL);
 	json_t *err = json_object_get(g, "error");
-	if (err != NULL)
-		die(EXIT_UNREACHABLE, "notifyd refused the connection: %s",
-		    json_string_value(json_object_get(err, "message")));
-	if (json_integer_value(json_object_get(g, "protocol")) != PROTO_VERSION)
-		die(EXIT_UNREACHABLE, "notifyd at %s speaks control protocol %lld, "
-		    "this notifyctl speaks %d", path,
-		    (long long)json_integer_value(json_object_get(g, "protocol")), PROTO_VERSION);
+	const char *msg = json_string_value(json_object_get(err, "message"));
+	long long proto = json_integer_value(json_object_get(g, "protocol"));
+	bool refused = err != NULL;
+	char why[256];
+	/* Freed before dying: a sanitizer build's exit must find nothing left. */
+	snprintf(why, sizeof why, "%s", msg ? msg : "(no reason given)");
 	json_decref(g);
+	if (refused || proto != PROTO_VERSION)
+		line_reader_free(r);
+	if (refused)
+		die(EXIT_UNREACHABLE, "notifyd refused the connection: %s", why);
+	if (proto != PROTO_VERSION)
+		die(EXIT_UNREACHABLE, "notifyd at %s speaks control protocol %lld, "
+		    "this notifyctl speaks %d", path, proto, PROTO_VERSION);
 	return fd;
 }
 
