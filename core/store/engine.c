@@ -770,7 +770,7 @@ checkpointer_start(struct store *st, const struct store_options *opt, char *err,
  * connections. Pages then come from malloc one at a time, as read.
  * No memory statistics either: they take one process-wide mutex around
  * every SQLite malloc and free (Debian's build has no lookaside), which
- * the writer and the readers of a create fought over: 10% of its CPU.
+ * the writer and the readers contend for, and nothing here reads them.
  */
 static void
 sqlite_configure(void)

@@ -244,7 +244,6 @@ sqlite_prefs_get(struct store *st, const char *user, struct prefs *p)
 struct route_entry {
 	struct route_entry *next;
 	uint64_t	 hash;
-	size_t		 size;
 	const char	*user, *email, *tz;	/* in text[] */
 	/* struct prefs from its n on: all but the rules */
 	unsigned char	 tail[sizeof(struct prefs) - offsetof(struct prefs, n)];
@@ -330,7 +329,6 @@ route_keep(struct route_cache *rc, uint64_t gen, const char *user, const struct 
 		return;
 	char *text = (char *)&e->rules[p->n];
 	e->hash = hash_str(user);
-	e->size = size;
 	e->user = memcpy(text, user, lu);
 	e->email = memcpy(text + lu, email, le);
 	e->tz = memcpy(text + lu + le, tz, lt);
