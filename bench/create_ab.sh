@@ -15,16 +15,9 @@ set -eu
 ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-5s}
 CONNS=${CONNS:-32}
-root=$(cd "$(dirname "$0")/.." && pwd)
+bench=create_ab
+. "$(dirname "$0")/lib/setup.sh"
 [ $# -ge 1 ] || set -- "$root/bin"
-tmp=$(mktemp -d /tmp/notifyd-ab.XXXXXX)
-pid=
-
-cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
 
 # CPU ticks (user + system) and voluntary switches of every thread of $pid.
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
@@ -33,11 +26,12 @@ csw() { cat /proc/"$pid"/task/*/status | awk '/^voluntary_ctxt_switches/ {s += $
 run() {
 	dir=$1
 	rm -rf "$tmp/data" "$tmp/ctl.sock"
-	port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	port=$(port)
 	printf '[store]\nsync = full\n' > "$tmp/notifyd.conf"
 	"$dir/notifyd" --config "$tmp/notifyd.conf" --data-dir "$tmp/data" --socket "$tmp/ctl.sock" \
 	    --http "127.0.0.1:$port" --smtp off 2>>"$tmp/notifyd.log" &
 	pid=$!
+	pids=$pid
 	i=0
 	until "$dir/notifyctl" -s "$tmp/ctl.sock" ping >/dev/null 2>&1; do
 		i=$((i + 1)); [ $i -lt 200 ] || { cat "$tmp/notifyd.log"; exit 1; }
@@ -58,7 +52,7 @@ LUA
 	c1=$(cpu) s1=$(csw)
 	kill "$pid"
 	wait "$pid" || true
-	pid=
+	pids=
 	if printf '%s\n' "$out" | grep -q 'Non-2xx'; then
 		printf '%s\n' "$out" >&2
 		exit 1

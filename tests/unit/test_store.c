@@ -690,56 +690,79 @@ seen_one(void *arg, size_t i, const struct prefs *p, const char *email, const ch
 #define ROUTE_USERS 6
 static const char *const route_users[ROUTE_USERS] = {"r0", "r1", "r2", "r3", "r4", "r5"};
 
-/* The reader's list: many unknown users, then the real ones, so that a pass takes long. */
-#define ROUTE_FILL 300
+/*
+ * The reader's list: one unknown user (never kept, so always read: its
+ * read opens the pass's transaction), then the real ones.
+ */
+#define ROUTE_LIST (1 + ROUTE_USERS)
+
+/* The reader's steps in a round, under lock. */
+enum route_step { RS_IDLE, RS_GO, RS_READ, RS_CHANGED, RS_DONE, RS_STOP };
 
 struct route_race {
 	struct store	*st;
-	const char	*list[ROUTE_FILL + ROUTE_USERS];
-	char		 fill[ROUTE_FILL][24];
+	const char	*list[ROUTE_LIST];
+	struct seen	 seen[ROUTE_LIST];
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 cond;
-	unsigned	 passes;	/* under lock */
-	bool		 stop;		/* under lock */
+	enum route_step	 step;
 	int		 failed;
 };
 
+static void
+route_step_to(struct route_race *r, enum route_step to)
+{
+	pthread_mutex_lock(&r->lock);
+	r->step = to;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Wait for step want (or RS_STOP); returns the step reached. */
+static enum route_step
+route_step_wait(struct route_race *r, enum route_step want)
+{
+	pthread_mutex_lock(&r->lock);
+	while (r->step != want && r->step != RS_STOP)
+		pthread_cond_wait(&r->cond, &r->lock);
+	enum route_step got = r->step;
+	pthread_mutex_unlock(&r->lock);
+	return got;
+}
+
 /*
- * Read everyone's routing in one transaction, again and again: a change
- * that commits during a pass finds it holding what it read before, which
- * it must not keep. Each pass ends with a signal.
+ * The reader's callback: once the first (unknown) user is read, its
+ * transaction holds the database as it was; it waits there until the
+ * round's change has been answered, then reads the real users from
+ * that older snapshot. What it read must not be kept.
  */
+static int
+route_reader_seen(void *arg, size_t i, const struct prefs *p, const char *email,
+    const char *tz)
+{
+	struct route_race *r = arg;
+	seen_one(r->seen, i, p, email, tz);
+	if (i == 0) {
+		route_step_to(r, RS_READ);
+		route_step_wait(r, RS_CHANGED);
+	}
+	return 0;
+}
+
 static void *
 route_reader(void *arg)
 {
 	struct route_race *r = arg;
 	struct prefs *p = malloc(sizeof *p);
-	struct seen *s = calloc(ROUTE_FILL + ROUTE_USERS, sizeof *s);
-	for (;;) {
-		int rc = store_recipients(r->st, r->list, ROUTE_FILL + ROUTE_USERS, p, seen_one, s);
+	while (route_step_wait(r, RS_GO) == RS_GO) {
+		int rc = store_recipients(r->st, r->list, ROUTE_LIST, p, route_reader_seen, r);
 		pthread_mutex_lock(&r->lock);
 		r->failed += rc != 0;
-		r->passes++;
-		pthread_cond_broadcast(&r->cond);
-		bool stop = r->stop;
 		pthread_mutex_unlock(&r->lock);
-		if (stop)
-			break;
+		route_step_to(r, RS_DONE);
 	}
-	free(s);
 	free(p);
 	return NULL;
-}
-
-/* Wait until a pass that was running (or starts) now has ended. */
-static void
-route_pass_ends(struct route_race *r)
-{
-	pthread_mutex_lock(&r->lock);
-	unsigned want = r->passes + 1;
-	while (r->passes < want)
-		pthread_cond_wait(&r->cond, &r->lock);
-	pthread_mutex_unlock(&r->lock);
 }
 
 struct route_change {
@@ -815,9 +838,10 @@ route_check(struct store *st, const struct seen *got, int i, char *why, size_t l
 
 /*
  * Routing is kept between sends (SQLite); every change answered must be
- * routed by at once, even while other sends keep reading the old one. A
- * randomized run of changes, each followed by a read that must match the
- * stored preferences, with a thread reading all the time.
+ * routed by at once. A randomized run of changes, each followed by reads
+ * that must match the stored preferences. In each round a second thread
+ * has begun reading before the change and finishes after it has been
+ * answered: what it read is older than the change, and must not be kept.
  */
 static void
 test_routing_follows_every_change(void **state)
@@ -834,18 +858,18 @@ test_routing_follows_every_change(void **state)
 	race->st = f->st;
 	pthread_mutex_init(&race->lock, NULL);
 	pthread_cond_init(&race->cond, NULL);
-	for (int i = 0; i < ROUTE_FILL; i++) {
-		snprintf(race->fill[i], sizeof race->fill[i], "nobody%d", i);
-		race->list[i] = race->fill[i];
-	}
+	race->list[0] = "nobody";
 	for (int i = 0; i < ROUTE_USERS; i++)
-		race->list[ROUTE_FILL + i] = route_users[i];
+		race->list[1 + i] = route_users[i];
 	assert_int_equal(pthread_create(&t, NULL, route_reader, race), 0);
 	for (int round = 0; ok && round < 300; round++) {
 		unsigned k = (unsigned)rand_r(&seed);
 		int i = (int)(k % ROUTE_USERS);
 		json_t *out = NULL;
 		bool created;
+		/* The reader opens its transaction and waits in it. */
+		route_step_to(race, RS_GO);
+		route_step_wait(race, RS_READ);
 		if ((k >> 8) % 3 == 0) {
 			snprintf(email, sizeof email, "%s.%d@example.com", route_users[i], round);
 			snprintf(tz, sizeof tz, "%s", (k >> 12) % 2 ? "Europe/Berlin" : "Asia/Tokyo");
@@ -860,8 +884,9 @@ test_routing_follows_every_change(void **state)
 		}
 		if (!ok)
 			snprintf(why, sizeof why, "round %d: the change failed", round);
-		/* Whatever the reader read before the change, it has now kept or not. */
-		route_pass_ends(race);
+		/* The change is answered: the reader reads on, from before it. */
+		route_step_to(race, RS_CHANGED);
+		route_step_wait(race, RS_DONE);
 		/* One alone, and everyone together (one read transaction on SQLite). */
 		if (ok && (store_recipients(f->st, route_users + i, 1, p, seen_one, got + i) != 0 ||
 		    !route_check(f->st, got + i, i, why, sizeof why)))
@@ -873,9 +898,7 @@ test_routing_follows_every_change(void **state)
 		if (!ok && why[0] == '\0')
 			snprintf(why, sizeof why, "round %d: store_recipients failed", round);
 	}
-	pthread_mutex_lock(&race->lock);
-	race->stop = true;
-	pthread_mutex_unlock(&race->lock);
+	route_step_to(race, RS_STOP);
 	pthread_join(t, NULL);
 	int failed = race->failed;
 	pthread_mutex_destroy(&race->lock);
