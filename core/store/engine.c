@@ -340,7 +340,7 @@ routing_settle(struct store *st, struct conn *c)
 {
 	if (c->routing_changed) {
 		c->routing_changed = false;
-		route_cache_clear(&SQ(st)->routes, true);
+		route_cache_clear(&SQ(st)->routes);
 	}
 }
 
@@ -832,9 +832,7 @@ sqlite_close(struct store *st)
 	for (int i = 0; i < READERS; i++)
 		conn_close(&SQ(st)->r[i], false);
 	conn_close(&SQ(st)->w, true);
-	route_cache_clear(&SQ(st)->routes, false);
-	free(SQ(st)->routes.slot);
-	pthread_mutex_destroy(&SQ(st)->routes.lock);
+	route_cache_free(&SQ(st)->routes);
 	pthread_mutex_destroy(&SQ(st)->qlock);
 	pthread_mutex_destroy(&SQ(st)->ckpt_lock);
 	pthread_cond_destroy(&SQ(st)->ckpt_cond);

@@ -273,15 +273,22 @@ route_drop_all(struct route_cache *rc)
 	rc->bytes = 0;
 }
 
-/* Forget every routing kept; moved: because one changed (not at close). */
+/* Someone's routing changed: forget all that was kept, and what is being read. */
 void
-route_cache_clear(struct route_cache *rc, bool moved)
+route_cache_clear(struct route_cache *rc)
 {
 	pthread_mutex_lock(&rc->lock);
 	route_drop_all(rc);
-	if (moved)
-		rc->gen++;
+	rc->gen++;
 	pthread_mutex_unlock(&rc->lock);
+}
+
+void
+route_cache_free(struct route_cache *rc)
+{
+	route_drop_all(rc);
+	free(rc->slot);
+	pthread_mutex_destroy(&rc->lock);
 }
 
 static uint64_t

@@ -206,7 +206,8 @@ int	 sqlite_notification_cancel(struct store *st, const char *user, int64_t id,
 	    bool *too_late, int64_t *released_as);
 int	 sqlite_prefs_get(struct store *st, const char *user, struct prefs *p);
 void	 route_cache_init(struct route_cache *rc);
-void	 route_cache_clear(struct route_cache *rc, bool moved);
+void	 route_cache_clear(struct route_cache *rc);
+void	 route_cache_free(struct route_cache *rc);
 int	 sqlite_recipients(struct store *st, const char *const *users, size_t n,
 	    struct prefs *p, recipient_fn fn, void *arg);
 int	 sqlite_prefs_update(struct store *st, const char *user, int64_t now,
