@@ -390,6 +390,21 @@ print_status(FILE *f, json_t *r)
 	    (long long)json_integer_value(json_object_get(c, "users_online")));
 }
 
+/* One kind of kept count a check compared: ok, or each that disagreed. */
+static void
+print_mismatches(FILE *f, const char *title, json_t *list, const char *key,
+    const char *counted, bool repaired)
+{
+	json_t *e;
+	size_t i;
+	fprintf(f, "%-14s %s\n", title, json_array_size(list) == 0 ? "ok" :
+	    repaired ? "repaired" : "wrong");
+	json_array_foreach(list, i, e)
+		fprintf(f, "  %s: counter %lld, %s %lld\n", field(e, key, "?"),
+		    (long long)json_integer_value(json_object_get(e, "counter")), counted,
+		    (long long)json_integer_value(json_object_get(e, "actual")));
+}
+
 /* The database check: each part, then every counter that disagreed. */
 static void
 print_check(FILE *f, json_t *r)
@@ -397,7 +412,8 @@ print_check(FILE *f, json_t *r)
 	json_t *e;
 	size_t i;
 	json_t *fk = json_object_get(r, "foreign_key_errors"), *m = json_object_get(r,
-	    "unread_mismatches");
+	    "unread_mismatches"), *t = json_object_get(r, "topic_mismatches");
+	bool repaired = json_integer_value(json_object_get(r, "repaired")) > 0;
 	fprintf(f, "integrity      %s\n", field(r, "integrity", "?"));
 	json_array_foreach(json_object_get(r, "integrity_errors"), i, e)
 		fprintf(f, "  %s\n", json_string_value(e));
@@ -405,12 +421,8 @@ print_check(FILE *f, json_t *r)
 	json_array_foreach(fk, i, e)
 		fprintf(f, "  %s row %lld -> %s\n", field(e, "table", "?"),
 		    (long long)json_integer_value(json_object_get(e, "rowid")), field(e, "parent", "?"));
-	fprintf(f, "unread counts  %s\n", json_array_size(m) == 0 ? "ok" :
-	    json_integer_value(json_object_get(r, "repaired")) > 0 ? "repaired" : "wrong");
-	json_array_foreach(m, i, e)
-		fprintf(f, "  %s: counter %lld, rows %lld\n", field(e, "user", "?"),
-		    (long long)json_integer_value(json_object_get(e, "counter")),
-		    (long long)json_integer_value(json_object_get(e, "actual")));
+	print_mismatches(f, "unread counts", m, "user", "rows", repaired);
+	print_mismatches(f, "topic sizes", t, "topic", "members", repaired);
 }
 
 /* A digest run: one line per user it looked at, then the sums. */

@@ -191,6 +191,19 @@ exec_on(struct conn *c, int t, int id, const char *what, const char *fmt, ...)
 	return n < 0 ? -1 : 0;
 }
 
+/* A check's rows (name, counter, actual) of s, appended to list as {key,"counter","actual"}. */
+int
+mismatch_rows(struct conn *c, sqlite3_stmt *s, const char *key, const char *what, json_t *list)
+{
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, json_pack("{s:o, s:I, s:I}", key, text_json(s, 0),
+		    "counter", (json_int_t)sqlite3_column_int64(s, 1),
+		    "actual", (json_int_t)sqlite3_column_int64(s, 2)));
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : fail(c, what);
+}
+
 bool
 row_ints(sqlite3_stmt *s, void *arg)
 {
@@ -866,10 +879,23 @@ sqlite_counts(struct store *st, int64_t *users, int64_t *notifications, int64_t 
 	return rc;
 }
 
+/* The repairs of a check, in one transaction: the mismatches found, each fixed. */
+struct repair {
+	json_t	*unread, *topics;
+};
+
+static int
+check_repair_w(struct conn *c, void *arg)
+{
+	struct repair *r = arg;
+	return repair_w(c, r->unread) < 0 || topic_repair(c, r->topics) < 0 ? -1 : 1;
+}
+
 int
 sqlite_check(struct store *st, bool full, bool repair, json_t **out)
 {
 	json_t *integrity = json_array(), *fks = json_array(), *counts = json_array();
+	json_t *topics = json_array();
 	struct conn *c = reader_get(st);
 	sqlite3_stmt *s = NULL;
 	int rc = sqlite3_prepare_v2(c->db, full ? "PRAGMA integrity_check" : "PRAGMA quick_check",
@@ -894,27 +920,33 @@ sqlite_check(struct store *st, bool full, bool repair, json_t **out)
 	}
 	if (rc == 0)
 		rc = unread_mismatches(c, counts);
+	if (rc == 0)
+		rc = topic_mismatches(c, topics);
 	if (rc < 0)
 		fail(c, "check");
 	reader_put(c);
 	json_int_t repaired = 0;
-	if (rc == 0 && repair && json_array_size(counts) > 0) {
-		json_t *fixed = json_array();
-		rc = store_write(st, repair_w, fixed) > 0 ? 0 : -1;
-		repaired = (json_int_t)json_array_size(fixed);
-		json_decref(fixed);
+	size_t wrong = json_array_size(counts) + json_array_size(topics);
+	if (rc == 0 && repair && wrong > 0) {
+		struct repair r = {json_array(), json_array()};
+		rc = store_write(st, check_repair_w, &r) > 0 ? 0 : -1;
+		repaired = (json_int_t)(json_array_size(r.unread) + json_array_size(r.topics));
+		json_decref(r.unread);
+		json_decref(r.topics);
 	}
 	if (rc < 0) {
 		json_decref(integrity);
 		json_decref(fks);
 		json_decref(counts);
+		json_decref(topics);
 		return -1;
 	}
 	bool ok = json_array_size(integrity) == 0 && json_array_size(fks) == 0 &&
-	    (json_array_size(counts) == 0 || repaired > 0);
-	*out = json_pack("{s:b, s:s, s:o, s:o, s:o, s:I}", "ok", ok, "integrity",
+	    (wrong == 0 || repaired > 0);
+	*out = json_pack("{s:b, s:s, s:o, s:o, s:o, s:o, s:I}", "ok", ok, "integrity",
 	    json_array_size(integrity) ? "damaged" : "ok", "integrity_errors", integrity,
-	    "foreign_key_errors", fks, "unread_mismatches", counts, "repaired", repaired);
+	    "foreign_key_errors", fks, "unread_mismatches", counts, "topic_mismatches", topics,
+	    "repaired", repaired);
 	return 1;
 }
 

@@ -398,14 +398,7 @@ sqlite_explain(struct store *st, const char *which, char *out, size_t n)
 int
 unread_mismatches(struct conn *c, json_t *list)
 {
-	sqlite3_stmt *s = stmt(c, S_UNREAD_CHECK);
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, json_pack("{s:o, s:I, s:I}", "user", text_json(s, 0),
-		    "counter", (json_int_t)sqlite3_column_int64(s, 1),
-		    "actual", (json_int_t)sqlite3_column_int64(s, 2)));
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : fail(c, "unread_check");
+	return mismatch_rows(c, stmt(c, S_UNREAD_CHECK), "user", "unread_check", list);
 }
 
 int

@@ -20,7 +20,13 @@ enum people_stmt {
 	S_TOPIC_ADD,
 	S_TOPIC_REMOVE,
 	S_TOPIC_MEMBERS,
-	S_TOPIC_COUNT,
+	S_TOPIC_GROW,
+	S_TOPIC_LAST,
+	S_TOPIC_SHRINK,
+	S_TOPIC_SIZE,
+	S_TOPIC_CHECK,
+	S_TOPIC_DROP,
+	S_TOPIC_SET,
 	S_KEY_INSERT,
 	S_KEY_LOOKUP,
 	S_KEY_TOUCH,
@@ -50,7 +56,21 @@ static const char *const statements[S_PEOPLE__COUNT] = {
 	[S_TOPIC_REMOVE] = "DELETE FROM topic_members WHERE topic = ?1 AND user_id = ?2",
 	[S_TOPIC_MEMBERS] = "SELECT user_id FROM topic_members WHERE topic = ?1 "
 	    "ORDER BY user_id",
-	[S_TOPIC_COUNT] = "SELECT count(*) FROM topic_members WHERE topic = ?1",
+	/* A topic's size is kept in topics (sql/016_topic_sizes.sql). */
+	[S_TOPIC_GROW] = "INSERT INTO topics (name, members) VALUES (?1, 1) "
+	    "ON CONFLICT (name) DO UPDATE SET members = members + 1 RETURNING members",
+	[S_TOPIC_LAST] = "DELETE FROM topics WHERE name = ?1 AND members = 1",
+	[S_TOPIC_SHRINK] = "UPDATE topics SET members = members - 1 WHERE name = ?1 "
+	    "RETURNING members",
+	[S_TOPIC_SIZE] = "SELECT members FROM topics WHERE name = ?1",
+	/* Topics whose kept size disagrees with their members (check). */
+	[S_TOPIC_CHECK] = "SELECT coalesce(t.name, m.topic), coalesce(t.members, 0), "
+	    "coalesce(m.n, 0) FROM topics t FULL JOIN (SELECT topic, count(*) AS n "
+	    "FROM topic_members GROUP BY topic) m ON m.topic = t.name "
+	    "WHERE coalesce(t.members, 0) != coalesce(m.n, 0) ORDER BY 1",
+	[S_TOPIC_DROP] = "DELETE FROM topics WHERE name = ?1",
+	[S_TOPIC_SET] = "INSERT INTO topics (name, members) VALUES (?1, ?2) "
+	    "ON CONFLICT (name) DO UPDATE SET members = excluded.members",
 	[S_KEY_INSERT] = "INSERT INTO api_keys (name, hash, created_at) "
 	    "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING RETURNING id",
 	[S_KEY_LOOKUP] = "SELECT id, coalesce(last_used_at, 0) FROM api_keys "
@@ -468,36 +488,40 @@ struct topic_change {
 	int64_t		 count;		/* members after the change */
 };
 
-static int
-topic_count(struct conn *c, struct topic_change *p)
-{
-	p->count = 0;
-	return query_on(c, T_PEOPLE, S_TOPIC_COUNT, "topic_count", row_ints, &p->count, "t",
-	    p->topic);
-}
-
+/* Add the user to the topic; its size after, kept in the same transaction. */
 static int
 topic_add_w(struct conn *c, void *arg)
 {
 	struct topic_change *p = arg;
+	p->count = 0;
 	if (user_ensure(c, p->user, p->now) < 0)
 		return -1;
 	if (exec_on(c, T_PEOPLE, S_TOPIC_ADD, "topic_add", "tti",
 	    p->topic, p->user, p->now) != 0)
 		return -1;
 	p->changed = sqlite3_changes(c->db) > 0;
-	return topic_count(c, p) < 0 ? -1 : 1;
+	int rc = p->changed ?
+	    query_on(c, T_PEOPLE, S_TOPIC_GROW, "topic_grow", row_ints, &p->count, "t", p->topic) :
+	    query_on(c, T_PEOPLE, S_TOPIC_SIZE, "topic_size", row_ints, &p->count, "t", p->topic);
+	return rc < 0 ? -1 : 1;
 }
 
+/* Remove the user from the topic, and the topic's row with its last member. */
 static int
 topic_remove_w(struct conn *c, void *arg)
 {
 	struct topic_change *p = arg;
+	p->count = 0;
 	if (exec_on(c, T_PEOPLE, S_TOPIC_REMOVE, "topic_remove", "tt", p->topic, p->user) != 0)
 		return -1;
 	if (sqlite3_changes(c->db) == 0)
 		return 0;
-	return topic_count(c, p) < 0 ? -1 : 1;
+	if (exec_on(c, T_PEOPLE, S_TOPIC_LAST, "topic_last", "t", p->topic) != 0)
+		return -1;
+	if (sqlite3_changes(c->db) > 0)
+		return 1;
+	return query_on(c, T_PEOPLE, S_TOPIC_SHRINK, "topic_shrink", row_ints, &p->count, "t",
+	    p->topic) < 0 ? -1 : 1;
 }
 
 int
@@ -518,6 +542,33 @@ sqlite_topic_remove(struct store *st, const char *topic, const char *user, int64
 	int rc = store_write(st, topic_remove_w, &p);
 	*count = p.count;
 	return rc;
+}
+
+/* Topics whose kept size disagrees with their members, {"topic","counter","actual"}. */
+int
+topic_mismatches(struct conn *c, json_t *list)
+{
+	return mismatch_rows(c, stmt_get(c, T_PEOPLE, S_TOPIC_CHECK), "topic", "topic_check",
+	    list);
+}
+
+/* Set the kept sizes that disagree (fixed: the mismatches found, replaced). */
+int
+topic_repair(struct conn *c, json_t *fixed)
+{
+	json_t *m;
+	size_t i;
+	json_array_clear(fixed);
+	if (topic_mismatches(c, fixed) < 0)
+		return -1;
+	json_array_foreach(fixed, i, m) {
+		const char *t = json_string_value(json_object_get(m, "topic"));
+		int64_t n = (int64_t)json_integer_value(json_object_get(m, "actual"));
+		if ((n == 0 ? exec_on(c, T_PEOPLE, S_TOPIC_DROP, "topic_drop", "t", t) :
+		    exec_on(c, T_PEOPLE, S_TOPIC_SET, "topic_set", "ti", t, n)) != 0)
+			return -1;
+	}
+	return 1;
 }
 
 /* The first column, as text. */

@@ -294,18 +294,19 @@ struct topic_change {
 	int64_t		 count;		/* members after the change */
 };
 
+/* The one number statement sql returns for the topic (0 with no row); <0 on error. */
 static int
-topic_count(struct pgc *c, struct topic_change *p)
+topic_size(struct pgc *c, const char *what, const char *sql, struct topic_change *p)
 {
-	PGresult *r = pg_run(c, "topic_count", "SELECT count(*) FROM topic_members "
-	    "WHERE topic = $1", "t", p->topic);
+	PGresult *r = pg_run(c, what, sql, "t", p->topic);
 	if (r == NULL)
 		return -1;
-	p->count = pg_int(r, 0, 0);
+	p->count = PQntuples(r) > 0 ? pg_int(r, 0, 0) : 0;
 	PQclear(r);
 	return 1;
 }
 
+/* Add the user to the topic; its size after, kept in topics (sql/pg/005_topic_sizes.sql). */
 static int
 topic_add_w(struct pgc *c, void *arg)
 {
@@ -319,9 +320,14 @@ topic_add_w(struct pgc *c, void *arg)
 		return -1;
 	p->changed = atoi(PQcmdTuples(r)) > 0;
 	PQclear(r);
-	return topic_count(c, p);
+	if (p->changed)
+		return topic_size(c, "topic_grow", "INSERT INTO topics (name, members) "
+		    "VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET members = topics.members + 1 "
+		    "RETURNING members", p);
+	return topic_size(c, "topic_size", "SELECT members FROM topics WHERE name = $1", p);
 }
 
+/* Remove the user from the topic, and the topic's row with its last member. */
 static int
 topic_remove_w(struct pgc *c, void *arg)
 {
@@ -332,7 +338,17 @@ topic_remove_w(struct pgc *c, void *arg)
 		return -1;
 	p->changed = atoi(PQcmdTuples(r)) > 0;
 	PQclear(r);
-	return p->changed ? topic_count(c, p) : 0;
+	if (!p->changed)
+		return 0;
+	r = pg_run(c, "topic_last", "DELETE FROM topics WHERE name = $1 AND members = 1", "t",
+	    p->topic);
+	if (r == NULL)
+		return -1;
+	bool last = atoi(PQcmdTuples(r)) > 0;
+	PQclear(r);
+	p->count = 0;
+	return last ? 1 : topic_size(c, "topic_shrink", "UPDATE topics SET members = "
+	    "members - 1 WHERE name = $1 RETURNING members", p);
 }
 
 int

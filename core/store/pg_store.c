@@ -510,24 +510,60 @@ pg_counts(struct store *st, int64_t *users, int64_t *notifications, int64_t *mai
 	"WHERE n.user_id = u.id AND n.read_at IS NULL AND n.archived_at IS NULL) AS actual " \
 	"FROM users u"
 
+/* A check's row (name, counter, actual) as {key,"counter","actual"}. */
+static json_t *
+mismatch(const PGresult *r, int row, const char *key)
+{
+	return json_pack("{s:o, s:I, s:I}", key, pg_text_json(r, row, 0), "counter",
+	    (json_int_t)pg_int(r, row, 1), "actual", (json_int_t)pg_int(r, row, 2));
+}
+
 static json_t *
 row_mismatch(const PGresult *r, int row)
 {
-	return json_pack("{s:o, s:I, s:I}", "user", pg_text_json(r, row, 0), "counter",
-	    (json_int_t)pg_int(r, row, 1), "actual", (json_int_t)pg_int(r, row, 2));
+	return mismatch(r, row, "user");
+}
+
+/* Topics whose kept size disagrees with their members. */
+#define TOPIC_CHECK "SELECT coalesce(t.name, m.topic) AS topic, coalesce(t.members, 0) " \
+	"AS counter, coalesce(m.n, 0) AS actual FROM topics t FULL JOIN (SELECT topic, " \
+	"count(*) AS n FROM topic_members GROUP BY topic) m ON m.topic = t.name " \
+	"WHERE coalesce(t.members, 0) != coalesce(m.n, 0)"
+
+static json_t *
+row_topic_mismatch(const PGresult *r, int row)
+{
+	return mismatch(r, row, "topic");
+}
+
+/* Run a repair statement; the rows it changed added to *fixed. */
+static int
+repair_run(struct pgc *c, const char *what, const char *sql, int64_t *fixed)
+{
+	PGresult *r = pg_run(c, what, sql, NULL);
+	if (r == NULL)
+		return -1;
+	*fixed += atoll(PQcmdTuples(r));
+	PQclear(r);
+	return 1;
 }
 
 static int
 repair_w(struct pgc *c, void *arg)
 {
 	int64_t *fixed = arg;
-	PGresult *r = pg_run(c, "repair", "UPDATE users u SET unread = m.actual FROM ("
-	    UNREAD_CHECK ") m WHERE m.id = u.id AND m.unread != m.actual", NULL);
-	if (r == NULL)
+	*fixed = 0;
+	if (repair_run(c, "repair", "UPDATE users u SET unread = m.actual FROM ("
+	    UNREAD_CHECK ") m WHERE m.id = u.id AND m.unread != m.actual", fixed) < 0)
 		return -1;
-	*fixed = atoll(PQcmdTuples(r));
-	PQclear(r);
-	return 1;
+	/* A topic without members has no row; one with members has its size. */
+	if (repair_run(c, "repair_topics", "DELETE FROM topics t WHERE NOT EXISTS "
+	    "(SELECT 1 FROM topic_members m WHERE m.topic = t.name)", fixed) < 0)
+		return -1;
+	return repair_run(c, "repair_topics", "INSERT INTO topics (name, members) "
+	    "SELECT topic, count(*) FROM topic_members GROUP BY topic "
+	    "ON CONFLICT (name) DO UPDATE SET members = excluded.members "
+	    "WHERE topics.members != excluded.members", fixed);
 }
 
 /*
@@ -544,15 +580,24 @@ pg_check(struct store *st, bool full, bool repair, json_t **out)
 		return -1;
 	json_t *counts = pg_rows(r, row_mismatch);
 	PQclear(r);
-	int64_t repaired = 0;
-	if (repair && json_array_size(counts) > 0 && pg_tx(st, repair_w, NULL, &repaired) < 0) {
+	r = pg_query(st, "check", TOPIC_CHECK " ORDER BY 1", NULL);
+	if (r == NULL) {
 		json_decref(counts);
 		return -1;
 	}
-	bool ok = json_array_size(counts) == 0 || repaired > 0;
-	*out = json_pack("{s:b, s:s, s:[], s:[], s:o, s:I}", "ok", ok, "integrity", "ok",
+	json_t *topics = pg_rows(r, row_topic_mismatch);
+	PQclear(r);
+	size_t wrong = json_array_size(counts) + json_array_size(topics);
+	int64_t repaired = 0;
+	if (repair && wrong > 0 && pg_tx(st, repair_w, NULL, &repaired) < 0) {
+		json_decref(counts);
+		json_decref(topics);
+		return -1;
+	}
+	bool ok = wrong == 0 || repaired > 0;
+	*out = json_pack("{s:b, s:s, s:[], s:[], s:o, s:o, s:I}", "ok", ok, "integrity", "ok",
 	    "integrity_errors", "foreign_key_errors", "unread_mismatches", counts,
-	    "repaired", (json_int_t)repaired);
+	    "topic_mismatches", topics, "repaired", (json_int_t)repaired);
 	return 1;
 }
 

@@ -162,6 +162,10 @@ int		 channels_queue(struct conn *c, int64_t nid, int64_t now, bool *outbox);
 /* notifications.c, for the check. */
 int		 unread_mismatches(struct conn *c, json_t *list);
 int		 repair_w(struct conn *c, void *arg);
+int		 mismatch_rows(struct conn *c, sqlite3_stmt *s, const char *key, const char *what,
+		    json_t *list);
+int		 topic_mismatches(struct conn *c, json_t *list);
+int		 topic_repair(struct conn *c, json_t *fixed);
 /*
  * notifications.c, for the background thread: settle one batch of the rows
  * a read_all's watermark covers (1: more may wait, 0: none, -1); whether

@@ -97,6 +97,38 @@ def test_nodes_starting_together_migrate_once(daemons, postgres, tmp):
     assert len(postgres.psql("SELECT * FROM schema_migrations", db="together")) == len(migrations)
 
 
+def test_topic_sizes_are_counted_at_the_upgrade_and_checked(daemons, postgres, tmp):
+    """005_topic_sizes.sql counts each topic's members into its kept size;
+    check finds a size (and an unread counter) that drifted, and repairs it."""
+    url = postgres.createdb("sizes")
+    d = node(daemons, tmp, url).start()
+    d.ok("send", "--user", "ann", "--type", "message", "--title", "hello")
+    for t, u in (("team", "ann"), ("team", "bo"), ("gone", "ann"), ("solo", "bo")):
+        d.ok("topic", "add", t, u)
+    assert d.stop() == 0
+    # Back to the schema before 005: no sizes kept.
+    postgres.psql("DROP TABLE topics; DELETE FROM schema_migrations WHERE version = 5",
+                  db="sizes")
+    d.start()
+    assert d.ok("check")["topic_mismatches"] == []
+    assert d.ok("topic", "add", "team", "cy")["count"] == 3
+    postgres.psql("UPDATE users SET unread = 9 WHERE id = 'ann'; "
+                  "UPDATE topics SET members = 5 WHERE name = 'team'; "
+                  "DELETE FROM topic_members WHERE topic = 'gone'; "
+                  "DELETE FROM topics WHERE name = 'solo'", db="sizes")
+    check = d.ctl("check", check=1)[1]
+    assert not check["ok"]
+    assert check["unread_mismatches"] == [{"user": "ann", "counter": 9, "actual": 1}]
+    assert check["topic_mismatches"] == [
+        {"topic": "gone", "counter": 1, "actual": 0}, {"topic": "solo", "counter": 0, "actual": 1},
+        {"topic": "team", "counter": 5, "actual": 3}]
+    assert d.ok("check", "--repair")["repaired"] == 4
+    check = d.ok("check")
+    assert check["ok"] and check["unread_mismatches"] == [] and check["topic_mismatches"] == []
+    assert d.ok("topic", "add", "solo", "cy")["count"] == 2
+    assert d.ok("topic", "add", "gone", "cy")["count"] == 1
+
+
 def test_a_newer_schema_is_refused(daemons, postgres, tmp):
     url = postgres.createdb("newer")
     d = node(daemons, tmp, url).start()

@@ -192,7 +192,7 @@ def test_the_counter_survives_sigkill_under_load(daemons):
     assert_counters_agree(d, s)
 
 
-@pytest.mark.sqlite_only("writes a wrong counter into the SQLite file")
+@pytest.mark.sqlite_only("writes wrong counters into the SQLite file")
 def test_check_finds_and_repairs_a_wrong_counter(daemons):
     import sqlite3
     import subprocess
@@ -200,16 +200,31 @@ def test_check_finds_and_repairs_a_wrong_counter(daemons):
     d = daemons().start()
     for i in range(3):
         d.ok("send", "--user", "ann", "--type", "message", "--title", "t%d" % i)
+    for u in ("ann", "bo"):
+        d.ok("topic", "add", "team", u)
+    d.ok("topic", "add", "gone", "ann")
+    d.ok("topic", "add", "solo", "bo")
     db = sqlite3.connect(os.path.join(d.data_dir, "notifyd.db"))
     with db:
         db.execute("UPDATE users SET unread = 9 WHERE id = 'ann'")
+        # A size that drifted, a topic whose members are gone, and one whose size is.
+        db.execute("UPDATE topics SET members = 5 WHERE name = 'team'")
+        db.execute("DELETE FROM topic_members WHERE topic = 'gone'")
+        db.execute("DELETE FROM topics WHERE name = 'solo'")
     db.close()
     p = subprocess.run([NOTIFYCTL, "-s", d.socket, "check"], capture_output=True, text=True)
-    assert p.returncode == 1 and "ann: counter 9, rows 3" in p.stdout, p.stdout
-    assert d.ok("check", "--repair")["repaired"] == 1
+    assert p.returncode == 1, p.stdout
+    for line in ("ann: counter 9, rows 3", "topic sizes    wrong", "team: counter 5, members 2",
+                 "gone: counter 1, members 0", "solo: counter 0, members 1"):
+        assert line in p.stdout, p.stdout
+    assert d.ok("check", "--repair")["repaired"] == 4
     assert d.ok("check") == {"ok": True, "integrity": "ok", "integrity_errors": [],
-                             "foreign_key_errors": [], "unread_mismatches": [], "repaired": 0}
+                             "foreign_key_errors": [], "unread_mismatches": [],
+                             "topic_mismatches": [], "repaired": 0}
     assert d.ok("count", "--user", "ann")["unread_count"] == 3
+    assert d.ok("topic", "add", "team", "cy")["count"] == 3
+    assert d.ok("topic", "add", "solo", "cy")["count"] == 2
+    assert d.ok("topic", "add", "gone", "cy")["count"] == 1
     assert d.ok("check", "--full")["integrity"] == "ok"
 
 
@@ -345,6 +360,7 @@ def test_the_migration_counts_what_is_there(daemons, tmp):
         ALTER TABLE users DROP COLUMN read_all_at;
         DROP TABLE push_subscriptions;
         DROP TABLE webhooks;
+        DROP TABLE topics;
     """)
     db.execute("PRAGMA user_version = 8")
     db.commit()

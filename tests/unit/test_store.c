@@ -558,6 +558,117 @@ test_not_a_database(void **state)
 	assert_non_null(strstr(err, "not a notifyd database"));
 }
 
+/* The check's mismatches of one kind: 0 when it found none. */
+static size_t
+check_mismatches(struct store *st, const char *kind)
+{
+	json_t *check;
+	assert_int_equal(store_check(st, false, false, &check), 1);
+	size_t n = json_array_size(json_object_get(check, kind));
+	assert_non_null(json_object_get(check, kind));
+	json_decref(check);
+	return n;
+}
+
+/*
+ * A topic's size is kept beside it (sql/016_topic_sizes.sql): after every
+ * one of a random sequence of adds and removes, over three topics, each
+ * answers with what a model of the memberships says, and the check finds
+ * the kept sizes equal to the members.
+ */
+static void
+test_topic_sizes_follow_every_change(void **state)
+{
+	struct fixture *f = *state;
+	static const char *topics[] = {"a", "b", "c"};
+	bool member[3][24] = {{false}};
+	int64_t size[3] = {0, 0, 0};
+	unsigned seed = 7;
+	for (int step = 0; step < 600; step++) {
+		int t = (int)(rand_r(&seed) % 3), u = (int)(rand_r(&seed) % 24);
+		char user[8];
+		snprintf(user, sizeof user, "u%d", u);
+		int64_t count = -1;
+		bool added;
+		if (rand_r(&seed) % 2) {
+			assert_int_equal(store_topic_add(f->st, topics[t], user, 1, &added, &count), 1);
+			assert_int_equal(added, !member[t][u]);
+			size[t] += !member[t][u];
+			member[t][u] = true;
+		} else {
+			int rc = store_topic_remove(f->st, topics[t], user, &count);
+			assert_int_equal(rc, member[t][u] ? 1 : 0);
+			if (rc == 0)
+				continue;
+			member[t][u] = false;
+			size[t]--;
+		}
+		assert_int_equal(count, size[t]);
+		if (step % 50 == 0)
+			assert_int_equal(check_mismatches(f->st, "topic_mismatches"), 0);
+	}
+	/* Emptied, a topic is gone: its kept size with it. */
+	for (int u = 0; u < 24; u++) {
+		char user[8];
+		int64_t count;
+		snprintf(user, sizeof user, "u%d", u);
+		if (member[0][u])
+			assert_int_equal(store_topic_remove(f->st, "a", user, &count), 1);
+	}
+	json_t *members;
+	assert_int_equal(store_topic_members(f->st, "a", &members), 0);
+	assert_int_equal(check_mismatches(f->st, "topic_mismatches"), 0);
+	int64_t count = -1;
+	bool added;
+	assert_int_equal(store_topic_add(f->st, "a", "u1", 1, &added, &count), 1);
+	assert_int_equal(count, 1);
+}
+
+struct joiner {
+	struct store	*st;
+	int		 id;
+};
+
+static void *
+joiner_main(void *arg)
+{
+	struct joiner *j = arg;
+	for (int i = 0; i < 100; i++) {
+		char user[24];
+		int64_t count;
+		bool added;
+		snprintf(user, sizeof user, "j%d-%d", j->id, i);
+		if (store_topic_add(j->st, "all", user, 1, &added, &count) != 1 || !added ||
+		    count < 1)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+/* Adds from many threads at once share commits, and every one is counted once. */
+static void
+test_topic_sizes_under_concurrent_adds(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t t[8];
+	struct joiner j[8];
+	for (int i = 0; i < 8; i++) {
+		j[i] = (struct joiner){f->st, i};
+		pthread_create(&t[i], NULL, joiner_main, &j[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		void *rv;
+		pthread_join(t[i], &rv);
+		assert_null(rv);
+	}
+	int64_t count = -1;
+	bool added;
+	assert_int_equal(store_topic_add(f->st, "all", "j0-0", 1, &added, &count), 1);
+	assert_false(added);
+	assert_int_equal(count, 800);
+	assert_int_equal(check_mismatches(f->st, "topic_mismatches"), 0);
+}
+
 struct writer {
 	struct store	*st;
 	int		 id;
@@ -1067,6 +1178,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writes_share_commits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_users_topics_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_topic_sizes_follow_every_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_topic_sizes_under_concurrent_adds, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_routing_follows_every_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_archive_and_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_in_commit_order, setup, teardown),
