@@ -294,11 +294,12 @@ struct topic_change {
 	int64_t		 count;		/* members after the change */
 };
 
-/* The one number statement sql returns for the topic (0 with no row); <0 on error. */
+/* The topic's size, which a trigger keeps (sql/pg/005_topic_sizes.sql); 0 when it is gone. */
 static int
-topic_size(struct pgc *c, const char *what, const char *sql, struct topic_change *p)
+topic_size(struct pgc *c, struct topic_change *p)
 {
-	PGresult *r = pg_run(c, what, sql, "t", p->topic);
+	PGresult *r = pg_run(c, "topic_size", "SELECT members FROM topics WHERE name = $1", "t",
+	    p->topic);
 	if (r == NULL)
 		return -1;
 	p->count = PQntuples(r) > 0 ? pg_int(r, 0, 0) : 0;
@@ -306,7 +307,6 @@ topic_size(struct pgc *c, const char *what, const char *sql, struct topic_change
 	return 1;
 }
 
-/* Add the user to the topic; its size after, kept in topics (sql/pg/005_topic_sizes.sql). */
 static int
 topic_add_w(struct pgc *c, void *arg)
 {
@@ -320,14 +320,9 @@ topic_add_w(struct pgc *c, void *arg)
 		return -1;
 	p->changed = atoi(PQcmdTuples(r)) > 0;
 	PQclear(r);
-	if (p->changed)
-		return topic_size(c, "topic_grow", "INSERT INTO topics (name, members) "
-		    "VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET members = topics.members + 1 "
-		    "RETURNING members", p);
-	return topic_size(c, "topic_size", "SELECT members FROM topics WHERE name = $1", p);
+	return topic_size(c, p);
 }
 
-/* Remove the user from the topic, and the topic's row with its last member. */
 static int
 topic_remove_w(struct pgc *c, void *arg)
 {
@@ -338,17 +333,7 @@ topic_remove_w(struct pgc *c, void *arg)
 		return -1;
 	p->changed = atoi(PQcmdTuples(r)) > 0;
 	PQclear(r);
-	if (!p->changed)
-		return 0;
-	r = pg_run(c, "topic_last", "DELETE FROM topics WHERE name = $1 AND members = 1", "t",
-	    p->topic);
-	if (r == NULL)
-		return -1;
-	bool last = atoi(PQcmdTuples(r)) > 0;
-	PQclear(r);
-	p->count = 0;
-	return last ? 1 : topic_size(c, "topic_shrink", "UPDATE topics SET members = "
-	    "members - 1 WHERE name = $1 RETURNING members", p);
+	return p->changed ? topic_size(c, p) : 0;
 }
 
 int

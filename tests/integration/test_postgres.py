@@ -97,9 +97,12 @@ def test_nodes_starting_together_migrate_once(daemons, postgres, tmp):
     assert len(postgres.psql("SELECT * FROM schema_migrations", db="together")) == len(migrations)
 
 
-def test_topic_sizes_are_counted_at_the_upgrade_and_checked(daemons, postgres, tmp):
-    """005_topic_sizes.sql counts each topic's members into its kept size;
-    check finds a size (and an unread counter) that drifted, and repairs it."""
+def test_topic_sizes_are_counted_at_the_upgrade_kept_by_a_trigger_and_checked(
+        daemons, postgres, tmp):
+    """005_topic_sizes.sql counts each topic's members into its kept size,
+    and a trigger keeps it, so a change a node of the version before makes
+    (plain SQL here) is counted too; check finds a size (and an unread
+    counter) that drifted, and repairs it."""
     url = postgres.createdb("sizes")
     d = node(daemons, tmp, url).start()
     d.ok("send", "--user", "ann", "--type", "message", "--title", "hello")
@@ -107,12 +110,21 @@ def test_topic_sizes_are_counted_at_the_upgrade_and_checked(daemons, postgres, t
         d.ok("topic", "add", t, u)
     assert d.stop() == 0
     # Back to the schema before 005: no sizes kept.
-    postgres.psql("DROP TABLE topics; DELETE FROM schema_migrations WHERE version = 5",
-                  db="sizes")
+    postgres.psql("DROP TRIGGER topic_members_size ON topic_members; "
+                  "DROP FUNCTION topic_members_size(); DROP TABLE topics; "
+                  "DELETE FROM schema_migrations WHERE version = 5", db="sizes")
     d.start()
     assert d.ok("check")["topic_mismatches"] == []
     assert d.ok("topic", "add", "team", "cy")["count"] == 3
-    postgres.psql("UPDATE users SET unread = 9 WHERE id = 'ann'; "
+    postgres.psql("INSERT INTO topic_members (topic, user_id, added_at) "
+                  "VALUES ('new', 'ann', 1), ('new', 'bo', 1)", db="sizes")
+    postgres.psql("DELETE FROM topic_members WHERE topic = 'team' AND user_id = 'cy'", db="sizes")
+    assert d.ok("topic", "add", "new", "cy")["count"] == 3
+    assert d.ok("topic", "add", "team", "cy")["count"] == 3
+    assert d.ok("check")["topic_mismatches"] == []
+    # Drift, with the trigger off for the session.
+    postgres.psql("SET session_replication_role = replica; "
+                  "UPDATE users SET unread = 9 WHERE id = 'ann'; "
                   "UPDATE topics SET members = 5 WHERE name = 'team'; "
                   "DELETE FROM topic_members WHERE topic = 'gone'; "
                   "DELETE FROM topics WHERE name = 'solo'", db="sizes")
@@ -127,6 +139,8 @@ def test_topic_sizes_are_counted_at_the_upgrade_and_checked(daemons, postgres, t
     assert check["ok"] and check["unread_mismatches"] == [] and check["topic_mismatches"] == []
     assert d.ok("topic", "add", "solo", "cy")["count"] == 2
     assert d.ok("topic", "add", "gone", "cy")["count"] == 1
+    assert d.ok("topic", "rm", "gone", "cy")["count"] == 0
+    assert postgres.psql("SELECT count(*) FROM topics WHERE name = 'gone'", db="sizes") == [["0"]]
 
 
 def test_a_newer_schema_is_refused(daemons, postgres, tmp):
