@@ -586,7 +586,7 @@ test_topic_sizes_follow_every_change(void **state)
 	unsigned seed = 7;
 	for (int step = 0; step < 600; step++) {
 		int t = (int)(rand_r(&seed) % 3), u = (int)(rand_r(&seed) % 24);
-		char user[8];
+		char user[16];
 		snprintf(user, sizeof user, "u%d", u);
 		int64_t count = -1;
 		bool added;
@@ -609,7 +609,7 @@ test_topic_sizes_follow_every_change(void **state)
 	}
 	/* Emptied, a topic is gone: its kept size with it. */
 	for (int u = 0; u < 24; u++) {
-		char user[8];
+		char user[16];
 		int64_t count;
 		snprintf(user, sizeof user, "u%d", u);
 		if (member[0][u])
