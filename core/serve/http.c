@@ -881,6 +881,21 @@ cors_headers(const struct http *h, int r, const char *origin, const char **hdr, 
 	return n;
 }
 
+/*
+ * civetweb's own authorization, which every request and WebSocket upgrade
+ * passes: without a handler it looks for a .htpasswd file, at the root of
+ * the file system when no document root is set, on every request (a
+ * failed stat each), and if one is there asks every request for HTTP
+ * digest credentials from it, /healthz too. notifyd decides access
+ * itself (handle(), ws_connect()), so civetweb lets every request through.
+ */
+static int
+civetweb_auth(struct mg_connection *c, void *cbdata)
+{
+	(void)c, (void)cbdata;
+	return 1;
+}
+
 /* Handle one request from start to finish. */
 static int
 handle(struct mg_connection *c, void *cbdata)
@@ -1941,6 +1956,7 @@ http_start(struct http **out, struct app *app, char *err, size_t errlen)
 	h->port = np > 0 ? ports[0].port : port;
 	snprintf(h->host, sizeof h->host, "%s", host);
 	mg_set_request_handler(h->ctx, "/", handle, h);
+	mg_set_auth_handler(h->ctx, "/", civetweb_auth, h);
 	mg_set_websocket_handler(h->ctx, "/ws", ws_connect, ws_ready, ws_data, ws_close, h);
 	mg_set_websocket_handler(h->ctx, "/api/events", events_connect, events_ready, events_data,
 	    ws_close, h);

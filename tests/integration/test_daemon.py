@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import NOTIFYD, Client, Daemon
+from conftest import NOTIFYD, Client, Daemon, free_port
 
 
 def run_notifyd(*args, env=None):
@@ -484,6 +484,45 @@ def test_workers_start_without_a_sigaction_each(tmp):
     with open(trace) as f:
         calls = sum("rt_sigaction(SIGPIPE, {sa_handler=SIG_IGN" in l for l in f)
     assert 1 <= calls <= 2, calls
+
+
+def test_no_htpasswd_is_looked_for(tmp):
+    """civetweb, left to itself, looks for a .htpasswd at the root of the
+    file system on every request (a failed stat each), and if one is there
+    asks every request, /healthz too, for HTTP digest credentials from it.
+    notifyd decides access itself: nothing is looked up, whatever the
+    route or answer."""
+    import requests
+    trace = os.path.join(tmp, "trace")
+    port = free_port()
+    env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
+    p = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=%file", "-o", trace,
+                          NOTIFYD, "--data-dir", os.path.join(tmp, "data"),
+                          "--socket", os.path.join(tmp, "ctl.sock"),
+                          "--http", "127.0.0.1:%d" % port, "--smtp", "off"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        for line in p.stdout:
+            if 'msg="notifyd started"' in line:
+                break
+        url = "http://127.0.0.1:%d" % port
+        assert requests.get(url + "/healthz", timeout=30).status_code == 200
+        assert requests.get(url + "/api/v1/users/ann/notifications",
+                            timeout=30).status_code == 401
+        assert requests.get(url + "/ws", timeout=30).status_code in (400, 401, 426)
+        assert requests.get(url + "/inbox", timeout=30).status_code == 200
+        with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+            os.kill(int(f.read().split()[0]), 15)
+        assert p.wait(60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    with open(trace) as f:
+        text = f.read()
+    assert "notifyd.db" in text         # the trace saw the daemon's files
+    assert "htpasswd" not in text
 
 
 @pytest.mark.parametrize("abstract", [False, True])
