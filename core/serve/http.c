@@ -399,12 +399,28 @@ word_json(enum arg_type t, const char *w)
  * Does route r match the segments? Fills args with its path parameters.
  * A parameter that does not convert (an id that is not a number) is no match.
  */
+static int route_nsegs[NROUTES];	/* each route's number of segments */
+static pthread_once_t route_nsegs_once = PTHREAD_ONCE_INIT;
+
+static void
+route_nsegs_count(void)
+{
+	for (int r = 0; r < NROUTES; r++)
+		for (const char *p = routes[r].path; *p != '\0'; p++)
+			route_nsegs[r] += *p == '/';
+}
+
 static bool
 route_match(const struct op *op, int r, char segs[MAX_SEGS][512], int nsegs, json_t *args)
 {
 	const char *p = routes[r].path;
 	int i = 0;
-	json_object_clear(args);
+	if (json_object_size(args) > 0)
+		json_object_clear(args);
+	/* Every request tries every route: most are told apart by their length. */
+	pthread_once(&route_nsegs_once, route_nsegs_count);
+	if (route_nsegs[r] != nsegs)
+		return false;
 	while (*p == '/') {
 		const char *start = ++p;
 		p += strcspn(p, "/");
