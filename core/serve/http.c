@@ -395,10 +395,6 @@ word_json(enum arg_type t, const char *w)
 	}
 }
 
-/*
- * Does route r match the segments? Fills args with its path parameters.
- * A parameter that does not convert (an id that is not a number) is no match.
- */
 static int route_nsegs[NROUTES];	/* each route's number of segments */
 static pthread_once_t route_nsegs_once = PTHREAD_ONCE_INIT;
 
@@ -410,6 +406,10 @@ route_nsegs_count(void)
 			route_nsegs[r] += *p == '/';
 }
 
+/*
+ * Does route r match the segments? Fills args with its path parameters.
+ * A parameter that does not convert (an id that is not a number) is no match.
+ */
 static bool
 route_match(const struct op *op, int r, char segs[MAX_SEGS][512], int nsegs, json_t *args)
 {
