@@ -1,4 +1,5 @@
 """notifyd's life: start, config precedence, locking, stale sockets, shutdown, durability."""
+import contextlib
 import os
 import socket
 import sqlite3
@@ -450,21 +451,17 @@ def test_logs_are_logfmt_and_hold_no_secrets(nd):
     assert "secret-title-text" not in nd.log()
 
 
-def test_workers_start_without_a_sigaction_each(tmp):
-    """civetweb starts each worker with sigaction(SIGPIPE, SIG_IGN), and Linux
-    makes every such call walk all of the process's threads: N workers took
-    time in N² to start (19,164 took 35-44 s). notifyd has already ignored
-    SIGPIPE, so it answers those calls without the system call."""
-    cfg = os.path.join(tmp, "n.conf")
-    with open(cfg, "w") as f:
-        f.write("[http]\nws_max_connections = 300\n")
-    trace = os.path.join(tmp, "trace")
+@contextlib.contextmanager
+def traced_notifyd(tmp, syscalls, *args):
+    """notifyd (with args) started under strace -e trace=syscalls; yields
+    its pid once it has started, stops it at the end of the block (it must
+    exit 0), then reads the trace into the list yielded second."""
+    trace, text = os.path.join(tmp, "trace"), []
     # LeakSanitizer cannot stop a traced process's threads to look for leaks.
     env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
-    p = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=rt_sigaction", "-o", trace,
-                          NOTIFYD, "--config", cfg, "--data-dir", os.path.join(tmp, "data"),
-                          "--socket", os.path.join(tmp, "ctl.sock"), "--http", "127.0.0.1:0",
-                          "--smtp", "off"],
+    p = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=" + syscalls, "-o", trace,
+                          NOTIFYD, "--data-dir", os.path.join(tmp, "data"),
+                          "--socket", os.path.join(tmp, "ctl.sock"), "--smtp", "off", *args],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, env=env)
     try:
@@ -473,8 +470,7 @@ def test_workers_start_without_a_sigaction_each(tmp):
                 break
         with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
             pid = int(f.read().split()[0])
-        # Every worker has started: 300 + the reserve of 64, and the rest.
-        assert len(os.listdir("/proc/%d/task" % pid)) > 364
+        yield pid, text
         os.kill(pid, 15)
         assert p.wait(60) == 0
     finally:
@@ -482,7 +478,22 @@ def test_workers_start_without_a_sigaction_each(tmp):
             p.kill()
             p.wait()
     with open(trace) as f:
-        calls = sum("rt_sigaction(SIGPIPE, {sa_handler=SIG_IGN" in l for l in f)
+        text.append(f.read())
+
+
+def test_workers_start_without_a_sigaction_each(tmp):
+    """civetweb starts each worker with sigaction(SIGPIPE, SIG_IGN), and Linux
+    makes every such call walk all of the process's threads: N workers took
+    time in N² to start (19,164 took 35-44 s). notifyd has already ignored
+    SIGPIPE, so it answers those calls without the system call."""
+    cfg = os.path.join(tmp, "n.conf")
+    with open(cfg, "w") as f:
+        f.write("[http]\nws_max_connections = 300\n")
+    with traced_notifyd(tmp, "rt_sigaction", "--config", cfg,
+                        "--http", "127.0.0.1:0") as (pid, trace):
+        # Every worker has started: 300 + the reserve of 64, and the rest.
+        assert len(os.listdir("/proc/%d/task" % pid)) > 364
+    calls = trace[0].count("rt_sigaction(SIGPIPE, {sa_handler=SIG_IGN")
     assert 1 <= calls <= 2, calls
 
 
@@ -493,36 +504,16 @@ def test_no_htpasswd_is_looked_for(tmp):
     notifyd decides access itself: nothing is looked up, whatever the
     route or answer."""
     import requests
-    trace = os.path.join(tmp, "trace")
     port = free_port()
-    env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
-    p = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=%file", "-o", trace,
-                          NOTIFYD, "--data-dir", os.path.join(tmp, "data"),
-                          "--socket", os.path.join(tmp, "ctl.sock"),
-                          "--http", "127.0.0.1:%d" % port, "--smtp", "off"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        for line in p.stdout:
-            if 'msg="notifyd started"' in line:
-                break
+    with traced_notifyd(tmp, "%file", "--http", "127.0.0.1:%d" % port) as (_, trace):
         url = "http://127.0.0.1:%d" % port
         assert requests.get(url + "/healthz", timeout=30).status_code == 200
         assert requests.get(url + "/api/v1/users/ann/notifications",
                             timeout=30).status_code == 401
         assert requests.get(url + "/ws", timeout=30).status_code in (400, 401, 426)
         assert requests.get(url + "/inbox", timeout=30).status_code == 200
-        with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
-            os.kill(int(f.read().split()[0]), 15)
-        assert p.wait(60) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    with open(trace) as f:
-        text = f.read()
-    assert "notifyd.db" in text         # the trace saw the daemon's files
-    assert "htpasswd" not in text
+    assert "notifyd.db" in trace[0]         # the trace saw the daemon's files
+    assert "htpasswd" not in trace[0]
 
 
 @pytest.mark.parametrize("abstract", [False, True])
