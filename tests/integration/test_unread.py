@@ -207,7 +207,7 @@ def test_check_finds_and_repairs_a_wrong_counter(daemons):
     db = sqlite3.connect(os.path.join(d.data_dir, "notifyd.db"))
     with db:
         db.execute("UPDATE users SET unread = 9 WHERE id = 'ann'")
-        # A size that drifted, a topic whose members are gone, and one whose size is.
+        # A size that drifted, a topic whose members are gone, a topic whose size row is gone.
         db.execute("UPDATE topics SET members = 5 WHERE name = 'team'")
         db.execute("DELETE FROM topic_members WHERE topic = 'gone'")
         db.execute("DELETE FROM topics WHERE name = 'solo'")
