@@ -395,7 +395,8 @@ word_json(enum arg_type t, const char *w)
 	}
 }
 
-static int route_nsegs[NROUTES];	/* each route's number of segments */
+/* Each route's number of segments: counted before the first match (http_start, the probe). */
+static int route_nsegs[NROUTES];
 static pthread_once_t route_nsegs_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -418,7 +419,6 @@ route_match(const struct op *op, int r, char segs[MAX_SEGS][512], int nsegs, jso
 	if (json_object_size(args) > 0)
 		json_object_clear(args);
 	/* Every request tries every route: most are told apart by their length. */
-	pthread_once(&route_nsegs_once, route_nsegs_count);
 	if (route_nsegs[r] != nsegs)
 		return false;
 	while (*p == '/') {
@@ -492,6 +492,7 @@ const char *
 http_route_probe(const char *method, const char *path, const char *query, json_t *args,
     struct op_error *err)
 {
+	pthread_once(&route_nsegs_once, route_nsegs_count);
 	char segs[MAX_SEGS][512];
 	int nsegs = split_path(path, segs);
 	for (int r = 0; nsegs >= 0 && r < NROUTES; r++) {
@@ -1878,6 +1879,7 @@ tls_refused(const struct config *cfg, char *err, size_t errlen)
 int
 http_start(struct http **out, struct app *app, char *err, size_t errlen)
 {
+	pthread_once(&route_nsegs_once, route_nsegs_count);
 	char host[256], listen[300], threads[32];
 	int port;
 	if (tls_refused(app->cfg, err, errlen))
