@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <pthread.h>
+#include <time.h>
 
 #include "app.h"
 #include "events.h"
@@ -16,6 +18,7 @@
 #include "log.h"
 #include "ops.h"
 #include "store.h"
+#include "util.h"
 
 struct fixture {
 	char		 dir[64];
@@ -217,6 +220,132 @@ test_hub_ignores_events_once_stopped(void **state)
 	json_decref(n);
 }
 
+
+/* A client of the hub that keeps what it was told: how and when it was closed. */
+struct fake {
+	int	 code;		/* close code; 0: open */
+	int64_t	 closed_at;	/* ms */
+};
+
+static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fake_closed = PTHREAD_COND_INITIALIZER;
+static int fake_closes;
+static struct fake *fake_order[4096];	/* in the order closed */
+
+static int
+fake_send(void *ctx, const char *data, size_t len)
+{
+	(void)ctx, (void)data, (void)len;
+	return 0;
+}
+
+static void
+fake_close(void *ctx, int code, const char *reason)
+{
+	struct fake *k = ctx;
+	(void)reason;
+	pthread_mutex_lock(&fake_lock);
+	k->code = code;
+	k->closed_at = time_now_ms();
+	if (fake_closes < (int)(sizeof fake_order / sizeof *fake_order))
+		fake_order[fake_closes] = k;
+	fake_closes++;
+	pthread_cond_broadcast(&fake_closed);
+	pthread_mutex_unlock(&fake_lock);
+}
+
+/*
+ * Thousands of users in the hub's table (grown from its first 256
+ * buckets), each found again, and their tokens' expiry: every client
+ * whose token expires is closed with 4001, none before its time, and no
+ * other (never, later, or gone before its time: taken out of the heap
+ * wherever it is) is. With one sender, clients are closed in the order
+ * the timer takes them: soonest first, unless the heap is out of order.
+ * A heap that keeps a client gone is a use after free under ASan.
+ */
+static void
+test_hub_many_users_and_expiry(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 3000 };
+	struct hub_options ho = {.max_conns = N, .per_user = 1, .queue = 8, .senders = 1};
+	struct hub_transport t = {fake_send, fake_close, NULL};
+	static struct fake fakes[N];
+	static struct hub_conn *conns[N];
+	static int64_t expires[N];
+	char name[32];
+	int want = 0;
+
+	memset(fakes, 0, sizeof fakes);
+	fake_closes = 0;
+	assert_int_equal(hub_start(&f->app.hub, &f->app, &ho), 0);
+	int64_t now = time_now_ms();
+	for (int i = 0; i < N; i++) {
+		/* Expiring soon (in a shuffled order), never, in an hour, or gone before. */
+		int kind = i % 4;
+		expires[i] = kind == 1 ? 0 : kind == 2 ? now + 3600000 :
+		    now + 300 + (int64_t)((i * 7919) % 1000);
+		want += kind == 0;
+		snprintf(name, sizeof name, "user-%d", i);
+		assert_int_equal(hub_reserve(f->app.hub, name), HUB_OK);
+		conns[i] = hub_attach(f->app.hub, name, expires[i], -1, &t, &fakes[i]);
+		assert_non_null(conns[i]);
+		hub_release(conns[i]);
+	}
+	/*
+	 * Gone: every fourth, and half the hour-long ones (deep in the heap,
+	 * where a soon one put in a place must move up).
+	 */
+	for (int i = 0; i < N; i++)
+		if (i % 4 == 3 || i % 8 == 2) {
+			hub_detach(conns[i]);
+			conns[i] = NULL;
+		}
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "user-%d", i);
+		assert_int_equal(hub_presence(f->app.hub, name), conns[i] != NULL);
+	}
+	assert_int_equal(hub_presence(f->app.hub, "user-3000"), 0);
+	assert_int_equal(hub_reserve(f->app.hub, "user-0"), HUB_USER_LIMIT);
+
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	pthread_mutex_lock(&fake_lock);
+	while (fake_closes < want &&
+	    pthread_cond_timedwait(&fake_closed, &fake_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&fake_lock);
+	for (int i = 0; i < N; i++) {
+		if (i % 4 == 0) {
+			if (fakes[i].code != 4001)
+				fail_msg("user-%d (expires in %lld ms) closed with %d", i,
+				    (long long)(expires[i] - now), fakes[i].code);
+			assert_true(fakes[i].closed_at >= expires[i]);
+		} else if (fakes[i].code != 0) {
+			fail_msg("user-%d (kind %d) closed with %d", i, i % 4, fakes[i].code);
+		}
+	}
+	assert_int_equal(fake_closes, want);
+	for (int k = 1; k < want; k++)
+		if (expires[fake_order[k] - fakes] < expires[fake_order[k - 1] - fakes])
+			fail_msg("closed out of order: user-%td (in %lld ms) after user-%td "
+			    "(in %lld ms)", fake_order[k] - fakes,
+			    (long long)(expires[fake_order[k] - fakes] - now),
+			    fake_order[k - 1] - fakes,
+			    (long long)(expires[fake_order[k - 1] - fakes] - now));
+	for (int i = 0; i < N; i++)
+		if (conns[i] != NULL)
+			hub_detach(conns[i]);
+	json_t *open = hub_connections(f->app.hub);
+	assert_int_equal(json_integer_value(json_object_get(open, "total")), 0);
+	assert_int_equal(json_object_size(json_object_get(open, "users")), 0);
+	json_decref(open);
+	hub_stop(f->app.hub);
+	hub_free(f->app.hub);
+	f->app.hub = NULL;
+}
+
 int
 main(void)
 {
@@ -226,6 +355,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_argument_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hub_ignores_events_once_stopped, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_hub_many_users_and_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_send_read_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_token_isolation, setup, teardown),
 	};
