@@ -213,8 +213,7 @@ time_format_rfc3339(char *out, size_t n, int64_t ms)
 	p = put2(p, frac % 100);
 	*p++ = 'Z';
 	*p = '\0';
-	if (n > 0)
-		snprintf(out, n, "%s", t);
+	str_copy(out, n, t);
 }
 
 void
@@ -455,6 +454,18 @@ hash_str(const char *s)
 	for (; *s; s++)
 		hv = (hv ^ (unsigned char)*s) * 1099511628211ULL;
 	return hv;
+}
+
+size_t
+str_copy(char *out, size_t n, const char *src)
+{
+	size_t len = strlen(src);
+	if (n > 0) {
+		size_t k = len < n ? len : n - 1;
+		memcpy(out, src, k);
+		out[k] = '\0';
+	}
+	return len;
 }
 
 char *

@@ -212,9 +212,9 @@ prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_
 			const char *e = (const char *)sqlite3_column_text(s, 0);
 			const char *z = (const char *)sqlite3_column_text(s, 1);
 			if (email)
-				snprintf(email, elen, "%s", e ? e : "");
+				str_copy(email, elen, e ? e : "");
 			if (tz)
-				snprintf(tz, tzlen, "%s", z ? z : "");
+				str_copy(tz, tzlen, z ? z : "");
 			if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
 				p->quiet = true;
 				p->quiet_start = sqlite3_column_int(s, 2);
@@ -227,7 +227,7 @@ prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_
 		if (sqlite3_column_type(s, 7) == SQLITE_NULL || p->n >= PREFS_MAX_RULES)
 			continue;
 		struct prefs_rule *r = &p->rules[p->n++];
-		snprintf(r->type, sizeof r->type, "%s", (const char *)sqlite3_column_text(s, 7));
+		str_copy(r->type, sizeof r->type, (const char *)sqlite3_column_text(s, 7));
 		r->channel = prefs_channel_of((const char *)sqlite3_column_text(s, 8));
 		r->enabled = sqlite3_column_int(s, 9) != 0;
 	}
@@ -334,8 +334,8 @@ route_find(struct route_cache *rc, const char *user, struct prefs *p, char *emai
 		memcpy(&p->n, e->tail, sizeof e->tail);
 		memcpy(p->rules, e->rules, e->n * sizeof *e->rules);
 		p->n = e->n;
-		snprintf(email, elen, "%s", e->email);
-		snprintf(tz, tzlen, "%s", e->tz);
+		str_copy(email, elen, e->email);
+		str_copy(tz, tzlen, e->tz);
 		found = true;
 		break;
 	}

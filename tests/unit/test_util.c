@@ -34,6 +34,28 @@ test_rfc3339_roundtrip(void **state)
 	assert_string_equal(s, "1969-12-31T23:59:59.999Z");
 }
 
+/* A copy cut to fit, always ended, its source's length returned; a time cut the same way. */
+static void
+test_str_copy(void **state)
+{
+	(void)state;
+	char s[8];
+	memset(s, 'x', sizeof s);
+	assert_int_equal(str_copy(s, sizeof s, "abc"), 3);
+	assert_string_equal(s, "abc");
+	assert_int_equal(str_copy(s, sizeof s, "abcdefgh"), 8);
+	assert_string_equal(s, "abcdefg");
+	assert_int_equal(str_copy(s, 1, "abc"), 3);
+	assert_string_equal(s, "");
+	s[0] = 'y';
+	assert_int_equal(str_copy(s, 0, "abc"), 3);
+	assert_int_equal(s[0], 'y');
+	assert_int_equal(str_copy(s, sizeof s, ""), 0);
+	assert_string_equal(s, "");
+	time_format_rfc3339(s, sizeof s, 1795428672345LL);
+	assert_string_equal(s, "2026-11");
+}
+
 static void
 test_rfc3339_rejects(void **state)
 {
@@ -297,6 +319,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rfc3339_roundtrip),
+		cmocka_unit_test(test_str_copy),
 		cmocka_unit_test(test_rfc3339_against_gmtime),
 		cmocka_unit_test(test_json_string_as_jansson),
 		cmocka_unit_test(test_rfc3339_rejects),
