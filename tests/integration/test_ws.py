@@ -194,6 +194,66 @@ def test_unread_count_stays_true_under_racing_sends_and_reads(wsd):
     run(go())
 
 
+def test_topic_send_over_http_reaches_each_member_once(wsd):
+    """An HTTP topic send (its notifications told to the hub as text):
+    members, one with two devices, get their own notification and count,
+    once; a watcher of everyone gets all 300 in order; a client outside
+    the topic gets nothing."""
+    d = wsd
+    members = ["m%03d" % i for i in range(300)]
+    c = Client(d.socket)
+    for u in members:
+        assert c.call("topic.add", {"topic": "all", "user": u})["ok"]
+    c.close()
+    key = d.ok("key", "create", "tests")["key"]
+    edges = ["m000", "m001", "m127", "m128", "m255", "m256", "m299"]
+    tokens = {u: d.ok("token", u)["token"] for u in edges + ["outsider"]}
+    watch = subprocess.Popen([NOTIFYCTL, "-s", d.socket, "--json", "watch"],
+                             stdout=subprocess.PIPE, text=True)
+    d.wait_log("watch started")
+    # Read as it comes: a watcher that stops reading for a second is dropped.
+    lines, all_in = [], threading.Event()
+
+    def read():
+        for line in watch.stdout:
+            lines.append(json.loads(line))
+            if len(lines) == len(members):
+                all_in.set()
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        async def go():
+            socks = [(u, await websockets.connect(url(d, tokens[u]))) for u in edges]
+            socks.append(("m001", await websockets.connect(url(d, tokens["m001"]))))
+            outsider = await websockets.connect(url(d, tokens["outsider"]))
+            for _, ws in socks + [(None, outsider)]:
+                assert (await recv(ws))["type"] == "connected"
+            r = await asyncio.get_running_loop().run_in_executor(None, lambda: requests.post(
+                "http://127.0.0.1:%d/api/v1/notifications" % d.port, timeout=30,
+                headers={"Authorization": "Bearer " + key},
+                json={"topic": "all", "type": "m", "title": "hi"}))
+            assert r.status_code == 201, r.text
+            sent = r.json()["notifications"]
+            assert [n["user"] for n in sent] == members
+            mine = {n["user"]: n for n in sent}
+            for u, ws in socks:
+                assert await recv(ws) == {"type": "notification", "data": mine[u]}
+                assert await recv(ws) == {"type": "unread_count", "data": {"count": 1}}
+            for _, ws in socks + [(None, outsider)]:
+                await ws.send(json.dumps({"type": "ping"}))
+                assert (await recv(ws))["type"] == "pong"
+                await ws.close()
+            return sent
+        sent = run(go())
+        all_in.wait(30)
+    finally:
+        watch.terminate()
+        watch.wait(10)
+        reader.join(10)
+    assert [(l["type"], l["user"], l["data"]["id"]) for l in lines] == \
+        [("notification", n["user"], n["id"]) for n in sent]
+
+
 def test_replay_since_has_no_gap_and_no_duplicate(wsd):
     d = wsd
     tok = d.ok("token", "ray")["token"]
