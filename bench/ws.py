@@ -16,7 +16,10 @@ up to --conns, sends to the topic 5 times and measures when each
 member's connection receives it. With notifyd stopped, it then runs
 bin/fanout_floor, the kernel alone writing a frame of the same size to as
 many loopback connections, as the topic sends' baseline. `sh bench/ws.sh`
-builds the three tools.
+builds the three tools. NOTIFYD_BIN names another notifyd to measure
+(an older build, for an alternated comparison); bin/notifyd otherwise.
+WS_PROFILE is a command run through the topic sends alone, {pid} the
+daemon's, stopped with SIGINT after them (perf record -p {pid} ...).
 Prints a markdown report for bench/RESULTS.md.
 """
 import argparse
@@ -34,7 +37,7 @@ import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-NOTIFYD = os.path.join(ROOT, "bin", "notifyd")
+NOTIFYD = os.environ.get("NOTIFYD_BIN") or os.path.join(ROOT, "bin", "notifyd")
 POST_CLIENT = os.path.join(ROOT, "bin", "post_client")
 FANOUT_FLOOR = os.path.join(ROOT, "bin", "fanout_floor")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -266,6 +269,12 @@ def main():
         groups = [("http workers", d.pid, "civetweb-worker"), ("notifyd threads", d.pid, "notifyd"),
                   ("clients", procs[0].pid, None)] + [("clients", p.pid, None) for p in procs[1:]]
         topic_cpu = []
+        # A profiler for the topic sends alone, e.g. WS_PROFILE='perf record
+        # -g -o /tmp/p.data -p {pid}': started here, stopped (SIGINT) after.
+        prof = None
+        if os.environ.get("WS_PROFILE"):
+            prof = subprocess.Popen(os.environ["WS_PROFILE"].format(pid=d.pid), shell=True)
+            time.sleep(1)  # perf attaches to 19,000 threads before it samples
         for k in range(5):
             before = cpu_ms(groups)
             sent_at = time.time()
@@ -282,6 +291,9 @@ def main():
                                          separators=(",", ":")))
             topic_send.update((n["id"], k) for n in r["notifications"])
             topic_cpu.append({g: after[g] - before[g] for g in after})
+        if prof is not None:
+            prof.send_signal(2)
+            prof.wait(60)
     finally:
         for p in procs:
             p.terminate()
