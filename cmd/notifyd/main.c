@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -205,6 +206,14 @@ service_notify(const char *state)
 		close(fd);
 }
 
+/* What the configured limits let be open at once, each a descriptor and most a thread. */
+static long long
+connections_at_most(const struct config *cfg)
+{
+	return cfg->ws_max_connections + cfg->ws_reserve + cfg->smtp_max_sessions +
+	    cfg->control_max_clients + cfg->mailer_workers + 64;
+}
+
 /*
  * Each WebSocket, SMTP session and control client is a descriptor: raise
  * the soft limit to the hard one, and warn when the configured limits
@@ -221,11 +230,39 @@ raise_nofile(const struct config *cfg)
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 		(void)getrlimit(RLIMIT_NOFILE, &rl);
 	}
-	long long need = cfg->ws_max_connections + cfg->ws_reserve + cfg->smtp_max_sessions +
-	    cfg->control_max_clients + cfg->mailer_workers + 64;
+	long long need = connections_at_most(cfg);
 	if (rl.rlim_cur != RLIM_INFINITY && (long long)rl.rlim_cur < need)
 		log_warn("open file limit is below what the connection limits may use",
 		    "nofile=%llu need=%lld", (unsigned long long)rl.rlim_cur, need);
+}
+
+#ifndef PR_FUTEX_HASH			/* Linux 6.16's, not yet in Debian 12's headers */
+#define PR_FUTEX_HASH			78
+#define PR_FUTEX_HASH_SET_SLOTS		1
+#endif
+
+/*
+ * Linux 6.16 and later give each process a futex hash of its own, sized
+ * for its CPUs, not its threads: 16 slots on two cores. civetweb holds a
+ * worker thread per WebSocket, and its idle workers all wait on one
+ * condition variable, so thousands of waiters sit in one slot. Waking
+ * any other futex of that slot (a writer's semaphore, the hub's run
+ * queue: one in 16) walks all of them, 450 µs a wake behind 9,000 (see
+ * bench/RESULTS.md). Slots for twice the threads notifyd may run make
+ * that one wake in thousands, and short. Older kernels, with one hash
+ * for the whole system, refuse the call: nothing to do there.
+ */
+static void
+size_futex_hash(const struct config *cfg)
+{
+	long long threads = connections_at_most(cfg);
+	long slots = 256;
+	while ((long long)slots < 2 * threads && slots < 65536)
+		slots *= 2;
+	if (prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, slots, 0, 0) == 0)
+		log_info("futex hash sized", "slots=%ld threads=%lld", slots, threads);
+	else
+		log_debug("futex hash not sized", "error=%s", strerror(errno));
 }
 
 /* mkdir -p with mode for the directories it creates. */
@@ -481,6 +518,7 @@ main(int argc, char **argv)
 	 */
 	umask(077);
 	raise_nofile(&cfg);
+	size_futex_hash(&cfg);
 	if (mkdirs(cfg.data_dir, 0700) != 0) {
 		fprintf(stderr, "notifyd: %s: %s\n", cfg.data_dir, strerror(errno));
 		goto out;

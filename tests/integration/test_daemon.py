@@ -1,6 +1,7 @@
 """notifyd's life: start, config precedence, locking, stale sockets, shutdown, durability."""
 import contextlib
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -495,6 +496,32 @@ def test_workers_start_without_a_sigaction_each(tmp):
         assert len(os.listdir("/proc/%d/task" % pid)) > 364
     calls = trace[0].count("rt_sigaction(SIGPIPE, {sa_handler=SIG_IGN")
     assert 1 <= calls <= 2, calls
+
+
+def test_futex_hash_is_sized_for_the_threads(tmp):
+    """Linux 6.16 and later size a process's own futex hash by its CPUs (16
+    slots on two), and civetweb's idle workers all wait on one futex, so
+    waking any futex of their slot walked thousands of waiters. notifyd
+    asks for slots for twice the threads its limits allow, a power of
+    two, before it starts any; an older kernel refuses (EINVAL), which
+    notifyd lets be."""
+    cfg = os.path.join(tmp, "n.conf")
+    with open(cfg, "w") as f:
+        f.write("[http]\nws_max_connections = 1000\n")
+    with traced_notifyd(tmp, "prctl,clone,clone3", "--config", cfg,
+                        "--http", "127.0.0.1:0") as (_, trace):
+        pass
+    lines = trace[0].splitlines()
+    asks = [i for i, l in enumerate(lines) if re.search(r"prctl\((PR_FUTEX_HASH|0x4e\b)", l)]
+    assert len(asks) == 1, lines[:5]
+    m = re.search(r"prctl\((?:PR_FUTEX_HASH|0x4e[^,]*), (?:PR_FUTEX_HASH_SET_SLOTS|0x1), "
+                  r"(0x[0-9a-f]+|\d+)", lines[asks[0]])
+    slots = int(m.group(1), 0)
+    # Threads: 1,000 WebSockets, the reserve of 64 and the other limits' few hundred.
+    assert slots & (slots - 1) == 0 and 2 * (1000 + 64) <= slots <= 4 * 2000, slots
+    assert re.search(r"= 0$|EINVAL", lines[asks[0]]), lines[asks[0]]
+    first_thread = next(i for i, l in enumerate(lines) if re.search(r"\bclone3?\(", l))
+    assert asks[0] < first_thread
 
 
 def test_no_htpasswd_is_looked_for(tmp):
