@@ -459,6 +459,8 @@ hash_str(const char *s)
 size_t
 str_copy(char *out, size_t n, const char *src)
 {
+	if (src == NULL)
+		src = "";
 	size_t len = strlen(src);
 	if (n > 0) {
 		size_t k = len < n ? len : n - 1;

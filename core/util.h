@@ -84,7 +84,7 @@ uint64_t hash_str(const char *s);
 /* strdup that returns NULL for NULL. */
 char	*strdup_or_null(const char *s);
 /*
- * src into out (n bytes), cut to fit and always ended (n > 0); its length.
+ * src (NULL: "") into out (n bytes), cut to fit and always ended (n > 0); its length.
  * What snprintf(out, n, "%s", src) does, without formatting: hot paths
  * (every timestamp of every answer) spent more in vfprintf than in the copy.
  */

@@ -721,7 +721,7 @@ timer_main(void *arg)
 		}
 		json_t *err = NULL;
 		struct frame *f = NULL;
-		/* Only what has expired: 10,000 clients held the lock 2-4 ms a walk. */
+		/* Only what has expired: a walk of 19,000 clients held the lock 1.5-4 ms. */
 		while (h->nexpiry > 0 && h->expiry[0]->expires <= now && !h->stop) {
 			struct hub_conn *c = h->expiry[0];
 			expiry_remove(h, c);

@@ -52,6 +52,9 @@ test_str_copy(void **state)
 	assert_int_equal(s[0], 'y');
 	assert_int_equal(str_copy(s, sizeof s, ""), 0);
 	assert_string_equal(s, "");
+	s[0] = 'y';
+	assert_int_equal(str_copy(s, sizeof s, NULL), 0);	/* a column SQLite could not give */
+	assert_string_equal(s, "");
 	time_format_rfc3339(s, sizeof s, 1795428672345LL);
 	assert_string_equal(s, "2026-11");
 }
