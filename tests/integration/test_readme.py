@@ -82,6 +82,14 @@ class Shell:
         self.p.wait(10)
 
 
+def as_in_a_terminal():
+    """A terminal's foreground job takes Ctrl-C. A runner started in the
+    background (nohup, `&` in a script) hands its children SIGINT
+    ignored, and Ctrl-C would then stop nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 class Terminal:
     """A second terminal: a fresh shell running one block until stopped."""
 
@@ -90,15 +98,19 @@ class Terminal:
         self.p = subprocess.Popen(["bash", "--norc", "--noprofile", "-c", block],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                  start_new_session=True)
+                                  start_new_session=True, preexec_fn=as_in_a_terminal)
 
     def read_until(self, needle, timeout=20):
+        """Output until needle is in it; needle None: to its end, which
+        must come in time (a hang fails the test, never stalls it)."""
         deadline = time.monotonic() + timeout
-        while needle.encode() not in self.out:
+        while needle is None or needle.encode() not in self.out:
             left = deadline - time.monotonic()
-            assert left > 0, "never saw %r:\n%s" % (needle, self.out.decode())
+            assert left > 0, "never saw %r:\n%s" % (needle or "the end", self.out.decode())
             if select.select([self.p.stdout], [], [], left)[0]:
                 chunk = os.read(self.p.stdout.fileno(), 65536)
+                if not chunk and needle is None:
+                    return
                 assert chunk, "ended before %r:\n%s" % (needle, self.out.decode())
                 self.out += chunk
 
@@ -106,7 +118,7 @@ class Terminal:
         if how == "ctrl-c":
             os.killpg(self.p.pid, signal.SIGINT)
         self.p.stdin.close()  # Ctrl-D
-        self.out += self.p.stdout.read()
+        self.read_until(None)
         return self.p.wait(20)
 
 
