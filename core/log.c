@@ -18,6 +18,12 @@ log_set_level(enum log_level level)
 	min_level = level;
 }
 
+int
+log_enabled(enum log_level level)
+{
+	return level >= min_level;
+}
+
 /* Append a logfmt value, quoted when it has to be, never breaking the line. */
 static void
 put_value(struct buf *b, const char *s)

@@ -7,6 +7,9 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 /* Set the lowest level that is written (default LOG_INFO). */
 void log_set_level(enum log_level level);
 
+/* Whether a line at level would be written: for work done only to log it. */
+int log_enabled(enum log_level level);
+
 /*
  * Write one line: ts=... level=... msg=<msg> followed by the pairs fmt makes.
  * fmt is a small printf: %s (a string, quoted and escaped as logfmt needs;

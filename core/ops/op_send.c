@@ -364,11 +364,12 @@ send_run(struct op_ctx *ctx, json_t *args)
 	 * (a write(2) each), and the database holds every one anyway.
 	 */
 	size_t made = 0;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++)
+		made += created[i];
+	for (i = 0; log_enabled(LOG_DEBUG) && i < n; i++) {
 		/* A text begins {"id":N. */
 		json_int_t id = out[i] ? json_integer_value(json_object_get(out[i], "id")) :
 		    text[i] ? strtoll(text[i] + 6, NULL, 10) : 0;
-		made += created[i];
 		log_debug(created[i] ? "notification created" : "notification exists",
 		    "id=%lld user=%s type=%s", (long long)id, in[i].user, proto.type);
 	}

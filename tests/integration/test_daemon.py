@@ -452,6 +452,24 @@ def test_logs_are_logfmt_and_hold_no_secrets(nd):
     assert "secret-title-text" not in nd.log()
 
 
+def test_a_send_to_many_logs_one_line_and_each_only_at_debug(daemons):
+    """A send to several users is one line at info; each notification's own
+    line (with its id) is written at debug only."""
+    for verbose in (False, True):
+        d = daemons(args=["-v"] if verbose else []).start()
+        r = d.ok("send", "--users", "ann", "--users", "bob", "--users", "cy", "--type", "m",
+                 "--title", "t")
+        d.wait_log('msg="notifications created" created=3 recipients=3')
+        ids = [n["id"] for n in r["notifications"]]
+        each = [line for line in d.log().splitlines() if 'msg="notification created"' in line]
+        if verbose:
+            assert sorted(int(line.split(" id=")[1].split()[0]) for line in each) == sorted(ids)
+            assert all(" type=m" in line for line in each), each
+        else:
+            assert each == []
+        d.stop()
+
+
 @contextlib.contextmanager
 def traced_notifyd(tmp, syscalls, *args):
     """notifyd (with args) started under strace -e trace=syscalls; yields
