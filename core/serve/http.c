@@ -169,6 +169,30 @@ keep_alive(struct mg_connection *c)
 	return ri->http_version != NULL && strcmp(ri->http_version, "1.1") == 0;
 }
 
+/*
+ * Close the connection after this response, whatever the request asked:
+ * its answer says "Connection: close", and civetweb, which decides from
+ * the request's own Connection header (mg_request_info is civetweb's, not
+ * a copy), neither reads what follows it nor drains an unread body. For a
+ * request refused before or while its body is read, and for one whose
+ * body's length is ambiguous. The request is being refused: when its
+ * headers are full, its last gives way.
+ */
+static void
+close_after(struct mg_connection *c)
+{
+	struct mg_request_info *ri = (struct mg_request_info *)mg_get_request_info(c);
+	int i = 0;
+	while (i < ri->num_headers && strcasecmp(ri->http_headers[i].name, "Connection") != 0)
+		i++;
+	if (i == MG_MAX_HEADERS)
+		i--;
+	else if (i == ri->num_headers)
+		ri->num_headers++;
+	ri->http_headers[i].name = "Connection";
+	ri->http_headers[i].value = "close";
+}
+
 /* Is this a HEAD request (whose answer has no body)? Not known for a malformed one. */
 static bool
 is_head(struct mg_connection *c)
@@ -560,6 +584,7 @@ read_body(struct mg_connection *c, int64_t max, size_t *len, struct op_error *er
 {
 	const struct mg_request_info *ri = mg_get_request_info(c);
 	if (ri->content_length > max) {
+		close_after(c);
 		op_error_set(err, 413, "body_too_large", "%s", "");
 		snprintf(err->message, sizeof err->message, "the body is larger than %lld bytes",
 		    (long long)max);
@@ -572,6 +597,7 @@ read_body(struct mg_connection *c, int64_t max, size_t *len, struct op_error *er
 	while ((n = mg_read(c, chunk, sizeof chunk)) > 0) {
 		if ((int64_t)(b.len + (size_t)n) > max) {
 			buf_free(&b);
+			close_after(c);
 			op_error_set(err, 413, "body_too_large", "%s", "");
 			snprintf(err->message, sizeof err->message,
 			    "the body is larger than %lld bytes", (long long)max);
@@ -1072,6 +1098,10 @@ handle(struct mg_connection *c, void *cbdata)
 	goto done;
 fail:
 	status = ctx.err.status;
+	/* Refused before its body was read: one larger than any route takes is not drained. */
+	if (raw == NULL && (ri->content_length > h->app->cfg->http_max_body ||
+	    (ri->content_length < 0 && mg_get_header(c, "Transfer-Encoding") != NULL)))
+		close_after(c);
 	if (status == 503) {	/* storage full or busy: a passing state */
 		hdr[nh++] = "Retry-After";
 		hdr[nh++] = "5";
@@ -1315,7 +1345,13 @@ watchdog_main(void *arg)
 	return NULL;
 }
 
-/* civetweb has a request's headers: the watchdog lets the connection be. */
+/*
+ * civetweb has a request's headers: the watchdog lets the connection be.
+ * A request with both Content-Length and Transfer-Encoding is refused, and
+ * its connection closed (RFC 9112 6.1): civetweb would read the body as
+ * chunked, and what a proxy in front took for the rest of this request's
+ * body would be served here as a request of its own.
+ */
 static int
 on_begin_request(struct mg_connection *c)
 {
@@ -1325,7 +1361,16 @@ on_begin_request(struct mg_connection *c)
 	if (g != NULL)
 		gconn_unwait(g);
 	pthread_mutex_unlock(&gate.lock);
-	return 0;
+	if (mg_get_header(c, "Content-Length") == NULL || mg_get_header(c, "Transfer-Encoding") == NULL)
+		return 0;
+	struct op_error e;
+	op_error_set(&e, 400, "bad_request", "%s",
+	    "a request may not carry both Content-Length and Transfer-Encoding");
+	close_after(c);
+	respond_error(c, &e, NULL);
+	log_info("http request refused", "method=%s path=%s status=%d code=%s error=%s",
+	    ri->request_method, ri->local_uri, e.status, e.code, e.message);
+	return e.status;
 }
 
 /* civetweb closed a connection: its place is free. */

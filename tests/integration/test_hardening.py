@@ -347,6 +347,72 @@ def read_all(s):
     return data
 
 
+def http_raw(port, raw):
+    """Send raw bytes as one HTTP client; everything that comes back until
+    the server closes (a server that keeps the connection open fails it)."""
+    s = connect_from("127.0.0.1", port)
+    try:
+        s.sendall(raw)
+        data = read_all(s)
+    except socket.timeout:
+        raise AssertionError("the server kept the connection open")
+    finally:
+        s.close()
+    return data
+
+
+def test_a_body_with_two_lengths_is_refused_and_its_connection_closed(hd):
+    """Content-Length and Transfer-Encoding together (RFC 9112 6.1): a proxy
+    in front that goes by the length would pass what follows the chunked
+    body as part of this request, and notifyd must not serve it as one of
+    its own. 400, the connection closed, nothing stored."""
+    body = b'{"user":"smuggle","type":"m","title":"x"}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    hidden = (b"POST /api/v1/notifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+              + hd.key.encode() + b"\r\nContent-Type: application/json\r\nContent-Length: "
+              + b"%d\r\n\r\n" % len(body) + body)
+    head = (b"POST /api/v1/notifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + hd.key.encode() + b"\r\nContent-Type: application/json\r\n")
+    for order in ((b"Content-Length: %d" % (len(chunked) + len(hidden)), b"Transfer-Encoding: chunked"),
+                  (b"Transfer-Encoding: chunked", b"Content-Length: %d" % (len(chunked) + len(hidden)))):
+        data = http_raw(hd.port, head + order[0] + b"\r\n" + order[1] + b"\r\n\r\n" + chunked + hidden)
+        assert data.count(b"HTTP/1.1 ") == 1, data
+        assert data.startswith(b"HTTP/1.1 400 "), data
+        assert b"\r\nConnection: close\r\n" in data, data
+        assert json.loads(data.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "bad_request"
+    hd.ctl("count", "--user", "smuggle", check=1)     # no such user: nothing was stored
+    assert hd.wait_count("Content-Length and Transfer-Encoding", 2) == 2   # once each
+    alive(hd)
+
+
+def test_a_body_refused_for_its_size_ends_the_connection(daemons, tmp):
+    """A 413 (and any refusal of a request whose declared body is larger
+    than max_body) says Connection: close and closes, rather than keep a
+    connection whose client is still sending that body."""
+    cfg = os.path.join(tmp, "n.conf")
+    with open(cfg, "w") as f:
+        f.write("[http]\nmax_body = 2K\n")
+    d = daemons(http=True, args=["--config", cfg]).start()
+    key = d.ok("key", "create", "big")["key"]
+    big = b"x" * 4096
+    for auth in (b"Authorization: Bearer " + key.encode() + b"\r\n", b""):
+        data = http_raw(d.port, b"POST /api/v1/notifications HTTP/1.1\r\nHost: x\r\n" + auth
+                        + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(big)
+                        + big)
+        assert data.startswith(b"HTTP/1.1 413 " if auth else b"HTTP/1.1 401 "), data
+        assert b"\r\nConnection: close\r\n" in data, data
+    # A small body refused stays a kept-alive connection's business.
+    s = connect_from("127.0.0.1", d.port)
+    for _ in range(2):
+        s.sendall(b"POST /api/v1/notifications HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        assert head.startswith(b"HTTP/1.1 401 ") and b"Connection: keep-alive" in head, head
+    s.close()
+
+
 @pytest.mark.transport_only("one address's half-open requests")
 def test_slowloris_from_one_address_stalls_no_one_else(daemons, tmp):
     import threading
