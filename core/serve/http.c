@@ -173,10 +173,11 @@ keep_alive(struct mg_connection *c)
  * Close the connection after this response, whatever the request asked:
  * its answer says "Connection: close", and civetweb, which decides from
  * the request's own Connection header (mg_request_info is civetweb's, not
- * a copy), neither reads what follows it nor drains an unread body. For a
- * request refused before or while its body is read, and for one whose
- * body's length is ambiguous. The request is being refused: when its
- * headers are full, its last gives way.
+ * a copy), serves no further request on it. (What is left of a body it
+ * still reads out before it closes.) For a request refused before or
+ * while its body is read, and for one whose body's length is ambiguous.
+ * The request is being refused: when its headers are full, its last
+ * gives way.
  */
 static void
 close_after(struct mg_connection *c)
