@@ -1347,11 +1347,40 @@ watchdog_main(void *arg)
 }
 
 /*
+ * Why a request's body has no one length, or NULL. civetweb reads a body
+ * with both Content-Length and Transfer-Encoding as chunked, and goes by
+ * the first of several Content-Lengths; a proxy in front that went by the
+ * length, or by another of them, would pass as part of this request what
+ * civetweb then serves as a request of its own (RFC 9112 6.1, 6.3).
+ */
+static const char *
+framing_error(const struct mg_request_info *ri)
+{
+	long long length = -1;
+	bool te = false;
+	for (int i = 0; i < ri->num_headers; i++) {
+		const char *v = ri->http_headers[i].value;
+		if (strcasecmp(ri->http_headers[i].name, "Transfer-Encoding") == 0) {
+			te = true;
+		} else if (strcasecmp(ri->http_headers[i].name, "Content-Length") == 0) {
+			/* Digits, then only what civetweb leaves of the whitespace around them. */
+			size_t d = strspn(v, "0123456789");
+			if (d == 0 || d > 18 || v[d + strspn(v + d, " \t")] != '\0')
+				return "Content-Length must be a number";
+			long long n = strtoll(v, NULL, 10);
+			if (length >= 0 && n != length)
+				return "a request may not carry two different Content-Lengths";
+			length = n;
+		}
+	}
+	return length >= 0 && te ?
+	    "a request may not carry both Content-Length and Transfer-Encoding" : NULL;
+}
+
+/*
  * civetweb has a request's headers: the watchdog lets the connection be.
- * A request with both Content-Length and Transfer-Encoding is refused, and
- * its connection closed (RFC 9112 6.1): civetweb would read the body as
- * chunked, and what a proxy in front took for the rest of this request's
- * body would be served here as a request of its own.
+ * A request whose body's length is ambiguous is refused, and its
+ * connection closed: see framing_error().
  */
 static int
 on_begin_request(struct mg_connection *c)
@@ -1362,11 +1391,11 @@ on_begin_request(struct mg_connection *c)
 	if (g != NULL)
 		gconn_unwait(g);
 	pthread_mutex_unlock(&gate.lock);
-	if (mg_get_header(c, "Content-Length") == NULL || mg_get_header(c, "Transfer-Encoding") == NULL)
+	const char *why = framing_error(ri);
+	if (why == NULL)
 		return 0;
 	struct op_error e;
-	op_error_set(&e, 400, "bad_request", "%s",
-	    "a request may not carry both Content-Length and Transfer-Encoding");
+	op_error_set(&e, 400, "bad_request", "%s", why);
 	close_after(c);
 	respond_error(c, &e, NULL);
 	log_info("http request refused", "method=%s path=%s status=%d code=%s error=%s",
