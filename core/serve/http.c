@@ -235,7 +235,8 @@ static void
 respond_error(struct mg_connection *c, const struct op_error *e, const char *const *headers)
 {
 	json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", e->code, "message",
-	    e->status >= 500 && e->status != 503 ? "internal error" : e->message);
+	    e->status >= 500 && e->status != 503 && e->status != 505 ? "internal error" :
+	    e->message);
 	char *s = json_dumps(j, JSON_COMPACT);
 	respond(c, e->status, "application/json", s ? s : "{}", s ? strlen(s) : 2, headers);
 	free(s);
@@ -1905,7 +1906,11 @@ events_data(struct mg_connection *c, int bits, char *data, size_t len, void *cbd
 	return 1;
 }
 
-/* civetweb's own errors (a malformed request line, a header too large) as JSON. */
+/*
+ * civetweb's own errors (a malformed request line, a header too large) as
+ * JSON. civetweb closes the connection after each (it cannot know where a
+ * next request would begin): the answer says so.
+ */
 static int
 on_http_error(struct mg_connection *c, int status, const char *msg)
 {
@@ -1913,9 +1918,11 @@ on_http_error(struct mg_connection *c, int status, const char *msg)
 	/* 426: a WebSocket version other than 13; RFC 6455 (4.4) names the one served. */
 	const char *v13[] = {"Sec-WebSocket-Version", "13", NULL};
 	op_error_set(&e, status, status == 413 || status == 431 ? "too_large" :
-	    status == 426 ? "upgrade_required" : status >= 500 ? "internal" : "bad_request",
+	    status == 426 ? "upgrade_required" : status == 505 ? "http_version_not_supported" :
+	    status >= 500 ? "internal" : "bad_request",
 	    "%s", status == 426 ? "a WebSocket needs Sec-WebSocket-Version: 13" :
 	    msg ? msg : "bad request");
+	close_after(c);
 	log_info("http request refused", "status=%d code=%s error=%s", status, e.code, e.message);
 	respond_error(c, &e, status == 426 ? v13 : NULL);
 	return 0;

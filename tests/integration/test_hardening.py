@@ -402,6 +402,30 @@ def test_a_body_with_two_lengths_is_refused_and_its_connection_closed(hd):
     alive(hd)
 
 
+def test_civetwebs_own_refusals_say_they_close(hd):
+    """What civetweb refuses before notifyd sees a request (a malformed
+    line, an unknown HTTP version, headers too large, a transfer coding it
+    cannot read) ends the connection, and the answer says so; a request
+    sent after it is not served."""
+    after = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    cases = [
+        (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+        (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505, "http_version_not_supported"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 400, "bad_request"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "bad_request"),
+    ]
+    for raw, status, code in cases:
+        data = http_raw(hd.port, raw + after)
+        assert data.count(b"HTTP/1.1 ") == 1, (raw[:40], data)
+        assert data.startswith(b"HTTP/1.1 %d " % status), (raw[:40], data)
+        assert b"\r\nConnection: close\r\n" in data, (raw[:40], data)
+        err = json.loads(data.split(b"\r\n\r\n", 1)[1])["error"]
+        assert err["code"] == code, (raw[:40], err)
+        if status == 505:   # civetweb's reason, not hidden as an internal error
+            assert err["message"] != "internal error", err
+    alive(hd)
+
+
 def test_a_body_refused_for_its_size_ends_the_connection(daemons, tmp):
     """A 413 (and any refusal of a request whose declared body is larger
     than max_body) says Connection: close and closes, rather than keep a
