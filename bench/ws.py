@@ -29,6 +29,7 @@ import os
 import random
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -171,6 +172,7 @@ def main():
     start_s = time.monotonic() - t0
     rss_idle = rss_kib(d.pid)
     procs = []
+    prof = None
     try:
         # Users: the first `twice` have two devices; everyone else one.
         twice = min(2000, args.conns // 10)
@@ -271,9 +273,11 @@ def main():
         topic_cpu = []
         # A profiler for the topic sends alone, e.g. WS_PROFILE='perf record
         # -g -o /tmp/p.data -p {pid}': started here, stopped (SIGINT) after.
-        prof = None
+        # In a session of its own, so that the SIGINT reaches the profiler
+        # and not only the shell that started it (dash does not exec it).
         if os.environ.get("WS_PROFILE"):
-            prof = subprocess.Popen(os.environ["WS_PROFILE"].format(pid=d.pid), shell=True)
+            prof = subprocess.Popen(os.environ["WS_PROFILE"].format(pid=d.pid), shell=True,
+                                    start_new_session=True)
             time.sleep(1)  # perf attaches to 19,000 threads before it samples
         for k in range(5):
             before = cpu_ms(groups)
@@ -292,9 +296,12 @@ def main():
             topic_send.update((n["id"], k) for n in r["notifications"])
             topic_cpu.append({g: after[g] - before[g] for g in after})
         if prof is not None:
-            prof.send_signal(2)
+            os.killpg(prof.pid, signal.SIGINT)
             prof.wait(60)
+            prof = None
     finally:
+        if prof is not None:
+            os.killpg(prof.pid, signal.SIGKILL)
         for p in procs:
             p.terminate()
         for p in procs:
