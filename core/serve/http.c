@@ -243,6 +243,20 @@ respond_error(struct mg_connection *c, const struct op_error *e, const char *con
 	json_decref(j);
 }
 
+/* Answer a request refused or failed with e, and log it once, at error for a 5xx. */
+static void
+respond_refused(struct mg_connection *c, const struct op_error *e, const char *const *headers)
+{
+	const struct mg_request_info *ri = mg_get_request_info(c);
+	respond_error(c, e, headers);
+	if (e->status >= 500)
+		log_error("http request failed", "method=%s path=%s status=%d code=%s error=%s",
+		    ri->request_method, ri->local_uri, e->status, e->code, e->message);
+	else
+		log_info("http request refused", "method=%s path=%s status=%d code=%s error=%s",
+		    ri->request_method, ri->local_uri, e->status, e->code, e->message);
+}
+
 static void
 respond_json(struct mg_connection *c, int status, json_t *body, const char *const *headers)
 {
@@ -1108,13 +1122,7 @@ fail:
 		hdr[nh++] = "Retry-After";
 		hdr[nh++] = "5";
 	}
-	respond_error(c, &ctx.err, hdr);
-	if (status >= 500)
-		log_error("http request failed", "method=%s path=%s status=%d code=%s error=%s",
-		    ri->request_method, ri->local_uri, status, ctx.err.code, ctx.err.message);
-	else
-		log_info("http request refused", "method=%s path=%s status=%d code=%s error=%s",
-		    ri->request_method, ri->local_uri, status, ctx.err.code, ctx.err.message);
+	respond_refused(c, &ctx.err, hdr);
 done:
 	metrics_http(route, status, time_mono_ms() * 1000 - t0);
 	principal_clear(&who);
@@ -1398,9 +1406,7 @@ on_begin_request(struct mg_connection *c)
 	struct op_error e;
 	op_error_set(&e, 400, "bad_request", "%s", why);
 	close_after(c);
-	respond_error(c, &e, NULL);
-	log_info("http request refused", "method=%s path=%s status=%d code=%s error=%s",
-	    ri->request_method, ri->local_uri, e.status, e.code, e.message);
+	respond_refused(c, &e, NULL);
 	return e.status;
 }
 
