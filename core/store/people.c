@@ -212,9 +212,9 @@ prefs_read(struct conn *c, const char *user, struct prefs *p, char *email, size_
 			const char *e = (const char *)sqlite3_column_text(s, 0);
 			const char *z = (const char *)sqlite3_column_text(s, 1);
 			if (email)
-				str_copy(email, elen, e ? e : "");
+				str_copy(email, elen, e);
 			if (tz)
-				str_copy(tz, tzlen, z ? z : "");
+				str_copy(tz, tzlen, z);
 			if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
 				p->quiet = true;
 				p->quiet_start = sqlite3_column_int(s, 2);
