@@ -389,6 +389,18 @@ duration_parse(const char *s, int64_t *ms)
 }
 
 bool
+time_parse_at(const char *s, int64_t now, int64_t *ms)
+{
+	int64_t d;
+	if (*s != '+')
+		return time_parse_rfc3339(s, ms);
+	if (!duration_parse(s + 1, &d) || now > INT64_MAX - d)
+		return false;
+	*ms = now + d;
+	return true;
+}
+
+bool
 parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
 	if (s == NULL || *s == '\0' || isspace((unsigned char)*s))

@@ -58,6 +58,11 @@ void	 time_format_rfc3339(char *out, size_t n, int64_t ms);
 bool	 time_parse_rfc3339(const char *s, int64_t *ms);
 /* Parse a duration such as "90s", "15m", "1h30m", "7d", "500ms". */
 bool	 duration_parse(const char *s, int64_t *ms);
+/*
+ * A time to act at: RFC 3339, or "+" and a duration from now ("+15m",
+ * "+1h30m"), as a scheduled send's `at` takes it; false when malformed.
+ */
+bool	 time_parse_at(const char *s, int64_t now, int64_t *ms);
 
 /* Whole string is a decimal integer in [min, max]. */
 bool	 parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);

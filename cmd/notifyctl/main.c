@@ -273,9 +273,9 @@ arg_value(const struct op *op, const struct op_arg *a, const char *word)
 			    op->name, word);
 		return json_string(word);
 	case ARG_TIME:
-		if (!time_parse_rfc3339(word, &ms))
+		if (!time_parse_at(word, 0, &ms))
 			die(EXIT_USAGE, "%s: '%s' is not an RFC 3339 time such as "
-			    "2026-01-02T15:04:05Z", op->name, word);
+			    "2026-01-02T15:04:05Z, nor +DURATION such as +15m", op->name, word);
 		return json_string(word);
 	default:
 		/* jansson takes only valid UTF-8. */

@@ -219,7 +219,8 @@ static const struct op_arg send_args[] = {
 	{"category", ARG_STRING, 0, "NAME", "category, for filtering"},
 	{"url", ARG_STRING, 0, "URL", "where the notification leads (http, https or /path)"},
 	{"key", ARG_STRING, 0, "KEY", "idempotency key: a repeat returns the first and creates nothing"},
-	{"at", ARG_TIME, 0, "TIME", "deliver at this time (RFC 3339): invisible and cancellable until then"},
+	{"at", ARG_TIME, 0, "TIME", "deliver at this time (RFC 3339, or +DURATION from now such as "
+	    "+15m): invisible and cancellable until then"},
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -654,7 +655,7 @@ op_arg_type_name(enum arg_type t)
 	case ARG_BOOL:		return "true or false";
 	case ARG_OBJECT:	return "an object";
 	case ARG_IDS:		return "an array of positive integer ids";
-	case ARG_TIME:		return "an RFC 3339 time";
+	case ARG_TIME:		return "an RFC 3339 time or +DURATION";
 	case ARG_STRINGS:	return "an array of strings";
 	case ARG_DURATION:	return "a duration such as 30s, 15m or 1h";
 	}

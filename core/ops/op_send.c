@@ -315,8 +315,10 @@ send_run(struct op_ctx *ctx, json_t *args)
 	struct send_route sr = {CHANNEL_IN_APP | CHANNEL_EMAIL, false,
 	    proto.priority != NULL && strcmp(proto.priority, "urgent") == 0, ctx->now, in};
 	if (at != NULL) {
-		if (!time_parse_rfc3339(at, &proto.deliver_at) || proto.deliver_at > ctx->now + MAX_AHEAD) {
-			op_fail(ctx, 422, "invalid_field", "'at' must be an RFC 3339 time within 10 years");
+		if (!time_parse_at(at, ctx->now, &proto.deliver_at) ||
+		    proto.deliver_at > ctx->now + MAX_AHEAD) {
+			op_fail(ctx, 422, "invalid_field",
+			    "'at' must be an RFC 3339 time or +DURATION, within 10 years");
 			goto done;
 		}
 		if (proto.deliver_at <= ctx->now)

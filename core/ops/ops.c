@@ -131,7 +131,7 @@ arg_type_ok(const struct op_arg *a, json_t *v)
 				return false;
 		return true;
 	case ARG_TIME:
-		return json_is_string(v) && time_parse_rfc3339(json_string_value(v), &ms);
+		return json_is_string(v) && time_parse_at(json_string_value(v), 0, &ms);
 	case ARG_STRINGS:
 		if (!json_is_array(v))
 			return false;

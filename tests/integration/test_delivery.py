@@ -669,6 +669,44 @@ def test_cancel_before_due(dd):
     assert r.status_code == 422 and "'deliver_at'" in r.json()["error"]["message"]
 
 
+def test_a_send_at_a_duration_from_now(dd):
+    """--at +15m and deliver_at "+1s": counted from when notifyd takes the
+    send, then as any scheduled send."""
+    def when(n):
+        return datetime.datetime.fromisoformat(n["deliver_at"]).timestamp()
+    before = time.time()
+    n = dd.ok("send", "--user", "ann", "--type", "message", "--title", "in an hour and a half",
+              "--at", "+1h30m")
+    after = time.time()
+    assert before + 5400 - 0.002 <= when(n) <= after + 5400 + 0.002, n
+    assert dd.ok("count", "--user", "ann")["unread_count"] == 0
+    assert dd.ok("cancel", n["id"])["cancelled"] is True
+    key = dd.ok("key", "create", "k")["key"]
+    hdr = {"Authorization": "Bearer " + key}
+    before = time.time()
+    r = requests.post(dd.url + "/api/v1/notifications", headers=hdr, timeout=10, json={
+        "user": "ann", "type": "message", "title": "in a second", "deliver_at": "+1s"})
+    after = time.time()
+    assert r.status_code == 201, r.text
+    n = r.json()
+    assert before + 1 - 0.002 <= when(n) <= after + 1 + 0.002, n
+    mail_wait(dd, "subject:\"in a second\"")
+    assert time.time() >= when(n)
+    [got] = dd.ok("list", "--user", "ann")["notifications"]
+    assert got["scheduled_id"] == n["id"] and got["title"] == "in a second"
+    # Not a time: refused by notifyctl before it asks, and by the API.
+    for bad in ("+soon", "+15", "15m", "+-15m", "+3661d"):
+        r = requests.post(dd.url + "/api/v1/notifications", headers=hdr, timeout=10, json={
+            "user": "ann", "type": "message", "deliver_at": bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["error"]["message"].startswith("'deliver_at' must be an RFC 3339 time or "
+                                                      "+DURATION"), (bad, r.text)
+    for bad in ("+soon", "+15", "15m"):
+        rc, _, err = dd.ctl("send", "--user", "ann", "--type", "message", "--at", bad)
+        assert rc == 2 and "nor +DURATION such as +15m" in err, (bad, err)
+    assert len(dd.ok("list", "--user", "ann")["notifications"]) == 1
+
+
 def test_scheduled_sends_survive_a_restart(daemons, tmp):
     d = daemons(http=True, smtp=True).start()
     d.ok("user", "set", "ann", "--email", "ann@example.com")

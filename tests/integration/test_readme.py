@@ -34,6 +34,8 @@ EXPECT = [
     ("Password reset", ["Password reset", "1 shown of 1 matching"]),
     ("email off", ["in_app", "skipped   attempts 0: email turned off"]),
     ("quiet 22:00-07:00", ["quiet hours      22:00-07:00 starting mon,tue,wed,thu,fri"]),
+    ("--at +15m", ["title        Stand-up in 15 minutes", "deliver_at   20",
+                   "in_app     pending", " cancelled\n"]),
     ("digest --period daily", ["alice                    queued        2 item(s)",
                                "Subject   2 new notifications", "Order A-21 was delivered"]),
 ]

@@ -307,7 +307,7 @@ def test_http_errors(daemons, tmp):
     # Errors name what the request holds: the body's own key where the route
     # renames it, no operation's name, none of jansson's flags.
     assert err(api.req("POST", url, json={"user": "a", "type": "m", "deliver_at": "soon"}),
-               422, "invalid_field") == "'deliver_at' must be an RFC 3339 time"
+               422, "invalid_field") == "'deliver_at' must be an RFC 3339 time or +DURATION"
     assert err(api.req("POST", url, json={"user": "a", "type": "m", "title": 5}),
                422, "invalid_field").startswith("'title' must be ")
     m = err(api.req("POST", url, data='{"user": "a\\u0000b", "type": "m"}',

@@ -73,6 +73,33 @@ test_rfc3339_rejects(void **state)
 	assert_true(time_parse_rfc3339("2024-02-29T00:00:00Z", &ms));
 }
 
+/* A scheduled send's time: RFC 3339 as it is, or + a duration from now. */
+static void
+test_time_at(void **state)
+{
+	(void)state;
+	int64_t ms, now = 1795428672345LL;
+	assert_true(time_parse_at("+15m", now, &ms));
+	assert_int_equal(ms, now + 15 * 60000);
+	assert_true(time_parse_at("+1h30m", now, &ms));
+	assert_int_equal(ms, now + 90 * 60000);
+	assert_true(time_parse_at("+0s", now, &ms));
+	assert_int_equal(ms, now);
+	assert_true(time_parse_at("2026-11-23T11:11:12+01:00", now, &ms));
+	assert_int_equal(ms, 1795428672000LL);
+	ms = -7;
+	const char *bad[] = {"", "+", "15m", "+15", "+-15m", "++15m", "+15 m", " +15m", "+15m ",
+	    "+1.5h", "-15m", "+9223372036854775807ms", NULL};
+	for (int i = 0; bad[i]; i++) {
+		assert_false(time_parse_at(bad[i], now, &ms));
+		assert_int_equal(ms, -7);
+	}
+	/* At the end of the clock, no wrap into the past. */
+	assert_false(time_parse_at("+2ms", INT64_MAX - 1, &ms));
+	assert_true(time_parse_at("+1ms", INT64_MAX - 1, &ms));
+	assert_int_equal(ms, INT64_MAX);
+}
+
 static void
 test_duration(void **state)
 {
@@ -326,6 +353,7 @@ main(void)
 		cmocka_unit_test(test_rfc3339_against_gmtime),
 		cmocka_unit_test(test_json_string_as_jansson),
 		cmocka_unit_test(test_rfc3339_rejects),
+		cmocka_unit_test(test_time_at),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_base64),
