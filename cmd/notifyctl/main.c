@@ -277,6 +277,23 @@ arg_value(const struct op *op, const struct op_arg *a, const char *word)
 			die(EXIT_USAGE, "%s: '%s' is not an RFC 3339 time such as "
 			    "2026-01-02T15:04:05Z, nor +DURATION such as +15m", op->name, word);
 		return json_string(word);
+	case ARG_PATH:
+		/* notifyd's working directory is not ours: send it whole. */
+		if (word[0] != '/') {
+			char cwd[PATH_MAX], *abs;
+			if (getcwd(cwd, sizeof cwd) == NULL)
+				die(EXIT_USAGE, "%s: no working directory to find '%s' in: %s",
+				    op->name, word, strerror(errno));
+			if (asprintf(&abs, "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, word) < 0)
+				die(EXIT_USAGE, "%s: out of memory", op->name);
+			v0 = json_string(abs);
+			free(abs);
+		} else {
+			v0 = json_string(word);
+		}
+		if (v0 == NULL)
+			die(EXIT_USAGE, "%s: '%s' is not valid UTF-8", op->name, a->name);
+		return v0;
 	default:
 		/* jansson takes only valid UTF-8. */
 		if ((v0 = json_string(word)) == NULL)

@@ -485,6 +485,19 @@ print_cancelled(FILE *f, const struct op *op, json_t *r)
 }
 
 static void
+print_backup(FILE *f, const struct op *op, json_t *r)
+{
+	json_t *n;
+	size_t i;
+	(void)op;
+	fprintf(f, "backed up to %s in %lld ms:", field(r, "path", "?"),
+	    (long long)json_integer_value(json_object_get(r, "ms")));
+	json_array_foreach(json_object_get(r, "files"), i, n)
+		fprintf(f, " %s", json_string_value(n));
+	fprintf(f, " (%lld bytes)\n", (long long)json_integer_value(json_object_get(r, "bytes")));
+}
+
+static void
 print_count(FILE *f, const struct op *op, json_t *r)
 {
 	(void)op;
@@ -647,6 +660,7 @@ static const struct printer {
 	{&op_ping, print_ping},
 	{&op_status, print_status_r},
 	{&op_check, print_check_r},
+	{&op_backup, print_backup},
 	{&op_send, print_sent},
 	{&op_list, print_list_r},
 	{&op_show, print_shown_r},

@@ -23,6 +23,12 @@ static const struct op_arg check_args[] = {
 	{NULL, 0, 0, NULL, NULL},
 };
 
+static const struct op_arg backup_args[] = {
+	{"path", ARG_PATH, ARG_REQUIRED | ARG_POSITIONAL, "DIR",
+	    "a directory to make and write the backup into (it must not exist)"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
 static const struct op_arg count_args[] = {
 	{"user", ARG_STRING, ARG_REQUIRED, "USER", "whose inbox"},
 	{NULL, 0, 0, NULL, NULL},
@@ -297,6 +303,13 @@ const struct op op_check = {
 	.name = "check",
 	.summary = "check the database and every user's unread counter",
 	.args = check_args,
+	.flags = OP_ADMIN,
+};
+
+const struct op op_backup = {
+	.name = "backup",
+	.summary = "copy the database and its secrets into a new directory, while running",
+	.args = backup_args,
 	.flags = OP_ADMIN,
 };
 
@@ -581,6 +594,7 @@ const struct op *const op_table[] = {
 	&op_ping,
 	&op_status,
 	&op_check,
+	&op_backup,
 	&op_send,
 	&op_list,
 	&op_show,
@@ -658,6 +672,7 @@ op_arg_type_name(enum arg_type t)
 	case ARG_TIME:		return "an RFC 3339 time or +DURATION";
 	case ARG_STRINGS:	return "an array of strings";
 	case ARG_DURATION:	return "a duration such as 30s, 15m or 1h";
+	case ARG_PATH:		return "an absolute path";
 	}
 	return "?";
 }

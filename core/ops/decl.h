@@ -21,6 +21,7 @@ enum arg_type {
 	ARG_TIME,	/* RFC 3339 string */
 	ARG_STRINGS,	/* JSON array of strings; on the command line repeatable */
 	ARG_DURATION,	/* a duration string such as 90s, 15m, 1h30m */
+	ARG_PATH,	/* an absolute path; notifyctl makes a relative one absolute */
 };
 
 /* Argument flags. */
@@ -58,7 +59,7 @@ const struct op_arg *op_arg_find(const struct op *op, const char *name);
 const char	*op_arg_type_name(enum arg_type t);
 
 /* The operations, by name. */
-extern const struct op op_ping, op_status, op_check, op_send, op_list, op_show, op_read, op_unread,
+extern const struct op op_ping, op_status, op_check, op_backup, op_send, op_list, op_show, op_read, op_unread,
     op_count, op_archive, op_unarchive, op_delete, op_user_show, op_user_set,
     op_topic_add, op_topic_rm, op_topic_show, op_key_create, op_key_list,
     op_key_revoke, op_token, op_presence, op_connections, op_disconnect, op_watch,

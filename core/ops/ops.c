@@ -18,6 +18,7 @@ static const struct op_impl *const op_impls[] = {
 	&op_ping_impl,
 	&op_status_impl,
 	&op_check_impl,
+	&op_backup_impl,
 	&op_send_impl,
 	&op_list_impl,
 	&op_show_impl,
@@ -141,6 +142,8 @@ arg_type_ok(const struct op_arg *a, json_t *v)
 		return true;
 	case ARG_DURATION:
 		return json_is_string(v) && duration_parse(json_string_value(v), &ms);
+	case ARG_PATH:
+		return json_is_string(v) && json_string_value(v)[0] == '/';
 	}
 	return false;
 }

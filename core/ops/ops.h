@@ -75,7 +75,8 @@ bool		 op_own_new_user(const struct op_ctx *ctx, const char *user);
 const char	*op_user_arg(struct op_ctx *ctx, json_t *args, bool required);
 
 /* The handlers, one file core/ops/op_NAME.c each. */
-extern const struct op_impl op_ping_impl, op_status_impl, op_check_impl, op_send_impl,
+extern const struct op_impl op_ping_impl, op_status_impl, op_check_impl, op_backup_impl,
+    op_send_impl,
     op_list_impl, op_show_impl, op_read_impl, op_unread_impl, op_count_impl, op_archive_impl,
     op_unarchive_impl, op_delete_impl, op_user_show_impl, op_user_set_impl, op_topic_add_impl,
     op_topic_rm_impl, op_topic_show_impl, op_key_create_impl, op_key_list_impl,

@@ -19,6 +19,8 @@ struct store_backend {
 	int	(*ping)(struct store *st);
 	int	(*check)(struct store *st, bool full, bool repair, json_t **out);
 	int	(*explain)(struct store *st, const char *which, char *out, size_t n);
+	int	(*backup)(struct store *st, const char *path, int64_t *bytes, char *err,
+		    size_t errlen);
 	int	(*counts)(struct store *st, int64_t *users, int64_t *notifications,
 		    int64_t *mail);
 	void	(*stats)(struct store *st, int64_t *commits, int64_t *writes);

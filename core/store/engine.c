@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "embed.h"
 #include "log.h"
@@ -806,6 +808,7 @@ sqlite_open(struct store **out, const char *path, const struct store_options *op
 	}
 	st->be = &sqlite_backend;
 	SQ(st)->path = strdup(path);
+	SQ(st)->vfs = opt->sync_full ? walvfs_register() : NULL;
 	SQ(st)->qtail = &SQ(st)->queue;
 	route_cache_init(&SQ(st)->routes);
 	pthread_mutex_init(&SQ(st)->qlock, NULL);
@@ -959,6 +962,80 @@ sqlite_size(struct store *st, char *where, size_t n, int64_t *bytes)
 	return 1;
 }
 
+/*
+ * The database as of one moment, into a new file at path, synced before
+ * it is renamed into place: SQLite's online backup in one step, over a
+ * connection of its own, so that the writer goes on (WAL) and no reader
+ * of the pool is held while it copies.
+ */
+static int
+sqlite_backup(struct store *st, const char *path, int64_t *bytes, char *err, size_t errlen)
+{
+	sqlite3 *src = NULL, *dst = NULL;
+	sqlite3_backup *b = NULL;
+	char tmp[4096];
+	int rc = -1, fd = -1;
+	struct stat sb;
+
+	if (path == NULL)
+		return 0;
+	if (snprintf(tmp, sizeof tmp, "%s.partial", path) >= (int)sizeof tmp) {
+		snprintf(err, errlen, "the path is too long");
+		return -1;
+	}
+	if (sqlite3_open_v2(SQ(st)->path, &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	    SQ(st)->vfs) != SQLITE_OK ||
+	    sqlite3_exec(src, "PRAGMA query_only = 1", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", SQ(st)->path, src ? sqlite3_errmsg(src) : "cannot open");
+		goto done;
+	}
+	sqlite3_busy_timeout(src, 5000);
+	/* O_EXCL: never over a file that is there, a backup's or anyone's. */
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		goto done;
+	}
+	if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", tmp, dst ? sqlite3_errmsg(dst) : "cannot open");
+		goto done;
+	}
+	/* One step: every page as of one read transaction. */
+	if ((b = sqlite3_backup_init(dst, "main", src, "main")) == NULL) {
+		snprintf(err, errlen, "%s: %s", tmp, sqlite3_errmsg(dst));
+		goto done;
+	}
+	int step = sqlite3_backup_step(b, -1);
+	if (sqlite3_backup_finish(b) != SQLITE_OK || step != SQLITE_DONE) {
+		snprintf(err, errlen, "%s: %s", tmp, sqlite3_errmsg(dst));
+		goto done;
+	}
+	if (sqlite3_close(dst) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: could not close", tmp);
+		goto done;
+	}
+	dst = NULL;
+	/* SQLite syncs what it writes through its journal, not the file's last state: sync it. */
+	if (fsync(fd) != 0 || fstat(fd, &sb) != 0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		goto done;
+	}
+	if (link(tmp, path) != 0) {	/* unlike rename, never replaces */
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+	*bytes = (int64_t)sb.st_size;
+	rc = 0;
+done:
+	sqlite3_close(dst);
+	sqlite3_close(src);
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	return rc;
+}
+
 /* One node's own: the data directory keeps what it would share. */
 static int
 sqlite_setting(struct store *st, const char *name, const char *fresh, char *out, size_t n)
@@ -996,6 +1073,7 @@ const struct store_backend sqlite_backend = {
 	.ping = sqlite_ping,
 	.check = sqlite_check,
 	.explain = sqlite_explain,
+	.backup = sqlite_backup,
 	.counts = sqlite_counts,
 	.stats = sqlite_stats,
 	.user_exists = sqlite_user_exists,

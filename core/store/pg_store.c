@@ -601,6 +601,16 @@ pg_check(struct store *st, bool full, bool repair, json_t **out)
 	return 1;
 }
 
+/* PostgreSQL's own tools back it up, consistently across the nodes: pg_dump. */
+static int
+pg_backup(struct store *st, const char *path, int64_t *bytes, char *err, size_t errlen)
+{
+	(void)st, (void)path, (void)bytes;
+	snprintf(err, errlen, "the store is PostgreSQL: back it up with pg_dump "
+	    "(or pg_basebackup)");
+	return -2;
+}
+
 /* Plans are SQLite's (EXPLAIN QUERY PLAN); PostgreSQL's planner differs: none named. */
 int
 pg_explain(struct store *st, const char *which, char *out, size_t n)
@@ -692,6 +702,7 @@ const struct store_backend pg_backend = {
 	.ping = pg_ping,
 	.check = pg_check,
 	.explain = pg_explain,
+	.backup = pg_backup,
 	.counts = pg_counts,
 	.stats = pg_stats,
 	.user_exists = pg_user_exists,

@@ -57,6 +57,12 @@ store_explain(struct store *st, const char *which, char *out, size_t n)
 }
 
 int
+store_backup(struct store *st, const char *path, int64_t *bytes, char *err, size_t errlen)
+{
+	return st->be->backup(st, path, bytes, err, errlen);
+}
+
+int
 store_counts(struct store *st, int64_t *users, int64_t *notifications, int64_t *mail)
 {
 	return st->be->counts(st, users, notifications, mail);

@@ -138,6 +138,14 @@ int	 store_check(struct store *st, bool full, bool repair, json_t **out);
  * owned; for tests that keep reads from turning into scans. 0: no such.
  */
 int	 store_explain(struct store *st, const char *which, char *out, size_t n);
+/*
+ * Copy the database, as of one moment, into a new file at path (never
+ * over one that exists), synced, while writes go on; its size in *bytes.
+ * 0; -1 with err; -2 when the backend has its own tools (PostgreSQL).
+ * path NULL: only whether it would (0 or -2).
+ */
+int	 store_backup(struct store *st, const char *path, int64_t *bytes, char *err,
+	    size_t errlen);
 /* How many users, notifications and captured messages there are. */
 int	 store_counts(struct store *st, int64_t *users, int64_t *notifications,
 	    int64_t *mail);

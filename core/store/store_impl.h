@@ -86,6 +86,7 @@ struct sqlite_store {
 	bool		 writing;		/* a batch is running or handed on */
 	int64_t		 commits, writes;
 	char		*path;
+	const char	*vfs;			/* every connection's: walvfs or the default */
 	/*
 	 * Checkpoints run in their own thread, off the commit path; it also
 	 * settles read_all watermarks (settle) between them.

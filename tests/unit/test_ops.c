@@ -185,6 +185,10 @@ test_user_token_isolation(void **state)
 	json_decref(r);
 	fails(f, "alice", "list", "{\"user\":\"bob\"}", 403, "forbidden");
 	fails(f, "alice", "send", "{\"user\":\"alice\",\"type\":\"m\"}", 403, "forbidden");
+	/* An admin's alone, and checked before it touches the file system. */
+	fails(f, "alice", "backup", "{\"path\":\"/tmp/notifyd-test-ops-never\"}", 403, "forbidden");
+	assert_int_equal(access("/tmp/notifyd-test-ops-never", F_OK), -1);
+	fails(f, NULL, "backup", "{\"path\":\"relative\"}", 422, "invalid_field");
 	char args[64];
 	snprintf(args, sizeof args, "{\"id\":%lld}", (long long)bob_id);
 	fails(f, "alice", "show", args, 404, "not_found");
