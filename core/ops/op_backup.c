@@ -131,8 +131,11 @@ backup(struct op_ctx *ctx, json_t *a)
 			unlink(path);	/* one whose copy failed half way */
 		}
 		/* And what the copy of the database may have left. */
-		snprintf(path, sizeof path, "%s/notifyd.db.partial-journal", dir);
-		unlink(path);
+		static const char *const left[] = {"-journal", "-wal", "-shm"};
+		for (i = 0; i < sizeof left / sizeof left[0]; i++) {
+			snprintf(path, sizeof path, "%s/notifyd.db.partial%s", dir, left[i]);
+			unlink(path);
+		}
 		rmdir(dir);
 		json_decref(files);
 		return op_fail(ctx, 500, "backup_failed", "%s", err);	/* logged as it is answered */

@@ -964,7 +964,7 @@ sqlite_size(struct store *st, char *where, size_t n, int64_t *bytes)
 
 /*
  * The database as of one moment, into a new file at path, synced before
- * it is renamed into place: SQLite's online backup in one step, over a
+ * it is linked into place: SQLite's online backup in one step, over a
  * connection of its own, so that the writer goes on (WAL) and no reader
  * of the pool is held while it copies.
  */
@@ -1015,7 +1015,7 @@ sqlite_backup(struct store *st, const char *path, int64_t *bytes, char *err, siz
 		goto done;
 	}
 	dst = NULL;
-	/* SQLite syncs what it writes through its journal, not the file's last state: sync it. */
+	/* On disk before its name appears (SQLite's commit synced it: then this costs nothing). */
 	if (fsync(fd) != 0 || fstat(fd, &sb) != 0) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		goto done;
