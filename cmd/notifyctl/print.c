@@ -463,17 +463,21 @@ print_ping(FILE *f, const struct op *op, json_t *r)
 static void
 print_sent(FILE *f, const struct op *op, json_t *r)
 {
-	json_t *n;
+	json_t *n, *one = json_array();
 	size_t i;
 	(void)op;
-	if (json_object_get(r, "count") == NULL) {
-		fprintf(f, "notification %lld for %s\n",
-		    (long long)json_integer_value(json_object_get(r, "id")), field(r, "user", "?"));
-		return;
-	}
-	json_array_foreach(json_object_get(r, "notifications"), i, n)
-		fprintf(f, "notification %lld for %s\n",
+	if (json_object_get(r, "count") == NULL)
+		json_array_append(one, r);
+	json_array_foreach(json_object_get(r, "count") ? json_object_get(r, "notifications") : one,
+	    i, n) {
+		fprintf(f, "notification %lld for %s",
 		    (long long)json_integer_value(json_object_get(n, "id")), field(n, "user", "?"));
+		/* A scheduled one is not there yet: say when it will be. */
+		if (json_string_value(json_object_get(n, "deliver_at")) != NULL)
+			fprintf(f, ", scheduled for %s", field(n, "deliver_at", "?"));
+		fputc('\n', f);
+	}
+	json_decref(one);
 }
 
 static void

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -681,6 +682,13 @@ def test_a_send_at_a_duration_from_now(dd):
     assert before + 5400 - 0.002 <= when(n) <= after + 5400 + 0.002, n
     assert dd.ok("count", "--user", "ann")["unread_count"] == 0
     assert dd.ok("cancel", n["id"])["cancelled"] is True
+    # For a person, the send says it is scheduled, and when for.
+    p = subprocess.run([NOTIFYCTL, "-s", dd.socket, "send", "--user", "ann", "--type", "message",
+                        "--at", "+15m"], capture_output=True, text=True, timeout=30)
+    m = re.fullmatch(r"notification (\d+) for ann, scheduled for (\S+Z)\n", p.stdout)
+    assert p.returncode == 0 and m, p.stdout
+    assert 899 <= datetime.datetime.fromisoformat(m.group(2)).timestamp() - time.time() <= 900
+    assert dd.ok("cancel", m.group(1))["cancelled"] is True
     key = dd.ok("key", "create", "k")["key"]
     hdr = {"Authorization": "Bearer " + key}
     before = time.time()
@@ -722,7 +730,6 @@ def test_scheduled_sends_survive_a_restart(daemons, tmp):
 
 
 def test_relay_with_starttls_auth_and_list_unsubscribe(daemons, tmp):
-    import subprocess
     cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
                     "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1",
