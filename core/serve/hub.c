@@ -444,9 +444,19 @@ resync(struct hub *h, const char *user)
 			    strcmp(e->user, user) != 0))
 				continue;
 			int64_t after = -1;
-			for (struct hub_conn *c = e->list; c; c = c->unext)
-				if (c->state != C_PAUSED && !c->dead && (after < 0 || c->told < after))
+			for (struct hub_conn *c = e->list; c; c = c->unext) {
+				if (c->state == C_PAUSED || c->dead)
+					continue;
+				if (after < 0 || c->told < after)
 					after = c->told;
+				/*
+				 * What is queued now was told before this catching
+				 * up, which sends only what is newer: it goes out
+				 * whatever replay_max becomes.
+				 */
+				for (struct qnode *q = c->qhead; q; q = q->next)
+					q->nid = 0;
+			}
 			if (after < 0)
 				continue;	/* every client is in its replay, which reads the store */
 			if (n == cap) {
@@ -642,6 +652,8 @@ sender_main(void *arg)
 		c->close_code = -1 * (close_code != 0);	/* a close is sent once */
 		bool dirty = c->count_dirty, dead = c->dead, failed = false;
 		int64_t count = c->count;
+		/* As of taking them: a catching up meanwhile does not cover these. */
+		int64_t replayed = c->replay_max;
 		c->count_dirty = false;
 		pthread_mutex_unlock(&h->lock);
 
@@ -652,7 +664,7 @@ sender_main(void *arg)
 		struct qnode *q = nodes;
 		while (!failed && !dead && (q != NULL || dirty)) {
 			for (; q != NULL && nv < SEND_BATCH; q = q->next)
-				if (q->nid <= 0 || q->nid > c->replay_max)
+				if (q->nid <= 0 || q->nid > replayed)
 					v[nv++] = (struct hub_iov){q->f->data, q->f->len};
 			/*
 			 * A count not known yet is read from the store, but only
