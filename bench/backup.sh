@@ -13,6 +13,7 @@ DUR=${DUR:-10s}
 CONNS=${CONNS:-32}
 bench=backup
 . "$(dirname "$0")/lib/setup.sh"
+. "$root/bench/lib/seed.sh"
 bin=$root/bin
 ctl() { "$bin/notifyctl" -s "$tmp/ctl.sock" "$@"; }
 port=$(port)
@@ -33,20 +34,7 @@ start() {
 # The schema from notifyd, then SEED notifications for 1000 users straight into SQLite.
 start
 kill "$pid"; wait "$pid" || true
-sqlite3 "$tmp/data/notifyd.db" >/dev/null <<SQL
-BEGIN;
-WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
-INSERT INTO users (id, created_at) SELECT 'u' || i, 0 FROM n;
-WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $SEED - 1)
-INSERT INTO notifications (user_id, type, title, body, data, created_at)
-SELECT 'u' || (i % 1000), 'message', 'Seeded notification ' || i,
-       'Body text of a seeded notification, about as long as a real one.',
-       '{"order":"A-' || i || '"}', 1700000000000 + i FROM n;
-UPDATE users SET unread = c.n FROM (SELECT user_id, count(*) AS n FROM notifications
-    GROUP BY user_id) AS c WHERE c.user_id = users.id;
-COMMIT;
-PRAGMA wal_checkpoint(TRUNCATE);
-SQL
+seed "$tmp/data/notifyd.db" "$SEED"
 start
 key=$(ctl key create bench 2>/dev/null)
 cat > "$tmp/post.lua" <<LUA

@@ -19,6 +19,7 @@ bin=$root/bin
 make -s -C "$root" bin/commit_floor
 tmp=$(mktemp -d /tmp/notifyd-bench.XXXXXX)
 pid=
+. "$root/bench/lib/seed.sh"
 
 cleanup() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
@@ -47,22 +48,7 @@ start
 stop
 echo "seeding $SEED notifications..." >&2
 t0=$(date +%s)
-sqlite3 "$tmp/data/notifyd.db" <<SQL
-PRAGMA journal_mode = WAL;
-BEGIN;
-WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
-INSERT INTO users (id, created_at) SELECT 'u' || i, 0 FROM n;
-WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $SEED - 1)
-INSERT INTO notifications (user_id, type, title, body, data, created_at)
-SELECT 'u' || (i % 1000), 'message', 'Seeded notification ' || i,
-       'Body text of a seeded notification, about as long as a real one.',
-       '{"order":"A-' || i || '"}', 1700000000000 + i FROM n;
--- What notifyd keeps itself: each user's unread count.
-UPDATE users SET unread = c.n FROM (SELECT user_id, count(*) AS n FROM notifications
-    GROUP BY user_id) AS c WHERE c.user_id = users.id;
-COMMIT;
-PRAGMA wal_checkpoint(TRUNCATE);
-SQL
+seed "$tmp/data/notifyd.db" "$SEED"
 echo "seeded in $(( $(date +%s) - t0 ))s" >&2
 start
 key=$(ctl key create bench)
