@@ -452,10 +452,12 @@ resync(struct hub *h, const char *user)
 				/*
 				 * What is queued now was told before this catching
 				 * up, which sends only what is newer: it goes out
-				 * whatever replay_max becomes.
+				 * whatever replay_max becomes. (A frame an earlier
+				 * replay covered stays skipped: that one is out.)
 				 */
 				for (struct qnode *q = c->qhead; q; q = q->next)
-					q->nid = 0;
+					if (q->nid > c->replay_max)
+						q->nid = 0;
 			}
 			if (after < 0)
 				continue;	/* every client is in its replay, which reads the store */
