@@ -460,24 +460,29 @@ print_ping(FILE *f, const struct op *op, json_t *r)
 	    (long long)json_integer_value(json_object_get(r, "protocol")));
 }
 
+/* One notification a send made; a scheduled one is not there yet: say when it will be. */
+static void
+print_sent_one(FILE *f, json_t *n)
+{
+	fprintf(f, "notification %lld for %s",
+	    (long long)json_integer_value(json_object_get(n, "id")), field(n, "user", "?"));
+	if (json_string_value(json_object_get(n, "deliver_at")) != NULL)
+		fprintf(f, ", scheduled for %s", field(n, "deliver_at", "?"));
+	fputc('\n', f);
+}
+
 static void
 print_sent(FILE *f, const struct op *op, json_t *r)
 {
-	json_t *n, *one = json_array();
+	json_t *n;
 	size_t i;
 	(void)op;
-	if (json_object_get(r, "count") == NULL)
-		json_array_append(one, r);
-	json_array_foreach(json_object_get(r, "count") ? json_object_get(r, "notifications") : one,
-	    i, n) {
-		fprintf(f, "notification %lld for %s",
-		    (long long)json_integer_value(json_object_get(n, "id")), field(n, "user", "?"));
-		/* A scheduled one is not there yet: say when it will be. */
-		if (json_string_value(json_object_get(n, "deliver_at")) != NULL)
-			fprintf(f, ", scheduled for %s", field(n, "deliver_at", "?"));
-		fputc('\n', f);
+	if (json_object_get(r, "count") == NULL) {
+		print_sent_one(f, r);
+		return;
 	}
-	json_decref(one);
+	json_array_foreach(json_object_get(r, "notifications"), i, n)
+		print_sent_one(f, n);
 }
 
 static void
