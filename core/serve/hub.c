@@ -427,6 +427,14 @@ mailpit_frames(struct hub *h, const struct event *ev, struct frame **mf, struct 
  * their order, and a fresh unread count read from the store. Live frames
  * of what this sent are skipped. Not what the time's reads, archives and
  * deletes were one by one: the count says where they left it.
+ *
+ * Two things make "after the newest told" and "up to the newest sent"
+ * exact. It runs on the relay's listener thread, which emits every
+ * notification of a PostgreSQL store (its own node's too), so no live
+ * notification is told meanwhile and a client's told moves only here.
+ * And one user's ids follow commit order (each write locks the user's
+ * row before it takes an id), so what a read sees of an inbox is a
+ * prefix of what will be told of it.
  */
 static void
 resync(struct hub *h, const char *user)
