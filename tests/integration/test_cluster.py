@@ -277,6 +277,116 @@ def test_a_listener_cut_off_catches_its_clients_up(daemons, postgres, tmp):
     asyncio.run(go())
 
 
+class StalledClient:
+    """A WebSocket that reads nothing until its frames are asked for, with a
+    receive buffer of a few KiB: what notifyd's socket cannot hold waits in
+    notifyd, its sender blocked on the write."""
+
+    def __init__(self, d, token):
+        self.s = socket.socket()
+        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.s.connect(("127.0.0.1", d.port))
+        self.s.sendall(("GET /ws?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n" % token).encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.s.recv(4096)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert self.frame()["type"] == "connected"
+        self.s.settimeout(10)  # a frame that never comes fails the test
+
+    def take(self, n):
+        while len(self.buf) < n:
+            got = self.s.recv(65536)
+            assert got, "notifyd closed the connection"
+            self.buf += got
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def frame(self):
+        """The next text frame, parsed (server frames are not masked)."""
+        while True:
+            b0, b1 = self.take(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(self.take(2), "big")
+            elif n == 127:
+                n = int.from_bytes(self.take(8), "big")
+            data = self.take(n)
+            assert b0 & 0x0F != 8, "closed: %r" % data
+            if b0 & 0x0F == 1:
+                return json.loads(data)
+
+
+def test_frames_queued_behind_a_slow_client_survive_a_catching_up(daemons, postgres, tmp):
+    """A client reads nothing while 150 notifications are told to it, more
+    than the kernel holds for it, so the last of them wait in notifyd. The
+    listener is cut and cannot come back while 5 more commit; once it does,
+    the catching up sends those 5. The waiting ones must still go out, and
+    before them: the catching up once took everything up to its newest as
+    sent already (44d068b)."""
+    a, b = cluster(daemons, postgres, tmp, "stall", n=2)
+    tok = a.ok("token", "sam")["token"]
+    body, n = "x" * 50000, 150
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        assert n * len(body) > int(f.read().split()[2]) * 1.5, "the kernel would hold them all"
+
+    def send(n):
+        c, ids = Client(a.socket), []
+        for k in range(0, n, 5):  # their answers read as they come
+            m = min(5, n - k)
+            c.send_raw(b"".join(b'{"id":%d,"cmd":"send","args":{"user":"sam","type":"m",'
+                                b'"body":"%s"}}\n' % (j, body.encode()) for j in range(m)))
+            ids += [c.read()["result"]["id"] for _ in range(m)]
+        c.close()
+        return ids
+
+    stalled = StalledClient(b, tok)
+
+    async def go():
+        async with websockets.connect(ws_url(b, tok), max_size=None) as ws:
+            assert (await recv(ws))["type"] == "connected"
+            told = send(n)
+            # B has told both clients all of them once the reading one has them.
+            got = []
+            while len(got) < len(told):
+                got.append((await recv_type(ws, "notification"))["data"]["id"])
+            assert got == told
+            # No new connection to the database: B's listener cannot come back.
+            postgres.psql("ALTER DATABASE stall ALLOW_CONNECTIONS false")
+            try:
+                assert postgres.psql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                    "application_name = 'notifyd listener' AND datname = 'stall'") == [["2"]]
+                b.wait_log("lost PostgreSQL for other nodes' events")
+                missed = send(5)
+            finally:
+                postgres.psql("ALTER DATABASE stall ALLOW_CONNECTIONS true")
+            assert b.wait_count("clients caught up", 1, 30) == 1
+            while len(got) < len(told) + len(missed):
+                got.append((await recv_type(ws, "notification"))["data"]["id"])
+            assert got == told + missed
+            # And a count that holds them all, on both.
+            count = await recv_type(ws, "unread_count")
+            while count["data"]["count"] != len(got):
+                count = await recv_type(ws, "unread_count")
+        return told + missed
+
+    acked = asyncio.run(go())
+    seen = []
+    while len(seen) < len(acked):
+        f = stalled.frame()
+        if f["type"] == "notification":
+            seen.append(f["data"]["id"])
+    assert seen == acked
+    f = stalled.frame()
+    while f != {"type": "unread_count", "data": {"count": len(acked)}}:
+        f = stalled.frame()
+    stalled.s.close()
+
+
 def test_a_node_killed_its_clients_reconnect_elsewhere_and_miss_nothing(daemons, postgres,
                                                                         tmp):
     """B dies (SIGKILL) while A sends: B's client reconnects to C with
