@@ -96,12 +96,22 @@ struct sqlite_store {
 	bool		 ckpt_running, ckpt_stop, settle;
 	bool		 settle_by_hand;	/* store_options */
 	int		 wal_pages;		/* in the WAL since the last checkpoint */
+	int64_t		 restart_after;	/* ms: no restarting checkpoint before */
 	pthread_mutex_t	 ckpt_lock;
 	pthread_cond_t	 ckpt_cond;
 };
 
 /* Pages in the WAL that start a checkpoint (SQLite's own default is the same). */
 #define CHECKPOINT_PAGES 1000
+/*
+ * Pages still in the WAL after one that make it start over (about 32 MiB),
+ * how long that waits for readers, and how long after it gave up it is
+ * tried again. A WAL that starts over is cut back to WAL_LIMIT_BYTES.
+ */
+#define WAL_RESTART_PAGES (8 * CHECKPOINT_PAGES)
+#define WAL_RESTART_WAIT_MS 100
+#define WAL_RESTART_RETRY_MS 1000
+#define WAL_LIMIT_BYTES (32 << 20)
 
 /* Log the connection's last error for what was being done; -1. */
 int		 fail(struct conn *c, const char *what);

@@ -271,6 +271,27 @@ def test_newer_database_refused_untouched(daemons, tmp):
     assert not os.path.exists(db + "-wal")
 
 
+@pytest.mark.sqlite_only("looks at the size of SQLite's WAL file")
+def test_wal_stays_bounded_under_back_to_back_commits(daemons):
+    """One client's sends, pipelined, commit one after another with no
+    pause: the passive checkpoint never found a moment to let the WAL start
+    over, and the file grew by every commit (90-170 MB for these 8,000, and
+    on without end). It must stay near its 32 MiB limit, and every send
+    must be there."""
+    d = daemons().start()
+    wal = os.path.join(d.data_dir, "notifyd.db-wal")
+    c = Client(d.socket)
+    peak, ids = 0, []
+    for _ in range(16):
+        c.send_raw(b'{"id":1,"cmd":"send","args":{"user":"wal","type":"m"}}\n' * 500)
+        ids += [c.read()["result"]["id"] for _ in range(500)]
+        peak = max(peak, os.path.getsize(wal))
+    c.close()
+    assert peak < 48 << 20, "the WAL grew to %d bytes" % peak
+    assert d.ok("count", "--user", "wal")["unread_count"] == len(set(ids)) == 8000
+    assert d.ok("check", "--full")["ok"] is True
+
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
