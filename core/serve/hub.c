@@ -944,8 +944,11 @@ hub_attach(struct hub *h, const char *user, int64_t expires, int64_t since,
 	 * above is in c's paused queue already. Paging on until a page came
 	 * back short never ended while a writer outpaced it, and the client's
 	 * frames (its close among them) are read only once this returns.
+	 * A since past last is a cursor of another history (a database
+	 * restored from a backup, or made anew): the ids after last are
+	 * notifications the client has not seen, so they are not skipped.
 	 */
-	int64_t max = since > last ? since : last;
+	int64_t max = last;
 	for (int64_t after = since; ok && since >= 0 && after < last;) {
 		json_t *page = NULL, *n;
 		size_t i;

@@ -330,6 +330,26 @@ def test_replay_since_has_no_gap_and_no_duplicate(wsd):
         assert ids == expected, "gap: missing %r" % sorted(set(expected) - set(ids))[:5]
 
 
+def test_a_since_from_another_history_misses_nothing_new(wsd):
+    """A client's cursor can be ahead of the database: it was restored from
+    a backup, or made anew with the same secret. What is sent from then on
+    has ids the client has seen in the other history, and it must still
+    arrive, live, with its count."""
+    d = wsd
+    tok = d.ok("token", "rex")["token"]
+    ids = [d.ok("send", "--user", "rex", "--type", "m")["id"] for _ in range(3)]
+
+    async def go():
+        async with websockets.connect(url(d, tok, since=ids[-1] + 1000)) as ws:
+            hello = await recv(ws)
+            assert hello["type"] == "connected" and hello["data"]["last_id"] == ids[-1]
+            new = d.ok("send", "--user", "rex", "--type", "m", "--title", "after")["id"]
+            got = await recv_until(ws, lambda f: f["type"] == "unread_count")
+            assert [f["data"]["id"] for f in got if f["type"] == "notification"] == [new]
+            assert got[-1]["data"]["count"] == 4
+    run(go())
+
+
 def test_frames_of_every_length_and_bursts_arrive_whole(wsd):
     """notifyd frames its own writes, several frames to one: every length
     form (7-bit: the counts; 16-bit; 64-bit: over 64 KiB) and a burst longer
