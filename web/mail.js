@@ -7,6 +7,11 @@ const PAGE = 50;
 
 let key = takeCredential('key', KEY);
 let query = '';
+// A search's before: and after: dates are this browser's, as in Mailpit's own pages.
+function zone() {
+	const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+	return tz && /\b(before|after):/i.test(query) ? { tz } : {};
+}
 let start = 0;
 let total = 0;
 let generation = 0;
@@ -90,7 +95,7 @@ function removeRow(id) {
 async function load(reset) {
 	const gen = reset ? ++generation : generation;
 	if (reset) start = 0;
-	const path = query ? '/api/v1/search?' + new URLSearchParams({ query, start, limit: PAGE })
+	const path = query ? '/api/v1/search?' + new URLSearchParams({ query, ...zone(), start, limit: PAGE })
 		: '/api/v1/messages?' + new URLSearchParams({ start, limit: PAGE });
 	try {
 		const r = await call(path);
@@ -246,7 +251,7 @@ async function markUnread() {
 // Delete ids, or with none every message the search shows (all without one).
 async function del(ids) {
 	try {
-		if (!ids && query) await call('/api/v1/search?' + new URLSearchParams({ query }), { method: 'DELETE' });
+		if (!ids && query) await call('/api/v1/search?' + new URLSearchParams({ query, ...zone() }), { method: 'DELETE' });
 		else await call('/api/v1/messages', { method: 'DELETE', body: ids ? { IDs: ids } : undefined });
 		if (ids) ids.forEach(removeRow); else load(true);
 	} catch (e) {

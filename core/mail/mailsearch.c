@@ -6,14 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tz.h"
 #include "util.h"
 
-enum field { F_TEXT, F_FROM, F_TO, F_SUBJECT, F_READ, F_UNREAD, F_ATTACHMENT };
+/* The fields up to F_SUBJECT take a value, which may not be empty. */
+enum field {
+	F_TEXT, F_FROM, F_TO, F_CC, F_BCC, F_REPLY_TO, F_ADDRESSED, F_MESSAGE_ID, F_TAG,
+	F_SUBJECT, F_READ, F_UNREAD, F_ATTACHMENT, F_TAGGED, F_BEFORE, F_AFTER
+};
 
 struct term {
 	enum field	 field;
 	bool		 negate;
 	char		*value;		/* lower-case */
+	int64_t		 at;		/* F_BEFORE, F_AFTER: the instant (ms) */
 };
 
 struct mailsearch {
@@ -45,35 +51,90 @@ next_word(const char **p)
 	return w ? w : strdup("");
 }
 
+/*
+ * A date as Mailpit's before: and after: take it: YYYY-MM-DD or
+ * YYYY/MM/DD, then optionally a time HH:MM[:SS] after a space or a T (a
+ * quoted term), read in zone; or an RFC 3339 time with its offset.
+ */
+static bool
+parse_date(const char *v, const struct tz *zone, int64_t *at)
+{
+	if (time_parse_rfc3339(v, at))
+		return true;
+	struct civil c = {0};
+	int sec = 0, n = 0, len = (int)strlen(v);
+	char sep1, sep2;
+	if (sscanf(v, "%4d%c%2d%c%2d%n", &c.year, &sep1, &c.month, &sep2, &c.day, &n) != 5 ||
+	    sep1 != sep2 || (sep1 != '-' && sep1 != '/'))
+		return false;
+	if (n < len && (v[n] == ' ' || v[n] == 't')) {
+		int m = 0;
+		if (sscanf(v + n + 1, "%2d:%2d%n", &c.hour, &c.minute, &m) != 2)
+			return false;
+		n += 1 + m;
+		if (n < len && v[n] == ':') {
+			if (sscanf(v + n + 1, "%2d%n", &sec, &m) != 1)
+				return false;
+			n += 1 + m;
+		}
+	}
+	if (n != len || c.year < 1970 || c.month < 1 || c.month > 12 || c.day < 1 ||
+	    c.day > 31 || c.hour > 23 || c.minute > 59 || sec > 59)
+		return false;
+	/* 31 February is not a date: it would run on into March. */
+	struct civil back;
+	tz_civil_date(tz_day_number(c.year, c.month, c.day), &back);
+	if (back.month != c.month)
+		return false;
+	*at = tz_instant(zone, &c) + sec * 1000LL;
+	return true;
+}
+
 struct mailsearch *
-mailsearch_parse(const char *q, const char **err)
+mailsearch_parse(const char *q, const struct tz *zone, const char **err)
 {
 	struct mailsearch *mq = calloc(1, sizeof *mq);
 	char *w;
 	*err = NULL;
 	while (q != NULL && (w = next_word(&q)) != NULL) {
-		struct term t = {F_TEXT, false, NULL};
+		struct term t = {F_TEXT, false, NULL, 0};
 		char *v = w;
 		if (*v == '-' || *v == '!') {
 			t.negate = true;
 			v++;
 		}
 		static const struct { const char *prefix; enum field f; } keys[] = {
-			{"from:", F_FROM}, {"to:", F_TO}, {"subject:", F_SUBJECT},
+			{"from:", F_FROM}, {"to:", F_TO}, {"cc:", F_CC}, {"bcc:", F_BCC},
+			{"reply-to:", F_REPLY_TO}, {"addressed:", F_ADDRESSED},
+			{"message-id:", F_MESSAGE_ID}, {"tag:", F_TAG}, {"subject:", F_SUBJECT},
+			{"before:", F_BEFORE}, {"after:", F_AFTER},
 		};
 		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 			if (strncmp(v, keys[i].prefix, strlen(keys[i].prefix)) == 0) {
 				t.field = keys[i].f;
 				v += strlen(keys[i].prefix);
+				break;
 			}
-		if (strcmp(v, "is:read") == 0) {
+		if (t.field == F_BEFORE || t.field == F_AFTER) {
+			if (!parse_date(v, zone ? zone : tz_server(), &t.at)) {
+				*err = "before: and after: take a date (YYYY-MM-DD or YYYY/MM/DD), "
+				    "a date and time in quotes (\"YYYY-MM-DD HH:MM[:SS]\") or an "
+				    "RFC 3339 time";
+				free(w);
+				mailsearch_free(mq);
+				return NULL;
+			}
+		} else if (strcmp(v, "is:read") == 0) {
 			t.field = F_READ;
 		} else if (strcmp(v, "is:unread") == 0) {
 			t.field = F_UNREAD;
+		} else if (strcmp(v, "is:tagged") == 0) {
+			t.field = F_TAGGED;
 		} else if (strcmp(v, "has:attachment") == 0 || strcmp(v, "has:attachments") == 0) {
 			t.field = F_ATTACHMENT;
 		} else if (strncmp(v, "is:", 3) == 0 || strncmp(v, "has:", 4) == 0) {
-			*err = "unknown is: or has: term (is:read, is:unread, has:attachment)";
+			*err = "unknown is: or has: term (is:read, is:unread, is:tagged, "
+			    "has:attachment)";
 			free(w);
 			mailsearch_free(mq);
 			return NULL;
@@ -125,6 +186,7 @@ addr_contains(json_t *v, const char *needle)
 bool
 mailsearch_match(const struct mailsearch *mq, json_t *sum, const char *search)
 {
+	static const char *const addressed[] = {"From", "To", "Cc", "Bcc", "ReplyTo"};
 	for (int i = 0; mq != NULL && i < mq->n; i++) {
 		const struct term *t = &mq->terms[i];
 		bool hit = false;
@@ -136,10 +198,44 @@ mailsearch_match(const struct mailsearch *mq, json_t *sum, const char *search)
 			hit = addr_contains(json_object_get(sum, "From"), t->value);
 			break;
 		case F_TO:
-			hit = addr_contains(json_object_get(sum, "To"), t->value) ||
-			    addr_contains(json_object_get(sum, "Cc"), t->value) ||
-			    addr_contains(json_object_get(sum, "Bcc"), t->value);
+			hit = addr_contains(json_object_get(sum, "To"), t->value);
 			break;
+		case F_CC:
+			hit = addr_contains(json_object_get(sum, "Cc"), t->value);
+			break;
+		case F_BCC:
+			hit = addr_contains(json_object_get(sum, "Bcc"), t->value);
+			break;
+		case F_REPLY_TO:
+			hit = addr_contains(json_object_get(sum, "ReplyTo"), t->value);
+			break;
+		case F_ADDRESSED:
+			for (size_t k = 0; k < sizeof addressed / sizeof addressed[0] && !hit; k++)
+				hit = addr_contains(json_object_get(sum, addressed[k]), t->value);
+			break;
+		case F_MESSAGE_ID: {
+			const char *id = json_string_value(json_object_get(sum, "MessageID"));
+			size_t l = strlen(t->value);
+			const char *want = t->value;
+			if (l >= 2 && want[0] == '<' && want[l - 1] == '>') {
+				want++;
+				l -= 2;
+			}
+			hit = id != NULL && strlen(id) == l && strncasecmp(id, want, l) == 0;
+			break;
+		}
+		case F_TAG:
+		case F_TAGGED:
+			hit = false;	/* the sink keeps no tags */
+			break;
+		case F_BEFORE:
+		case F_AFTER: {
+			int64_t at;
+			const char *c = json_string_value(json_object_get(sum, "Created"));
+			hit = c != NULL && time_parse_rfc3339(c, &at) &&
+			    (t->field == F_BEFORE ? at < t->at : at > t->at);
+			break;
+		}
 		case F_SUBJECT: {
 			const char *s = json_string_value(json_object_get(sum, "Subject"));
 			hit = s != NULL && strcasestr(s, t->value) != NULL;

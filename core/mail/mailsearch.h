@@ -1,6 +1,7 @@
 /*
- * mailsearch — Mailpit's search syntax over captured mail: from: to:
- * subject: is: has: "phrases" words, each negatable with -.
+ * mailsearch — Mailpit's search syntax over captured mail: from: to: cc:
+ * bcc: reply-to: addressed: message-id: tag: subject: is: has: before:
+ * after: "phrases" words, each negatable with - or !.
  *
  * Hand-written on purpose: the syntax is Mailpit's own (clients of the
  * mail sink send it as they would to Mailpit), and no Debian package
@@ -14,9 +15,14 @@
 #include <stdbool.h>
 
 struct mailsearch;
+struct tz;
 
-/* Parse a query; NULL or "" matches everything. NULL with *err on a bad query. */
-struct mailsearch	*mailsearch_parse(const char *q, const char **err);
+/*
+ * Parse a query; NULL or "" matches everything. NULL with *err on a bad
+ * query. Dates without an offset are read in zone (NULL: the server's).
+ */
+struct mailsearch	*mailsearch_parse(const char *q, const struct tz *zone,
+			    const char **err);
 void		 mailsearch_free(struct mailsearch *q);
 /* Does a message (its summary and search text) match? */
 bool		 mailsearch_match(const struct mailsearch *q, json_t *summary, const char *search);

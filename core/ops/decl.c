@@ -124,10 +124,15 @@ static const struct op_arg mail_info_args[] = {
 	{NULL, 0, 0, NULL, NULL},
 };
 
+#define MAIL_TZ_HELP "IANA time zone of the search's dates (default: the server's)"
+
 static const struct op_arg mail_list_args[] = {
-	{"query", ARG_STRING, 0, "QUERY", "search: from: to: subject: is:read is:unread has:attachment \"phrase\" word"},
+	{"query", ARG_STRING, 0, "QUERY", "search, as Mailpit's: word \"phrase\" from: to: cc: bcc: "
+	    "reply-to: addressed: subject: message-id: tag: is:read is:unread is:tagged "
+	    "has:attachment before:DATE after:DATE, each negated by - or !"},
 	{"start", ARG_INT, 0, "N", "skip this many (newest first)"},
 	{"limit", ARG_INT, 0, "N", "at most this many, 1 to 1000 (default 50)"},
+	{"tz", ARG_STRING, 0, "ZONE", MAIL_TZ_HELP},
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -143,18 +148,22 @@ static const struct op_arg mail_show_args[] = {
 static const struct op_arg mail_read_args[] = {
 	{"ids", ARG_STRINGS, ARG_POSITIONAL, "ID", "the messages (none: all)"},
 	{"read", ARG_BOOL, 0, NULL, "read (true, the default) or unread (false)"},
+	{"query", ARG_STRING, 0, "QUERY", "change the messages matching this search"},
+	{"tz", ARG_STRING, 0, "ZONE", MAIL_TZ_HELP},
 	{NULL, 0, 0, NULL, NULL},
 };
 
 static const struct op_arg mail_clear_args[] = {
 	{"ids", ARG_STRINGS, ARG_POSITIONAL, "ID", "the messages to delete"},
 	{"query", ARG_STRING, 0, "QUERY", "delete the messages matching this search"},
+	{"tz", ARG_STRING, 0, "ZONE", MAIL_TZ_HELP},
 	{NULL, 0, 0, NULL, NULL},
 };
 
 static const struct op_arg mail_wait_args[] = {
 	{"query", ARG_STRING, 0, "QUERY", "wait for a message matching this search"},
 	{"timeout", ARG_DURATION, 0, "DURATION", "give up after this long (default 30s)"},
+	{"tz", ARG_STRING, 0, "ZONE", MAIL_TZ_HELP},
 	{NULL, 0, 0, NULL, NULL},
 };
 

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mailsearch.h"
+#include "tz.h"
 #include "mime.h"
 #include "ops.h"
 #include "store.h"
@@ -77,8 +78,15 @@ scan_one(void *arg, json_t *sum, const char *search, int64_t seq)
 static bool
 query_arg(struct op_ctx *ctx, json_t *a, struct mailsearch **q)
 {
-	const char *err;
-	*q = mailsearch_parse(json_string_value(json_object_get(a, "query")), &err);
+	const char *err, *name = json_string_value(json_object_get(a, "tz"));
+	const struct tz *zone = name != NULL ? tz_get(name) : NULL;
+	*q = NULL;
+	if (name != NULL && (zone == NULL || *name == '\0')) {
+		op_fail(ctx, 422, "invalid_field", "'tz' must be an IANA time zone such as "
+		    "Europe/Berlin");
+		return false;
+	}
+	*q = mailsearch_parse(json_string_value(json_object_get(a, "query")), zone, &err);
 	if (*q == NULL)
 		op_fail(ctx, 422, "invalid_field", "'query': %s", err);
 	return *q != NULL;
@@ -175,12 +183,47 @@ ids_arg(json_t *a)
 	return json_array_size(ids) > 0 ? ids : NULL;
 }
 
+/*
+ * The messages args name: their ids, those matching its query (*found,
+ * the caller's), or NULL for all; false with ctx->err set, or with *none
+ * when the query matched nothing.
+ */
+static bool
+target_ids(struct op_ctx *ctx, json_t *a, json_t **ids, json_t **found, bool *none)
+{
+	*ids = ids_arg(a);
+	*found = NULL;
+	*none = false;
+	if (json_object_get(a, "query") != NULL && *ids != NULL) {
+		op_fail(ctx, 422, "invalid_field", "give 'ids' or 'query', not both");
+		return false;
+	}
+	if (json_string_value(json_object_get(a, "query")) == NULL)
+		return true;
+	struct scan s = {.ids = json_array()};
+	bool ok = scan_mailbox(ctx, a, &s);
+	json_decref(s.first);
+	if (!ok || json_array_size(s.ids) == 0) {
+		json_decref(s.ids);
+		*none = ok;
+		return false;
+	}
+	*found = *ids = s.ids;
+	return true;
+}
+
+/* Mark the given messages, those matching a query, or all, read or unread. */
 static json_t *
 read_run(struct op_ctx *ctx, json_t *a)
 {
-	json_t *r = json_object_get(a, "read");
+	json_t *r = json_object_get(a, "read"), *ids, *found;
 	int64_t n = 0;
-	if (store_mail_change(ctx->app->store, ids_arg(a), r == NULL || json_is_true(r), &n) < 0)
+	bool none;
+	if (!target_ids(ctx, a, &ids, &found, &none))
+		return none ? json_pack("{s:i}", "updated", 0) : NULL;
+	int rc = store_mail_change(ctx->app->store, ids, r == NULL || json_is_true(r), &n);
+	json_decref(found);
+	if (rc < 0)
 		return op_fail(ctx, 500, "internal", "the messages could not be changed");
 	return json_pack("{s:I}", "updated", (json_int_t)n);
 }
@@ -189,24 +232,11 @@ read_run(struct op_ctx *ctx, json_t *a)
 static json_t *
 clear_run(struct op_ctx *ctx, json_t *a)
 {
-	json_t *ids = ids_arg(a), *found = NULL;
+	json_t *ids, *found;
 	int64_t n = 0;
-	if (json_object_get(a, "query") != NULL && ids != NULL)
-		return op_fail(ctx, 422, "invalid_field", "give 'ids' or 'query', not both");
-	if (json_string_value(json_object_get(a, "query")) != NULL) {
-		struct scan s = {.ids = json_array()};
-		bool ok = scan_mailbox(ctx, a, &s);
-		json_decref(s.first);
-		if (!ok) {
-			json_decref(s.ids);
-			return NULL;
-		}
-		found = ids = s.ids;
-		if (json_array_size(ids) == 0) {
-			json_decref(found);
-			return json_pack("{s:i}", "deleted", 0);
-		}
-	}
+	bool none;
+	if (!target_ids(ctx, a, &ids, &found, &none))
+		return none ? json_pack("{s:i}", "deleted", 0) : NULL;
 	int rc = store_mail_change(ctx->app->store, ids, -1, &n);
 	json_decref(found);
 	if (rc < 0)

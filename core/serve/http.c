@@ -113,7 +113,8 @@ static const struct route routes[] = {
 	/* The mailbox, on Mailpit's paths. */
 	{"GET", "/api/v1/info", "mail.info", NULL, R_LOOPBACK, NULL, NULL},
 	{"GET", "/api/v1/messages", "mail.list", NULL, R_LOOPBACK, NULL, NULL},
-	{"PUT", "/api/v1/messages", "mail.read", NULL, R_LOOPBACK | R_BODY, NULL, "IDs=ids,Read=read"},
+	{"PUT", "/api/v1/messages", "mail.read", NULL, R_LOOPBACK | R_BODY, NULL,
+	    "IDs=ids,Read=read,Search=query"},
 	{"DELETE", "/api/v1/messages", "mail.clear", NULL, R_LOOPBACK | R_BODY, NULL, "IDs=ids"},
 	{"GET", "/api/v1/search", "mail.list", NULL, R_LOOPBACK, NULL, NULL},
 	{"DELETE", "/api/v1/search", "mail.clear", NULL, R_LOOPBACK, NULL, NULL},

@@ -1,4 +1,5 @@
 """The SMTP sink: real clients and raw dialogues, read back through the API."""
+import datetime
 import json
 import os
 import smtplib
@@ -268,6 +269,60 @@ def test_search_read_delete_and_loopback_rule(sink):
     assert r.status_code == 403
     r = requests.delete(sink.url + "/api/v1/messages")
     assert r.json() == {"deleted": 1} and messages(sink)["total"] == 0
+
+
+def test_search_filters_and_read_by_search_as_mailpit(sink):
+    """Mailpit's filters: each address field alone, message-id:, tags (none
+    here), before: and after: in a time zone; a search that names no
+    filter it knows is refused rather than matching nothing; PUT
+    /api/v1/messages marks what a Search matches, and nothing when it
+    matches nothing."""
+    with smtplib.SMTP("127.0.0.1", sink.smtp) as s:
+        s.sendmail("ann@x.com", ["bob@y.com", "cat@y.com"],
+                   "From: Ann <ann@x.com>\r\nTo: bob@y.com\r\nCc: Cat <cat@y.com>\r\n"
+                   "Reply-To: desk@x.com\r\nMessage-ID: <A1.b2@x.com>\r\n"
+                   "Subject: Quarterly\r\n\r\nnumbers\r\n")
+        s.sendmail("eve@z.com", ["cat@y.com"], "From: eve@z.com\r\nTo: cat@y.com\r\n"
+                   "Message-ID: <other@z.com>\r\nSubject: Hello\r\n\r\nhi\r\n")
+
+    def subjects(q, **params):
+        r = requests.get(sink.url + "/api/v1/search", params=dict(query=q, **params))
+        assert r.status_code == 200, r.text
+        return sorted(m["Subject"] for m in r.json()["messages"])
+    assert subjects("to:cat") == ["Hello"]             # To alone, as Mailpit's to:
+    assert subjects("cc:cat") == ["Quarterly"]
+    assert subjects("bcc:cat") == []
+    assert subjects("reply-to:desk@x.com") == ["Quarterly"]
+    assert subjects("addressed:cat@y.com") == ["Hello", "Quarterly"]
+    assert subjects("addressed:desk") == ["Quarterly"]
+    assert subjects("message-id:a1.b2@x.com") == ["Quarterly"]
+    assert subjects("message-id:<other@z.com>") == ["Hello"]
+    assert subjects("message-id:a1") == []
+    assert subjects("is:tagged") == [] and subjects("tag:x") == []
+    assert subjects("!is:tagged") == ["Hello", "Quarterly"]
+    # One wall-clock time, an hour after both arrived in UTC: in UTC they
+    # are before it, in Tokyo (9 hours ahead, no summer time) after it.
+    newest = max(m["Created"] for m in messages(sink)["messages"])
+    t = datetime.datetime.fromisoformat(newest.replace("Z", "+00:00")) + datetime.timedelta(hours=1)
+    wall = t.strftime("%Y-%m-%d %H:%M")
+    assert subjects('before:"%s"' % wall, tz="UTC") == ["Hello", "Quarterly"]
+    assert subjects('after:"%s"' % wall, tz="UTC") == []
+    assert subjects('after:"%s"' % wall, tz="Asia/Tokyo") == ["Hello", "Quarterly"]
+    assert subjects("after:2000/01/01") == ["Hello", "Quarterly"]
+    assert subjects("before:2000-01-01") == [] and subjects("-before:2000-01-01") == ["Hello",
+                                                                                     "Quarterly"]
+    for q, params in (("after:2024-02-30", {}), ("before:soon", {}), ("after:2024-01-01",
+                                                                      {"tz": "Mars/Base"})):
+        r = requests.get(sink.url + "/api/v1/search", params=dict(query=q, **params))
+        assert r.status_code == 422, (q, r.text)
+    # Read by search: only the matches; a search that matches nothing marks nothing.
+    r = requests.put(sink.url + "/api/v1/messages", json={"Search": "from:ann", "Read": True})
+    assert r.status_code == 200 and r.json() == {"updated": 1}
+    assert subjects("is:read") == ["Quarterly"]
+    r = requests.put(sink.url + "/api/v1/messages", json={"Search": "from:nobody", "Read": True})
+    assert r.json() == {"updated": 0} and subjects("is:unread") == ["Hello"]
+    r = requests.put(sink.url + "/api/v1/messages", json={"Search": "x", "IDs": ["a"]})
+    assert r.status_code == 422
 
 
 def test_retention(daemons, tmp):
