@@ -355,6 +355,12 @@ function connect() {
 				if (d.last_id > lastId) lastId = d.last_id;
 				clearList();
 				loadPage();
+			} else if (reconnect && d.last_id < lastId) {
+				// Another history (a database restored from a backup, or made
+				// anew): what this page holds is not in it. Start over.
+				lastId = d.last_id;
+				clearList();
+				loadPage();
 			} else if (reconnect) {
 				resync(connectedAt);
 			}
