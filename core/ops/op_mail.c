@@ -124,6 +124,25 @@ list_run(struct op_ctx *ctx, json_t *a)
 		json_decref(s.page);
 		return op_fail(ctx, 422, "invalid_field", "'start' must not be negative");
 	}
+	/* No search: the page alone is read, not every message (120 ms at 5,000). */
+	const char *q = json_string_value(json_object_get(a, "query"));
+	if (q == NULL || q[strspn(q, " \t\r\n")] == '\0') {
+		json_t *out = NULL;
+		json_decref(s.page);
+		if (!query_arg(ctx, a, &s.q))
+			return NULL;	/* an unknown tz */
+		mailsearch_free(s.q);
+		if (store_mail_list(ctx->app->store, s.start, s.limit, NULL, &out) <= 0)
+			return op_fail(ctx, 500, "internal", "the mailbox could not be read");
+		json_t *page = json_object_get(out, "messages");
+		json_t *r = json_pack("{s:O, s:O, s:I, s:O, s:I, s:[], s:O}", "total",
+		    json_object_get(out, "total"), "unread", json_object_get(out, "unread"),
+		    "count", (json_int_t)json_array_size(page), "messages_count",
+		    json_object_get(out, "total"), "start", (json_int_t)s.start, "tags",
+		    "messages", page);
+		json_decref(out);
+		return r;
+	}
 	bool ok = scan_mailbox(ctx, a, &s);
 	json_decref(s.first);
 	if (!ok) {

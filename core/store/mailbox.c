@@ -32,7 +32,12 @@ enum mail_stmt {
 static const char *const statements[S_MAIL__COUNT] = {
 	[S_MAIL_INSERT] = "INSERT INTO mail (uid, received_at, mail_from, rcpt_to, size, "
 	    "summary, search, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	[S_MAIL_COUNTS] = "SELECT count(*), count(*) FILTER (WHERE read = 0) FROM mail",
+	/*
+	 * From the indexes: a FILTER over the table read every row's first
+	 * page, 7.5 ms at 5,000 messages, on every list and every mail event.
+	 */
+	[S_MAIL_COUNTS] = "SELECT (SELECT count(*) FROM mail INDEXED BY mail_received), "
+	    "(SELECT count(*) FROM mail INDEXED BY mail_unread WHERE read = 0)",
 	[S_MAIL_PAGE] = "SELECT uid, received_at, size, read, summary FROM mail "
 	    "WHERE (?3 IS NULL OR search LIKE ?3 ESCAPE '\\') "
 	    "ORDER BY id DESC LIMIT ?2 OFFSET ?1",
