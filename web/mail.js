@@ -259,9 +259,11 @@ async function del(ids) {
 	}
 }
 
+// Mark read what the search shows (every message without one).
 async function readAll() {
 	try {
-		await call('/api/v1/messages', { method: 'PUT', body: { Read: true } });
+		if (query) await call('/api/v1/messages?' + new URLSearchParams(zone()), { method: 'PUT', body: { Search: query, Read: true } });
+		else await call('/api/v1/messages', { method: 'PUT', body: { Read: true } });
 		for (const id of rows.keys()) setRead(id, true);
 	} catch (e) {
 		failed(e, 'Could not mark all read');

@@ -114,6 +114,7 @@ test('a message shows as text, headers, raw source and attachments', async () =>
 test('search, mark unread, delete one and delete all', async () => {
 	await mail('Receipt 1001', { to: 'zoe@example.test' });
 	await mail('Receipt 1002', { to: 'zoe@example.test' });
+	await mail('Not a receipt', { to: 'yan@example.test' });
 	const page = await mailPage();
 	// Dates go with the browser's zone: a search before 2000 finds nothing, after it both.
 	await page.fill('#q', 'to:zoe before:2000-01-01');
@@ -122,6 +123,12 @@ test('search, mark unread, delete one and delete all', async () => {
 	await page.fill('#q', 'to:zoe subject:receipt after:2000-01-01');
 	await page.press('#q', 'Enter');
 	await page.waitForFunction(() => document.querySelectorAll('.msgs li').length === 2);
+	// Mark all read, with a search: what it shows, nothing else.
+	await page.click('#readall');
+	await page.waitForFunction(() => !document.querySelector('.msgs li.unread'));
+	const other = await d.rest('GET', '/api/v1/search?query=' + encodeURIComponent('subject:"Not a receipt"'));
+	assert.equal(other.messages[0].Read, false);
+	assert.equal((await d.rest('GET', '/api/v1/search?query=' + encodeURIComponent('to:zoe is:unread'))).messages_count, 0);
 	await page.click('.msgs >> text=Receipt 1001');
 	await page.waitForSelector('.msgs li:not(.unread) >> text=Receipt 1001');
 	await page.click('#v-unread');
