@@ -186,7 +186,9 @@ addr_contains(json_t *v, const char *needle)
 bool
 mailsearch_match(const struct mailsearch *mq, json_t *sum, const char *search)
 {
-	static const char *const addressed[] = {"From", "To", "Cc", "Bcc", "ReplyTo"};
+	/* The summary's key of each address field; addressed: is any of them. */
+	static const char *const key[] = {[F_FROM] = "From", [F_TO] = "To", [F_CC] = "Cc",
+	    [F_BCC] = "Bcc", [F_REPLY_TO] = "ReplyTo"};
 	for (int i = 0; mq != NULL && i < mq->n; i++) {
 		const struct term *t = &mq->terms[i];
 		bool hit = false;
@@ -195,23 +197,15 @@ mailsearch_match(const struct mailsearch *mq, json_t *sum, const char *search)
 			hit = strstr(search, t->value) != NULL;
 			break;
 		case F_FROM:
-			hit = addr_contains(json_object_get(sum, "From"), t->value);
-			break;
 		case F_TO:
-			hit = addr_contains(json_object_get(sum, "To"), t->value);
-			break;
 		case F_CC:
-			hit = addr_contains(json_object_get(sum, "Cc"), t->value);
-			break;
 		case F_BCC:
-			hit = addr_contains(json_object_get(sum, "Bcc"), t->value);
-			break;
 		case F_REPLY_TO:
-			hit = addr_contains(json_object_get(sum, "ReplyTo"), t->value);
+			hit = addr_contains(json_object_get(sum, key[t->field]), t->value);
 			break;
 		case F_ADDRESSED:
-			for (size_t k = 0; k < sizeof addressed / sizeof addressed[0] && !hit; k++)
-				hit = addr_contains(json_object_get(sum, addressed[k]), t->value);
+			for (int f = F_FROM; f <= F_REPLY_TO && !hit; f++)
+				hit = addr_contains(json_object_get(sum, key[f]), t->value);
 			break;
 		case F_MESSAGE_ID: {
 			const char *id = json_string_value(json_object_get(sum, "MessageID"));

@@ -74,18 +74,29 @@ scan_one(void *arg, json_t *sum, const char *search, int64_t seq)
 	return 0;
 }
 
-/* The query argument, parsed; NULL with ctx->err set when malformed. */
+/* The tz argument (NULL when absent: the server's); false with ctx->err set when unknown. */
 static bool
-query_arg(struct op_ctx *ctx, json_t *a, struct mailsearch **q)
+zone_arg(struct op_ctx *ctx, json_t *a, const struct tz **zone)
 {
-	const char *err, *name = json_string_value(json_object_get(a, "tz"));
-	const struct tz *zone = name != NULL ? tz_get(name) : NULL;
-	*q = NULL;
-	if (name != NULL && (zone == NULL || *name == '\0')) {
+	const char *name = json_string_value(json_object_get(a, "tz"));
+	*zone = name != NULL ? tz_get(name) : NULL;
+	if (name != NULL && (*zone == NULL || *name == '\0')) {
 		op_fail(ctx, 422, "invalid_field", "'tz' must be an IANA time zone such as "
 		    "Europe/Berlin");
 		return false;
 	}
+	return true;
+}
+
+/* The query argument, parsed; NULL with ctx->err set when malformed. */
+static bool
+query_arg(struct op_ctx *ctx, json_t *a, struct mailsearch **q)
+{
+	const char *err;
+	const struct tz *zone;
+	*q = NULL;
+	if (!zone_arg(ctx, a, &zone))
+		return false;
 	*q = mailsearch_parse(json_string_value(json_object_get(a, "query")), zone, &err);
 	if (*q == NULL)
 		op_fail(ctx, 422, "invalid_field", "'query': %s", err);
@@ -128,10 +139,10 @@ list_run(struct op_ctx *ctx, json_t *a)
 	const char *q = json_string_value(json_object_get(a, "query"));
 	if (q == NULL || q[strspn(q, " \t\r\n")] == '\0') {
 		json_t *out = NULL;
+		const struct tz *zone;
 		json_decref(s.page);
-		if (!query_arg(ctx, a, &s.q))
-			return NULL;	/* an unknown tz */
-		mailsearch_free(s.q);
+		if (!zone_arg(ctx, a, &zone))
+			return NULL;
 		if (store_mail_list(ctx->app->store, s.start, s.limit, NULL, &out) <= 0)
 			return op_fail(ctx, 500, "internal", "the mailbox could not be read");
 		json_t *page = json_object_get(out, "messages");
