@@ -270,23 +270,46 @@ struct walk {
 	json_t		*attachments, *inline_parts;
 	const char	*want;		/* a part id to find */
 	GMimeObject	*found;
+	bool		 sums;		/* each attachment's Checksums too */
 };
 
-/* Decoded length of a part's content. */
+/*
+ * Decoded length of a part's content, and with sums its MD5, SHA1 and
+ * SHA256 (Mailpit's Checksums), computed in the same pass.
+ */
 static size_t
-content_size(GMimePart *part)
+content_size(GMimePart *part, json_t **sums)
 {
+	static const GChecksumType types[] = {G_CHECKSUM_MD5, G_CHECKSUM_SHA1, G_CHECKSUM_SHA256};
+	static const char *const names[] = {"MD5", "SHA1", "SHA256"};
+	GMimeFilter *f[3] = {NULL, NULL, NULL};
 	GMimeDataWrapper *w = g_mime_part_get_content(part);
-	if (w == NULL)
-		return 0;
-	GMimeStream *s = g_mime_stream_null_new();
-	g_mime_data_wrapper_write_to_stream(w, s);
-	size_t n = (size_t)GMIME_STREAM_NULL(s)->written;
-	g_object_unref(s);
+	GMimeStream *null = g_mime_stream_null_new(), *s = null;
+	if (sums != NULL) {
+		s = g_mime_stream_filter_new(null);
+		for (int i = 0; i < 3; i++) {
+			f[i] = g_mime_filter_checksum_new(types[i]);
+			g_mime_stream_filter_add(GMIME_STREAM_FILTER(s), f[i]);
+		}
+	}
+	if (w != NULL)
+		g_mime_data_wrapper_write_to_stream(w, s);
+	g_mime_stream_flush(s);
+	size_t n = (size_t)GMIME_STREAM_NULL(null)->written;
+	if (sums != NULL) {
+		*sums = json_object();
+		for (int i = 0; i < 3; i++) {
+			gchar *hex = g_mime_filter_checksum_get_string(GMIME_FILTER_CHECKSUM(f[i]));
+			json_object_set_new(*sums, names[i], json_string(hex ? hex : ""));
+			g_free(hex);
+			g_object_unref(f[i]);
+		}
+		g_object_unref(s);
+	}
+	g_object_unref(null);
 	return n;
 }
 
-/* Visit obj (numbered id) and its children. */
 static void
 walk(GMimeObject *obj, const char *id, struct walk *w)
 {
@@ -323,9 +346,14 @@ walk(GMimeObject *obj, const char *id, struct walk *w)
 	}
 	char *type = g_mime_content_type_get_mime_type(ct);
 	const char *cid = g_mime_object_get_content_id(obj), *fname = g_mime_part_get_filename(part);
+	json_t *sums = NULL;
+	size_t size = content_size(part, w->sums ? &sums : NULL);
+	/* Unnamed, it goes by its Content-ID, as Mailpit's do. */
 	json_t *a = json_pack("{s:s, s:o, s:o, s:o, s:I}", "PartID", *id ? id : "1",
-	    "FileName", utf8_string(fname), "ContentType", utf8_string(type),
-	    "ContentID", utf8_string(cid), "Size", (json_int_t)content_size(part));
+	    "FileName", utf8_string(fname ? fname : cid), "ContentType", utf8_string(type),
+	    "ContentID", utf8_string(cid), "Size", (json_int_t)size);
+	if (sums != NULL)
+		json_object_set_new(a, "Checksums", sums);
 	g_free(type);
 	if (!attachment && cid != NULL)
 		json_array_append_new(w->inline_parts, a);
@@ -448,12 +476,124 @@ mime_summary(const char *raw, size_t len, json_t *rcpts, struct buf *search)
 	return o;
 }
 
+/* Append an error of List-Unsubscribe's to errs, after ", " when not the first. */
+static void
+unsub_error(struct buf *errs, const char *fmt, const char *what, int n)
+{
+	if (errs->len > 0)
+		buf_puts(errs, ", ");
+	buf_printf(errs, fmt, n, what);
+}
+
+/*
+ * Mailpit's ListUnsubscribe: the header, its links (at most one mailto:
+ * and one http(s)://, each in <>, split by commas), what is wrong with it
+ * (as Mailpit words it), and List-Unsubscribe-Post.
+ */
+static json_t *
+list_unsubscribe(const char *hdr, const char *post)
+{
+	json_t *links = json_array();
+	struct buf v, errs;
+	buf_init(&v);
+	buf_init(&errs);
+	for (const char *p = hdr ? hdr : ""; *p; p++) {	/* comments out */
+		const char *close = *p == '(' ? strchr(p, ')') : NULL;
+		if (close != NULL)
+			p = close;
+		else
+			buf_putc(&v, *p);
+	}
+	const char *s = v.data ? v.data : "";
+	while (isspace((unsigned char)*s))
+		s++;
+	int n = (int)strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		n--;
+	int links_found = 0;
+	for (const char *lt = memchr(s, '<', (size_t)n); lt; lt = memchr(lt + 1, '<', (size_t)(s + n - lt - 1)))
+		if (memchr(lt, '>', (size_t)(s + n - lt)) != NULL)
+			links_found++;
+	if (hdr == NULL) {
+		/* no header, nothing wrong */
+	} else if (links_found == 0) {
+		unsub_error(&errs, "\"%.*s\" no valid unsubscribe links found", s, n);
+	} else if (s[0] != '<' || s[n - 1] != '>') {
+		unsub_error(&errs, "\"%.*s\" should be enclosed in <>", s, n);
+	} else {
+		int count = 0;
+		const char *p = s, *end = s + n;
+		while (p < end && (p = memchr(p, '<', (size_t)(end - p))) != NULL) {
+			const char *gt = memchr(p, '>', (size_t)(end - p));
+			if (gt == NULL)
+				break;
+			count++;
+			p = gt + 1;
+		}
+		bool joined = true;
+		for (p = s; count <= 2 && p < end; ) {	/* between > and <: a comma */
+			const char *gt = memchr(p, '>', (size_t)(end - p)), *lt, *q;
+			if (gt == NULL || (lt = memchr(gt, '<', (size_t)(end - gt))) == NULL)
+				break;
+			int commas = 0;
+			for (q = gt + 1; q < lt; q++)
+				if (*q == ',')
+					commas++;
+				else if (!isspace((unsigned char)*q))
+					commas = 2;
+			if (commas != 1)
+				joined = false;
+			p = lt;
+		}
+		if (count > 2) {
+			unsub_error(&errs, "\"%.*s\" should include a maximum of one email and one "
+			    "HTTP link", s, n);
+		} else if (!joined) {
+			unsub_error(&errs, "\"%.*s\" <> should be split with a comma and optional "
+			    "spaces", s, n);
+		} else {
+			bool mailto = false, http = false;
+			for (p = s; p < end && (p = memchr(p, '<', (size_t)(end - p))) != NULL; ) {
+				const char *u = p + 1, *gt = memchr(p, '>', (size_t)(end - p));
+				int len = (int)(gt - u);
+				bool space = false;
+				for (int i = 0; i < len; i++)
+					space |= isspace((unsigned char)u[i]) != 0;
+				bool is_mail = len > 7 && strncmp(u, "mailto:", 7) == 0 &&
+				    isalnum((unsigned char)u[7]);
+				size_t scheme = strncasecmp(u, "https://", 8) == 0 ? 8 :
+				    strncasecmp(u, "http://", 7) == 0 ? 7 : 0;
+				bool is_http = scheme > 0 && (int)scheme < len && isalnum((unsigned char)u[scheme]);
+				if (space)
+					unsub_error(&errs, "\"%.*s\" should not contain spaces", u, len);
+				else if (is_mail && mailto)
+					unsub_error(&errs, "\"%.*s\" should only contain one mailto:", u, len);
+				else if (is_http && http)
+					unsub_error(&errs, "\"%.*s\" should only contain one HTTP link", u, len);
+				else if (!is_mail && !is_http)
+					unsub_error(&errs, "\"%.*s\" should start with either http(s):// or "
+					    "mailto:", u, len);
+				else
+					json_array_append_new(links, json_stringn_nocheck(u, (size_t)len));
+				mailto |= is_mail;
+				http |= is_http;
+				p = gt + 1;
+			}
+		}
+	}
+	json_t *o = json_pack("{s:o, s:o, s:o, s:o}", "Header", utf8_string(hdr), "Links", links,
+	    "Errors", utf8_string(errs.data), "HeaderPost", utf8_string(post));
+	buf_free(&v);
+	buf_free(&errs);
+	return o;
+}
+
 json_t *
 mime_message(const char *raw, size_t len, json_t *summary)
 {
 	bool deep;
 	GMimeMessage *m = parse(raw, len, &deep);
-	struct walk w = {.attachments = json_array(), .inline_parts = json_array()};
+	struct walk w = {.attachments = json_array(), .inline_parts = json_array(), .sums = true};
 	json_t *o = json_deep_copy(summary);
 	char *date = NULL;
 
@@ -465,10 +605,30 @@ mime_message(const char *raw, size_t len, json_t *summary)
 		if (d != NULL)
 			date = g_date_time_format_iso8601(d);
 	}
+	/* Return-Path without its <>; before the sink wrote one, From's address. */
 	const char *rp = m ? g_mime_object_get_header(GMIME_OBJECT(m), "Return-Path") : NULL;
 	json_object_set_new(o, "Date", date ? json_string(date) :
 	    json_incref(json_object_get(summary, "Created")));
-	json_object_set_new(o, "ReturnPath", utf8_string(rp));
+	if (rp != NULL) {
+		while (isspace((unsigned char)*rp))
+			rp++;
+		size_t n = strlen(rp);
+		while (n > 0 && (isspace((unsigned char)rp[n - 1]) || rp[n - 1] == '>'))
+			n--;
+		if (*rp == '<')
+			rp++, n = n > 0 ? n - 1 : 0;
+		char *bare = g_strndup(rp, n);
+		json_object_set_new(o, "ReturnPath", utf8_string(bare));
+		g_free(bare);
+	} else {
+		json_t *from = json_object_get(json_object_get(summary, "From"), "Address");
+		json_object_set_new(o, "ReturnPath", from ? json_incref(from) : json_string(""));
+	}
+	json_object_set_new(o, "ListUnsubscribe", list_unsubscribe(
+	    m ? g_mime_object_get_header(GMIME_OBJECT(m), "List-Unsubscribe") : NULL,
+	    m ? g_mime_object_get_header(GMIME_OBJECT(m), "List-Unsubscribe-Post") : NULL));
+	if (json_object_get(o, "Username") == NULL)	/* stored before it was kept */
+		json_object_set_new(o, "Username", json_string(""));
 	if (deep) {	/* stored before the bound: shown as it is, not parsed */
 		char *text = g_utf8_make_valid(raw, (gssize)len);
 		json_object_set_new(o, "Text", json_string(text));

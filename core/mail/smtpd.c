@@ -73,6 +73,7 @@ struct session {
 	char		 ip[64];
 	char		 helo[256];
 	bool		 greeted, authed;
+	char		 user[256];	/* the name AUTH gave, for Mailpit's Username */
 	char		*from;		/* NULL: no transaction */
 	json_t		*rcpts;
 	int		 auth_step, auth_steps;
@@ -430,6 +431,29 @@ disk_has_room(const struct smtpd *sd, int64_t n)
 	return (int64_t)fs.f_bavail * (int64_t)fs.f_frsize - 2 * n >= sd->cfg->smtp_disk_reserve;
 }
 
+/*
+ * Append the message, less its own Return-Path fields (each with its
+ * continuation lines) among the header fields: one was put in its place.
+ */
+static void
+put_without_return_path(struct buf *out, const char *p, size_t len)
+{
+	const char *end = p + len;
+	bool skipping = false;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *next = nl ? nl + 1 : end;
+		if (*p == '\r' || *p == '\n')		/* the blank line: the body follows */
+			break;
+		if (*p != ' ' && *p != '\t')
+			skipping = (size_t)(end - p) >= 12 && strncasecmp(p, "Return-Path:", 12) == 0;
+		if (!skipping)
+			buf_put(out, p, (size_t)(next - p));
+		p = next;
+	}
+	buf_put(out, p, (size_t)(end - p));
+}
+
 /* The dot: refuse the message, or hand it to the committer. */
 static void
 end_data(struct session *ss)
@@ -474,12 +498,18 @@ end_data(struct session *ss)
 	gmtime_r(&t, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	buf_reset(&ss->raw);
-	buf_reserve(&ss->raw, ss->data.len + 512);
-	/* The protocol as RFC 3848 names it: S for TLS, A for AUTH. */
+	buf_reserve(&ss->raw, ss->data.len + 1024);
+	/*
+	 * The sink is the final delivery: RFC 5321 4.4's Return-Path (the
+	 * envelope sender, which Mailpit shows as ReturnPath), in place of any
+	 * the client sent, then the Received: line. The protocol as RFC 3848
+	 * names it: S for TLS, A for AUTH.
+	 */
+	buf_printf(&ss->raw, "Return-Path: <%s>\r\n", ss->from);
 	buf_printf(&ss->raw, "Received: from %s (%s) by %s (notifyd) with ESMTP%s%s id %s; %s\r\n",
 	    *ss->helo ? ss->helo : "unknown", ss->ip, cfg->smtp_hostname,
 	    ss->ssl ? "S" : "", ss->authed ? "A" : "", ss->uid, date);
-	buf_put(&ss->raw, ss->data.data ? ss->data.data : "", ss->data.len);
+	put_without_return_path(&ss->raw, ss->data.data ? ss->data.data : "", ss->data.len);
 	charge(ss, (int64_t)ss->raw.len - (int64_t)ss->data.len);	/* the copy replaces it */
 	buf_free(&ss->data);
 	buf_init(&ss->data);
@@ -561,9 +591,20 @@ auth_response(struct session *ss, const char *resp)
 		reply(ss, "501 5.7.0 Authentication cancelled");
 		return;
 	}
-	if (b64_decode(resp, dec, sizeof dec) < 0) {
+	int n = b64_decode(resp, dec, sizeof dec);
+	if (n < 0) {
 		reply(ss, "501 5.5.2 Cannot decode the response");
 		return;
+	}
+	/* PLAIN is authzid NUL authcid NUL password; LOGIN's first answer is the name. */
+	if (ss->auth_steps == 1) {
+		const unsigned char *nul = memchr(dec, '\0', (size_t)n);
+		size_t at = nul ? (size_t)(nul - dec) + 1 : (size_t)n;
+		snprintf(ss->user, sizeof ss->user, "%.*s", (int)strnlen((const char *)dec + at,
+		    (size_t)n - at), (const char *)dec + at);
+	} else if (ss->auth_step == 0) {
+		snprintf(ss->user, sizeof ss->user, "%.*s", (int)strnlen((const char *)dec,
+		    (size_t)n), (const char *)dec);
 	}
 	if (++ss->auth_step < ss->auth_steps) {
 		ss->state = SS_AUTH;
@@ -678,6 +719,7 @@ handshake(struct session *ss)
 	/* RFC 3207: forget everything said before. */
 	ss->greeted = false;
 	ss->authed = false;
+	ss->user[0] = '\0';
 	ss->helo[0] = '\0';
 	reset(ss);
 	ss->state = SS_CMD;
@@ -882,6 +924,8 @@ parse_message(struct session *ss)
 	if (ss->too_deep)
 		return;
 	ss->summary = mime_summary(ss->raw.data, ss->raw.len, ss->rcpts, &ss->search);
+	json_t *user = json_string(ss->user);	/* NULL when it is not UTF-8 */
+	json_object_set_new(ss->summary, "Username", user ? user : json_string(""));
 	ss->summary_text = json_dumps(ss->summary, JSON_COMPACT);
 	ss->rcpt_text = json_dumps(ss->rcpts, JSON_COMPACT);
 }

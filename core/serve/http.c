@@ -59,6 +59,8 @@ struct route {
 	const char *const *, int *)
 RAW(healthz);
 RAW(livez);
+RAW(mail_tags);
+RAW(mail_webui);
 RAW(ws_plain);
 RAW(metrics_page);
 RAW(mail_raw);
@@ -112,6 +114,8 @@ static const struct route routes[] = {
 	{"GET", "/metrics", NULL, NULL, R_PUBLIC, metrics_page, NULL},
 	/* The mailbox, on Mailpit's paths. */
 	{"GET", "/api/v1/info", "mail.info", NULL, R_LOOPBACK, NULL, NULL},
+	{"GET", "/api/v1/tags", NULL, NULL, R_LOOPBACK, mail_tags, NULL},
+	{"GET", "/api/v1/webui", NULL, NULL, R_LOOPBACK, mail_webui, NULL},
 	{"GET", "/api/v1/messages", "mail.list", NULL, R_LOOPBACK, NULL, NULL},
 	{"PUT", "/api/v1/messages", "mail.read", NULL, R_LOOPBACK | R_BODY, NULL,
 	    "IDs=ids,Read=read,Search=query"},
@@ -297,6 +301,33 @@ livez(struct http *h, struct mg_connection *c, json_t *args, const char *const *
 	(void)args;
 	*status = 200;
 	respond(c, 200, "application/json", "{\"status\":\"ok\"}", 15, hdr);
+}
+
+/* Mailpit's tags: the sink keeps none, so the list of them is empty. */
+static void
+mail_tags(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
+    int *status)
+{
+	(void)h;
+	(void)args;
+	*status = 200;
+	respond(c, 200, "application/json", "[]", 2, hdr);
+}
+
+/* Mailpit's settings for its web UI: none of its optional parts is here. */
+static void
+mail_webui(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
+    int *status)
+{
+	static const char conf[] = "{\"Label\":\"\",\"MessageRelay\":{\"Enabled\":false,"
+	    "\"SMTPServer\":\"\",\"ReturnPath\":\"\",\"AllowedRecipients\":\"\","
+	    "\"BlockedRecipients\":\"\",\"OverrideFrom\":\"\",\"PreserveMessageIDs\":false},"
+	    "\"SpamAssassin\":false,\"ChaosEnabled\":false,\"DuplicatesIgnored\":false,"
+	    "\"HideDeleteAllButton\":false,\"DisableHTMLCheck\":true}";
+	(void)h;
+	(void)args;
+	*status = 200;
+	respond(c, 200, "application/json", conf, sizeof conf - 1, hdr);
 }
 
 static void

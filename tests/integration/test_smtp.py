@@ -1,5 +1,6 @@
 """The SMTP sink: real clients and raw dialogues, read back through the API."""
 import datetime
+import hashlib
 import json
 import os
 import smtplib
@@ -115,9 +116,11 @@ def test_smtplib_message_read_back(sink):
     part = requests.get(sink.url + "/api/v1/message/%s/part/%s" % (s["ID"], att["PartID"]))
     assert part.content == b"\x00\x01\x02" * 1000
     assert requests.get(sink.url + "/api/v1/messages").json()["unread"] == 0  # shown: read
-    # Raw: a Received: header, then the bytes exactly as sent (dot-unstuffed).
+    # Raw: the envelope's Return-Path and a Received: header, then the bytes
+    # exactly as sent (dot-unstuffed).
     raw = requests.get(sink.url + "/api/v1/message/%s/raw" % s["ID"]).content
-    first, rest = raw.split(b"\r\n", 1)
+    rp, first, rest = raw.split(b"\r\n", 2)
+    assert rp == b"Return-Path: <ann@example.com>"
     assert first.startswith(b"Received: from client.example (127.0.0.1) by notifyd")
     assert rest == sent
     assert requests.get(sink.url + "/view/%s.txt" % s["ID"]).text == full["Text"]
@@ -140,8 +143,10 @@ def test_pipelining_and_dot_unstuffing_and_bare_lf(sink):
     assert page["total"] == 2
     raws = {m["Subject"]: requests.get(sink.url + "/api/v1/message/%s/raw" % m["ID"]).content
             for m in page["messages"]}
-    assert raws["piped"].split(b"\r\n", 1)[1] == b"Subject: piped\r\n\r\nline one\n.two dots\r\n"
-    assert raws["bounce"].split(b"\r\n", 1)[1] == b"Subject: bounce\n\nfrom the null sender\n"
+    assert raws["piped"].split(b"\r\n", 2)[::2] == [b"Return-Path: <a@x>",
+                                                     b"Subject: piped\r\n\r\nline one\n.two dots\r\n"]
+    assert raws["bounce"].split(b"\r\n", 2)[::2] == [b"Return-Path: <>",
+                                                      b"Subject: bounce\n\nfrom the null sender\n"]
 
 
 def test_command_errors_and_limits(daemons, tmp):
@@ -234,6 +239,63 @@ def test_auth_modes(daemons, tmp):
     assert c.cmd("AUTH CRAM-MD5") == 504
     c.close()
     assert messages(d)["total"] == 1
+
+
+def test_mailpit_fields_return_path_checksums_unsubscribe_username(daemons, tmp):
+    """What Mailpit's clients read besides the basics, as Mailpit fills it."""
+    d = daemons(http=True, smtp=True, args=conf(tmp, "auth = any\n")).start()
+    blob = os.urandom(5000)
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "ann@example.com", "bob@example.com", "fields"
+    m["Return-Path"] = "<forged@example.com>"      # the client's: replaced
+    m["List-Unsubscribe"] = "<https://example.com/u?id=1> (one click), <mailto:u@example.com>"
+    m["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    m.set_content("Return-Path: <in-the-body@example.com>\n")
+    m.add_attachment(blob, maintype="application", subtype="octet-stream", filename="r.bin")
+    with smtplib.SMTP("127.0.0.1", d.smtp_port) as s:
+        s.login("carol", "any password")
+        s.sendmail("bounces+42@example.com", ["bob@example.com"], m.as_bytes())
+    c = Dialogue(d.smtp_port)
+    c.code()
+    c.cmd("EHLO x")
+    assert (c.cmd("AUTH LOGIN"), c.cmd("ZGF2ZQ=="), c.cmd("cHc=")) == (334, 334, 235)  # dave
+    assert (c.cmd("MAIL FROM:<>"), c.cmd("RCPT TO:<bob@example.com>"), c.cmd("DATA")) == (
+        250, 250, 354)
+    c.send(b"Subject: bounce\r\nList-Unsubscribe: https://example.com/u\r\n"
+           b"Content-Type: multipart/related; boundary=b\r\n\r\n--b\r\n"
+           b"Content-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: image/png\r\n"
+           b"Content-ID: <logo@x>\r\n\r\nPNG\r\n--b--\r\n.\r\n")
+    assert c.code() == 250
+    c.close()
+    listed = {x["Subject"]: x for x in messages(d)["messages"]}
+    assert (listed["fields"]["Username"], listed["bounce"]["Username"]) == ("carol", "dave")
+
+    full = requests.get(d.url + "/api/v1/message/" + listed["fields"]["ID"]).json()
+    assert full["ReturnPath"] == "bounces+42@example.com" and full["Username"] == "carol"
+    raw = requests.get(d.url + "/api/v1/message/%s/raw" % full["ID"]).content
+    head, body = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)
+    assert head.startswith(b"Return-Path: <bounces+42@example.com>\nReceived: ")
+    assert b"forged" not in raw and b"Return-Path: <in-the-body@example.com>" in body
+    hdrs = requests.get(d.url + "/api/v1/message/%s/headers" % full["ID"]).json()
+    assert hdrs["Return-Path"] == ["<bounces+42@example.com>"]
+    assert full["ListUnsubscribe"] == {
+        "Header": "<https://example.com/u?id=1> (one click), <mailto:u@example.com>",
+        "Links": ["https://example.com/u?id=1", "mailto:u@example.com"], "Errors": "",
+        "HeaderPost": "List-Unsubscribe=One-Click"}
+    (att,) = full["Attachments"]
+    assert att["Size"] == len(blob) and att["Checksums"] == {
+        "MD5": hashlib.md5(blob).hexdigest(), "SHA1": hashlib.sha1(blob).hexdigest(),
+        "SHA256": hashlib.sha256(blob).hexdigest()}
+
+    full = requests.get(d.url + "/api/v1/message/" + listed["bounce"]["ID"]).json()
+    assert full["ReturnPath"] == "" and full["Username"] == "dave"
+    assert full["ListUnsubscribe"]["Links"] == []
+    assert full["ListUnsubscribe"]["Errors"] == (
+        '"https://example.com/u" no valid unsubscribe links found')
+    (img,) = full["Inline"]   # no file name: it goes by its Content-ID
+    assert (img["FileName"], img["ContentID"], img["Size"]) == ("logo@x", "logo@x", 3)
+    assert requests.get(d.url + "/api/v1/tags").json() == []
+    assert requests.get(d.url + "/api/v1/webui").json()["MessageRelay"]["Enabled"] is False
 
 
 def test_search_read_delete_and_loopback_rule(sink):
@@ -376,7 +438,7 @@ def test_notifyctl_mail_and_watch(sink):
     assert shown == {"ID": got["ID"], "Text": "Hello!\r\n"}
     p = subprocess.run([NOTIFYCTL, "-s", sink.socket, "mail", "show", got["ID"], "--raw"],
                        capture_output=True)
-    assert p.stdout.startswith(b"Received: ") and p.stdout.endswith(b"Hello!\r\n")
+    assert p.stdout.startswith(b"Return-Path: ") and p.stdout.endswith(b"Hello!\r\n")
     p = subprocess.run([NOTIFYCTL, "-s", sink.socket, "mail", "show", "latest"],
                        capture_output=True, text=True)
     assert "Subject   Welcome aboard" in p.stdout
@@ -495,7 +557,7 @@ def test_malformed_mime_is_stored_and_shown(sink):
     full = requests.get(sink.url + "/api/v1/message/" + m[0]["ID"])
     assert full.status_code == 200 and isinstance(full.json()["Text"], str)
     raw = requests.get(sink.url + "/api/v1/message/%s/raw" % m[0]["ID"]).content
-    assert raw.split(b"\r\n", 1)[1] == broken
+    assert raw.split(b"\r\n", 2)[2] == broken
 
 
 def test_client_not_reading_replies_holds_up_no_one(sink):
