@@ -340,6 +340,16 @@ ids_append(const struct op *op, json_t *args, const struct op_arg *a, const char
 	    a->metavar, NULL}, word));
 }
 
+/* Append word to the array a names (an ARG_STRINGS), made when first needed. */
+static void
+strings_append(const struct op *op, json_t *args, const struct op_arg *a, const char *word)
+{
+	json_t *arr = json_object_get(args, a->name);
+	if (arr == NULL)
+		json_object_set_new(args, a->name, arr = json_array());
+	json_array_append_new(arr, arg_value(op, a, word));
+}
+
 /* Build the args object of op from the words after the command. */
 static json_t *
 parse_args(const struct op *op, int argc, char **argv, int i, bool *json_out)
@@ -372,10 +382,12 @@ parse_args(const struct op *op, int argc, char **argv, int i, bool *json_out)
 			if (a == NULL)
 				die(EXIT_USAGE, "%s: unknown option --%s; see notifyctl help %s",
 				    op->name, flag, op->name);
-			if (a->type == ARG_BOOL) {
-				if (eq != NULL)
-					die(EXIT_USAGE, "%s: --%s takes no value", op->name, flag);
-				json_object_set_new(args, a->name, json_true());
+			if (a->type == ARG_BOOL) {	/* --flag, or --flag=true|false */
+				bool on = eq == NULL || strcmp(eq + 1, "true") == 0;
+				if (eq != NULL && !on && strcmp(eq + 1, "false") != 0)
+					die(EXIT_USAGE, "%s: --%s is true or false, not '%s'", op->name,
+					    flag, eq + 1);
+				json_object_set_new(args, a->name, json_boolean(on));
 				continue;
 			}
 			if (eq != NULL)
@@ -392,10 +404,7 @@ parse_args(const struct op *op, int argc, char **argv, int i, bool *json_out)
 			} else if (a->type == ARG_IDS) {
 				ids_append(op, args, a, val);
 			} else if (a->type == ARG_STRINGS) {
-				json_t *arr = json_object_get(args, a->name);
-				if (arr == NULL)
-					json_object_set_new(args, a->name, arr = json_array());
-				json_array_append_new(arr, arg_value(op, a, val));
+				strings_append(op, args, a, val);
 			} else {
 				if (json_object_get(args, a->name) != NULL)
 					die(EXIT_USAGE, "%s: --%s given twice", op->name, flag);
@@ -410,6 +419,8 @@ parse_args(const struct op *op, int argc, char **argv, int i, bool *json_out)
 			die(EXIT_USAGE, "%s: unexpected argument '%s'", op->name, w);
 		if (pos->type == ARG_IDS) {
 			ids_append(op, args, pos, w);
+		} else if (pos->type == ARG_STRINGS) {	/* takes every word left */
+			strings_append(op, args, pos, w);
 		} else {
 			json_object_set_new(args, pos->name, arg_value(op, pos, w));
 			pos++;

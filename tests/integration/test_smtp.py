@@ -442,8 +442,16 @@ def test_notifyctl_mail_and_watch(sink):
     p = subprocess.run([NOTIFYCTL, "-s", sink.socket, "mail", "show", "latest"],
                        capture_output=True, text=True)
     assert "Subject   Welcome aboard" in p.stdout
+    # Shown: read. A boolean flag takes =false to mark it unread again.
+    assert messages(sink)["unread"] == 1
+    sink.ok("mail", "read", got["ID"], "--read=false")
+    assert messages(sink)["unread"] == 2
+    sink.ok("mail", "read", "--read=true")
+    assert messages(sink)["unread"] == 0
+    rc, _, err = sink.ctl("mail", "read", "--read=no")
+    assert rc == 2 and "--read is true or false, not 'no'" in err
     assert sink.ok("mail", "clear", "--query", "subject:other") == {"deleted": 1}
-    assert sink.ok("mail", "clear") == {"deleted": 1}
+    assert sink.ok("mail", "clear", got["ID"], "nosuchid") == {"deleted": 1}
     watch.terminate()
     lines = [json.loads(l) for l in watch.communicate(timeout=10)[0].splitlines()]
     mails = [l for l in lines if l["type"] == "mail"]
