@@ -672,6 +672,12 @@ parse_body(struct mg_connection *c, const char *body, size_t len, struct op_erro
 		op_error_set(err, 415, "unsupported_media_type", "%s", "send the body as Content-Type: application/json");
 		return NULL;
 	}
+	const char *coding = mg_get_header(c, "Content-Encoding");
+	if (coding != NULL && strcasecmp(coding, "identity") != 0) {	/* RFC 7694 */
+		op_error_set(err, 415, "unsupported_media_type", "Content-Encoding %.40s is not "
+		    "supported; send the body uncompressed", coding);
+		return NULL;
+	}
 	json_error_t jerr;
 	bool deep;
 	json_t *j = json_load_bounded(body, len, JSON_REJECT_DUPLICATES, &jerr, &deep);

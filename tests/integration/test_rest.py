@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import gzip
 import os
 import threading
 import time
@@ -292,6 +293,12 @@ def test_http_errors(daemons, tmp):
     err(api.req("POST", url, data="[1]", headers={"Content-Type": "application/json"}), 400, "malformed_json")
     err(api.req("POST", url, data="user=a", headers={"Content-Type": "application/x-www-form-urlencoded"}),
         415, "unsupported_media_type")
+    m = err(api.req("POST", url, data=gzip.compress(b'{"user": "a", "type": "m"}'),
+                    headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}),
+            415, "unsupported_media_type")
+    assert "Content-Encoding gzip" in m
+    assert api.req("POST", url, data='{"user": "a", "type": "m"}', headers={
+        "Content-Type": "application/json", "Content-Encoding": "identity"}).status_code == 201
     err(api.req("POST", url, json={"user": "a", "type": "m", "body": "x" * 3000}), 413, "body_too_large")
     err(api.req("GET", "/api/v1/users/a/unread_count", data="{}",
                 headers={"Content-Type": "application/json"}), 400, "unexpected_body")
@@ -320,7 +327,7 @@ def test_http_errors(daemons, tmp):
     err(limited[0], 429, "rate_limited")
     # Each refused request is logged once, without credentials.
     log = api.d.log()
-    assert log.count("code=unsupported_media_type") == 1
+    assert log.count("code=unsupported_media_type") == 2
     assert api.key not in log
 
 
