@@ -142,6 +142,8 @@ static const struct op_arg mail_show_args[] = {
 	{"html", ARG_BOOL, 0, NULL, "only its HTML body"},
 	{"text", ARG_BOOL, 0, NULL, "only its text body"},
 	{"headers", ARG_BOOL, 0, NULL, "only its headers"},
+	{"query", ARG_STRING, 0, "QUERY", "with ID latest: the newest message matching this search"},
+	{"tz", ARG_STRING, 0, "ZONE", MAIL_TZ_HELP},
 	{NULL, 0, 0, NULL, NULL},
 };
 

@@ -170,10 +170,16 @@ list_run(struct op_ctx *ctx, json_t *a)
 static json_t *
 show_run(struct op_ctx *ctx, json_t *a)
 {
-	const char *id = json_string_value(json_object_get(a, "id"));
+	char id[128];
 	struct mail_got m = {0};
 	json_t *r;
-	int rc = store_mail_get(ctx->app->store, id, &m);
+	int rc = op_mail_pick(ctx, a, id, sizeof id);
+	if (rc < 0)
+		return NULL;
+	if (rc > 0)
+		rc = store_mail_get(ctx->app->store, id, &m);
+	if (rc == 0 && json_object_get(a, "query") != NULL)
+		return op_fail(ctx, 404, "not_found", "no message matches the query");
 	if (rc == 0)
 		return op_fail(ctx, 404, "not_found", "no message %.64s", id);
 	if (rc < 0)
@@ -292,6 +298,40 @@ newest_one(void *arg, json_t *sum, const char *search, int64_t seq)
 		return 0;
 	w->first = json_incref(sum);
 	return 1;	/* newest first: this is it */
+}
+
+/*
+ * The ID a mail route names, into uid: args' id, or for latest with a
+ * query or tz (Mailpit's latest?query=) the newest message matching it.
+ * 1; 0 when none matches; -1 with ctx->err set.
+ */
+int
+op_mail_pick(struct op_ctx *ctx, json_t *a, char *uid, size_t n)
+{
+	const char *id = json_string_value(json_object_get(a, "id"));
+	struct newest w = {0};
+	if (json_object_get(a, "query") == NULL && json_object_get(a, "tz") == NULL) {
+		snprintf(uid, n, "%s", id ? id : "");
+		return 1;
+	}
+	if (id == NULL || strcmp(id, "latest") != 0) {
+		op_fail(ctx, 422, "invalid_field", "'query' and 'tz' go with the ID latest, not "
+		    "%.64s", id ? id : "");
+		return -1;
+	}
+	if (!query_arg(ctx, a, &w.q))
+		return -1;
+	int rc = store_mail_scan(ctx->app->store, 0, newest_one, &w);
+	mailsearch_free(w.q);
+	if (rc < 0) {
+		op_fail(ctx, 500, "internal", "the mailbox could not be read");
+		return -1;
+	}
+	if (w.first == NULL)
+		return 0;
+	snprintf(uid, n, "%s", json_string_value(json_object_get(w.first, "ID")));
+	json_decref(w.first);
+	return 1;
 }
 
 /* The newest message matching the query: one already there, or the next to arrive. */

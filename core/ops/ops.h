@@ -96,6 +96,13 @@ extern const struct op_impl op_ping_impl, op_status_impl, op_check_impl, op_back
 json_t		*op_digest_run(struct op_ctx *ctx, int period, const char *user, int hour,
 		    int day, bool dry_run);
 
+/*
+ * The message ID a mail route names, into uid: args' "id", or for latest
+ * with "query" or "tz" the newest message matching. 1; 0 when none
+ * matches; -1 with ctx->err set.
+ */
+int		 op_mail_pick(struct op_ctx *ctx, json_t *args, char *uid, size_t n);
+
 /* Let mail.wait hear of arrivals; call once before serving. */
 void		 op_mail_listen(void);
 

@@ -758,16 +758,37 @@ static bool
 mail_of(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
     int *status, struct mail_got *m)
 {
-	struct op_error e;
-	int rc = store_mail_get(h->app->store, json_string_value(json_object_get(args, "id")), m);
+	/* latest?query=...&tz=...: the newest message matching, as on mail.show. */
+	const char *qs = mg_get_request_info(c)->query_string;
+	struct op_ctx ctx = {.app = h->app, .now = time_now_ms()};
+	json_t *a = json_pack("{s:O}", "id", json_object_get(args, "id"));
+	static const char *const names[] = {"query", "tz"};
+	char val[4096], uid[128];
+	int rc = 1;
+	for (int i = 0; i < 2 && qs != NULL; i++) {
+		int n = mg_get_var(qs, strlen(qs), names[i], val, sizeof val);
+		json_t *v = n >= 0 ? json_string(val) : NULL;
+		if (n == -2 || (n >= 0 && v == NULL)) {
+			op_error_set(&ctx.err, 422, "invalid_field", "'%s' must be UTF-8 of at most "
+			    "%zu bytes", names[i], sizeof val - 1);
+			rc = -1;
+		}
+		if (v != NULL)
+			json_object_set_new(a, names[i], v);
+	}
+	if (rc > 0)
+		rc = op_mail_pick(&ctx, a, uid, sizeof uid);
+	if (rc > 0)
+		rc = store_mail_get(h->app->store, uid, m);
+	json_decref(a);
 	if (rc > 0)
 		return true;
 	if (rc == 0)
-		op_error_set(&e, 404, "not_found", "no such message");
-	else
-		op_error_set(&e, 500, "internal", "the message could not be read");
-	*status = e.status;
-	respond_error(c, &e, hdr);
+		op_error_set(&ctx.err, 404, "not_found", "no such message");
+	else if (ctx.err.status == 0)
+		op_error_set(&ctx.err, 500, "internal", "the message could not be read");
+	*status = ctx.err.status;
+	respond_error(c, &ctx.err, hdr);
 	return false;
 }
 

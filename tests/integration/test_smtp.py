@@ -298,6 +298,38 @@ def test_mailpit_fields_return_path_checksums_unsubscribe_username(daemons, tmp)
     assert requests.get(d.url + "/api/v1/webui").json()["MessageRelay"]["Enabled"] is False
 
 
+def test_latest_with_a_query_is_the_newest_match(sink):
+    """Mailpit's latest?query=: on the message, its raw, headers, parts and views."""
+    with smtplib.SMTP("127.0.0.1", sink.smtp) as s:
+        for to, subject in (("bob", "first for bob"), ("bob", "second for bob"),
+                            ("ann", "for ann")):
+            s.sendmail("app@example.com", [to + "@example.com"],
+                       "To: %s@example.com\r\nSubject: %s\r\n\r\nbody of %s\r\n"
+                       % (to, subject, subject))
+    api = sink.url + "/api/v1/message/latest"
+    q = {"query": "to:bob@example.com"}
+    assert requests.get(api).json()["Subject"] == "for ann"
+    assert requests.get(api, params=q).json()["Subject"] == "second for bob"
+    assert requests.get(api + "/headers", params=q).json()["Subject"] == ["second for bob"]
+    assert b"Subject: second for bob" in requests.get(api + "/raw", params=q).content
+    assert requests.get(api + "/part/1", params=q).text == "body of second for bob\r\n"
+    assert requests.get(sink.url + "/view/latest.txt", params=q).text == "body of second for bob\r\n"
+    assert requests.get(api, params={"query": "subject:first", "tz": "Europe/Berlin"}
+                        ).json()["Subject"] == "first for bob"
+    assert sink.ok("mail", "show", "latest", "--query", "to:bob@example.com", "--text"
+                   )["Text"] == "body of second for bob\r\n"
+    for path in ("", "/raw", "/headers"):
+        r = requests.get(api + path, params={"query": "subject:nothing"})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    some = requests.get(api).json()["ID"]
+    r = requests.get(sink.url + "/api/v1/message/" + some, params=q)
+    assert r.status_code == 422 and "go with the ID latest" in r.json()["error"]["message"]
+    r = requests.get(api + "/raw", params={"query": "to:bob", "tz": "Nowhere/Else"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_field"
+    r = requests.get(api, params={"query": "before:someday"})
+    assert r.status_code == 422 and "'query'" in r.json()["error"]["message"]
+
+
 def test_search_read_delete_and_loopback_rule(sink):
     with smtplib.SMTP("127.0.0.1", sink.smtp) as s:
         s.sendmail("alice@x.com", ["bob@y.com"], "From: Alice <alice@x.com>\r\nTo: bob@y.com\r\n"
