@@ -40,6 +40,7 @@
 #define R_BODY		0x01	/* a JSON object body is merged into the arguments */
 #define R_PUBLIC	0x02	/* no credentials needed */
 #define R_LOOPBACK	0x04	/* no credentials needed from loopback, as Mailpit */
+#define R_OK_TEXT	0x08	/* success answers the text "ok", as Mailpit's changes do */
 
 struct http;
 typedef void (*raw_fn)(struct http *h, struct mg_connection *c, json_t *args,
@@ -117,11 +118,12 @@ static const struct route routes[] = {
 	{"GET", "/api/v1/tags", NULL, NULL, R_LOOPBACK, mail_tags, NULL},
 	{"GET", "/api/v1/webui", NULL, NULL, R_LOOPBACK, mail_webui, NULL},
 	{"GET", "/api/v1/messages", "mail.list", NULL, R_LOOPBACK, NULL, NULL},
-	{"PUT", "/api/v1/messages", "mail.read", NULL, R_LOOPBACK | R_BODY, NULL,
+	{"PUT", "/api/v1/messages", "mail.read", NULL, R_LOOPBACK | R_BODY | R_OK_TEXT, NULL,
 	    "IDs=ids,Read=read,Search=query"},
-	{"DELETE", "/api/v1/messages", "mail.clear", NULL, R_LOOPBACK | R_BODY, NULL, "IDs=ids"},
+	{"DELETE", "/api/v1/messages", "mail.clear", NULL, R_LOOPBACK | R_BODY | R_OK_TEXT, NULL,
+	    "IDs=ids"},
 	{"GET", "/api/v1/search", "mail.list", NULL, R_LOOPBACK, NULL, NULL},
-	{"DELETE", "/api/v1/search", "mail.clear", NULL, R_LOOPBACK, NULL, NULL},
+	{"DELETE", "/api/v1/search", "mail.clear", NULL, R_LOOPBACK | R_OK_TEXT, NULL, NULL},
 	{"GET", "/api/v1/message/{id}", "mail.show", NULL, R_LOOPBACK, NULL, NULL},
 	{"GET", "/api/v1/message/{id}/headers", "mail.show", "{\"headers\":true}", R_LOOPBACK, NULL, NULL},
 	{"GET", "/api/v1/message/{id}/raw", NULL, NULL, R_LOOPBACK, mail_raw, NULL},
@@ -1163,7 +1165,9 @@ handle(struct mg_connection *c, void *cbdata)
 		goto fail;
 	}
 	status = ctx.status;
-	if (text.len > 0)
+	if (routes[route].flags & R_OK_TEXT)
+		respond(c, status, "text/plain; charset=utf-8", "ok", 2, hdr);
+	else if (text.len > 0)
 		respond(c, status, "application/json", text.data, text.len, hdr);
 	else
 		respond_json(c, status, result, hdr);

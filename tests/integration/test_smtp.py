@@ -348,13 +348,15 @@ def test_search_read_delete_and_loopback_rule(sink):
     assert messages(sink, "is:unread")["messages_count"] == 3
     ids = [m["ID"] for m in messages(sink, "subject:invoice")["messages"]]
     r = requests.put(sink.url + "/api/v1/messages", json={"IDs": ids, "Read": True})
-    assert r.status_code == 200 and r.json() == {"updated": 2}
+    # Mailpit's changes answer the text "ok" (notifyctl gives the counts).
+    assert r.status_code == 200 and r.text == "ok"
+    assert r.headers["Content-Type"].startswith("text/plain")
     assert subjects("is:unread") == ["Lunch?"]
     assert messages(sink)["unread"] == 1
     r = requests.delete(sink.url + "/api/v1/search", params={"query": "from:carol subject:lunch"})
-    assert r.json() == {"deleted": 1}
+    assert r.text == "ok" and messages(sink)["total"] == 2
     r = requests.delete(sink.url + "/api/v1/messages", json={"IDs": [ids[0]]})
-    assert r.json() == {"deleted": 1}
+    assert r.text == "ok"
     assert messages(sink)["total"] == 1
     assert requests.get(sink.url + "/api/v1/message/nope").status_code == 404
     # A user token is not a key: the mailbox is the administrator's.
@@ -362,7 +364,7 @@ def test_search_read_delete_and_loopback_rule(sink):
     r = requests.get(sink.url + "/api/v1/messages", headers={"Authorization": "Bearer " + tok})
     assert r.status_code == 403
     r = requests.delete(sink.url + "/api/v1/messages")
-    assert r.json() == {"deleted": 1} and messages(sink)["total"] == 0
+    assert r.text == "ok" and messages(sink)["total"] == 0
 
 
 def test_search_filters_and_read_by_search_as_mailpit(sink):
@@ -411,10 +413,10 @@ def test_search_filters_and_read_by_search_as_mailpit(sink):
         assert r.status_code == 422, (q, r.text)
     # Read by search: only the matches; a search that matches nothing marks nothing.
     r = requests.put(sink.url + "/api/v1/messages", json={"Search": "from:ann", "Read": True})
-    assert r.status_code == 200 and r.json() == {"updated": 1}
+    assert r.status_code == 200 and r.text == "ok"
     assert subjects("is:read") == ["Quarterly"]
     r = requests.put(sink.url + "/api/v1/messages", json={"Search": "from:nobody", "Read": True})
-    assert r.json() == {"updated": 0} and subjects("is:unread") == ["Hello"]
+    assert r.text == "ok" and subjects("is:unread") == ["Hello"]
     r = requests.put(sink.url + "/api/v1/messages", json={"Search": "x", "IDs": ["a"]})
     assert r.status_code == 422
 
