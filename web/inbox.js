@@ -121,7 +121,10 @@ function render(n, fresh) {
 		onclick: () => open(n.id),
 	}, n.title || '(no title)');
 	li.append(
-		el('div', { class: 'head' }, title, el('span', { class: 'type' }, n.type), timeEl(n.created_at)),
+		el('div', { class: 'head' }, title,
+			// high and urgent stand out; low and normal go unmarked
+			n.priority === 'high' || n.priority === 'urgent' ? el('span', { class: 'prio ' + n.priority }, n.priority) : null,
+			el('span', { class: 'type' }, n.type), timeEl(n.created_at)),
 		el('p', { class: 'body', id: bodyId }, n.body || ''),
 		el('div', { class: 'actions' },
 			el('button', { type: 'button', class: 'toggle-read', onclick: () => setRead(n.id, !items.get(n.id).n.read_at) },
@@ -130,7 +133,8 @@ function render(n, fresh) {
 				n.archived_at ? 'Unarchive' : 'Archive'),
 			n.url ? el('a', { class: 'button', href: n.url, rel: 'noopener noreferrer', target: '_blank', onclick: () => markRead([n.id]) }, 'Open link') : null),
 	);
-	title.setAttribute('aria-label', (read ? '' : 'Unread: ') + (n.title || '(no title)'));
+	const prio = n.priority === 'high' || n.priority === 'urgent' ? n.priority[0].toUpperCase() + n.priority.slice(1) + ': ' : '';
+	title.setAttribute('aria-label', (read ? '' : 'Unread: ') + prio + (n.title || '(no title)'));
 	return li;
 }
 

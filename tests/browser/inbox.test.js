@@ -69,6 +69,16 @@ test('a notification sent through the REST API appears live, no reload', async (
 	assert.equal(await page.textContent('#badge'), '1');
 	assert.match(await page.title(), /^\(1\) /);
 	assert.equal(navigations, 0);
+	// High and urgent ones carry their priority, in sight and in the title's name.
+	await send('bob', 'Server down', { priority: 'urgent' });
+	await send('bob', 'Disk filling', { priority: 'high' });
+	await send('bob', 'Newsletter', { priority: 'low' });
+	await page.waitForSelector('.item >> text=Newsletter');
+	const prio = (t) => page.evaluate((t) => [...document.querySelectorAll('.item')]
+		.find((li) => li.querySelector('.title').textContent === t).querySelector('.prio')?.textContent ?? null, t);
+	assert.deepEqual([await prio('Server down'), await prio('Disk filling'), await prio('Newsletter'),
+		await prio('Order shipped')], ['urgent', 'high', null, null]);
+	await page.waitForSelector('.title[aria-label="Unread: Urgent: Server down"]');
 	await clean(page, 'inbox-live');
 });
 
