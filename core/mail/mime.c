@@ -310,6 +310,7 @@ content_size(GMimePart *part, json_t **sums)
 	return n;
 }
 
+/* Visit obj (numbered id) and its children. */
 static void
 walk(GMimeObject *obj, const char *id, struct walk *w)
 {
@@ -510,26 +511,22 @@ list_unsubscribe(const char *hdr, const char *post)
 	int n = (int)strlen(s);
 	while (n > 0 && isspace((unsigned char)s[n - 1]))
 		n--;
-	int links_found = 0;
-	for (const char *lt = memchr(s, '<', (size_t)n); lt; lt = memchr(lt + 1, '<', (size_t)(s + n - lt - 1)))
-		if (memchr(lt, '>', (size_t)(s + n - lt)) != NULL)
-			links_found++;
+	const char *p = s, *end = s + n;
+	int count = 0;			/* <...> pairs */
+	while (p < end && (p = memchr(p, '<', (size_t)(end - p))) != NULL) {
+		const char *gt = memchr(p, '>', (size_t)(end - p));
+		if (gt == NULL)
+			break;
+		count++;
+		p = gt + 1;
+	}
 	if (hdr == NULL) {
 		/* no header, nothing wrong */
-	} else if (links_found == 0) {
+	} else if (count == 0) {
 		unsub_error(&errs, "\"%.*s\" no valid unsubscribe links found", s, n);
 	} else if (s[0] != '<' || s[n - 1] != '>') {
 		unsub_error(&errs, "\"%.*s\" should be enclosed in <>", s, n);
 	} else {
-		int count = 0;
-		const char *p = s, *end = s + n;
-		while (p < end && (p = memchr(p, '<', (size_t)(end - p))) != NULL) {
-			const char *gt = memchr(p, '>', (size_t)(end - p));
-			if (gt == NULL)
-				break;
-			count++;
-			p = gt + 1;
-		}
 		bool joined = true;
 		for (p = s; count <= 2 && p < end; ) {	/* between > and <: a comma */
 			const char *gt = memchr(p, '>', (size_t)(end - p)), *lt, *q;
@@ -573,8 +570,11 @@ list_unsubscribe(const char *hdr, const char *post)
 				else if (!is_mail && !is_http)
 					unsub_error(&errs, "\"%.*s\" should start with either http(s):// or "
 					    "mailto:", u, len);
-				else
-					json_array_append_new(links, json_stringn_nocheck(u, (size_t)len));
+				else {
+					char *link = g_strndup(u, (gsize)len);
+					json_array_append_new(links, utf8_string(link));
+					g_free(link);
+				}
 				mailto |= is_mail;
 				http |= is_http;
 				p = gt + 1;
@@ -612,11 +612,11 @@ mime_message(const char *raw, size_t len, json_t *summary)
 	if (rp != NULL) {
 		while (isspace((unsigned char)*rp))
 			rp++;
+		if (*rp == '<')
+			rp++;
 		size_t n = strlen(rp);
 		while (n > 0 && (isspace((unsigned char)rp[n - 1]) || rp[n - 1] == '>'))
 			n--;
-		if (*rp == '<')
-			rp++, n = n > 0 ? n - 1 : 0;
 		char *bare = g_strndup(rp, n);
 		json_object_set_new(o, "ReturnPath", utf8_string(bare));
 		g_free(bare);
