@@ -119,6 +119,31 @@ first_word_new(const struct op *const *o)
 	return true;
 }
 
+/*
+ * A command group ("mail" of "mail list", "mail show", ...): print its
+ * commands to f and return true; false when word names no group.
+ */
+static bool
+group_help(FILE *f, const char *word)
+{
+	size_t l = strlen(word);
+	char words[64];
+	bool any = false;
+	for (const struct op *const *o = op_table; *o; o++) {
+		if (first_word_len(*o) != l || strncmp((*o)->name, word, l) != 0 ||
+		    (*o)->name[l] != '.')
+			continue;
+		if (!any)
+			fprintf(f, "usage: notifyctl %s COMMAND [ARGS]\n\ncommands:\n", word);
+		any = true;
+		command_words(*o, words, sizeof words);
+		fprintf(f, "  %-14s %s\n", words, (*o)->summary);
+	}
+	if (any)
+		fprintf(f, "\nSee notifyctl help %s COMMAND.\n", word);
+	return any;
+}
+
 /* Print the first command words of op_table[], each once, for bash. */
 static void
 bash_first_words(FILE *f)
@@ -250,6 +275,11 @@ find_command(int argc, char **argv, int *i)
 	}
 	if (matches > 1)
 		die(EXIT_USAGE, "'%s' is ambiguous; see notifyctl help", argv[*i]);
+	/* A group alone, or with --help: its commands. */
+	bool asked = *i + 1 < argc && (strcmp(argv[*i + 1], "--help") == 0 ||
+	    strcmp(argv[*i + 1], "-h") == 0);
+	if (group_help(asked ? stdout : stderr, argv[*i]))
+		exit(asked ? 0 : EXIT_USAGE);
 	die(EXIT_USAGE, "unknown command '%s'; see notifyctl help", argv[*i]);
 }
 
@@ -565,6 +595,8 @@ main(int argc, char **argv)
 			demo_help(stdout);
 			return 0;
 		}
+		if ((i + 1 == argc || argv[i + 1][0] == '-') && group_help(stdout, argv[i]))
+			return 0;
 		command_help(stdout, find_command(argc, argv, &i));
 		return 0;
 	}

@@ -142,6 +142,15 @@ def test_help_comes_from_the_table(nd):
     assert "--user USER" in p.stdout and "--key KEY" in p.stdout and "(required)" in p.stdout
     p = subprocess.run([NOTIFYCTL, "read", "--help"], capture_output=True, text=True)
     assert p.stdout.startswith("usage: notifyctl read --user USER [ID...] [--all]")
+    # A group of commands, alone, asked about, or with --help: its commands.
+    for argv, rc, out in ((["mail"], 2, "stderr"), (["help", "mail"], 0, "stdout"),
+                          (["mail", "--help"], 0, "stdout")):
+        p = subprocess.run([NOTIFYCTL] + argv, capture_output=True, text=True)
+        text = getattr(p, out)
+        assert p.returncode == rc and text.startswith("usage: notifyctl mail COMMAND"), (argv, p)
+        assert "\n  mail list " in text and "\n  mail wait " in text and "\n  send " not in text
+    p = subprocess.run([NOTIFYCTL, "mailx"], capture_output=True, text=True)
+    assert p.returncode == 2 and "unknown command 'mailx'" in p.stderr
 
 
 def test_default_socket_from_xdg(daemons, tmp):
