@@ -196,10 +196,16 @@ mime_depth_ok(const char *raw, size_t len, int max)
 			if (in_ct)
 				ctlen = 0;
 		}
-		if (in_ct) {
+		/*
+		 * Kept to the buffer, the NUL included: a longer type is unusual,
+		 * and content_kind keeps it open. (Once full, more folded lines
+		 * are skipped; the room left was computed without that check,
+		 * so a type over 1 KiB wrote past ct.)
+		 */
+		if (in_ct && ctlen + 2 < sizeof ct) {
 			size_t n = (size_t)(e - v), room = sizeof ct - 2 - ctlen;
 			if (n > room)
-				n = room;	/* a longer type is unusual: content_kind keeps it open */
+				n = room;
 			memcpy(ct + ctlen, v, n);
 			ctlen += n;
 			ct[ctlen++] = ' ';

@@ -146,6 +146,20 @@ def test_mime_nested_deep_is_refused_at_the_dot(hd):
     alive(d)
 
 
+def test_a_content_type_folded_past_1_kib_is_read_not_overrun(hd):
+    """The depth scan kept a Content-Type in a 1 KiB buffer; a folded line
+    after it was full was copied past its end. One SMTP message of 8 KiB
+    took the daemon down (found by fuzz_send)."""
+    d = hd
+    params = b"".join(b' x%d="%s";\r\n' % (i, b"a" * 200) for i in range(40))
+    raw = (b"Subject: long type\r\nContent-Type: multipart/mixed;\r\n" + params +
+           b" boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nstill here\r\n--b--\r\n")
+    assert smtp_send(d.smtp_port, raw)[-2] == 250
+    alive(d)
+    full = requests.get(d.url + "/api/v1/message/latest").json()
+    assert full["Subject"] == "long type" and "still here" in full["Text"]
+
+
 @pytest.mark.sqlite_only("writes the mail row into the SQLite file")
 def test_deep_mail_stored_before_the_limit_is_shown_raw(daemons, tmp):
     """A poison pill stored by an older notifyd: shown as text, never parsed."""
