@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "text.h"
 #include "util.h"
 
 static pthread_once_t	 started = PTHREAD_ONCE_INIT;
@@ -778,6 +779,22 @@ text_part(const char *subtype, const char *s)
 	return (GMimeObject *)t;
 }
 
+/* msg written to out with CRLF line ends; msg is let go of. */
+static bool
+put_crlf(GMimeMessage *msg, struct buf *out)
+{
+	GMimeFormatOptions *fo = g_mime_format_options_clone(NULL);
+	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
+	char *s = g_mime_object_to_string((GMimeObject *)msg, fo);
+	g_mime_format_options_free(fo);
+	g_object_unref(msg);
+	if (s == NULL)
+		return false;
+	buf_puts(out, s);
+	g_free(s);
+	return true;
+}
+
 bool
 mime_compose(const struct mime_out *m, struct buf *out)
 {
@@ -812,14 +829,269 @@ mime_compose(const struct mime_out *m, struct buf *out)
 	g_mime_message_set_mime_part(msg, (GMimeObject *)alt);
 	g_object_unref(alt);
 
-	GMimeFormatOptions *fo = g_mime_format_options_clone(NULL);
-	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
-	char *s = g_mime_object_to_string((GMimeObject *)msg, fo);
-	g_mime_format_options_free(fo);
-	g_object_unref(msg);
-	if (s == NULL)
+	return put_crlf(msg, out);
+}
+
+/* A part of type holding len bytes of data, base64-encoded, named filename. */
+static GMimeObject *
+file_part(const char *type, const unsigned char *data, size_t len, const char *filename)
+{
+	GMimeContentType *ct = g_mime_content_type_parse(NULL, type);
+	GMimePart *p = g_mime_part_new();
+	g_mime_object_set_content_type((GMimeObject *)p, ct);
+	g_object_unref(ct);
+	GMimeStream *st = g_mime_stream_mem_new_with_buffer((const char *)data, len);
+	GMimeDataWrapper *dw = g_mime_data_wrapper_new_with_stream(st, GMIME_CONTENT_ENCODING_DEFAULT);
+	g_mime_part_set_content(p, dw);
+	g_object_unref(dw);
+	g_object_unref(st);
+	g_mime_part_set_content_encoding(p, GMIME_CONTENT_ENCODING_BASE64);
+	if (*filename)
+		g_mime_part_set_filename(p, filename);
+	return (GMimeObject *)p;
+}
+
+/* Add the {"Name","Email"} of list (or the address strings, bare) as type to msg. */
+static bool
+add_addresses(GMimeMessage *msg, GMimeAddressType type, json_t *list, bool bare,
+    const char *what, json_t *rcpts, char *err, size_t errn)
+{
+	size_t i;
+	json_t *a;
+	if (list != NULL && !json_is_array(list)) {
+		snprintf(err, errn, "'%s' must be an array", what);
 		return false;
-	buf_puts(out, s);
-	g_free(s);
+	}
+	json_array_foreach(list, i, a) {
+		const char *email = json_string_value(bare ? a : json_object_get(a, "Email"));
+		const char *name = bare ? "" : json_string_value(json_object_get(a, "Name"));
+		InternetAddressList *l = email ? internet_address_list_parse(NULL, email) : NULL;
+		bool ok = l != NULL && internet_address_list_length(l) == 1 &&
+		    INTERNET_ADDRESS_IS_MAILBOX(internet_address_list_get_address(l, 0));
+		if (!ok) {
+			snprintf(err, errn, "invalid %s address: %.200s", what, email ? email : "(none)");
+			if (l != NULL)
+				g_object_unref(l);
+			return false;
+		}
+		const char *addr = internet_address_mailbox_get_addr(
+		    INTERNET_ADDRESS_MAILBOX(internet_address_list_get_address(l, 0)));
+		if (type != GMIME_ADDRESS_TYPE_BCC)	/* Bcc: the envelope's, not a header */
+			g_mime_message_add_mailbox(msg, type, name ? name : "", addr);
+		if (rcpts != NULL)
+			json_array_append_new(rcpts, json_string(addr));
+		g_object_unref(l);
+	}
 	return true;
+}
+
+/* Decode an attachment's base64 (a data: URL's too, after its comma), whitespace aside. */
+static unsigned char *
+attachment_bytes(const char *content, size_t *len)
+{
+	const char *comma = strrchr(content, ',');
+	const char *b = comma ? comma + 1 : content;
+	size_t n = strlen(b), k = 0;
+	char *clean = malloc(n + 1);
+	unsigned char *out = malloc(n / 4 * 3 + 3);
+	for (size_t i = 0; clean != NULL && i < n; i++)
+		if (!isspace((unsigned char)b[i]))
+			clean[k++] = b[i];
+	ssize_t got = clean != NULL && out != NULL && k % 4 == 0 ?
+	    (k == 0 ? 0 : base64_decode(clean, k, out)) : -1;
+	free(clean);
+	if (got < 0) {
+		free(out);
+		return NULL;
+	}
+	*len = (size_t)got;
+	return out;
+}
+
+/*
+ * The type of an attachment sent without one, from its first bytes, as
+ * Mailpit has it (Go's http.DetectContentType): a few signatures, then
+ * UTF-8 text or bytes.
+ */
+static const char *
+sniff_type(const unsigned char *b, size_t n)
+{
+	static const struct {
+		const char	*magic;
+		size_t		 len;
+		const char	*type;
+	} sig[] = {
+		{"\x89PNG\r\n\x1a\n", 8, "image/png"}, {"\xff\xd8\xff", 3, "image/jpeg"},
+		{"GIF87a", 6, "image/gif"}, {"GIF89a", 6, "image/gif"}, {"%PDF-", 5, "application/pdf"},
+		{"PK\x03\x04", 4, "application/zip"}, {"\x1f\x8b\x08", 3, "application/x-gzip"},
+		{"BM", 2, "image/bmp"},
+	};
+	for (size_t i = 0; i < sizeof sig / sizeof sig[0]; i++)
+		if (n >= sig[i].len && memcmp(b, sig[i].magic, sig[i].len) == 0)
+			return sig[i].type;
+	if (n >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0)
+		return "image/webp";
+	size_t head = n < 512 ? n : 512, ws = 0;
+	while (ws < head && isspace(b[ws]))
+		ws++;
+	static const char *const html[] = {"<!DOCTYPE HTML", "<HTML", "<HEAD", "<BODY", NULL};
+	for (int i = 0; html[i]; i++)
+		if (head - ws >= strlen(html[i]) && strncasecmp((const char *)b + ws, html[i],
+		    strlen(html[i])) == 0)
+			return "text/html; charset=utf-8";
+	for (size_t i = 0; i < head; i++)
+		if ((b[i] < 0x20 && !strchr("\t\n\f\r\x1b", b[i])) || b[i] == 0x7f)
+			return "application/octet-stream";
+	/* A cut at 512 bytes may split a character: only the whole ones before it count. */
+	const char *end;
+	g_utf8_validate((const char *)b, (gssize)head, &end);
+	return (size_t)((const unsigned char *)end - b) + 4 > head ? "text/plain; charset=utf-8" :
+	    "application/octet-stream";
+}
+
+/* Header names a send may not set: the message's own. */
+static const char *const restricted[] = {"To", "From", "Cc", "Bcc", "Reply-To", "Date", "Subject",
+    "Content-Type", "MIME-Version", "X-Tags", NULL};
+
+bool
+mime_build(json_t *req, int64_t now, const char *host, struct buf *out, json_t *rcpts,
+    char **from, char *err, size_t errn)
+{
+	mime_init();
+	bool ok = false;
+	GMimeMessage *msg = g_mime_message_new(TRUE);
+	GMimeObject *body = NULL;
+	GMimeMultipart *related = NULL, *mixed = NULL;
+	json_t *f = json_object_get(req, "From"), *v;
+	const char *k;
+	size_t i;
+	*from = NULL;
+	json_t *fl = json_pack("[O]", f ? f : json_null());
+	if (!json_is_object(f) || !add_addresses(msg, GMIME_ADDRESS_TYPE_FROM, fl, false, "From",
+	    NULL, err, errn) ||
+	    !add_addresses(msg, GMIME_ADDRESS_TYPE_TO, json_object_get(req, "To"), false, "To",
+	    rcpts, err, errn) ||
+	    !add_addresses(msg, GMIME_ADDRESS_TYPE_CC, json_object_get(req, "Cc"), false, "Cc",
+	    rcpts, err, errn) ||
+	    !add_addresses(msg, GMIME_ADDRESS_TYPE_BCC, json_object_get(req, "Bcc"), true, "Bcc",
+	    rcpts, err, errn) ||
+	    !add_addresses(msg, GMIME_ADDRESS_TYPE_REPLY_TO, json_object_get(req, "ReplyTo"), false,
+	    "Reply-To", NULL, err, errn)) {
+		if (!json_is_object(f))
+			snprintf(err, errn, "'From' must be an object with an Email");
+		goto out;
+	}
+	InternetAddressList *fa = g_mime_message_get_from(msg);
+	*from = strdup(internet_address_mailbox_get_addr(
+	    INTERNET_ADDRESS_MAILBOX(internet_address_list_get_address(fa, 0))));
+	const char *subject = json_string_value(json_object_get(req, "Subject"));
+	const char *text = json_string_value(json_object_get(req, "Text"));
+	const char *html = json_string_value(json_object_get(req, "HTML"));
+	g_mime_message_set_subject(msg, subject ? subject : "", "utf-8");
+	GDateTime *date = g_date_time_new_from_unix_utc(now / 1000);
+	g_mime_message_set_date(msg, date);
+	g_date_time_unref(date);
+	char *mid = g_mime_utils_generate_message_id(host);
+	g_mime_message_set_message_id(msg, mid);
+	g_free(mid);
+	json_t *tags = json_object_get(req, "Tags");
+	if (json_array_size(tags) > 0) {
+		struct buf t;
+		buf_init(&t);
+		json_array_foreach(tags, i, v)
+			buf_printf(&t, "%s%s", i ? ", " : "", json_string_value(v) ? json_string_value(v) : "");
+		g_mime_object_set_header((GMimeObject *)msg, "X-Tags", t.data ? t.data : "", "utf-8");
+		buf_free(&t);
+	}
+	json_object_foreach(json_object_get(req, "Headers"), k, v) {
+		for (int r = 0; restricted[r]; r++)
+			if (strcasecmp(k, restricted[r]) == 0) {
+				snprintf(err, errn, "cannot overwrite header: \"%.100s\"", k);
+				goto out;
+			}
+		if (!json_is_string(v) || !*k || strpbrk(k, ": \t\r\n") != NULL ||
+		    strpbrk(json_string_value(v), "\r\n") != NULL) {
+			snprintf(err, errn, "header %.100s: a name without colons or spaces, and a "
+			    "one-line string", k);
+			goto out;
+		}
+		g_mime_object_append_header((GMimeObject *)msg, k, json_string_value(v), "utf-8");
+	}
+	/* The body: text, HTML, or both as alternatives. */
+	if (html != NULL && *html && text != NULL && *text) {
+		GMimeMultipart *alt = g_mime_multipart_new_with_subtype("alternative");
+		GMimeObject *t = text_part("plain", text), *h = text_part("html", html);
+		g_mime_multipart_add(alt, t);
+		g_mime_multipart_add(alt, h);
+		g_object_unref(t);
+		g_object_unref(h);
+		body = (GMimeObject *)alt;
+	} else {
+		body = html != NULL && *html ? text_part("html", html) : text_part("plain", text ? text : "");
+	}
+	/* Attachments with a ContentID go beside the body (related), the others after it (mixed). */
+	json_t *atts = json_object_get(req, "Attachments");
+	if (atts != NULL && !json_is_array(atts)) {
+		snprintf(err, errn, "'Attachments' must be an array");
+		goto out;
+	}
+	json_array_foreach(atts, i, v) {
+		const char *content = json_string_value(json_object_get(v, "Content"));
+		const char *name = json_string_value(json_object_get(v, "Filename"));
+		const char *type = json_string_value(json_object_get(v, "ContentType"));
+		const char *cid = json_string_value(json_object_get(v, "ContentID"));
+		size_t len = 0;
+		unsigned char *bytes = content ? attachment_bytes(content, &len) : NULL;
+		if (bytes == NULL) {
+			snprintf(err, errn, "attachment %zu (%.100s): 'Content' must be base64", i,
+			    name ? name : "");
+			goto out;
+		}
+		const char *use = type && *type ? type : sniff_type(bytes, len);
+		if (strchr(use, '/') == NULL)
+			use = "application/octet-stream";
+		GMimeObject *part = file_part(use, bytes, len, name ? name : "");
+		free(bytes);
+		GMimeMultipart **into = cid && *cid ? &related : &mixed;
+		if (cid && *cid) {
+			g_mime_object_set_content_id(part, cid);
+			g_mime_object_set_disposition(part, "inline");
+		}
+		if (*into == NULL)
+			*into = g_mime_multipart_new_with_subtype(into == &related ? "related" : "mixed");
+		g_mime_multipart_add(*into, part);
+		g_object_unref(part);
+	}
+	if (related != NULL) {
+		g_mime_multipart_insert(related, 0, body);
+		g_object_unref(body);
+		body = (GMimeObject *)related;
+		related = NULL;
+	}
+	if (mixed != NULL) {
+		g_mime_multipart_insert(mixed, 0, body);
+		g_object_unref(body);
+		body = (GMimeObject *)mixed;
+		mixed = NULL;
+	}
+	g_mime_message_set_mime_part(msg, body);
+	ok = put_crlf(msg, out);
+	msg = NULL;
+	if (!ok)
+		snprintf(err, errn, "the message could not be written");
+out:
+	if (body != NULL)
+		g_object_unref(body);
+	if (related != NULL)
+		g_object_unref(related);
+	if (mixed != NULL)
+		g_object_unref(mixed);
+	if (msg != NULL)
+		g_object_unref(msg);
+	json_decref(fl);
+	if (!ok) {
+		free(*from);
+		*from = NULL;
+	}
+	return ok;
 }

@@ -59,4 +59,16 @@ struct mime_out {
  */
 bool	 mime_compose(const struct mime_out *m, struct buf *out);
 
+/*
+ * Write the message a Mailpit send request describes ({"From":{"Name",
+ * "Email"}, "To":[...], "Cc":[...], "Bcc":["address"], "ReplyTo":[...],
+ * "Subject", "Text", "HTML", "Attachments":[{"Content" (base64),
+ * "Filename", "ContentType", "ContentID"}], "Tags":[...], "Headers":{}})
+ * into out with CRLF line ends, dated now, its Message-ID at host. Its
+ * envelope: the From address into *from (malloc'd), every To, Cc and Bcc
+ * address appended to rcpts. False with err set when the request is bad.
+ */
+bool	 mime_build(json_t *req, int64_t now, const char *host, struct buf *out, json_t *rcpts,
+	    char **from, char *err, size_t errn);
+
 #endif

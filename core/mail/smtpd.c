@@ -422,13 +422,13 @@ cmd_data(struct session *ss)
  * flood of mail must not be what fills the disk under them.
  */
 static bool
-disk_has_room(const struct smtpd *sd, int64_t n)
+disk_has_room(const struct config *cfg, int64_t n)
 {
 	struct statvfs fs;
-	if (sd->cfg->smtp_disk_reserve == 0 || statvfs(sd->cfg->data_dir, &fs) != 0)
+	if (cfg->smtp_disk_reserve == 0 || statvfs(cfg->data_dir, &fs) != 0)
 		return true;
 	/* The message is written twice, to the WAL and then the database. */
-	return (int64_t)fs.f_bavail * (int64_t)fs.f_frsize - 2 * n >= sd->cfg->smtp_disk_reserve;
+	return (int64_t)fs.f_bavail * (int64_t)fs.f_frsize - 2 * n >= cfg->smtp_disk_reserve;
 }
 
 /*
@@ -454,17 +454,38 @@ put_without_return_path(struct buf *out, const char *p, size_t len)
 	buf_put(out, p, (size_t)(end - p));
 }
 
+/*
+ * The message as stored: RFC 5321 4.4's Return-Path (the envelope
+ * sender, which Mailpit shows as ReturnPath) in place of any the client
+ * sent, a Received: line (with, the protocol as RFC 3848 names it), then
+ * data.
+ */
+static void
+put_received(struct buf *raw, const char *from, const char *helo, const char *ip,
+    const char *host, const char *with, const char *uid, int64_t at, const char *data,
+    size_t len)
+{
+	char date[64];
+	struct tm tm;
+	time_t t = (time_t)(at / 1000);
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	buf_reserve(raw, len + 1024);
+	buf_printf(raw, "Return-Path: <%s>\r\n", from);
+	buf_printf(raw, "Received: from %s (%s) by %s (notifyd) with %s id %s; %s\r\n",
+	    *helo ? helo : "unknown", ip, host, with, uid, date);
+	put_without_return_path(raw, data, len);
+}
+
 /* The dot: refuse the message, or hand it to the committer. */
 static void
 end_data(struct session *ss)
 {
 	struct smtpd *sd = ss->sd;
 	const struct config *cfg = sd->cfg;
-	char date[64];
-	struct tm tm;
 
 	if (!ss->too_big && !ss->line_too_long && !ss->over_budget && !ss->data.oom)
-		ss->disk_low = !disk_has_room(sd, (int64_t)ss->data.len);
+		ss->disk_low = !disk_has_room(cfg, (int64_t)ss->data.len);
 	if (ss->too_big || ss->line_too_long || ss->over_budget || ss->disk_low || ss->data.oom) {
 		if (ss->too_big) {
 			log_info("smtp message refused", "session=%u reason=size max=%lld", ss->id,
@@ -494,22 +515,11 @@ end_data(struct session *ss)
 	}
 	new_uid(ss->uid);
 	ss->received_at = time_now_ms();
-	time_t t = (time_t)(ss->received_at / 1000);
-	gmtime_r(&t, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	buf_reset(&ss->raw);
-	buf_reserve(&ss->raw, ss->data.len + 1024);
-	/*
-	 * The sink is the final delivery: RFC 5321 4.4's Return-Path (the
-	 * envelope sender, which Mailpit shows as ReturnPath), in place of any
-	 * the client sent, then the Received: line. The protocol as RFC 3848
-	 * names it: S for TLS, A for AUTH.
-	 */
-	buf_printf(&ss->raw, "Return-Path: <%s>\r\n", ss->from);
-	buf_printf(&ss->raw, "Received: from %s (%s) by %s (notifyd) with ESMTP%s%s id %s; %s\r\n",
-	    *ss->helo ? ss->helo : "unknown", ss->ip, cfg->smtp_hostname,
-	    ss->ssl ? "S" : "", ss->authed ? "A" : "", ss->uid, date);
-	put_without_return_path(&ss->raw, ss->data.data ? ss->data.data : "", ss->data.len);
+	/* The sink is the final delivery. ESMTP, S for TLS, A for AUTH. */
+	put_received(&ss->raw, ss->from, ss->helo, ss->ip, cfg->smtp_hostname,
+	    ss->ssl ? (ss->authed ? "ESMTPSA" : "ESMTPS") : ss->authed ? "ESMTPA" : "ESMTP",
+	    ss->uid, ss->received_at, ss->data.data ? ss->data.data : "", ss->data.len);
 	charge(ss, (int64_t)ss->raw.len - (int64_t)ss->data.len);	/* the copy replaces it */
 	buf_free(&ss->data);
 	buf_init(&ss->data);
@@ -1356,4 +1366,61 @@ smtpd_stop(struct smtpd *sd)
 	pthread_cond_destroy(&sd->work);
 	SSL_CTX_free(sd->tls);
 	free(sd);
+}
+
+int
+smtpd_store_message(struct app *app, const char *from, json_t *rcpts, const char *data,
+    size_t len, const char *ip, const char *user, char uid[23], char *err, size_t errn)
+{
+	const struct config *cfg = app->cfg;
+	if ((int64_t)len > cfg->smtp_max_size) {
+		snprintf(err, errn, "the message is %zu bytes, over the limit of %lld", len,
+		    (long long)cfg->smtp_max_size);
+		return 0;
+	}
+	if (!disk_has_room(cfg, (int64_t)len)) {
+		snprintf(err, errn, "insufficient storage; try again later");
+		return -2;
+	}
+	struct buf raw, search;
+	buf_init(&raw);
+	buf_init(&search);
+	new_uid(uid);
+	int64_t now = time_now_ms();
+	put_received(&raw, from, "", ip, cfg->smtp_hostname, "HTTP", uid, now, data, len);
+	if (raw.oom || !mime_depth_ok(raw.data, raw.len, MIME_MAX_DEPTH)) {
+		int why = raw.oom ? -1 : 0;
+		snprintf(err, errn, "%s", raw.oom ? "out of memory" : "its MIME parts nest too deep");
+		buf_free(&raw);
+		return why;
+	}
+	json_t *summary = mime_summary(raw.data, raw.len, rcpts, &search);
+	json_t *u = json_string(user ? user : "");
+	json_object_set_new(summary, "Username", u ? u : json_string(""));
+	char *sj = json_dumps(summary, JSON_COMPACT), *rj = json_dumps(rcpts, JSON_COMPACT);
+	int rc = -1;
+	if (sj != NULL && rj != NULL && !search.oom) {
+		struct mail_new m = {
+			.uid = uid, .received_at = now, .from = from, .rcpt_json = rj,
+			.raw = raw.data, .len = raw.len, .summary_json = sj, .summary = summary,
+			.search = search.data ? search.data : "", .keep = cfg->mail_max,
+			.keep_bytes = cfg->mail_max_bytes,
+			.older_than = cfg->mail_max_age > 0 ? now - cfg->mail_max_age : 0,
+		};
+		store_mail_insert(app->store, &m, 1, &rc);
+	}
+	if (rc > 0) {
+		log_info("mail received", "id=%s from=%s rcpts=%zu size=%zu via=http", uid, from,
+		    json_array_size(rcpts), raw.len);
+		metrics_add(C_SMTP_ACCEPTED, 1);
+	} else {
+		snprintf(err, errn, "the message could not be stored; try again");
+		rc = store_last_error() == STORE_FULL ? -2 : -1;
+	}
+	free(sj);
+	free(rj);
+	json_decref(summary);
+	buf_free(&search);
+	buf_free(&raw);
+	return rc > 0 ? 1 : rc;
 }

@@ -28,9 +28,10 @@
 #include "config.h"
 #include "hub.h"
 #include "log.h"
-#include "mime.h"
 #include "metrics.h"
+#include "mime.h"
 #include "ops.h"
+#include "smtpd.h"
 #include "store.h"
 #include "text.h"
 #include "util.h"
@@ -65,6 +66,7 @@ RAW(mail_webui);
 RAW(ws_plain);
 RAW(metrics_page);
 RAW(mail_raw);
+RAW(mail_send);
 RAW(mail_part);
 RAW(mail_view);
 RAW(web_serve);
@@ -127,6 +129,7 @@ static const struct route routes[] = {
 	{"GET", "/api/v1/message/{id}", "mail.show", NULL, R_LOOPBACK, NULL, NULL},
 	{"GET", "/api/v1/message/{id}/headers", "mail.show", "{\"headers\":true}", R_LOOPBACK, NULL, NULL},
 	{"GET", "/api/v1/message/{id}/raw", NULL, NULL, R_LOOPBACK, mail_raw, NULL},
+	{"POST", "/api/v1/send", NULL, NULL, R_LOOPBACK, mail_send, NULL},
 	{"GET", "/api/v1/message/{id}/part/{part}", NULL, NULL, R_LOOPBACK, mail_part, NULL},
 	{"GET", "/view/{file}", NULL, NULL, R_LOOPBACK, mail_view, NULL},
 	/* The pages (web/): their data comes from the routes above. */
@@ -792,6 +795,57 @@ mail_of(struct http *h, struct mg_connection *c, json_t *args, const char *const
 	*status = ctx.err.status;
 	respond_error(c, &ctx.err, hdr);
 	return false;
+}
+
+/*
+ * Mailpit's send API: a message described in JSON, written as MIME and
+ * stored as the sink stores what it receives. Answers {"ID"}.
+ */
+static void
+mail_send(struct http *h, struct mg_connection *c, json_t *args, const char *const *hdr,
+    int *status)
+{
+	const struct config *cfg = h->app->cfg;
+	struct op_error e = {0};
+	size_t len = 0;
+	char err[256] = "", uid[23], *from = NULL;
+	struct buf msg;
+	json_t *req = NULL, *rcpts = json_array();
+	(void)args;
+	buf_init(&msg);
+	/* Its attachments in base64 and the JSON around them: a third more than max_size. */
+	char *body = read_body(c, cfg->smtp_max_size / 3 * 4 + 65536, &len, &e);
+	if (body != NULL)
+		req = parse_body(c, body, len, &e);
+	if (req != NULL && !mime_build(req, time_now_ms(), cfg->smtp_hostname, &msg, rcpts, &from,
+	    err, sizeof err))
+		op_error_set(&e, 422, "invalid_field", "%s", err);
+	else if (req != NULL && msg.oom)
+		op_error_set(&e, 500, "internal", "%s", "out of memory");
+	else if (req != NULL) {
+		int rc = smtpd_store_message(h->app, from, rcpts, msg.data, msg.len,
+		    mg_get_request_info(c)->remote_addr, NULL, uid, err, sizeof err);
+		if (rc == 0)
+			op_error_set(&e, 413, "message_too_large", "%s", err);
+		else if (rc == -2)
+			op_error_set(&e, 507, "insufficient_storage", "%s", err);
+		else if (rc < 0)
+			op_error_set(&e, 500, "internal", "%s", err);
+	}
+	if (e.status == 0) {
+		char out[64];
+		int n = snprintf(out, sizeof out, "{\"ID\":\"%s\"}", uid);
+		*status = 200;
+		respond(c, 200, "application/json", out, (size_t)n, hdr);
+	} else {
+		*status = e.status;
+		respond_error(c, &e, hdr);
+	}
+	free(from);
+	free(body);
+	json_decref(req);
+	json_decref(rcpts);
+	buf_free(&msg);
 }
 
 /*

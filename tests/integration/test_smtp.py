@@ -1,4 +1,5 @@
 """The SMTP sink: real clients and raw dialogues, read back through the API."""
+import base64
 import datetime
 import hashlib
 import json
@@ -328,6 +329,71 @@ def test_latest_with_a_query_is_the_newest_match(sink):
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_field"
     r = requests.get(api, params={"query": "before:someday"})
     assert r.status_code == 422 and "'query'" in r.json()["error"]["message"]
+
+
+def test_send_api_stores_as_the_sink_does(daemons, tmp):
+    """Mailpit's POST /api/v1/send: the message it describes, written as MIME and stored."""
+    d = daemons(http=True, smtp=True, args=conf(tmp, "max_size = 20K\n")).start()
+    waiter = subprocess.Popen([NOTIFYCTL, "-s", d.socket, "--json", "mail", "wait", "--query",
+                               "subject:invoice", "--timeout", "20s"], stdout=subprocess.PIPE)
+    logo, pdf = os.urandom(300), b"%PDF-1.4 not really"
+    req = {"From": {"Name": "Shop", "Email": "shop@example.com"},
+           "To": [{"Name": "Jane Doe", "Email": "jane@example.com"}],
+           "Cc": [{"Email": "boss@example.com"}], "Bcc": ["audit@example.com"],
+           "ReplyTo": [{"Name": "Help", "Email": "help@example.com"}],
+           "Subject": "Your invoice — März", "Text": "See attached.",
+           "HTML": '<p>See <b>attached</b>.<img src="cid:logo"></p>',
+           "Attachments": [
+               {"Content": base64.b64encode(logo).decode(), "Filename": "logo.png",
+                "ContentType": "image/png", "ContentID": "logo"},
+               {"Content": "data:application/pdf;base64," + base64.b64encode(pdf).decode(),
+                "Filename": "invoice.pdf"},
+               {"Content": base64.b64encode("Grüße\n".encode()).decode(), "Filename": "notes"},
+               {"Content": base64.b64encode(b"\x00\x01\x02").decode(), "Filename": "blob"}],
+           "Tags": ["billing", "march"], "Headers": {"X-Order": "A-17"}}
+    r = requests.post(d.url + "/api/v1/send", json=req)
+    assert r.status_code == 200 and set(r.json()) == {"ID"}, r.text
+    mid = r.json()["ID"]
+    out, _ = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0 and json.loads(out)["ID"] == mid   # events, as for SMTP
+    full = requests.get(d.url + "/api/v1/message/" + mid).json()
+    assert full["From"] == {"Name": "Shop", "Address": "shop@example.com"}
+    assert full["To"] == [{"Name": "Jane Doe", "Address": "jane@example.com"}]
+    assert full["Cc"] == [{"Name": "", "Address": "boss@example.com"}]
+    assert full["Bcc"] == [{"Name": "", "Address": "audit@example.com"}]   # the envelope's
+    assert full["ReplyTo"] == [{"Name": "Help", "Address": "help@example.com"}]
+    assert full["Subject"] == "Your invoice — März" and full["ReturnPath"] == "shop@example.com"
+    assert full["Text"].strip() == "See attached." and "<b>attached</b>" in full["HTML"]
+    (img,) = full["Inline"]
+    assert (img["FileName"], img["ContentType"], img["ContentID"]) == ("logo.png", "image/png", "logo")
+    # Sent without a type, each is known by its first bytes, as Mailpit does.
+    att, notes, blob = full["Attachments"]
+    assert (att["FileName"], att["ContentType"]) == ("invoice.pdf", "application/pdf")
+    assert (notes["ContentType"], blob["ContentType"]) == ("text/plain", "application/octet-stream")
+    assert att["Checksums"]["SHA256"] == hashlib.sha256(pdf).hexdigest()
+    part = requests.get(d.url + "/api/v1/message/%s/part/%s" % (mid, img["PartID"]))
+    assert part.content == logo
+    hdrs = requests.get(d.url + "/api/v1/message/%s/headers" % mid).json()
+    assert hdrs["X-Order"] == ["A-17"] and hdrs["X-Tags"] == ["billing, march"]
+    assert "Bcc" not in hdrs and " with HTTP id %s;" % mid in hdrs["Received"][0]
+    assert requests.get(d.url + "/api/v1/info").json()["RuntimeStats"]["SMTPAccepted"] == 1
+
+    def refused(body, status, words, **kw):
+        r = requests.post(d.url + "/api/v1/send", json=body, **kw) if body is not None else \
+            requests.post(d.url + "/api/v1/send", **kw)
+        assert r.status_code == status and words in r.json()["error"]["message"], r.text
+    refused({"To": [{"Email": "a@b.example"}]}, 422, "'From' must be an object")
+    refused({"From": {"Email": "not an address"}}, 422, "invalid From address")
+    refused({"From": {"Email": "a@b.example"}, "To": [{"Email": ""}]}, 422, "invalid To address")
+    refused({"From": {"Email": "a@b.example"}, "Headers": {"subject": "x"}}, 422,
+            "cannot overwrite header")
+    refused({"From": {"Email": "a@b.example"}, "Attachments": [{"Content": "!!", "Filename": "x"}]},
+            422, "must be base64")
+    refused({"From": {"Email": "a@b.example"},
+             "Attachments": [{"Content": base64.b64encode(os.urandom(30000)).decode(),
+                              "Filename": "big.bin"}]}, 413, "over the limit")
+    refused(None, 400, "malformed JSON", data="{", headers={"Content-Type": "application/json"})
+    assert messages(d)["total"] == 1
 
 
 def test_search_read_delete_and_loopback_rule(sink):
