@@ -1009,8 +1009,10 @@ mime_build(json_t *req, int64_t now, const char *host, struct buf *out, json_t *
 				snprintf(err, errn, "cannot overwrite header: \"%.100s\"", k);
 				goto out;
 			}
-		if (!json_is_string(v) || !*k || strpbrk(k, ": \t\r\n") != NULL ||
-		    strpbrk(json_string_value(v), "\r\n") != NULL) {
+		bool name_ok = *k != '\0';
+		for (const char *c = k; *c; c++)	/* RFC 5322 2.2: printable ASCII but ':' */
+			name_ok &= *c > 32 && *c < 127 && *c != ':';
+		if (!json_is_string(v) || !name_ok || strpbrk(json_string_value(v), "\r\n") != NULL) {
 			snprintf(err, errn, "header %.100s: a name without colons or spaces, and a "
 			    "one-line string", k);
 			goto out;

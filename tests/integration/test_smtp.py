@@ -387,6 +387,8 @@ def test_send_api_stores_as_the_sink_does(daemons, tmp):
     refused({"From": {"Email": "a@b.example"}, "To": [{"Email": ""}]}, 422, "invalid To address")
     refused({"From": {"Email": "a@b.example"}, "Headers": {"subject": "x"}}, 422,
             "cannot overwrite header")
+    for name, value in (("X Bad", "1"), ("X-\u00c9", "1"), ("X-Ok", "two\r\nlines")):
+        refused({"From": {"Email": "a@b.example"}, "Headers": {name: value}}, 422, "one-line")
     refused({"From": {"Email": "a@b.example"}, "Attachments": [{"Content": "!!", "Filename": "x"}]},
             422, "must be base64")
     refused({"From": {"Email": "a@b.example"},
