@@ -1389,7 +1389,7 @@ smtpd_store_message(struct app *app, const char *from, json_t *rcpts, const char
 	int64_t now = time_now_ms();
 	put_received(&raw, from, "", ip, cfg->smtp_hostname, "HTTP", uid, now, data, len);
 	if (raw.oom || !mime_depth_ok(raw.data, raw.len, MIME_MAX_DEPTH)) {
-		int why = raw.oom ? -1 : 0;
+		int why = raw.oom ? -1 : -3;
 		snprintf(err, errn, "%s", raw.oom ? "out of memory" : "its MIME parts nest too deep");
 		buf_free(&raw);
 		return why;

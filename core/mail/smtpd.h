@@ -17,9 +17,9 @@ void	 smtpd_stop(struct smtpd *s);
  * Store a message that came another way than SMTP (Mailpit's send API)
  * as the sink stores what it receives: Return-Path and Received: first
  * (from ip, with HTTP), the same size and depth limits, retention and
- * events. Its ID into uid. 1 stored; 0 refused (too large, nested too
- * deep); -2 no room (disk reserve or a full disk); -1 the store failed;
- * err says which.
+ * events. Its ID into uid. 1 stored; 0 too large; -3 nested too deep; -2
+ * no room (disk reserve or a full disk); -1 the store failed; err says
+ * which.
  */
 int	 smtpd_store_message(struct app *app, const char *from, json_t *rcpts, const char *data,
 	    size_t len, const char *ip, const char *user, char uid[23], char *err, size_t errn);

@@ -258,13 +258,14 @@ static void
 respond_refused(struct mg_connection *c, const struct op_error *e, const char *const *headers)
 {
 	const struct mg_request_info *ri = mg_get_request_info(c);
-	respond_error(c, e, headers);
+	/* Logged first: once the client has its answer, the line is written. */
 	if (e->status >= 500)
 		log_error("http request failed", "method=%s path=%s status=%d code=%s error=%s",
 		    ri->request_method, ri->local_uri, e->status, e->code, e->message);
 	else
 		log_info("http request refused", "method=%s path=%s status=%d code=%s error=%s",
 		    ri->request_method, ri->local_uri, e->status, e->code, e->message);
+	respond_error(c, e, headers);
 }
 
 static void
@@ -383,7 +384,7 @@ web_serve(struct http *h, struct mg_connection *c, json_t *args, const char *con
 		struct op_error e;
 		op_error_set(&e, 404, "not_found", "%s", "no such file");
 		*status = 404;
-		respond_error(c, &e, hdr);
+		respond_refused(c, &e, hdr);
 		return;
 	}
 	bool gz = a->gz != NULL && web_accepts_gzip(mg_get_header(c, "Accept-Encoding"));
@@ -793,7 +794,7 @@ mail_of(struct http *h, struct mg_connection *c, json_t *args, const char *const
 	else if (ctx.err.status == 0)
 		op_error_set(&ctx.err, 500, "internal", "the message could not be read");
 	*status = ctx.err.status;
-	respond_error(c, &ctx.err, hdr);
+	respond_refused(c, &ctx.err, hdr);
 	return false;
 }
 
@@ -827,6 +828,8 @@ mail_send(struct http *h, struct mg_connection *c, json_t *args, const char *con
 		    mg_get_request_info(c)->remote_addr, NULL, uid, err, sizeof err);
 		if (rc == 0)
 			op_error_set(&e, 413, "message_too_large", "%s", err);
+		else if (rc == -3)
+			op_error_set(&e, 422, "invalid_field", "%s", err);
 		else if (rc == -2)
 			op_error_set(&e, 507, "insufficient_storage", "%s", err);
 		else if (rc < 0)
@@ -839,7 +842,7 @@ mail_send(struct http *h, struct mg_connection *c, json_t *args, const char *con
 		respond(c, 200, "application/json", out, (size_t)n, hdr);
 	} else {
 		*status = e.status;
-		respond_error(c, &e, hdr);
+		respond_refused(c, &e, hdr);
 	}
 	free(from);
 	free(body);
@@ -932,7 +935,7 @@ mail_part(struct http *h, struct mg_connection *c, json_t *args, const char *con
 		struct op_error e;
 		op_error_set(&e, 404, "not_found", "no such part");
 		*status = 404;
-		respond_error(c, &e, hdr);
+		respond_refused(c, &e, hdr);
 	} else {
 		disposition(disp, sizeof disp, type, name);
 		*status = 200;
@@ -961,7 +964,7 @@ mail_view(struct http *h, struct mg_connection *c, json_t *args, const char *con
 		struct op_error e;
 		op_error_set(&e, 404, "not_found", "ask for /view/ID.html or /view/ID.txt");
 		*status = 404;
-		respond_error(c, &e, hdr);
+		respond_refused(c, &e, hdr);
 		return;
 	}
 	json_t *a = json_pack("{s:s%}", "id", file, fl - (html ? 5 : 4));
@@ -1612,7 +1615,7 @@ ws_plain(struct http *h, struct mg_connection *c, json_t *args, const char *cons
 	(void)args;
 	op_error_set(&e, 426, "upgrade_required", "/ws is a WebSocket: send Upgrade: websocket");
 	*status = 426;
-	respond_error(c, &e, hdr);
+	respond_refused(c, &e, hdr);
 }
 
 /* What a WebSocket connection carries from its upgrade to its close. */

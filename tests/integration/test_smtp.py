@@ -322,6 +322,11 @@ def test_latest_with_a_query_is_the_newest_match(sink):
     for path in ("", "/raw", "/headers"):
         r = requests.get(api + path, params={"query": "subject:nothing"})
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    # Each refusal is logged once, before its answer: a later line closes the count.
+    requests.get(sink.url + "/api/v1/message/none-after-latest")
+    sink.wait_log("path=/api/v1/message/none-after-latest status=404")
+    for path in ("", "/raw", "/headers"):
+        assert sink.log().count("path=/api/v1/message/latest%s status=404" % path) == 1
     some = requests.get(api).json()["ID"]
     r = requests.get(sink.url + "/api/v1/message/" + some, params=q)
     assert r.status_code == 422 and "go with the ID latest" in r.json()["error"]["message"]
@@ -396,6 +401,10 @@ def test_send_api_stores_as_the_sink_does(daemons, tmp):
                               "Filename": "big.bin"}]}, 413, "over the limit")
     refused(None, 400, "malformed JSON", data="{", headers={"Content-Type": "application/json"})
     assert messages(d)["total"] == 1
+    # Each refusal is logged once, before its answer: a later line closes the count.
+    requests.get(d.url + "/api/v1/message/none-after-sends")
+    d.wait_log("path=/api/v1/message/none-after-sends status=404")
+    assert d.log().count("path=/api/v1/send status=") == 10
 
 
 def test_search_read_delete_and_loopback_rule(sink):
