@@ -991,9 +991,14 @@ mime_build(json_t *req, int64_t now, const char *host, struct buf *out, json_t *
 	GDateTime *date = g_date_time_new_from_unix_utc(now / 1000);
 	g_mime_message_set_date(msg, date);
 	g_date_time_unref(date);
-	char *mid = g_mime_utils_generate_message_id(host);
-	g_mime_message_set_message_id(msg, mid);
-	g_free(mid);
+	bool own_id = false;		/* a Message-ID among the Headers is the message's */
+	json_object_foreach(json_object_get(req, "Headers"), k, v)
+		own_id |= strcasecmp(k, "Message-ID") == 0;
+	if (!own_id) {
+		char *mid = g_mime_utils_generate_message_id(host);
+		g_mime_message_set_message_id(msg, mid);
+		g_free(mid);
+	}
 	json_t *tags = json_object_get(req, "Tags");
 	if (json_array_size(tags) > 0) {
 		struct buf t;

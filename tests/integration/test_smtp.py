@@ -359,6 +359,13 @@ def test_send_api_stores_as_the_sink_does(daemons, tmp):
     r = requests.post(d.url + "/api/v1/send", json=req)
     assert r.status_code == 200 and set(r.json()) == {"ID"}, r.text
     mid = r.json()["ID"]
+    # A Message-ID among the Headers is the message's own; else one is made.
+    own = requests.post(d.url + "/api/v1/send", json={
+        "From": {"Email": "shop@example.com"}, "To": [{"Email": "jane@example.com"}],
+        "Subject": "receipt", "Headers": {"message-id": "<r-1@shop.example>"}}).json()["ID"]
+    assert requests.get(d.url + "/api/v1/message/" + own).json()["MessageID"] == "r-1@shop.example"
+    hdrs = requests.get(d.url + "/api/v1/message/%s/headers" % own).json()
+    assert [v for k, v in hdrs.items() if k.lower() == "message-id"] == [["<r-1@shop.example>"]]
     out, _ = waiter.communicate(timeout=30)
     assert waiter.returncode == 0 and json.loads(out)["ID"] == mid   # events, as for SMTP
     full = requests.get(d.url + "/api/v1/message/" + mid).json()
@@ -381,7 +388,7 @@ def test_send_api_stores_as_the_sink_does(daemons, tmp):
     hdrs = requests.get(d.url + "/api/v1/message/%s/headers" % mid).json()
     assert hdrs["X-Order"] == ["A-17"] and hdrs["X-Tags"] == ["billing, march"]
     assert "Bcc" not in hdrs and " with HTTP id %s;" % mid in hdrs["Received"][0]
-    assert requests.get(d.url + "/api/v1/info").json()["RuntimeStats"]["SMTPAccepted"] == 1
+    assert requests.get(d.url + "/api/v1/info").json()["RuntimeStats"]["SMTPAccepted"] == 2
 
     def refused(body, status, words, **kw):
         r = requests.post(d.url + "/api/v1/send", json=body, **kw) if body is not None else \
@@ -400,7 +407,7 @@ def test_send_api_stores_as_the_sink_does(daemons, tmp):
              "Attachments": [{"Content": base64.b64encode(os.urandom(30000)).decode(),
                               "Filename": "big.bin"}]}, 413, "over the limit")
     refused(None, 400, "malformed JSON", data="{", headers={"Content-Type": "application/json"})
-    assert messages(d)["total"] == 1
+    assert messages(d)["total"] == 2
     # Each refusal is logged once, before its answer: a later line closes the count.
     requests.get(d.url + "/api/v1/message/none-after-sends")
     d.wait_log("path=/api/v1/message/none-after-sends status=404")
