@@ -120,10 +120,11 @@ function render(n, fresh) {
 		type: 'button', class: 'title', 'aria-expanded': 'false', 'aria-controls': bodyId,
 		onclick: () => open(n.id),
 	}, n.title || '(no title)');
+	// high and urgent stand out; low and normal go unmarked
+	const loud = n.priority === 'high' || n.priority === 'urgent';
 	li.append(
 		el('div', { class: 'head' }, title,
-			// high and urgent stand out; low and normal go unmarked
-			n.priority === 'high' || n.priority === 'urgent' ? el('span', { class: 'prio ' + n.priority }, n.priority) : null,
+			loud ? el('span', { class: 'prio ' + n.priority }, n.priority) : null,
 			el('span', { class: 'type' }, n.type), timeEl(n.created_at)),
 		el('p', { class: 'body', id: bodyId }, n.body || ''),
 		el('div', { class: 'actions' },
@@ -133,7 +134,7 @@ function render(n, fresh) {
 				n.archived_at ? 'Unarchive' : 'Archive'),
 			n.url ? el('a', { class: 'button', href: n.url, rel: 'noopener noreferrer', target: '_blank', onclick: () => markRead([n.id]) }, 'Open link') : null),
 	);
-	const prio = n.priority === 'high' || n.priority === 'urgent' ? n.priority[0].toUpperCase() + n.priority.slice(1) + ': ' : '';
+	const prio = loud ? n.priority[0].toUpperCase() + n.priority.slice(1) + ': ' : '';
 	title.setAttribute('aria-label', (read ? '' : 'Unread: ') + prio + (n.title || '(no title)'));
 	return li;
 }

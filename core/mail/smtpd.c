@@ -923,6 +923,25 @@ enqueue(struct session ***qtail, struct session *list, struct session **tail)
 	*qtail = tail;
 }
 
+/* The summary of raw for the mailbox API, with the name AUTH gave (Mailpit's Username). */
+static json_t *
+summarize(const struct buf *raw, json_t *rcpts, struct buf *search, const char *user)
+{
+	json_t *sum = mime_summary(raw->data, raw->len, rcpts, search);
+	json_t *u = json_string(user);	/* NULL when it is not UTF-8 */
+	json_object_set_new(sum, "Username", u ? u : json_string(""));
+	return sum;
+}
+
+/* The mailbox's retention rules, for a message stored at now. */
+static void
+keep_rules(struct mail_new *m, const struct config *cfg, int64_t now)
+{
+	m->keep = cfg->mail_max;
+	m->keep_bytes = cfg->mail_max_bytes;
+	m->older_than = cfg->mail_max_age > 0 ? now - cfg->mail_max_age : 0;
+}
+
 /* Parse a message for the mailbox API, off the loop (a big one takes a while). */
 static void
 parse_message(struct session *ss)
@@ -933,9 +952,7 @@ parse_message(struct session *ss)
 	ss->too_deep = !mime_depth_ok(ss->raw.data, ss->raw.len, MIME_MAX_DEPTH);
 	if (ss->too_deep)
 		return;
-	ss->summary = mime_summary(ss->raw.data, ss->raw.len, ss->rcpts, &ss->search);
-	json_t *user = json_string(ss->user);	/* NULL when it is not UTF-8 */
-	json_object_set_new(ss->summary, "Username", user ? user : json_string(""));
+	ss->summary = summarize(&ss->raw, ss->rcpts, &ss->search, ss->user);
 	ss->summary_text = json_dumps(ss->summary, JSON_COMPACT);
 	ss->rcpt_text = json_dumps(ss->rcpts, JSON_COMPACT);
 }
@@ -962,10 +979,8 @@ commit_batch(struct smtpd *sd, struct session **batch, int n)
 			.rcpt_json = ss->rcpt_text, .raw = ss->raw.data, .len = ss->raw.len,
 			.summary_json = ss->summary_text, .summary = ss->summary,
 			.search = ss->search.data ? ss->search.data : "",
-			.keep = sd->cfg->mail_max,
-			.keep_bytes = sd->cfg->mail_max_bytes,
-			.older_than = sd->cfg->mail_max_age > 0 ? now - sd->cfg->mail_max_age : 0,
 		};
+		keep_rules(&m[todo - 1], sd->cfg, now);
 	}
 	bool full = false;
 	if (todo > 0) {
@@ -1394,19 +1409,16 @@ smtpd_store_message(struct app *app, const char *from, json_t *rcpts, const char
 		buf_free(&raw);
 		return why;
 	}
-	json_t *summary = mime_summary(raw.data, raw.len, rcpts, &search);
-	json_t *u = json_string(user ? user : "");
-	json_object_set_new(summary, "Username", u ? u : json_string(""));
+	json_t *summary = summarize(&raw, rcpts, &search, user ? user : "");
 	char *sj = json_dumps(summary, JSON_COMPACT), *rj = json_dumps(rcpts, JSON_COMPACT);
 	int rc = -1;
 	if (sj != NULL && rj != NULL && !search.oom) {
 		struct mail_new m = {
 			.uid = uid, .received_at = now, .from = from, .rcpt_json = rj,
 			.raw = raw.data, .len = raw.len, .summary_json = sj, .summary = summary,
-			.search = search.data ? search.data : "", .keep = cfg->mail_max,
-			.keep_bytes = cfg->mail_max_bytes,
-			.older_than = cfg->mail_max_age > 0 ? now - cfg->mail_max_age : 0,
+			.search = search.data ? search.data : "",
 		};
+		keep_rules(&m, cfg, now);
 		store_mail_insert(app->store, &m, 1, &rc);
 	}
 	if (rc > 0) {
